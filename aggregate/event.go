@@ -1,0 +1,115 @@
+package aggregate
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Event is a domain event as it is appended to and read from a stream: the
+// envelope every store adapter carries. Data and Metadata are JSON.
+type Event struct {
+	// ID is deterministic: a UUIDv5 of source, dedupe key and body hash.
+	ID       string
+	Type     string
+	Data     []byte
+	Metadata []byte
+}
+
+// Event type names are a contract: dotted, past tense, versioned. They are
+// never renamed; a new version is added instead.
+const (
+	// TypeReceiptStageRecorded: a receipt reached a pipeline stage (any of
+	// UPLOADED … SCORED, AWARDED or FAILED). Data: StageRecorded.
+	TypeReceiptStageRecorded = "receipt.stage_recorded.v1"
+	// TypeUserEnrolled: a user enrolled with a provider. Data: UserEnrolled.
+	TypeUserEnrolled = "user.enrolled.v1"
+	// TypeDeliveryQuarantined: a verified delivery the decoder could not
+	// normalize. Data: Quarantined. Stream: quarantine-{source}.
+	TypeDeliveryQuarantined = "delivery.quarantined.v1"
+)
+
+// Stream categories: the part of a stream id before the first "-".
+const (
+	CategoryReceipt    = "receipt"
+	CategoryUser       = "user"
+	CategoryOffer      = "offer"
+	CategoryAccount    = "account"
+	CategoryOrder      = "order"
+	CategoryQuarantine = "quarantine"
+)
+
+// StreamID returns "{category}-{source}.{id}". The source is the configured
+// source name, so ids from two providers never collide.
+func StreamID(category, source, id string) string {
+	return category + "-" + source + "." + id
+}
+
+// QuarantineStream returns the quarantine stream of a source.
+func QuarantineStream(source string) string { return CategoryQuarantine + "-" + source }
+
+// ParseStreamID splits a stream id into category, source and id. The id may
+// itself contain "-" and "."; the source may not contain ".".
+func ParseStreamID(stream string) (category, source, id string, err error) {
+	category, rest, ok := strings.Cut(stream, "-")
+	if !ok || category == "" {
+		return "", "", "", fmt.Errorf("aggregate: parse stream id %q: %w", stream, ErrBadStreamID)
+	}
+	source, id, _ = strings.Cut(rest, ".")
+	if source == "" {
+		return "", "", "", fmt.Errorf("aggregate: parse stream id %q: %w", stream, ErrBadStreamID)
+	}
+	return category, source, id, nil
+}
+
+// Metadata is stored with every event, as JSON.
+type Metadata struct {
+	Source            string    `json:"source"`
+	ProviderEventType string    `json:"provider_event_type,omitempty"`
+	DeliveryID        string    `json:"delivery_id,omitempty"`
+	ReceivedAt        time.Time `json:"received_at"`
+	Scheme            string    `json:"scheme"`
+	KeyID             string    `json:"key_id,omitempty"`
+	BodySHA256        string    `json:"body_sha256"`
+	// DedupeKey identifies an exact re-delivery within the stream.
+	DedupeKey string `json:"dedupe_key"`
+	// SlotKey identifies what a delivery states a fact about (for a receipt,
+	// its stage): two events with one slot and different dedupe keys are a
+	// correction.
+	SlotKey string `json:"slot_key,omitempty"`
+	// Correction is set when Decide found the slot already holding a
+	// different fact (see Decision.Correction).
+	Correction    bool   `json:"correction,omitempty"`
+	CorrelationID string `json:"$correlationId,omitempty"`
+	CausationID   string `json:"$causationId,omitempty"`
+}
+
+// DecodeMetadata parses an event's metadata.
+func DecodeMetadata(e Event) (Metadata, error) {
+	var m Metadata
+	if err := json.Unmarshal(e.Metadata, &m); err != nil {
+		return Metadata{}, fmt.Errorf("aggregate: decode metadata of %s event %s: %w", e.Type, e.ID, err)
+	}
+	return m, nil
+}
+
+// Errors of the domain. Wrapped with the operation's name; match with errors.Is.
+var (
+	// ErrUnknownEvent: a verified delivery of an event type the decoder does
+	// not know. The delivery is quarantined, not dropped.
+	ErrUnknownEvent = errors.New("aggregate: unknown event type")
+	// ErrUnnormalizable: a verified, well-formed JSON delivery whose shape the
+	// decoder cannot normalize (a required field missing or of the wrong
+	// type). The delivery is quarantined, not dropped.
+	ErrUnnormalizable = errors.New("aggregate: delivery cannot be normalized")
+	// ErrConflict: the delivery contradicts a fact its provider already
+	// stated under the same identity, and the provider's policy is to reject
+	// rather than record a correction (Reusely's signed pair).
+	ErrConflict = errors.New("aggregate: conflicting delivery")
+	// ErrBadStreamID: a stream id not of the form category-source.id.
+	ErrBadStreamID = errors.New("aggregate: malformed stream id")
+	// ErrBadEvent: a stored event whose data cannot be decoded.
+	ErrBadEvent = errors.New("aggregate: undecodable event")
+)
