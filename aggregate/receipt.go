@@ -1,0 +1,244 @@
+package aggregate
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/shopspring/decimal"
+)
+
+// Receipt is the receipt aggregate: the set of facts reported about one
+// receipt. Its View is a function of that set only, so every permutation of
+// the same deliveries, with any duplicates, yields the same view.
+//
+// Where one stage was reported with several different bodies (a
+// correction), the view shows one of them chosen by the facts themselves —
+// the latest provider timestamp, then the greatest body hash — rather than
+// the latest by arrival, because arrival order is exactly what must not
+// matter. Every further body is counted as a correction anomaly.
+type Receipt struct {
+	source string
+	id     string
+	// facts by stage, then by body hash.
+	facts map[Stage]map[string]StageRecorded
+}
+
+// NewReceipt returns an empty receipt aggregate.
+func NewReceipt(source, receiptID string) *Receipt {
+	return &Receipt{source: source, id: receiptID, facts: make(map[Stage]map[string]StageRecorded)}
+}
+
+// ID returns the receipt id.
+func (r *Receipt) ID() string { return r.id }
+
+// Add records a fact. It returns false when the fact (same stage, same body
+// hash) was already known: an exact re-delivery. A fact for another receipt
+// or with an invalid stage is an error.
+func (r *Receipt) Add(f StageRecorded) (bool, error) {
+	if f.ReceiptID != r.id || (f.Source != "" && f.Source != r.source) {
+		return false, fmt.Errorf("aggregate: add %s fact of receipt %s/%s to receipt %s/%s: %w", f.Stage, f.Source, f.ReceiptID, r.source, r.id, ErrBadEvent)
+	}
+	if !f.Stage.Valid() {
+		return false, fmt.Errorf("aggregate: add fact to receipt %s: stage %q: %w", r.id, f.Stage, ErrBadEvent)
+	}
+	if f.BodySHA256 == "" {
+		return false, fmt.Errorf("aggregate: add %s fact to receipt %s: no body hash: %w", f.Stage, r.id, ErrBadEvent)
+	}
+	byHash := r.facts[f.Stage]
+	if byHash == nil {
+		byHash = make(map[string]StageRecorded)
+		r.facts[f.Stage] = byHash
+	}
+	if _, ok := byHash[f.BodySHA256]; ok {
+		return false, nil
+	}
+	f.Raw = nil // the view never needs the raw body; the log keeps it
+	byHash[f.BodySHA256] = f
+	return true, nil
+}
+
+// Facts returns every distinct fact, in a canonical order (stage order, then
+// body hash), without raw bodies: the aggregate's state, as a projection may
+// persist it. Adding them to a new Receipt restores the same aggregate.
+func (r *Receipt) Facts() []StageRecorded {
+	var out []StageRecorded
+	for _, s := range Stages {
+		hashes := make([]string, 0, len(r.facts[s]))
+		for h := range r.facts[s] {
+			hashes = append(hashes, h)
+		}
+		slices.Sort(hashes)
+		for _, h := range hashes {
+			out = append(out, r.facts[s][h])
+		}
+	}
+	return out
+}
+
+// chosen returns the fact the view shows for a stage, and how many
+// different facts the stage has.
+func (r *Receipt) chosen(s Stage) (StageRecorded, int, bool) {
+	var best StageRecorded
+	n := 0
+	for _, f := range r.facts[s] {
+		if n == 0 || factAfter(f, best) {
+			best = f
+		}
+		n++
+	}
+	return best, n, n > 0
+}
+
+// factAfter orders two facts of one stage: a later provider timestamp wins;
+// a fact with a timestamp wins over one without; then the greater body hash.
+func factAfter(a, b StageRecorded) bool {
+	switch {
+	case a.OccurredAt != nil && b.OccurredAt == nil:
+		return true
+	case a.OccurredAt == nil && b.OccurredAt != nil:
+		return false
+	case a.OccurredAt != nil && !a.OccurredAt.Equal(*b.OccurredAt):
+		return a.OccurredAt.After(*b.OccurredAt)
+	}
+	return a.BodySHA256 > b.BodySHA256
+}
+
+// View resolves the facts into the receipt's state.
+func (r *Receipt) View() ReceiptView {
+	v := ReceiptView{
+		ReceiptID:    r.id,
+		Source:       r.source,
+		Status:       StatusInProgress,
+		Points:       decimal.Zero,
+		BonusPoints:  decimal.Zero,
+		HealthPoints: decimal.Zero,
+		CO2e:         decimal.Zero,
+		Stages:       make([]StageView, 0, len(Stages)),
+	}
+	for _, s := range Stages {
+		f, n, ok := r.chosen(s)
+		sv := StageView{Stage: s, Reported: ok}
+		if ok {
+			sv.OccurredAt = cloneTime(f.OccurredAt)
+			sv.Corrections = n - 1
+			if n > 1 {
+				v.Anomalies = append(v.Anomalies, Anomaly{Kind: AnomalyCorrection, Detail: correctionDetail(s, r.facts[s])})
+			}
+		}
+		v.Stages = append(v.Stages, sv)
+	}
+
+	awarded, _, hasAward := r.chosen(StageAwarded)
+	failed, _, hasFailure := r.chosen(StageFailed)
+	switch {
+	case hasAward:
+		v.Status = StatusCompleted
+	case hasFailure:
+		v.Status = StatusFailed
+	}
+	if hasAward && hasFailure {
+		v.Anomalies = append(v.Anomalies, Anomaly{
+			Kind:   AnomalyConflictingTerminals,
+			Detail: "both AWARDED and FAILED were reported; the receipt counts as COMPLETED because its points were credited",
+		})
+	}
+	if hasAward && awarded.Award != nil {
+		a := awarded.Award
+		v.Points, v.BonusPoints, v.HealthPoints, v.CO2e = a.Points, a.BonusPoints, a.HealthPoints, a.CO2e
+		v.GreenProducts = a.GreenProducts
+		v.TransactionID = a.TransactionID
+	}
+	if hasFailure && failed.Failure != nil {
+		fl := *failed.Failure
+		v.Failure = &fl
+	}
+	for _, f := range r.facts[StageAwarded] {
+		if f.Award != nil && f.Award.Snapshot != nil && (v.Snapshot == nil || f.Award.Snapshot.Newer(*v.Snapshot)) {
+			s := *f.Award.Snapshot
+			v.Snapshot = &s
+		}
+	}
+
+	// Merchant details: from the latest pipeline stage that states them.
+	for _, s := range []Stage{StageScored, StageValidated, StageEnriched, StageExtracted, StageUploaded} {
+		f, _, ok := r.chosen(s)
+		if !ok {
+			continue
+		}
+		if v.Merchant == "" && f.Merchant != "" {
+			v.Merchant = f.Merchant
+		}
+		if v.Currency == "" && f.Currency != "" {
+			v.Currency = f.Currency
+		}
+		if v.Amount == nil && f.Amount != nil {
+			a := *f.Amount
+			v.Amount = &a
+		}
+	}
+
+	v.UserID, v.UserIDs = r.user()
+	if len(v.UserIDs) > 1 {
+		v.Anomalies = append(v.Anomalies, Anomaly{
+			Kind:   AnomalyUserMismatch,
+			Detail: fmt.Sprintf("events name different users: %s; shown as %s", strings.Join(v.UserIDs, ", "), v.UserID),
+		})
+	}
+	return v
+}
+
+// user picks the receipt's user: the chosen AWARDED fact's, else the chosen
+// UPLOADED fact's, else the first stage in pipeline order that names one.
+// It also returns every user id any fact names, sorted.
+func (r *Receipt) user() (string, []string) {
+	seen := map[string]bool{}
+	for _, byHash := range r.facts {
+		for _, f := range byHash {
+			if f.UserID != "" {
+				seen[f.UserID] = true
+			}
+		}
+	}
+	all := make([]string, 0, len(seen))
+	for u := range seen {
+		all = append(all, u)
+	}
+	slices.Sort(all)
+	order := append([]Stage{StageAwarded, StageUploaded}, Stages...)
+	for _, s := range order {
+		if f, _, ok := r.chosen(s); ok && f.UserID != "" {
+			return f.UserID, all
+		}
+	}
+	// The chosen facts name no user, but a correction might.
+	if len(all) > 0 {
+		return all[0], all
+	}
+	return "", all
+}
+
+func correctionDetail(s Stage, byHash map[string]StageRecorded) string {
+	if s == StageAwarded {
+		var txs []string
+		for _, f := range byHash {
+			if f.Award != nil && f.Award.TransactionID != "" && !slices.Contains(txs, f.Award.TransactionID) {
+				txs = append(txs, f.Award.TransactionID)
+			}
+		}
+		slices.Sort(txs)
+		if len(txs) > 1 {
+			return fmt.Sprintf("AWARDED reported %d times with different bodies (transactions %s); credited once", len(byHash), strings.Join(txs, ", "))
+		}
+	}
+	return fmt.Sprintf("%s reported with %d different bodies", s, len(byHash))
+}
+
+func cloneTime(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	c := *t
+	return &c
+}
