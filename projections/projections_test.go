@@ -147,7 +147,7 @@ func TestOwnerChangeMovesContribution(t *testing.T) {
 	db := openDB(t)
 	var l log
 	l.stage("r1", "u2", aggregate.StageExtracted, "a") // names u2 first
-	l.award("r1", "u1", "5", "b", nil)                   // the award names u1: u1 owns it
+	l.award("r1", "u1", "5", "b", nil)                 // the award names u1: u1 owns it
 	if err := db.Apply(l.events); err != nil {
 		t.Fatal(err)
 	}
