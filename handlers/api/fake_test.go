@@ -1,0 +1,268 @@
+package api_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/shopspring/decimal"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+
+	"github.com/receiptd/receiptd/aggregate"
+	receiptdv1 "github.com/receiptd/receiptd/gen/go/receiptd/v1"
+	"github.com/receiptd/receiptd/handlers/api"
+	"github.com/receiptd/receiptd/projections"
+)
+
+// fakeReader is the test double of api.Reader: views keyed by source and
+// id, canned errors, and a record of the calls the service made.
+type fakeReader struct {
+	mu sync.Mutex
+
+	receipts map[string]aggregate.ReceiptView   // source + "/" + receipt id
+	lists    map[string][]aggregate.ReceiptView // source + "/" + user id
+	balances map[string]projections.Balance     // source + "/" + user id
+	// validToken is the only page token UserReceipts accepts; it returns
+	// the second half of the list.
+	validToken string
+
+	// err, if set, is returned by every read.
+	err error
+	// waitErr, if set, is returned by WaitFor; with blockWait, WaitFor
+	// instead blocks until its context is done and returns ctx.Err().
+	waitErr   error
+	blockWait bool
+
+	calls []string // "Receipt reewild r1", "WaitFor 42", …
+	// reads are the (source, id) pairs the reads asked for, and pageSizes
+	// the page sizes UserReceipts got.
+	reads     [][2]string
+	pageSizes []int
+}
+
+func newFakeReader() *fakeReader {
+	return &fakeReader{
+		receipts:   map[string]aggregate.ReceiptView{},
+		lists:      map[string][]aggregate.ReceiptView{},
+		balances:   map[string]projections.Balance{},
+		validToken: "page-2",
+	}
+}
+
+// Set changes the fake under its lock: tests configure it while the server
+// runs.
+func (f *fakeReader) Set(change func(f *fakeReader)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	change(f)
+}
+
+// record appends a call; f.mu must be held.
+func (f *fakeReader) record(format string, args ...any) {
+	f.calls = append(f.calls, fmt.Sprintf(format, args...))
+}
+
+// Calls returns the calls made so far.
+func (f *fakeReader) Calls() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.calls...)
+}
+
+func (f *fakeReader) Receipt(ctx context.Context, source, receiptID string) (aggregate.ReceiptView, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("Receipt %s %s", source, receiptID)
+	f.reads = append(f.reads, [2]string{source, receiptID})
+	if f.err != nil {
+		return aggregate.ReceiptView{}, f.err
+	}
+	v, ok := f.receipts[source+"/"+receiptID]
+	if !ok {
+		return aggregate.ReceiptView{}, fmt.Errorf("fake: receipt %s/%s: %w", source, receiptID, projections.ErrNotFound)
+	}
+	return v, nil
+}
+
+func (f *fakeReader) UserReceipts(ctx context.Context, source, userID string, pageSize int, pageToken string) ([]aggregate.ReceiptView, string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("UserReceipts %s %s %d %q", source, userID, pageSize, pageToken)
+	f.reads = append(f.reads, [2]string{source, userID})
+	f.pageSizes = append(f.pageSizes, pageSize)
+	if f.err != nil {
+		return nil, "", f.err
+	}
+	all, ok := f.lists[source+"/"+userID]
+	if !ok {
+		return nil, "", fmt.Errorf("fake: user %s/%s: %w", source, userID, projections.ErrNotFound)
+	}
+	switch pageToken {
+	case "":
+		if len(all) > pageSize {
+			return all[:pageSize], f.validToken, nil
+		}
+		return all, "", nil
+	case f.validToken:
+		return all[min(pageSize, len(all)):], "", nil
+	default:
+		return nil, "", fmt.Errorf("fake: decode page token: %w", projections.ErrBadPageToken)
+	}
+}
+
+func (f *fakeReader) Balance(ctx context.Context, source, userID string) (projections.Balance, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("Balance %s %s", source, userID)
+	f.reads = append(f.reads, [2]string{source, userID})
+	if f.err != nil {
+		return projections.Balance{}, f.err
+	}
+	b, ok := f.balances[source+"/"+userID]
+	if !ok {
+		return projections.Balance{}, fmt.Errorf("fake: balance %s/%s: %w", source, userID, projections.ErrNotFound)
+	}
+	return b, nil
+}
+
+func (f *fakeReader) WaitFor(ctx context.Context, position uint64) error {
+	f.mu.Lock()
+	f.record("WaitFor %d", position)
+	block, err := f.blockWait, f.waitErr
+	f.mu.Unlock()
+	if block {
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	return err
+}
+
+func dec(s string) decimal.Decimal { return decimal.RequireFromString(s) }
+
+// completedReceipt is an awarded Reewild receipt whose EXTRACTED stage was
+// corrected once and whose ENRICHED stage was never reported.
+func completedReceipt() aggregate.ReceiptView {
+	at := time.Date(2025, 3, 1, 12, 30, 0, 0, time.UTC)
+	amount := dec("23.40")
+	return aggregate.ReceiptView{
+		ReceiptID:     "fb2c91",
+		Source:        "reewild",
+		UserID:        "027KO2",
+		Status:        aggregate.StatusCompleted,
+		Points:        dec("1656.54"),
+		BonusPoints:   dec("100"),
+		HealthPoints:  dec("12.5"),
+		CO2e:          dec("3.217"),
+		GreenProducts: 4,
+		TransactionID: "tx-77",
+		Merchant:      "Tesco",
+		Currency:      "GBP",
+		Amount:        &amount,
+		Stages: []aggregate.StageView{
+			{Stage: aggregate.StageUploaded, Reported: true, OccurredAt: &at},
+			{Stage: aggregate.StageExtracted, Reported: true, OccurredAt: &at, Corrections: 1},
+			{Stage: aggregate.StageEnriched},
+			{Stage: aggregate.StageValidated, Reported: true},
+			{Stage: aggregate.StageScored, Reported: true},
+			{Stage: aggregate.StageAwarded, Reported: true, OccurredAt: &at},
+			{Stage: aggregate.StageFailed},
+		},
+		Anomalies: []aggregate.Anomaly{{Kind: aggregate.AnomalyCorrection, Detail: "EXTRACTED reported with 2 different bodies"}},
+		UserIDs:   []string{"027KO2"},
+	}
+}
+
+// failedReceipt is a failed receipt with no award, in source reap.
+func failedReceipt() aggregate.ReceiptView {
+	v := aggregate.ReceiptView{
+		ReceiptID: "r-fail",
+		Source:    "reap",
+		UserID:    "u9",
+		Status:    aggregate.StatusFailed,
+		Failure:   &aggregate.Failure{Code: 5, Name: "FAILED_VALIDATE", Message: "total mismatch"},
+	}
+	for _, s := range aggregate.Stages {
+		v.Stages = append(v.Stages, aggregate.StageView{Stage: s, Reported: s == aggregate.StageUploaded || s == aggregate.StageFailed})
+	}
+	return v
+}
+
+// testEnv is a real gRPC server on a loopback listener serving the
+// ReceiptService over a fakeReader, a client connection to it, and the REST
+// gateway over that connection on an httptest server.
+type testEnv struct {
+	reader *fakeReader
+	client receiptdv1.ReceiptServiceClient
+	rest   *httptest.Server
+
+	mu     sync.Mutex
+	lastMD metadata.MD // incoming metadata of the last call
+}
+
+// LastMD returns the incoming metadata of the last gRPC call the server
+// handled.
+func (e *testEnv) LastMD() metadata.MD {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.lastMD.Copy()
+}
+
+func newTestEnv(t *testing.T, opts ...api.Option) *testEnv {
+	t.Helper()
+	env := &testEnv{reader: newFakeReader()}
+	svc, err := api.NewReceiptService(env.reader, []string{"reewild", "reap"}, opts...)
+	if err != nil {
+		t.Fatalf("NewReceiptService: %v", err)
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("listen: %v", err)
+	}
+	// The interceptor stands in for cmd/receiptd's access interceptor: it
+	// records what reached the server, so tests can check that REST calls
+	// pass through it.
+	record := func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		md, _ := metadata.FromIncomingContext(ctx)
+		env.mu.Lock()
+		env.lastMD = md
+		env.mu.Unlock()
+		return handler(ctx, req)
+	}
+	srv := grpc.NewServer(grpc.UnaryInterceptor(record))
+	receiptdv1.RegisterReceiptServiceServer(srv, svc)
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(lis) }()
+	t.Cleanup(func() {
+		srv.GracefulStop()
+		if err := <-served; err != nil {
+			t.Errorf("grpc Serve: %v", err)
+		}
+	})
+
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatalf("grpc.NewClient: %v", err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	env.client = receiptdv1.NewReceiptServiceClient(conn)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	gw, err := api.NewGateway(ctx, conn)
+	if err != nil {
+		t.Fatalf("NewGateway: %v", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/v1/", gw)
+	mux.Handle("/openapi.json", api.OpenAPIHandler())
+	env.rest = httptest.NewServer(mux)
+	t.Cleanup(env.rest.Close)
+	return env
+}

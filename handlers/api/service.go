@@ -1,0 +1,258 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/receiptd/receiptd/aggregate"
+	receiptdv1 "github.com/receiptd/receiptd/gen/go/receiptd/v1"
+	"github.com/receiptd/receiptd/projections"
+)
+
+// Reader is the read side the API serves from (implemented by projections).
+type Reader interface {
+	Receipt(ctx context.Context, source, receiptID string) (aggregate.ReceiptView, error)
+	UserReceipts(ctx context.Context, source, userID string, pageSize int, pageToken string) (views []aggregate.ReceiptView, nextPageToken string, err error)
+	Balance(ctx context.Context, source, userID string) (projections.Balance, error)
+	// WaitFor blocks until the read models have applied the event at the given
+	// commit position (bounded by ctx), returning projections.ErrBehind on timeout.
+	WaitFor(ctx context.Context, position uint64) error
+}
+
+// Limits and defaults of requests.
+const (
+	// DefaultPageSize is the page size of ListUserReceipts when the request
+	// gives none.
+	DefaultPageSize = 50
+	// MaxPageSize is the largest page ListUserReceipts returns; larger
+	// requested sizes are lowered to it.
+	MaxPageSize = 500
+	// DefaultMaxWait bounds the wait for min_position unless WithMaxWait
+	// says otherwise.
+	DefaultMaxWait = 2 * time.Second
+	// MaxIDLength is the longest receipt or user id a request may carry, in
+	// bytes.
+	MaxIDLength = 256
+)
+
+// Option configures a ReceiptService.
+type Option func(*ReceiptService)
+
+// WithMaxWait bounds how long a request with min_position waits for the
+// read models to apply that position before it is answered UNAVAILABLE
+// (DefaultMaxWait if not given). The caller's deadline still applies when it
+// is shorter. d must be positive.
+func WithMaxWait(d time.Duration) Option {
+	return func(s *ReceiptService) { s.maxWait = d }
+}
+
+// WithLogger sets the logger internal errors are logged to (slog.Default()
+// if not given).
+func WithLogger(l *slog.Logger) Option {
+	return func(s *ReceiptService) { s.log = l }
+}
+
+// ReceiptService implements receiptdv1.ReceiptServiceServer over a Reader.
+// Register it with receiptdv1.RegisterReceiptServiceServer. It is safe for
+// concurrent use.
+type ReceiptService struct {
+	// Embedding the Unsafe interface instead of
+	// UnimplementedReceiptServiceServer makes a new RPC in the proto a
+	// compile error here rather than a silent UNIMPLEMENTED at run time.
+	receiptdv1.UnsafeReceiptServiceServer
+
+	reader  Reader
+	sources []string // sources[0] is the default
+	maxWait time.Duration
+	log     *slog.Logger
+}
+
+var _ receiptdv1.ReceiptServiceServer = (*ReceiptService)(nil)
+
+// NewReceiptService returns the ReceiptService serving r for the configured
+// sources; the first source is the default a request with no source gets.
+func NewReceiptService(r Reader, sources []string, opts ...Option) (*ReceiptService, error) {
+	if r == nil {
+		return nil, errors.New("api: new receipt service: nil Reader")
+	}
+	if len(sources) == 0 {
+		return nil, errors.New("api: new receipt service: no sources configured")
+	}
+	seen := make(map[string]bool, len(sources))
+	for _, src := range sources {
+		if src == "" {
+			return nil, errors.New("api: new receipt service: empty source name")
+		}
+		if seen[src] {
+			return nil, fmt.Errorf("api: new receipt service: source %q configured twice", src)
+		}
+		seen[src] = true
+	}
+	s := &ReceiptService{
+		reader:  r,
+		sources: append([]string(nil), sources...),
+		maxWait: DefaultMaxWait,
+		log:     slog.Default(),
+	}
+	for _, o := range opts {
+		o(s)
+	}
+	if s.maxWait <= 0 {
+		return nil, fmt.Errorf("api: new receipt service: max wait %v is not positive", s.maxWait)
+	}
+	if s.log == nil {
+		return nil, errors.New("api: new receipt service: nil logger")
+	}
+	return s, nil
+}
+
+// GetReceipt implements receiptdv1.ReceiptServiceServer.
+func (s *ReceiptService) GetReceipt(ctx context.Context, req *receiptdv1.GetReceiptRequest) (*receiptdv1.Receipt, error) {
+	const op = "GetReceipt"
+	if err := validateID(op, "receipt_id", req.GetReceiptId()); err != nil {
+		return nil, err
+	}
+	source, err := s.source(op, req.GetSource())
+	if err != nil {
+		return nil, err
+	}
+	subject := fmt.Sprintf("receipt %q of source %q", req.GetReceiptId(), source)
+	if err := s.waitFor(ctx, req.GetMinPosition()); err != nil {
+		return nil, toStatus(ctx, s.log, op, subject, err)
+	}
+	v, err := s.reader.Receipt(ctx, source, req.GetReceiptId())
+	if err != nil {
+		return nil, toStatus(ctx, s.log, op, subject, err)
+	}
+	r, err := receiptToProto(v)
+	if err != nil {
+		return nil, toStatus(ctx, s.log, op, subject, err)
+	}
+	return r, nil
+}
+
+// ListUserReceipts implements receiptdv1.ReceiptServiceServer.
+func (s *ReceiptService) ListUserReceipts(ctx context.Context, req *receiptdv1.ListUserReceiptsRequest) (*receiptdv1.ListUserReceiptsResponse, error) {
+	const op = "ListUserReceipts"
+	if err := validateID(op, "user_id", req.GetUserId()); err != nil {
+		return nil, err
+	}
+	source, err := s.source(op, req.GetSource())
+	if err != nil {
+		return nil, err
+	}
+	size, err := resolvePageSize(op, req.GetPageSize())
+	if err != nil {
+		return nil, err
+	}
+	subject := fmt.Sprintf("receipts of user %q of source %q", req.GetUserId(), source)
+	if err := s.waitFor(ctx, req.GetMinPosition()); err != nil {
+		return nil, toStatus(ctx, s.log, op, subject, err)
+	}
+	views, next, err := s.reader.UserReceipts(ctx, source, req.GetUserId(), size, req.GetPageToken())
+	if err != nil {
+		return nil, toStatus(ctx, s.log, op, subject, err)
+	}
+	resp := &receiptdv1.ListUserReceiptsResponse{
+		Receipts:      make([]*receiptdv1.Receipt, 0, len(views)),
+		NextPageToken: next,
+	}
+	for _, v := range views {
+		r, err := receiptToProto(v)
+		if err != nil {
+			return nil, toStatus(ctx, s.log, op, subject, err)
+		}
+		resp.Receipts = append(resp.Receipts, r)
+	}
+	return resp, nil
+}
+
+// GetBalance implements receiptdv1.ReceiptServiceServer.
+func (s *ReceiptService) GetBalance(ctx context.Context, req *receiptdv1.GetBalanceRequest) (*receiptdv1.Balance, error) {
+	const op = "GetBalance"
+	if err := validateID(op, "user_id", req.GetUserId()); err != nil {
+		return nil, err
+	}
+	source, err := s.source(op, req.GetSource())
+	if err != nil {
+		return nil, err
+	}
+	subject := fmt.Sprintf("balance of user %q of source %q", req.GetUserId(), source)
+	if err := s.waitFor(ctx, req.GetMinPosition()); err != nil {
+		return nil, toStatus(ctx, s.log, op, subject, err)
+	}
+	b, err := s.reader.Balance(ctx, source, req.GetUserId())
+	if err != nil {
+		return nil, toStatus(ctx, s.log, op, subject, err)
+	}
+	out, err := balanceToProto(b)
+	if err != nil {
+		return nil, toStatus(ctx, s.log, op, subject, err)
+	}
+	return out, nil
+}
+
+// source resolves a request's source: empty is the default, an unknown one
+// is NOT_FOUND.
+func (s *ReceiptService) source(op, requested string) (string, error) {
+	if requested == "" {
+		return s.sources[0], nil
+	}
+	for _, src := range s.sources {
+		if src == requested {
+			return src, nil
+		}
+	}
+	return "", status.Errorf(codes.NotFound, "%s: unknown source %q", op, requested)
+}
+
+// waitFor waits, at most s.maxWait, for the read models to apply position.
+// Zero means the caller does not need to read its own write. The bounded
+// wait running out is projections.ErrBehind whatever the Reader returned
+// for it; the caller's own deadline or cancellation is reported as such.
+func (s *ReceiptService) waitFor(ctx context.Context, position uint64) error {
+	if position == 0 {
+		return nil
+	}
+	wctx, cancel := context.WithTimeout(ctx, s.maxWait)
+	defer cancel()
+	err := s.reader.WaitFor(wctx, position)
+	if err == nil {
+		return nil
+	}
+	if cerr := ctx.Err(); cerr != nil {
+		return fmt.Errorf("wait for position %d: %w", position, cerr)
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("wait for position %d: %w", position, projections.ErrBehind)
+	}
+	return fmt.Errorf("wait for position %d: %w", position, err)
+}
+
+func validateID(op, field, id string) error {
+	switch {
+	case id == "":
+		return status.Errorf(codes.InvalidArgument, "%s: %s is required", op, field)
+	case len(id) > MaxIDLength:
+		return status.Errorf(codes.InvalidArgument, "%s: %s is longer than %d bytes", op, field, MaxIDLength)
+	}
+	return nil
+}
+
+func resolvePageSize(op string, requested int32) (int, error) {
+	switch {
+	case requested < 0:
+		return 0, status.Errorf(codes.InvalidArgument, "%s: page_size %d is negative", op, requested)
+	case requested == 0:
+		return DefaultPageSize, nil
+	case requested > MaxPageSize:
+		return MaxPageSize, nil
+	}
+	return int(requested), nil
+}
