@@ -1,0 +1,83 @@
+// Package webhook is receiptd's HTTP ingest: POST /webhooks/{source}. It owns
+// everything about a delivery that is the same for every provider — limiting
+// and reading the body, the order of checks, deciding the delivery against
+// its stream, the durable append, the answer, the metrics and the log line —
+// and delegates what differs (verification and normalization) to a Provider,
+// one per configured source, implemented in a subpackage per scheme
+// (handlers/webhook/reewild, …).
+//
+// # Basics
+//
+// Build one Handler over the event store and the configured providers, and
+// mount it:
+//
+//	h, err := webhook.New(store, []webhook.Provider{reewildProvider}, webhook.Options{
+//		Logger:  logger,
+//		Metrics: webhook.NewMetrics(registry),
+//	})
+//	…
+//	h.Register(mux) // mux.Handle(webhook.Pattern, h)
+//
+// Each delivery goes through these steps, in this order; the first that
+// fails answers:
+//
+//	unknown {source}                                  404
+//	method other than POST                            405 (Allow: POST)
+//	Content-Type not application/json or              415
+//	  application/*+json (parameters allowed)
+//	body over Options.MaxBodyBytes                    413
+//	Provider.Verify on the raw bytes fails            401, no detail, nothing stored
+//	body is not JSON at all                           400, nothing stored
+//	Provider.Normalize fails (unknown event type,     200 {"status":"quarantined"}, appended once
+//	  shape it cannot normalize)                        per body hash to quarantine-{source}
+//	aggregate.Decide: duplicate                       200 {"status":"duplicate"}, nothing appended
+//	aggregate.Decide: conflict (Reject policy)        409, nothing stored
+//	append durable                                    200 {"status":"accepted","position":"…"}
+//	store unavailable, closed, past the deadline,     503 + Retry-After, never 200
+//	  or still contended after MaxAttempts
+//	anything else (a stored event it cannot decode,   500, never 200
+//	  a store error outside its contract)
+//
+// Bodies are JSON: {"status":…,"position":…} for a 200, {"error":…} with a
+// fixed message per status otherwise (a 401 says only "unauthenticated").
+// Each delivery is counted in Metrics and logged as one line (accepted
+// and duplicate ones at debug level).
+//
+// Every 200 carries the Receiptd-Position header: the global position of the
+// event the delivery is recorded as (for a duplicate, of the one recorded
+// before). A 200 is only ever written after Store.Append returned nil, that
+// is after the event is durable.
+//
+// The event appended has a deterministic id (EventID), the normalized fact
+// as JSON data, and aggregate.Metadata: source, provider event type,
+// delivery id, received_at, verification scheme and key id, body SHA-256,
+// dedupe and slot keys, the correction flag, and $correlationId and
+// $causationId (both the event id: a webhook starts its own causal chain).
+//
+// # Caveats
+//
+// The read-decide-append runs under Options.StoreDeadline on a context that
+// a client disconnect does not cancel: an append is finished, or fails by
+// its deadline, rather than cut short. The Store must honor the context's
+// deadline, as its contract requires.
+//
+// Decide reads the whole stream of the fact; entity streams are short. The
+// quarantine stream of a source is one stream read in full for each
+// quarantined delivery: quarantine is meant to stay rare.
+//
+// The body is read once into a pooled buffer and hashed once; a Provider
+// decodes only the fields it needs, once, and that decoding is also what
+// checks the body is JSON (json.Valid runs only when Normalize fails, to
+// tell 400 from quarantine). The buffer is reused after the answer, so
+// nothing may keep it (Provider.Normalize).
+//
+// Log lines never carry a secret, a signature header or an Authorization
+// header: only the source, outcome, status, body SHA-256, event type,
+// stream, position, the error (whose text providers keep free of secrets)
+// and the remote address.
+//
+// This package may import aggregate and eventstore (the Store interface,
+// never an adapter such as eventstore/bolt or eventstore/esdb), the
+// Prometheus client and uuid. It never imports projections, handlers/api,
+// gen, cmd, or a provider subpackage: providers import it.
+package webhook

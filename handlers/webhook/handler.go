@@ -1,0 +1,557 @@
+package webhook
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/receiptd/receiptd/aggregate"
+	"github.com/receiptd/receiptd/eventstore"
+)
+
+// Pattern is the net/http.ServeMux pattern the Handler serves. It names no
+// method: the Handler answers 404 for an unknown source before 405 for a
+// method other than POST.
+const Pattern = "/webhooks/{source}"
+
+// PositionHeader carries, on every 200, the global position of the event the
+// delivery is recorded as (for a duplicate, the event recorded before). A
+// client passes it as min_position to read its own write.
+const PositionHeader = "Receiptd-Position"
+
+// Defaults of Options.
+const (
+	DefaultMaxBodyBytes  int64 = 1 << 20
+	DefaultStoreDeadline       = 3 * time.Second
+	DefaultRetryAfter          = 5 * time.Second
+	DefaultMaxAttempts         = 5
+)
+
+// Options tune a Handler. The zero value is usable.
+type Options struct {
+	// MaxBodyBytes bounds a delivery's body; a larger one is answered 413.
+	// Default DefaultMaxBodyBytes (1 MiB).
+	MaxBodyBytes int64
+	// StoreDeadline bounds reading the stream, deciding and appending, so
+	// that the answer comes well inside the providers' 5 s. Past it the
+	// delivery is answered 503. Default DefaultStoreDeadline (3 s).
+	StoreDeadline time.Duration
+	// RetryAfter is sent (in whole seconds, at least 1) with every 503.
+	// Default DefaultRetryAfter (5 s).
+	RetryAfter time.Duration
+	// MaxAttempts bounds the read-decide-append attempts when a concurrent
+	// writer moved the stream (eventstore.ErrWrongRevision); after the last
+	// one the delivery is answered 503. Default DefaultMaxAttempts (5).
+	MaxAttempts int
+	// Logger receives one line per refused or failed delivery (and, at
+	// debug level, per accepted one). Default slog.Default().
+	Logger *slog.Logger
+	// Metrics, if not nil, counts deliveries and times them.
+	Metrics *Metrics
+	// Clock stamps received_at. Default time.Now.
+	Clock func() time.Time
+}
+
+// Handler is the generic ingest endpoint, POST /webhooks/{source}. For each
+// delivery it limits and reads the body once, has the source's Provider
+// verify it on the raw bytes and normalize it, decides it against the events
+// already in its stream and appends it, answering 200 only once the append
+// is durable. See the package documentation for the statuses.
+type Handler struct {
+	store       eventstore.Store
+	sources     map[string]*source
+	maxBody     int64
+	deadline    time.Duration
+	retryAfter  string
+	maxAttempts int
+	log         *slog.Logger
+	clock       func() time.Time
+	unknown     prometheus.Counter // nil without metrics
+	bufs        sync.Pool          // of *bytes.Buffer
+}
+
+// source is one configured source.
+type source struct {
+	name     string
+	provider Provider
+	metrics  *sourceMetrics // nil without metrics
+}
+
+// New returns a Handler appending to store the deliveries of providers, one
+// per configured source, keyed by Provider.Source. With no providers every
+// delivery is answered 404 (a server run without sources still starts). It
+// fails if store is nil, a provider is nil, a source name is invalid or given
+// twice, or an option is negative.
+func New(store eventstore.Store, providers []Provider, opts Options) (*Handler, error) {
+	if store == nil {
+		return nil, errors.New("webhook: new handler: nil store")
+	}
+	if opts.MaxBodyBytes < 0 || opts.StoreDeadline < 0 || opts.RetryAfter < 0 || opts.MaxAttempts < 0 {
+		return nil, fmt.Errorf("webhook: new handler: negative option in %+v", opts)
+	}
+	h := &Handler{
+		store:       store,
+		sources:     make(map[string]*source, len(providers)),
+		maxBody:     cmp.Or(opts.MaxBodyBytes, DefaultMaxBodyBytes),
+		deadline:    cmp.Or(opts.StoreDeadline, DefaultStoreDeadline),
+		maxAttempts: cmp.Or(opts.MaxAttempts, DefaultMaxAttempts),
+		log:         opts.Logger,
+		clock:       opts.Clock,
+		unknown:     opts.Metrics.unknownSource(),
+	}
+	retryAfter := cmp.Or(opts.RetryAfter, DefaultRetryAfter)
+	h.retryAfter = strconv.FormatInt(max(1, int64(math.Ceil(retryAfter.Seconds()))), 10)
+	if h.log == nil {
+		h.log = slog.Default()
+	}
+	if h.clock == nil {
+		h.clock = time.Now
+	}
+	for i, p := range providers {
+		if p == nil {
+			return nil, fmt.Errorf("webhook: new handler: provider %d is nil", i)
+		}
+		name := p.Source()
+		if err := CheckSourceName(name); err != nil {
+			return nil, fmt.Errorf("webhook: new handler: %s provider %d: %w", p.Kind(), i, err)
+		}
+		if _, dup := h.sources[name]; dup {
+			return nil, fmt.Errorf("webhook: new handler: source %q configured twice", name)
+		}
+		h.sources[name] = &source{name: name, provider: p, metrics: opts.Metrics.forSource(name)}
+	}
+	return h, nil
+}
+
+// Register mounts h on mux at Pattern.
+func (h *Handler) Register(mux *http.ServeMux) { mux.Handle(Pattern, h) }
+
+// result is what became of one delivery, for the answer, the metrics and the
+// log line.
+type result struct {
+	outcome   outcome
+	position  eventstore.Position // of the recorded event, for a 200
+	bodySHA   string
+	eventType string
+	stream    string
+	// correction: the event was appended as a correction of its slot.
+	correction bool
+	// quarantineDuplicate: the quarantined body was already quarantined.
+	quarantineDuplicate bool
+	err                 error
+}
+
+// ServeHTTP handles one delivery. It must be reached through Pattern (or any
+// pattern with a {source} wildcard), which sets r.PathValue("source").
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	name := r.PathValue("source")
+	src, ok := h.sources[name]
+	if !ok {
+		h.finish(w, r, nil, name, result{outcome: outcomeUnknownSource}, start)
+		return
+	}
+	h.finish(w, r, src, name, h.ingest(w, r, src), start)
+}
+
+// ingest runs one delivery to a configured source through every step up to
+// its outcome. The steps, and so the statuses, are in the order of the
+// external contract: 405, 415, 413, 401, 400, then quarantine or
+// decide-and-append.
+func (h *Handler) ingest(w http.ResponseWriter, r *http.Request, src *source) result {
+	if r.Method != http.MethodPost {
+		return result{outcome: outcomeMethodNotAllowed}
+	}
+	if ct := r.Header.Get("Content-Type"); !isJSONMediaType(ct) {
+		return result{outcome: outcomeUnsupportedMediaType, err: fmt.Errorf("content type %.64q", ct)}
+	}
+	if r.ContentLength > h.maxBody {
+		return result{outcome: outcomeTooLarge, err: fmt.Errorf("declared length %d exceeds %d bytes", r.ContentLength, h.maxBody)}
+	}
+	receivedAt := h.clock().UTC()
+
+	buf := h.getBuffer()
+	defer h.putBuffer(buf)
+	if err := h.readBody(w, r, buf); err != nil {
+		if tooLarge := (*http.MaxBytesError)(nil); errors.As(err, &tooLarge) {
+			return result{outcome: outcomeTooLarge, err: err}
+		}
+		return result{outcome: outcomeMalformed, err: err}
+	}
+	body := buf.Bytes()
+	sum := sha256.Sum256(body)
+	res := result{bodySHA: hex.EncodeToString(sum[:])}
+
+	v, err := src.provider.Verify(r, body, receivedAt)
+	if err != nil {
+		res.outcome, res.err = outcomeBadSignature, err
+		return res
+	}
+
+	// Normalize decodes the body, which checks it is JSON along the way: a
+	// separate json.Valid pass is only needed to tell a body that is not
+	// JSON at all (400) from one Normalize cannot map (quarantined).
+	d := Delivery{Body: body, BodySHA256: res.bodySHA, ReceivedAt: receivedAt, Verification: v}
+	n, err := src.provider.Normalize(d)
+	if err != nil && !json.Valid(body) {
+		res.outcome, res.err = outcomeMalformed, errors.New("body is not valid JSON")
+		return res
+	}
+	if err == nil {
+		err = checkFact(src, n.Fact)
+	}
+	res.eventType = truncate(n.EventType, maxEventTypeLen)
+	deliveryID := truncate(cmp.Or(n.DeliveryID, v.DeliveryID), maxDeliveryIDLen)
+
+	// The store phase runs to its own deadline even if the client goes
+	// away: an append cut short by a disconnect would leave the provider
+	// to retry anyway, while a finished one is simply answered late.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), h.deadline)
+	defer cancel()
+
+	if err != nil {
+		return h.quarantine(ctx, src, d, res, deliveryID, err)
+	}
+	f := n.Fact
+	res.stream = f.Stream
+	meta := aggregate.Metadata{
+		Source:            src.name,
+		ProviderEventType: res.eventType,
+		DeliveryID:        deliveryID,
+		ReceivedAt:        receivedAt,
+		Scheme:            v.Scheme,
+		KeyID:             v.KeyID,
+		BodySHA256:        res.bodySHA,
+		DedupeKey:         f.DedupeKey,
+		SlotKey:           f.SlotKey,
+	}
+	a, err := h.decideAndAppend(ctx, f, meta)
+	switch {
+	case err != nil:
+		res.outcome, res.err = outcomeOf(err), err
+	case a.duplicate:
+		res.outcome, res.position = outcomeDuplicate, a.position
+	default:
+		res.outcome, res.position, res.correction = outcomeAccepted, a.position, a.correction
+	}
+	return res
+}
+
+// Bounds on provider-supplied strings copied into metadata and logs.
+const (
+	maxEventTypeLen  = 128
+	maxDeliveryIDLen = 256
+	maxReasonLen     = 1024
+)
+
+// quarantine records a verified delivery that could not be normalized in
+// its source's quarantine stream, with its raw body and the reason, deduped
+// by body hash so that a retried delivery is recorded once.
+func (h *Handler) quarantine(ctx context.Context, src *source, d Delivery, res result, deliveryID string, cause error) result {
+	stream := aggregate.QuarantineStream(src.name)
+	res.stream = stream
+	dedupe := "quarantined:" + d.BodySHA256
+	f := aggregate.Fact{
+		Stream: stream,
+		Type:   aggregate.TypeDeliveryQuarantined,
+		Data: aggregate.Quarantined{
+			Source:            src.name,
+			ProviderEventType: res.eventType,
+			Reason:            truncate(cause.Error(), maxReasonLen),
+			BodySHA256:        d.BodySHA256,
+			Raw:               d.Body,
+		},
+		DedupeKey:  dedupe,
+		OnConflict: aggregate.Correct,
+	}
+	meta := aggregate.Metadata{
+		Source:            src.name,
+		ProviderEventType: res.eventType,
+		DeliveryID:        deliveryID,
+		ReceivedAt:        d.ReceivedAt,
+		Scheme:            d.Verification.Scheme,
+		KeyID:             d.Verification.KeyID,
+		BodySHA256:        d.BodySHA256,
+		DedupeKey:         dedupe,
+	}
+	a, err := h.decideAndAppend(ctx, f, meta)
+	if err != nil {
+		res.outcome, res.err = outcomeOf(err), fmt.Errorf("webhook: quarantine delivery (%v): %w", cause, err)
+		return res
+	}
+	res.outcome, res.position, res.err = outcomeQuarantined, a.position, cause
+	res.quarantineDuplicate = a.duplicate
+	return res
+}
+
+// appended is what decideAndAppend did.
+type appended struct {
+	duplicate  bool
+	correction bool
+	// position of the appended event, or of the one it duplicates.
+	position eventstore.Position
+}
+
+// decideAndAppend reads f's stream, decides f against it and appends it
+// unless it is a duplicate, with the expected revision of what it read. When
+// a concurrent writer moved the stream it reads what was added and decides
+// again, up to MaxAttempts times. meta is completed with the event id and
+// the correction flag.
+func (h *Handler) decideAndAppend(ctx context.Context, f aggregate.Fact, meta aggregate.Metadata) (appended, error) {
+	var (
+		read    []eventstore.RecordedEvent
+		history []aggregate.Metadata
+		data    []byte
+	)
+	id := EventID(meta.Source, f.DedupeKey, meta.BodySHA256)
+	meta.CorrelationID, meta.CausationID = id, id
+	for attempt := 1; ; attempt++ {
+		var from uint64
+		if len(read) > 0 {
+			from = read[len(read)-1].Revision + 1
+		}
+		more, err := h.store.ReadStream(ctx, f.Stream, from, 0)
+		if err != nil {
+			return appended{}, fmt.Errorf("webhook: read stream %q from revision %d: %w", f.Stream, from, err)
+		}
+		for _, e := range more {
+			m, err := aggregate.DecodeMetadata(e.Event)
+			if err != nil {
+				return appended{}, fmt.Errorf("webhook: decide on stream %q: revision %d: %w: %w", f.Stream, e.Revision, aggregate.ErrBadEvent, err)
+			}
+			history = append(history, m)
+		}
+		read = append(read, more...)
+
+		decision, err := aggregate.Decide(history, f)
+		if err != nil {
+			return appended{}, err
+		}
+		switch decision.Outcome {
+		case aggregate.Duplicate:
+			for i, m := range history {
+				if m.DedupeKey == f.DedupeKey {
+					return appended{duplicate: true, position: read[i].Position}, nil
+				}
+			}
+			return appended{}, fmt.Errorf("webhook: decide on stream %q: duplicate of dedupe key %q not found in the stream", f.Stream, f.DedupeKey)
+		case aggregate.Append:
+		default:
+			return appended{}, fmt.Errorf("webhook: decide on stream %q: unexpected outcome %v", f.Stream, decision.Outcome)
+		}
+
+		if data == nil {
+			if data, err = encodeJSON(f.Data); err != nil {
+				return appended{}, fmt.Errorf("webhook: encode %s data for stream %q: %w", f.Type, f.Stream, err)
+			}
+		}
+		meta.Correction = decision.Correction
+		md, err := encodeJSON(meta)
+		if err != nil {
+			return appended{}, fmt.Errorf("webhook: encode metadata for stream %q: %w", f.Stream, err)
+		}
+		ev := aggregate.Event{ID: id, Type: f.Type, Data: data, Metadata: md}
+		ar, err := h.store.Append(ctx, f.Stream, eventstore.ExpectedAfter(read), ev)
+		if err == nil {
+			return appended{correction: decision.Correction, position: ar.Position}, nil
+		}
+		if !errors.Is(err, eventstore.ErrWrongRevision) || attempt >= h.maxAttempts || ctx.Err() != nil {
+			return appended{}, fmt.Errorf("webhook: append to stream %q (attempt %d of %d): %w", f.Stream, attempt, h.maxAttempts, err)
+		}
+	}
+}
+
+// encodeJSON is json.Marshal without HTML escaping: a raw body is stored
+// as sent but for insignificant whitespace, "M&S" staying "M&S".
+func encodeJSON(v any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte{'\n'}), nil
+}
+
+// checkFact refuses a fact no provider should return: one the aggregate
+// could not decide, or one outside the provider's own source.
+func checkFact(src *source, f aggregate.Fact) error {
+	bad := func(why string) error {
+		return fmt.Errorf("webhook: %s provider for %q returned an invalid fact: %s: %w", src.provider.Kind(), src.name, why, aggregate.ErrUnnormalizable)
+	}
+	category, source, id, err := aggregate.ParseStreamID(f.Stream)
+	switch {
+	case err != nil:
+		return bad(err.Error())
+	case source != src.name:
+		return bad(fmt.Sprintf("stream %q is not of source %q", f.Stream, src.name))
+	case category == aggregate.CategoryQuarantine || id == "":
+		return bad(fmt.Sprintf("stream %q is not an entity stream", f.Stream))
+	case f.Type == "":
+		return bad("no event type")
+	case f.DedupeKey == "":
+		return bad("no dedupe key")
+	case f.Data == nil:
+		return bad("no data")
+	}
+	return nil
+}
+
+// readBody reads r's body, at most h.maxBody bytes, into buf.
+func (h *Handler) readBody(w http.ResponseWriter, r *http.Request, buf *bytes.Buffer) error {
+	if r.Body == nil {
+		return nil
+	}
+	if r.ContentLength > 0 {
+		// One allocation for the whole body, plus the room ReadFrom wants
+		// to see EOF.
+		buf.Grow(int(r.ContentLength) + bytes.MinRead)
+	}
+	if _, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, h.maxBody)); err != nil {
+		return fmt.Errorf("webhook: read body: %w", err)
+	}
+	return nil
+}
+
+// maxPooledBuffer: larger buffers (rare, big bodies) are left to the GC
+// rather than pinned in the pool.
+const maxPooledBuffer = 256 << 10
+
+func (h *Handler) getBuffer() *bytes.Buffer {
+	if b, ok := h.bufs.Get().(*bytes.Buffer); ok {
+		return b
+	}
+	return new(bytes.Buffer)
+}
+
+func (h *Handler) putBuffer(b *bytes.Buffer) {
+	if b.Cap() > maxPooledBuffer {
+		return
+	}
+	b.Reset()
+	h.bufs.Put(b)
+}
+
+// isJSONMediaType reports whether a Content-Type names JSON:
+// application/json or application/*+json, with any parameters.
+func isJSONMediaType(ct string) bool {
+	mt, _, _ := strings.Cut(ct, ";")
+	mt = strings.TrimSpace(mt)
+	if strings.EqualFold(mt, "application/json") {
+		return true
+	}
+	const prefix, suffix = "application/", "+json"
+	return len(mt) > len(prefix)+len(suffix) &&
+		strings.EqualFold(mt[:len(prefix)], prefix) &&
+		strings.EqualFold(mt[len(mt)-len(suffix):], suffix) &&
+		!strings.ContainsAny(mt[len(prefix):len(mt)-len(suffix)], "/ \t")
+}
+
+// finish answers the delivery, counts it and logs it.
+func (h *Handler) finish(w http.ResponseWriter, r *http.Request, src *source, name string, res result, start time.Time) {
+	info := res.outcome.info()
+	hdr := w.Header()
+	hdr.Set("Content-Type", "application/json")
+	hdr.Set("X-Content-Type-Options", "nosniff")
+	var body []byte
+	if info.status == http.StatusOK {
+		pos := res.position.String()
+		hdr.Set(PositionHeader, pos)
+		body = make([]byte, 0, 64)
+		body = append(body, `{"status":"`...)
+		body = append(body, info.label...)
+		body = append(body, `","position":"`...)
+		body = append(body, pos...)
+		body = append(body, "\"}\n"...)
+	} else {
+		switch res.outcome {
+		case outcomeMethodNotAllowed:
+			hdr.Set("Allow", http.MethodPost)
+		case outcomeStoreUnavailable:
+			hdr.Set("Retry-After", h.retryAfter)
+		}
+		body = make([]byte, 0, 64)
+		body = append(body, `{"error":`...)
+		body = strconv.AppendQuote(body, info.message)
+		body = append(body, "}\n"...)
+	}
+	hdr.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(info.status)
+	_, _ = w.Write(body) // a client gone away is not our failure
+
+	elapsed := time.Since(start)
+	if src == nil {
+		if h.unknown != nil {
+			h.unknown.Inc()
+		}
+	} else if src.metrics != nil {
+		src.metrics.deliveries[res.outcome].Inc()
+		src.metrics.ingest.Observe(elapsed.Seconds())
+	}
+
+	ctx := r.Context()
+	if !h.log.Enabled(ctx, info.level) {
+		return
+	}
+	attrs := make([]slog.Attr, 0, 12)
+	attrs = append(attrs,
+		slog.String("source", truncate(name, maxSourceName)),
+		slog.String("outcome", info.label),
+		slog.Int("status", info.status),
+	)
+	if src != nil {
+		attrs = append(attrs, slog.String("kind", src.provider.Kind()))
+	}
+	if res.bodySHA != "" {
+		attrs = append(attrs, slog.String("body_sha256", res.bodySHA))
+	}
+	if res.eventType != "" {
+		attrs = append(attrs, slog.String("event_type", res.eventType))
+	}
+	if res.stream != "" {
+		attrs = append(attrs, slog.String("stream", res.stream))
+	}
+	if info.status == http.StatusOK {
+		attrs = append(attrs, slog.String("position", res.position.String()))
+	}
+	if res.correction {
+		attrs = append(attrs, slog.Bool("correction", true))
+	}
+	if res.quarantineDuplicate {
+		attrs = append(attrs, slog.Bool("already_quarantined", true))
+	}
+	if res.err != nil {
+		attrs = append(attrs, slog.String("error", res.err.Error()))
+	}
+	attrs = append(attrs,
+		slog.String("remote_addr", r.RemoteAddr),
+		slog.Duration("elapsed", elapsed),
+	)
+	h.log.LogAttrs(ctx, info.level, "webhook delivery", attrs...)
+}
+
+// truncate cuts s to at most n bytes, on a rune boundary.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}

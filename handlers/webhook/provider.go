@@ -1,0 +1,136 @@
+package webhook
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/receiptd/receiptd/aggregate"
+)
+
+// Provider is one configured source's verification and normalization: the
+// part of ingest that differs between providers. A Provider knows nothing of
+// HTTP statuses, stores or metrics; the Handler owns those.
+//
+// Implementations live in sibling subpackages (handlers/webhook/reewild, …),
+// one per provider scheme, and must be safe for concurrent use.
+type Provider interface {
+	// Source is the configured source name (see CheckSourceName). It is the
+	// {source} of POST /webhooks/{source} and the {source} of every stream
+	// the provider's facts go to.
+	Source() string
+
+	// Kind is the provider scheme ("reewild", "reusely", …).
+	Kind() string
+
+	// Verify authenticates r on its raw body, before any parsing. It may read
+	// r's headers, URL and remote address but never r.Body (body holds it,
+	// read once by the Handler). receivedAt is when the delivery arrived, for
+	// schemes with a timestamp tolerance.
+	//
+	// A failure returns an error wrapping ErrUnauthenticated. Its message is
+	// logged, never sent to the client, and must not contain a secret, a
+	// signature or a token.
+	Verify(r *http.Request, body []byte, receivedAt time.Time) (Verification, error)
+
+	// Normalize turns a verified delivery into a fact for the aggregate.
+	//
+	// An unknown event type returns an error wrapping
+	// aggregate.ErrUnknownEvent; a JSON body whose shape cannot be normalized
+	// (a required field missing or of the wrong type) one wrapping
+	// aggregate.ErrUnnormalizable. The Handler quarantines both (and any
+	// other error) instead of dropping the delivery; on error Normalize still
+	// sets Normalized.EventType when it could read one, for the quarantine
+	// record.
+	//
+	// d.Body has not been checked to be JSON: Normalize must fail on a body
+	// that is not (decoding it with encoding/json does), and the Handler
+	// then answers 400 instead of quarantining. Checking once, while
+	// decoding, saves a full scan of every body.
+	//
+	// d.Body is only valid until the Handler answers: the returned fact may
+	// refer to it (as its raw body), because the Handler encodes the fact
+	// before it reuses the buffer. Normalize must not keep it otherwise.
+	Normalize(d Delivery) (Normalized, error)
+}
+
+// Verification says how a delivery was authenticated. It is recorded in the
+// event's metadata.
+type Verification struct {
+	// Scheme names the check that passed ("hmac-sha256", "bearer", …).
+	Scheme string
+	// KeyID identifies which configured secret or key matched, never the
+	// secret itself: for a shared secret, "sha256:" and the first 8 hex
+	// digits of the secret's SHA-256 (see KeyID).
+	KeyID string
+	// DeliveryID is the delivery's own id where the scheme carries one in
+	// its headers (Standard Webhooks' webhook-id); empty otherwise.
+	DeliveryID string
+}
+
+// Delivery is a verified delivery, as Normalize receives it.
+type Delivery struct {
+	// Body is the raw request body, exactly as received and verified.
+	Body []byte
+	// BodySHA256 is the lower-case hex SHA-256 of Body, computed once by the
+	// Handler.
+	BodySHA256 string
+	// ReceivedAt is when the Handler received the delivery (UTC).
+	ReceivedAt   time.Time
+	Verification Verification
+}
+
+// Normalized is what Normalize made of a delivery.
+type Normalized struct {
+	// Fact is the delivery as the aggregate decides on it. Its stream must
+	// belong to the provider's source and its dedupe key must not be empty.
+	Fact aggregate.Fact
+	// EventType is the provider's event type exactly as sent (which may be
+	// an alias of the canonical name), recorded in the metadata.
+	EventType string
+	// DeliveryID is a delivery id carried in the body (Reward's envelope id),
+	// if any. It takes precedence over Verification.DeliveryID.
+	DeliveryID string
+}
+
+// ErrUnauthenticated: a delivery failed its provider's verification. The
+// Handler answers 401 with no detail and stores nothing.
+var ErrUnauthenticated = errors.New("webhook: delivery not authenticated")
+
+// maxSourceName bounds a source name: it appears in URLs, stream ids and
+// metric labels.
+const maxSourceName = 64
+
+// CheckSourceName reports whether name can name a source: 1 to 64 ASCII
+// letters, digits, '_' or '-', starting with a letter or digit. A source name
+// is part of URLs (/webhooks/{source}), stream ids ({category}-{source}.{id},
+// so never a '.') and metric labels.
+func CheckSourceName(name string) error {
+	if name == "" {
+		return errors.New("webhook: source name is empty")
+	}
+	if len(name) > maxSourceName {
+		return fmt.Errorf("webhook: source name %.64q…: longer than %d bytes", name, maxSourceName)
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case (c == '_' || c == '-') && i > 0:
+		default:
+			return fmt.Errorf("webhook: source name %q: only letters, digits, '_' and '-' (not first) are allowed", name)
+		}
+	}
+	return nil
+}
+
+// KeyID returns the key id recorded for a shared secret: "sha256:" and the
+// first 8 hex digits of the secret's SHA-256. It tells rotated secrets apart
+// in the metadata without revealing them.
+func KeyID(secret []byte) string {
+	sum := sha256.Sum256(secret)
+	return "sha256:" + hex.EncodeToString(sum[:4])
+}
