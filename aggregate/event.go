@@ -29,15 +29,33 @@ const (
 	// TypeDeliveryQuarantined: a verified delivery the decoder could not
 	// normalize. Data: Quarantined. Stream: quarantine-{source}.
 	TypeDeliveryQuarantined = "delivery.quarantined.v1"
+	// TypeUserPointsCredited: points credited to a user outside a receipt
+	// (Reward's balance.credit_points_issued). Data: PointsCredited.
+	// Stream: user-{source}.{user}.
+	TypeUserPointsCredited = "user.points_credited.v1"
+	// TypeEntityEventRecorded: a provider's fact about an entity other than
+	// a receipt — an offer, an account, an order, a customer, a redemption,
+	// a user's trigger event. Data: EntityEventRecorded. Stream:
+	// {category}-{source}.{id}.
+	TypeEntityEventRecorded = "entity.event_recorded.v1"
 )
 
 // Stream categories: the part of a stream id before the first "-".
 const (
-	CategoryReceipt    = "receipt"
-	CategoryUser       = "user"
-	CategoryOffer      = "offer"
-	CategoryAccount    = "account"
-	CategoryOrder      = "order"
+	CategoryReceipt  = "receipt"
+	CategoryUser     = "user"
+	CategoryOffer    = "offer"
+	CategoryAccount  = "account"
+	CategoryOrder    = "order"
+	CategoryCustomer = "customer"
+	// CategoryRedemption: a reward code redeemed at a point of sale.
+	CategoryRedemption = "redemption"
+	// CategoryNotice: what a provider tells about the integration itself
+	// (RETM's error webhook after failed deliveries), per provider endpoint.
+	CategoryNotice = "notice"
+	// CategoryQuestion: a synchronous question a provider asked (RETM's
+	// Check Reward, Promotional Coupon) and the answer given.
+	CategoryQuestion   = "question"
 	CategoryQuarantine = "quarantine"
 )
 

@@ -123,3 +123,54 @@ type Quarantined struct {
 	BodySHA256        string          `json:"body_sha256"`
 	Raw               json.RawMessage `json:"raw"`
 }
+
+// PointsCredited is the data of TypeUserPointsCredited: points a provider
+// credited to a user outside a receipt. A credit counts once per
+// TransactionID, whatever envelope it arrived in (the dedupe key is the
+// transaction, not the delivery).
+type PointsCredited struct {
+	Source string `json:"source"`
+	UserID string `json:"user_id"`
+	// BalanceSource is the source whose user id namespace the credit adds
+	// to: the credit appears in GET /v1/users/{user}/balance?source=
+	// BalanceSource. It is the crediting source itself unless the config
+	// joins it to another (a Reward account sharing Reewild's user ids).
+	BalanceSource string           `json:"balance_source"`
+	TransactionID string           `json:"transaction_id"`
+	Points        decimal.Decimal  `json:"points"`
+	OccurredAt    *time.Time       `json:"occurred_at,omitempty"`
+	BodySHA256    string           `json:"body_sha256"`
+	Raw           json.RawMessage  `json:"raw,omitempty"`
+	Description   string           `json:"description,omitempty"`
+	Amount        *decimal.Decimal `json:"amount,omitempty"`
+}
+
+// EntityEventRecorded is the data of TypeEntityEventRecorded: one provider
+// delivery about an entity other than a receipt, normalized to what every
+// entity has (a kind, an id, maybe a status) plus a few named attributes.
+type EntityEventRecorded struct {
+	Source string `json:"source"`
+	// Kind is the stream category: offer, account, order, customer, …
+	Kind     string `json:"kind"`
+	EntityID string `json:"entity_id"`
+	// EventType is the provider's canonical event type ("offer.status.updated").
+	EventType string `json:"event_type"`
+	// Status is the entity's status as the provider states it, if the event
+	// states one (kept as sent: providers customise their statuses).
+	Status string `json:"status,omitempty"`
+	// StatusAt orders statuses: a status with an older StatusAt never
+	// replaces a newer one, whatever the arrival order.
+	StatusAt *time.Time `json:"status_at,omitempty"`
+	// OccurredAt is the provider's timestamp of the event, where it has one.
+	OccurredAt *time.Time `json:"occurred_at,omitempty"`
+	// Amount and Currency where the event carries money (an offer's
+	// payout, an order's total), exact.
+	Amount   *decimal.Decimal `json:"amount,omitempty"`
+	Currency string           `json:"currency,omitempty"`
+	// UserID links the entity to a user of the same source, where known.
+	UserID string `json:"user_id,omitempty"`
+	// Attributes are the other normalized fields worth showing, by name.
+	Attributes map[string]string `json:"attributes,omitempty"`
+	BodySHA256 string            `json:"body_sha256"`
+	Raw        json.RawMessage   `json:"raw,omitempty"`
+}

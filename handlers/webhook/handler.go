@@ -29,6 +29,11 @@ import (
 // method other than POST.
 const Pattern = "/webhooks/{source}"
 
+// TokenPattern is the same route with a path token, for providers that
+// authenticate with a shared token in the URL (Reward, RETM); their Verify
+// reads r.PathValue("token").
+const TokenPattern = "/webhooks/{source}/{token}"
+
 // PositionHeader carries, on every 200, the global position of the event the
 // delivery is recorded as (for a duplicate, the event recorded before). A
 // client passes it as min_position to read its own write.
@@ -139,7 +144,10 @@ func New(store eventstore.Store, providers []Provider, opts Options) (*Handler, 
 }
 
 // Register mounts h on mux at Pattern.
-func (h *Handler) Register(mux *http.ServeMux) { mux.Handle(Pattern, h) }
+func (h *Handler) Register(mux *http.ServeMux) {
+	mux.Handle(Pattern, h)
+	mux.Handle(TokenPattern, h)
+}
 
 // result is what became of one delivery, for the answer, the metrics and the
 // log line.
@@ -153,6 +161,7 @@ type result struct {
 	correction bool
 	// quarantineDuplicate: the quarantined body was already quarantined.
 	quarantineDuplicate bool
+	reply               *Reply
 	err                 error
 }
 
@@ -241,6 +250,7 @@ func (h *Handler) ingest(w http.ResponseWriter, r *http.Request, src *source) re
 		SlotKey:           f.SlotKey,
 	}
 	a, err := h.decideAndAppend(ctx, f, meta)
+	res.reply = n.Reply
 	switch {
 	case err != nil:
 		res.outcome, res.err = outcomeOf(err), err
@@ -469,7 +479,11 @@ func (h *Handler) finish(w http.ResponseWriter, r *http.Request, src *source, na
 	hdr.Set("Content-Type", "application/json")
 	hdr.Set("X-Content-Type-Options", "nosniff")
 	var body []byte
-	if info.status == http.StatusOK {
+	status := info.status
+	if info.status == http.StatusOK && res.reply != nil {
+		hdr.Set(PositionHeader, res.position.String())
+		status, body = res.reply.Status, res.reply.Body
+	} else if info.status == http.StatusOK {
 		pos := res.position.String()
 		hdr.Set(PositionHeader, pos)
 		body = make([]byte, 0, 64)
@@ -491,7 +505,7 @@ func (h *Handler) finish(w http.ResponseWriter, r *http.Request, src *source, na
 		body = append(body, "}\n"...)
 	}
 	hdr.Set("Content-Length", strconv.Itoa(len(body)))
-	w.WriteHeader(info.status)
+	w.WriteHeader(status)
 	_, _ = w.Write(body) // a client gone away is not our failure
 
 	elapsed := time.Since(start)
@@ -512,7 +526,7 @@ func (h *Handler) finish(w http.ResponseWriter, r *http.Request, src *source, na
 	attrs = append(attrs,
 		slog.String("source", truncate(name, maxSourceName)),
 		slog.String("outcome", info.label),
-		slog.Int("status", info.status),
+		slog.Int("status", status),
 	)
 	if src != nil {
 		attrs = append(attrs, slog.String("kind", src.provider.Kind()))

@@ -94,6 +94,20 @@ type Normalized struct {
 	// DeliveryID is a delivery id carried in the body (Reward's envelope id),
 	// if any. It takes precedence over Verification.DeliveryID.
 	DeliveryID string
+	// Reply, if not nil, is the answer the provider expects once the fact is
+	// recorded (or found to be a duplicate), instead of the usual 200: for
+	// deliveries that are synchronous questions (RETM's Check Reward and
+	// Promotional Coupon). It is sent only after the append is durable; any
+	// failure before that is answered as for any other delivery.
+	Reply *Reply
+}
+
+// Reply is a provider-specific answer to a recorded delivery.
+type Reply struct {
+	// Status is the HTTP status to answer with.
+	Status int
+	// Body is the JSON body to answer with.
+	Body []byte
 }
 
 // ErrUnauthenticated: a delivery failed its provider's verification. The
