@@ -1,6 +1,7 @@
 package projections
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -25,7 +26,9 @@ type receiptRecord struct {
 
 // userRecord is a user's stored balance state.
 type userRecord struct {
-	Totals     aggregate.Totals    `json:"totals"`
+	Totals aggregate.Totals `json:"totals"`
+	// Credited is the sum of the credits to the user (schema 2).
+	Credited   decimal.Decimal     `json:"credited"`
 	Reported   *aggregate.Snapshot `json:"reported,omitempty"`
 	Enrolled   bool                `json:"enrolled"`
 	EnrolledAt *time.Time          `json:"enrolled_at,omitempty"`
@@ -36,7 +39,9 @@ func (u userRecord) balance(source, userID string) Balance {
 		Source:             source,
 		UserID:             userID,
 		Reported:           u.Reported,
-		DerivedPoints:      u.Totals.Points,
+		AwardedPoints:      u.Totals.Points,
+		CreditedPoints:     u.Credited,
+		DerivedPoints:      u.Totals.Points.Add(u.Credited),
 		ReceiptsCompleted:  u.Totals.Completed,
 		ReceiptsFailed:     u.Totals.Failed,
 		ReceiptsInProgress: u.Totals.InProgress,
@@ -45,8 +50,61 @@ func (u userRecord) balance(source, userID string) Balance {
 		TotalHealthPoints:  u.Totals.HealthPoints,
 		Enrolled:           u.Enrolled,
 	}
-	b.Reconciled = u.Reported == nil || u.Reported.LifetimePoints.Equal(b.DerivedPoints)
+	// The snapshot's provider knows its awards, not other sources' credits:
+	// see Balance.Reconciled.
+	b.Reconciled = u.Reported == nil || u.Reported.LifetimePoints.Equal(b.AwardedPoints)
 	return b
+}
+
+// entityRecord is an entity's stored view (without its timeline) and the
+// ranks of the events its status, amount and user were taken from.
+type entityRecord struct {
+	View Entity `json:"view"`
+	// First is the position of the entity's first event: the entity's
+	// prefix in bucketEntityTimeline and its key in bucketEntityIndex.
+	First      eventstore.Position `json:"first"`
+	StatusRank *rank               `json:"status_rank,omitempty"`
+	AmountRank *rank               `json:"amount_rank,omitempty"`
+	UserRank   *rank               `json:"user_rank,omitempty"`
+}
+
+// rank orders the events an entity's status (or amount, or user) may come
+// from; see Entity for the rules.
+type rank struct {
+	// At is the provider's time the rank orders by: StatusAt for the
+	// status; OccurredAt, else StatusAt, for the amount and the user.
+	At         *time.Time          `json:"at,omitempty"`
+	BodySHA256 string              `json:"body_sha256"`
+	Position   eventstore.Position `json:"position"`
+}
+
+// outranks reports whether r's event wins over s's. Events with a time
+// rank above those without; among those, the later time, then the greater
+// body hash (then, for one body recorded twice, the later position) wins;
+// among those without, the later position wins.
+func (r rank) outranks(s rank) bool {
+	switch {
+	case (r.At != nil) != (s.At != nil):
+		return r.At != nil
+	case r.At != nil && !r.At.Equal(*s.At):
+		return r.At.After(*s.At)
+	case r.At != nil && r.BodySHA256 != s.BodySHA256:
+		return r.BodySHA256 > s.BodySHA256
+	case r.Position != s.Position:
+		return s.Position.Less(r.Position)
+	default:
+		return r.BodySHA256 > s.BodySHA256
+	}
+}
+
+// chooses records candidate in *current if it outranks it (or there is
+// none), reporting whether it did.
+func chooses(current **rank, candidate rank) bool {
+	if *current != nil && !candidate.outranks(**current) {
+		return false
+	}
+	*current = &candidate
+	return true
 }
 
 // quarantineRecord is one entry of the quarantine list.
@@ -87,6 +145,18 @@ func (a applier) apply(e eventstore.RecordedEvent) error {
 		return putJSON(a.tx.Bucket(bucketQuarantine), k, quarantineRecord{
 			Position: e.Position.Commit, ProviderEventType: q.ProviderEventType, Reason: q.Reason, BodySHA256: q.BodySHA256,
 		})
+	case aggregate.TypeUserPointsCredited:
+		var c aggregate.PointsCredited
+		if err := json.Unmarshal(e.Data, &c); err != nil {
+			return fmt.Errorf("decode %s at %s: %v: %w", e.Type, e.Position, err, aggregate.ErrBadEvent)
+		}
+		return a.pointsCredited(e, c)
+	case aggregate.TypeEntityEventRecorded:
+		var f aggregate.EntityEventRecorded
+		if err := json.Unmarshal(e.Data, &f); err != nil {
+			return fmt.Errorf("decode %s at %s: %v: %w", e.Type, e.Position, err, aggregate.ErrBadEvent)
+		}
+		return a.entityEvent(e, f)
 	default:
 		// Event types of later versions or of other read models: nothing to do.
 		return nil
@@ -186,10 +256,115 @@ func (a applier) userEnrolled(f aggregate.UserEnrolled) error {
 	})
 }
 
+// pointsCredited adds a credit to the balance of the user it names in its
+// BalanceSource's namespace (the crediting source when it names none),
+// creating that balance view if it is new. Each credit event is applied
+// once (the checkpoint sees to it); one credit per provider transaction is
+// the webhook layer's dedupe.
+func (a applier) pointsCredited(e eventstore.RecordedEvent, c aggregate.PointsCredited) error {
+	ns := c.BalanceSource
+	if ns == "" {
+		ns = c.Source
+	}
+	if ns == "" || c.UserID == "" {
+		return fmt.Errorf("%s at %s names no balance source or user: %w", e.Type, e.Position, aggregate.ErrBadEvent)
+	}
+	return a.updateUser(ns, c.UserID, func(u *userRecord) { u.Credited = u.Credited.Add(c.Points) })
+}
+
+// entityEvent applies one event to its entity's view, timeline and index,
+// and gives the users it names a balance view.
+func (a applier) entityEvent(e eventstore.RecordedEvent, f aggregate.EntityEventRecorded) error {
+	if !validKeyPart(f.Source) || !validKeyPart(f.Kind) || f.EntityID == "" {
+		return fmt.Errorf("%s at %s names no valid source, kind or entity: %w", e.Type, e.Position, aggregate.ErrBadEvent)
+	}
+	entities := a.tx.Bucket(bucketEntities)
+	ek := entityKey(f.Source, f.Kind, f.EntityID)
+	var rec entityRecord
+	switch err := getJSON(entities, ek, &rec); {
+	case errors.Is(err, ErrNotFound):
+		rec = entityRecord{
+			View: Entity{
+				Source: f.Source, Kind: f.Kind, ID: f.EntityID,
+				FirstSeen: e.RecordedAt, FirstPosition: e.Position.Commit,
+			},
+			First: e.Position,
+		}
+		ik := append(entityIndexPrefix(f.Source, f.Kind), encodePosition(e.Position)...)
+		if err := a.tx.Bucket(bucketEntityIndex).Put(ik, []byte(f.EntityID)); err != nil {
+			return err
+		}
+	case err != nil:
+		return fmt.Errorf("entity %s/%s: %w", f.Kind, f.EntityID, err)
+	}
+
+	v := &rec.View
+	v.LastSeen = e.RecordedAt
+	v.LastPosition = e.Position.Commit
+	v.EventCount++
+	if f.Status != "" && chooses(&rec.StatusRank, rank{At: f.StatusAt, BodySHA256: f.BodySHA256, Position: e.Position}) {
+		v.Status, v.StatusAt = f.Status, f.StatusAt
+	}
+	at := f.OccurredAt
+	if at == nil {
+		at = f.StatusAt
+	}
+	if f.Amount != nil && chooses(&rec.AmountRank, rank{At: at, BodySHA256: f.BodySHA256, Position: e.Position}) {
+		v.Amount, v.Currency = f.Amount, f.Currency
+	}
+	if f.UserID != "" && chooses(&rec.UserRank, rank{At: at, BodySHA256: f.BodySHA256, Position: e.Position}) {
+		v.UserID = f.UserID
+	}
+	if err := putJSON(entities, ek, rec); err != nil {
+		return err
+	}
+
+	// The timeline: this event at the end, the oldest out past MaxTimeline.
+	// Events are applied in log order, so the entity's keys stay sorted.
+	timeline := a.tx.Bucket(bucketEntityTimeline)
+	prefix := encodePosition(rec.First)
+	entry := EntityEvent{
+		EventType: f.EventType, Status: f.Status, StatusAt: f.StatusAt, OccurredAt: f.OccurredAt,
+		Amount: f.Amount, Currency: f.Currency, UserID: f.UserID, Attributes: f.Attributes,
+		BodySHA256: f.BodySHA256, Position: e.Position.Commit, RecordedAt: e.RecordedAt,
+	}
+	if err := putJSON(timeline, append(bytes.Clone(prefix), encodePosition(e.Position)...), entry); err != nil {
+		return err
+	}
+	if v.EventCount > MaxTimeline {
+		c := timeline.Cursor()
+		if k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix) {
+			if err := c.Delete(); err != nil {
+				return err
+			}
+		}
+	}
+
+	// Every user an event names has a balance view: a user's own trigger
+	// events are entities of kind user, and any entity may name its user.
+	if f.Kind == aggregate.CategoryUser {
+		if err := a.ensureUser(f.Source, f.EntityID); err != nil {
+			return err
+		}
+	}
+	if f.UserID != "" {
+		return a.ensureUser(f.Source, f.UserID)
+	}
+	return nil
+}
+
+// ensureUser creates a user's (empty) balance view if it does not exist.
+func (a applier) ensureUser(source, userID string) error {
+	if a.tx.Bucket(bucketUsers).Get(key(source, userID)) != nil {
+		return nil
+	}
+	return a.updateUser(source, userID, func(*userRecord) {})
+}
+
 func (a applier) updateUser(source, userID string, change func(*userRecord)) error {
 	b := a.tx.Bucket(bucketUsers)
 	k := key(source, userID)
-	u := userRecord{Totals: aggregate.Totals{Points: decimal.Zero, CO2e: decimal.Zero, HealthPoints: decimal.Zero}}
+	u := userRecord{Totals: aggregate.Totals{Points: decimal.Zero, CO2e: decimal.Zero, HealthPoints: decimal.Zero}, Credited: decimal.Zero}
 	if err := getJSON(b, k, &u); err != nil && !errors.Is(err, ErrNotFound) {
 		return fmt.Errorf("user %s: %w", userID, err)
 	}

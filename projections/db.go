@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,9 +27,18 @@ type DB struct {
 	applied eventstore.Position
 	changed chan struct{} // closed and replaced when applied advances
 	commit  atomic.Uint64 // applied.Commit, for lock-free reads
+
+	discarded string // schema version of the read models Open discarded
 }
 
 // Open opens (creating if needed) the read-model file at path.
+//
+// A file written by a version with another read-model schema is not
+// migrated: Open discards its read models and checkpoint in the same
+// transaction that stamps the new schema, so the Runner rebuilds them from
+// the start of the log (DiscardedSchema reports it). Until the rebuild
+// passes a position, reads answer as of an earlier one; min_position
+// waits for it as usual.
 func Open(path string) (*DB, error) {
 	bdb, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 5 * time.Second})
 	if err != nil {
@@ -36,15 +46,20 @@ func Open(path string) (*DB, error) {
 	}
 	d := &DB{db: bdb, changed: make(chan struct{})}
 	err = bdb.Update(func(tx *bolt.Tx) error {
+		if meta := tx.Bucket(bucketMeta); meta != nil {
+			if v := meta.Get(keySchema); v != nil && string(v) != schemaVersion {
+				d.discarded = string(v)
+				if err := dropAll(tx); err != nil {
+					return fmt.Errorf("discard read models of schema %q: %w", v, err)
+				}
+			}
+		}
 		for _, b := range allBuckets {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
 		}
 		meta := tx.Bucket(bucketMeta)
-		if v := meta.Get(keySchema); v != nil && string(v) != schemaVersion {
-			return fmt.Errorf("read models have schema %q, this version writes %q: rebuild them", v, schemaVersion)
-		}
 		if err := meta.Put(keySchema, []byte(schemaVersion)); err != nil {
 			return err
 		}
@@ -58,6 +73,29 @@ func Open(path string) (*DB, error) {
 	d.commit.Store(d.applied.Commit)
 	return d, nil
 }
+
+// dropAll deletes every bucket of the file, known to this version or not.
+func dropAll(tx *bolt.Tx) error {
+	var names [][]byte
+	if err := tx.ForEach(func(name []byte, _ *bolt.Bucket) error {
+		names = append(names, bytes.Clone(name))
+		return nil
+	}); err != nil {
+		return err
+	}
+	for _, n := range names {
+		if err := tx.DeleteBucket(n); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// DiscardedSchema returns the read-model schema version of the file Open
+// found, if Open discarded its read models because this version encodes
+// them differently (the Runner then rebuilds them from the log), and ""
+// if it kept them. For the server to log.
+func (d *DB) DiscardedSchema() string { return d.discarded }
 
 // Close closes the file.
 func (d *DB) Close() error { return d.db.Close() }
@@ -160,64 +198,151 @@ func (d *DB) Balance(_ context.Context, source, userID string) (Balance, error) 
 }
 
 // UserReceipts lists a user's receipts, newest first, a page at a time.
-// pageToken is "" for the first page or a token this method returned.
+// pageToken is "" for the first page or a token this method returned for
+// the same user.
 func (d *DB) UserReceipts(_ context.Context, source, userID string, pageSize int, pageToken string) ([]aggregate.ReceiptView, string, error) {
-	if pageSize <= 0 {
-		return nil, "", fmt.Errorf("projections: list receipts of %s/%s: page size %d: %w", source, userID, pageSize, ErrBadPageToken)
-	}
 	prefix := append(key(source, userID), 0)
-	var cursor []byte
-	if pageToken != "" {
-		c, err := base64.RawURLEncoding.DecodeString(pageToken)
-		if err != nil || !bytes.HasPrefix(c, prefix) {
-			return nil, "", fmt.Errorf("projections: list receipts of %s/%s: %w", source, userID, ErrBadPageToken)
-		}
-		cursor = c
+	cursor, err := decodePageToken(pageSize, pageToken, prefix)
+	if err != nil {
+		return nil, "", fmt.Errorf("projections: list receipts of %s/%s: %w", source, userID, err)
 	}
 	var views []aggregate.ReceiptView
-	var last []byte
-	more := false
-	err := d.db.View(func(tx *bolt.Tx) error {
+	var next string
+	err = d.db.View(func(tx *bolt.Tx) error {
 		if tx.Bucket(bucketUsers).Get(key(source, userID)) == nil {
 			return ErrNotFound
 		}
-		c := tx.Bucket(bucketUserReceipts).Cursor()
-		// Newest first: walk backwards from the end of the user's keys, or
-		// from just before the previous page's last key.
-		from := cursor
-		if from == nil {
-			from = prefixEnd(prefix)
-		}
-		k, _ := c.Seek(from)
-		if k == nil {
-			k, _ = c.Last()
-		} else {
-			k, _ = c.Prev()
-		}
 		receipts := tx.Bucket(bucketReceipts)
-		for ; k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Prev() {
-			if len(views) == pageSize {
-				more = true
-				return nil
-			}
+		var err error
+		next, err = pageBackward(tx.Bucket(bucketUserReceipts), prefix, cursor, pageSize, func(k, _ []byte) error {
 			receiptID := string(k[len(prefix)+8:])
 			var rec receiptRecord
 			if err := getJSON(receipts, key(source, receiptID), &rec); err != nil {
 				return fmt.Errorf("index names receipt %s: %w", receiptID, err)
 			}
 			views = append(views, rec.View)
-			last = append(last[:0], k...)
-		}
-		return nil
+			return nil
+		})
+		return err
 	})
 	if err != nil {
 		return nil, "", fmt.Errorf("projections: list receipts of %s/%s: %w", source, userID, err)
 	}
-	next := ""
-	if more {
-		next = base64.RawURLEncoding.EncodeToString(last)
+	return views, next, nil
+}
+
+// Entity returns an entity's view with its timeline (the latest
+// MaxTimeline events, oldest first). ErrNotFound if no event of source
+// has named the entity of that kind.
+func (d *DB) Entity(_ context.Context, source, kind, id string) (Entity, error) {
+	if !validKeyPart(source) || !validKeyPart(kind) || id == "" {
+		return Entity{}, fmt.Errorf("projections: entity %s/%s/%s: %w", source, kind, id, ErrNotFound)
+	}
+	var rec entityRecord
+	err := d.db.View(func(tx *bolt.Tx) error {
+		if err := getJSON(tx.Bucket(bucketEntities), entityKey(source, kind, id), &rec); err != nil {
+			return err
+		}
+		rec.View.Timeline = make([]EntityEvent, 0, min(rec.View.EventCount, MaxTimeline))
+		prefix := encodePosition(rec.First)
+		c := tx.Bucket(bucketEntityTimeline).Cursor()
+		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+			var ev EntityEvent
+			if err := json.Unmarshal(v, &ev); err != nil {
+				return fmt.Errorf("timeline entry %x: %w", k, err)
+			}
+			rec.View.Timeline = append(rec.View.Timeline, ev)
+		}
+		return nil
+	})
+	if err != nil {
+		return Entity{}, fmt.Errorf("projections: entity %s/%s/%s: %w", source, kind, id, err)
+	}
+	return rec.View, nil
+}
+
+// Entities lists the entities of one source and kind, newest first by the
+// position of their first event (an entity keeps its place when later
+// events arrive), a page at a time, without their timelines. pageToken is
+// "" for the first page or a token this method returned for the same source
+// and kind. A kind no event has named lists empty, not ErrNotFound.
+func (d *DB) Entities(_ context.Context, source, kind string, pageSize int, pageToken string) ([]Entity, string, error) {
+	prefix := entityIndexPrefix(source, kind)
+	cursor, err := decodePageToken(pageSize, pageToken, prefix)
+	if err == nil && cursor != nil && len(cursor) != len(prefix)+positionLen {
+		err = ErrBadPageToken
+	}
+	if err != nil {
+		return nil, "", fmt.Errorf("projections: list entities %s/%s: %w", source, kind, err)
+	}
+	if !validKeyPart(source) || !validKeyPart(kind) {
+		return nil, "", nil
+	}
+	var views []Entity
+	var next string
+	err = d.db.View(func(tx *bolt.Tx) error {
+		entities := tx.Bucket(bucketEntities)
+		var err error
+		next, err = pageBackward(tx.Bucket(bucketEntityIndex), prefix, cursor, pageSize, func(k, v []byte) error {
+			var rec entityRecord
+			if err := getJSON(entities, entityKey(source, kind, string(v)), &rec); err != nil {
+				return fmt.Errorf("index names entity %q: %w", v, err)
+			}
+			views = append(views, rec.View)
+			return nil
+		})
+		return err
+	})
+	if err != nil {
+		return nil, "", fmt.Errorf("projections: list entities %s/%s: %w", source, kind, err)
 	}
 	return views, next, nil
+}
+
+// decodePageToken checks a page size and decodes a page token, which must
+// name a key under prefix; "" decodes to nil (the first page).
+func decodePageToken(pageSize int, token string, prefix []byte) ([]byte, error) {
+	if pageSize <= 0 {
+		return nil, fmt.Errorf("page size %d: %w", pageSize, ErrBadPageToken)
+	}
+	if token == "" {
+		return nil, nil
+	}
+	c, err := base64.RawURLEncoding.DecodeString(token)
+	if err != nil || len(c) <= len(prefix) || !bytes.HasPrefix(c, prefix) {
+		return nil, ErrBadPageToken
+	}
+	return c, nil
+}
+
+// pageBackward visits up to size keys of b under prefix, greatest first,
+// starting just before cursor (a key a previous page ended on) or at the
+// last key under prefix when cursor is nil. It returns the token of the
+// next page: "" when no key under prefix is left.
+func pageBackward(b *bolt.Bucket, prefix, cursor []byte, size int, visit func(k, v []byte) error) (string, error) {
+	c := b.Cursor()
+	from := cursor
+	if from == nil {
+		from = prefixEnd(prefix)
+	}
+	k, v := c.Seek(from)
+	if k == nil {
+		k, v = c.Last()
+	} else {
+		k, v = c.Prev()
+	}
+	var last []byte
+	for n := 0; k != nil && bytes.HasPrefix(k, prefix); k, v = c.Prev() {
+		if n == size {
+			return base64.RawURLEncoding.EncodeToString(last), nil
+		}
+		if err := visit(k, v); err != nil {
+			return "", err
+		}
+		last = append(last[:0], k...)
+		n++
+	}
+	return "", nil
 }
 
 func key(source, id string) []byte {
@@ -255,15 +380,36 @@ func putJSON(b *bolt.Bucket, k []byte, v any) error {
 	return b.Put(k, raw)
 }
 
+// validKeyPart reports whether s can be a source or a kind in a key: not
+// empty, and free of the 0x00 that separates key parts.
+func validKeyPart(s string) bool { return s != "" && !strings.Contains(s, "\x00") }
+
+// entityKey is the key of bucketEntities: source 0x00 kind 0x00 id.
+func entityKey(source, kind, id string) []byte {
+	k := make([]byte, 0, len(source)+len(kind)+len(id)+2)
+	k = append(append(k, source...), 0)
+	k = append(append(k, kind...), 0)
+	return append(k, id...)
+}
+
+// entityIndexPrefix is the prefix of a source's and kind's keys in
+// bucketEntityIndex: source 0x00 kind 0x00.
+func entityIndexPrefix(source, kind string) []byte {
+	return entityKey(source, kind, "")
+}
+
+// positionLen is the length of an encoded position.
+const positionLen = 16
+
 func encodePosition(p eventstore.Position) []byte {
-	b := make([]byte, 16)
+	b := make([]byte, positionLen)
 	binary.BigEndian.PutUint64(b, p.Commit)
 	binary.BigEndian.PutUint64(b[8:], p.Prepare)
 	return b
 }
 
 func decodePosition(b []byte) eventstore.Position {
-	if len(b) != 16 {
+	if len(b) != positionLen {
 		return eventstore.Start
 	}
 	return eventstore.Position{Commit: binary.BigEndian.Uint64(b), Prepare: binary.BigEndian.Uint64(b[8:])}

@@ -38,12 +38,18 @@ func (l *log) add(typ string, data any) eventstore.RecordedEvent {
 	}
 	l.pos++
 	e := eventstore.RecordedEvent{
-		Event:    aggregate.Event{ID: fmt.Sprint(l.pos), Type: typ, Data: raw, Metadata: []byte(`{}`)},
-		Stream:   "s",
-		Position: eventstore.Position{Commit: l.pos, Prepare: l.pos},
+		Event:      aggregate.Event{ID: fmt.Sprint(l.pos), Type: typ, Data: raw, Metadata: []byte(`{}`)},
+		Stream:     "s",
+		Position:   eventstore.Position{Commit: l.pos, Prepare: l.pos},
+		RecordedAt: recordedAt(l.pos),
 	}
 	l.events = append(l.events, e)
 	return e
+}
+
+// recordedAt is the RecordedAt the log gives the event at position pos.
+func recordedAt(pos uint64) time.Time {
+	return time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(pos) * time.Second)
 }
 
 func (l *log) stage(receipt, user string, s aggregate.Stage, hash string) eventstore.RecordedEvent {

@@ -3,7 +3,9 @@ package api
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"math"
+	"time"
 
 	"github.com/shopspring/decimal"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -39,8 +41,10 @@ func receiptToProto(v aggregate.ReceiptView) (*receiptdv1.Receipt, error) {
 		Currency:      v.Currency,
 		HealthPoints:  decimalString(v.HealthPoints),
 		BonusPoints:   decimalString(v.BonusPoints),
-		GreenProducts: v.GreenProducts,
 		TransactionId: v.TransactionID,
+	}
+	if r.GreenProducts, err = toInt32("green products", v.GreenProducts); err != nil {
+		return nil, fmt.Errorf("convert receipt %q: %w", v.ReceiptID, err)
 	}
 	for _, sv := range v.Stages {
 		sp, err := stageViewToProto(sv)
@@ -59,10 +63,7 @@ func receiptToProto(v aggregate.ReceiptView) (*receiptdv1.Receipt, error) {
 	for _, a := range v.Anomalies {
 		r.Anomalies = append(r.Anomalies, &receiptdv1.Anomaly{Kind: a.Kind, Detail: a.Detail})
 	}
-	if v.Amount != nil {
-		amount := decimalString(*v.Amount)
-		r.Amount = &amount
-	}
+	r.Amount = optionalDecimal(v.Amount)
 	return r, nil
 }
 
@@ -121,7 +122,11 @@ func statusToProto(s aggregate.ReceiptStatus) (receiptdv1.ReceiptStatus, error) 
 // balanceToProto converts a balance view to the receiptd.v1 Balance. With
 // no reported snapshot yet, the reported fields are zero.
 func balanceToProto(b projections.Balance) (*receiptdv1.Balance, error) {
-	var counts [3]int32
+	var reportedTxs int64
+	if b.Reported != nil {
+		reportedTxs = b.Reported.NumTransactions
+	}
+	var counts [5]int32
 	for i, c := range []struct {
 		name string
 		n    int64
@@ -129,6 +134,8 @@ func balanceToProto(b projections.Balance) (*receiptdv1.Balance, error) {
 		{"receipts completed", b.ReceiptsCompleted},
 		{"receipts failed", b.ReceiptsFailed},
 		{"receipts in progress", b.ReceiptsInProgress},
+		{"total green products", b.TotalGreenProducts},
+		{"reported transactions", reportedTxs},
 	} {
 		n, err := toInt32(c.name, c.n)
 		if err != nil {
@@ -141,22 +148,113 @@ func balanceToProto(b projections.Balance) (*receiptdv1.Balance, error) {
 		Source:                  b.Source,
 		ReportedAvailablePoints: "0",
 		ReportedLifetimePoints:  "0",
+		ReportedNumTransactions: counts[4],
+		AwardedPoints:           decimalString(b.AwardedPoints),
+		CreditedPoints:          decimalString(b.CreditedPoints),
 		DerivedPoints:           decimalString(b.DerivedPoints),
 		Reconciled:              b.Reconciled,
 		ReceiptsCompleted:       counts[0],
 		ReceiptsFailed:          counts[1],
 		ReceiptsInProgress:      counts[2],
 		TotalCo2E:               decimalString(b.TotalCO2e),
-		TotalGreenProducts:      b.TotalGreenProducts,
+		TotalGreenProducts:      counts[3],
 		TotalHealthPoints:       decimalString(b.TotalHealthPoints),
 		Enrolled:                b.Enrolled,
 	}
 	if s := b.Reported; s != nil {
 		out.ReportedAvailablePoints = decimalString(s.AvailablePoints)
 		out.ReportedLifetimePoints = decimalString(s.LifetimePoints)
-		out.ReportedNumTransactions = s.NumTransactions
 	}
 	return out, nil
+}
+
+// entityToProto converts an entity view (with or without its timeline) to
+// the receiptd.v1 Entity.
+func entityToProto(v projections.Entity) (*receiptdv1.Entity, error) {
+	fail := func(err error) (*receiptdv1.Entity, error) {
+		return nil, fmt.Errorf("convert %s %q: %w", v.Kind, v.ID, err)
+	}
+	count, err := toInt32("event count", v.EventCount)
+	if err != nil {
+		return fail(err)
+	}
+	e := &receiptdv1.Entity{
+		Kind:          v.Kind,
+		EntityId:      v.ID,
+		Source:        v.Source,
+		Status:        v.Status,
+		Amount:        optionalDecimal(v.Amount),
+		Currency:      v.Currency,
+		UserId:        v.UserID,
+		FirstPosition: v.FirstPosition,
+		LastPosition:  v.LastPosition,
+		EventCount:    count,
+		Timeline:      make([]*receiptdv1.EntityEvent, 0, len(v.Timeline)),
+	}
+	for _, t := range []struct {
+		name string
+		t    *time.Time
+		out  **timestamppb.Timestamp
+	}{
+		{"status_at", v.StatusAt, &e.StatusAt},
+		{"first_seen", &v.FirstSeen, &e.FirstSeen},
+		{"last_seen", &v.LastSeen, &e.LastSeen},
+	} {
+		if *t.out, err = timestampToProto(t.name, t.t); err != nil {
+			return fail(err)
+		}
+	}
+	for i, ev := range v.Timeline {
+		out := &receiptdv1.EntityEvent{
+			EventType:  ev.EventType,
+			Status:     ev.Status,
+			Amount:     optionalDecimal(ev.Amount),
+			Currency:   ev.Currency,
+			UserId:     ev.UserID,
+			Attributes: maps.Clone(ev.Attributes),
+			BodySha256: ev.BodySHA256,
+			Position:   ev.Position,
+		}
+		for _, t := range []struct {
+			name string
+			t    *time.Time
+			out  **timestamppb.Timestamp
+		}{
+			{"status_at", ev.StatusAt, &out.StatusAt},
+			{"occurred_at", ev.OccurredAt, &out.OccurredAt},
+			{"recorded_at", &ev.RecordedAt, &out.RecordedAt},
+		} {
+			if *t.out, err = timestampToProto(fmt.Sprintf("timeline[%d].%s", i, t.name), t.t); err != nil {
+				return fail(err)
+			}
+		}
+		e.Timeline = append(e.Timeline, out)
+	}
+	return e, nil
+}
+
+// timestampToProto converts a time to a Timestamp: nil for nil or the zero
+// time (not known), and errUnconvertible for a time a Timestamp cannot hold
+// (before year 1 or after 9999), which the JSON mapping would refuse.
+func timestampToProto(what string, t *time.Time) (*timestamppb.Timestamp, error) {
+	if t == nil || t.IsZero() {
+		return nil, nil
+	}
+	ts := timestamppb.New(*t)
+	if err := ts.CheckValid(); err != nil {
+		return nil, fmt.Errorf("%s %s: %v: %w", what, t, err, errUnconvertible)
+	}
+	return ts, nil
+}
+
+// optionalDecimal renders d as an optional decimal string field: nil for
+// nil.
+func optionalDecimal(d *decimal.Decimal) *string {
+	if d == nil {
+		return nil
+	}
+	s := decimalString(*d)
+	return &s
 }
 
 // decimalString renders d exactly, with no exponent and no trailing zeros

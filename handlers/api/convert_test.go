@@ -156,8 +156,27 @@ func TestConvertRejectsUnknownValues(t *testing.T) {
 			}
 		})
 	}
-	if _, err := balanceToProto(projections.Balance{ReceiptsFailed: math.MaxInt32 + 1}); !errors.Is(err, errUnconvertible) {
-		t.Errorf("balanceToProto = %v, want errUnconvertible", err)
+	if _, err := receiptToProto(aggregate.ReceiptView{ReceiptID: "r", Status: aggregate.StatusCompleted, GreenProducts: math.MaxInt32 + 1}); !errors.Is(err, errUnconvertible) {
+		t.Errorf("receiptToProto with green products out of range = %v, want errUnconvertible", err)
+	}
+	for name, b := range map[string]projections.Balance{
+		"receipts failed":       {ReceiptsFailed: math.MaxInt32 + 1},
+		"total green products":  {TotalGreenProducts: math.MinInt32 - 1},
+		"reported transactions": {Reported: &aggregate.Snapshot{NumTransactions: math.MaxInt32 + 1}},
+	} {
+		if _, err := balanceToProto(b); !errors.Is(err, errUnconvertible) {
+			t.Errorf("balanceToProto with %s out of range = %v, want errUnconvertible", name, err)
+		}
+	}
+	farFuture := time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)
+	for name, e := range map[string]projections.Entity{
+		"event count": {Kind: "offer", ID: "o", EventCount: math.MaxInt32 + 1},
+		"status_at":   {Kind: "offer", ID: "o", StatusAt: &farFuture},
+		"occurred_at": {Kind: "offer", ID: "o", Timeline: []projections.EntityEvent{{OccurredAt: &farFuture}}},
+	} {
+		if _, err := entityToProto(e); !errors.Is(err, errUnconvertible) {
+			t.Errorf("entityToProto with %s out of range = %v, want errUnconvertible", name, err)
+		}
 	}
 }
 
@@ -165,7 +184,9 @@ func TestBalanceToProto(t *testing.T) {
 	got, err := balanceToProto(projections.Balance{
 		Source: "reewild", UserID: "027KO2",
 		Reported:           &aggregate.Snapshot{AvailablePoints: dec("1656.54"), LifetimePoints: dec("2000.10"), NumTransactions: 12},
-		DerivedPoints:      dec("2000.1"),
+		AwardedPoints:      dec("2000.10"),
+		CreditedPoints:     dec("0.000000000000000000001"),
+		DerivedPoints:      dec("2000.100000000000000000001"),
 		Reconciled:         true,
 		ReceiptsCompleted:  3,
 		ReceiptsFailed:     2,
@@ -184,7 +205,9 @@ func TestBalanceToProto(t *testing.T) {
 		ReportedAvailablePoints: "1656.54",
 		ReportedLifetimePoints:  "2000.1",
 		ReportedNumTransactions: 12,
-		DerivedPoints:           "2000.1",
+		AwardedPoints:           "2000.1",
+		CreditedPoints:          "0.000000000000000000001",
+		DerivedPoints:           "2000.100000000000000000001",
 		Reconciled:              true,
 		ReceiptsCompleted:       3,
 		ReceiptsFailed:          2,
@@ -205,8 +228,49 @@ func TestBalanceToProto(t *testing.T) {
 		Source:                  "reap",
 		ReportedAvailablePoints: "0",
 		ReportedLifetimePoints:  "0",
+		AwardedPoints:           "0",
+		CreditedPoints:          "0",
 		DerivedPoints:           "0",
 		TotalCo2E:               "0",
 		TotalHealthPoints:       "0",
 	})
+}
+
+func TestEntityToProto(t *testing.T) {
+	seen := time.Date(2025, 11, 21, 15, 0, 1, 500, time.UTC)
+	statusAt := time.Date(2025, 11, 21, 16, 0, 0, 0, time.FixedZone("", 3600))
+	payout := dec("960.00")
+	got, err := entityToProto(projections.Entity{
+		Source: "reusely", Kind: "offer", ID: "93092",
+		Status: "Delivered", StatusAt: &statusAt,
+		Amount: &payout, Currency: "$", UserID: "u1",
+		FirstSeen: seen, LastSeen: seen.Add(time.Minute),
+		FirstPosition: 3, LastPosition: 1 << 62, EventCount: 250,
+		Timeline: []projections.EntityEvent{
+			{EventType: "offer.created", OccurredAt: &seen, Attributes: map[string]string{"status_id": "1"}, BodySHA256: "aa", Position: 3, RecordedAt: seen},
+			{EventType: "offer.status.updated", Status: "Delivered", StatusAt: &statusAt, Amount: &payout, Currency: "$", UserID: "u1", BodySHA256: "bb", Position: 1 << 62, RecordedAt: seen.Add(time.Minute)},
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	amount := "960"
+	wantProto(t, got, &receiptdv1.Entity{
+		Kind: "offer", EntityId: "93092", Source: "reusely",
+		Status: "Delivered", StatusAt: timestamppb.New(statusAt),
+		Amount: &amount, Currency: "$", UserId: "u1",
+		FirstSeen: timestamppb.New(seen), LastSeen: timestamppb.New(seen.Add(time.Minute)),
+		FirstPosition: 3, LastPosition: 1 << 62, EventCount: 250,
+		Timeline: []*receiptdv1.EntityEvent{
+			{EventType: "offer.created", OccurredAt: timestamppb.New(seen), Attributes: map[string]string{"status_id": "1"}, BodySha256: "aa", Position: 3, RecordedAt: timestamppb.New(seen)},
+			{EventType: "offer.status.updated", Status: "Delivered", StatusAt: timestamppb.New(statusAt), Amount: &amount, Currency: "$", UserId: "u1", BodySha256: "bb", Position: 1 << 62, RecordedAt: timestamppb.New(seen.Add(time.Minute))},
+		},
+	})
+
+	// A listed entity (no timeline), with no status, amount or times known.
+	got, err = entityToProto(projections.Entity{Source: "reap", Kind: "account", ID: "a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantProto(t, got, &receiptdv1.Entity{Kind: "account", EntityId: "a", Source: "reap"})
 }

@@ -4,8 +4,9 @@
 // # Basics
 //
 // NewReceiptService implements the generated receiptdv1.ReceiptServiceServer
-// over a Reader, the read side that projections implements. It validates
-// requests, resolves ?source= (empty means the default, the first configured
+// (receipts, user balances, entities) over a Reader, the read side that
+// *projections.DB implements. It validates requests (ids, entity kinds, page
+// sizes), resolves ?source= (empty means the default, the first configured
 // source; an unknown one is NOT_FOUND), waits for min_position with a bounded
 // wait, and converts the aggregate and projections views to the receiptd.v1
 // messages (convert.go). Every error from the read side becomes a gRPC status
@@ -30,8 +31,9 @@
 //
 // # Caveats
 //
-// Decimals (points, CO2e, amounts) are decimal strings and 64-bit integers
-// are JSON strings, as the proto3 JSON mapping renders them.
+// Decimals (points, CO2e, amounts) are decimal strings. Counts are int32,
+// so JSON numbers; log positions are uint64, so JSON strings, as the proto3
+// JSON mapping renders 64-bit integers.
 //
 // The gateway forwards the HTTP Authorization header as the "authorization"
 // gRPC metadata key (exactly once). Because REST reaches the gRPC server

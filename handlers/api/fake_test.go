@@ -29,8 +29,10 @@ type fakeReader struct {
 	receipts map[string]aggregate.ReceiptView   // source + "/" + receipt id
 	lists    map[string][]aggregate.ReceiptView // source + "/" + user id
 	balances map[string]projections.Balance     // source + "/" + user id
-	// validToken is the only page token UserReceipts accepts; it returns
-	// the second half of the list.
+	entities map[string]projections.Entity      // source + "/" + kind + "/" + entity id
+	kinds    map[string][]projections.Entity    // source + "/" + kind
+	// validToken is the only page token UserReceipts and Entities accept;
+	// it returns the rest of the list after the first page.
 	validToken string
 
 	// err, if set, is returned by every read.
@@ -41,17 +43,22 @@ type fakeReader struct {
 	blockWait bool
 
 	calls []string // "Receipt reewild r1", "WaitFor 42", …
-	// reads are the (source, id) pairs the reads asked for, and pageSizes
-	// the page sizes UserReceipts got.
+	// reads are the (source, id) pairs the reads asked for (for Entities,
+	// the id is the kind; for Entity, kind + "/" + id), and pageSizes the
+	// page sizes the lists got.
 	reads     [][2]string
 	pageSizes []int
 }
+
+var _ api.Reader = (*fakeReader)(nil)
 
 func newFakeReader() *fakeReader {
 	return &fakeReader{
 		receipts:   map[string]aggregate.ReceiptView{},
 		lists:      map[string][]aggregate.ReceiptView{},
 		balances:   map[string]projections.Balance{},
+		entities:   map[string]projections.Entity{},
+		kinds:      map[string][]projections.Entity{},
 		validToken: "page-2",
 	}
 }
@@ -132,6 +139,46 @@ func (f *fakeReader) Balance(ctx context.Context, source, userID string) (projec
 	return b, nil
 }
 
+func (f *fakeReader) Entity(ctx context.Context, source, kind, id string) (projections.Entity, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("Entity %s %s %s", source, kind, id)
+	f.reads = append(f.reads, [2]string{source, kind + "/" + id})
+	if f.err != nil {
+		return projections.Entity{}, f.err
+	}
+	v, ok := f.entities[source+"/"+kind+"/"+id]
+	if !ok {
+		return projections.Entity{}, fmt.Errorf("fake: entity %s/%s/%s: %w", source, kind, id, projections.ErrNotFound)
+	}
+	return v, nil
+}
+
+// Entities pages through f.kinds like UserReceipts; a kind not in f.kinds
+// lists empty, as the read models do.
+func (f *fakeReader) Entities(ctx context.Context, source, kind string, pageSize int, pageToken string) ([]projections.Entity, string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("Entities %s %s %d %q", source, kind, pageSize, pageToken)
+	f.reads = append(f.reads, [2]string{source, kind})
+	f.pageSizes = append(f.pageSizes, pageSize)
+	if f.err != nil {
+		return nil, "", f.err
+	}
+	all := f.kinds[source+"/"+kind]
+	switch pageToken {
+	case "":
+		if len(all) > pageSize {
+			return all[:pageSize], f.validToken, nil
+		}
+		return all, "", nil
+	case f.validToken:
+		return all[min(pageSize, len(all)):], "", nil
+	default:
+		return nil, "", fmt.Errorf("fake: decode page token: %w", projections.ErrBadPageToken)
+	}
+}
+
 func (f *fakeReader) WaitFor(ctx context.Context, position uint64) error {
 	f.mu.Lock()
 	f.record("WaitFor %d", position)
@@ -192,6 +239,41 @@ func failedReceipt() aggregate.ReceiptView {
 		v.Stages = append(v.Stages, aggregate.StageView{Stage: s, Reported: s == aggregate.StageUploaded || s == aggregate.StageFailed})
 	}
 	return v
+}
+
+// offerEntity is a Reusely offer whose status was updated twice, the
+// latest update carrying the payout.
+func offerEntity() projections.Entity {
+	created := time.Date(2025, 11, 21, 15, 0, 0, 0, time.UTC)
+	updated := created.Add(time.Hour)
+	seen := time.Date(2025, 11, 21, 15, 0, 1, 0, time.UTC)
+	payout := dec("960.00")
+	return projections.Entity{
+		Source:        "reewild",
+		Kind:          "offer",
+		ID:            "93092",
+		Status:        "Delivered",
+		StatusAt:      &updated,
+		Amount:        &payout,
+		Currency:      "$",
+		UserID:        "027KO2",
+		FirstSeen:     seen,
+		LastSeen:      seen.Add(time.Hour),
+		FirstPosition: 7,
+		LastPosition:  1 << 60,
+		EventCount:    2,
+		Timeline: []projections.EntityEvent{
+			{
+				EventType: "offer.created", Status: "Active Leads", StatusAt: &created, OccurredAt: &created,
+				Attributes: map[string]string{"status_id": "1"}, BodySHA256: "aa", Position: 7, RecordedAt: seen,
+			},
+			{
+				EventType: "offer.status.updated", Status: "Delivered", StatusAt: &updated,
+				Amount: &payout, Currency: "$", UserID: "027KO2",
+				BodySHA256: "bb", Position: 1 << 60, RecordedAt: seen.Add(time.Hour),
+			},
+		},
+	}
 }
 
 // testEnv is a real gRPC server on a loopback listener serving the

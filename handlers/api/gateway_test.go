@@ -98,7 +98,7 @@ func TestRESTGetReceipt(t *testing.T) {
 		"amount":        "23.4",
 		"healthPoints":  "12.5",
 		"bonusPoints":   "100",
-		"greenProducts": "4", // int64: a JSON string
+		"greenProducts": 4, // int32: a JSON number
 		"transactionId": "tx-77",
 	})
 	stages, _ := r["stages"].([]any)
@@ -126,7 +126,7 @@ func TestRESTGetReceipt(t *testing.T) {
 		"status":        "RECEIPT_STATUS_FAILED",
 		"points":        "0",
 		"totalCo2e":     "0",
-		"greenProducts": "0",
+		"greenProducts": 0,
 		"anomalies":     []any{},
 		"userIds":       []any{},
 		"merchant":      "",
@@ -140,6 +140,8 @@ func TestRESTGetBalance(t *testing.T) {
 		f.balances["reewild/027KO2"] = projections.Balance{
 			Source: "reewild", UserID: "027KO2",
 			Reported:           &aggregate.Snapshot{AvailablePoints: dec("1656.54"), LifetimePoints: dec("2000"), NumTransactions: 12},
+			AwardedPoints:      dec("1999.49"),
+			CreditedPoints:     dec("0.5"),
 			DerivedPoints:      dec("1999.99"),
 			Reconciled:         false,
 			ReceiptsCompleted:  3,
@@ -158,8 +160,8 @@ func TestRESTGetBalance(t *testing.T) {
 	}
 	balanceFields := []string{
 		"userId", "source", "reportedAvailablePoints", "reportedLifetimePoints", "reportedNumTransactions",
-		"derivedPoints", "reconciled", "receiptsCompleted", "receiptsFailed", "receiptsInProgress",
-		"totalCo2e", "totalGreenProducts", "totalHealthPoints", "enrolled",
+		"awardedPoints", "creditedPoints", "derivedPoints", "reconciled", "receiptsCompleted", "receiptsFailed",
+		"receiptsInProgress", "totalCo2e", "totalGreenProducts", "totalHealthPoints", "enrolled",
 	}
 	wantKeys(t, "Balance", b, balanceFields...)
 	wantFields(t, "Balance", b, map[string]any{
@@ -167,14 +169,16 @@ func TestRESTGetBalance(t *testing.T) {
 		"source":                  "reewild",
 		"reportedAvailablePoints": "1656.54",
 		"reportedLifetimePoints":  "2000",
-		"reportedNumTransactions": "12",
+		"reportedNumTransactions": 12,
+		"awardedPoints":           "1999.49",
+		"creditedPoints":          "0.5",
 		"derivedPoints":           "1999.99",
 		"reconciled":              false,
 		"receiptsCompleted":       3,
 		"receiptsFailed":          0,
 		"receiptsInProgress":      1,
 		"totalCo2e":               "7.5",
-		"totalGreenProducts":      "9",
+		"totalGreenProducts":      9,
 		"totalHealthPoints":       "40",
 		"enrolled":                true,
 	})
@@ -189,14 +193,16 @@ func TestRESTGetBalance(t *testing.T) {
 		"source":                  "reap",
 		"reportedAvailablePoints": "0",
 		"reportedLifetimePoints":  "0",
-		"reportedNumTransactions": "0",
+		"reportedNumTransactions": 0,
+		"awardedPoints":           "0",
+		"creditedPoints":          "0",
 		"derivedPoints":           "0",
 		"reconciled":              false,
 		"receiptsCompleted":       0,
 		"receiptsFailed":          0,
 		"receiptsInProgress":      0,
 		"totalCo2e":               "0",
-		"totalGreenProducts":      "0",
+		"totalGreenProducts":      0,
 		"totalHealthPoints":       "0",
 		"enrolled":                false,
 	})
@@ -233,17 +239,132 @@ func TestRESTListUserReceipts(t *testing.T) {
 	}
 }
 
+var entityFields = []string{
+	"kind", "entityId", "source", "status", "statusAt", "amount", "currency", "userId",
+	"firstSeen", "lastSeen", "firstPosition", "lastPosition", "eventCount", "timeline",
+}
+
+func TestRESTGetEntity(t *testing.T) {
+	env := newTestEnv(t)
+	bare := projections.Entity{Source: "reap", Kind: "account", ID: "acc-1", FirstSeen: offerEntity().FirstSeen, LastSeen: offerEntity().FirstSeen, FirstPosition: 3, LastPosition: 3, EventCount: 1,
+		Timeline: []projections.EntityEvent{{EventType: "account_status_change", BodySHA256: "cc", Position: 3, RecordedAt: offerEntity().FirstSeen}}}
+	env.reader.Set(func(f *fakeReader) {
+		f.entities["reewild/offer/93092"] = offerEntity()
+		f.entities["reap/account/acc-1"] = bare
+	})
+
+	code, e := get(t, env, "/v1/entities/offer/93092", nil)
+	if code != http.StatusOK {
+		t.Fatalf("status %d: %v", code, e)
+	}
+	wantKeys(t, "Entity", e, entityFields...)
+	wantFields(t, "Entity", e, map[string]any{
+		"kind":          "offer",
+		"entityId":      "93092",
+		"source":        "reewild",
+		"status":        "Delivered",
+		"statusAt":      "2025-11-21T16:00:00Z",
+		"amount":        "960",
+		"currency":      "$",
+		"userId":        "027KO2",
+		"firstSeen":     "2025-11-21T15:00:01Z",
+		"lastSeen":      "2025-11-21T16:00:01Z",
+		"firstPosition": "7",                   // uint64: a JSON string
+		"lastPosition":  "1152921504606846976", // beyond 2^53: exact as a string
+		"eventCount":    2,                     // int32: a JSON number
+	})
+	timeline, _ := e["timeline"].([]any)
+	if len(timeline) != 2 {
+		t.Fatalf("timeline = %v, want 2 events", e["timeline"])
+	}
+	eventFields := []string{"eventType", "status", "statusAt", "occurredAt", "amount", "currency", "userId", "attributes", "bodySha256", "position", "recordedAt"}
+	created, _ := timeline[0].(map[string]any)
+	wantKeys(t, "timeline[0]", created, slices.DeleteFunc(slices.Clone(eventFields), func(k string) bool { return k == "amount" })...)
+	wantFields(t, "timeline[0]", created, map[string]any{
+		"eventType":  "offer.created",
+		"status":     "Active Leads",
+		"statusAt":   "2025-11-21T15:00:00Z",
+		"occurredAt": "2025-11-21T15:00:00Z",
+		"attributes": map[string]any{"status_id": "1"},
+		"bodySha256": "aa",
+		"position":   "7",
+		"recordedAt": "2025-11-21T15:00:01Z",
+		"currency":   "",
+		"userId":     "",
+	})
+	updated, _ := timeline[1].(map[string]any)
+	wantKeys(t, "timeline[1]", updated, eventFields...)
+	wantFields(t, "timeline[1]", updated, map[string]any{
+		"status": "Delivered", "occurredAt": nil, "amount": "960", "currency": "$", "userId": "027KO2", "attributes": map[string]any{},
+	})
+
+	// An entity with no status, amount or user: every field but the
+	// optional amount present, zeros and nulls included.
+	code, e = get(t, env, "/v1/entities/account/acc-1?source=reap", nil)
+	if code != http.StatusOK {
+		t.Fatalf("source=reap: status %d: %v", code, e)
+	}
+	wantKeys(t, "bare Entity", e, slices.DeleteFunc(slices.Clone(entityFields), func(k string) bool { return k == "amount" })...)
+	wantFields(t, "bare Entity", e, map[string]any{
+		"kind": "account", "entityId": "acc-1", "source": "reap", "status": "", "statusAt": nil,
+		"currency": "", "userId": "", "eventCount": 1, "firstPosition": "3", "lastPosition": "3",
+	})
+}
+
+func TestRESTListEntities(t *testing.T) {
+	env := newTestEnv(t)
+	a, b := offerEntity(), offerEntity()
+	a.Timeline, b.Timeline = nil, nil
+	b.ID = "second"
+	env.reader.Set(func(f *fakeReader) { f.kinds["reewild/offer"] = []projections.Entity{a, b} })
+
+	code, page := get(t, env, "/v1/entities/offer?page_size=1", nil)
+	if code != http.StatusOK {
+		t.Fatalf("status %d: %v", code, page)
+	}
+	wantKeys(t, "ListEntitiesResponse", page, "entities", "nextPageToken")
+	entities, _ := page["entities"].([]any)
+	if len(entities) != 1 {
+		t.Fatalf("entities = %v, want 1", page["entities"])
+	}
+	first, _ := entities[0].(map[string]any)
+	wantKeys(t, "entities[0]", first, entityFields...)
+	wantFields(t, "entities[0]", first, map[string]any{"entityId": "93092", "timeline": []any{}})
+	token, _ := page["nextPageToken"].(string)
+	if token == "" {
+		t.Fatalf("nextPageToken empty on the first of two pages")
+	}
+
+	code, page = get(t, env, "/v1/entities/offer?pageSize=1&pageToken="+token, nil)
+	if code != http.StatusOK {
+		t.Fatalf("page 2: status %d: %v", code, page)
+	}
+	wantFields(t, "page 2", page, map[string]any{"nextPageToken": ""})
+	if entities, _ := page["entities"].([]any); len(entities) != 1 || entities[0].(map[string]any)["entityId"] != "second" {
+		t.Errorf("page 2 entities = %v", page["entities"])
+	}
+
+	code, page = get(t, env, "/v1/entities/customer?source=reap", nil)
+	if code != http.StatusOK {
+		t.Fatalf("empty kind: status %d: %v", code, page)
+	}
+	wantFields(t, "empty list", page, map[string]any{"entities": []any{}, "nextPageToken": ""})
+}
+
 func TestRESTQueryParameters(t *testing.T) {
 	env := newTestEnv(t)
 	env.reader.Set(func(f *fakeReader) {
 		f.receipts["reap/r-fail"] = failedReceipt()
 		f.balances["reewild/027KO2"] = projections.Balance{Source: "reewild", UserID: "027KO2"}
 		f.lists["reap/u9"] = []aggregate.ReceiptView{failedReceipt()}
+		f.entities["reap/offer/93092"] = offerEntity()
 	})
 	for _, path := range []string{
 		"/v1/receipts/r-fail?source=reap&min_position=42",
 		"/v1/users/027KO2/balance?minPosition=43",
 		"/v1/users/u9/receipts?source=reap&min_position=44&page_size=10",
+		"/v1/entities/offer/93092?source=reap&min_position=45",
+		"/v1/entities/order?source=reap&minPosition=46&pageSize=10",
 	} {
 		if code, body := get(t, env, path, nil); code != http.StatusOK {
 			t.Errorf("GET %s: status %d: %v", path, code, body)
@@ -253,6 +374,8 @@ func TestRESTQueryParameters(t *testing.T) {
 		"WaitFor 42", "Receipt reap r-fail",
 		"WaitFor 43", "Balance reewild 027KO2",
 		"WaitFor 44", `UserReceipts reap u9 10 ""`,
+		"WaitFor 45", "Entity reap offer 93092",
+		"WaitFor 46", `Entities reap order 10 ""`,
 	}
 	if calls := env.reader.Calls(); !slices.Equal(calls, want) {
 		t.Errorf("reader calls = %q, want %q", calls, want)
@@ -277,6 +400,12 @@ func TestRESTErrors(t *testing.T) {
 		{"/v1/users/027KO2/receipts?page_size=-5", http.StatusBadRequest},
 		{"/v1/users/027KO2/receipts?page_size=many", http.StatusBadRequest},
 		{"/v1/receipts/" + strings.Repeat("x", 300), http.StatusBadRequest},
+		{"/v1/entities/offer/missing", http.StatusNotFound},
+		{"/v1/entities/offer/93092?source=nope", http.StatusNotFound},
+		{"/v1/entities/off%20er/93092", http.StatusBadRequest},
+		{"/v1/entities/" + strings.Repeat("k", 65), http.StatusBadRequest},
+		{"/v1/entities/offer?page_token=forged", http.StatusBadRequest},
+		{"/v1/entities/offer?page_size=-1", http.StatusBadRequest},
 	} {
 		t.Run(tc.path, func(t *testing.T) {
 			code, body := get(t, env, tc.path, nil)
@@ -332,7 +461,7 @@ func TestOpenAPIHandler(t *testing.T) {
 		t.Errorf("swagger = %v, want 2.0", doc["swagger"])
 	}
 	paths, _ := doc["paths"].(map[string]any)
-	for _, p := range []string{"/v1/receipts/{receiptId}", "/v1/users/{userId}/balance", "/v1/users/{userId}/receipts"} {
+	for _, p := range []string{"/v1/receipts/{receiptId}", "/v1/users/{userId}/balance", "/v1/users/{userId}/receipts", "/v1/entities/{kind}", "/v1/entities/{kind}/{entityId}"} {
 		if _, ok := paths[p]; !ok {
 			t.Errorf("paths %q lack %s", keys(paths), p)
 		}

@@ -15,30 +15,46 @@ import (
 	"github.com/receiptd/receiptd/projections"
 )
 
-// Reader is the read side the API serves from (implemented by projections).
+// Reader is the read side the API serves from, implemented by
+// *projections.DB. Reads return errors matching projections.ErrNotFound for
+// what the read models do not hold and projections.ErrBadPageToken for a
+// page token they did not issue (or a page size that is not positive); the
+// service never passes an empty id, an unvalidated kind or a page size
+// outside 1..MaxPageSize.
 type Reader interface {
 	Receipt(ctx context.Context, source, receiptID string) (aggregate.ReceiptView, error)
 	UserReceipts(ctx context.Context, source, userID string, pageSize int, pageToken string) (views []aggregate.ReceiptView, nextPageToken string, err error)
 	Balance(ctx context.Context, source, userID string) (projections.Balance, error)
+	// Entity returns an entity's view with its timeline.
+	Entity(ctx context.Context, source, kind, entityID string) (projections.Entity, error)
+	// Entities lists a source's entities of one kind, newest first, without
+	// their timelines; a kind with no entities lists empty with a nil error.
+	Entities(ctx context.Context, source, kind string, pageSize int, pageToken string) (views []projections.Entity, nextPageToken string, err error)
 	// WaitFor blocks until the read models have applied the event at the given
 	// commit position (bounded by ctx), returning projections.ErrBehind on timeout.
 	WaitFor(ctx context.Context, position uint64) error
 }
 
+// The read models are what cmd/receiptd serves.
+var _ Reader = (*projections.DB)(nil)
+
 // Limits and defaults of requests.
 const (
-	// DefaultPageSize is the page size of ListUserReceipts when the request
-	// gives none.
+	// DefaultPageSize is the page size of ListUserReceipts and ListEntities
+	// when the request gives none.
 	DefaultPageSize = 50
-	// MaxPageSize is the largest page ListUserReceipts returns; larger
-	// requested sizes are lowered to it.
+	// MaxPageSize is the largest page ListUserReceipts and ListEntities
+	// return; larger requested sizes are lowered to it.
 	MaxPageSize = 500
 	// DefaultMaxWait bounds the wait for min_position unless WithMaxWait
 	// says otherwise.
 	DefaultMaxWait = 2 * time.Second
-	// MaxIDLength is the longest receipt or user id a request may carry, in
-	// bytes.
+	// MaxIDLength is the longest receipt, user or entity id a request may
+	// carry, in bytes.
 	MaxIDLength = 256
+	// MaxKindLength is the longest entity kind a request may carry, in
+	// bytes. A kind is made of ASCII letters, digits, "_" and ".".
+	MaxKindLength = 64
 )
 
 // Option configures a ReceiptService.
@@ -198,6 +214,70 @@ func (s *ReceiptService) GetBalance(ctx context.Context, req *receiptdv1.GetBala
 	return out, nil
 }
 
+// GetEntity implements receiptdv1.ReceiptServiceServer.
+func (s *ReceiptService) GetEntity(ctx context.Context, req *receiptdv1.GetEntityRequest) (*receiptdv1.Entity, error) {
+	const op = "GetEntity"
+	if err := validateKind(op, req.GetKind()); err != nil {
+		return nil, err
+	}
+	if err := validateID(op, "entity_id", req.GetEntityId()); err != nil {
+		return nil, err
+	}
+	source, err := s.source(op, req.GetSource())
+	if err != nil {
+		return nil, err
+	}
+	subject := fmt.Sprintf("%s %q of source %q", req.GetKind(), req.GetEntityId(), source)
+	if err := s.waitFor(ctx, req.GetMinPosition()); err != nil {
+		return nil, toStatus(ctx, s.log, op, subject, err)
+	}
+	v, err := s.reader.Entity(ctx, source, req.GetKind(), req.GetEntityId())
+	if err != nil {
+		return nil, toStatus(ctx, s.log, op, subject, err)
+	}
+	out, err := entityToProto(v)
+	if err != nil {
+		return nil, toStatus(ctx, s.log, op, subject, err)
+	}
+	return out, nil
+}
+
+// ListEntities implements receiptdv1.ReceiptServiceServer.
+func (s *ReceiptService) ListEntities(ctx context.Context, req *receiptdv1.ListEntitiesRequest) (*receiptdv1.ListEntitiesResponse, error) {
+	const op = "ListEntities"
+	if err := validateKind(op, req.GetKind()); err != nil {
+		return nil, err
+	}
+	source, err := s.source(op, req.GetSource())
+	if err != nil {
+		return nil, err
+	}
+	size, err := resolvePageSize(op, req.GetPageSize())
+	if err != nil {
+		return nil, err
+	}
+	subject := fmt.Sprintf("entities of kind %q of source %q", req.GetKind(), source)
+	if err := s.waitFor(ctx, req.GetMinPosition()); err != nil {
+		return nil, toStatus(ctx, s.log, op, subject, err)
+	}
+	views, next, err := s.reader.Entities(ctx, source, req.GetKind(), size, req.GetPageToken())
+	if err != nil {
+		return nil, toStatus(ctx, s.log, op, subject, err)
+	}
+	resp := &receiptdv1.ListEntitiesResponse{
+		Entities:      make([]*receiptdv1.Entity, 0, len(views)),
+		NextPageToken: next,
+	}
+	for _, v := range views {
+		e, err := entityToProto(v)
+		if err != nil {
+			return nil, toStatus(ctx, s.log, op, subject, err)
+		}
+		resp.Entities = append(resp.Entities, e)
+	}
+	return resp, nil
+}
+
 // source resolves a request's source: empty is the default, an unknown one
 // is NOT_FOUND.
 func (s *ReceiptService) source(op, requested string) (string, error) {
@@ -241,6 +321,25 @@ func validateID(op, field, id string) error {
 		return status.Errorf(codes.InvalidArgument, "%s: %s is required", op, field)
 	case len(id) > MaxIDLength:
 		return status.Errorf(codes.InvalidArgument, "%s: %s is longer than %d bytes", op, field, MaxIDLength)
+	}
+	return nil
+}
+
+// validateKind accepts an entity kind: a stream category such as "offer",
+// made of ASCII letters, digits, "_" and ".".
+func validateKind(op, kind string) error {
+	switch {
+	case kind == "":
+		return status.Errorf(codes.InvalidArgument, "%s: kind is required", op)
+	case len(kind) > MaxKindLength:
+		return status.Errorf(codes.InvalidArgument, "%s: kind is longer than %d bytes", op, MaxKindLength)
+	}
+	for i := 0; i < len(kind); i++ {
+		switch c := kind[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '_', c == '.':
+		default:
+			return status.Errorf(codes.InvalidArgument, "%s: kind may hold only ASCII letters, digits, \"_\" and \".\"", op)
+		}
 	}
 	return nil
 }

@@ -4,8 +4,8 @@
 // 	protoc        (unknown)
 // source: receiptd/v1/receiptd.proto
 
-// receiptd's query API: the resolved state of receipts and user balances,
-// built from the providers' signed webhooks.
+// receiptd's query API: the resolved state of receipts, user balances and
+// the providers' other entities, built from the providers' signed webhooks.
 //
 // The same RPCs are served over gRPC and, through grpc-gateway, over REST;
 // the HTTP routes are in receiptd_api.yaml beside this file.
@@ -439,6 +439,228 @@ func (x *GetBalanceRequest) GetMinPosition() uint64 {
 	return 0
 }
 
+// Request of GetEntity.
+type GetEntityRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The entity's kind, the category of its event stream: "offer",
+	// "account", "order", "customer", "redemption", "user", … Required:
+	// letters, digits, "_" and ".", at most 64 bytes.
+	Kind string `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
+	// The provider's id of the entity. Required.
+	EntityId string `protobuf:"bytes,2,opt,name=entity_id,json=entityId,proto3" json:"entity_id,omitempty"`
+	// The configured source (provider) name, such as "reusely". Empty selects
+	// the server's default source.
+	Source string `protobuf:"bytes,3,opt,name=source,proto3" json:"source,omitempty"`
+	// If not zero, a commit position returned by a webhook append: the server
+	// answers only after its read models have applied that position, or
+	// UNAVAILABLE if they do not within its bounded wait.
+	MinPosition   uint64 `protobuf:"varint,4,opt,name=min_position,json=minPosition,proto3" json:"min_position,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetEntityRequest) Reset() {
+	*x = GetEntityRequest{}
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetEntityRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetEntityRequest) ProtoMessage() {}
+
+func (x *GetEntityRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetEntityRequest.ProtoReflect.Descriptor instead.
+func (*GetEntityRequest) Descriptor() ([]byte, []int) {
+	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *GetEntityRequest) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *GetEntityRequest) GetEntityId() string {
+	if x != nil {
+		return x.EntityId
+	}
+	return ""
+}
+
+func (x *GetEntityRequest) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *GetEntityRequest) GetMinPosition() uint64 {
+	if x != nil {
+		return x.MinPosition
+	}
+	return 0
+}
+
+// Request of ListEntities.
+type ListEntitiesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The kind of the entities to list (see GetEntityRequest.kind). Required.
+	Kind string `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
+	// The configured source (provider) name. Empty selects the server's default
+	// source.
+	Source string `protobuf:"bytes,2,opt,name=source,proto3" json:"source,omitempty"`
+	// The maximum number of entities to return: 50 if zero, at most 500
+	// (larger values are treated as 500). Negative is INVALID_ARGUMENT.
+	PageSize int32 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// A next_page_token from an earlier response for the same source and
+	// kind, to get the following page; empty for the first page. Any other
+	// token is INVALID_ARGUMENT.
+	PageToken string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// If not zero, a commit position returned by a webhook append: the server
+	// answers only after its read models have applied that position, or
+	// UNAVAILABLE if they do not within its bounded wait.
+	MinPosition   uint64 `protobuf:"varint,5,opt,name=min_position,json=minPosition,proto3" json:"min_position,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListEntitiesRequest) Reset() {
+	*x = ListEntitiesRequest{}
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListEntitiesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListEntitiesRequest) ProtoMessage() {}
+
+func (x *ListEntitiesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListEntitiesRequest.ProtoReflect.Descriptor instead.
+func (*ListEntitiesRequest) Descriptor() ([]byte, []int) {
+	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *ListEntitiesRequest) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *ListEntitiesRequest) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *ListEntitiesRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListEntitiesRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+func (x *ListEntitiesRequest) GetMinPosition() uint64 {
+	if x != nil {
+		return x.MinPosition
+	}
+	return 0
+}
+
+// Response of ListEntities.
+type ListEntitiesResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// One page of the entities, newest first, each with an empty timeline.
+	Entities []*Entity `protobuf:"bytes,1,rep,name=entities,proto3" json:"entities,omitempty"`
+	// The token to pass as page_token for the next page; empty on the last
+	// page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListEntitiesResponse) Reset() {
+	*x = ListEntitiesResponse{}
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListEntitiesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListEntitiesResponse) ProtoMessage() {}
+
+func (x *ListEntitiesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListEntitiesResponse.ProtoReflect.Descriptor instead.
+func (*ListEntitiesResponse) Descriptor() ([]byte, []int) {
+	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *ListEntitiesResponse) GetEntities() []*Entity {
+	if x != nil {
+		return x.Entities
+	}
+	return nil
+}
+
+func (x *ListEntitiesResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
 // The resolved state of one receipt: a function of the set of events the
 // provider reported about it, whatever their arrival order or duplication.
 type Receipt struct {
@@ -485,8 +707,8 @@ type Receipt struct {
 	// string; "0" until the receipt is awarded.
 	BonusPoints string `protobuf:"bytes,15,opt,name=bonus_points,json=bonusPoints,proto3" json:"bonus_points,omitempty"`
 	// The number of green products on the receipt, as awarded; 0 until the
-	// receipt is awarded. A 64-bit integer, so a JSON string.
-	GreenProducts int64 `protobuf:"varint,16,opt,name=green_products,json=greenProducts,proto3" json:"green_products,omitempty"`
+	// receipt is awarded.
+	GreenProducts int32 `protobuf:"varint,16,opt,name=green_products,json=greenProducts,proto3" json:"green_products,omitempty"`
 	// The provider's id of the award transaction; empty until the receipt is
 	// awarded.
 	TransactionId string `protobuf:"bytes,17,opt,name=transaction_id,json=transactionId,proto3" json:"transaction_id,omitempty"`
@@ -496,7 +718,7 @@ type Receipt struct {
 
 func (x *Receipt) Reset() {
 	*x = Receipt{}
-	mi := &file_receiptd_v1_receiptd_proto_msgTypes[4]
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -508,7 +730,7 @@ func (x *Receipt) String() string {
 func (*Receipt) ProtoMessage() {}
 
 func (x *Receipt) ProtoReflect() protoreflect.Message {
-	mi := &file_receiptd_v1_receiptd_proto_msgTypes[4]
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -521,7 +743,7 @@ func (x *Receipt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Receipt.ProtoReflect.Descriptor instead.
 func (*Receipt) Descriptor() ([]byte, []int) {
-	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{4}
+	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Receipt) GetReceiptId() string {
@@ -629,7 +851,7 @@ func (x *Receipt) GetBonusPoints() string {
 	return ""
 }
 
-func (x *Receipt) GetGreenProducts() int64 {
+func (x *Receipt) GetGreenProducts() int32 {
 	if x != nil {
 		return x.GreenProducts
 	}
@@ -662,7 +884,7 @@ type StageProgress struct {
 
 func (x *StageProgress) Reset() {
 	*x = StageProgress{}
-	mi := &file_receiptd_v1_receiptd_proto_msgTypes[5]
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -674,7 +896,7 @@ func (x *StageProgress) String() string {
 func (*StageProgress) ProtoMessage() {}
 
 func (x *StageProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_receiptd_v1_receiptd_proto_msgTypes[5]
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -687,7 +909,7 @@ func (x *StageProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StageProgress.ProtoReflect.Descriptor instead.
 func (*StageProgress) Descriptor() ([]byte, []int) {
-	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{5}
+	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *StageProgress) GetStage() Stage {
@@ -733,7 +955,7 @@ type Failure struct {
 
 func (x *Failure) Reset() {
 	*x = Failure{}
-	mi := &file_receiptd_v1_receiptd_proto_msgTypes[6]
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -745,7 +967,7 @@ func (x *Failure) String() string {
 func (*Failure) ProtoMessage() {}
 
 func (x *Failure) ProtoReflect() protoreflect.Message {
-	mi := &file_receiptd_v1_receiptd_proto_msgTypes[6]
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -758,7 +980,7 @@ func (x *Failure) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Failure.ProtoReflect.Descriptor instead.
 func (*Failure) Descriptor() ([]byte, []int) {
-	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{6}
+	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Failure) GetCode() int32 {
@@ -798,7 +1020,7 @@ type Anomaly struct {
 
 func (x *Anomaly) Reset() {
 	*x = Anomaly{}
-	mi := &file_receiptd_v1_receiptd_proto_msgTypes[7]
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -810,7 +1032,7 @@ func (x *Anomaly) String() string {
 func (*Anomaly) ProtoMessage() {}
 
 func (x *Anomaly) ProtoReflect() protoreflect.Message {
-	mi := &file_receiptd_v1_receiptd_proto_msgTypes[7]
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -823,7 +1045,7 @@ func (x *Anomaly) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Anomaly.ProtoReflect.Descriptor instead.
 func (*Anomaly) Descriptor() ([]byte, []int) {
-	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{7}
+	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Anomaly) GetKind() string {
@@ -840,8 +1062,9 @@ func (x *Anomaly) GetDetail() string {
 	return ""
 }
 
-// A user's balance with one source: the balance the provider reported
-// beside the one receiptd derives from the receipts it has seen.
+// A user's balance with one source (one user id namespace): the balance the
+// provider reported beside the one receiptd derives from the receipts and
+// credits it has seen.
 type Balance struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The provider's user id.
@@ -856,13 +1079,18 @@ type Balance struct {
 	// decimal string; "0" until the provider reports one.
 	ReportedLifetimePoints string `protobuf:"bytes,4,opt,name=reported_lifetime_points,json=reportedLifetimePoints,proto3" json:"reported_lifetime_points,omitempty"`
 	// The number of transactions in the provider's newest balance snapshot; 0
-	// until the provider reports one. A 64-bit integer, so a JSON string.
-	ReportedNumTransactions int64 `protobuf:"varint,5,opt,name=reported_num_transactions,json=reportedNumTransactions,proto3" json:"reported_num_transactions,omitempty"`
-	// The exact sum of the points of the user's completed receipts (each
-	// receipt once) plus credits from other sources, as a decimal string.
+	// until the provider reports one.
+	ReportedNumTransactions int32 `protobuf:"varint,5,opt,name=reported_num_transactions,json=reportedNumTransactions,proto3" json:"reported_num_transactions,omitempty"`
+	// awarded_points + credited_points: the exact sum of the points of the
+	// user's completed receipts (each receipt once) and of the points credited
+	// to the user outside receipts, as a decimal string.
 	DerivedPoints string `protobuf:"bytes,6,opt,name=derived_points,json=derivedPoints,proto3" json:"derived_points,omitempty"`
-	// Whether the reported balance agrees with derived_points. False is what
-	// reconciliation and audits look for.
+	// Whether the provider's newest snapshot agrees with the receipts:
+	// reported_lifetime_points equals awarded_points (true when the provider
+	// has reported no snapshot). The snapshot is compared with awarded_points,
+	// not derived_points, because the provider that reports it knows the
+	// awards of its receipts but not the credits other sources add to the
+	// same user. False is what reconciliation and audits look for.
 	Reconciled bool `protobuf:"varint,7,opt,name=reconciled,proto3" json:"reconciled,omitempty"`
 	// The number of the user's receipts that are COMPLETED.
 	ReceiptsCompleted int32 `protobuf:"varint,8,opt,name=receipts_completed,json=receiptsCompleted,proto3" json:"receipts_completed,omitempty"`
@@ -873,21 +1101,27 @@ type Balance struct {
 	// The CO2e total over the user's completed receipts, as an exact decimal
 	// string.
 	TotalCo2E string `protobuf:"bytes,11,opt,name=total_co2e,json=totalCo2e,proto3" json:"total_co2e,omitempty"`
-	// The number of green products over the user's completed receipts. A
-	// 64-bit integer, so a JSON string.
-	TotalGreenProducts int64 `protobuf:"varint,12,opt,name=total_green_products,json=totalGreenProducts,proto3" json:"total_green_products,omitempty"`
+	// The number of green products over the user's completed receipts.
+	TotalGreenProducts int32 `protobuf:"varint,12,opt,name=total_green_products,json=totalGreenProducts,proto3" json:"total_green_products,omitempty"`
 	// The health points over the user's completed receipts, as an exact
 	// decimal string.
 	TotalHealthPoints string `protobuf:"bytes,13,opt,name=total_health_points,json=totalHealthPoints,proto3" json:"total_health_points,omitempty"`
 	// Whether the provider reported the user's enrollment.
-	Enrolled      bool `protobuf:"varint,14,opt,name=enrolled,proto3" json:"enrolled,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Enrolled bool `protobuf:"varint,14,opt,name=enrolled,proto3" json:"enrolled,omitempty"`
+	// The exact sum of the points of the user's completed receipts, each
+	// receipt once, as a decimal string.
+	AwardedPoints string `protobuf:"bytes,15,opt,name=awarded_points,json=awardedPoints,proto3" json:"awarded_points,omitempty"`
+	// The exact sum of the points credited to the user outside receipts (such
+	// as Reward's credit_points_issued, by a source joined to this user id
+	// namespace), each credit once, as a decimal string; "0" if none.
+	CreditedPoints string `protobuf:"bytes,16,opt,name=credited_points,json=creditedPoints,proto3" json:"credited_points,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Balance) Reset() {
 	*x = Balance{}
-	mi := &file_receiptd_v1_receiptd_proto_msgTypes[8]
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -899,7 +1133,7 @@ func (x *Balance) String() string {
 func (*Balance) ProtoMessage() {}
 
 func (x *Balance) ProtoReflect() protoreflect.Message {
-	mi := &file_receiptd_v1_receiptd_proto_msgTypes[8]
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -912,7 +1146,7 @@ func (x *Balance) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Balance.ProtoReflect.Descriptor instead.
 func (*Balance) Descriptor() ([]byte, []int) {
-	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{8}
+	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Balance) GetUserId() string {
@@ -943,7 +1177,7 @@ func (x *Balance) GetReportedLifetimePoints() string {
 	return ""
 }
 
-func (x *Balance) GetReportedNumTransactions() int64 {
+func (x *Balance) GetReportedNumTransactions() int32 {
 	if x != nil {
 		return x.ReportedNumTransactions
 	}
@@ -992,7 +1226,7 @@ func (x *Balance) GetTotalCo2E() string {
 	return ""
 }
 
-func (x *Balance) GetTotalGreenProducts() int64 {
+func (x *Balance) GetTotalGreenProducts() int32 {
 	if x != nil {
 		return x.TotalGreenProducts
 	}
@@ -1011,6 +1245,345 @@ func (x *Balance) GetEnrolled() bool {
 		return x.Enrolled
 	}
 	return false
+}
+
+func (x *Balance) GetAwardedPoints() string {
+	if x != nil {
+		return x.AwardedPoints
+	}
+	return ""
+}
+
+func (x *Balance) GetCreditedPoints() string {
+	if x != nil {
+		return x.CreditedPoints
+	}
+	return ""
+}
+
+// An entity other than a receipt, as the events its source reported about
+// it resolve it: an offer, an account, an order, a customer, a redemption,
+// or (kind "user") a user's trigger events.
+type Entity struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The entity's kind: the category of its event stream ("offer",
+	// "account", "order", "customer", "redemption", "user", …).
+	Kind string `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
+	// The provider's id of the entity.
+	EntityId string `protobuf:"bytes,2,opt,name=entity_id,json=entityId,proto3" json:"entity_id,omitempty"`
+	// The configured source (provider) name the entity belongs to.
+	Source string `protobuf:"bytes,3,opt,name=source,proto3" json:"source,omitempty"`
+	// The current status, as the provider states it (providers customise
+	// their statuses); empty if no event stated one. It is the status with
+	// the greatest status_at, whatever the order the events arrived in: an
+	// older status_at never replaces a newer status. Statuses with the same
+	// status_at are ordered by the hash of their bodies. A status stated
+	// without a time ranks below every status with one; among those, the one
+	// received last wins.
+	Status string `protobuf:"bytes,4,opt,name=status,proto3" json:"status,omitempty"`
+	// The provider's time of the current status; null if the status came
+	// without one (or there is no status).
+	StatusAt *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=status_at,json=statusAt,proto3" json:"status_at,omitempty"`
+	// The amount of the latest event that stated one (latest by the
+	// provider's time of the event, occurred_at or else status_at), as an
+	// exact decimal string; absent if no event stated one.
+	Amount *string `protobuf:"bytes,6,opt,name=amount,proto3,oneof" json:"amount,omitempty"`
+	// The currency stated with amount, as sent ("USD", "$"); empty if none.
+	Currency string `protobuf:"bytes,7,opt,name=currency,proto3" json:"currency,omitempty"`
+	// The user of the same source the entity belongs to, from the latest
+	// event that named one (by the same rule as amount); empty if none did.
+	UserId string `protobuf:"bytes,8,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// When receiptd recorded the entity's first event (the time receiptd saw
+	// it, not the provider's time; the timeline has those).
+	FirstSeen *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=first_seen,json=firstSeen,proto3" json:"first_seen,omitempty"`
+	// When receiptd recorded the entity's latest event.
+	LastSeen *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=last_seen,json=lastSeen,proto3" json:"last_seen,omitempty"`
+	// The commit position of the entity's first event in receiptd's log.
+	// Lists are ordered by it, newest first. A 64-bit integer, so a JSON
+	// string.
+	FirstPosition uint64 `protobuf:"varint,11,opt,name=first_position,json=firstPosition,proto3" json:"first_position,omitempty"`
+	// The commit position of the entity's latest event; pass it as
+	// min_position to read a view that includes it. A 64-bit integer, so a
+	// JSON string.
+	LastPosition uint64 `protobuf:"varint,12,opt,name=last_position,json=lastPosition,proto3" json:"last_position,omitempty"`
+	// The number of events received about the entity, including those no
+	// longer in timeline.
+	EventCount int32 `protobuf:"varint,13,opt,name=event_count,json=eventCount,proto3" json:"event_count,omitempty"`
+	// The entity's latest events (at most 200), in the order receiptd
+	// received them, oldest first. Empty in ListEntities responses.
+	Timeline      []*EntityEvent `protobuf:"bytes,14,rep,name=timeline,proto3" json:"timeline,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Entity) Reset() {
+	*x = Entity{}
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Entity) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Entity) ProtoMessage() {}
+
+func (x *Entity) ProtoReflect() protoreflect.Message {
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Entity.ProtoReflect.Descriptor instead.
+func (*Entity) Descriptor() ([]byte, []int) {
+	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *Entity) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *Entity) GetEntityId() string {
+	if x != nil {
+		return x.EntityId
+	}
+	return ""
+}
+
+func (x *Entity) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *Entity) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+func (x *Entity) GetStatusAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StatusAt
+	}
+	return nil
+}
+
+func (x *Entity) GetAmount() string {
+	if x != nil && x.Amount != nil {
+		return *x.Amount
+	}
+	return ""
+}
+
+func (x *Entity) GetCurrency() string {
+	if x != nil {
+		return x.Currency
+	}
+	return ""
+}
+
+func (x *Entity) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *Entity) GetFirstSeen() *timestamppb.Timestamp {
+	if x != nil {
+		return x.FirstSeen
+	}
+	return nil
+}
+
+func (x *Entity) GetLastSeen() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastSeen
+	}
+	return nil
+}
+
+func (x *Entity) GetFirstPosition() uint64 {
+	if x != nil {
+		return x.FirstPosition
+	}
+	return 0
+}
+
+func (x *Entity) GetLastPosition() uint64 {
+	if x != nil {
+		return x.LastPosition
+	}
+	return 0
+}
+
+func (x *Entity) GetEventCount() int32 {
+	if x != nil {
+		return x.EventCount
+	}
+	return 0
+}
+
+func (x *Entity) GetTimeline() []*EntityEvent {
+	if x != nil {
+		return x.Timeline
+	}
+	return nil
+}
+
+// One event of an entity's timeline: what the provider's event stated,
+// normalized, and where it is in receiptd's log. The provider's raw body is
+// kept in the log, not here.
+type EntityEvent struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The provider's event type ("offer.status.updated").
+	EventType string `protobuf:"bytes,1,opt,name=event_type,json=eventType,proto3" json:"event_type,omitempty"`
+	// The status the event stated, as sent; empty if it stated none.
+	Status string `protobuf:"bytes,2,opt,name=status,proto3" json:"status,omitempty"`
+	// The provider's time of that status; null if the event gave none.
+	StatusAt *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=status_at,json=statusAt,proto3" json:"status_at,omitempty"`
+	// The provider's time of the event; null if the event gave none.
+	OccurredAt *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=occurred_at,json=occurredAt,proto3" json:"occurred_at,omitempty"`
+	// The amount the event stated, as an exact decimal string; absent if it
+	// stated none.
+	Amount *string `protobuf:"bytes,5,opt,name=amount,proto3,oneof" json:"amount,omitempty"`
+	// The currency the event stated, as sent; empty if none.
+	Currency string `protobuf:"bytes,6,opt,name=currency,proto3" json:"currency,omitempty"`
+	// The user the event named; empty if none.
+	UserId string `protobuf:"bytes,7,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// The event's other normalized fields, by name (such as "status_id" or
+	// "reject_labels"); which ones depends on the provider and event type.
+	Attributes map[string]string `protobuf:"bytes,8,rep,name=attributes,proto3" json:"attributes,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// The SHA-256 of the provider's body, hex: it identifies the delivery in
+	// the log and orders statuses with the same status_at.
+	BodySha256 string `protobuf:"bytes,9,opt,name=body_sha256,json=bodySha256,proto3" json:"body_sha256,omitempty"`
+	// The event's commit position in receiptd's log. A 64-bit integer, so a
+	// JSON string.
+	Position uint64 `protobuf:"varint,10,opt,name=position,proto3" json:"position,omitempty"`
+	// When receiptd recorded the event.
+	RecordedAt    *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=recorded_at,json=recordedAt,proto3" json:"recorded_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EntityEvent) Reset() {
+	*x = EntityEvent{}
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EntityEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EntityEvent) ProtoMessage() {}
+
+func (x *EntityEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EntityEvent.ProtoReflect.Descriptor instead.
+func (*EntityEvent) Descriptor() ([]byte, []int) {
+	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *EntityEvent) GetEventType() string {
+	if x != nil {
+		return x.EventType
+	}
+	return ""
+}
+
+func (x *EntityEvent) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+func (x *EntityEvent) GetStatusAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StatusAt
+	}
+	return nil
+}
+
+func (x *EntityEvent) GetOccurredAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.OccurredAt
+	}
+	return nil
+}
+
+func (x *EntityEvent) GetAmount() string {
+	if x != nil && x.Amount != nil {
+		return *x.Amount
+	}
+	return ""
+}
+
+func (x *EntityEvent) GetCurrency() string {
+	if x != nil {
+		return x.Currency
+	}
+	return ""
+}
+
+func (x *EntityEvent) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *EntityEvent) GetAttributes() map[string]string {
+	if x != nil {
+		return x.Attributes
+	}
+	return nil
+}
+
+func (x *EntityEvent) GetBodySha256() string {
+	if x != nil {
+		return x.BodySha256
+	}
+	return ""
+}
+
+func (x *EntityEvent) GetPosition() uint64 {
+	if x != nil {
+		return x.Position
+	}
+	return 0
+}
+
+func (x *EntityEvent) GetRecordedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RecordedAt
+	}
+	return nil
 }
 
 var File_receiptd_v1_receiptd_proto protoreflect.FileDescriptor
@@ -1036,7 +1609,22 @@ const file_receiptd_v1_receiptd_proto_rawDesc = "" +
 	"\x11GetBalanceRequest\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x16\n" +
 	"\x06source\x18\x02 \x01(\tR\x06source\x12!\n" +
-	"\fmin_position\x18\x03 \x01(\x04R\vminPosition\"\xed\x04\n" +
+	"\fmin_position\x18\x03 \x01(\x04R\vminPosition\"~\n" +
+	"\x10GetEntityRequest\x12\x12\n" +
+	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x1b\n" +
+	"\tentity_id\x18\x02 \x01(\tR\bentityId\x12\x16\n" +
+	"\x06source\x18\x03 \x01(\tR\x06source\x12!\n" +
+	"\fmin_position\x18\x04 \x01(\x04R\vminPosition\"\xa0\x01\n" +
+	"\x13ListEntitiesRequest\x12\x12\n" +
+	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x16\n" +
+	"\x06source\x18\x02 \x01(\tR\x06source\x12\x1b\n" +
+	"\tpage_size\x18\x03 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x04 \x01(\tR\tpageToken\x12!\n" +
+	"\fmin_position\x18\x05 \x01(\x04R\vminPosition\"o\n" +
+	"\x14ListEntitiesResponse\x12/\n" +
+	"\bentities\x18\x01 \x03(\v2\x13.receiptd.v1.EntityR\bentities\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xed\x04\n" +
 	"\aReceipt\x12\x1d\n" +
 	"\n" +
 	"receipt_id\x18\x01 \x01(\tR\treceiptId\x12\x16\n" +
@@ -1056,7 +1644,7 @@ const file_receiptd_v1_receiptd_proto_rawDesc = "" +
 	"\x06amount\x18\r \x01(\tH\x00R\x06amount\x88\x01\x01\x12#\n" +
 	"\rhealth_points\x18\x0e \x01(\tR\fhealthPoints\x12!\n" +
 	"\fbonus_points\x18\x0f \x01(\tR\vbonusPoints\x12%\n" +
-	"\x0egreen_products\x18\x10 \x01(\x03R\rgreenProducts\x12%\n" +
+	"\x0egreen_products\x18\x10 \x01(\x05R\rgreenProducts\x12%\n" +
 	"\x0etransaction_id\x18\x11 \x01(\tR\rtransactionIdB\t\n" +
 	"\a_amount\"\xb4\x01\n" +
 	"\rStageProgress\x12(\n" +
@@ -1071,13 +1659,13 @@ const file_receiptd_v1_receiptd_proto_rawDesc = "" +
 	"\amessage\x18\x03 \x01(\tR\amessage\"5\n" +
 	"\aAnomaly\x12\x12\n" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x16\n" +
-	"\x06detail\x18\x02 \x01(\tR\x06detail\"\xda\x04\n" +
+	"\x06detail\x18\x02 \x01(\tR\x06detail\"\xaa\x05\n" +
 	"\aBalance\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x16\n" +
 	"\x06source\x18\x02 \x01(\tR\x06source\x12:\n" +
 	"\x19reported_available_points\x18\x03 \x01(\tR\x17reportedAvailablePoints\x128\n" +
 	"\x18reported_lifetime_points\x18\x04 \x01(\tR\x16reportedLifetimePoints\x12:\n" +
-	"\x19reported_num_transactions\x18\x05 \x01(\x03R\x17reportedNumTransactions\x12%\n" +
+	"\x19reported_num_transactions\x18\x05 \x01(\x05R\x17reportedNumTransactions\x12%\n" +
 	"\x0ederived_points\x18\x06 \x01(\tR\rderivedPoints\x12\x1e\n" +
 	"\n" +
 	"reconciled\x18\a \x01(\bR\n" +
@@ -1088,9 +1676,53 @@ const file_receiptd_v1_receiptd_proto_rawDesc = "" +
 	" \x01(\x05R\x12receiptsInProgress\x12\x1d\n" +
 	"\n" +
 	"total_co2e\x18\v \x01(\tR\ttotalCo2e\x120\n" +
-	"\x14total_green_products\x18\f \x01(\x03R\x12totalGreenProducts\x12.\n" +
+	"\x14total_green_products\x18\f \x01(\x05R\x12totalGreenProducts\x12.\n" +
 	"\x13total_health_points\x18\r \x01(\tR\x11totalHealthPoints\x12\x1a\n" +
-	"\benrolled\x18\x0e \x01(\bR\benrolled*\x88\x01\n" +
+	"\benrolled\x18\x0e \x01(\bR\benrolled\x12%\n" +
+	"\x0eawarded_points\x18\x0f \x01(\tR\rawardedPoints\x12'\n" +
+	"\x0fcredited_points\x18\x10 \x01(\tR\x0ecreditedPoints\"\x96\x04\n" +
+	"\x06Entity\x12\x12\n" +
+	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x1b\n" +
+	"\tentity_id\x18\x02 \x01(\tR\bentityId\x12\x16\n" +
+	"\x06source\x18\x03 \x01(\tR\x06source\x12\x16\n" +
+	"\x06status\x18\x04 \x01(\tR\x06status\x127\n" +
+	"\tstatus_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\bstatusAt\x12\x1b\n" +
+	"\x06amount\x18\x06 \x01(\tH\x00R\x06amount\x88\x01\x01\x12\x1a\n" +
+	"\bcurrency\x18\a \x01(\tR\bcurrency\x12\x17\n" +
+	"\auser_id\x18\b \x01(\tR\x06userId\x129\n" +
+	"\n" +
+	"first_seen\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\tfirstSeen\x127\n" +
+	"\tlast_seen\x18\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\blastSeen\x12%\n" +
+	"\x0efirst_position\x18\v \x01(\x04R\rfirstPosition\x12#\n" +
+	"\rlast_position\x18\f \x01(\x04R\flastPosition\x12\x1f\n" +
+	"\vevent_count\x18\r \x01(\x05R\n" +
+	"eventCount\x124\n" +
+	"\btimeline\x18\x0e \x03(\v2\x18.receiptd.v1.EntityEventR\btimelineB\t\n" +
+	"\a_amount\"\x9a\x04\n" +
+	"\vEntityEvent\x12\x1d\n" +
+	"\n" +
+	"event_type\x18\x01 \x01(\tR\teventType\x12\x16\n" +
+	"\x06status\x18\x02 \x01(\tR\x06status\x127\n" +
+	"\tstatus_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\bstatusAt\x12;\n" +
+	"\voccurred_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"occurredAt\x12\x1b\n" +
+	"\x06amount\x18\x05 \x01(\tH\x00R\x06amount\x88\x01\x01\x12\x1a\n" +
+	"\bcurrency\x18\x06 \x01(\tR\bcurrency\x12\x17\n" +
+	"\auser_id\x18\a \x01(\tR\x06userId\x12H\n" +
+	"\n" +
+	"attributes\x18\b \x03(\v2(.receiptd.v1.EntityEvent.AttributesEntryR\n" +
+	"attributes\x12\x1f\n" +
+	"\vbody_sha256\x18\t \x01(\tR\n" +
+	"bodySha256\x12\x1a\n" +
+	"\bposition\x18\n" +
+	" \x01(\x04R\bposition\x12;\n" +
+	"\vrecorded_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"recordedAt\x1a=\n" +
+	"\x0fAttributesEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\t\n" +
+	"\a_amount*\x88\x01\n" +
 	"\rReceiptStatus\x12\x1e\n" +
 	"\x1aRECEIPT_STATUS_UNSPECIFIED\x10\x00\x12\x1e\n" +
 	"\x1aRECEIPT_STATUS_IN_PROGRESS\x10\x01\x12\x1c\n" +
@@ -1104,13 +1736,15 @@ const file_receiptd_v1_receiptd_proto_rawDesc = "" +
 	"\x0fSTAGE_VALIDATED\x10\x04\x12\x10\n" +
 	"\fSTAGE_SCORED\x10\x05\x12\x11\n" +
 	"\rSTAGE_AWARDED\x10\x06\x12\x10\n" +
-	"\fSTAGE_FAILED\x10\a2\xf9\x01\n" +
+	"\fSTAGE_FAILED\x10\a2\x8f\x03\n" +
 	"\x0eReceiptService\x12B\n" +
 	"\n" +
 	"GetReceipt\x12\x1e.receiptd.v1.GetReceiptRequest\x1a\x14.receiptd.v1.Receipt\x12_\n" +
 	"\x10ListUserReceipts\x12$.receiptd.v1.ListUserReceiptsRequest\x1a%.receiptd.v1.ListUserReceiptsResponse\x12B\n" +
 	"\n" +
-	"GetBalance\x12\x1e.receiptd.v1.GetBalanceRequest\x1a\x14.receiptd.v1.BalanceB<Z:github.com/receiptd/receiptd/gen/go/receiptd/v1;receiptdv1b\x06proto3"
+	"GetBalance\x12\x1e.receiptd.v1.GetBalanceRequest\x1a\x14.receiptd.v1.Balance\x12?\n" +
+	"\tGetEntity\x12\x1d.receiptd.v1.GetEntityRequest\x1a\x13.receiptd.v1.Entity\x12S\n" +
+	"\fListEntities\x12 .receiptd.v1.ListEntitiesRequest\x1a!.receiptd.v1.ListEntitiesResponseB<Z:github.com/receiptd/receiptd/gen/go/receiptd/v1;receiptdv1b\x06proto3"
 
 var (
 	file_receiptd_v1_receiptd_proto_rawDescOnce sync.Once
@@ -1125,7 +1759,7 @@ func file_receiptd_v1_receiptd_proto_rawDescGZIP() []byte {
 }
 
 var file_receiptd_v1_receiptd_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_receiptd_v1_receiptd_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_receiptd_v1_receiptd_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_receiptd_v1_receiptd_proto_goTypes = []any{
 	(ReceiptStatus)(0),               // 0: receiptd.v1.ReceiptStatus
 	(Stage)(0),                       // 1: receiptd.v1.Stage
@@ -1133,32 +1767,51 @@ var file_receiptd_v1_receiptd_proto_goTypes = []any{
 	(*ListUserReceiptsRequest)(nil),  // 3: receiptd.v1.ListUserReceiptsRequest
 	(*ListUserReceiptsResponse)(nil), // 4: receiptd.v1.ListUserReceiptsResponse
 	(*GetBalanceRequest)(nil),        // 5: receiptd.v1.GetBalanceRequest
-	(*Receipt)(nil),                  // 6: receiptd.v1.Receipt
-	(*StageProgress)(nil),            // 7: receiptd.v1.StageProgress
-	(*Failure)(nil),                  // 8: receiptd.v1.Failure
-	(*Anomaly)(nil),                  // 9: receiptd.v1.Anomaly
-	(*Balance)(nil),                  // 10: receiptd.v1.Balance
-	(*timestamppb.Timestamp)(nil),    // 11: google.protobuf.Timestamp
+	(*GetEntityRequest)(nil),         // 6: receiptd.v1.GetEntityRequest
+	(*ListEntitiesRequest)(nil),      // 7: receiptd.v1.ListEntitiesRequest
+	(*ListEntitiesResponse)(nil),     // 8: receiptd.v1.ListEntitiesResponse
+	(*Receipt)(nil),                  // 9: receiptd.v1.Receipt
+	(*StageProgress)(nil),            // 10: receiptd.v1.StageProgress
+	(*Failure)(nil),                  // 11: receiptd.v1.Failure
+	(*Anomaly)(nil),                  // 12: receiptd.v1.Anomaly
+	(*Balance)(nil),                  // 13: receiptd.v1.Balance
+	(*Entity)(nil),                   // 14: receiptd.v1.Entity
+	(*EntityEvent)(nil),              // 15: receiptd.v1.EntityEvent
+	nil,                              // 16: receiptd.v1.EntityEvent.AttributesEntry
+	(*timestamppb.Timestamp)(nil),    // 17: google.protobuf.Timestamp
 }
 var file_receiptd_v1_receiptd_proto_depIdxs = []int32{
-	6,  // 0: receiptd.v1.ListUserReceiptsResponse.receipts:type_name -> receiptd.v1.Receipt
-	0,  // 1: receiptd.v1.Receipt.status:type_name -> receiptd.v1.ReceiptStatus
-	7,  // 2: receiptd.v1.Receipt.stages:type_name -> receiptd.v1.StageProgress
-	8,  // 3: receiptd.v1.Receipt.failure:type_name -> receiptd.v1.Failure
-	9,  // 4: receiptd.v1.Receipt.anomalies:type_name -> receiptd.v1.Anomaly
-	1,  // 5: receiptd.v1.StageProgress.stage:type_name -> receiptd.v1.Stage
-	11, // 6: receiptd.v1.StageProgress.occurred_at:type_name -> google.protobuf.Timestamp
-	2,  // 7: receiptd.v1.ReceiptService.GetReceipt:input_type -> receiptd.v1.GetReceiptRequest
-	3,  // 8: receiptd.v1.ReceiptService.ListUserReceipts:input_type -> receiptd.v1.ListUserReceiptsRequest
-	5,  // 9: receiptd.v1.ReceiptService.GetBalance:input_type -> receiptd.v1.GetBalanceRequest
-	6,  // 10: receiptd.v1.ReceiptService.GetReceipt:output_type -> receiptd.v1.Receipt
-	4,  // 11: receiptd.v1.ReceiptService.ListUserReceipts:output_type -> receiptd.v1.ListUserReceiptsResponse
-	10, // 12: receiptd.v1.ReceiptService.GetBalance:output_type -> receiptd.v1.Balance
-	10, // [10:13] is the sub-list for method output_type
-	7,  // [7:10] is the sub-list for method input_type
-	7,  // [7:7] is the sub-list for extension type_name
-	7,  // [7:7] is the sub-list for extension extendee
-	0,  // [0:7] is the sub-list for field type_name
+	9,  // 0: receiptd.v1.ListUserReceiptsResponse.receipts:type_name -> receiptd.v1.Receipt
+	14, // 1: receiptd.v1.ListEntitiesResponse.entities:type_name -> receiptd.v1.Entity
+	0,  // 2: receiptd.v1.Receipt.status:type_name -> receiptd.v1.ReceiptStatus
+	10, // 3: receiptd.v1.Receipt.stages:type_name -> receiptd.v1.StageProgress
+	11, // 4: receiptd.v1.Receipt.failure:type_name -> receiptd.v1.Failure
+	12, // 5: receiptd.v1.Receipt.anomalies:type_name -> receiptd.v1.Anomaly
+	1,  // 6: receiptd.v1.StageProgress.stage:type_name -> receiptd.v1.Stage
+	17, // 7: receiptd.v1.StageProgress.occurred_at:type_name -> google.protobuf.Timestamp
+	17, // 8: receiptd.v1.Entity.status_at:type_name -> google.protobuf.Timestamp
+	17, // 9: receiptd.v1.Entity.first_seen:type_name -> google.protobuf.Timestamp
+	17, // 10: receiptd.v1.Entity.last_seen:type_name -> google.protobuf.Timestamp
+	15, // 11: receiptd.v1.Entity.timeline:type_name -> receiptd.v1.EntityEvent
+	17, // 12: receiptd.v1.EntityEvent.status_at:type_name -> google.protobuf.Timestamp
+	17, // 13: receiptd.v1.EntityEvent.occurred_at:type_name -> google.protobuf.Timestamp
+	16, // 14: receiptd.v1.EntityEvent.attributes:type_name -> receiptd.v1.EntityEvent.AttributesEntry
+	17, // 15: receiptd.v1.EntityEvent.recorded_at:type_name -> google.protobuf.Timestamp
+	2,  // 16: receiptd.v1.ReceiptService.GetReceipt:input_type -> receiptd.v1.GetReceiptRequest
+	3,  // 17: receiptd.v1.ReceiptService.ListUserReceipts:input_type -> receiptd.v1.ListUserReceiptsRequest
+	5,  // 18: receiptd.v1.ReceiptService.GetBalance:input_type -> receiptd.v1.GetBalanceRequest
+	6,  // 19: receiptd.v1.ReceiptService.GetEntity:input_type -> receiptd.v1.GetEntityRequest
+	7,  // 20: receiptd.v1.ReceiptService.ListEntities:input_type -> receiptd.v1.ListEntitiesRequest
+	9,  // 21: receiptd.v1.ReceiptService.GetReceipt:output_type -> receiptd.v1.Receipt
+	4,  // 22: receiptd.v1.ReceiptService.ListUserReceipts:output_type -> receiptd.v1.ListUserReceiptsResponse
+	13, // 23: receiptd.v1.ReceiptService.GetBalance:output_type -> receiptd.v1.Balance
+	14, // 24: receiptd.v1.ReceiptService.GetEntity:output_type -> receiptd.v1.Entity
+	8,  // 25: receiptd.v1.ReceiptService.ListEntities:output_type -> receiptd.v1.ListEntitiesResponse
+	21, // [21:26] is the sub-list for method output_type
+	16, // [16:21] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_receiptd_v1_receiptd_proto_init() }
@@ -1166,14 +1819,16 @@ func file_receiptd_v1_receiptd_proto_init() {
 	if File_receiptd_v1_receiptd_proto != nil {
 		return
 	}
-	file_receiptd_v1_receiptd_proto_msgTypes[4].OneofWrappers = []any{}
+	file_receiptd_v1_receiptd_proto_msgTypes[7].OneofWrappers = []any{}
+	file_receiptd_v1_receiptd_proto_msgTypes[12].OneofWrappers = []any{}
+	file_receiptd_v1_receiptd_proto_msgTypes[13].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_receiptd_v1_receiptd_proto_rawDesc), len(file_receiptd_v1_receiptd_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   9,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -4,8 +4,8 @@
 // - protoc             (unknown)
 // source: receiptd/v1/receiptd.proto
 
-// receiptd's query API: the resolved state of receipts and user balances,
-// built from the providers' signed webhooks.
+// receiptd's query API: the resolved state of receipts, user balances and
+// the providers' other entities, built from the providers' signed webhooks.
 //
 // The same RPCs are served over gRPC and, through grpc-gateway, over REST;
 // the HTTP routes are in receiptd_api.yaml beside this file.
@@ -28,13 +28,17 @@ const (
 	ReceiptService_GetReceipt_FullMethodName       = "/receiptd.v1.ReceiptService/GetReceipt"
 	ReceiptService_ListUserReceipts_FullMethodName = "/receiptd.v1.ReceiptService/ListUserReceipts"
 	ReceiptService_GetBalance_FullMethodName       = "/receiptd.v1.ReceiptService/GetBalance"
+	ReceiptService_GetEntity_FullMethodName        = "/receiptd.v1.ReceiptService/GetEntity"
+	ReceiptService_ListEntities_FullMethodName     = "/receiptd.v1.ReceiptService/ListEntities"
 )
 
 // ReceiptServiceClient is the client API for ReceiptService service.
 //
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
-// ReceiptService serves receiptd's read models: receipts and user balances.
+// ReceiptService serves receiptd's read models: receipts, user balances and
+// entities (offers, accounts, orders, customers, redemptions, users' trigger
+// events).
 //
 // The read models are eventually consistent with the webhooks receiptd has
 // acknowledged. A caller that needs to read its own write passes the commit
@@ -56,9 +60,27 @@ type ReceiptServiceClient interface {
 	// Get a user's balance.
 	//
 	// Returns the balance the provider last reported beside the balance
-	// receiptd derives from the receipts it has seen, and whether they agree.
-	// NOT_FOUND (HTTP 404) if no event of the source has named the user.
+	// receiptd derives from the receipts and credits it has seen, and whether
+	// the provider's balance agrees with the receipts. NOT_FOUND (HTTP 404) if
+	// no event of the source has named the user.
 	GetBalance(ctx context.Context, in *GetBalanceRequest, opts ...grpc.CallOption) (*Balance, error)
+	// Get one entity.
+	//
+	// Returns an entity other than a receipt (an offer, an account, an
+	// order, a customer, a redemption; kind user for a user's trigger events)
+	// as the events of its source resolve it: its current status, amount and
+	// user, when it was first and last seen, and a timeline of its latest
+	// events. NOT_FOUND (HTTP 404) if the source has never reported the
+	// entity.
+	GetEntity(ctx context.Context, in *GetEntityRequest, opts ...grpc.CallOption) (*Entity, error)
+	// List the entities of one kind.
+	//
+	// Returns one page of the source's entities of the kind, newest first by
+	// the position of their first event (an entity keeps its place when later
+	// events arrive), without their timelines (GetEntity returns those). A
+	// kind no event has named lists empty. Pass next_page_token as page_token
+	// to get the next page.
+	ListEntities(ctx context.Context, in *ListEntitiesRequest, opts ...grpc.CallOption) (*ListEntitiesResponse, error)
 }
 
 type receiptServiceClient struct {
@@ -99,11 +121,33 @@ func (c *receiptServiceClient) GetBalance(ctx context.Context, in *GetBalanceReq
 	return out, nil
 }
 
+func (c *receiptServiceClient) GetEntity(ctx context.Context, in *GetEntityRequest, opts ...grpc.CallOption) (*Entity, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Entity)
+	err := c.cc.Invoke(ctx, ReceiptService_GetEntity_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *receiptServiceClient) ListEntities(ctx context.Context, in *ListEntitiesRequest, opts ...grpc.CallOption) (*ListEntitiesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListEntitiesResponse)
+	err := c.cc.Invoke(ctx, ReceiptService_ListEntities_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ReceiptServiceServer is the server API for ReceiptService service.
 // All implementations must embed UnimplementedReceiptServiceServer
 // for forward compatibility.
 //
-// ReceiptService serves receiptd's read models: receipts and user balances.
+// ReceiptService serves receiptd's read models: receipts, user balances and
+// entities (offers, accounts, orders, customers, redemptions, users' trigger
+// events).
 //
 // The read models are eventually consistent with the webhooks receiptd has
 // acknowledged. A caller that needs to read its own write passes the commit
@@ -125,9 +169,27 @@ type ReceiptServiceServer interface {
 	// Get a user's balance.
 	//
 	// Returns the balance the provider last reported beside the balance
-	// receiptd derives from the receipts it has seen, and whether they agree.
-	// NOT_FOUND (HTTP 404) if no event of the source has named the user.
+	// receiptd derives from the receipts and credits it has seen, and whether
+	// the provider's balance agrees with the receipts. NOT_FOUND (HTTP 404) if
+	// no event of the source has named the user.
 	GetBalance(context.Context, *GetBalanceRequest) (*Balance, error)
+	// Get one entity.
+	//
+	// Returns an entity other than a receipt (an offer, an account, an
+	// order, a customer, a redemption; kind user for a user's trigger events)
+	// as the events of its source resolve it: its current status, amount and
+	// user, when it was first and last seen, and a timeline of its latest
+	// events. NOT_FOUND (HTTP 404) if the source has never reported the
+	// entity.
+	GetEntity(context.Context, *GetEntityRequest) (*Entity, error)
+	// List the entities of one kind.
+	//
+	// Returns one page of the source's entities of the kind, newest first by
+	// the position of their first event (an entity keeps its place when later
+	// events arrive), without their timelines (GetEntity returns those). A
+	// kind no event has named lists empty. Pass next_page_token as page_token
+	// to get the next page.
+	ListEntities(context.Context, *ListEntitiesRequest) (*ListEntitiesResponse, error)
 	mustEmbedUnimplementedReceiptServiceServer()
 }
 
@@ -146,6 +208,12 @@ func (UnimplementedReceiptServiceServer) ListUserReceipts(context.Context, *List
 }
 func (UnimplementedReceiptServiceServer) GetBalance(context.Context, *GetBalanceRequest) (*Balance, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetBalance not implemented")
+}
+func (UnimplementedReceiptServiceServer) GetEntity(context.Context, *GetEntityRequest) (*Entity, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetEntity not implemented")
+}
+func (UnimplementedReceiptServiceServer) ListEntities(context.Context, *ListEntitiesRequest) (*ListEntitiesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListEntities not implemented")
 }
 func (UnimplementedReceiptServiceServer) mustEmbedUnimplementedReceiptServiceServer() {}
 func (UnimplementedReceiptServiceServer) testEmbeddedByValue()                        {}
@@ -222,6 +290,42 @@ func _ReceiptService_GetBalance_Handler(srv interface{}, ctx context.Context, de
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ReceiptService_GetEntity_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetEntityRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ReceiptServiceServer).GetEntity(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ReceiptService_GetEntity_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ReceiptServiceServer).GetEntity(ctx, req.(*GetEntityRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ReceiptService_ListEntities_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListEntitiesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ReceiptServiceServer).ListEntities(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ReceiptService_ListEntities_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ReceiptServiceServer).ListEntities(ctx, req.(*ListEntitiesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ReceiptService_ServiceDesc is the grpc.ServiceDesc for ReceiptService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -240,6 +344,14 @@ var ReceiptService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetBalance",
 			Handler:    _ReceiptService_GetBalance_Handler,
+		},
+		{
+			MethodName: "GetEntity",
+			Handler:    _ReceiptService_GetEntity_Handler,
+		},
+		{
+			MethodName: "ListEntities",
+			Handler:    _ReceiptService_ListEntities_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
