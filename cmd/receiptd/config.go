@@ -1,0 +1,183 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Config is everything `receiptd serve` runs with: flags first, then the
+// YAML file named by --config.
+type Config struct {
+	DataDir  string `yaml:"-"`
+	HTTPAddr string `yaml:"-"`
+	GRPCAddr string `yaml:"-"`
+	File     string `yaml:"-"`
+
+	Store   StoreConfig    `yaml:"store"`
+	Sources []SourceConfig `yaml:"sources"`
+	Ingest  IngestConfig   `yaml:"ingest"`
+	Query   QueryConfig    `yaml:"query"`
+}
+
+// StoreConfig chooses the log.
+type StoreConfig struct {
+	// Kind is "embedded" (default) or "kurrentdb".
+	Kind string `yaml:"kind"`
+	// URL is the KurrentDB connection string (esdb://…).
+	URL string `yaml:"url"`
+}
+
+// SourceConfig is one provider account that may POST to /webhooks/{name}.
+type SourceConfig struct {
+	Name string `yaml:"name"`
+	Kind string `yaml:"kind"`
+	// Secrets (reewild, reusely, standard), Tokens (reward, retm) and
+	// PublicKeys (reap) are literals, env:NAME or file:PATH. Several may be
+	// active at once, for rotation.
+	Secrets    []string `yaml:"secrets"`
+	Tokens     []string `yaml:"tokens"`
+	PublicKeys []string `yaml:"public_keys"`
+	// Tolerance bounds the age of a signed timestamp (reusely, standard).
+	Tolerance Duration `yaml:"tolerance"`
+	// Algorithm and Encoding of a keyed signature where the provider leaves
+	// them open (reusely: hmac-sha256 / hex by default).
+	Algorithm string `yaml:"algorithm"`
+	Encoding  string `yaml:"encoding"`
+	// AllowIPs, if set, limits deliveries to these addresses or CIDR
+	// prefixes (token-authenticated sources: reward, retm).
+	AllowIPs []string `yaml:"allow_ips"`
+	// Merchant, if set, must equal the business reference a RETM delivery
+	// names (one RETM source per merchant install).
+	Merchant string `yaml:"merchant"`
+	// UserNamespace joins this source's user ids to another source's: its
+	// credits count in that source's balances (reward credits to Reewild
+	// users). Default: the source itself.
+	UserNamespace string `yaml:"user_namespace"`
+	// Category is the stream category of a standard source's entities
+	// (default "event").
+	Category string `yaml:"category"`
+	// Insecure accepts deliveries without verification. Development only;
+	// a source with no verifier configured refuses to start without it.
+	Insecure bool `yaml:"insecure"`
+}
+
+// IngestConfig tunes POST /webhooks/{source}.
+type IngestConfig struct {
+	// MaxBodyBytes answers 413 above it (default 1 MiB).
+	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// StoreDeadline is how long a delivery may wait for its append to be
+	// durable before 503 (default 3s, well inside providers' 5s).
+	StoreDeadline Duration `yaml:"store_deadline"`
+}
+
+// QueryConfig tunes the query API.
+type QueryConfig struct {
+	// MaxWait bounds how long a query with min_position waits (default 2s).
+	MaxWait Duration `yaml:"max_wait"`
+}
+
+// Duration is a time.Duration written as "10m", "3s" in YAML.
+type Duration time.Duration
+
+// UnmarshalYAML parses a Go duration string.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	var s string
+	if err := n.Decode(&s); err != nil {
+		return err
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("line %d: %w", n.Line, err)
+	}
+	if v < 0 {
+		return fmt.Errorf("line %d: negative duration %s", n.Line, s)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// AddFlags registers the serve flags on fs.
+func (c *Config) AddFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.DataDir, "data-dir", "./data", "directory of the embedded store and the read models")
+	fs.StringVar(&c.HTTPAddr, "http-addr", ":8080", "listen address for webhooks, REST, health and metrics")
+	fs.StringVar(&c.GRPCAddr, "grpc-addr", ":9090", "listen address for gRPC")
+	fs.StringVar(&c.File, "config", "", "YAML config file (sources, store, limits)")
+}
+
+// Load reads the YAML file named by c.File, if any, then applies defaults
+// and validates.
+func (c *Config) Load() error {
+	if c.File != "" {
+		raw, err := os.ReadFile(c.File)
+		if err != nil {
+			return fmt.Errorf("config: %w", err)
+		}
+		dec := yaml.NewDecoder(bytes.NewReader(raw))
+		dec.KnownFields(true)
+		if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) { // an empty file is an empty config
+			return fmt.Errorf("config %s: %w", c.File, err)
+		}
+	}
+	c.defaults()
+	return c.Validate()
+}
+
+func (c *Config) defaults() {
+	if c.Store.Kind == "" {
+		c.Store.Kind = "embedded"
+	}
+	if c.Ingest.MaxBodyBytes == 0 {
+		c.Ingest.MaxBodyBytes = 1 << 20
+	}
+	if c.Ingest.StoreDeadline == 0 {
+		c.Ingest.StoreDeadline = Duration(3 * time.Second)
+	}
+	if c.Query.MaxWait == 0 {
+		c.Query.MaxWait = Duration(2 * time.Second)
+	}
+}
+
+// Validate reports every problem with the config at once.
+func (c *Config) Validate() error {
+	var errs []error
+	switch c.Store.Kind {
+	case "embedded":
+	case "kurrentdb":
+		if c.Store.URL == "" {
+			errs = append(errs, errors.New("store: kind kurrentdb needs a url"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("store: unknown kind %q (embedded or kurrentdb)", c.Store.Kind))
+	}
+	if c.Ingest.MaxBodyBytes < 0 {
+		errs = append(errs, errors.New("ingest: max_body_bytes must be positive"))
+	}
+	seen := map[string]bool{}
+	for i, s := range c.Sources {
+		where := fmt.Sprintf("sources[%d] (%s)", i, s.Name)
+		switch {
+		case s.Name == "":
+			errs = append(errs, fmt.Errorf("sources[%d]: no name", i))
+		case strings.ContainsAny(s.Name, ".-/ \x00"):
+			errs = append(errs, fmt.Errorf("%s: a source name may not contain '.', '-', '/', space or NUL", where))
+		case seen[s.Name]:
+			errs = append(errs, fmt.Errorf("%s: duplicate source name", where))
+		}
+		seen[s.Name] = true
+		if !knownKinds[s.Kind] {
+			errs = append(errs, fmt.Errorf("%s: unknown kind %q", where, s.Kind))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// knownKinds lists the provider kinds this build can verify.
+var knownKinds = map[string]bool{"reewild": true}

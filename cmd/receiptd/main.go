@@ -1,0 +1,78 @@
+// Command receiptd receives signed receipt and rewards webhooks, appends them
+// to an event log, and serves the resolved receipts and balances over gRPC and
+// REST.
+//
+//	receiptd serve [--data-dir DIR] [--http-addr ADDR] [--grpc-addr ADDR] [--config FILE]
+//
+// All wiring, flags and config live in this package; nothing imports it.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+const usage = `receiptd: receipt and rewards webhooks into a trustworthy, queryable history.
+
+Usage:
+  receiptd serve [flags]    run the server
+  receiptd version          print the version
+
+Run 'receiptd serve -h' for the flags.
+`
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	switch args[0] {
+	case "serve":
+		var cfg Config
+		fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+		fs.SetOutput(stderr)
+		cfg.AddFlags(fs)
+		if err := fs.Parse(args[1:]); err != nil {
+			return 2
+		}
+		if fs.NArg() > 0 {
+			fmt.Fprintf(stderr, "receiptd serve: unexpected arguments %q\n", fs.Args())
+			return 2
+		}
+		if err := cfg.Load(); err != nil {
+			fmt.Fprintf(stderr, "receiptd serve: %v\n", err)
+			return 2
+		}
+		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+		defer stop()
+		if err := serve(ctx, cfg, logger); err != nil && !errors.Is(err, context.Canceled) {
+			logger.Error("receiptd stopped", "err", err)
+			return 1
+		}
+		return 0
+	case "version":
+		fmt.Fprintln(stdout, "receiptd", version)
+		return 0
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "receiptd: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+}

@@ -1,0 +1,283 @@
+package bolt
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/receiptd/receiptd/aggregate"
+	"github.com/receiptd/receiptd/eventstore"
+	bbolt "go.etcd.io/bbolt"
+)
+
+// A request is one Append, encoded by its caller. All its keys and records
+// live in one buffer that outlives the write transaction, as bbolt requires
+// of what is Put.
+type request struct {
+	ctx      context.Context
+	stream   string
+	expected eventstore.ExpectedRevision
+
+	prefix  []byte   // uvarint(len(stream)) ‖ stream
+	seek    []byte   // prefix ‖ be64(MaxUint64), to find the last revision
+	recs    [][]byte // records, stamped by apply
+	posKeys [][]byte // events keys; also the stream index values
+	idxKeys [][]byte // stream index keys
+	size    int      // encoded bytes
+
+	done chan outcome // capacity 1: the committer never blocks on it
+}
+
+type outcome struct {
+	res eventstore.AppendResult
+	err error
+}
+
+func checkStreamName(stream string) error {
+	switch {
+	case stream == "":
+		return fmt.Errorf("%w: empty stream name", eventstore.ErrInvalid)
+	case len(stream) > maxStreamLen:
+		return fmt.Errorf("%w: stream name of %d bytes (at most %d)", eventstore.ErrInvalid, len(stream), maxStreamLen)
+	}
+	return nil
+}
+
+// newRequest validates an append and encodes it.
+func newRequest(ctx context.Context, stream string, expected eventstore.ExpectedRevision, events []aggregate.Event, maxBytes int) (*request, error) {
+	invalid := func(err error) (*request, error) {
+		return nil, fmt.Errorf("bolt: append %q: %w", stream, err)
+	}
+	if err := checkStreamName(stream); err != nil {
+		return invalid(err)
+	}
+	if len(events) == 0 {
+		return invalid(fmt.Errorf("%w: no events", eventstore.ErrInvalid))
+	}
+	if expected < eventstore.Any {
+		return invalid(fmt.Errorf("%w: expected revision %d", eventstore.ErrInvalid, int64(expected)))
+	}
+	n := len(events)
+	keyLen := streamPrefixLen(stream) + 8
+	size := keyLen // seek
+	for i, e := range events {
+		if e.Type == "" {
+			return invalid(fmt.Errorf("%w: event %d has no type", eventstore.ErrInvalid, i))
+		}
+		size += recordLen(stream, e) + 8 + keyLen
+		if size > maxBytes {
+			return invalid(fmt.Errorf("%w: events over %d bytes", eventstore.ErrInvalid, maxBytes))
+		}
+	}
+	r := &request{
+		ctx:      ctx,
+		stream:   stream,
+		expected: expected,
+		recs:     make([][]byte, n),
+		posKeys:  make([][]byte, n),
+		idxKeys:  make([][]byte, n),
+		size:     size,
+		done:     make(chan outcome, 1),
+	}
+	buf := make([]byte, 0, size)
+	// carve appends to buf and returns what it appended, capped so that no
+	// later append can reach into its neighbour.
+	carve := func(appendTo func([]byte) []byte) []byte {
+		start := len(buf)
+		buf = appendTo(buf)
+		return buf[start:len(buf):len(buf)]
+	}
+	r.seek = carve(func(b []byte) []byte { return appendStreamKey(b, stream, math.MaxUint64) })
+	r.prefix = r.seek[: keyLen-8 : keyLen-8]
+	for i, e := range events {
+		r.recs[i] = carve(func(b []byte) []byte { return appendRecord(b, stream, e) })
+		r.posKeys[i] = carve(func(b []byte) []byte { return append(b, make([]byte, 8)...) })
+		r.idxKeys[i] = carve(func(b []byte) []byte { return appendStreamKey(b, stream, 0) })
+	}
+	return r, nil
+}
+
+// apply writes r in the transaction of b, after checking its expected
+// revision against the stream as the transaction sees it (with the appends
+// applied before it in the same transaction). A wrong revision writes
+// nothing and returns an error matching eventstore.ErrWrongRevision; any
+// other error may leave partial writes, so the transaction must be rolled
+// back.
+func apply(b buckets, r *request, at int64) (eventstore.AppendResult, error) {
+	last, exists := lastRevision(b.streams, r.prefix, r.seek)
+	actual := eventstore.NoStream
+	if exists {
+		actual = eventstore.Exact(last)
+	}
+	ok := r.expected == eventstore.Any || r.expected == actual
+	if !ok {
+		return eventstore.AppendResult{}, fmt.Errorf("bolt: append %q: %w", r.stream,
+			&eventstore.WrongRevisionError{Stream: r.stream, Expected: r.expected, Actual: actual})
+	}
+	var next uint64
+	if exists {
+		next = last + 1
+	}
+	pos := b.events.Sequence()
+	for i, rec := range r.recs {
+		pos++
+		rev := next + uint64(i)
+		stampRecord(rec, rev, at)
+		binary.BigEndian.PutUint64(r.posKeys[i], pos)
+		binary.BigEndian.PutUint64(r.idxKeys[i][len(r.prefix):], rev)
+		if err := b.events.Put(r.posKeys[i], rec); err != nil {
+			return eventstore.AppendResult{}, fmt.Errorf("put event %d: %w", pos, err)
+		}
+		if err := b.streams.Put(r.idxKeys[i], r.posKeys[i]); err != nil {
+			return eventstore.AppendResult{}, fmt.Errorf("put index of event %d: %w", pos, err)
+		}
+	}
+	if err := b.events.SetSequence(pos); err != nil {
+		return eventstore.AppendResult{}, fmt.Errorf("set sequence %d: %w", pos, err)
+	}
+	return eventstore.AppendResult{
+		NextRevision: next + uint64(len(r.recs)) - 1,
+		Position:     eventstore.Position{Commit: pos, Prepare: pos},
+	}, nil
+}
+
+// runCommitter is the committer goroutine: it commits whatever is queued,
+// one write transaction at a time, until Close has been called and the
+// queue is empty.
+func (s *Store) runCommitter() {
+	defer close(s.committerDone)
+	var batch []*request
+	for {
+		var closing bool
+		batch, closing = s.take(batch[:0])
+		if len(batch) > 0 {
+			s.commit(batch)
+			clear(batch) // drop references to answered requests
+			continue
+		}
+		if closing {
+			return
+		}
+		select {
+		case <-s.wake:
+		case <-s.closing:
+		}
+	}
+}
+
+// take moves the oldest queued requests, up to maxBatchBytes (and at least
+// one), to batch, and reports whether the store is closing.
+func (s *Store) take(batch []*request) ([]*request, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	size, n := 0, 0
+	for _, r := range s.queue {
+		if n > 0 && size+r.size > maxBatchBytes {
+			break
+		}
+		size += r.size
+		n++
+	}
+	batch = append(batch, s.queue[:n]...)
+	rest := copy(s.queue, s.queue[n:])
+	clear(s.queue[rest:])
+	s.queue = s.queue[:rest]
+	return batch, s.closed
+}
+
+// commit writes batch in one write transaction and answers every request.
+func (s *Store) commit(batch []*request) {
+	live := batch[:0:0]
+	for _, r := range batch {
+		// A caller that stopped waiting before its append started gets a
+		// definite "not written".
+		if err := r.ctx.Err(); err != nil {
+			r.done <- outcome{err: fmt.Errorf("bolt: append %q: before commit: %w", r.stream, err)}
+			continue
+		}
+		live = append(live, r)
+	}
+	outs := make([]outcome, 0, len(live))
+	for len(live) > 0 {
+		outs = outs[:0]
+		tx, err := s.db.Begin(true)
+		if err != nil {
+			s.failAll(live, err)
+			return
+		}
+		b, err := openBuckets(tx)
+		if err != nil {
+			_ = tx.Rollback()
+			s.failAll(live, err)
+			return
+		}
+		at := time.Now().UnixNano()
+		written, bad := 0, -1
+		for i, r := range live {
+			res, err := apply(b, r, at)
+			if err != nil && !errors.Is(err, eventstore.ErrWrongRevision) {
+				bad = i
+				outs = append(outs, outcome{err: unavailable(r.stream, err)})
+				break
+			}
+			if err == nil {
+				written++
+			}
+			outs = append(outs, outcome{res: res, err: err})
+		}
+		if bad >= 0 {
+			// The transaction holds part of live[bad]: roll it back, fail
+			// that request alone and write the others again.
+			_ = tx.Rollback()
+			s.stats.unavailable.Add(1)
+			live[bad].done <- outs[bad]
+			live = append(live[:bad], live[bad+1:]...)
+			continue
+		}
+		if written == 0 {
+			// Every request failed its check: nothing to make durable.
+			_ = tx.Rollback()
+		} else {
+			head := b.events.Sequence()
+			if s.opts.beforeCommit != nil {
+				s.opts.beforeCommit()
+			}
+			if err := tx.Commit(); err != nil {
+				s.failAll(live, err)
+				return
+			}
+			s.stats.commits.Add(1)
+			s.publish(head)
+		}
+		for i, r := range live {
+			if outs[i].err != nil {
+				s.stats.wrongRevisions.Add(1)
+			} else {
+				s.stats.appends.Add(1)
+				s.stats.events.Add(uint64(len(r.recs)))
+			}
+			r.done <- outs[i]
+		}
+		return
+	}
+}
+
+// failAll answers every request of a failed write transaction with
+// ErrUnavailable. A failed commit may still have reached the file (bbolt
+// writes the meta page before its last fsync), so the head is re-read.
+func (s *Store) failAll(live []*request, err error) {
+	for _, r := range live {
+		r.done <- outcome{err: unavailable(r.stream, err)}
+	}
+	s.stats.unavailable.Add(uint64(len(live)))
+	var head uint64
+	if s.db.View(func(tx *bbolt.Tx) (err error) {
+		head, err = lastPosition(tx)
+		return err
+	}) == nil {
+		s.publish(head)
+	}
+}

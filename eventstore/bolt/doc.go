@@ -1,0 +1,52 @@
+// Package bolt is receiptd's embedded event store: an eventstore.Store in one
+// bbolt (go.etcd.io/bbolt) file, the default when no KurrentDB is configured.
+//
+// # Basics
+//
+// Open a file and use the Store through the eventstore.Store interface:
+//
+//	s, err := bolt.Open(filepath.Join(dataDir, "events.db"), bolt.Options{})
+//	...
+//	defer s.Close()
+//	res, err := s.Append(ctx, stream, eventstore.NoStream, event)
+//
+// Events are numbered 1, 2, 3… in one global order (Position.Commit ==
+// Position.Prepare) and by revision from 0 within their stream. The file
+// layout (buckets, keys, record encoding) is in schema.go and record.go.
+//
+// Appends are group-committed: a single committer goroutine takes every
+// Append queued while its previous transaction was committing, applies them
+// in order in one bbolt write transaction (each checked against its expected
+// revision, seeing the appends before it), commits with one fsync, and
+// answers each caller. There is no timer: the next transaction starts as soon
+// as the previous one is durable, so a lone writer pays one fsync and many
+// concurrent writers share one. Options.NoGroupCommit turns this off (one
+// transaction per Append), for comparison.
+//
+// Append returns only once its events are fsynced. When the commit fails
+// (fsync error, disk full, Options.MaxSize reached) every Append of that
+// transaction fails with an error matching eventstore.ErrUnavailable; when
+// its expected revision does not hold, only that Append fails, with
+// eventstore.ErrWrongRevision.
+//
+// Subscribe catches up with short read transactions and then waits for the
+// committer's notification; handlers never run inside a transaction.
+//
+// # Caveats
+//
+// The file is locked by the process that opened it: one Store per file.
+//
+// An Append whose commit failed with ErrUnavailable may still be in the file
+// (bbolt can have written its meta page when the last fsync fails), like an
+// Append abandoned through its context: re-read the stream before retrying.
+//
+// Events are never deleted; the file only grows. Every event is a separate
+// bbolt value, and one of a few KiB takes a page of its own.
+//
+// A cold ReadAll or Subscribe from Start reads the file in key order, but
+// bbolt disables readahead on its memory map, so it is far slower than a
+// sequential read of the same bytes.
+//
+// This package imports only eventstore, aggregate and bbolt (and the
+// standard library); it never imports projections or handlers.
+package bolt

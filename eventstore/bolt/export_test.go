@@ -1,0 +1,100 @@
+package bolt
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	bbolt "go.etcd.io/bbolt"
+)
+
+// WithBoltBatch makes Append use bbolt's DB.Batch (MaxBatchDelay 10 ms)
+// instead of the committer: the comparison point of the benchmarks.
+func WithBoltBatch(o Options) Options {
+	o.boltBatch = true
+	return o
+}
+
+// WithBeforeCommit runs f in the committer before each commit, with the
+// batch's write transaction open: a test can hold it to make appends queue.
+func WithBeforeCommit(o Options, f func()) Options {
+	o.beforeCommit = f
+	return o
+}
+
+// WithAfterSubscribeRead runs f in Subscribe after each of its reads, with
+// the number of events read: between the read and the wait for a commit.
+func WithAfterSubscribeRead(o Options, f func(n int)) Options {
+	o.afterSubscribeRead = f
+	return o
+}
+
+// QueueLen returns the number of appends waiting for the committer.
+func QueueLen(s *Store) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.queue)
+}
+
+// Verify checks the closed store file at path: bbolt's own consistency check,
+// then the store's invariants. Positions run 1..N without a gap and end at
+// the events sequence; every event decodes and has exactly its index entry;
+// every stream's revisions run 0..n-1 in position order.
+func Verify(path string) error {
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{ReadOnly: true, Timeout: time.Second})
+	if err != nil {
+		return fmt.Errorf("verify %s: %w", path, err)
+	}
+	defer db.Close()
+	return db.View(func(tx *bbolt.Tx) error {
+		var errs []error
+		for err := range tx.Check() {
+			errs = append(errs, err)
+		}
+		if err := errors.Join(errs...); err != nil {
+			return fmt.Errorf("verify %s: bbolt check: %w", path, err)
+		}
+		head, err := lastPosition(tx)
+		if err != nil {
+			return fmt.Errorf("verify %s: %w", path, err)
+		}
+		b, err := openBuckets(tx)
+		if err != nil {
+			return err
+		}
+		next := map[string]uint64{}
+		var want uint64
+		err = b.events.ForEach(func(k, v []byte) error {
+			want++
+			pos := binary.BigEndian.Uint64(k)
+			if pos != want {
+				return fmt.Errorf("event at position %d where %d was due", pos, want)
+			}
+			ev, err := decodeRecord(pos, v)
+			if err != nil {
+				return err
+			}
+			if ev.Revision != next[ev.Stream] {
+				return fmt.Errorf("%s@%d at position %d, revision %d was due", ev.Stream, ev.Revision, pos, next[ev.Stream])
+			}
+			next[ev.Stream]++
+			idx := b.streams.Get(appendStreamKey(nil, ev.Stream, ev.Revision))
+			if !bytes.Equal(idx, k) {
+				return fmt.Errorf("index of %s@%d points at %x, the event is at %d", ev.Stream, ev.Revision, idx, pos)
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("verify %s: %w", path, err)
+		}
+		if want != head {
+			return fmt.Errorf("verify %s: %d events, head at %d", path, want, head)
+		}
+		if n := uint64(b.streams.Stats().KeyN); n != want {
+			return fmt.Errorf("verify %s: %d index entries for %d events", path, n, want)
+		}
+		return nil
+	})
+}

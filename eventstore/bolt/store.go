@@ -1,0 +1,465 @@
+package bolt
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/receiptd/receiptd/aggregate"
+	"github.com/receiptd/receiptd/eventstore"
+	bbolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+)
+
+// Options tune a Store. The zero value is the safe default: every append is
+// fsynced before Append returns, appends are group-committed.
+type Options struct {
+	// NoGroupCommit makes every Append run its own bbolt write transaction,
+	// so its own fsync, serialised by bbolt's writer lock. It is the baseline
+	// group commit is measured against; a server leaves it off. Without the
+	// committer, Append checks ctx only before it starts.
+	NoGroupCommit bool
+
+	// MaxAppendBytes bounds the encoded size of one Append's events; a larger
+	// append fails with eventstore.ErrInvalid. Zero means 4 MiB.
+	MaxAppendBytes int
+
+	// MaxQueuedAppends bounds the appends waiting for the committer. When the
+	// queue is full (the disk stalls while requests keep arriving), Append
+	// fails at once with eventstore.ErrUnavailable instead of piling up
+	// memory. Zero means 16384.
+	MaxQueuedAppends int
+
+	// MaxSize caps the file, in bytes: a commit that would grow it further
+	// fails, and its appends with eventstore.ErrUnavailable. Zero means no cap.
+	MaxSize int
+
+	// InitialMmapSize is the initial size of the memory map, in bytes. A map
+	// large enough for the file spares the writer the remaps that wait for
+	// every open read transaction. Zero lets bbolt grow the map as needed.
+	InitialMmapSize int
+
+	// NoFreelistSync skips writing bbolt's freelist on every commit, which
+	// makes commits cheaper and opening slower (the freelist is rebuilt by a
+	// scan of the file). Durability of events does not depend on it.
+	NoFreelistSync bool
+
+	// LockTimeout bounds the wait for the file lock when another process
+	// holds the file open. Zero means 5 seconds.
+	LockTimeout time.Duration
+
+	// boltBatch makes Append use bbolt's DB.Batch instead of the committer;
+	// benchmarks compare against it (see export_test.go).
+	boltBatch bool
+	// beforeCommit, when set, runs in the committer before each commit.
+	beforeCommit func()
+	// afterSubscribeRead, when set, runs in Subscribe after each read, with
+	// the number of events read.
+	afterSubscribeRead func(n int)
+}
+
+const (
+	defaultMaxAppendBytes   = 4 << 20
+	defaultMaxQueuedAppends = 16384
+	defaultLockTimeout      = 5 * time.Second
+
+	// maxBatchBytes bounds the encoded size of one group commit; one larger
+	// append still commits alone.
+	maxBatchBytes = 32 << 20
+	// readBatch is how many events Subscribe reads per transaction.
+	readBatch = 512
+)
+
+func (o Options) withDefaults() Options {
+	if o.MaxAppendBytes <= 0 {
+		o.MaxAppendBytes = defaultMaxAppendBytes
+	}
+	if o.MaxQueuedAppends <= 0 {
+		o.MaxQueuedAppends = defaultMaxQueuedAppends
+	}
+	if o.LockTimeout <= 0 {
+		o.LockTimeout = defaultLockTimeout
+	}
+	return o
+}
+
+// Store is an eventstore.Store in one bbolt file. Its methods are safe for
+// concurrent use.
+type Store struct {
+	db   *bbolt.DB
+	path string
+	opts Options
+
+	// mu guards queue and closed.
+	mu     sync.Mutex
+	queue  []*request
+	closed bool
+
+	wake          chan struct{} // capacity 1: the queue may be non-empty
+	closing       chan struct{} // closed when Close starts
+	committerDone chan struct{} // closed when the committer has exited
+
+	// life guards db against Close: reads and uncommitted direct writes
+	// hold it shared, Close takes it exclusively before closing db.
+	life     sync.RWMutex
+	dbClosed bool
+
+	// head is the position of the last durable event; notify is closed and
+	// replaced after every commit (see publish).
+	head   atomic.Uint64
+	notify atomic.Pointer[chan struct{}]
+
+	stats struct {
+		appends, events, commits, wrongRevisions, unavailable atomic.Uint64
+		lastTx                                                atomic.Int64
+	}
+}
+
+var _ eventstore.Store = (*Store)(nil)
+
+// Open opens the store in the file at path, creating it if needed. The file
+// is locked: a second Open of the same path, in this process or another,
+// waits up to opts.LockTimeout and fails.
+func Open(path string, opts Options) (*Store, error) {
+	opts = opts.withDefaults()
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{
+		Timeout:         opts.LockTimeout,
+		NoFreelistSync:  opts.NoFreelistSync,
+		FreelistType:    bbolt.FreelistMapType,
+		InitialMmapSize: opts.InitialMmapSize,
+		MaxSize:         opts.MaxSize,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
+	}
+	var head uint64
+	err = initSchema(db)
+	if err == nil {
+		err = db.View(func(tx *bbolt.Tx) (err error) {
+			head, err = lastPosition(tx)
+			return err
+		})
+	}
+	if err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
+	}
+	s := &Store{
+		db:            db,
+		path:          path,
+		opts:          opts,
+		wake:          make(chan struct{}, 1),
+		closing:       make(chan struct{}),
+		committerDone: make(chan struct{}),
+	}
+	s.head.Store(head)
+	ch := make(chan struct{})
+	s.notify.Store(&ch)
+	if opts.NoGroupCommit || opts.boltBatch {
+		close(s.committerDone)
+	} else {
+		go s.runCommitter()
+	}
+	return s, nil
+}
+
+// Path returns the file the store is in.
+func (s *Store) Path() string { return s.path }
+
+// Stats counts what a Store did since it was opened.
+type Stats struct {
+	// Appends is the number of appends made durable, Events the number of
+	// events they held.
+	Appends, Events uint64
+	// Commits is the number of write transactions committed (one fsync
+	// each). With group commit, Appends/Commits is the mean batch size.
+	Commits uint64
+	// WrongRevisions is the number of appends refused by their expected
+	// revision.
+	WrongRevisions uint64
+	// Unavailable is the number of appends failed with
+	// eventstore.ErrUnavailable (failed commit, full queue).
+	Unavailable uint64
+}
+
+// Stats returns the store's counters.
+func (s *Store) Stats() Stats {
+	return Stats{
+		Appends:        s.stats.appends.Load(),
+		Events:         s.stats.events.Load(),
+		Commits:        s.stats.commits.Load(),
+		WrongRevisions: s.stats.wrongRevisions.Load(),
+		Unavailable:    s.stats.unavailable.Load(),
+	}
+}
+
+// Append implements eventstore.Store. With group commit (the default) the
+// append joins the next write transaction of the committer goroutine, which
+// commits everything queued since its previous commit with one fsync.
+func (s *Store) Append(ctx context.Context, stream string, expected eventstore.ExpectedRevision, events ...aggregate.Event) (eventstore.AppendResult, error) {
+	if err := ctx.Err(); err != nil {
+		return eventstore.AppendResult{}, fmt.Errorf("bolt: append %q: %w", stream, err)
+	}
+	r, err := newRequest(ctx, stream, expected, events, s.opts.MaxAppendBytes)
+	if err != nil {
+		return eventstore.AppendResult{}, err
+	}
+	if s.opts.NoGroupCommit || s.opts.boltBatch {
+		return s.appendDirect(r)
+	}
+	s.mu.Lock()
+	switch {
+	case s.closed:
+		s.mu.Unlock()
+		return eventstore.AppendResult{}, fmt.Errorf("bolt: append %q: %w", stream, eventstore.ErrClosed)
+	case len(s.queue) >= s.opts.MaxQueuedAppends:
+		s.mu.Unlock()
+		s.stats.unavailable.Add(1)
+		return eventstore.AppendResult{}, fmt.Errorf("bolt: append %q: %w: %d appends already waiting for a commit", stream, eventstore.ErrUnavailable, s.opts.MaxQueuedAppends)
+	}
+	s.queue = append(s.queue, r)
+	s.mu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+	select {
+	case o := <-r.done:
+		return o.res, o.err
+	case <-ctx.Done():
+		// Prefer the outcome if it is there: it is the less ambiguous answer.
+		select {
+		case o := <-r.done:
+			return o.res, o.err
+		default:
+			return eventstore.AppendResult{}, fmt.Errorf("bolt: append %q: waiting for commit: %w", stream, ctx.Err())
+		}
+	}
+}
+
+// appendDirect runs one append in its own write transaction (NoGroupCommit),
+// or in bbolt's DB.Batch.
+func (s *Store) appendDirect(r *request) (eventstore.AppendResult, error) {
+	s.life.RLock()
+	defer s.life.RUnlock()
+	if s.dbClosed {
+		return eventstore.AppendResult{}, fmt.Errorf("bolt: append %q: %w", r.stream, eventstore.ErrClosed)
+	}
+	var (
+		res    eventstore.AppendResult
+		fnErr  error
+		update = s.db.Update
+	)
+	if s.opts.boltBatch {
+		update = s.db.Batch
+	}
+	err := update(func(tx *bbolt.Tx) error {
+		b, err := openBuckets(tx)
+		if err == nil {
+			res, err = apply(b, r, time.Now().UnixNano())
+		}
+		if err == nil {
+			// tx.ID is gone once the commit handlers run.
+			id := tx.ID()
+			tx.OnCommit(func() { s.countCommit(id) })
+		}
+		fnErr = err
+		return err
+	})
+	switch {
+	case err == nil:
+		s.stats.appends.Add(1)
+		s.stats.events.Add(uint64(len(r.recs)))
+		s.publish(res.Position.Commit)
+		return res, nil
+	case err == fnErr && errors.Is(err, eventstore.ErrWrongRevision):
+		s.stats.wrongRevisions.Add(1)
+		return eventstore.AppendResult{}, err
+	default:
+		s.stats.unavailable.Add(1)
+		return eventstore.AppendResult{}, unavailable(r.stream, err)
+	}
+}
+
+// countCommit counts the commit of write transaction id once, however many
+// batched appends registered it.
+func (s *Store) countCommit(id int) {
+	if s.stats.lastTx.Swap(int64(id)) != int64(id) {
+		s.stats.commits.Add(1)
+	}
+}
+
+// unavailable wraps the failure of a write transaction.
+func unavailable(stream string, err error) error {
+	return fmt.Errorf("bolt: append %q: %w: %w", stream, eventstore.ErrUnavailable, err)
+}
+
+// publish records that everything up to pos is durable and wakes every
+// subscriber waiting for a commit.
+func (s *Store) publish(pos uint64) {
+	for {
+		cur := s.head.Load()
+		if pos <= cur || s.head.CompareAndSwap(cur, pos) {
+			break
+		}
+	}
+	ch := make(chan struct{})
+	close(*s.notify.Swap(&ch))
+}
+
+// changed returns a channel closed at the next publish.
+func (s *Store) changed() <-chan struct{} { return *s.notify.Load() }
+
+// view runs fn in a read transaction unless the store is closed.
+func (s *Store) view(fn func(buckets) error) error {
+	s.life.RLock()
+	defer s.life.RUnlock()
+	if s.dbClosed {
+		return eventstore.ErrClosed
+	}
+	return s.db.View(func(tx *bbolt.Tx) error {
+		b, err := openBuckets(tx)
+		if err != nil {
+			return err
+		}
+		return fn(b)
+	})
+}
+
+// ReadStream implements eventstore.Store.
+func (s *Store) ReadStream(ctx context.Context, stream string, from uint64, limit int) ([]eventstore.RecordedEvent, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("bolt: read stream %q: %w", stream, err)
+	}
+	if err := checkStreamName(stream); err != nil {
+		return nil, fmt.Errorf("bolt: read stream %q: %w", stream, err)
+	}
+	seek := appendStreamKey(nil, stream, from)
+	prefix := seek[:len(seek)-8]
+	var out []eventstore.RecordedEvent
+	err := s.view(func(b buckets) error {
+		c := b.streams.Cursor()
+		for k, v := c.Seek(seek); k != nil && inStream(k, prefix); k, v = c.Next() {
+			if limit > 0 && len(out) >= limit {
+				break
+			}
+			if len(out)%readBatch == readBatch-1 {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+			}
+			var rec []byte
+			if len(v) == 8 {
+				rec = b.events.Get(v)
+			}
+			if rec == nil {
+				return fmt.Errorf("%w: index entry without its event", errCorrupt)
+			}
+			ev, err := decodeRecord(binary.BigEndian.Uint64(v), rec)
+			if err != nil {
+				return err
+			}
+			out = append(out, ev)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bolt: read stream %q: %w", stream, err)
+	}
+	return out, nil
+}
+
+// ReadAll implements eventstore.Store.
+func (s *Store) ReadAll(ctx context.Context, after eventstore.Position, limit int) ([]eventstore.RecordedEvent, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("bolt: read all after %s: %w", after, err)
+	}
+	if limit <= 0 {
+		return nil, fmt.Errorf("bolt: read all after %s: %w: limit %d", after, eventstore.ErrInvalid, limit)
+	}
+	out, err := s.readAll(ctx, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("bolt: read all after %s: %w", after, err)
+	}
+	return out, nil
+}
+
+func (s *Store) readAll(ctx context.Context, after eventstore.Position, limit int) ([]eventstore.RecordedEvent, error) {
+	first, ok := firstAfter(after)
+	if !ok {
+		return nil, nil
+	}
+	var out []eventstore.RecordedEvent
+	err := s.view(func(b buckets) error {
+		out = make([]eventstore.RecordedEvent, 0, min(limit, readBatch))
+		c := b.events.Cursor()
+		for k, v := c.Seek(be64(first)); k != nil && len(out) < limit; k, v = c.Next() {
+			if len(out)%readBatch == readBatch-1 {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+			}
+			if len(k) != 8 {
+				return fmt.Errorf("%w: event key of %d bytes", errCorrupt, len(k))
+			}
+			ev, err := decodeRecord(binary.BigEndian.Uint64(k), v)
+			if err != nil {
+				return err
+			}
+			out = append(out, ev)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// firstAfter returns the first position of this store (where Commit ==
+// Prepare) strictly after p, in eventstore.Position order.
+func firstAfter(p eventstore.Position) (uint64, bool) {
+	if p.Prepare < p.Commit {
+		return p.Commit, true
+	}
+	if p.Commit == ^uint64(0) {
+		return 0, false
+	}
+	return p.Commit + 1, true
+}
+
+// Head implements eventstore.Store.
+func (s *Store) Head(ctx context.Context) (eventstore.Position, error) {
+	if err := ctx.Err(); err != nil {
+		return eventstore.Position{}, fmt.Errorf("bolt: head: %w", err)
+	}
+	select {
+	case <-s.closing:
+		return eventstore.Position{}, fmt.Errorf("bolt: head: %w", eventstore.ErrClosed)
+	default:
+	}
+	h := s.head.Load()
+	return eventstore.Position{Commit: h, Prepare: h}, nil
+}
+
+// Close implements eventstore.Store. Appends already queued are committed;
+// subscribers return ErrClosed.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return fmt.Errorf("bolt: close %s: %w", s.path, eventstore.ErrClosed)
+	}
+	s.closed = true
+	s.mu.Unlock()
+	close(s.closing)
+	<-s.committerDone
+	s.life.Lock()
+	s.dbClosed = true
+	s.life.Unlock()
+	if err := s.db.Close(); err != nil && !errors.Is(err, berrors.ErrDatabaseNotOpen) {
+		return fmt.Errorf("bolt: close %s: %w", s.path, err)
+	}
+	return nil
+}

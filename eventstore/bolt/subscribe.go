@@ -1,0 +1,53 @@
+package bolt
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/receiptd/receiptd/eventstore"
+)
+
+// Subscribe implements eventstore.Store. It reads the log in batches of at
+// most 512 events, each in its own short read transaction, and calls handle
+// with no transaction open: a slow handler never holds back the writer (a
+// long read transaction would block bbolt's remap of a growing file). Once it
+// has read everything, it waits for the next commit, having taken the
+// commit's notification channel before its last read so that a commit
+// landing between that read and the wait still wakes it. It returns
+// eventstore.ErrClosed (wrapped) when the store closes.
+func (s *Store) Subscribe(ctx context.Context, after eventstore.Position, handle func(context.Context, []eventstore.RecordedEvent) error) error {
+	if handle == nil {
+		return fmt.Errorf("bolt: subscribe after %s: %w: nil handler", after, eventstore.ErrInvalid)
+	}
+	pos := after
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		changed := s.changed()
+		batch, err := s.readAll(ctx, pos, readBatch)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return fmt.Errorf("bolt: subscribe after %s: %w", pos, err)
+		}
+		if s.opts.afterSubscribeRead != nil {
+			s.opts.afterSubscribeRead(len(batch))
+		}
+		if len(batch) > 0 {
+			if err := handle(ctx, batch); err != nil {
+				return err
+			}
+			pos = batch[len(batch)-1].Position
+			continue
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-s.closing:
+			return fmt.Errorf("bolt: subscribe after %s: %w", pos, eventstore.ErrClosed)
+		}
+	}
+}
