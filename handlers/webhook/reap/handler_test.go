@@ -1,0 +1,163 @@
+package reap_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/receiptd/receiptd/aggregate"
+	"github.com/receiptd/receiptd/handlers/webhook"
+	"github.com/receiptd/receiptd/handlers/webhook/reap"
+)
+
+// TestThroughHandler drives Reap deliveries through the real generic handler
+// (webhook.New) over an in-memory store double: accepted, duplicate by
+// eventId (even re-serialized and signed over other bytes), and
+// unauthenticated with nothing stored.
+func TestThroughHandler(t *testing.T) {
+	primary, second, stranger := testKeys(t)
+	store := newMemStoreDouble()
+	now := time.Date(2025, 5, 31, 12, 5, 2, 0, time.UTC)
+	h, err := webhook.New(store, []webhook.Provider{newProvider(t, primary, second)}, webhook.Options{
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Clock:  func() time.Time { return now },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	h.Register(mux)
+
+	post := func(body []byte, signatures ...string) (int, map[string]string) {
+		t.Helper()
+		r := httptest.NewRequest(http.MethodPost, "/webhooks/reap", bytes.NewReader(body))
+		r.Header.Set("Content-Type", "application/json")
+		for _, s := range signatures {
+			r.Header.Add("reap-signature", s)
+		}
+		w := httptest.NewRecorder()
+		mux.ServeHTTP(w, r)
+		var answer map[string]string
+		if err := json.Unmarshal(w.Body.Bytes(), &answer); err != nil {
+			t.Fatalf("answer %q: %v", w.Body, err)
+		}
+		return w.Code, answer
+	}
+
+	pretty := loadExample(t, "account_status_change.approved")
+	const stream = "account-reap.5f0c6d2e-8a41-4b7f-9a3e-2d1c0b9a8f7e"
+
+	t.Run("unauthenticated: 401, nothing stored", func(t *testing.T) {
+		for name, sigs := range map[string][]string{
+			"missing header": nil,
+			"wrong key":      {signCompact(t, stranger, pretty)},
+			"bad base64":     {"%%%"},
+		} {
+			code, answer := post(pretty, sigs...)
+			if code != http.StatusUnauthorized || answer["error"] != "unauthenticated" {
+				t.Fatalf("%s: %d %v, want 401 unauthenticated", name, code, answer)
+			}
+		}
+		if store.appendCalls() != 0 || store.count() != 0 {
+			t.Fatalf("an unauthenticated delivery reached the store: %d appends, %d events", store.appendCalls(), store.count())
+		}
+	})
+
+	t.Run("accepted: signed over the compact form, sent pretty", func(t *testing.T) {
+		code, answer := post(pretty, signCompact(t, primary, pretty))
+		if code != http.StatusOK || answer["status"] != "accepted" {
+			t.Fatalf("%d %v, want 200 accepted", code, answer)
+		}
+		events := store.stream(stream)
+		if len(events) != 1 || events[0].Type != aggregate.TypeEntityEventRecorded {
+			t.Fatalf("stream %s holds %d events", stream, len(events))
+		}
+		meta, err := aggregate.DecodeMetadata(events[0].Event)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if meta.Source != "reap" || meta.Scheme != reap.SchemeCompactJSON || meta.KeyID != keyID(t, primary) ||
+			meta.DedupeKey != "event:7f3c2a1e-4b5d-4c6e-9f80-1a2b3c4d5e6f" || meta.DeliveryID != "7f3c2a1e-4b5d-4c6e-9f80-1a2b3c4d5e6f" ||
+			meta.ProviderEventType != "account_status_change" || !meta.ReceivedAt.Equal(now) {
+			t.Fatalf("metadata = %+v", meta)
+		}
+		var data aggregate.EntityEventRecorded
+		if err := json.Unmarshal(events[0].Data, &data); err != nil {
+			t.Fatal(err)
+		}
+		if data.Status != "APPROVED" || data.StatusAt == nil || !data.StatusAt.Equal(time.Date(2025, 5, 31, 12, 5, 0, 0, time.UTC)) {
+			t.Fatalf("data = %+v", data)
+		}
+	})
+
+	t.Run("duplicate by eventId", func(t *testing.T) {
+		// The same event re-sent, re-serialized (compact) and signed over
+		// those bytes with the rotated key: other bytes, other key, same
+		// eventId.
+		compact, err := reap.CompactJSON(pretty)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range []struct {
+			body []byte
+			sig  string
+		}{
+			{pretty, signCompact(t, primary, pretty)},
+			{compact, sign(t, second, compact)},
+		} {
+			code, answer := post(d.body, d.sig)
+			if code != http.StatusOK || answer["status"] != "duplicate" {
+				t.Fatalf("%d %v, want 200 duplicate", code, answer)
+			}
+		}
+		if n := len(store.stream(stream)); n != 1 {
+			t.Fatalf("stream holds %d events after duplicates, want 1", n)
+		}
+	})
+
+	t.Run("another status of the account is appended", func(t *testing.T) {
+		pending := loadExample(t, "account_status_change.pending")
+		code, answer := post(pending, sign(t, second, pending))
+		if code != http.StatusOK || answer["status"] != "accepted" {
+			t.Fatalf("%d %v, want 200 accepted", code, answer)
+		}
+		events := store.stream(stream)
+		if len(events) != 2 {
+			t.Fatalf("stream holds %d events, want 2", len(events))
+		}
+		meta, err := aggregate.DecodeMetadata(events[1].Event)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if meta.Scheme != reap.SchemeRaw || meta.KeyID != keyID(t, second) {
+			t.Fatalf("metadata = %+v", meta)
+		}
+	})
+
+	t.Run("verified but unknown: quarantined", func(t *testing.T) {
+		body := []byte(`{"eventType":"feature_access_change","data":{"entityId":"x"}}`)
+		code, answer := post(body, sign(t, primary, body))
+		if code != http.StatusOK || answer["status"] != "quarantined" {
+			t.Fatalf("%d %v, want 200 quarantined", code, answer)
+		}
+		if n := len(store.stream(aggregate.QuarantineStream("reap"))); n != 1 {
+			t.Fatalf("quarantine holds %d events, want 1", n)
+		}
+	})
+
+	t.Run("verified but not JSON: 400", func(t *testing.T) {
+		before := store.count()
+		body := []byte(`{"eventType":`)
+		if code, _ := post(body, sign(t, primary, body)); code != http.StatusBadRequest {
+			t.Fatalf("status %d, want 400", code)
+		}
+		if store.count() != before {
+			t.Fatal("a body that is not JSON was stored")
+		}
+	})
+}
