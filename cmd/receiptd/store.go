@@ -1,20 +1,44 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
+	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/receiptd/receiptd/eventstore"
 	"github.com/receiptd/receiptd/eventstore/bolt"
+	"github.com/receiptd/receiptd/eventstore/esdb"
 )
 
+// storeOpenTimeout bounds connecting to KurrentDB at startup.
+const storeOpenTimeout = 15 * time.Second
+
 // openStore chooses the log with a switch on the config.
+//
+// With kurrentdb the log is the cluster's: this process keeps nothing of it
+// on disk. The read models stay local (views.db under --data-dir), caught up
+// from $all from their own checkpoint, so any number of receiptd processes
+// can share one cluster, each with its own data dir.
 func openStore(cfg Config) (eventstore.Store, error) {
 	switch cfg.Store.Kind {
 	case "embedded":
 		s, err := bolt.Open(filepath.Join(cfg.DataDir, "events.db"), bolt.Options{})
 		if err != nil {
 			return nil, fmt.Errorf("embedded store: %w", err)
+		}
+		return s, nil
+	case "kurrentdb":
+		ctx, cancel := context.WithTimeout(context.Background(), storeOpenTimeout)
+		defer cancel()
+		// The adapter's warnings (a connection lost, a subscription
+		// resumed) in the server's log format.
+		logger := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})).With("component", "kurrentdb")
+		s, err := esdb.Open(ctx, cfg.Store.URL, esdb.Options{Logger: logger})
+		if err != nil {
+			return nil, fmt.Errorf("kurrentdb store: %w", err)
 		}
 		return s, nil
 	default:

@@ -1,0 +1,65 @@
+// Package esdbdouble is an in-process test double of the KurrentDB
+// (EventStoreDB) Streams gRPC API: enough of a server for the real
+// EventStore-Client-Go/v4 client, and so eventstore/esdb, to run against it
+// in tests, with no container or package on the machine.
+//
+// # Basics
+//
+// A StreamsDouble holds one in-memory log and serves it on a loopback port:
+//
+//	d := esdbdouble.New(esdbdouble.Options{})
+//	if err := d.Start(); err != nil { ... }
+//	defer d.Close()
+//	s, err := esdb.Open(ctx, d.URL(), esdb.Options{}) // esdb://127.0.0.1:PORT?tls=false
+//
+// It implements what the adapter uses, the way KurrentDB answers it:
+//
+//   - Streams.Append: expected revision (a revision, no-stream, any,
+//     stream-exists); a mismatch answers AppendResp.WrongExpectedVersion with
+//     the current revision, in both the current and the 20.6.0 fields, which
+//     the client turns into its ErrorCodeWrongExpectedVersion.
+//   - Streams.Read of a stream, forwards and backwards, from a revision, the
+//     start or the end, with a count; a stream never written answers
+//     ReadResp.StreamNotFound, which the client turns into
+//     ErrorCodeResourceNotFound.
+//   - Streams.Read of $all, forwards (from a position, inclusive) and
+//     backwards (before a position), with or without a stream-name or
+//     event-type filter (prefixes or a regular expression).
+//   - Streams.Read as a subscription to $all, filtered or not, from the
+//     start, the end or after a position: a confirmation, the events already
+//     in the log (catch-up), caught-up, then new events as they are appended
+//     (live), with checkpoints every max-search-window × multiplier events
+//     scanned by a filtered subscription.
+//   - ServerFeatures.GetSupportedMethods, which the client calls when it
+//     connects to a single node.
+//
+// Every event is self-committed, as in KurrentDB: its commit and prepare
+// positions are both its log position, a byte offset that grows by the size
+// of each record (so positions are sparse, never 1, 2, 3). A fresh double
+// holds a few system events ($-prefixed streams and types), as a fresh
+// server does, which a reader of $all must skip.
+//
+// Stop drops every connection and the listener, as a crash or a network
+// partition would, and keeps the log; Restart serves it again on the same
+// port. DropAppendResponses makes the next appends commit and then fail
+// with codes.Unavailable, as when a connection drops after the server
+// committed: the client cannot tell whether its events were written.
+//
+// # Caveats
+//
+// Not implemented: stream subscriptions, Delete, Tombstone, BatchAppend,
+// persistent subscriptions, projections, gossip (so no cluster discovery:
+// connect to the double with a single-node esdb:// URL), users and ACLs
+// (credentials are ignored), resolving links, stream metadata ($max-count,
+// truncation), explicit transactions, and the server's event-id cache: the
+// double never recognises a retried append by its event ids, which is what
+// a real server does once the id has left its in-memory cache or after a
+// restart. eventstore/esdb must not rely on that cache, and its tests use the
+// double to show it does not.
+//
+// The log lives in memory and is lost with the process. The double listens
+// on 127.0.0.1 only, in plain text unless Options.TLS is set.
+//
+// This package imports the client module's generated protobuf and gRPC
+// code (protos/...), gRPC and the standard library. It is used by tests only.
+package esdbdouble
