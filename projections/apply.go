@@ -118,6 +118,15 @@ type quarantineRecord struct {
 // applier applies events inside one write transaction.
 type applier struct {
 	tx *bolt.Tx
+	// touched collects the keys of the receipt and balance views the
+	// events changed (or may have), for watchers.
+	touched map[Key]struct{}
+}
+
+func (a applier) touch(k Key) {
+	if a.touched != nil {
+		a.touched[k] = struct{}{}
+	}
 }
 
 func (a applier) apply(e eventstore.RecordedEvent) error {
@@ -205,6 +214,7 @@ func (a applier) stageRecorded(e eventstore.RecordedEvent, f aggregate.StageReco
 	if err := putJSON(receiptsB, rk, rec); err != nil {
 		return err
 	}
+	a.touch(ReceiptKey(f.Source, f.ReceiptID))
 
 	// Every user a fact names has a balance view.
 	if f.UserID != "" {
@@ -234,13 +244,22 @@ func (a applier) stageRecorded(e eventstore.RecordedEvent, f aggregate.StageReco
 	// A snapshot reports the balance of the user the award names.
 	if f.Award != nil && f.Award.Snapshot != nil && f.UserID != "" {
 		s := *f.Award.Snapshot
-		return a.updateUser(f.Source, f.UserID, func(u *userRecord) {
+		if err := a.updateUser(f.Source, f.UserID, func(u *userRecord) {
 			if u.Reported == nil || s.Newer(*u.Reported) {
 				u.Reported = &s
 			}
-		})
+		}); err != nil {
+			return err
+		}
 	}
-	return nil
+	var prev *aggregate.ReceiptView
+	if existed {
+		prev = &old
+	}
+	if err := a.ledgerReceipt(e, prev, rec.View); err != nil {
+		return err
+	}
+	return a.receiptStats(e, f, rec.View)
 }
 
 func (a applier) userEnrolled(f aggregate.UserEnrolled) error {
@@ -269,7 +288,10 @@ func (a applier) pointsCredited(e eventstore.RecordedEvent, c aggregate.PointsCr
 	if ns == "" || c.UserID == "" {
 		return fmt.Errorf("%s at %s names no balance source or user: %w", e.Type, e.Position, aggregate.ErrBadEvent)
 	}
-	return a.updateUser(ns, c.UserID, func(u *userRecord) { u.Credited = u.Credited.Add(c.Points) })
+	if err := a.updateUser(ns, c.UserID, func(u *userRecord) { u.Credited = u.Credited.Add(c.Points) }); err != nil {
+		return err
+	}
+	return a.ledgerCredit(e, ns, c)
 }
 
 // entityEvent applies one event to its entity's view, timeline and index,
@@ -369,6 +391,7 @@ func (a applier) updateUser(source, userID string, change func(*userRecord)) err
 		return fmt.Errorf("user %s: %w", userID, err)
 	}
 	change(&u)
+	a.touch(UserKey(source, userID))
 	return putJSON(b, k, u)
 }
 

@@ -16,17 +16,36 @@ import (
 	"github.com/receiptd/receiptd/aggregate"
 	"github.com/receiptd/receiptd/eventstore"
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
-// DB is the read-model file: every view and the checkpoint of the last event
+// DB is the read models: every view and the checkpoint of the last event
 // applied to them, kept consistent by writing both in one transaction.
+//
+// A DB is also the indirection a rebuild swaps behind: Rebuild replays the
+// log into a new file beside the current one and, once it has caught up,
+// replaces the file under the same *DB, so the API keeps serving and the
+// Runner keeps applying through one value (see Rebuild).
 type DB struct {
-	db *bolt.DB
+	path string
 
-	mu      sync.Mutex
+	// applyMu serialises Apply, and lets a rebuild pause the Runner while it
+	// brings the new file to the live position and swaps it in.
+	applyMu sync.Mutex
+	// fileMu guards bdb: reads and Apply hold it shared, a swap exclusively,
+	// so no read runs on a file being closed.
+	fileMu sync.RWMutex
+	bdb    *bolt.DB
+
+	// admin is held by a rebuild or an audit: one at a time (ErrBusy).
+	admin sync.Mutex
+
+	mu      sync.Mutex // guards applied, changed, gen and touched
 	applied eventstore.Position
-	changed chan struct{} // closed and replaced when applied advances
+	changed chan struct{} // closed and replaced when applied advances or the file is swapped
 	commit  atomic.Uint64 // applied.Commit, for lock-free reads
+	gen     uint64        // incremented by every swap or in-place rebuild
+	touched touchRing     // which views the latest batches changed
 
 	discarded string // schema version of the read models Open discarded
 }
@@ -39,12 +58,23 @@ type DB struct {
 // the start of the log (DiscardedSchema reports it). Until the rebuild
 // passes a position, reads answer as of an earlier one; min_position
 // waits for it as usual.
-func Open(path string) (*DB, error) {
-	bdb, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 5 * time.Second})
+//
+// The file is locked while open: Open of a file another process holds
+// fails after DefaultLockTimeout (or WithLockTimeout's) with an error
+// matching ErrLocked.
+func Open(path string, opts ...OpenOption) (*DB, error) {
+	o := openOptions{lockTimeout: DefaultLockTimeout}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	bdb, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: o.lockTimeout})
+	if errors.Is(err, berrors.ErrTimeout) {
+		return nil, fmt.Errorf("projections: open %s: %w", path, ErrLocked)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("projections: open %s: %w", path, err)
 	}
-	d := &DB{db: bdb, changed: make(chan struct{})}
+	d := &DB{path: path, bdb: bdb, changed: make(chan struct{})}
 	err = bdb.Update(func(tx *bolt.Tx) error {
 		if meta := tx.Bucket(bucketMeta); meta != nil {
 			if v := meta.Get(keySchema); v != nil && string(v) != schemaVersion {
@@ -74,6 +104,28 @@ func Open(path string) (*DB, error) {
 	return d, nil
 }
 
+// DefaultLockTimeout is how long Open waits for another process to
+// release the file: long enough for a restarting server's predecessor to
+// exit.
+const DefaultLockTimeout = 5 * time.Second
+
+// OpenOption configures Open.
+type OpenOption func(*openOptions)
+
+type openOptions struct {
+	lockTimeout time.Duration
+}
+
+// WithLockTimeout sets how long Open waits for the file's lock (a positive
+// duration; DefaultLockTimeout if not given).
+func WithLockTimeout(d time.Duration) OpenOption {
+	return func(o *openOptions) {
+		if d > 0 {
+			o.lockTimeout = d
+		}
+	}
+}
+
 // dropAll deletes every bucket of the file, known to this version or not.
 func dropAll(tx *bolt.Tx) error {
 	var names [][]byte
@@ -97,8 +149,25 @@ func dropAll(tx *bolt.Tx) error {
 // if it kept them. For the server to log.
 func (d *DB) DiscardedSchema() string { return d.discarded }
 
-// Close closes the file.
-func (d *DB) Close() error { return d.db.Close() }
+// Path returns the path of the read-model file.
+func (d *DB) Path() string { return d.path }
+
+// Close closes the file. It waits for a rebuild or audit in progress to
+// end (cancel its context first).
+func (d *DB) Close() error {
+	d.admin.Lock()
+	defer d.admin.Unlock()
+	d.fileMu.Lock()
+	defer d.fileMu.Unlock()
+	return d.bdb.Close()
+}
+
+// view runs fn in a read transaction of the current file.
+func (d *DB) view(fn func(tx *bolt.Tx) error) error {
+	d.fileMu.RLock()
+	defer d.fileMu.RUnlock()
+	return d.bdb.View(fn)
+}
 
 // Checkpoint returns the position of the last event applied.
 func (d *DB) Checkpoint() eventstore.Position {
@@ -108,7 +177,8 @@ func (d *DB) Checkpoint() eventstore.Position {
 }
 
 // WaitFor blocks until the event at commit position pos has been applied,
-// or ctx ends (ErrBehind).
+// or ctx ends (ErrBehind). A rebuild swapping the file in meanwhile never
+// moves the checkpoint back.
 func (d *DB) WaitFor(ctx context.Context, pos uint64) error {
 	for {
 		if d.commit.Load() >= pos {
@@ -128,8 +198,64 @@ func (d *DB) WaitFor(ctx context.Context, pos uint64) error {
 	}
 }
 
-func (d *DB) advance(p eventstore.Position) {
+// Key names a view a watcher follows: a receipt (ReceiptKey) or a user's
+// balance (UserKey).
+type Key string
+
+// ReceiptKey is the Key of a receipt's view.
+func ReceiptKey(source, receiptID string) Key { return Key("r\x00" + source + "\x00" + receiptID) }
+
+// UserKey is the Key of a user's balance view (source is the user id
+// namespace).
+func UserKey(source, userID string) Key { return Key("u\x00" + source + "\x00" + userID) }
+
+// Mark is a moment in the read models' history, for WaitChange: a reader
+// takes one before it reads a view.
+type Mark struct {
+	gen uint64
+	pos uint64
+}
+
+// Mark returns the read models' current moment. Take it before reading the
+// view to watch: the view read then holds at least every change up to it.
+func (d *DB) Mark() Mark {
 	d.mu.Lock()
+	defer d.mu.Unlock()
+	return Mark{gen: d.gen, pos: d.applied.Commit}
+}
+
+// WaitChange blocks until the view named by k may have changed since the
+// moment since: a batch applied after it touched the view, or the file was
+// rebuilt, or so many batches were applied that which ones touched it is no
+// longer known. It returns the moment it noticed, to read the view at and
+// pass to the next call. It may report a change that left the view as it
+// was (compare before telling anyone); it never misses one. It returns an
+// error wrapping ctx.Err() when ctx ends.
+func (d *DB) WaitChange(ctx context.Context, since Mark, k Key) (Mark, error) {
+	for {
+		d.mu.Lock()
+		now := Mark{gen: d.gen, pos: d.applied.Commit}
+		changed := since.gen != d.gen || d.touched.touchedSince(since.pos, now.pos, k)
+		ch := d.changed
+		d.mu.Unlock()
+		if changed {
+			return now, nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return since, fmt.Errorf("projections: wait for a change of %q: %w", strings.ReplaceAll(string(k), "\x00", "/"), ctx.Err())
+		}
+	}
+}
+
+// advance publishes a batch applied after position from up to p that
+// touched the views in keys (nil: unknown, maybe all).
+func (d *DB) advance(from, p eventstore.Position, keys map[Key]struct{}) {
+	d.mu.Lock()
+	if from != p {
+		d.touched.push(from.Commit, p.Commit, keys)
+	}
 	d.applied = p
 	d.commit.Store(p.Commit)
 	close(d.changed)
@@ -139,16 +265,23 @@ func (d *DB) advance(p eventstore.Position) {
 
 // Apply applies a batch of events in one transaction together with the new
 // checkpoint. Events at or before the checkpoint are skipped, so a batch
-// delivered twice is applied once.
+// delivered twice is applied once (and a batch a rebuild already holds is
+// skipped by the file it swapped in).
 func (d *DB) Apply(events []eventstore.RecordedEvent) error {
 	if len(events) == 0 {
 		return nil
 	}
-	var last eventstore.Position
-	err := d.db.Update(func(tx *bolt.Tx) error {
+	d.applyMu.Lock()
+	defer d.applyMu.Unlock()
+	d.fileMu.RLock()
+	defer d.fileMu.RUnlock()
+	var from, last eventstore.Position
+	var touched map[Key]struct{}
+	err := d.bdb.Update(func(tx *bolt.Tx) error {
 		meta := tx.Bucket(bucketMeta)
 		cp := decodePosition(meta.Get(keyCheckpoint))
-		a := applier{tx: tx}
+		from = cp
+		a := applier{tx: tx, touched: make(map[Key]struct{})}
 		for _, e := range events {
 			if !cp.Less(e.Position) {
 				continue
@@ -164,19 +297,23 @@ func (d *DB) Apply(events []eventstore.RecordedEvent) error {
 			cp = e.Position
 		}
 		last = cp
+		touched = a.touched
+		if len(touched) > maxTouchedKeys {
+			touched = nil // too many to remember: every watcher re-reads
+		}
 		return meta.Put(keyCheckpoint, encodePosition(cp))
 	})
 	if err != nil {
 		return fmt.Errorf("projections: apply batch ending at %s: %w", events[len(events)-1].Position, err)
 	}
-	d.advance(last)
+	d.advance(from, last, touched)
 	return nil
 }
 
 // Receipt returns a receipt's view.
 func (d *DB) Receipt(_ context.Context, source, receiptID string) (aggregate.ReceiptView, error) {
 	var rec receiptRecord
-	err := d.db.View(func(tx *bolt.Tx) error {
+	err := d.view(func(tx *bolt.Tx) error {
 		return getJSON(tx.Bucket(bucketReceipts), key(source, receiptID), &rec)
 	})
 	if err != nil {
@@ -188,7 +325,7 @@ func (d *DB) Receipt(_ context.Context, source, receiptID string) (aggregate.Rec
 // Balance returns a user's balance view.
 func (d *DB) Balance(_ context.Context, source, userID string) (Balance, error) {
 	var u userRecord
-	err := d.db.View(func(tx *bolt.Tx) error {
+	err := d.view(func(tx *bolt.Tx) error {
 		return getJSON(tx.Bucket(bucketUsers), key(source, userID), &u)
 	})
 	if err != nil {
@@ -208,7 +345,7 @@ func (d *DB) UserReceipts(_ context.Context, source, userID string, pageSize int
 	}
 	var views []aggregate.ReceiptView
 	var next string
-	err = d.db.View(func(tx *bolt.Tx) error {
+	err = d.view(func(tx *bolt.Tx) error {
 		if tx.Bucket(bucketUsers).Get(key(source, userID)) == nil {
 			return ErrNotFound
 		}
@@ -239,7 +376,7 @@ func (d *DB) Entity(_ context.Context, source, kind, id string) (Entity, error) 
 		return Entity{}, fmt.Errorf("projections: entity %s/%s/%s: %w", source, kind, id, ErrNotFound)
 	}
 	var rec entityRecord
-	err := d.db.View(func(tx *bolt.Tx) error {
+	err := d.view(func(tx *bolt.Tx) error {
 		if err := getJSON(tx.Bucket(bucketEntities), entityKey(source, kind, id), &rec); err != nil {
 			return err
 		}
@@ -280,7 +417,7 @@ func (d *DB) Entities(_ context.Context, source, kind string, pageSize int, page
 	}
 	var views []Entity
 	var next string
-	err = d.db.View(func(tx *bolt.Tx) error {
+	err = d.view(func(tx *bolt.Tx) error {
 		entities := tx.Bucket(bucketEntities)
 		var err error
 		next, err = pageBackward(tx.Bucket(bucketEntityIndex), prefix, cursor, pageSize, func(k, v []byte) error {

@@ -19,16 +19,44 @@
 //     customers, redemptions, users' trigger events) by source, kind and id,
 //     with a status chosen by the provider's time, never by arrival order,
 //     and a bounded timeline; see Entity;
+//   - the ledger (DB.Ledger): every change to a user's derived points
+//     (award, corrected award, award moved to another user, credit) with
+//     the event behind it and the exact running total;
+//   - the pipeline statistics (DB.Stats, DB.StatsTotals): receipts by
+//     outcome, failure stage, source and day, points and CO2e, and the
+//     time from UPLOADED to terminal (see stats.go for the clock and the
+//     histogram behind the percentiles);
 //   - the quarantine list and the events that could not be applied.
 //
 // Every user an event names has a balance view, zeros until something is
-// awarded or credited.
+// awarded or credited. Names lists the read models by the names rebuilds
+// and audits use; schema.go says which buckets each owns.
+//
+// History reads the events behind a receipt from the log itself.
+//
+// # Rebuilds, audits, watches
+//
+// The read models are a pure function of the log: nothing the applier
+// writes depends on the clock, on the batches the log arrived in, or on
+// map order, so a rebuild of one log yields the same keys and values byte
+// for byte (Dump, Summaries). DB.Rebuild replays the log into a scratch
+// file beside the live one while the live one keeps serving, and swaps it
+// in (or copies one read model's buckets over) once it has caught up with
+// the Runner; the *DB stays the same value, so the API, WaitFor waiters,
+// watchers and the Runner carry across. DB.Audit rebuilds into a scratch
+// file and compares it key by key with the live read models. Admin wraps
+// both for the API. DB.Mark and DB.WaitChange tell a watcher when the view
+// it follows may have changed.
 //
 // # Caveats
 //
 // The file's layout is versioned (schema.go). Open discards read models of
 // another version and the Runner rebuilds them from the start of the log;
 // until it has, reads answer as of an earlier position.
+//
+// The file is locked while open (ErrLocked for another process). A swap
+// renames the new file over the old one while both are open, which POSIX
+// file systems allow.
 //
 // It imports aggregate and eventstore; never handlers, gen or cmd.
 package projections

@@ -5,7 +5,8 @@ package projections
 // commit then prepare, big-endian (encodePosition).
 var (
 	// bucketMeta holds keyCheckpoint (the position of the last applied
-	// event) and keySchema.
+	// event) and keySchema. It belongs to no projection: a rebuild writes
+	// its own.
 	bucketMeta = []byte("meta")
 	// bucketReceiptFacts: the receipt aggregate's distinct facts (JSON).
 	bucketReceiptFacts = []byte("receipt_facts")
@@ -17,6 +18,10 @@ var (
 	// bucketUserReceipts indexes a user's receipts, newest first when read
 	// backwards: source 0x00 user 0x00 be64(first position) receiptID → "".
 	bucketUserReceipts = []byte("user_receipts")
+	// bucketLedger lists every change to a user's derived points, oldest
+	// first: source 0x00 user 0x00 position(event) → JSON LedgerEntry
+	// (schema 3). One event changes a user's points at most once.
+	bucketLedger = []byte("ledger")
 	// bucketQuarantine lists quarantined deliveries: source 0x00 be64(position) → JSON.
 	bucketQuarantine = []byte("quarantine")
 	// bucketSkipped records events that could not be applied: be64(position) → JSON.
@@ -34,15 +39,65 @@ var (
 	// EntityEvent. Both parts are fixed-length, so an entity's entries are
 	// one prefix, in log order.
 	bucketEntityTimeline = []byte("entity_timeline")
+	// bucketStatsReceipts: what each receipt contributes to the pipeline
+	// statistics and when receiptd first received each of its stages
+	// (JSON statsReceipt; schema 3).
+	bucketStatsReceipts = []byte("stats_receipts")
+	// bucketStatsDays: the pipeline statistics of the receipts that became
+	// terminal on a day (UTC): source 0x00 "2006-01-02" → JSON statsAgg.
+	bucketStatsDays = []byte("stats_days")
+	// bucketStatsTotals: the pipeline statistics of every receipt of a
+	// source, in progress included: source → JSON statsAgg.
+	bucketStatsTotals = []byte("stats_totals")
 
 	allBuckets = [][]byte{
-		bucketMeta, bucketReceiptFacts, bucketReceipts, bucketUsers, bucketUserReceipts,
+		bucketMeta, bucketReceiptFacts, bucketReceipts, bucketUsers, bucketUserReceipts, bucketLedger,
 		bucketQuarantine, bucketSkipped, bucketEntities, bucketEntityIndex, bucketEntityTimeline,
+		bucketStatsReceipts, bucketStatsDays, bucketStatsTotals,
 	}
 
 	keyCheckpoint = []byte("checkpoint")
 	keySchema     = []byte("schema")
 )
+
+// projection is one named read model and the buckets it owns. Every bucket
+// but bucketMeta belongs to exactly one projection. They are all written by
+// one pass over the log (an event may change several), so a projection is
+// rebuilt by replaying the whole log and keeping its buckets.
+type projection struct {
+	name    string
+	buckets [][]byte
+}
+
+// catalog lists the projections, in the order reports show them.
+var catalog = []projection{
+	{"receipts", [][]byte{bucketReceiptFacts, bucketReceipts, bucketUserReceipts}},
+	{"balances", [][]byte{bucketUsers}},
+	{"ledger", [][]byte{bucketLedger}},
+	{"entities", [][]byte{bucketEntities, bucketEntityIndex, bucketEntityTimeline}},
+	{"quarantine", [][]byte{bucketQuarantine, bucketSkipped}},
+	{"stats", [][]byte{bucketStatsReceipts, bucketStatsDays, bucketStatsTotals}},
+}
+
+// Names returns the names of the projections (the read models a rebuild
+// or an audit names), in report order.
+func Names() []string {
+	out := make([]string, len(catalog))
+	for i, p := range catalog {
+		out[i] = p.name
+	}
+	return out
+}
+
+// lookup returns the projection called name.
+func lookup(name string) (projection, bool) {
+	for _, p := range catalog {
+		if p.name == name {
+			return p, true
+		}
+	}
+	return projection{}, false
+}
 
 // schemaVersion changes when the read models' encoding changes, or when
 // they come to depend on events an earlier version ignored (the checkpoint
@@ -51,5 +106,6 @@ var (
 // runner rebuilds them from the log.
 //
 // History: "1" receipts and balances; "2" credits in balances
-// (userRecord.Credited) and the entity read models.
-const schemaVersion = "2"
+// (userRecord.Credited) and the entity read models; "3" the ledger and the
+// pipeline statistics.
+const schemaVersion = "3"

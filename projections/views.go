@@ -143,4 +143,20 @@ var (
 	// ErrBadPageToken: a page token that this server did not issue (or
 	// issued for another list), or a page size that is not positive.
 	ErrBadPageToken = errors.New("projections: bad page token")
+	// ErrBadQuery: a query the read models cannot answer as asked (a
+	// statistics range that is not days, or too long).
+	ErrBadQuery = errors.New("projections: bad query")
+	// ErrUnknownProjection: a rebuild of a read model that does not exist
+	// (see Names).
+	ErrUnknownProjection = errors.New("projections: unknown projection")
+	// ErrBusy: a rebuild or an audit is already running on the read
+	// models; run one at a time.
+	ErrBusy = errors.New("projections: a rebuild or audit is already running")
+	// ErrLocked: the read-model file is held open by another process (a
+	// running server): rebuild or audit through that server instead.
+	ErrLocked = errors.New("projections: read-model file locked by another process")
+	// ErrAheadOfLog: the read models hold a position the log does not
+	// reach (they were built from another log): only a full rebuild can
+	// make them agree.
+	ErrAheadOfLog = errors.New("projections: read models are ahead of the log")
 )

@@ -3,6 +3,11 @@
 // REST.
 //
 //	receiptd serve [--data-dir DIR] [--http-addr ADDR] [--grpc-addr ADDR] [--config FILE]
+//	receiptd audit [--data-dir DIR] [--config FILE] [--source S] [--limit N] [--json]
+//	receiptd rebuild [--data-dir DIR] [--config FILE] [--projection NAME] [--json]
+//
+// audit and rebuild open the data directly when no server runs on it, or
+// ask a running server with --server HOST:GRPC_PORT.
 //
 // All wiring, flags and config live in this package; nothing imports it.
 package main
@@ -23,9 +28,11 @@ const usage = `receiptd: receipt and rewards webhooks into a trustworthy, querya
 
 Usage:
   receiptd serve [flags]    run the server
+  receiptd audit [flags]    compare the read models with a rebuild from the log
+  receiptd rebuild [flags]  rebuild the read models from the log and swap them in
   receiptd version          print the version
 
-Run 'receiptd serve -h' for the flags.
+Run 'receiptd COMMAND -h' for the flags.
 `
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -47,6 +54,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 		fs.SetOutput(stderr)
 		cfg.AddFlags(fs)
+		startPprof := addPprofFlag(fs)
 		if err := fs.Parse(args[1:]); err != nil {
 			return 2
 		}
@@ -58,6 +66,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "receiptd serve: %v\n", err)
 			return 2
 		}
+		if err := startPprof(logger); err != nil {
+			fmt.Fprintf(stderr, "receiptd serve: %v\n", err)
+			return 2
+		}
 		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 		defer stop()
 		if err := serve(ctx, cfg, logger); err != nil && !errors.Is(err, context.Canceled) {
@@ -65,6 +77,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 		return 0
+	case "audit":
+		return runAudit(args[1:], stdout, stderr)
+	case "rebuild":
+		return runRebuild(args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "receiptd", version)
 		return 0

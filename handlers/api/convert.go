@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/shopspring/decimal"
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/receiptd/receiptd/aggregate"
@@ -266,4 +267,277 @@ func toInt32(what string, n int64) (int32, error) {
 		return 0, fmt.Errorf("%s %d out of int32 range: %w", what, n, errUnconvertible)
 	}
 	return int32(n), nil
+}
+
+// deliveryToProto converts how an event arrived.
+func deliveryToProto(m projections.EventMeta) (*receiptdv1.Delivery, error) {
+	received, err := timestampToProto("received_at", &m.ReceivedAt)
+	if err != nil {
+		return nil, err
+	}
+	return &receiptdv1.Delivery{
+		ProviderEventType: m.ProviderEventType,
+		DeliveryId:        m.DeliveryID,
+		ReceivedAt:        received,
+		Scheme:            m.Scheme,
+		KeyId:             m.KeyID,
+		BodySha256:        m.BodySHA256,
+		Correction:        m.Correction,
+	}, nil
+}
+
+// historyEventToProto converts an event of a receipt's stream.
+func historyEventToProto(e projections.HistoryEvent) (*receiptdv1.ReceiptEvent, error) {
+	fail := func(err error) (*receiptdv1.ReceiptEvent, error) {
+		return nil, fmt.Errorf("convert event at %s: %w", e.Position, err)
+	}
+	out := &receiptdv1.ReceiptEvent{
+		Position:      e.Position.Commit,
+		Revision:      e.Revision,
+		EventId:       e.ID,
+		EventType:     e.Type,
+		UserId:        e.UserID,
+		Points:        optionalDecimal(e.Points),
+		TransactionId: e.TransactionID,
+	}
+	var err error
+	if e.Stage != "" {
+		if out.Stage, err = stageToProto(e.Stage); err != nil {
+			return fail(err)
+		}
+	}
+	if out.RecordedAt, err = timestampToProto("recorded_at", &e.RecordedAt); err != nil {
+		return fail(err)
+	}
+	if out.OccurredAt, err = timestampToProto("occurred_at", e.OccurredAt); err != nil {
+		return fail(err)
+	}
+	if out.Delivery, err = deliveryToProto(e.Meta); err != nil {
+		return fail(err)
+	}
+	if f := e.Failure; f != nil {
+		code, err := toInt32("failure code", f.Code)
+		if err != nil {
+			return fail(err)
+		}
+		out.Failure = &receiptdv1.Failure{Code: code, Name: f.Name, Message: f.Message}
+	}
+	return out, nil
+}
+
+// ledgerKindToProto maps a ledger entry's kind.
+func ledgerKindToProto(kind string) (receiptdv1.LedgerEntryKind, error) {
+	switch kind {
+	case projections.LedgerAward:
+		return receiptdv1.LedgerEntryKind_LEDGER_ENTRY_KIND_AWARD, nil
+	case projections.LedgerAwardCorrected:
+		return receiptdv1.LedgerEntryKind_LEDGER_ENTRY_KIND_AWARD_CORRECTED, nil
+	case projections.LedgerAwardMoved:
+		return receiptdv1.LedgerEntryKind_LEDGER_ENTRY_KIND_AWARD_MOVED, nil
+	case projections.LedgerCredit:
+		return receiptdv1.LedgerEntryKind_LEDGER_ENTRY_KIND_CREDIT, nil
+	default:
+		return receiptdv1.LedgerEntryKind_LEDGER_ENTRY_KIND_UNSPECIFIED, fmt.Errorf("ledger entry kind %q: %w", kind, errUnconvertible)
+	}
+}
+
+// ledgerEntryToProto converts one ledger entry.
+func ledgerEntryToProto(e projections.LedgerEntry) (*receiptdv1.LedgerEntry, error) {
+	fail := func(err error) (*receiptdv1.LedgerEntry, error) {
+		return nil, fmt.Errorf("convert ledger entry at %d: %w", e.Position, err)
+	}
+	kind, err := ledgerKindToProto(e.Kind)
+	if err != nil {
+		return fail(err)
+	}
+	out := &receiptdv1.LedgerEntry{
+		Position:      e.Position,
+		Kind:          kind,
+		Points:        decimalString(e.Points),
+		Total:         decimalString(e.Total),
+		Source:        e.Source,
+		ReceiptId:     e.ReceiptID,
+		TransactionId: e.TransactionID,
+	}
+	if out.RecordedAt, err = timestampToProto("recorded_at", &e.RecordedAt); err != nil {
+		return fail(err)
+	}
+	if out.Delivery, err = deliveryToProto(e.Event); err != nil {
+		return fail(err)
+	}
+	return out, nil
+}
+
+// pipelineStatsToProto converts the statistics of a set of receipts.
+func pipelineStatsToProto(p projections.PipelineStats) (*receiptdv1.PipelineStats, error) {
+	var counts [5]int32
+	for i, c := range []struct {
+		name string
+		n    int64
+	}{
+		{"completed", p.Completed},
+		{"failed", p.Failed},
+		{"timed receipts", p.TimeToTerminal.Count},
+		{"provider-timed receipts", p.TimeToTerminal.ProviderTimed},
+		{"receipts without a time", p.TimeToTerminal.Missing},
+	} {
+		n, err := toInt32(c.name, c.n)
+		if err != nil {
+			return nil, err
+		}
+		counts[i] = n
+	}
+	out := &receiptdv1.PipelineStats{
+		Completed:     counts[0],
+		Failed:        counts[1],
+		FailedByStage: make(map[string]int32, len(p.FailedByStage)),
+		Points:        decimalString(p.Points),
+		TotalCo2E:     decimalString(p.CO2e),
+		TimeToTerminal: &receiptdv1.TimeToTerminal{
+			Count:         counts[2],
+			ProviderTimed: counts[3],
+			Missing:       counts[4],
+			P50:           durationpb.New(p.TimeToTerminal.P50),
+			P90:           durationpb.New(p.TimeToTerminal.P90),
+			P99:           durationpb.New(p.TimeToTerminal.P99),
+		},
+	}
+	for stage, n := range p.FailedByStage {
+		c, err := toInt32("failures at "+stage, n)
+		if err != nil {
+			return nil, err
+		}
+		out.FailedByStage[stage] = c
+	}
+	return out, nil
+}
+
+// statsToProto converts the pipeline statistics.
+func statsToProto(st projections.Stats) (*receiptdv1.Stats, error) {
+	out := &receiptdv1.Stats{
+		From:     st.From,
+		To:       st.To,
+		Position: st.Position.Commit,
+		Sources:  make([]*receiptdv1.SourceStats, 0, len(st.Sources)),
+	}
+	for _, s := range st.Sources {
+		fail := func(err error) (*receiptdv1.Stats, error) {
+			return nil, fmt.Errorf("convert statistics of source %q: %w", s.Source, err)
+		}
+		total, err := pipelineStatsToProto(s.Total)
+		if err != nil {
+			return fail(err)
+		}
+		inProgress, err := toInt32("receipts in progress", s.InProgress)
+		if err != nil {
+			return fail(err)
+		}
+		ss := &receiptdv1.SourceStats{Source: s.Source, Total: total, InProgress: inProgress, Days: make([]*receiptdv1.DayStats, 0, len(s.Days))}
+		for _, d := range s.Days {
+			day, err := pipelineStatsToProto(d.PipelineStats)
+			if err != nil {
+				return fail(fmt.Errorf("day %s: %w", d.Day, err))
+			}
+			ss.Days = append(ss.Days, &receiptdv1.DayStats{Day: d.Day, Stats: day})
+		}
+		out.Sources = append(out.Sources, ss)
+	}
+	return out, nil
+}
+
+func modelSummaryToProto(m projections.ModelSummary) *receiptdv1.ModelSummary {
+	return &receiptdv1.ModelSummary{Name: m.Name, Keys: m.Keys, Digest: m.Digest}
+}
+
+// auditReportToProto converts an audit's report.
+func auditReportToProto(r projections.AuditReport) (*receiptdv1.AuditReport, error) {
+	var totals [4]int32
+	for i, c := range []struct {
+		name string
+		n    int64
+	}{
+		{"unreconciled users", r.UnreconciledTotal},
+		{"anomalous receipts", r.AnomaliesTotal},
+		{"quarantined deliveries", r.QuarantinedTotal},
+		{"skipped events", r.SkippedTotal},
+	} {
+		n, err := toInt32(c.name, c.n)
+		if err != nil {
+			return nil, fmt.Errorf("convert audit report: %w", err)
+		}
+		totals[i] = n
+	}
+	out := &receiptdv1.AuditReport{
+		Position:               r.Position.Commit,
+		Clean:                  r.Clean(),
+		Source:                 r.Source,
+		Took:                   durationpb.New(r.Took),
+		Models:                 make([]*receiptdv1.ModelCheck, 0, len(r.Models)),
+		UnreconciledUsersTotal: totals[0],
+		UnreconciledUsers:      make([]*receiptdv1.UnreconciledUser, 0, len(r.Unreconciled)),
+		AnomalousReceiptsTotal: totals[1],
+		AnomalousReceipts:      make([]*receiptdv1.AnomalousReceipt, 0, len(r.Anomalies)),
+		QuarantinedTotal:       totals[2],
+		Quarantined:            make([]*receiptdv1.QuarantinedDelivery, 0, len(r.Quarantined)),
+		SkippedTotal:           totals[3],
+		Skipped:                make([]*receiptdv1.SkippedEvent, 0, len(r.Skipped)),
+	}
+	for _, m := range r.Models {
+		diffs, err := toInt32("differences of "+m.Name, m.Differences)
+		if err != nil {
+			return nil, fmt.Errorf("convert audit report: %w", err)
+		}
+		c := &receiptdv1.ModelCheck{
+			Name: m.Name, Matches: m.Matches, Differences: diffs,
+			Live: modelSummaryToProto(m.Live), Rebuilt: modelSummaryToProto(m.Rebuilt),
+		}
+		if f := m.First; f != nil {
+			c.FirstDifference = &receiptdv1.KeyDifference{Bucket: f.Bucket, Key: f.Key, KeyHex: f.KeyHex, Kind: f.Kind}
+		}
+		out.Models = append(out.Models, c)
+	}
+	for _, u := range r.Unreconciled {
+		out.UnreconciledUsers = append(out.UnreconciledUsers, &receiptdv1.UnreconciledUser{
+			Source: u.Source, UserId: u.UserID,
+			ReportedLifetimePoints: decimalString(u.ReportedLifetime), ReportedAvailablePoints: decimalString(u.ReportedAvailable),
+			AwardedPoints: decimalString(u.Awarded), CreditedPoints: decimalString(u.Credited), DerivedPoints: decimalString(u.Derived),
+			Difference: decimalString(u.Difference),
+		})
+	}
+	for _, a := range r.Anomalies {
+		st, err := statusToProto(a.Status)
+		if err != nil {
+			return nil, fmt.Errorf("convert audit report: receipt %q: %w", a.ReceiptID, err)
+		}
+		ar := &receiptdv1.AnomalousReceipt{Source: a.Source, ReceiptId: a.ReceiptID, UserId: a.UserID, Status: st, Anomalies: make([]*receiptdv1.Anomaly, 0, len(a.Anomalies))}
+		for _, an := range a.Anomalies {
+			ar.Anomalies = append(ar.Anomalies, &receiptdv1.Anomaly{Kind: an.Kind, Detail: an.Detail})
+		}
+		out.AnomalousReceipts = append(out.AnomalousReceipts, ar)
+	}
+	for _, q := range r.Quarantined {
+		out.Quarantined = append(out.Quarantined, &receiptdv1.QuarantinedDelivery{
+			Source: q.Source, Position: q.Position, ProviderEventType: q.ProviderEventType, Reason: q.Reason, BodySha256: q.BodySHA256,
+		})
+	}
+	for _, k := range r.Skipped {
+		out.Skipped = append(out.Skipped, &receiptdv1.SkippedEvent{Position: k.Position, Stream: k.Stream, EventType: k.Type, EventId: k.EventID, Error: k.Error})
+	}
+	return out, nil
+}
+
+// rebuildResultToProto converts what a rebuild did.
+func rebuildResultToProto(r projections.RebuildResult) *receiptdv1.RebuildResponse {
+	out := &receiptdv1.RebuildResponse{
+		Projection:      r.Projection,
+		Position:        r.Position.Commit,
+		Events:          r.Events,
+		SummaryPosition: r.SummaryPosition.Commit,
+		Took:            durationpb.New(r.Took),
+		Models:          make([]*receiptdv1.ModelSummary, 0, len(r.Models)),
+	}
+	for _, m := range r.Models {
+		out.Models = append(out.Models, modelSummaryToProto(m))
+	}
+	return out
 }

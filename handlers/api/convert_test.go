@@ -3,6 +3,7 @@ package api
 import (
 	"errors"
 	"math"
+	"strings"
 	"testing"
 	"time"
 
@@ -273,4 +274,36 @@ func TestEntityToProto(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantProto(t, got, &receiptdv1.Entity{Kind: "account", EntityId: "a", Source: "reap"})
+}
+
+// TestLedgerKindsMap checks that every ledger entry kind maps to its own
+// proto value, and that every proto value but UNSPECIFIED is reached.
+func TestLedgerKindsMap(t *testing.T) {
+	seen := map[receiptdv1.LedgerEntryKind]string{}
+	for _, k := range []string{projections.LedgerAward, projections.LedgerAwardCorrected, projections.LedgerAwardMoved, projections.LedgerCredit} {
+		p, err := ledgerKindToProto(k)
+		if err != nil {
+			t.Errorf("kind %s: %v", k, err)
+			continue
+		}
+		if p.String() != "LEDGER_ENTRY_KIND_"+strings.ToUpper(k) {
+			t.Errorf("kind %s maps to %s", k, p)
+		}
+		if prev, dup := seen[p]; dup {
+			t.Errorf("kinds %s and %s both map to %s", prev, k, p)
+		}
+		seen[p] = k
+	}
+	if want := len(receiptdv1.LedgerEntryKind_name) - 1; len(seen) != want {
+		t.Errorf("ledger kinds reach %d proto kinds, the proto has %d", len(seen), want)
+	}
+	if _, err := ledgerEntryToProto(projections.LedgerEntry{Kind: "refund"}); !errors.Is(err, errUnconvertible) {
+		t.Errorf("unknown ledger kind: %v", err)
+	}
+	if _, err := pipelineStatsToProto(projections.PipelineStats{Completed: math.MaxInt32 + 1}); !errors.Is(err, errUnconvertible) {
+		t.Errorf("stats count out of range: %v", err)
+	}
+	if _, err := auditReportToProto(projections.AuditReport{Anomalies: []projections.AnomalousReceipt{{Status: "LOST"}}}); !errors.Is(err, errUnconvertible) {
+		t.Errorf("audit of a receipt with an unknown status: %v", err)
+	}
 }

@@ -12,19 +12,42 @@
 // messages (convert.go). Every error from the read side becomes a gRPC status
 // in one table (errors.go), matched with errors.Is.
 //
+// The same read side serves the history (ListReceiptEvents from the log
+// through an EventLog given WithEventLog, ListUserLedger), and the watches
+// (WatchReceipt, WatchUser: server streams that re-read a view whenever
+// the read models say it may have changed, and send it when it did).
+// NewStatsService serves the pipeline statistics and NewAuditService the
+// administrative audit and rebuild, over a *projections.Admin.
+//
 // NewGateway returns the REST handler: a grpc-gateway mux registered from a
 // *grpc.ClientConn to the gRPC server, so a REST request goes through the
 // same server, interceptors (access control) included, as a gRPC one. The
 // JSON it writes uses lowerCamelCase field names and shows every field,
 // zeros included. OpenAPIHandler serves the generated OpenAPI document.
 //
+// Access control is one interceptor pair, NewAccess (auth.go), over one
+// rule table (rules.go): each RPC declares the scopes that may call it and
+// whether, and how, a user may call it for their own data; an RPC with no
+// rule is refused. Credentials (credentials.go) authenticates API keys
+// (stored as SHA-256 hashes, with scopes read:all and admin) and user JWTs
+// (RS256/ES256, from a JWK Set or PEM keys; iss, aud, exp, nbf checked).
+// With no Authenticator only loopback clients may call. The REST gateway
+// reaches the server through a GatewayListener, the one connection on which
+// the interceptor trusts x-forwarded-for for the client's address. Handlers
+// of RPCs whose rule is UserOwner without an owner field call
+// AuthorizeOwner with the owner of what they loaded.
+//
 // The gRPC server, its interceptors and listeners, reflection and the HTTP
 // mux are wired in cmd/receiptd:
 //
-//	svc, err := api.NewReceiptService(reader, []string{"reewild", "reap"})
-//	grpcServer := grpc.NewServer(...)
+//	svc, err := api.NewReceiptService(views, []string{"reewild", "reap"}, api.WithEventLog(projections.NewHistory(store)))
+//	access, err := api.NewAccess(api.AccessOptions{Authenticator: creds, Gateway: gwl, ...})
+//	grpcServer := grpc.NewServer(grpc.ChainUnaryInterceptor(access.Unary), grpc.ChainStreamInterceptor(access.Stream))
 //	receiptdv1.RegisterReceiptServiceServer(grpcServer, svc)
-//	conn, err := grpc.NewClient(grpcAddr, ...)
+//	stats, err := api.NewStatsService(views, sources)
+//	audit, err := api.NewAuditService(projections.NewAdmin(views, store), sources)
+//	go grpcServer.Serve(gwl) // gwl := api.NewGatewayListener(), beside the TCP listener
+//	conn, err := grpc.NewClient("passthrough:///receiptd-gateway", grpc.WithContextDialer(gwl.DialContext), ...)
 //	gw, err := api.NewGateway(ctx, conn)
 //	httpMux.Handle("/v1/", gw)
 //	httpMux.Handle("/openapi.json", api.OpenAPIHandler())
@@ -38,9 +61,18 @@
 // The gateway forwards the HTTP Authorization header as the "authorization"
 // gRPC metadata key (exactly once). Because REST reaches the gRPC server
 // over a connection from this process, the gRPC peer of a REST request is
-// the gateway's own (loopback) address; the REST client's address is the
-// last entry of the "x-forwarded-for" metadata, which the gateway appends.
+// the gateway (a GatewayListener connection); the REST client's address is
+// the last entry of the "x-forwarded-for" metadata, which the gateway
+// appends, and which the access interceptor believes on that connection
+// only.
 //
-// The package imports aggregate, projections and gen; never eventstore, a
-// store driver or cmd.
+// Server streams through the gateway are newline-delimited JSON objects,
+// {"result": …} per message and {"error": …} if the stream fails after
+// its first message. The gateway lifts the HTTP server's whole-request
+// timeouts from watches, audits and rebuilds and bounds each write with
+// StreamWriteTimeout instead.
+//
+// The package imports aggregate, projections, gen, internal/ratelimit and
+// the JWT libraries (golang-jwt, keyfunc/jwkset); never eventstore, a store
+// driver or cmd.
 package api

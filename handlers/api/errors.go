@@ -25,6 +25,10 @@ var statusTable = [...]struct {
 	{projections.ErrNotFound, codes.NotFound, "not found"},
 	{projections.ErrBehind, codes.Unavailable, "the read models have not caught up to min_position yet; retry later"},
 	{projections.ErrBadPageToken, codes.InvalidArgument, "invalid page_token"},
+	{projections.ErrBadQuery, codes.InvalidArgument, "invalid query"},
+	{projections.ErrUnknownProjection, codes.InvalidArgument, "unknown projection"},
+	{projections.ErrBusy, codes.Aborted, "another audit or rebuild is running; retry when it is done"},
+	{projections.ErrAheadOfLog, codes.FailedPrecondition, "the read models are ahead of the log; rebuild every read model"},
 	{context.DeadlineExceeded, codes.DeadlineExceeded, "deadline exceeded"},
 	{context.Canceled, codes.Canceled, "canceled"},
 }

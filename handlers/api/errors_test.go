@@ -26,6 +26,10 @@ func TestToStatus(t *testing.T) {
 		{projections.ErrNotFound, codes.NotFound},
 		{projections.ErrBehind, codes.Unavailable},
 		{projections.ErrBadPageToken, codes.InvalidArgument},
+		{projections.ErrBadQuery, codes.InvalidArgument},
+		{projections.ErrUnknownProjection, codes.InvalidArgument},
+		{projections.ErrBusy, codes.Aborted},
+		{projections.ErrAheadOfLog, codes.FailedPrecondition},
 		{context.DeadlineExceeded, codes.DeadlineExceeded},
 		{context.Canceled, codes.Canceled},
 	}

@@ -26,11 +26,14 @@ import (
 type fakeReader struct {
 	mu sync.Mutex
 
-	receipts map[string]aggregate.ReceiptView   // source + "/" + receipt id
-	lists    map[string][]aggregate.ReceiptView // source + "/" + user id
-	balances map[string]projections.Balance     // source + "/" + user id
-	entities map[string]projections.Entity      // source + "/" + kind + "/" + entity id
-	kinds    map[string][]projections.Entity    // source + "/" + kind
+	receipts map[string]aggregate.ReceiptView     // source + "/" + receipt id
+	lists    map[string][]aggregate.ReceiptView   // source + "/" + user id
+	balances map[string]projections.Balance       // source + "/" + user id
+	entities map[string]projections.Entity        // source + "/" + kind + "/" + entity id
+	kinds    map[string][]projections.Entity      // source + "/" + kind
+	ledgers  map[string][]projections.LedgerEntry // source + "/" + user id
+	// changed is closed and replaced by every Set, for WaitChange.
+	changed chan struct{}
 	// validToken is the only page token UserReceipts and Entities accept;
 	// it returns the rest of the list after the first page.
 	validToken string
@@ -59,7 +62,9 @@ func newFakeReader() *fakeReader {
 		balances:   map[string]projections.Balance{},
 		entities:   map[string]projections.Entity{},
 		kinds:      map[string][]projections.Entity{},
+		ledgers:    map[string][]projections.LedgerEntry{},
 		validToken: "page-2",
+		changed:    make(chan struct{}),
 	}
 }
 
@@ -69,6 +74,8 @@ func (f *fakeReader) Set(change func(f *fakeReader)) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	change(f)
+	close(f.changed)
+	f.changed = make(chan struct{})
 }
 
 // record appends a call; f.mu must be held.
@@ -179,6 +186,50 @@ func (f *fakeReader) Entities(ctx context.Context, source, kind string, pageSize
 	}
 }
 
+func (f *fakeReader) Ledger(ctx context.Context, source, userID string, pageSize int, pageToken string) ([]projections.LedgerEntry, string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("Ledger %s %s %d %q", source, userID, pageSize, pageToken)
+	f.reads = append(f.reads, [2]string{source, userID})
+	f.pageSizes = append(f.pageSizes, pageSize)
+	if f.err != nil {
+		return nil, "", f.err
+	}
+	all, ok := f.ledgers[source+"/"+userID]
+	if !ok {
+		return nil, "", fmt.Errorf("fake: ledger %s/%s: %w", source, userID, projections.ErrNotFound)
+	}
+	switch pageToken {
+	case "":
+		if len(all) > pageSize {
+			return all[:pageSize], f.validToken, nil
+		}
+		return all, "", nil
+	case f.validToken:
+		return all[min(pageSize, len(all)):], "", nil
+	default:
+		return nil, "", fmt.Errorf("fake: decode page token: %w", projections.ErrBadPageToken)
+	}
+}
+
+// Mark and WaitChange are coarse: WaitChange returns at the next Set, so a
+// Set between a watcher's read and its WaitChange is missed. Tests of
+// watches use the real read models (watch_test.go); the fake serves the
+// error paths.
+func (f *fakeReader) Mark() projections.Mark { return projections.Mark{} }
+
+func (f *fakeReader) WaitChange(ctx context.Context, since projections.Mark, _ projections.Key) (projections.Mark, error) {
+	f.mu.Lock()
+	ch := f.changed
+	f.mu.Unlock()
+	select {
+	case <-ch:
+		return since, nil
+	case <-ctx.Done():
+		return since, fmt.Errorf("fake: wait for a change: %w", ctx.Err())
+	}
+}
+
 func (f *fakeReader) WaitFor(ctx context.Context, position uint64) error {
 	f.mu.Lock()
 	f.record("WaitFor %d", position)
@@ -276,13 +327,95 @@ func offerEntity() projections.Entity {
 	}
 }
 
+// fakeEventLog is the test double of api.EventLog: events by source and
+// receipt id, paged like the fake reader's lists.
+type fakeEventLog struct {
+	mu     sync.Mutex
+	events map[string][]projections.HistoryEvent // source + "/" + receipt id
+	err    error
+}
+
+func (l *fakeEventLog) ReceiptEvents(ctx context.Context, source, receiptID string, pageSize int, pageToken string) ([]projections.HistoryEvent, string, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.err != nil {
+		return nil, "", l.err
+	}
+	all, ok := l.events[source+"/"+receiptID]
+	if !ok {
+		return nil, "", fmt.Errorf("fake: events of %s/%s: %w", source, receiptID, projections.ErrNotFound)
+	}
+	switch pageToken {
+	case "":
+		if len(all) > pageSize {
+			return all[:pageSize], "events-2", nil
+		}
+		return all, "", nil
+	case "events-2":
+		return all[min(pageSize, len(all)):], "", nil
+	default:
+		return nil, "", fmt.Errorf("fake: decode page token: %w", projections.ErrBadPageToken)
+	}
+}
+
+// fakeStats is the test double of api.StatsReader: it records the query
+// and answers stats or err.
+type fakeStats struct {
+	mu      sync.Mutex
+	stats   projections.Stats
+	err     error
+	queries []projections.StatsQuery
+}
+
+func (f *fakeStats) Stats(ctx context.Context, q projections.StatsQuery) (projections.Stats, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.queries = append(f.queries, q)
+	return f.stats, f.err
+}
+
+func (f *fakeStats) WaitFor(ctx context.Context, position uint64) error { return nil }
+
+// fakeAuditor is the test double of api.Auditor.
+type fakeAuditor struct {
+	mu       sync.Mutex
+	report   projections.AuditReport
+	result   projections.RebuildResult
+	err      error
+	audits   []projections.AuditOptions
+	rebuilds []projections.RebuildOptions
+}
+
+func (f *fakeAuditor) Audit(ctx context.Context, o projections.AuditOptions) (projections.AuditReport, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.audits = append(f.audits, o)
+	return f.report, f.err
+}
+
+func (f *fakeAuditor) Rebuild(ctx context.Context, o projections.RebuildOptions) (projections.RebuildResult, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.rebuilds = append(f.rebuilds, o)
+	return f.result, f.err
+}
+
+func (f *fakeAuditor) WaitFor(ctx context.Context, position uint64) error { return nil }
+
 // testEnv is a real gRPC server on a loopback listener serving the
-// ReceiptService over a fakeReader, a client connection to it, and the REST
+// ReceiptService over a fakeReader (or another Reader), the StatsService
+// and the AuditService over fakes, client connections to it, and the REST
 // gateway over that connection on an httptest server.
 type testEnv struct {
-	reader *fakeReader
-	client receiptdv1.ReceiptServiceClient
-	rest   *httptest.Server
+	reader  *fakeReader // nil for newTestEnvOver
+	events  *fakeEventLog
+	stats   *fakeStats
+	auditor *fakeAuditor
+	client  receiptdv1.ReceiptServiceClient
+	statsC  receiptdv1.StatsServiceClient
+	auditC  receiptdv1.AuditServiceClient
+	rest    *httptest.Server
+	handler http.Handler // what rest serves
 
 	mu     sync.Mutex
 	lastMD metadata.MD // incoming metadata of the last call
@@ -298,10 +431,32 @@ func (e *testEnv) LastMD() metadata.MD {
 
 func newTestEnv(t *testing.T, opts ...api.Option) *testEnv {
 	t.Helper()
-	env := &testEnv{reader: newFakeReader()}
-	svc, err := api.NewReceiptService(env.reader, []string{"reewild", "reap"}, opts...)
+	r := newFakeReader()
+	env := newTestEnvOver(t, r, opts...)
+	env.reader = r
+	return env
+}
+
+// newTestEnvOver is newTestEnv with the ReceiptService over reader.
+func newTestEnvOver(t *testing.T, reader api.Reader, opts ...api.Option) *testEnv {
+	t.Helper()
+	env := &testEnv{
+		events:  &fakeEventLog{events: map[string][]projections.HistoryEvent{}},
+		stats:   &fakeStats{},
+		auditor: &fakeAuditor{},
+	}
+	sources := []string{"reewild", "reap"}
+	svc, err := api.NewReceiptService(reader, sources, append([]api.Option{api.WithEventLog(env.events)}, opts...)...)
 	if err != nil {
 		t.Fatalf("NewReceiptService: %v", err)
+	}
+	statsSvc, err := api.NewStatsService(env.stats, sources, opts...)
+	if err != nil {
+		t.Fatalf("NewStatsService: %v", err)
+	}
+	auditSvc, err := api.NewAuditService(env.auditor, sources, opts...)
+	if err != nil {
+		t.Fatalf("NewAuditService: %v", err)
 	}
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -317,8 +472,17 @@ func newTestEnv(t *testing.T, opts ...api.Option) *testEnv {
 		env.mu.Unlock()
 		return handler(ctx, req)
 	}
-	srv := grpc.NewServer(grpc.UnaryInterceptor(record))
+	recordStream := func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		md, _ := metadata.FromIncomingContext(ss.Context())
+		env.mu.Lock()
+		env.lastMD = md
+		env.mu.Unlock()
+		return handler(srv, ss)
+	}
+	srv := grpc.NewServer(grpc.UnaryInterceptor(record), grpc.StreamInterceptor(recordStream))
 	receiptdv1.RegisterReceiptServiceServer(srv, svc)
+	receiptdv1.RegisterStatsServiceServer(srv, statsSvc)
+	receiptdv1.RegisterAuditServiceServer(srv, auditSvc)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(lis) }()
 	t.Cleanup(func() {
@@ -334,6 +498,8 @@ func newTestEnv(t *testing.T, opts ...api.Option) *testEnv {
 	}
 	t.Cleanup(func() { conn.Close() })
 	env.client = receiptdv1.NewReceiptServiceClient(conn)
+	env.statsC = receiptdv1.NewStatsServiceClient(conn)
+	env.auditC = receiptdv1.NewAuditServiceClient(conn)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -344,7 +510,20 @@ func newTestEnv(t *testing.T, opts ...api.Option) *testEnv {
 	mux := http.NewServeMux()
 	mux.Handle("/v1/", gw)
 	mux.Handle("/openapi.json", api.OpenAPIHandler())
-	env.rest = httptest.NewServer(mux)
-	t.Cleanup(env.rest.Close)
+	env.handler = mux
+	env.rest = newRESTServer(t, env, nil)
 	return env
+}
+
+// newRESTServer serves env's REST handler on a new httptest server,
+// configured by configure if not nil.
+func newRESTServer(t *testing.T, env *testEnv, configure func(*http.Server)) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewUnstartedServer(env.handler)
+	if configure != nil {
+		configure(srv.Config)
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return srv
 }

@@ -44,12 +44,12 @@ func get(t *testing.T, env *testEnv, path string, header http.Header) (int, map[
 	return resp.StatusCode, out
 }
 
-func keys(m map[string]any) []string { return slices.Sorted(maps.Keys(m)) }
+func fieldNames(m map[string]any) []string { return slices.Sorted(maps.Keys(m)) }
 
 func wantKeys(t *testing.T, what string, m map[string]any, want ...string) {
 	t.Helper()
 	slices.Sort(want)
-	if got := keys(m); !slices.Equal(got, want) {
+	if got := fieldNames(m); !slices.Equal(got, want) {
 		t.Errorf("%s has fields %q, want exactly %q", what, got, want)
 	}
 }
@@ -463,7 +463,7 @@ func TestOpenAPIHandler(t *testing.T) {
 	paths, _ := doc["paths"].(map[string]any)
 	for _, p := range []string{"/v1/receipts/{receiptId}", "/v1/users/{userId}/balance", "/v1/users/{userId}/receipts", "/v1/entities/{kind}", "/v1/entities/{kind}/{entityId}"} {
 		if _, ok := paths[p]; !ok {
-			t.Errorf("paths %q lack %s", keys(paths), p)
+			t.Errorf("paths %q lack %s", fieldNames(paths), p)
 		}
 	}
 	var embedded map[string]any

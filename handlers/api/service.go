@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -30,13 +31,35 @@ type Reader interface {
 	// Entities lists a source's entities of one kind, newest first, without
 	// their timelines; a kind with no entities lists empty with a nil error.
 	Entities(ctx context.Context, source, kind string, pageSize int, pageToken string) (views []projections.Entity, nextPageToken string, err error)
+	// Ledger lists the changes to a user's derived points, oldest first.
+	Ledger(ctx context.Context, source, userID string, pageSize int, pageToken string) (entries []projections.LedgerEntry, nextPageToken string, err error)
 	// WaitFor blocks until the read models have applied the event at the given
 	// commit position (bounded by ctx), returning projections.ErrBehind on timeout.
 	WaitFor(ctx context.Context, position uint64) error
+	Watcher
 }
 
-// The read models are what cmd/receiptd serves.
-var _ Reader = (*projections.DB)(nil)
+// Watcher tells a watch when to read its view again (see
+// projections.DB.WaitChange): take a Mark, read, then WaitChange from the
+// Mark until the view may have changed, read again, and so on.
+type Watcher interface {
+	Mark() projections.Mark
+	WaitChange(ctx context.Context, since projections.Mark, key projections.Key) (projections.Mark, error)
+}
+
+// EventLog reads the events behind a receipt from the log, implemented by
+// *projections.History. It returns errors matching projections.ErrNotFound
+// for a receipt the log holds no event of and projections.ErrBadPageToken
+// for a token it did not issue.
+type EventLog interface {
+	ReceiptEvents(ctx context.Context, source, receiptID string, pageSize int, pageToken string) (events []projections.HistoryEvent, nextPageToken string, err error)
+}
+
+// The read models and the log's history are what cmd/receiptd serves.
+var (
+	_ Reader   = (*projections.DB)(nil)
+	_ EventLog = (*projections.History)(nil)
+)
 
 // Limits and defaults of requests.
 const (
@@ -57,26 +80,86 @@ const (
 	MaxKindLength = 64
 )
 
-// Option configures a ReceiptService.
-type Option func(*ReceiptService)
+// Option configures a ReceiptService, a StatsService or an AuditService.
+type Option func(*options)
+
+// options are the settings every service shares.
+type options struct {
+	maxWait time.Duration
+	log     *slog.Logger
+	// lifetime ends open watches when it is done.
+	lifetime context.Context
+	// events is the log's history (ReceiptService).
+	events EventLog
+}
+
+func newOptions(what string, opts []Option) (options, error) {
+	o := options{maxWait: DefaultMaxWait, log: slog.Default(), lifetime: context.Background()}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.maxWait <= 0 {
+		return o, fmt.Errorf("api: new %s: max wait %v is not positive", what, o.maxWait)
+	}
+	if o.log == nil {
+		return o, fmt.Errorf("api: new %s: nil logger", what)
+	}
+	if o.lifetime == nil {
+		return o, fmt.Errorf("api: new %s: nil lifetime context", what)
+	}
+	return o, nil
+}
 
 // WithMaxWait bounds how long a request with min_position waits for the
 // read models to apply that position before it is answered UNAVAILABLE
 // (DefaultMaxWait if not given). The caller's deadline still applies when it
 // is shorter. d must be positive.
 func WithMaxWait(d time.Duration) Option {
-	return func(s *ReceiptService) { s.maxWait = d }
+	return func(o *options) { o.maxWait = d }
 }
 
 // WithLogger sets the logger internal errors are logged to (slog.Default()
 // if not given).
 func WithLogger(l *slog.Logger) Option {
-	return func(s *ReceiptService) { s.log = l }
+	return func(o *options) { o.log = l }
 }
 
-// ReceiptService implements receiptdv1.ReceiptServiceServer over a Reader.
-// Register it with receiptdv1.RegisterReceiptServiceServer. It is safe for
-// concurrent use.
+// WithLifetime ends every open watch (WatchReceipt, WatchUser) with
+// UNAVAILABLE when ctx is done, so a server shutting down need not wait
+// for watchers that would never leave; they reconnect elsewhere. Without
+// it, watches end only when their clients leave or their receipt is
+// terminal.
+func WithLifetime(ctx context.Context) Option {
+	return func(o *options) { o.lifetime = ctx }
+}
+
+// WithEventLog gives a ReceiptService the log's history its
+// ListReceiptEvents reads (*projections.History in receiptd).
+func WithEventLog(l EventLog) Option {
+	return func(o *options) { o.events = l }
+}
+
+// validateSources checks a service's configured sources.
+func validateSources(what string, sources []string) error {
+	if len(sources) == 0 {
+		return fmt.Errorf("api: new %s: no sources configured", what)
+	}
+	seen := make(map[string]bool, len(sources))
+	for _, src := range sources {
+		if src == "" {
+			return fmt.Errorf("api: new %s: empty source name", what)
+		}
+		if seen[src] {
+			return fmt.Errorf("api: new %s: source %q configured twice", what, src)
+		}
+		seen[src] = true
+	}
+	return nil
+}
+
+// ReceiptService implements receiptdv1.ReceiptServiceServer over a Reader
+// (the read models) and an EventLog (the log's history). Register it with
+// receiptdv1.RegisterReceiptServiceServer. It is safe for concurrent use.
 type ReceiptService struct {
 	// Embedding the Unsafe interface instead of
 	// UnimplementedReceiptServiceServer makes a new RPC in the proto a
@@ -85,47 +168,28 @@ type ReceiptService struct {
 
 	reader  Reader
 	sources []string // sources[0] is the default
-	maxWait time.Duration
-	log     *slog.Logger
+	options
 }
 
 var _ receiptdv1.ReceiptServiceServer = (*ReceiptService)(nil)
 
-// NewReceiptService returns the ReceiptService serving r for the configured
-// sources; the first source is the default a request with no source gets.
+// NewReceiptService returns the ReceiptService serving the read models r
+// for the configured sources; the first source is the default a request
+// with no source gets. ListReceiptEvents reads the log given WithEventLog
+// (without it, it answers UNIMPLEMENTED).
 func NewReceiptService(r Reader, sources []string, opts ...Option) (*ReceiptService, error) {
+	const what = "receipt service"
 	if r == nil {
 		return nil, errors.New("api: new receipt service: nil Reader")
 	}
-	if len(sources) == 0 {
-		return nil, errors.New("api: new receipt service: no sources configured")
+	if err := validateSources(what, sources); err != nil {
+		return nil, err
 	}
-	seen := make(map[string]bool, len(sources))
-	for _, src := range sources {
-		if src == "" {
-			return nil, errors.New("api: new receipt service: empty source name")
-		}
-		if seen[src] {
-			return nil, fmt.Errorf("api: new receipt service: source %q configured twice", src)
-		}
-		seen[src] = true
+	o, err := newOptions(what, opts)
+	if err != nil {
+		return nil, err
 	}
-	s := &ReceiptService{
-		reader:  r,
-		sources: append([]string(nil), sources...),
-		maxWait: DefaultMaxWait,
-		log:     slog.Default(),
-	}
-	for _, o := range opts {
-		o(s)
-	}
-	if s.maxWait <= 0 {
-		return nil, fmt.Errorf("api: new receipt service: max wait %v is not positive", s.maxWait)
-	}
-	if s.log == nil {
-		return nil, errors.New("api: new receipt service: nil logger")
-	}
-	return s, nil
+	return &ReceiptService{reader: r, sources: slices.Clone(sources), options: o}, nil
 }
 
 // GetReceipt implements receiptdv1.ReceiptServiceServer.
@@ -281,28 +345,40 @@ func (s *ReceiptService) ListEntities(ctx context.Context, req *receiptdv1.ListE
 // source resolves a request's source: empty is the default, an unknown one
 // is NOT_FOUND.
 func (s *ReceiptService) source(op, requested string) (string, error) {
+	return resolveSource(op, s.sources, requested)
+}
+
+func resolveSource(op string, sources []string, requested string) (string, error) {
 	if requested == "" {
-		return s.sources[0], nil
+		return sources[0], nil
 	}
-	for _, src := range s.sources {
-		if src == requested {
-			return src, nil
-		}
+	if slices.Contains(sources, requested) {
+		return requested, nil
 	}
 	return "", status.Errorf(codes.NotFound, "%s: unknown source %q", op, requested)
 }
 
 // waitFor waits, at most s.maxWait, for the read models to apply position.
-// Zero means the caller does not need to read its own write. The bounded
-// wait running out is projections.ErrBehind whatever the Reader returned
-// for it; the caller's own deadline or cancellation is reported as such.
 func (s *ReceiptService) waitFor(ctx context.Context, position uint64) error {
+	return waitFor(ctx, s.reader, s.maxWait, position)
+}
+
+// positionWaiter is what waitFor needs of a read side.
+type positionWaiter interface {
+	WaitFor(ctx context.Context, position uint64) error
+}
+
+// waitFor waits, at most maxWait, for r to apply position. Zero means the
+// caller does not need to read its own write. The bounded wait running out
+// is projections.ErrBehind whatever the Reader returned for it; the
+// caller's own deadline or cancellation is reported as such.
+func waitFor(ctx context.Context, r positionWaiter, maxWait time.Duration, position uint64) error {
 	if position == 0 {
 		return nil
 	}
-	wctx, cancel := context.WithTimeout(ctx, s.maxWait)
+	wctx, cancel := context.WithTimeout(ctx, maxWait)
 	defer cancel()
-	err := s.reader.WaitFor(wctx, position)
+	err := r.WaitFor(wctx, position)
 	if err == nil {
 		return nil
 	}

@@ -15,6 +15,7 @@ package receiptdv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -159,6 +160,70 @@ func (x Stage) Number() protoreflect.EnumNumber {
 // Deprecated: Use Stage.Descriptor instead.
 func (Stage) EnumDescriptor() ([]byte, []int) {
 	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{1}
+}
+
+// What changed a user's derived points.
+type LedgerEntryKind int32
+
+const (
+	// Never set by the server.
+	LedgerEntryKind_LEDGER_ENTRY_KIND_UNSPECIFIED LedgerEntryKind = 0
+	// A receipt of the user was awarded: its points now count.
+	LedgerEntryKind_LEDGER_ENTRY_KIND_AWARD LedgerEntryKind = 1
+	// A correction of a receipt's AWARDED stage changed the points it counts
+	// with.
+	LedgerEntryKind_LEDGER_ENTRY_KIND_AWARD_CORRECTED LedgerEntryKind = 2
+	// An awarded receipt's events came to name another user: its points
+	// left this user's balance (the other user's ledger has the award).
+	LedgerEntryKind_LEDGER_ENTRY_KIND_AWARD_MOVED LedgerEntryKind = 3
+	// Points credited outside a receipt (such as Reward's
+	// credit_points_issued).
+	LedgerEntryKind_LEDGER_ENTRY_KIND_CREDIT LedgerEntryKind = 4
+)
+
+// Enum value maps for LedgerEntryKind.
+var (
+	LedgerEntryKind_name = map[int32]string{
+		0: "LEDGER_ENTRY_KIND_UNSPECIFIED",
+		1: "LEDGER_ENTRY_KIND_AWARD",
+		2: "LEDGER_ENTRY_KIND_AWARD_CORRECTED",
+		3: "LEDGER_ENTRY_KIND_AWARD_MOVED",
+		4: "LEDGER_ENTRY_KIND_CREDIT",
+	}
+	LedgerEntryKind_value = map[string]int32{
+		"LEDGER_ENTRY_KIND_UNSPECIFIED":     0,
+		"LEDGER_ENTRY_KIND_AWARD":           1,
+		"LEDGER_ENTRY_KIND_AWARD_CORRECTED": 2,
+		"LEDGER_ENTRY_KIND_AWARD_MOVED":     3,
+		"LEDGER_ENTRY_KIND_CREDIT":          4,
+	}
+)
+
+func (x LedgerEntryKind) Enum() *LedgerEntryKind {
+	p := new(LedgerEntryKind)
+	*p = x
+	return p
+}
+
+func (x LedgerEntryKind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (LedgerEntryKind) Descriptor() protoreflect.EnumDescriptor {
+	return file_receiptd_v1_receiptd_proto_enumTypes[2].Descriptor()
+}
+
+func (LedgerEntryKind) Type() protoreflect.EnumType {
+	return &file_receiptd_v1_receiptd_proto_enumTypes[2]
+}
+
+func (x LedgerEntryKind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use LedgerEntryKind.Descriptor instead.
+func (LedgerEntryKind) EnumDescriptor() ([]byte, []int) {
+	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{2}
 }
 
 // Request of GetReceipt.
@@ -1586,11 +1651,2266 @@ func (x *EntityEvent) GetRecordedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+// Request of ListReceiptEvents.
+type ListReceiptEventsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The provider's receipt id. Required.
+	ReceiptId string `protobuf:"bytes,1,opt,name=receipt_id,json=receiptId,proto3" json:"receipt_id,omitempty"`
+	// The configured source (provider) name. Empty selects the server's
+	// default source.
+	Source string `protobuf:"bytes,2,opt,name=source,proto3" json:"source,omitempty"`
+	// The maximum number of events to return: 50 if zero, at most 500
+	// (larger values are treated as 500). Negative is INVALID_ARGUMENT.
+	PageSize int32 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// A next_page_token from an earlier response for the same receipt;
+	// empty for the first page. Any other token is INVALID_ARGUMENT.
+	PageToken string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// If not zero, a commit position returned by a webhook append: the
+	// server answers only after its read models have applied that position
+	// (so the events agree with GetReceipt), or UNAVAILABLE.
+	MinPosition   uint64 `protobuf:"varint,5,opt,name=min_position,json=minPosition,proto3" json:"min_position,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListReceiptEventsRequest) Reset() {
+	*x = ListReceiptEventsRequest{}
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListReceiptEventsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListReceiptEventsRequest) ProtoMessage() {}
+
+func (x *ListReceiptEventsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListReceiptEventsRequest.ProtoReflect.Descriptor instead.
+func (*ListReceiptEventsRequest) Descriptor() ([]byte, []int) {
+	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *ListReceiptEventsRequest) GetReceiptId() string {
+	if x != nil {
+		return x.ReceiptId
+	}
+	return ""
+}
+
+func (x *ListReceiptEventsRequest) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *ListReceiptEventsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListReceiptEventsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+func (x *ListReceiptEventsRequest) GetMinPosition() uint64 {
+	if x != nil {
+		return x.MinPosition
+	}
+	return 0
+}
+
+// Response of ListReceiptEvents.
+type ListReceiptEventsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// One page of the receipt's events, in log order.
+	Events []*ReceiptEvent `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
+	// The token to pass as page_token for the next page; empty on the last
+	// page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListReceiptEventsResponse) Reset() {
+	*x = ListReceiptEventsResponse{}
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListReceiptEventsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListReceiptEventsResponse) ProtoMessage() {}
+
+func (x *ListReceiptEventsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListReceiptEventsResponse.ProtoReflect.Descriptor instead.
+func (*ListReceiptEventsResponse) Descriptor() ([]byte, []int) {
+	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *ListReceiptEventsResponse) GetEvents() []*ReceiptEvent {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
+func (x *ListReceiptEventsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+// How an event arrived: what the log's metadata records of the delivery.
+type Delivery struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The provider's event type ("receipt.extracted", "rewards.awarded").
+	ProviderEventType string `protobuf:"bytes,1,opt,name=provider_event_type,json=providerEventType,proto3" json:"provider_event_type,omitempty"`
+	// The provider's delivery id, where it sends one.
+	DeliveryId string `protobuf:"bytes,2,opt,name=delivery_id,json=deliveryId,proto3" json:"delivery_id,omitempty"`
+	// When receiptd received the delivery.
+	ReceivedAt *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=received_at,json=receivedAt,proto3" json:"received_at,omitempty"`
+	// The verification scheme the delivery passed ("hmac-sha256",
+	// "standard-webhooks-v1", …; "none-insecure" for an unverified
+	// development source).
+	Scheme string `protobuf:"bytes,4,opt,name=scheme,proto3" json:"scheme,omitempty"`
+	// Which configured secret or key verified it: an identifier, never the
+	// secret.
+	KeyId string `protobuf:"bytes,5,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	// The SHA-256 of the provider's raw body, hex.
+	BodySha256 string `protobuf:"bytes,6,opt,name=body_sha256,json=bodySha256,proto3" json:"body_sha256,omitempty"`
+	// Whether the delivery restated a fact receiptd already held with a
+	// different body (a correction anomaly).
+	Correction    bool `protobuf:"varint,7,opt,name=correction,proto3" json:"correction,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Delivery) Reset() {
+	*x = Delivery{}
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Delivery) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Delivery) ProtoMessage() {}
+
+func (x *Delivery) ProtoReflect() protoreflect.Message {
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Delivery.ProtoReflect.Descriptor instead.
+func (*Delivery) Descriptor() ([]byte, []int) {
+	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *Delivery) GetProviderEventType() string {
+	if x != nil {
+		return x.ProviderEventType
+	}
+	return ""
+}
+
+func (x *Delivery) GetDeliveryId() string {
+	if x != nil {
+		return x.DeliveryId
+	}
+	return ""
+}
+
+func (x *Delivery) GetReceivedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ReceivedAt
+	}
+	return nil
+}
+
+func (x *Delivery) GetScheme() string {
+	if x != nil {
+		return x.Scheme
+	}
+	return ""
+}
+
+func (x *Delivery) GetKeyId() string {
+	if x != nil {
+		return x.KeyId
+	}
+	return ""
+}
+
+func (x *Delivery) GetBodySha256() string {
+	if x != nil {
+		return x.BodySha256
+	}
+	return ""
+}
+
+func (x *Delivery) GetCorrection() bool {
+	if x != nil {
+		return x.Correction
+	}
+	return false
+}
+
+// One event of a receipt's stream.
+type ReceiptEvent struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The event's commit position in receiptd's log. A 64-bit integer, so a
+	// JSON string.
+	Position uint64 `protobuf:"varint,1,opt,name=position,proto3" json:"position,omitempty"`
+	// The event's number in the receipt's stream, from 0. A JSON string.
+	Revision uint64 `protobuf:"varint,2,opt,name=revision,proto3" json:"revision,omitempty"`
+	// The event's id (deterministic: a UUIDv5 of source, dedupe key and body
+	// hash).
+	EventId string `protobuf:"bytes,3,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	// receiptd's event type ("receipt.stage_recorded.v1").
+	EventType string `protobuf:"bytes,4,opt,name=event_type,json=eventType,proto3" json:"event_type,omitempty"`
+	// When the log recorded the event.
+	RecordedAt *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=recorded_at,json=recordedAt,proto3" json:"recorded_at,omitempty"`
+	// How the event arrived.
+	Delivery *Delivery `protobuf:"bytes,6,opt,name=delivery,proto3" json:"delivery,omitempty"`
+	// The stage the event reports; STAGE_UNSPECIFIED for an event of
+	// another type.
+	Stage Stage `protobuf:"varint,7,opt,name=stage,proto3,enum=receiptd.v1.Stage" json:"stage,omitempty"`
+	// The provider's timestamp of the stage; null if the event gave none.
+	OccurredAt *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=occurred_at,json=occurredAt,proto3" json:"occurred_at,omitempty"`
+	// The user the event names; empty if none.
+	UserId string `protobuf:"bytes,9,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// For AWARDED: the points awarded, as an exact decimal string; absent
+	// otherwise.
+	Points *string `protobuf:"bytes,10,opt,name=points,proto3,oneof" json:"points,omitempty"`
+	// For AWARDED: the provider's award transaction id.
+	TransactionId string `protobuf:"bytes,11,opt,name=transaction_id,json=transactionId,proto3" json:"transaction_id,omitempty"`
+	// For FAILED: why; null otherwise.
+	Failure       *Failure `protobuf:"bytes,12,opt,name=failure,proto3" json:"failure,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReceiptEvent) Reset() {
+	*x = ReceiptEvent{}
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReceiptEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReceiptEvent) ProtoMessage() {}
+
+func (x *ReceiptEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReceiptEvent.ProtoReflect.Descriptor instead.
+func (*ReceiptEvent) Descriptor() ([]byte, []int) {
+	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *ReceiptEvent) GetPosition() uint64 {
+	if x != nil {
+		return x.Position
+	}
+	return 0
+}
+
+func (x *ReceiptEvent) GetRevision() uint64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
+func (x *ReceiptEvent) GetEventId() string {
+	if x != nil {
+		return x.EventId
+	}
+	return ""
+}
+
+func (x *ReceiptEvent) GetEventType() string {
+	if x != nil {
+		return x.EventType
+	}
+	return ""
+}
+
+func (x *ReceiptEvent) GetRecordedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RecordedAt
+	}
+	return nil
+}
+
+func (x *ReceiptEvent) GetDelivery() *Delivery {
+	if x != nil {
+		return x.Delivery
+	}
+	return nil
+}
+
+func (x *ReceiptEvent) GetStage() Stage {
+	if x != nil {
+		return x.Stage
+	}
+	return Stage_STAGE_UNSPECIFIED
+}
+
+func (x *ReceiptEvent) GetOccurredAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.OccurredAt
+	}
+	return nil
+}
+
+func (x *ReceiptEvent) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *ReceiptEvent) GetPoints() string {
+	if x != nil && x.Points != nil {
+		return *x.Points
+	}
+	return ""
+}
+
+func (x *ReceiptEvent) GetTransactionId() string {
+	if x != nil {
+		return x.TransactionId
+	}
+	return ""
+}
+
+func (x *ReceiptEvent) GetFailure() *Failure {
+	if x != nil {
+		return x.Failure
+	}
+	return nil
+}
+
+// Request of ListUserLedger.
+type ListUserLedgerRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The provider's user id. Required.
+	UserId string `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// The configured source (provider) name: the user id namespace. Empty
+	// selects the server's default source.
+	Source string `protobuf:"bytes,2,opt,name=source,proto3" json:"source,omitempty"`
+	// The maximum number of entries to return: 50 if zero, at most 500
+	// (larger values are treated as 500). Negative is INVALID_ARGUMENT.
+	PageSize int32 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// A next_page_token from an earlier response for the same user; empty
+	// for the first page. Any other token is INVALID_ARGUMENT.
+	PageToken string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// If not zero, a commit position returned by a webhook append: the
+	// server answers only after its read models have applied that position,
+	// or UNAVAILABLE if they do not within its bounded wait.
+	MinPosition   uint64 `protobuf:"varint,5,opt,name=min_position,json=minPosition,proto3" json:"min_position,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListUserLedgerRequest) Reset() {
+	*x = ListUserLedgerRequest{}
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListUserLedgerRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListUserLedgerRequest) ProtoMessage() {}
+
+func (x *ListUserLedgerRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListUserLedgerRequest.ProtoReflect.Descriptor instead.
+func (*ListUserLedgerRequest) Descriptor() ([]byte, []int) {
+	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *ListUserLedgerRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *ListUserLedgerRequest) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *ListUserLedgerRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListUserLedgerRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+func (x *ListUserLedgerRequest) GetMinPosition() uint64 {
+	if x != nil {
+		return x.MinPosition
+	}
+	return 0
+}
+
+// Response of ListUserLedger.
+type ListUserLedgerResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// One page of the user's ledger, oldest first.
+	Entries []*LedgerEntry `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
+	// The token to pass as page_token for the next page; empty on the last
+	// page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListUserLedgerResponse) Reset() {
+	*x = ListUserLedgerResponse{}
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListUserLedgerResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListUserLedgerResponse) ProtoMessage() {}
+
+func (x *ListUserLedgerResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListUserLedgerResponse.ProtoReflect.Descriptor instead.
+func (*ListUserLedgerResponse) Descriptor() ([]byte, []int) {
+	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *ListUserLedgerResponse) GetEntries() []*LedgerEntry {
+	if x != nil {
+		return x.Entries
+	}
+	return nil
+}
+
+func (x *ListUserLedgerResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+// One change to a user's derived points.
+type LedgerEntry struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The commit position of the event that made the change. A JSON string.
+	Position uint64 `protobuf:"varint,1,opt,name=position,proto3" json:"position,omitempty"`
+	// What changed the points.
+	Kind LedgerEntryKind `protobuf:"varint,2,opt,name=kind,proto3,enum=receiptd.v1.LedgerEntryKind" json:"kind,omitempty"`
+	// The change, as an exact signed decimal string ("74.28", "-7.77").
+	Points string `protobuf:"bytes,3,opt,name=points,proto3" json:"points,omitempty"`
+	// The user's derived points after the change, as an exact decimal
+	// string: the running total.
+	Total string `protobuf:"bytes,4,opt,name=total,proto3" json:"total,omitempty"`
+	// The source of the event: the receipt's, or the crediting source of a
+	// credit (which may differ from the balance's source).
+	Source string `protobuf:"bytes,5,opt,name=source,proto3" json:"source,omitempty"`
+	// The receipt, for the award kinds; empty for a credit.
+	ReceiptId string `protobuf:"bytes,6,opt,name=receipt_id,json=receiptId,proto3" json:"receipt_id,omitempty"`
+	// The provider's transaction id of the award or credit.
+	TransactionId string `protobuf:"bytes,7,opt,name=transaction_id,json=transactionId,proto3" json:"transaction_id,omitempty"`
+	// When the log recorded the event.
+	RecordedAt *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=recorded_at,json=recordedAt,proto3" json:"recorded_at,omitempty"`
+	// How the event arrived.
+	Delivery      *Delivery `protobuf:"bytes,9,opt,name=delivery,proto3" json:"delivery,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LedgerEntry) Reset() {
+	*x = LedgerEntry{}
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LedgerEntry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LedgerEntry) ProtoMessage() {}
+
+func (x *LedgerEntry) ProtoReflect() protoreflect.Message {
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LedgerEntry.ProtoReflect.Descriptor instead.
+func (*LedgerEntry) Descriptor() ([]byte, []int) {
+	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *LedgerEntry) GetPosition() uint64 {
+	if x != nil {
+		return x.Position
+	}
+	return 0
+}
+
+func (x *LedgerEntry) GetKind() LedgerEntryKind {
+	if x != nil {
+		return x.Kind
+	}
+	return LedgerEntryKind_LEDGER_ENTRY_KIND_UNSPECIFIED
+}
+
+func (x *LedgerEntry) GetPoints() string {
+	if x != nil {
+		return x.Points
+	}
+	return ""
+}
+
+func (x *LedgerEntry) GetTotal() string {
+	if x != nil {
+		return x.Total
+	}
+	return ""
+}
+
+func (x *LedgerEntry) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *LedgerEntry) GetReceiptId() string {
+	if x != nil {
+		return x.ReceiptId
+	}
+	return ""
+}
+
+func (x *LedgerEntry) GetTransactionId() string {
+	if x != nil {
+		return x.TransactionId
+	}
+	return ""
+}
+
+func (x *LedgerEntry) GetRecordedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RecordedAt
+	}
+	return nil
+}
+
+func (x *LedgerEntry) GetDelivery() *Delivery {
+	if x != nil {
+		return x.Delivery
+	}
+	return nil
+}
+
+// Request of WatchReceipt.
+type WatchReceiptRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The provider's receipt id. Required.
+	ReceiptId string `protobuf:"bytes,1,opt,name=receipt_id,json=receiptId,proto3" json:"receipt_id,omitempty"`
+	// The configured source (provider) name. Empty selects the server's
+	// default source.
+	Source string `protobuf:"bytes,2,opt,name=source,proto3" json:"source,omitempty"`
+	// If not zero, a commit position returned by a webhook append: the
+	// first view sent includes it (UNAVAILABLE if the read models do not
+	// apply it within the server's bounded wait).
+	MinPosition uint64 `protobuf:"varint,3,opt,name=min_position,json=minPosition,proto3" json:"min_position,omitempty"`
+	// If true, a receipt receiptd has not heard of yet is not NOT_FOUND: the
+	// stream sends nothing until its first event arrives.
+	AllowMissing  bool `protobuf:"varint,4,opt,name=allow_missing,json=allowMissing,proto3" json:"allow_missing,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchReceiptRequest) Reset() {
+	*x = WatchReceiptRequest{}
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchReceiptRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchReceiptRequest) ProtoMessage() {}
+
+func (x *WatchReceiptRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchReceiptRequest.ProtoReflect.Descriptor instead.
+func (*WatchReceiptRequest) Descriptor() ([]byte, []int) {
+	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *WatchReceiptRequest) GetReceiptId() string {
+	if x != nil {
+		return x.ReceiptId
+	}
+	return ""
+}
+
+func (x *WatchReceiptRequest) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *WatchReceiptRequest) GetMinPosition() uint64 {
+	if x != nil {
+		return x.MinPosition
+	}
+	return 0
+}
+
+func (x *WatchReceiptRequest) GetAllowMissing() bool {
+	if x != nil {
+		return x.AllowMissing
+	}
+	return false
+}
+
+// Request of WatchUser.
+type WatchUserRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The provider's user id. Required.
+	UserId string `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// The configured source (provider) name. Empty selects the server's
+	// default source.
+	Source string `protobuf:"bytes,2,opt,name=source,proto3" json:"source,omitempty"`
+	// If not zero, a commit position returned by a webhook append: the
+	// first balance sent includes it (UNAVAILABLE if the read models do not
+	// apply it within the server's bounded wait).
+	MinPosition uint64 `protobuf:"varint,3,opt,name=min_position,json=minPosition,proto3" json:"min_position,omitempty"`
+	// If true, a user receiptd has not heard of yet is not NOT_FOUND: the
+	// stream sends nothing until an event names the user.
+	AllowMissing  bool `protobuf:"varint,4,opt,name=allow_missing,json=allowMissing,proto3" json:"allow_missing,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchUserRequest) Reset() {
+	*x = WatchUserRequest{}
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchUserRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchUserRequest) ProtoMessage() {}
+
+func (x *WatchUserRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchUserRequest.ProtoReflect.Descriptor instead.
+func (*WatchUserRequest) Descriptor() ([]byte, []int) {
+	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *WatchUserRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *WatchUserRequest) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *WatchUserRequest) GetMinPosition() uint64 {
+	if x != nil {
+		return x.MinPosition
+	}
+	return 0
+}
+
+func (x *WatchUserRequest) GetAllowMissing() bool {
+	if x != nil {
+		return x.AllowMissing
+	}
+	return false
+}
+
+// Request of GetStats.
+type GetStatsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The configured source (provider) name; empty selects every source
+	// with statistics (unlike the receipt and user reads, whose empty
+	// source is the default one).
+	Source string `protobuf:"bytes,1,opt,name=source,proto3" json:"source,omitempty"`
+	// The first day of the range, "2006-01-02" (UTC), inclusive. Empty: 365
+	// days before to.
+	From string `protobuf:"bytes,2,opt,name=from,proto3" json:"from,omitempty"`
+	// The last day of the range, inclusive. Empty: the latest day with a
+	// terminal receipt (at most 365 days after from).
+	To string `protobuf:"bytes,3,opt,name=to,proto3" json:"to,omitempty"`
+	// If not zero, a commit position returned by a webhook append: the
+	// server answers only after its read models have applied that position,
+	// or UNAVAILABLE if they do not within its bounded wait.
+	MinPosition   uint64 `protobuf:"varint,4,opt,name=min_position,json=minPosition,proto3" json:"min_position,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetStatsRequest) Reset() {
+	*x = GetStatsRequest{}
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetStatsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetStatsRequest) ProtoMessage() {}
+
+func (x *GetStatsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetStatsRequest.ProtoReflect.Descriptor instead.
+func (*GetStatsRequest) Descriptor() ([]byte, []int) {
+	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *GetStatsRequest) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *GetStatsRequest) GetFrom() string {
+	if x != nil {
+		return x.From
+	}
+	return ""
+}
+
+func (x *GetStatsRequest) GetTo() string {
+	if x != nil {
+		return x.To
+	}
+	return ""
+}
+
+func (x *GetStatsRequest) GetMinPosition() uint64 {
+	if x != nil {
+		return x.MinPosition
+	}
+	return 0
+}
+
+// Pipeline statistics.
+type Stats struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The first day of the range answered; empty if there are no statistics
+	// and the request named no day.
+	From string `protobuf:"bytes,1,opt,name=from,proto3" json:"from,omitempty"`
+	// The last day of the range answered.
+	To string `protobuf:"bytes,2,opt,name=to,proto3" json:"to,omitempty"`
+	// One entry per source, by name.
+	Sources []*SourceStats `protobuf:"bytes,3,rep,name=sources,proto3" json:"sources,omitempty"`
+	// The log position the statistics are as of. A JSON string.
+	Position      uint64 `protobuf:"varint,4,opt,name=position,proto3" json:"position,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Stats) Reset() {
+	*x = Stats{}
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Stats) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Stats) ProtoMessage() {}
+
+func (x *Stats) ProtoReflect() protoreflect.Message {
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Stats.ProtoReflect.Descriptor instead.
+func (*Stats) Descriptor() ([]byte, []int) {
+	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *Stats) GetFrom() string {
+	if x != nil {
+		return x.From
+	}
+	return ""
+}
+
+func (x *Stats) GetTo() string {
+	if x != nil {
+		return x.To
+	}
+	return ""
+}
+
+func (x *Stats) GetSources() []*SourceStats {
+	if x != nil {
+		return x.Sources
+	}
+	return nil
+}
+
+func (x *Stats) GetPosition() uint64 {
+	if x != nil {
+		return x.Position
+	}
+	return 0
+}
+
+// The statistics of one source.
+type SourceStats struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The configured source (provider) name.
+	Source string `protobuf:"bytes,1,opt,name=source,proto3" json:"source,omitempty"`
+	// The statistics of the source's receipts that became terminal in the
+	// range.
+	Total *PipelineStats `protobuf:"bytes,2,opt,name=total,proto3" json:"total,omitempty"`
+	// The days of the range on which receipts became terminal, oldest
+	// first.
+	Days []*DayStats `protobuf:"bytes,3,rep,name=days,proto3" json:"days,omitempty"`
+	// The number of the source's receipts not yet terminal, now (whatever
+	// the range).
+	InProgress    int32 `protobuf:"varint,4,opt,name=in_progress,json=inProgress,proto3" json:"in_progress,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SourceStats) Reset() {
+	*x = SourceStats{}
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SourceStats) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SourceStats) ProtoMessage() {}
+
+func (x *SourceStats) ProtoReflect() protoreflect.Message {
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SourceStats.ProtoReflect.Descriptor instead.
+func (*SourceStats) Descriptor() ([]byte, []int) {
+	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *SourceStats) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *SourceStats) GetTotal() *PipelineStats {
+	if x != nil {
+		return x.Total
+	}
+	return nil
+}
+
+func (x *SourceStats) GetDays() []*DayStats {
+	if x != nil {
+		return x.Days
+	}
+	return nil
+}
+
+func (x *SourceStats) GetInProgress() int32 {
+	if x != nil {
+		return x.InProgress
+	}
+	return 0
+}
+
+// The statistics of the receipts that became terminal on one day.
+type DayStats struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The day, "2006-01-02" (UTC). A receipt counts on the day of its
+	// terminal stage: the provider's timestamp of it, else when receiptd
+	// received it.
+	Day string `protobuf:"bytes,1,opt,name=day,proto3" json:"day,omitempty"`
+	// The statistics.
+	Stats         *PipelineStats `protobuf:"bytes,2,opt,name=stats,proto3" json:"stats,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DayStats) Reset() {
+	*x = DayStats{}
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DayStats) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DayStats) ProtoMessage() {}
+
+func (x *DayStats) ProtoReflect() protoreflect.Message {
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DayStats.ProtoReflect.Descriptor instead.
+func (*DayStats) Descriptor() ([]byte, []int) {
+	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *DayStats) GetDay() string {
+	if x != nil {
+		return x.Day
+	}
+	return ""
+}
+
+func (x *DayStats) GetStats() *PipelineStats {
+	if x != nil {
+		return x.Stats
+	}
+	return nil
+}
+
+// Statistics of a set of terminal receipts.
+type PipelineStats struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The number of receipts COMPLETED (awarded).
+	Completed int32 `protobuf:"varint,1,opt,name=completed,proto3" json:"completed,omitempty"`
+	// The number of receipts FAILED.
+	Failed int32 `protobuf:"varint,2,opt,name=failed,proto3" json:"failed,omitempty"`
+	// The failed receipts by failure stage name as the provider sent it
+	// ("FAILED_VALIDATE"; "UNKNOWN" if it sent none).
+	FailedByStage map[string]int32 `protobuf:"bytes,3,rep,name=failed_by_stage,json=failedByStage,proto3" json:"failed_by_stage,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	// The points awarded to the completed receipts, as an exact decimal
+	// string.
+	Points string `protobuf:"bytes,4,opt,name=points,proto3" json:"points,omitempty"`
+	// The CO2e of the completed receipts, as an exact decimal string.
+	TotalCo2E string `protobuf:"bytes,5,opt,name=total_co2e,json=totalCo2e,proto3" json:"total_co2e,omitempty"`
+	// The time from UPLOADED to the terminal stage.
+	TimeToTerminal *TimeToTerminal `protobuf:"bytes,6,opt,name=time_to_terminal,json=timeToTerminal,proto3" json:"time_to_terminal,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *PipelineStats) Reset() {
+	*x = PipelineStats{}
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PipelineStats) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PipelineStats) ProtoMessage() {}
+
+func (x *PipelineStats) ProtoReflect() protoreflect.Message {
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PipelineStats.ProtoReflect.Descriptor instead.
+func (*PipelineStats) Descriptor() ([]byte, []int) {
+	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *PipelineStats) GetCompleted() int32 {
+	if x != nil {
+		return x.Completed
+	}
+	return 0
+}
+
+func (x *PipelineStats) GetFailed() int32 {
+	if x != nil {
+		return x.Failed
+	}
+	return 0
+}
+
+func (x *PipelineStats) GetFailedByStage() map[string]int32 {
+	if x != nil {
+		return x.FailedByStage
+	}
+	return nil
+}
+
+func (x *PipelineStats) GetPoints() string {
+	if x != nil {
+		return x.Points
+	}
+	return ""
+}
+
+func (x *PipelineStats) GetTotalCo2E() string {
+	if x != nil {
+		return x.TotalCo2E
+	}
+	return ""
+}
+
+func (x *PipelineStats) GetTimeToTerminal() *TimeToTerminal {
+	if x != nil {
+		return x.TimeToTerminal
+	}
+	return nil
+}
+
+// The distribution of the time receipts took from UPLOADED to their
+// terminal stage. It is measured on the providers' timestamps of both
+// stages where both were given, else on when receiptd first received each.
+// Percentiles come from a log-linear histogram: exact below 128 ms, within
+// 0.8% above.
+type TimeToTerminal struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The number of receipts with a known time.
+	Count int32 `protobuf:"varint,1,opt,name=count,proto3" json:"count,omitempty"`
+	// How many of them were measured on the providers' timestamps (the rest
+	// on receiptd's received times).
+	ProviderTimed int32 `protobuf:"varint,2,opt,name=provider_timed,json=providerTimed,proto3" json:"provider_timed,omitempty"`
+	// The number of terminal receipts whose UPLOADED stage was never
+	// reported: their time is not known.
+	Missing int32 `protobuf:"varint,3,opt,name=missing,proto3" json:"missing,omitempty"`
+	// The median; zero when count is.
+	P50 *durationpb.Duration `protobuf:"bytes,4,opt,name=p50,proto3" json:"p50,omitempty"`
+	// The 90th percentile; zero when count is.
+	P90 *durationpb.Duration `protobuf:"bytes,5,opt,name=p90,proto3" json:"p90,omitempty"`
+	// The 99th percentile; zero when count is.
+	P99           *durationpb.Duration `protobuf:"bytes,6,opt,name=p99,proto3" json:"p99,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TimeToTerminal) Reset() {
+	*x = TimeToTerminal{}
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TimeToTerminal) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TimeToTerminal) ProtoMessage() {}
+
+func (x *TimeToTerminal) ProtoReflect() protoreflect.Message {
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TimeToTerminal.ProtoReflect.Descriptor instead.
+func (*TimeToTerminal) Descriptor() ([]byte, []int) {
+	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *TimeToTerminal) GetCount() int32 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
+func (x *TimeToTerminal) GetProviderTimed() int32 {
+	if x != nil {
+		return x.ProviderTimed
+	}
+	return 0
+}
+
+func (x *TimeToTerminal) GetMissing() int32 {
+	if x != nil {
+		return x.Missing
+	}
+	return 0
+}
+
+func (x *TimeToTerminal) GetP50() *durationpb.Duration {
+	if x != nil {
+		return x.P50
+	}
+	return nil
+}
+
+func (x *TimeToTerminal) GetP90() *durationpb.Duration {
+	if x != nil {
+		return x.P90
+	}
+	return nil
+}
+
+func (x *TimeToTerminal) GetP99() *durationpb.Duration {
+	if x != nil {
+		return x.P99
+	}
+	return nil
+}
+
+// Request of Audit.
+type AuditRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Limits the findings (balances, receipts, quarantined deliveries,
+	// skipped events) to one configured source; empty reports every source.
+	// The read models are compared whole either way.
+	Source string `protobuf:"bytes,1,opt,name=source,proto3" json:"source,omitempty"`
+	// The most items each list of findings holds: 100 if zero, at most
+	// 10000. The totals count every item. Negative is INVALID_ARGUMENT.
+	Limit int32 `protobuf:"varint,2,opt,name=limit,proto3" json:"limit,omitempty"`
+	// If not zero, a commit position returned by a webhook append: the
+	// audit starts only after the read models have applied it, or
+	// UNAVAILABLE if they do not within the server's bounded wait.
+	MinPosition   uint64 `protobuf:"varint,3,opt,name=min_position,json=minPosition,proto3" json:"min_position,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuditRequest) Reset() {
+	*x = AuditRequest{}
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuditRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuditRequest) ProtoMessage() {}
+
+func (x *AuditRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuditRequest.ProtoReflect.Descriptor instead.
+func (*AuditRequest) Descriptor() ([]byte, []int) {
+	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *AuditRequest) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *AuditRequest) GetLimit() int32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+func (x *AuditRequest) GetMinPosition() uint64 {
+	if x != nil {
+		return x.MinPosition
+	}
+	return 0
+}
+
+// What an audit found.
+type AuditReport struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The log position at which the live read models and their rebuild were
+	// compared. A JSON string.
+	Position uint64 `protobuf:"varint,1,opt,name=position,proto3" json:"position,omitempty"`
+	// Whether every live read model matches its rebuild.
+	Clean bool `protobuf:"varint,2,opt,name=clean,proto3" json:"clean,omitempty"`
+	// Each read model compared with its rebuild.
+	Models []*ModelCheck `protobuf:"bytes,3,rep,name=models,proto3" json:"models,omitempty"`
+	// The number of users whose reported balance disagrees with the derived
+	// one.
+	UnreconciledUsersTotal int32 `protobuf:"varint,4,opt,name=unreconciled_users_total,json=unreconciledUsersTotal,proto3" json:"unreconciled_users_total,omitempty"`
+	// Those users (at most limit).
+	UnreconciledUsers []*UnreconciledUser `protobuf:"bytes,5,rep,name=unreconciled_users,json=unreconciledUsers,proto3" json:"unreconciled_users,omitempty"`
+	// The number of receipts with anomalies.
+	AnomalousReceiptsTotal int32 `protobuf:"varint,6,opt,name=anomalous_receipts_total,json=anomalousReceiptsTotal,proto3" json:"anomalous_receipts_total,omitempty"`
+	// Those receipts (at most limit).
+	AnomalousReceipts []*AnomalousReceipt `protobuf:"bytes,7,rep,name=anomalous_receipts,json=anomalousReceipts,proto3" json:"anomalous_receipts,omitempty"`
+	// The number of quarantined deliveries.
+	QuarantinedTotal int32 `protobuf:"varint,8,opt,name=quarantined_total,json=quarantinedTotal,proto3" json:"quarantined_total,omitempty"`
+	// Those deliveries (at most limit).
+	Quarantined []*QuarantinedDelivery `protobuf:"bytes,9,rep,name=quarantined,proto3" json:"quarantined,omitempty"`
+	// The number of events the read models could not apply.
+	SkippedTotal int32 `protobuf:"varint,10,opt,name=skipped_total,json=skippedTotal,proto3" json:"skipped_total,omitempty"`
+	// Those events (at most limit).
+	Skipped []*SkippedEvent `protobuf:"bytes,11,rep,name=skipped,proto3" json:"skipped,omitempty"`
+	// The source the findings are limited to; empty for every source.
+	Source string `protobuf:"bytes,12,opt,name=source,proto3" json:"source,omitempty"`
+	// How long the audit took.
+	Took          *durationpb.Duration `protobuf:"bytes,13,opt,name=took,proto3" json:"took,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuditReport) Reset() {
+	*x = AuditReport{}
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuditReport) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuditReport) ProtoMessage() {}
+
+func (x *AuditReport) ProtoReflect() protoreflect.Message {
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuditReport.ProtoReflect.Descriptor instead.
+func (*AuditReport) Descriptor() ([]byte, []int) {
+	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *AuditReport) GetPosition() uint64 {
+	if x != nil {
+		return x.Position
+	}
+	return 0
+}
+
+func (x *AuditReport) GetClean() bool {
+	if x != nil {
+		return x.Clean
+	}
+	return false
+}
+
+func (x *AuditReport) GetModels() []*ModelCheck {
+	if x != nil {
+		return x.Models
+	}
+	return nil
+}
+
+func (x *AuditReport) GetUnreconciledUsersTotal() int32 {
+	if x != nil {
+		return x.UnreconciledUsersTotal
+	}
+	return 0
+}
+
+func (x *AuditReport) GetUnreconciledUsers() []*UnreconciledUser {
+	if x != nil {
+		return x.UnreconciledUsers
+	}
+	return nil
+}
+
+func (x *AuditReport) GetAnomalousReceiptsTotal() int32 {
+	if x != nil {
+		return x.AnomalousReceiptsTotal
+	}
+	return 0
+}
+
+func (x *AuditReport) GetAnomalousReceipts() []*AnomalousReceipt {
+	if x != nil {
+		return x.AnomalousReceipts
+	}
+	return nil
+}
+
+func (x *AuditReport) GetQuarantinedTotal() int32 {
+	if x != nil {
+		return x.QuarantinedTotal
+	}
+	return 0
+}
+
+func (x *AuditReport) GetQuarantined() []*QuarantinedDelivery {
+	if x != nil {
+		return x.Quarantined
+	}
+	return nil
+}
+
+func (x *AuditReport) GetSkippedTotal() int32 {
+	if x != nil {
+		return x.SkippedTotal
+	}
+	return 0
+}
+
+func (x *AuditReport) GetSkipped() []*SkippedEvent {
+	if x != nil {
+		return x.Skipped
+	}
+	return nil
+}
+
+func (x *AuditReport) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *AuditReport) GetTook() *durationpb.Duration {
+	if x != nil {
+		return x.Took
+	}
+	return nil
+}
+
+// One read model compared with its rebuild from the log.
+type ModelCheck struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The read model: "receipts", "balances", "ledger", "entities",
+	// "quarantine" or "stats".
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Whether the live read model holds exactly the keys and values of its
+	// rebuild.
+	Matches bool `protobuf:"varint,2,opt,name=matches,proto3" json:"matches,omitempty"`
+	// The number of keys that differ.
+	Differences int32 `protobuf:"varint,3,opt,name=differences,proto3" json:"differences,omitempty"`
+	// The first key (in key order) that differs; null when it matches.
+	FirstDifference *KeyDifference `protobuf:"bytes,4,opt,name=first_difference,json=firstDifference,proto3" json:"first_difference,omitempty"`
+	// The live read model.
+	Live *ModelSummary `protobuf:"bytes,5,opt,name=live,proto3" json:"live,omitempty"`
+	// Its rebuild.
+	Rebuilt       *ModelSummary `protobuf:"bytes,6,opt,name=rebuilt,proto3" json:"rebuilt,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ModelCheck) Reset() {
+	*x = ModelCheck{}
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ModelCheck) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ModelCheck) ProtoMessage() {}
+
+func (x *ModelCheck) ProtoReflect() protoreflect.Message {
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ModelCheck.ProtoReflect.Descriptor instead.
+func (*ModelCheck) Descriptor() ([]byte, []int) {
+	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *ModelCheck) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ModelCheck) GetMatches() bool {
+	if x != nil {
+		return x.Matches
+	}
+	return false
+}
+
+func (x *ModelCheck) GetDifferences() int32 {
+	if x != nil {
+		return x.Differences
+	}
+	return 0
+}
+
+func (x *ModelCheck) GetFirstDifference() *KeyDifference {
+	if x != nil {
+		return x.FirstDifference
+	}
+	return nil
+}
+
+func (x *ModelCheck) GetLive() *ModelSummary {
+	if x != nil {
+		return x.Live
+	}
+	return nil
+}
+
+func (x *ModelCheck) GetRebuilt() *ModelSummary {
+	if x != nil {
+		return x.Rebuilt
+	}
+	return nil
+}
+
+// A read model's size and fingerprint.
+type ModelSummary struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The read model's name.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The number of keys it holds. A JSON string.
+	Keys int64 `protobuf:"varint,2,opt,name=keys,proto3" json:"keys,omitempty"`
+	// The SHA-256, hex, over every bucket name, key and value of the read
+	// model in order: equal digests, equal contents.
+	Digest        string `protobuf:"bytes,3,opt,name=digest,proto3" json:"digest,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ModelSummary) Reset() {
+	*x = ModelSummary{}
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ModelSummary) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ModelSummary) ProtoMessage() {}
+
+func (x *ModelSummary) ProtoReflect() protoreflect.Message {
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ModelSummary.ProtoReflect.Descriptor instead.
+func (*ModelSummary) Descriptor() ([]byte, []int) {
+	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *ModelSummary) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ModelSummary) GetKeys() int64 {
+	if x != nil {
+		return x.Keys
+	}
+	return 0
+}
+
+func (x *ModelSummary) GetDigest() string {
+	if x != nil {
+		return x.Digest
+	}
+	return ""
+}
+
+// The first key at which a live read model and its rebuild differ.
+type KeyDifference struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The bucket of the read model holding the key.
+	Bucket string `protobuf:"bytes,1,opt,name=bucket,proto3" json:"bucket,omitempty"`
+	// The key as a person reads it: its parts joined by "/", log positions
+	// as "@N".
+	Key string `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	// The key's bytes, hex.
+	KeyHex string `protobuf:"bytes,3,opt,name=key_hex,json=keyHex,proto3" json:"key_hex,omitempty"`
+	// "value_differs", "only_in_live" or "only_in_rebuild".
+	Kind          string `protobuf:"bytes,4,opt,name=kind,proto3" json:"kind,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KeyDifference) Reset() {
+	*x = KeyDifference{}
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KeyDifference) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KeyDifference) ProtoMessage() {}
+
+func (x *KeyDifference) ProtoReflect() protoreflect.Message {
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KeyDifference.ProtoReflect.Descriptor instead.
+func (*KeyDifference) Descriptor() ([]byte, []int) {
+	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *KeyDifference) GetBucket() string {
+	if x != nil {
+		return x.Bucket
+	}
+	return ""
+}
+
+func (x *KeyDifference) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *KeyDifference) GetKeyHex() string {
+	if x != nil {
+		return x.KeyHex
+	}
+	return ""
+}
+
+func (x *KeyDifference) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+// A user whose provider-reported balance disagrees with the derived one.
+type UnreconciledUser struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The source (user id namespace).
+	Source string `protobuf:"bytes,1,opt,name=source,proto3" json:"source,omitempty"`
+	// The provider's user id.
+	UserId string `protobuf:"bytes,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// Lifetime points in the provider's newest snapshot, exact.
+	ReportedLifetimePoints string `protobuf:"bytes,3,opt,name=reported_lifetime_points,json=reportedLifetimePoints,proto3" json:"reported_lifetime_points,omitempty"`
+	// Available points in the provider's newest snapshot, exact.
+	ReportedAvailablePoints string `protobuf:"bytes,4,opt,name=reported_available_points,json=reportedAvailablePoints,proto3" json:"reported_available_points,omitempty"`
+	// The exact sum of the points of the user's completed receipts: what
+	// the snapshot is compared with.
+	AwardedPoints string `protobuf:"bytes,5,opt,name=awarded_points,json=awardedPoints,proto3" json:"awarded_points,omitempty"`
+	// The exact sum of credits from other sources (not known to the
+	// snapshot's provider).
+	CreditedPoints string `protobuf:"bytes,6,opt,name=credited_points,json=creditedPoints,proto3" json:"credited_points,omitempty"`
+	// awarded_points + credited_points.
+	DerivedPoints string `protobuf:"bytes,7,opt,name=derived_points,json=derivedPoints,proto3" json:"derived_points,omitempty"`
+	// reported_lifetime_points - awarded_points, exact and signed.
+	Difference    string `protobuf:"bytes,8,opt,name=difference,proto3" json:"difference,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UnreconciledUser) Reset() {
+	*x = UnreconciledUser{}
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UnreconciledUser) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UnreconciledUser) ProtoMessage() {}
+
+func (x *UnreconciledUser) ProtoReflect() protoreflect.Message {
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UnreconciledUser.ProtoReflect.Descriptor instead.
+func (*UnreconciledUser) Descriptor() ([]byte, []int) {
+	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *UnreconciledUser) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *UnreconciledUser) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *UnreconciledUser) GetReportedLifetimePoints() string {
+	if x != nil {
+		return x.ReportedLifetimePoints
+	}
+	return ""
+}
+
+func (x *UnreconciledUser) GetReportedAvailablePoints() string {
+	if x != nil {
+		return x.ReportedAvailablePoints
+	}
+	return ""
+}
+
+func (x *UnreconciledUser) GetAwardedPoints() string {
+	if x != nil {
+		return x.AwardedPoints
+	}
+	return ""
+}
+
+func (x *UnreconciledUser) GetCreditedPoints() string {
+	if x != nil {
+		return x.CreditedPoints
+	}
+	return ""
+}
+
+func (x *UnreconciledUser) GetDerivedPoints() string {
+	if x != nil {
+		return x.DerivedPoints
+	}
+	return ""
+}
+
+func (x *UnreconciledUser) GetDifference() string {
+	if x != nil {
+		return x.Difference
+	}
+	return ""
+}
+
+// A receipt whose view carries anomalies.
+type AnomalousReceipt struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The source.
+	Source string `protobuf:"bytes,1,opt,name=source,proto3" json:"source,omitempty"`
+	// The provider's receipt id.
+	ReceiptId string `protobuf:"bytes,2,opt,name=receipt_id,json=receiptId,proto3" json:"receipt_id,omitempty"`
+	// The receipt's user.
+	UserId string `protobuf:"bytes,3,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// The receipt's status.
+	Status ReceiptStatus `protobuf:"varint,4,opt,name=status,proto3,enum=receiptd.v1.ReceiptStatus" json:"status,omitempty"`
+	// Its anomalies.
+	Anomalies     []*Anomaly `protobuf:"bytes,5,rep,name=anomalies,proto3" json:"anomalies,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AnomalousReceipt) Reset() {
+	*x = AnomalousReceipt{}
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AnomalousReceipt) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AnomalousReceipt) ProtoMessage() {}
+
+func (x *AnomalousReceipt) ProtoReflect() protoreflect.Message {
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AnomalousReceipt.ProtoReflect.Descriptor instead.
+func (*AnomalousReceipt) Descriptor() ([]byte, []int) {
+	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *AnomalousReceipt) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *AnomalousReceipt) GetReceiptId() string {
+	if x != nil {
+		return x.ReceiptId
+	}
+	return ""
+}
+
+func (x *AnomalousReceipt) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *AnomalousReceipt) GetStatus() ReceiptStatus {
+	if x != nil {
+		return x.Status
+	}
+	return ReceiptStatus_RECEIPT_STATUS_UNSPECIFIED
+}
+
+func (x *AnomalousReceipt) GetAnomalies() []*Anomaly {
+	if x != nil {
+		return x.Anomalies
+	}
+	return nil
+}
+
+// A verified delivery that could not be normalized, kept in the log.
+type QuarantinedDelivery struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The source.
+	Source string `protobuf:"bytes,1,opt,name=source,proto3" json:"source,omitempty"`
+	// The commit position of the quarantine event. A JSON string.
+	Position uint64 `protobuf:"varint,2,opt,name=position,proto3" json:"position,omitempty"`
+	// The provider's event type, if the delivery named one.
+	ProviderEventType string `protobuf:"bytes,3,opt,name=provider_event_type,json=providerEventType,proto3" json:"provider_event_type,omitempty"`
+	// Why it could not be normalized.
+	Reason string `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	// The SHA-256 of the delivery's body, hex.
+	BodySha256    string `protobuf:"bytes,5,opt,name=body_sha256,json=bodySha256,proto3" json:"body_sha256,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QuarantinedDelivery) Reset() {
+	*x = QuarantinedDelivery{}
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QuarantinedDelivery) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QuarantinedDelivery) ProtoMessage() {}
+
+func (x *QuarantinedDelivery) ProtoReflect() protoreflect.Message {
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QuarantinedDelivery.ProtoReflect.Descriptor instead.
+func (*QuarantinedDelivery) Descriptor() ([]byte, []int) {
+	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *QuarantinedDelivery) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *QuarantinedDelivery) GetPosition() uint64 {
+	if x != nil {
+		return x.Position
+	}
+	return 0
+}
+
+func (x *QuarantinedDelivery) GetProviderEventType() string {
+	if x != nil {
+		return x.ProviderEventType
+	}
+	return ""
+}
+
+func (x *QuarantinedDelivery) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *QuarantinedDelivery) GetBodySha256() string {
+	if x != nil {
+		return x.BodySha256
+	}
+	return ""
+}
+
+// An event of the log the read models could not apply.
+type SkippedEvent struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The event's commit position. A JSON string.
+	Position uint64 `protobuf:"varint,1,opt,name=position,proto3" json:"position,omitempty"`
+	// The event's stream.
+	Stream string `protobuf:"bytes,2,opt,name=stream,proto3" json:"stream,omitempty"`
+	// receiptd's event type.
+	EventType string `protobuf:"bytes,3,opt,name=event_type,json=eventType,proto3" json:"event_type,omitempty"`
+	// The event's id.
+	EventId string `protobuf:"bytes,4,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	// Why it could not be applied.
+	Error         string `protobuf:"bytes,5,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SkippedEvent) Reset() {
+	*x = SkippedEvent{}
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SkippedEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SkippedEvent) ProtoMessage() {}
+
+func (x *SkippedEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SkippedEvent.ProtoReflect.Descriptor instead.
+func (*SkippedEvent) Descriptor() ([]byte, []int) {
+	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *SkippedEvent) GetPosition() uint64 {
+	if x != nil {
+		return x.Position
+	}
+	return 0
+}
+
+func (x *SkippedEvent) GetStream() string {
+	if x != nil {
+		return x.Stream
+	}
+	return ""
+}
+
+func (x *SkippedEvent) GetEventType() string {
+	if x != nil {
+		return x.EventType
+	}
+	return ""
+}
+
+func (x *SkippedEvent) GetEventId() string {
+	if x != nil {
+		return x.EventId
+	}
+	return ""
+}
+
+func (x *SkippedEvent) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+// Request of Rebuild.
+type RebuildRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The read model to rebuild ("receipts", "balances", "ledger",
+	// "entities", "quarantine" or "stats"); empty rebuilds them all.
+	Projection string `protobuf:"bytes,1,opt,name=projection,proto3" json:"projection,omitempty"`
+	// If not zero, a commit position returned by a webhook append: the
+	// rebuild starts only after the read models have applied it (so the
+	// rebuilt ones include it), or UNAVAILABLE if they do not within the
+	// server's bounded wait.
+	MinPosition   uint64 `protobuf:"varint,2,opt,name=min_position,json=minPosition,proto3" json:"min_position,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RebuildRequest) Reset() {
+	*x = RebuildRequest{}
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RebuildRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RebuildRequest) ProtoMessage() {}
+
+func (x *RebuildRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RebuildRequest.ProtoReflect.Descriptor instead.
+func (*RebuildRequest) Descriptor() ([]byte, []int) {
+	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *RebuildRequest) GetProjection() string {
+	if x != nil {
+		return x.Projection
+	}
+	return ""
+}
+
+func (x *RebuildRequest) GetMinPosition() uint64 {
+	if x != nil {
+		return x.MinPosition
+	}
+	return 0
+}
+
+// What a rebuild did.
+type RebuildResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The read model rebuilt; empty for all.
+	Projection string `protobuf:"bytes,1,opt,name=projection,proto3" json:"projection,omitempty"`
+	// The log position at which the new read models were swapped in. A
+	// JSON string.
+	Position uint64 `protobuf:"varint,2,opt,name=position,proto3" json:"position,omitempty"`
+	// The number of events replayed. A JSON string.
+	Events int64 `protobuf:"varint,3,opt,name=events,proto3" json:"events,omitempty"`
+	// Every read model after the rebuild, as of summary_position.
+	Models []*ModelSummary `protobuf:"bytes,4,rep,name=models,proto3" json:"models,omitempty"`
+	// The log position the summaries are as of (the server may have
+	// applied further events since the swap). A JSON string.
+	SummaryPosition uint64 `protobuf:"varint,5,opt,name=summary_position,json=summaryPosition,proto3" json:"summary_position,omitempty"`
+	// How long the rebuild took.
+	Took          *durationpb.Duration `protobuf:"bytes,6,opt,name=took,proto3" json:"took,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RebuildResponse) Reset() {
+	*x = RebuildResponse{}
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RebuildResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RebuildResponse) ProtoMessage() {}
+
+func (x *RebuildResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RebuildResponse.ProtoReflect.Descriptor instead.
+func (*RebuildResponse) Descriptor() ([]byte, []int) {
+	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *RebuildResponse) GetProjection() string {
+	if x != nil {
+		return x.Projection
+	}
+	return ""
+}
+
+func (x *RebuildResponse) GetPosition() uint64 {
+	if x != nil {
+		return x.Position
+	}
+	return 0
+}
+
+func (x *RebuildResponse) GetEvents() int64 {
+	if x != nil {
+		return x.Events
+	}
+	return 0
+}
+
+func (x *RebuildResponse) GetModels() []*ModelSummary {
+	if x != nil {
+		return x.Models
+	}
+	return nil
+}
+
+func (x *RebuildResponse) GetSummaryPosition() uint64 {
+	if x != nil {
+		return x.SummaryPosition
+	}
+	return 0
+}
+
+func (x *RebuildResponse) GetTook() *durationpb.Duration {
+	if x != nil {
+		return x.Took
+	}
+	return nil
+}
+
 var File_receiptd_v1_receiptd_proto protoreflect.FileDescriptor
 
 const file_receiptd_v1_receiptd_proto_rawDesc = "" +
 	"\n" +
-	"\x1areceiptd/v1/receiptd.proto\x12\vreceiptd.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"m\n" +
+	"\x1areceiptd/v1/receiptd.proto\x12\vreceiptd.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"m\n" +
 	"\x11GetReceiptRequest\x12\x1d\n" +
 	"\n" +
 	"receipt_id\x18\x01 \x01(\tR\treceiptId\x12\x16\n" +
@@ -1722,7 +4042,201 @@ const file_receiptd_v1_receiptd_proto_rawDesc = "" +
 	"\x0fAttributesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\t\n" +
-	"\a_amount*\x88\x01\n" +
+	"\a_amount\"\xb0\x01\n" +
+	"\x18ListReceiptEventsRequest\x12\x1d\n" +
+	"\n" +
+	"receipt_id\x18\x01 \x01(\tR\treceiptId\x12\x16\n" +
+	"\x06source\x18\x02 \x01(\tR\x06source\x12\x1b\n" +
+	"\tpage_size\x18\x03 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x04 \x01(\tR\tpageToken\x12!\n" +
+	"\fmin_position\x18\x05 \x01(\x04R\vminPosition\"v\n" +
+	"\x19ListReceiptEventsResponse\x121\n" +
+	"\x06events\x18\x01 \x03(\v2\x19.receiptd.v1.ReceiptEventR\x06events\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x88\x02\n" +
+	"\bDelivery\x12.\n" +
+	"\x13provider_event_type\x18\x01 \x01(\tR\x11providerEventType\x12\x1f\n" +
+	"\vdelivery_id\x18\x02 \x01(\tR\n" +
+	"deliveryId\x12;\n" +
+	"\vreceived_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"receivedAt\x12\x16\n" +
+	"\x06scheme\x18\x04 \x01(\tR\x06scheme\x12\x15\n" +
+	"\x06key_id\x18\x05 \x01(\tR\x05keyId\x12\x1f\n" +
+	"\vbody_sha256\x18\x06 \x01(\tR\n" +
+	"bodySha256\x12\x1e\n" +
+	"\n" +
+	"correction\x18\a \x01(\bR\n" +
+	"correction\"\xef\x03\n" +
+	"\fReceiptEvent\x12\x1a\n" +
+	"\bposition\x18\x01 \x01(\x04R\bposition\x12\x1a\n" +
+	"\brevision\x18\x02 \x01(\x04R\brevision\x12\x19\n" +
+	"\bevent_id\x18\x03 \x01(\tR\aeventId\x12\x1d\n" +
+	"\n" +
+	"event_type\x18\x04 \x01(\tR\teventType\x12;\n" +
+	"\vrecorded_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"recordedAt\x121\n" +
+	"\bdelivery\x18\x06 \x01(\v2\x15.receiptd.v1.DeliveryR\bdelivery\x12(\n" +
+	"\x05stage\x18\a \x01(\x0e2\x12.receiptd.v1.StageR\x05stage\x12;\n" +
+	"\voccurred_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"occurredAt\x12\x17\n" +
+	"\auser_id\x18\t \x01(\tR\x06userId\x12\x1b\n" +
+	"\x06points\x18\n" +
+	" \x01(\tH\x00R\x06points\x88\x01\x01\x12%\n" +
+	"\x0etransaction_id\x18\v \x01(\tR\rtransactionId\x12.\n" +
+	"\afailure\x18\f \x01(\v2\x14.receiptd.v1.FailureR\afailureB\t\n" +
+	"\a_points\"\xa7\x01\n" +
+	"\x15ListUserLedgerRequest\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x16\n" +
+	"\x06source\x18\x02 \x01(\tR\x06source\x12\x1b\n" +
+	"\tpage_size\x18\x03 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x04 \x01(\tR\tpageToken\x12!\n" +
+	"\fmin_position\x18\x05 \x01(\x04R\vminPosition\"t\n" +
+	"\x16ListUserLedgerResponse\x122\n" +
+	"\aentries\x18\x01 \x03(\v2\x18.receiptd.v1.LedgerEntryR\aentries\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xd7\x02\n" +
+	"\vLedgerEntry\x12\x1a\n" +
+	"\bposition\x18\x01 \x01(\x04R\bposition\x120\n" +
+	"\x04kind\x18\x02 \x01(\x0e2\x1c.receiptd.v1.LedgerEntryKindR\x04kind\x12\x16\n" +
+	"\x06points\x18\x03 \x01(\tR\x06points\x12\x14\n" +
+	"\x05total\x18\x04 \x01(\tR\x05total\x12\x16\n" +
+	"\x06source\x18\x05 \x01(\tR\x06source\x12\x1d\n" +
+	"\n" +
+	"receipt_id\x18\x06 \x01(\tR\treceiptId\x12%\n" +
+	"\x0etransaction_id\x18\a \x01(\tR\rtransactionId\x12;\n" +
+	"\vrecorded_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"recordedAt\x121\n" +
+	"\bdelivery\x18\t \x01(\v2\x15.receiptd.v1.DeliveryR\bdelivery\"\x94\x01\n" +
+	"\x13WatchReceiptRequest\x12\x1d\n" +
+	"\n" +
+	"receipt_id\x18\x01 \x01(\tR\treceiptId\x12\x16\n" +
+	"\x06source\x18\x02 \x01(\tR\x06source\x12!\n" +
+	"\fmin_position\x18\x03 \x01(\x04R\vminPosition\x12#\n" +
+	"\rallow_missing\x18\x04 \x01(\bR\fallowMissing\"\x8b\x01\n" +
+	"\x10WatchUserRequest\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x16\n" +
+	"\x06source\x18\x02 \x01(\tR\x06source\x12!\n" +
+	"\fmin_position\x18\x03 \x01(\x04R\vminPosition\x12#\n" +
+	"\rallow_missing\x18\x04 \x01(\bR\fallowMissing\"p\n" +
+	"\x0fGetStatsRequest\x12\x16\n" +
+	"\x06source\x18\x01 \x01(\tR\x06source\x12\x12\n" +
+	"\x04from\x18\x02 \x01(\tR\x04from\x12\x0e\n" +
+	"\x02to\x18\x03 \x01(\tR\x02to\x12!\n" +
+	"\fmin_position\x18\x04 \x01(\x04R\vminPosition\"{\n" +
+	"\x05Stats\x12\x12\n" +
+	"\x04from\x18\x01 \x01(\tR\x04from\x12\x0e\n" +
+	"\x02to\x18\x02 \x01(\tR\x02to\x122\n" +
+	"\asources\x18\x03 \x03(\v2\x18.receiptd.v1.SourceStatsR\asources\x12\x1a\n" +
+	"\bposition\x18\x04 \x01(\x04R\bposition\"\xa3\x01\n" +
+	"\vSourceStats\x12\x16\n" +
+	"\x06source\x18\x01 \x01(\tR\x06source\x120\n" +
+	"\x05total\x18\x02 \x01(\v2\x1a.receiptd.v1.PipelineStatsR\x05total\x12)\n" +
+	"\x04days\x18\x03 \x03(\v2\x15.receiptd.v1.DayStatsR\x04days\x12\x1f\n" +
+	"\vin_progress\x18\x04 \x01(\x05R\n" +
+	"inProgress\"N\n" +
+	"\bDayStats\x12\x10\n" +
+	"\x03day\x18\x01 \x01(\tR\x03day\x120\n" +
+	"\x05stats\x18\x02 \x01(\v2\x1a.receiptd.v1.PipelineStatsR\x05stats\"\xdc\x02\n" +
+	"\rPipelineStats\x12\x1c\n" +
+	"\tcompleted\x18\x01 \x01(\x05R\tcompleted\x12\x16\n" +
+	"\x06failed\x18\x02 \x01(\x05R\x06failed\x12U\n" +
+	"\x0ffailed_by_stage\x18\x03 \x03(\v2-.receiptd.v1.PipelineStats.FailedByStageEntryR\rfailedByStage\x12\x16\n" +
+	"\x06points\x18\x04 \x01(\tR\x06points\x12\x1d\n" +
+	"\n" +
+	"total_co2e\x18\x05 \x01(\tR\ttotalCo2e\x12E\n" +
+	"\x10time_to_terminal\x18\x06 \x01(\v2\x1b.receiptd.v1.TimeToTerminalR\x0etimeToTerminal\x1a@\n" +
+	"\x12FailedByStageEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x05R\x05value:\x028\x01\"\xee\x01\n" +
+	"\x0eTimeToTerminal\x12\x14\n" +
+	"\x05count\x18\x01 \x01(\x05R\x05count\x12%\n" +
+	"\x0eprovider_timed\x18\x02 \x01(\x05R\rproviderTimed\x12\x18\n" +
+	"\amissing\x18\x03 \x01(\x05R\amissing\x12+\n" +
+	"\x03p50\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x03p50\x12+\n" +
+	"\x03p90\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\x03p90\x12+\n" +
+	"\x03p99\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\x03p99\"_\n" +
+	"\fAuditRequest\x12\x16\n" +
+	"\x06source\x18\x01 \x01(\tR\x06source\x12\x14\n" +
+	"\x05limit\x18\x02 \x01(\x05R\x05limit\x12!\n" +
+	"\fmin_position\x18\x03 \x01(\x04R\vminPosition\"\x92\x05\n" +
+	"\vAuditReport\x12\x1a\n" +
+	"\bposition\x18\x01 \x01(\x04R\bposition\x12\x14\n" +
+	"\x05clean\x18\x02 \x01(\bR\x05clean\x12/\n" +
+	"\x06models\x18\x03 \x03(\v2\x17.receiptd.v1.ModelCheckR\x06models\x128\n" +
+	"\x18unreconciled_users_total\x18\x04 \x01(\x05R\x16unreconciledUsersTotal\x12L\n" +
+	"\x12unreconciled_users\x18\x05 \x03(\v2\x1d.receiptd.v1.UnreconciledUserR\x11unreconciledUsers\x128\n" +
+	"\x18anomalous_receipts_total\x18\x06 \x01(\x05R\x16anomalousReceiptsTotal\x12L\n" +
+	"\x12anomalous_receipts\x18\a \x03(\v2\x1d.receiptd.v1.AnomalousReceiptR\x11anomalousReceipts\x12+\n" +
+	"\x11quarantined_total\x18\b \x01(\x05R\x10quarantinedTotal\x12B\n" +
+	"\vquarantined\x18\t \x03(\v2 .receiptd.v1.QuarantinedDeliveryR\vquarantined\x12#\n" +
+	"\rskipped_total\x18\n" +
+	" \x01(\x05R\fskippedTotal\x123\n" +
+	"\askipped\x18\v \x03(\v2\x19.receiptd.v1.SkippedEventR\askipped\x12\x16\n" +
+	"\x06source\x18\f \x01(\tR\x06source\x12-\n" +
+	"\x04took\x18\r \x01(\v2\x19.google.protobuf.DurationR\x04took\"\x87\x02\n" +
+	"\n" +
+	"ModelCheck\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
+	"\amatches\x18\x02 \x01(\bR\amatches\x12 \n" +
+	"\vdifferences\x18\x03 \x01(\x05R\vdifferences\x12E\n" +
+	"\x10first_difference\x18\x04 \x01(\v2\x1a.receiptd.v1.KeyDifferenceR\x0ffirstDifference\x12-\n" +
+	"\x04live\x18\x05 \x01(\v2\x19.receiptd.v1.ModelSummaryR\x04live\x123\n" +
+	"\arebuilt\x18\x06 \x01(\v2\x19.receiptd.v1.ModelSummaryR\arebuilt\"N\n" +
+	"\fModelSummary\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04keys\x18\x02 \x01(\x03R\x04keys\x12\x16\n" +
+	"\x06digest\x18\x03 \x01(\tR\x06digest\"f\n" +
+	"\rKeyDifference\x12\x16\n" +
+	"\x06bucket\x18\x01 \x01(\tR\x06bucket\x12\x10\n" +
+	"\x03key\x18\x02 \x01(\tR\x03key\x12\x17\n" +
+	"\akey_hex\x18\x03 \x01(\tR\x06keyHex\x12\x12\n" +
+	"\x04kind\x18\x04 \x01(\tR\x04kind\"\xd0\x02\n" +
+	"\x10UnreconciledUser\x12\x16\n" +
+	"\x06source\x18\x01 \x01(\tR\x06source\x12\x17\n" +
+	"\auser_id\x18\x02 \x01(\tR\x06userId\x128\n" +
+	"\x18reported_lifetime_points\x18\x03 \x01(\tR\x16reportedLifetimePoints\x12:\n" +
+	"\x19reported_available_points\x18\x04 \x01(\tR\x17reportedAvailablePoints\x12%\n" +
+	"\x0eawarded_points\x18\x05 \x01(\tR\rawardedPoints\x12'\n" +
+	"\x0fcredited_points\x18\x06 \x01(\tR\x0ecreditedPoints\x12%\n" +
+	"\x0ederived_points\x18\a \x01(\tR\rderivedPoints\x12\x1e\n" +
+	"\n" +
+	"difference\x18\b \x01(\tR\n" +
+	"difference\"\xca\x01\n" +
+	"\x10AnomalousReceipt\x12\x16\n" +
+	"\x06source\x18\x01 \x01(\tR\x06source\x12\x1d\n" +
+	"\n" +
+	"receipt_id\x18\x02 \x01(\tR\treceiptId\x12\x17\n" +
+	"\auser_id\x18\x03 \x01(\tR\x06userId\x122\n" +
+	"\x06status\x18\x04 \x01(\x0e2\x1a.receiptd.v1.ReceiptStatusR\x06status\x122\n" +
+	"\tanomalies\x18\x05 \x03(\v2\x14.receiptd.v1.AnomalyR\tanomalies\"\xb2\x01\n" +
+	"\x13QuarantinedDelivery\x12\x16\n" +
+	"\x06source\x18\x01 \x01(\tR\x06source\x12\x1a\n" +
+	"\bposition\x18\x02 \x01(\x04R\bposition\x12.\n" +
+	"\x13provider_event_type\x18\x03 \x01(\tR\x11providerEventType\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\x12\x1f\n" +
+	"\vbody_sha256\x18\x05 \x01(\tR\n" +
+	"bodySha256\"\x92\x01\n" +
+	"\fSkippedEvent\x12\x1a\n" +
+	"\bposition\x18\x01 \x01(\x04R\bposition\x12\x16\n" +
+	"\x06stream\x18\x02 \x01(\tR\x06stream\x12\x1d\n" +
+	"\n" +
+	"event_type\x18\x03 \x01(\tR\teventType\x12\x19\n" +
+	"\bevent_id\x18\x04 \x01(\tR\aeventId\x12\x14\n" +
+	"\x05error\x18\x05 \x01(\tR\x05error\"S\n" +
+	"\x0eRebuildRequest\x12\x1e\n" +
+	"\n" +
+	"projection\x18\x01 \x01(\tR\n" +
+	"projection\x12!\n" +
+	"\fmin_position\x18\x02 \x01(\x04R\vminPosition\"\xf2\x01\n" +
+	"\x0fRebuildResponse\x12\x1e\n" +
+	"\n" +
+	"projection\x18\x01 \x01(\tR\n" +
+	"projection\x12\x1a\n" +
+	"\bposition\x18\x02 \x01(\x04R\bposition\x12\x16\n" +
+	"\x06events\x18\x03 \x01(\x03R\x06events\x121\n" +
+	"\x06models\x18\x04 \x03(\v2\x19.receiptd.v1.ModelSummaryR\x06models\x12)\n" +
+	"\x10summary_position\x18\x05 \x01(\x04R\x0fsummaryPosition\x12-\n" +
+	"\x04took\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\x04took*\x88\x01\n" +
 	"\rReceiptStatus\x12\x1e\n" +
 	"\x1aRECEIPT_STATUS_UNSPECIFIED\x10\x00\x12\x1e\n" +
 	"\x1aRECEIPT_STATUS_IN_PROGRESS\x10\x01\x12\x1c\n" +
@@ -1736,7 +4250,13 @@ const file_receiptd_v1_receiptd_proto_rawDesc = "" +
 	"\x0fSTAGE_VALIDATED\x10\x04\x12\x10\n" +
 	"\fSTAGE_SCORED\x10\x05\x12\x11\n" +
 	"\rSTAGE_AWARDED\x10\x06\x12\x10\n" +
-	"\fSTAGE_FAILED\x10\a2\x8f\x03\n" +
+	"\fSTAGE_FAILED\x10\a*\xb9\x01\n" +
+	"\x0fLedgerEntryKind\x12!\n" +
+	"\x1dLEDGER_ENTRY_KIND_UNSPECIFIED\x10\x00\x12\x1b\n" +
+	"\x17LEDGER_ENTRY_KIND_AWARD\x10\x01\x12%\n" +
+	"!LEDGER_ENTRY_KIND_AWARD_CORRECTED\x10\x02\x12!\n" +
+	"\x1dLEDGER_ENTRY_KIND_AWARD_MOVED\x10\x03\x12\x1c\n" +
+	"\x18LEDGER_ENTRY_KIND_CREDIT\x10\x042\xdc\x05\n" +
 	"\x0eReceiptService\x12B\n" +
 	"\n" +
 	"GetReceipt\x12\x1e.receiptd.v1.GetReceiptRequest\x1a\x14.receiptd.v1.Receipt\x12_\n" +
@@ -1744,7 +4264,16 @@ const file_receiptd_v1_receiptd_proto_rawDesc = "" +
 	"\n" +
 	"GetBalance\x12\x1e.receiptd.v1.GetBalanceRequest\x1a\x14.receiptd.v1.Balance\x12?\n" +
 	"\tGetEntity\x12\x1d.receiptd.v1.GetEntityRequest\x1a\x13.receiptd.v1.Entity\x12S\n" +
-	"\fListEntities\x12 .receiptd.v1.ListEntitiesRequest\x1a!.receiptd.v1.ListEntitiesResponseB<Z:github.com/receiptd/receiptd/gen/go/receiptd/v1;receiptdv1b\x06proto3"
+	"\fListEntities\x12 .receiptd.v1.ListEntitiesRequest\x1a!.receiptd.v1.ListEntitiesResponse\x12b\n" +
+	"\x11ListReceiptEvents\x12%.receiptd.v1.ListReceiptEventsRequest\x1a&.receiptd.v1.ListReceiptEventsResponse\x12Y\n" +
+	"\x0eListUserLedger\x12\".receiptd.v1.ListUserLedgerRequest\x1a#.receiptd.v1.ListUserLedgerResponse\x12H\n" +
+	"\fWatchReceipt\x12 .receiptd.v1.WatchReceiptRequest\x1a\x14.receiptd.v1.Receipt0\x01\x12B\n" +
+	"\tWatchUser\x12\x1d.receiptd.v1.WatchUserRequest\x1a\x14.receiptd.v1.Balance0\x012L\n" +
+	"\fStatsService\x12<\n" +
+	"\bGetStats\x12\x1c.receiptd.v1.GetStatsRequest\x1a\x12.receiptd.v1.Stats2\x92\x01\n" +
+	"\fAuditService\x12<\n" +
+	"\x05Audit\x12\x19.receiptd.v1.AuditRequest\x1a\x18.receiptd.v1.AuditReport\x12D\n" +
+	"\aRebuild\x12\x1b.receiptd.v1.RebuildRequest\x1a\x1c.receiptd.v1.RebuildResponseB<Z:github.com/receiptd/receiptd/gen/go/receiptd/v1;receiptdv1b\x06proto3"
 
 var (
 	file_receiptd_v1_receiptd_proto_rawDescOnce sync.Once
@@ -1758,60 +4287,136 @@ func file_receiptd_v1_receiptd_proto_rawDescGZIP() []byte {
 	return file_receiptd_v1_receiptd_proto_rawDescData
 }
 
-var file_receiptd_v1_receiptd_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_receiptd_v1_receiptd_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_receiptd_v1_receiptd_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_receiptd_v1_receiptd_proto_msgTypes = make([]protoimpl.MessageInfo, 42)
 var file_receiptd_v1_receiptd_proto_goTypes = []any{
-	(ReceiptStatus)(0),               // 0: receiptd.v1.ReceiptStatus
-	(Stage)(0),                       // 1: receiptd.v1.Stage
-	(*GetReceiptRequest)(nil),        // 2: receiptd.v1.GetReceiptRequest
-	(*ListUserReceiptsRequest)(nil),  // 3: receiptd.v1.ListUserReceiptsRequest
-	(*ListUserReceiptsResponse)(nil), // 4: receiptd.v1.ListUserReceiptsResponse
-	(*GetBalanceRequest)(nil),        // 5: receiptd.v1.GetBalanceRequest
-	(*GetEntityRequest)(nil),         // 6: receiptd.v1.GetEntityRequest
-	(*ListEntitiesRequest)(nil),      // 7: receiptd.v1.ListEntitiesRequest
-	(*ListEntitiesResponse)(nil),     // 8: receiptd.v1.ListEntitiesResponse
-	(*Receipt)(nil),                  // 9: receiptd.v1.Receipt
-	(*StageProgress)(nil),            // 10: receiptd.v1.StageProgress
-	(*Failure)(nil),                  // 11: receiptd.v1.Failure
-	(*Anomaly)(nil),                  // 12: receiptd.v1.Anomaly
-	(*Balance)(nil),                  // 13: receiptd.v1.Balance
-	(*Entity)(nil),                   // 14: receiptd.v1.Entity
-	(*EntityEvent)(nil),              // 15: receiptd.v1.EntityEvent
-	nil,                              // 16: receiptd.v1.EntityEvent.AttributesEntry
-	(*timestamppb.Timestamp)(nil),    // 17: google.protobuf.Timestamp
+	(ReceiptStatus)(0),                // 0: receiptd.v1.ReceiptStatus
+	(Stage)(0),                        // 1: receiptd.v1.Stage
+	(LedgerEntryKind)(0),              // 2: receiptd.v1.LedgerEntryKind
+	(*GetReceiptRequest)(nil),         // 3: receiptd.v1.GetReceiptRequest
+	(*ListUserReceiptsRequest)(nil),   // 4: receiptd.v1.ListUserReceiptsRequest
+	(*ListUserReceiptsResponse)(nil),  // 5: receiptd.v1.ListUserReceiptsResponse
+	(*GetBalanceRequest)(nil),         // 6: receiptd.v1.GetBalanceRequest
+	(*GetEntityRequest)(nil),          // 7: receiptd.v1.GetEntityRequest
+	(*ListEntitiesRequest)(nil),       // 8: receiptd.v1.ListEntitiesRequest
+	(*ListEntitiesResponse)(nil),      // 9: receiptd.v1.ListEntitiesResponse
+	(*Receipt)(nil),                   // 10: receiptd.v1.Receipt
+	(*StageProgress)(nil),             // 11: receiptd.v1.StageProgress
+	(*Failure)(nil),                   // 12: receiptd.v1.Failure
+	(*Anomaly)(nil),                   // 13: receiptd.v1.Anomaly
+	(*Balance)(nil),                   // 14: receiptd.v1.Balance
+	(*Entity)(nil),                    // 15: receiptd.v1.Entity
+	(*EntityEvent)(nil),               // 16: receiptd.v1.EntityEvent
+	(*ListReceiptEventsRequest)(nil),  // 17: receiptd.v1.ListReceiptEventsRequest
+	(*ListReceiptEventsResponse)(nil), // 18: receiptd.v1.ListReceiptEventsResponse
+	(*Delivery)(nil),                  // 19: receiptd.v1.Delivery
+	(*ReceiptEvent)(nil),              // 20: receiptd.v1.ReceiptEvent
+	(*ListUserLedgerRequest)(nil),     // 21: receiptd.v1.ListUserLedgerRequest
+	(*ListUserLedgerResponse)(nil),    // 22: receiptd.v1.ListUserLedgerResponse
+	(*LedgerEntry)(nil),               // 23: receiptd.v1.LedgerEntry
+	(*WatchReceiptRequest)(nil),       // 24: receiptd.v1.WatchReceiptRequest
+	(*WatchUserRequest)(nil),          // 25: receiptd.v1.WatchUserRequest
+	(*GetStatsRequest)(nil),           // 26: receiptd.v1.GetStatsRequest
+	(*Stats)(nil),                     // 27: receiptd.v1.Stats
+	(*SourceStats)(nil),               // 28: receiptd.v1.SourceStats
+	(*DayStats)(nil),                  // 29: receiptd.v1.DayStats
+	(*PipelineStats)(nil),             // 30: receiptd.v1.PipelineStats
+	(*TimeToTerminal)(nil),            // 31: receiptd.v1.TimeToTerminal
+	(*AuditRequest)(nil),              // 32: receiptd.v1.AuditRequest
+	(*AuditReport)(nil),               // 33: receiptd.v1.AuditReport
+	(*ModelCheck)(nil),                // 34: receiptd.v1.ModelCheck
+	(*ModelSummary)(nil),              // 35: receiptd.v1.ModelSummary
+	(*KeyDifference)(nil),             // 36: receiptd.v1.KeyDifference
+	(*UnreconciledUser)(nil),          // 37: receiptd.v1.UnreconciledUser
+	(*AnomalousReceipt)(nil),          // 38: receiptd.v1.AnomalousReceipt
+	(*QuarantinedDelivery)(nil),       // 39: receiptd.v1.QuarantinedDelivery
+	(*SkippedEvent)(nil),              // 40: receiptd.v1.SkippedEvent
+	(*RebuildRequest)(nil),            // 41: receiptd.v1.RebuildRequest
+	(*RebuildResponse)(nil),           // 42: receiptd.v1.RebuildResponse
+	nil,                               // 43: receiptd.v1.EntityEvent.AttributesEntry
+	nil,                               // 44: receiptd.v1.PipelineStats.FailedByStageEntry
+	(*timestamppb.Timestamp)(nil),     // 45: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),       // 46: google.protobuf.Duration
 }
 var file_receiptd_v1_receiptd_proto_depIdxs = []int32{
-	9,  // 0: receiptd.v1.ListUserReceiptsResponse.receipts:type_name -> receiptd.v1.Receipt
-	14, // 1: receiptd.v1.ListEntitiesResponse.entities:type_name -> receiptd.v1.Entity
+	10, // 0: receiptd.v1.ListUserReceiptsResponse.receipts:type_name -> receiptd.v1.Receipt
+	15, // 1: receiptd.v1.ListEntitiesResponse.entities:type_name -> receiptd.v1.Entity
 	0,  // 2: receiptd.v1.Receipt.status:type_name -> receiptd.v1.ReceiptStatus
-	10, // 3: receiptd.v1.Receipt.stages:type_name -> receiptd.v1.StageProgress
-	11, // 4: receiptd.v1.Receipt.failure:type_name -> receiptd.v1.Failure
-	12, // 5: receiptd.v1.Receipt.anomalies:type_name -> receiptd.v1.Anomaly
+	11, // 3: receiptd.v1.Receipt.stages:type_name -> receiptd.v1.StageProgress
+	12, // 4: receiptd.v1.Receipt.failure:type_name -> receiptd.v1.Failure
+	13, // 5: receiptd.v1.Receipt.anomalies:type_name -> receiptd.v1.Anomaly
 	1,  // 6: receiptd.v1.StageProgress.stage:type_name -> receiptd.v1.Stage
-	17, // 7: receiptd.v1.StageProgress.occurred_at:type_name -> google.protobuf.Timestamp
-	17, // 8: receiptd.v1.Entity.status_at:type_name -> google.protobuf.Timestamp
-	17, // 9: receiptd.v1.Entity.first_seen:type_name -> google.protobuf.Timestamp
-	17, // 10: receiptd.v1.Entity.last_seen:type_name -> google.protobuf.Timestamp
-	15, // 11: receiptd.v1.Entity.timeline:type_name -> receiptd.v1.EntityEvent
-	17, // 12: receiptd.v1.EntityEvent.status_at:type_name -> google.protobuf.Timestamp
-	17, // 13: receiptd.v1.EntityEvent.occurred_at:type_name -> google.protobuf.Timestamp
-	16, // 14: receiptd.v1.EntityEvent.attributes:type_name -> receiptd.v1.EntityEvent.AttributesEntry
-	17, // 15: receiptd.v1.EntityEvent.recorded_at:type_name -> google.protobuf.Timestamp
-	2,  // 16: receiptd.v1.ReceiptService.GetReceipt:input_type -> receiptd.v1.GetReceiptRequest
-	3,  // 17: receiptd.v1.ReceiptService.ListUserReceipts:input_type -> receiptd.v1.ListUserReceiptsRequest
-	5,  // 18: receiptd.v1.ReceiptService.GetBalance:input_type -> receiptd.v1.GetBalanceRequest
-	6,  // 19: receiptd.v1.ReceiptService.GetEntity:input_type -> receiptd.v1.GetEntityRequest
-	7,  // 20: receiptd.v1.ReceiptService.ListEntities:input_type -> receiptd.v1.ListEntitiesRequest
-	9,  // 21: receiptd.v1.ReceiptService.GetReceipt:output_type -> receiptd.v1.Receipt
-	4,  // 22: receiptd.v1.ReceiptService.ListUserReceipts:output_type -> receiptd.v1.ListUserReceiptsResponse
-	13, // 23: receiptd.v1.ReceiptService.GetBalance:output_type -> receiptd.v1.Balance
-	14, // 24: receiptd.v1.ReceiptService.GetEntity:output_type -> receiptd.v1.Entity
-	8,  // 25: receiptd.v1.ReceiptService.ListEntities:output_type -> receiptd.v1.ListEntitiesResponse
-	21, // [21:26] is the sub-list for method output_type
-	16, // [16:21] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	45, // 7: receiptd.v1.StageProgress.occurred_at:type_name -> google.protobuf.Timestamp
+	45, // 8: receiptd.v1.Entity.status_at:type_name -> google.protobuf.Timestamp
+	45, // 9: receiptd.v1.Entity.first_seen:type_name -> google.protobuf.Timestamp
+	45, // 10: receiptd.v1.Entity.last_seen:type_name -> google.protobuf.Timestamp
+	16, // 11: receiptd.v1.Entity.timeline:type_name -> receiptd.v1.EntityEvent
+	45, // 12: receiptd.v1.EntityEvent.status_at:type_name -> google.protobuf.Timestamp
+	45, // 13: receiptd.v1.EntityEvent.occurred_at:type_name -> google.protobuf.Timestamp
+	43, // 14: receiptd.v1.EntityEvent.attributes:type_name -> receiptd.v1.EntityEvent.AttributesEntry
+	45, // 15: receiptd.v1.EntityEvent.recorded_at:type_name -> google.protobuf.Timestamp
+	20, // 16: receiptd.v1.ListReceiptEventsResponse.events:type_name -> receiptd.v1.ReceiptEvent
+	45, // 17: receiptd.v1.Delivery.received_at:type_name -> google.protobuf.Timestamp
+	45, // 18: receiptd.v1.ReceiptEvent.recorded_at:type_name -> google.protobuf.Timestamp
+	19, // 19: receiptd.v1.ReceiptEvent.delivery:type_name -> receiptd.v1.Delivery
+	1,  // 20: receiptd.v1.ReceiptEvent.stage:type_name -> receiptd.v1.Stage
+	45, // 21: receiptd.v1.ReceiptEvent.occurred_at:type_name -> google.protobuf.Timestamp
+	12, // 22: receiptd.v1.ReceiptEvent.failure:type_name -> receiptd.v1.Failure
+	23, // 23: receiptd.v1.ListUserLedgerResponse.entries:type_name -> receiptd.v1.LedgerEntry
+	2,  // 24: receiptd.v1.LedgerEntry.kind:type_name -> receiptd.v1.LedgerEntryKind
+	45, // 25: receiptd.v1.LedgerEntry.recorded_at:type_name -> google.protobuf.Timestamp
+	19, // 26: receiptd.v1.LedgerEntry.delivery:type_name -> receiptd.v1.Delivery
+	28, // 27: receiptd.v1.Stats.sources:type_name -> receiptd.v1.SourceStats
+	30, // 28: receiptd.v1.SourceStats.total:type_name -> receiptd.v1.PipelineStats
+	29, // 29: receiptd.v1.SourceStats.days:type_name -> receiptd.v1.DayStats
+	30, // 30: receiptd.v1.DayStats.stats:type_name -> receiptd.v1.PipelineStats
+	44, // 31: receiptd.v1.PipelineStats.failed_by_stage:type_name -> receiptd.v1.PipelineStats.FailedByStageEntry
+	31, // 32: receiptd.v1.PipelineStats.time_to_terminal:type_name -> receiptd.v1.TimeToTerminal
+	46, // 33: receiptd.v1.TimeToTerminal.p50:type_name -> google.protobuf.Duration
+	46, // 34: receiptd.v1.TimeToTerminal.p90:type_name -> google.protobuf.Duration
+	46, // 35: receiptd.v1.TimeToTerminal.p99:type_name -> google.protobuf.Duration
+	34, // 36: receiptd.v1.AuditReport.models:type_name -> receiptd.v1.ModelCheck
+	37, // 37: receiptd.v1.AuditReport.unreconciled_users:type_name -> receiptd.v1.UnreconciledUser
+	38, // 38: receiptd.v1.AuditReport.anomalous_receipts:type_name -> receiptd.v1.AnomalousReceipt
+	39, // 39: receiptd.v1.AuditReport.quarantined:type_name -> receiptd.v1.QuarantinedDelivery
+	40, // 40: receiptd.v1.AuditReport.skipped:type_name -> receiptd.v1.SkippedEvent
+	46, // 41: receiptd.v1.AuditReport.took:type_name -> google.protobuf.Duration
+	36, // 42: receiptd.v1.ModelCheck.first_difference:type_name -> receiptd.v1.KeyDifference
+	35, // 43: receiptd.v1.ModelCheck.live:type_name -> receiptd.v1.ModelSummary
+	35, // 44: receiptd.v1.ModelCheck.rebuilt:type_name -> receiptd.v1.ModelSummary
+	0,  // 45: receiptd.v1.AnomalousReceipt.status:type_name -> receiptd.v1.ReceiptStatus
+	13, // 46: receiptd.v1.AnomalousReceipt.anomalies:type_name -> receiptd.v1.Anomaly
+	35, // 47: receiptd.v1.RebuildResponse.models:type_name -> receiptd.v1.ModelSummary
+	46, // 48: receiptd.v1.RebuildResponse.took:type_name -> google.protobuf.Duration
+	3,  // 49: receiptd.v1.ReceiptService.GetReceipt:input_type -> receiptd.v1.GetReceiptRequest
+	4,  // 50: receiptd.v1.ReceiptService.ListUserReceipts:input_type -> receiptd.v1.ListUserReceiptsRequest
+	6,  // 51: receiptd.v1.ReceiptService.GetBalance:input_type -> receiptd.v1.GetBalanceRequest
+	7,  // 52: receiptd.v1.ReceiptService.GetEntity:input_type -> receiptd.v1.GetEntityRequest
+	8,  // 53: receiptd.v1.ReceiptService.ListEntities:input_type -> receiptd.v1.ListEntitiesRequest
+	17, // 54: receiptd.v1.ReceiptService.ListReceiptEvents:input_type -> receiptd.v1.ListReceiptEventsRequest
+	21, // 55: receiptd.v1.ReceiptService.ListUserLedger:input_type -> receiptd.v1.ListUserLedgerRequest
+	24, // 56: receiptd.v1.ReceiptService.WatchReceipt:input_type -> receiptd.v1.WatchReceiptRequest
+	25, // 57: receiptd.v1.ReceiptService.WatchUser:input_type -> receiptd.v1.WatchUserRequest
+	26, // 58: receiptd.v1.StatsService.GetStats:input_type -> receiptd.v1.GetStatsRequest
+	32, // 59: receiptd.v1.AuditService.Audit:input_type -> receiptd.v1.AuditRequest
+	41, // 60: receiptd.v1.AuditService.Rebuild:input_type -> receiptd.v1.RebuildRequest
+	10, // 61: receiptd.v1.ReceiptService.GetReceipt:output_type -> receiptd.v1.Receipt
+	5,  // 62: receiptd.v1.ReceiptService.ListUserReceipts:output_type -> receiptd.v1.ListUserReceiptsResponse
+	14, // 63: receiptd.v1.ReceiptService.GetBalance:output_type -> receiptd.v1.Balance
+	15, // 64: receiptd.v1.ReceiptService.GetEntity:output_type -> receiptd.v1.Entity
+	9,  // 65: receiptd.v1.ReceiptService.ListEntities:output_type -> receiptd.v1.ListEntitiesResponse
+	18, // 66: receiptd.v1.ReceiptService.ListReceiptEvents:output_type -> receiptd.v1.ListReceiptEventsResponse
+	22, // 67: receiptd.v1.ReceiptService.ListUserLedger:output_type -> receiptd.v1.ListUserLedgerResponse
+	10, // 68: receiptd.v1.ReceiptService.WatchReceipt:output_type -> receiptd.v1.Receipt
+	14, // 69: receiptd.v1.ReceiptService.WatchUser:output_type -> receiptd.v1.Balance
+	27, // 70: receiptd.v1.StatsService.GetStats:output_type -> receiptd.v1.Stats
+	33, // 71: receiptd.v1.AuditService.Audit:output_type -> receiptd.v1.AuditReport
+	42, // 72: receiptd.v1.AuditService.Rebuild:output_type -> receiptd.v1.RebuildResponse
+	61, // [61:73] is the sub-list for method output_type
+	49, // [49:61] is the sub-list for method input_type
+	49, // [49:49] is the sub-list for extension type_name
+	49, // [49:49] is the sub-list for extension extendee
+	0,  // [0:49] is the sub-list for field type_name
 }
 
 func init() { file_receiptd_v1_receiptd_proto_init() }
@@ -1822,15 +4427,16 @@ func file_receiptd_v1_receiptd_proto_init() {
 	file_receiptd_v1_receiptd_proto_msgTypes[7].OneofWrappers = []any{}
 	file_receiptd_v1_receiptd_proto_msgTypes[12].OneofWrappers = []any{}
 	file_receiptd_v1_receiptd_proto_msgTypes[13].OneofWrappers = []any{}
+	file_receiptd_v1_receiptd_proto_msgTypes[17].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_receiptd_v1_receiptd_proto_rawDesc), len(file_receiptd_v1_receiptd_proto_rawDesc)),
-			NumEnums:      2,
-			NumMessages:   15,
+			NumEnums:      3,
+			NumMessages:   42,
 			NumExtensions: 0,
-			NumServices:   1,
+			NumServices:   3,
 		},
 		GoTypes:           file_receiptd_v1_receiptd_proto_goTypes,
 		DependencyIndexes: file_receiptd_v1_receiptd_proto_depIdxs,

@@ -25,11 +25,15 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	ReceiptService_GetReceipt_FullMethodName       = "/receiptd.v1.ReceiptService/GetReceipt"
-	ReceiptService_ListUserReceipts_FullMethodName = "/receiptd.v1.ReceiptService/ListUserReceipts"
-	ReceiptService_GetBalance_FullMethodName       = "/receiptd.v1.ReceiptService/GetBalance"
-	ReceiptService_GetEntity_FullMethodName        = "/receiptd.v1.ReceiptService/GetEntity"
-	ReceiptService_ListEntities_FullMethodName     = "/receiptd.v1.ReceiptService/ListEntities"
+	ReceiptService_GetReceipt_FullMethodName        = "/receiptd.v1.ReceiptService/GetReceipt"
+	ReceiptService_ListUserReceipts_FullMethodName  = "/receiptd.v1.ReceiptService/ListUserReceipts"
+	ReceiptService_GetBalance_FullMethodName        = "/receiptd.v1.ReceiptService/GetBalance"
+	ReceiptService_GetEntity_FullMethodName         = "/receiptd.v1.ReceiptService/GetEntity"
+	ReceiptService_ListEntities_FullMethodName      = "/receiptd.v1.ReceiptService/ListEntities"
+	ReceiptService_ListReceiptEvents_FullMethodName = "/receiptd.v1.ReceiptService/ListReceiptEvents"
+	ReceiptService_ListUserLedger_FullMethodName    = "/receiptd.v1.ReceiptService/ListUserLedger"
+	ReceiptService_WatchReceipt_FullMethodName      = "/receiptd.v1.ReceiptService/WatchReceipt"
+	ReceiptService_WatchUser_FullMethodName         = "/receiptd.v1.ReceiptService/WatchUser"
 )
 
 // ReceiptServiceClient is the client API for ReceiptService service.
@@ -81,6 +85,41 @@ type ReceiptServiceClient interface {
 	// kind no event has named lists empty. Pass next_page_token as page_token
 	// to get the next page.
 	ListEntities(ctx context.Context, in *ListEntitiesRequest, opts ...grpc.CallOption) (*ListEntitiesResponse, error)
+	// List the events behind a receipt.
+	//
+	// Returns the events of the receipt's stream as receiptd's log holds
+	// them, in the order they were appended: each with its log position, the
+	// provider's event type, when receiptd received it, how it was verified
+	// (scheme and key id) and the SHA-256 of the provider's body, and what it
+	// states. They are read from the log itself, not from a read model.
+	// NOT_FOUND (HTTP 404) if the log holds no event of the receipt.
+	ListReceiptEvents(ctx context.Context, in *ListReceiptEventsRequest, opts ...grpc.CallOption) (*ListReceiptEventsResponse, error)
+	// List a user's ledger.
+	//
+	// Returns every change to the user's derived points, oldest first: each
+	// award, corrected award, award moved to another user and credit, with
+	// the event that made it and the exact running total after it. The total
+	// of the last entry is the balance's derived_points. NOT_FOUND (HTTP 404)
+	// if no event of the source has named the user.
+	ListUserLedger(ctx context.Context, in *ListUserLedgerRequest, opts ...grpc.CallOption) (*ListUserLedgerResponse, error)
+	// Watch a receipt.
+	//
+	// Sends the receipt's current view, then its view every time it changes,
+	// until it is terminal (COMPLETED or FAILED: that view is the last
+	// message, and the stream ends with OK) or the client leaves. Each
+	// message differs from the one before it; changes applied together, or
+	// faster than the client reads, arrive as one message with the latest
+	// view. Over REST the stream is newline-delimited JSON objects
+	// {"result": Receipt} (or {"error": …} last). NOT_FOUND if the receipt
+	// is unknown, unless allow_missing is set. UNAVAILABLE when the server
+	// shuts down: reconnect.
+	WatchReceipt(ctx context.Context, in *WatchReceiptRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Receipt], error)
+	// Watch a user's balance.
+	//
+	// Sends the user's current balance, then the balance every time it
+	// changes, until the client leaves. As WatchReceipt, but never ends by
+	// itself. NOT_FOUND if the user is unknown, unless allow_missing is set.
+	WatchUser(ctx context.Context, in *WatchUserRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Balance], error)
 }
 
 type receiptServiceClient struct {
@@ -141,6 +180,64 @@ func (c *receiptServiceClient) ListEntities(ctx context.Context, in *ListEntitie
 	return out, nil
 }
 
+func (c *receiptServiceClient) ListReceiptEvents(ctx context.Context, in *ListReceiptEventsRequest, opts ...grpc.CallOption) (*ListReceiptEventsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListReceiptEventsResponse)
+	err := c.cc.Invoke(ctx, ReceiptService_ListReceiptEvents_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *receiptServiceClient) ListUserLedger(ctx context.Context, in *ListUserLedgerRequest, opts ...grpc.CallOption) (*ListUserLedgerResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListUserLedgerResponse)
+	err := c.cc.Invoke(ctx, ReceiptService_ListUserLedger_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *receiptServiceClient) WatchReceipt(ctx context.Context, in *WatchReceiptRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Receipt], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &ReceiptService_ServiceDesc.Streams[0], ReceiptService_WatchReceipt_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WatchReceiptRequest, Receipt]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type ReceiptService_WatchReceiptClient = grpc.ServerStreamingClient[Receipt]
+
+func (c *receiptServiceClient) WatchUser(ctx context.Context, in *WatchUserRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Balance], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &ReceiptService_ServiceDesc.Streams[1], ReceiptService_WatchUser_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WatchUserRequest, Balance]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type ReceiptService_WatchUserClient = grpc.ServerStreamingClient[Balance]
+
 // ReceiptServiceServer is the server API for ReceiptService service.
 // All implementations must embed UnimplementedReceiptServiceServer
 // for forward compatibility.
@@ -190,6 +287,41 @@ type ReceiptServiceServer interface {
 	// kind no event has named lists empty. Pass next_page_token as page_token
 	// to get the next page.
 	ListEntities(context.Context, *ListEntitiesRequest) (*ListEntitiesResponse, error)
+	// List the events behind a receipt.
+	//
+	// Returns the events of the receipt's stream as receiptd's log holds
+	// them, in the order they were appended: each with its log position, the
+	// provider's event type, when receiptd received it, how it was verified
+	// (scheme and key id) and the SHA-256 of the provider's body, and what it
+	// states. They are read from the log itself, not from a read model.
+	// NOT_FOUND (HTTP 404) if the log holds no event of the receipt.
+	ListReceiptEvents(context.Context, *ListReceiptEventsRequest) (*ListReceiptEventsResponse, error)
+	// List a user's ledger.
+	//
+	// Returns every change to the user's derived points, oldest first: each
+	// award, corrected award, award moved to another user and credit, with
+	// the event that made it and the exact running total after it. The total
+	// of the last entry is the balance's derived_points. NOT_FOUND (HTTP 404)
+	// if no event of the source has named the user.
+	ListUserLedger(context.Context, *ListUserLedgerRequest) (*ListUserLedgerResponse, error)
+	// Watch a receipt.
+	//
+	// Sends the receipt's current view, then its view every time it changes,
+	// until it is terminal (COMPLETED or FAILED: that view is the last
+	// message, and the stream ends with OK) or the client leaves. Each
+	// message differs from the one before it; changes applied together, or
+	// faster than the client reads, arrive as one message with the latest
+	// view. Over REST the stream is newline-delimited JSON objects
+	// {"result": Receipt} (or {"error": …} last). NOT_FOUND if the receipt
+	// is unknown, unless allow_missing is set. UNAVAILABLE when the server
+	// shuts down: reconnect.
+	WatchReceipt(*WatchReceiptRequest, grpc.ServerStreamingServer[Receipt]) error
+	// Watch a user's balance.
+	//
+	// Sends the user's current balance, then the balance every time it
+	// changes, until the client leaves. As WatchReceipt, but never ends by
+	// itself. NOT_FOUND if the user is unknown, unless allow_missing is set.
+	WatchUser(*WatchUserRequest, grpc.ServerStreamingServer[Balance]) error
 	mustEmbedUnimplementedReceiptServiceServer()
 }
 
@@ -214,6 +346,18 @@ func (UnimplementedReceiptServiceServer) GetEntity(context.Context, *GetEntityRe
 }
 func (UnimplementedReceiptServiceServer) ListEntities(context.Context, *ListEntitiesRequest) (*ListEntitiesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListEntities not implemented")
+}
+func (UnimplementedReceiptServiceServer) ListReceiptEvents(context.Context, *ListReceiptEventsRequest) (*ListReceiptEventsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListReceiptEvents not implemented")
+}
+func (UnimplementedReceiptServiceServer) ListUserLedger(context.Context, *ListUserLedgerRequest) (*ListUserLedgerResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListUserLedger not implemented")
+}
+func (UnimplementedReceiptServiceServer) WatchReceipt(*WatchReceiptRequest, grpc.ServerStreamingServer[Receipt]) error {
+	return status.Error(codes.Unimplemented, "method WatchReceipt not implemented")
+}
+func (UnimplementedReceiptServiceServer) WatchUser(*WatchUserRequest, grpc.ServerStreamingServer[Balance]) error {
+	return status.Error(codes.Unimplemented, "method WatchUser not implemented")
 }
 func (UnimplementedReceiptServiceServer) mustEmbedUnimplementedReceiptServiceServer() {}
 func (UnimplementedReceiptServiceServer) testEmbeddedByValue()                        {}
@@ -326,6 +470,64 @@ func _ReceiptService_ListEntities_Handler(srv interface{}, ctx context.Context, 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ReceiptService_ListReceiptEvents_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListReceiptEventsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ReceiptServiceServer).ListReceiptEvents(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ReceiptService_ListReceiptEvents_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ReceiptServiceServer).ListReceiptEvents(ctx, req.(*ListReceiptEventsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ReceiptService_ListUserLedger_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListUserLedgerRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ReceiptServiceServer).ListUserLedger(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ReceiptService_ListUserLedger_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ReceiptServiceServer).ListUserLedger(ctx, req.(*ListUserLedgerRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ReceiptService_WatchReceipt_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchReceiptRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(ReceiptServiceServer).WatchReceipt(m, &grpc.GenericServerStream[WatchReceiptRequest, Receipt]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type ReceiptService_WatchReceiptServer = grpc.ServerStreamingServer[Receipt]
+
+func _ReceiptService_WatchUser_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchUserRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(ReceiptServiceServer).WatchUser(m, &grpc.GenericServerStream[WatchUserRequest, Balance]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type ReceiptService_WatchUserServer = grpc.ServerStreamingServer[Balance]
+
 // ReceiptService_ServiceDesc is the grpc.ServiceDesc for ReceiptService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -352,6 +554,331 @@ var ReceiptService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListEntities",
 			Handler:    _ReceiptService_ListEntities_Handler,
+		},
+		{
+			MethodName: "ListReceiptEvents",
+			Handler:    _ReceiptService_ListReceiptEvents_Handler,
+		},
+		{
+			MethodName: "ListUserLedger",
+			Handler:    _ReceiptService_ListUserLedger_Handler,
+		},
+	},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "WatchReceipt",
+			Handler:       _ReceiptService_WatchReceipt_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "WatchUser",
+			Handler:       _ReceiptService_WatchUser_Handler,
+			ServerStreams: true,
+		},
+	},
+	Metadata: "receiptd/v1/receiptd.proto",
+}
+
+const (
+	StatsService_GetStats_FullMethodName = "/receiptd.v1.StatsService/GetStats"
+)
+
+// StatsServiceClient is the client API for StatsService service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// StatsService serves pipeline statistics: receipts by outcome, failure
+// stage, source and day, their points and CO2e, and how long they took
+// from UPLOADED to a terminal stage. The statistics are a read model like
+// the others (min_position applies).
+type StatsServiceClient interface {
+	// Get the pipeline statistics.
+	//
+	// Returns, for each source (or the one asked for), the statistics of the
+	// receipts that became terminal on each day of the range, their sum
+	// over the range, and the number of receipts in progress now.
+	// INVALID_ARGUMENT (HTTP 400) for a range that is not days, is reversed
+	// or is longer than 366 days.
+	GetStats(ctx context.Context, in *GetStatsRequest, opts ...grpc.CallOption) (*Stats, error)
+}
+
+type statsServiceClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewStatsServiceClient(cc grpc.ClientConnInterface) StatsServiceClient {
+	return &statsServiceClient{cc}
+}
+
+func (c *statsServiceClient) GetStats(ctx context.Context, in *GetStatsRequest, opts ...grpc.CallOption) (*Stats, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Stats)
+	err := c.cc.Invoke(ctx, StatsService_GetStats_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// StatsServiceServer is the server API for StatsService service.
+// All implementations must embed UnimplementedStatsServiceServer
+// for forward compatibility.
+//
+// StatsService serves pipeline statistics: receipts by outcome, failure
+// stage, source and day, their points and CO2e, and how long they took
+// from UPLOADED to a terminal stage. The statistics are a read model like
+// the others (min_position applies).
+type StatsServiceServer interface {
+	// Get the pipeline statistics.
+	//
+	// Returns, for each source (or the one asked for), the statistics of the
+	// receipts that became terminal on each day of the range, their sum
+	// over the range, and the number of receipts in progress now.
+	// INVALID_ARGUMENT (HTTP 400) for a range that is not days, is reversed
+	// or is longer than 366 days.
+	GetStats(context.Context, *GetStatsRequest) (*Stats, error)
+	mustEmbedUnimplementedStatsServiceServer()
+}
+
+// UnimplementedStatsServiceServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedStatsServiceServer struct{}
+
+func (UnimplementedStatsServiceServer) GetStats(context.Context, *GetStatsRequest) (*Stats, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetStats not implemented")
+}
+func (UnimplementedStatsServiceServer) mustEmbedUnimplementedStatsServiceServer() {}
+func (UnimplementedStatsServiceServer) testEmbeddedByValue()                      {}
+
+// UnsafeStatsServiceServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to StatsServiceServer will
+// result in compilation errors.
+type UnsafeStatsServiceServer interface {
+	mustEmbedUnimplementedStatsServiceServer()
+}
+
+func RegisterStatsServiceServer(s grpc.ServiceRegistrar, srv StatsServiceServer) {
+	// If the following call panics, it indicates UnimplementedStatsServiceServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&StatsService_ServiceDesc, srv)
+}
+
+func _StatsService_GetStats_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetStatsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StatsServiceServer).GetStats(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: StatsService_GetStats_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StatsServiceServer).GetStats(ctx, req.(*GetStatsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+// StatsService_ServiceDesc is the grpc.ServiceDesc for StatsService service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var StatsService_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "receiptd.v1.StatsService",
+	HandlerType: (*StatsServiceServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "GetStats",
+			Handler:    _StatsService_GetStats_Handler,
+		},
+	},
+	Streams:  []grpc.StreamDesc{},
+	Metadata: "receiptd/v1/receiptd.proto",
+}
+
+const (
+	AuditService_Audit_FullMethodName   = "/receiptd.v1.AuditService/Audit"
+	AuditService_Rebuild_FullMethodName = "/receiptd.v1.AuditService/Rebuild"
+)
+
+// AuditServiceClient is the client API for AuditService service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// AuditService proves the read models against the log. It is an
+// administrative service: it needs the admin scope.
+type AuditServiceClient interface {
+	// Audit the read models.
+	//
+	// Rebuilds every read model from the log into a scratch file, compares it
+	// with the live one key by key at one log position, and reports the read
+	// models that differ (with the first differing key), the users whose
+	// provider-reported balance disagrees with the derived one, the receipts
+	// with anomalies, the quarantined deliveries and the events that could
+	// not be applied. The server keeps serving meanwhile. ABORTED (HTTP 409)
+	// while another audit or rebuild runs.
+	Audit(ctx context.Context, in *AuditRequest, opts ...grpc.CallOption) (*AuditReport, error)
+	// Rebuild the read models.
+	//
+	// Replays the log from its first event into fresh read models (all of
+	// them, or the one named) while the server keeps answering from the
+	// current ones, then swaps them in atomically once they have caught up
+	// with the live position. Returns when the swap is done. ABORTED (HTTP
+	// 409) while another audit or rebuild runs; INVALID_ARGUMENT for an
+	// unknown projection.
+	Rebuild(ctx context.Context, in *RebuildRequest, opts ...grpc.CallOption) (*RebuildResponse, error)
+}
+
+type auditServiceClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewAuditServiceClient(cc grpc.ClientConnInterface) AuditServiceClient {
+	return &auditServiceClient{cc}
+}
+
+func (c *auditServiceClient) Audit(ctx context.Context, in *AuditRequest, opts ...grpc.CallOption) (*AuditReport, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AuditReport)
+	err := c.cc.Invoke(ctx, AuditService_Audit_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *auditServiceClient) Rebuild(ctx context.Context, in *RebuildRequest, opts ...grpc.CallOption) (*RebuildResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RebuildResponse)
+	err := c.cc.Invoke(ctx, AuditService_Rebuild_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// AuditServiceServer is the server API for AuditService service.
+// All implementations must embed UnimplementedAuditServiceServer
+// for forward compatibility.
+//
+// AuditService proves the read models against the log. It is an
+// administrative service: it needs the admin scope.
+type AuditServiceServer interface {
+	// Audit the read models.
+	//
+	// Rebuilds every read model from the log into a scratch file, compares it
+	// with the live one key by key at one log position, and reports the read
+	// models that differ (with the first differing key), the users whose
+	// provider-reported balance disagrees with the derived one, the receipts
+	// with anomalies, the quarantined deliveries and the events that could
+	// not be applied. The server keeps serving meanwhile. ABORTED (HTTP 409)
+	// while another audit or rebuild runs.
+	Audit(context.Context, *AuditRequest) (*AuditReport, error)
+	// Rebuild the read models.
+	//
+	// Replays the log from its first event into fresh read models (all of
+	// them, or the one named) while the server keeps answering from the
+	// current ones, then swaps them in atomically once they have caught up
+	// with the live position. Returns when the swap is done. ABORTED (HTTP
+	// 409) while another audit or rebuild runs; INVALID_ARGUMENT for an
+	// unknown projection.
+	Rebuild(context.Context, *RebuildRequest) (*RebuildResponse, error)
+	mustEmbedUnimplementedAuditServiceServer()
+}
+
+// UnimplementedAuditServiceServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedAuditServiceServer struct{}
+
+func (UnimplementedAuditServiceServer) Audit(context.Context, *AuditRequest) (*AuditReport, error) {
+	return nil, status.Error(codes.Unimplemented, "method Audit not implemented")
+}
+func (UnimplementedAuditServiceServer) Rebuild(context.Context, *RebuildRequest) (*RebuildResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Rebuild not implemented")
+}
+func (UnimplementedAuditServiceServer) mustEmbedUnimplementedAuditServiceServer() {}
+func (UnimplementedAuditServiceServer) testEmbeddedByValue()                      {}
+
+// UnsafeAuditServiceServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to AuditServiceServer will
+// result in compilation errors.
+type UnsafeAuditServiceServer interface {
+	mustEmbedUnimplementedAuditServiceServer()
+}
+
+func RegisterAuditServiceServer(s grpc.ServiceRegistrar, srv AuditServiceServer) {
+	// If the following call panics, it indicates UnimplementedAuditServiceServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&AuditService_ServiceDesc, srv)
+}
+
+func _AuditService_Audit_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AuditRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuditServiceServer).Audit(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuditService_Audit_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuditServiceServer).Audit(ctx, req.(*AuditRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AuditService_Rebuild_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RebuildRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuditServiceServer).Rebuild(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuditService_Rebuild_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuditServiceServer).Rebuild(ctx, req.(*RebuildRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+// AuditService_ServiceDesc is the grpc.ServiceDesc for AuditService service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var AuditService_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "receiptd.v1.AuditService",
+	HandlerType: (*AuditServiceServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "Audit",
+			Handler:    _AuditService_Audit_Handler,
+		},
+		{
+			MethodName: "Rebuild",
+			Handler:    _AuditService_Rebuild_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

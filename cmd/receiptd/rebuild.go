@@ -1,0 +1,243 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	berrors "go.etcd.io/bbolt/errors"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+
+	"github.com/receiptd/receiptd/eventstore"
+	receiptdv1 "github.com/receiptd/receiptd/gen/go/receiptd/v1"
+	"github.com/receiptd/receiptd/internal/secret"
+	"github.com/receiptd/receiptd/projections"
+)
+
+// adminFlags are the flags `receiptd rebuild` and `receiptd audit` share:
+// where the data is (offline), or which server to ask (online).
+type adminFlags struct {
+	cfg    Config
+	server string
+	apiKey string
+	json   bool
+}
+
+func (a *adminFlags) add(fs *flag.FlagSet) {
+	fs.StringVar(&a.cfg.DataDir, "data-dir", "./data", "directory of the embedded store and the read models (offline)")
+	fs.StringVar(&a.cfg.File, "config", "", "YAML config file: the store to read (offline)")
+	fs.StringVar(&a.server, "server", "", "gRPC address of a running receiptd to ask instead (online), e.g. 127.0.0.1:9090")
+	fs.StringVar(&a.apiKey, "api-key", "", "with --server: an API key holding the admin scope (literal, env:NAME or file:PATH)")
+	fs.BoolVar(&a.json, "json", false, "print JSON instead of a table")
+}
+
+// parse parses args and loads the config of an offline run.
+func (a *adminFlags) parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if a.server != "" {
+		return nil
+	}
+	if a.apiKey != "" {
+		return errors.New("--api-key goes with --server")
+	}
+	return a.cfg.Load()
+}
+
+// errServerRunning: the offline path found the data in use by a server.
+var errServerRunning = errors.New("in use by a running receiptd")
+
+// openOffline opens the log and the read models directly, for a rebuild or
+// an audit with no server running. The embedded store and the read-model
+// file are locked by the server that has them open; then it says to ask
+// that server instead (the online path).
+func openOffline(cfg Config, command string) (eventstore.Store, *projections.DB, func(), error) {
+	online := fmt.Sprintf("%s: %%w: %s online instead, through that server: `receiptd %s --server HOST:GRPC_PORT` (gRPC receiptd.v1.AuditService/%s) or %s",
+		command, command, command, strings.ToUpper(command[:1])+command[1:], restRoute(command))
+	// The read models first: every server, whatever its store, holds
+	// them, and a short wait tells.
+	path := filepath.Join(cfg.DataDir, "views.db")
+	views, err := projections.Open(path, projections.WithLockTimeout(time.Second))
+	if errors.Is(err, projections.ErrLocked) {
+		return nil, nil, nil, fmt.Errorf(online, fmt.Errorf("the read models %s are %w", path, errServerRunning))
+	}
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("%s: %w", command, err)
+	}
+	store, err := openStore(cfg)
+	if errors.Is(err, berrors.ErrTimeout) {
+		views.Close()
+		return nil, nil, nil, fmt.Errorf(online, fmt.Errorf("the embedded store under %s is %w", cfg.DataDir, errServerRunning))
+	}
+	if err != nil {
+		views.Close()
+		return nil, nil, nil, fmt.Errorf("%s: %w", command, err)
+	}
+	// Holding the read models' lock, no one else is rebuilding them: what
+	// scratch files there are, a crash left behind.
+	_ = projections.RemoveScratch(path)
+	return store, views, func() { views.Close(); store.Close() }, nil
+}
+
+func restRoute(command string) string {
+	if command == "rebuild" {
+		return "POST /v1/rebuild"
+	}
+	return "GET /v1/audit"
+}
+
+// dialServer connects to a running receiptd's gRPC port, sending the API
+// key, if any, with every call.
+func dialServer(a *adminFlags) (*grpc.ClientConn, func(context.Context) context.Context, error) {
+	conn, err := grpc.NewClient(a.server, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, nil, err
+	}
+	var auth string
+	if a.apiKey != "" {
+		key, err := secret.Resolve(a.apiKey)
+		if err != nil {
+			conn.Close()
+			return nil, nil, fmt.Errorf("--api-key: %w", err)
+		}
+		auth = "Bearer " + string(key)
+	}
+	withAuth := func(ctx context.Context) context.Context {
+		if auth == "" {
+			return ctx
+		}
+		return metadata.AppendToOutgoingContext(ctx, "authorization", auth)
+	}
+	return conn, withAuth, nil
+}
+
+// signalContext ends on SIGINT or SIGTERM: a rebuild or an audit then
+// stops and removes its scratch file.
+func signalContext() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+}
+
+const rebuildUsage = `Usage: receiptd rebuild [--projection NAME] [--json] [--data-dir DIR] [--config FILE]
+       receiptd rebuild --server HOST:PORT [--api-key REF] [--projection NAME] [--json]
+
+Replays the log from its first event into fresh read models and swaps them in.
+Offline (no server running) it opens the store and the read models directly;
+with --server it asks a running receiptd (AuditService.Rebuild), which keeps
+answering from the current read models until the new ones have caught up.
+Read models: %s (default: all).
+
+`
+
+// runRebuild is `receiptd rebuild`: 0 when the read models were rebuilt, 1
+// when the rebuild failed, 2 for a usage error.
+func runRebuild(args []string, stdout, stderr io.Writer) int {
+	var a adminFlags
+	projection := ""
+	fs := flag.NewFlagSet("rebuild", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, rebuildUsage, strings.Join(projections.Names(), ", "))
+		fs.PrintDefaults()
+	}
+	a.add(fs)
+	fs.StringVar(&projection, "projection", "", "the read model to rebuild: "+strings.Join(projections.Names(), ", ")+"; empty for all")
+	if err := a.parse(fs, args); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintf(stderr, "receiptd rebuild: %v\n", err)
+		}
+		return 2
+	}
+	ctx, stop := signalContext()
+	defer stop()
+
+	var res projections.RebuildResult
+	if a.server != "" {
+		conn, withAuth, err := dialServer(&a)
+		if err != nil {
+			fmt.Fprintf(stderr, "receiptd rebuild: %v\n", err)
+			return 2
+		}
+		defer conn.Close()
+		resp, err := receiptdv1.NewAuditServiceClient(conn).Rebuild(withAuth(ctx), &receiptdv1.RebuildRequest{Projection: projection})
+		if err != nil {
+			fmt.Fprintf(stderr, "receiptd rebuild: %s: %v\n", a.server, err)
+			return 1
+		}
+		res = rebuildResultFromProto(resp)
+	} else {
+		store, views, closeAll, err := openOffline(a.cfg, "rebuild")
+		if err != nil {
+			fmt.Fprintf(stderr, "receiptd %v\n", err)
+			return 1
+		}
+		defer closeAll()
+		if projection != "" {
+			// One read model is copied at the others' position: bring
+			// them to the log's head first, as a server would.
+			if err := projections.NewRunner(store, views, nil).CatchUp(ctx); err != nil {
+				fmt.Fprintf(stderr, "receiptd rebuild: catch the read models up to the log (rebuild them all if they cannot be): %v\n", err)
+				return 1
+			}
+		}
+		res, err = views.Rebuild(ctx, store, projections.RebuildOptions{Projection: projection})
+		if err != nil {
+			fmt.Fprintf(stderr, "receiptd rebuild: %v\n", err)
+			return 1
+		}
+	}
+	if a.json {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(res); err != nil {
+			fmt.Fprintf(stderr, "receiptd rebuild: %v\n", err)
+			return 1
+		}
+		return 0
+	}
+	printRebuild(stdout, res)
+	return 0
+}
+
+func printRebuild(w io.Writer, res projections.RebuildResult) {
+	what := "every read model"
+	if res.Projection != "" {
+		what = "read model " + res.Projection
+	}
+	fmt.Fprintf(w, "rebuilt %s from the log: %d events replayed in %s, swapped in at position %s\n\n",
+		what, res.Events, res.Took.Round(time.Millisecond), res.Position)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "READ MODEL\tKEYS\tDIGEST (SHA-256, at position %s)\n", res.SummaryPosition)
+	for _, m := range res.Models {
+		fmt.Fprintf(tw, "%s\t%d\t%s\n", m.Name, m.Keys, m.Digest)
+	}
+	tw.Flush()
+}
+
+func rebuildResultFromProto(r *receiptdv1.RebuildResponse) projections.RebuildResult {
+	res := projections.RebuildResult{
+		Projection:      r.GetProjection(),
+		Position:        eventstore.Position{Commit: r.GetPosition(), Prepare: r.GetPosition()},
+		Events:          r.GetEvents(),
+		SummaryPosition: eventstore.Position{Commit: r.GetSummaryPosition(), Prepare: r.GetSummaryPosition()},
+		Took:            r.GetTook().AsDuration(),
+	}
+	for _, m := range r.GetModels() {
+		res.Models = append(res.Models, projections.ModelSummary{Name: m.GetName(), Keys: m.GetKeys(), Digest: m.GetDigest()})
+	}
+	return res
+}
