@@ -25,6 +25,7 @@ type Config struct {
 	Sources []SourceConfig `yaml:"sources"`
 	Ingest  IngestConfig   `yaml:"ingest"`
 	Query   QueryConfig    `yaml:"query"`
+	Access  *AccessConfig  `yaml:"access"`
 }
 
 // StoreConfig chooses the log.
@@ -61,9 +62,16 @@ type SourceConfig struct {
 	// credits count in that source's balances (reward credits to Reewild
 	// users). Default: the source itself.
 	UserNamespace string `yaml:"user_namespace"`
+	// Currency of a RETM merchant's amounts, and the time zone its
+	// zone-less timestamps are in (an IANA name; default UTC).
+	Currency string `yaml:"currency"`
+	Timezone string `yaml:"timezone"`
 	// Category is the stream category of a standard source's entities
-	// (default "event").
-	Category string `yaml:"category"`
+	// (default "event"); EntityField and StatusField name the body fields
+	// (dotted paths under data) holding the entity id and its status.
+	Category    string `yaml:"category"`
+	EntityField string `yaml:"entity_field"`
+	StatusField string `yaml:"status_field"`
 	// Insecure accepts deliveries without verification. Development only;
 	// a source with no verifier configured refuses to start without it.
 	Insecure bool `yaml:"insecure"`
@@ -176,8 +184,11 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("%s: unknown kind %q", where, s.Kind))
 		}
 	}
+	if c.Access != nil {
+		errs = append(errs, c.Access.validate(querySources(*c))...)
+	}
 	return errors.Join(errs...)
 }
 
 // knownKinds lists the provider kinds this build can verify.
-var knownKinds = map[string]bool{"reewild": true}
+var knownKinds = map[string]bool{"reewild": true, "reward": true, "reusely": true, "reap": true, "retm": true, "standard": true}

@@ -49,11 +49,20 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		return err
 	}
 	defer store.Close()
-	views, err := projections.Open(filepath.Join(cfg.DataDir, "views.db"))
+	viewsPath := filepath.Join(cfg.DataDir, "views.db")
+	views, err := projections.Open(viewsPath)
+	if errors.Is(err, projections.ErrLocked) {
+		return fmt.Errorf("%w (is another receiptd running on --data-dir %s?)", err, cfg.DataDir)
+	}
 	if err != nil {
 		return err
 	}
 	defer views.Close()
+	// With the read models locked, scratch files beside them are what a
+	// crash during a rebuild or an audit left behind.
+	if err := projections.RemoveScratch(viewsPath); err != nil {
+		logger.Warn("could not remove a rebuild's leftover files", "err", err)
+	}
 	if v := views.DiscardedSchema(); v != "" {
 		logger.Warn("read models of an older schema were discarded; rebuilding them from the log", "old_schema", v)
 	}
@@ -61,8 +70,10 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	registerProjectionMetrics(reg, store, views)
+	reg.MustRegister(&statsCollector{views: views, logger: logger})
 
-	hooks, err := webhook.New(store, providers, webhook.Options{
+	ingestHealth := webhook.NewStoreHealth(store, webhook.HealthOptions{}) // /readyz: false while appends fail
+	hooks, err := webhook.New(ingestHealth, providers, webhook.Options{
 		MaxBodyBytes:  cfg.Ingest.MaxBodyBytes,
 		StoreDeadline: time.Duration(cfg.Ingest.StoreDeadline),
 		Logger:        logger,
@@ -90,18 +101,38 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		return err
 	}
 	gs := grpc.NewServer(grpc.ChainUnaryInterceptor(access.unary), grpc.ChainStreamInterceptor(access.stream))
-	svc, err := api.NewReceiptService(views, querySources(cfg), api.WithMaxWait(time.Duration(cfg.Query.MaxWait)), api.WithLogger(logger))
+	// Watches end when the server starts shutting down (UNAVAILABLE: their
+	// clients reconnect), so graceful shutdown does not wait for them.
+	watchCtx, stopWatches := context.WithCancel(context.Background())
+	defer stopWatches()
+	apiOpts := []api.Option{api.WithMaxWait(time.Duration(cfg.Query.MaxWait)), api.WithLogger(logger), api.WithLifetime(watchCtx)}
+	sources := querySources(cfg)
+	svc, err := api.NewReceiptService(views, sources, append(apiOpts, api.WithEventLog(projections.NewHistory(store)))...)
 	if err != nil {
 		return err
 	}
 	receiptdv1.RegisterReceiptServiceServer(gs, svc)
+	statsSvc, err := api.NewStatsService(views, sources, apiOpts...)
+	if err != nil {
+		return err
+	}
+	receiptdv1.RegisterStatsServiceServer(gs, statsSvc)
+	// Audits and online rebuilds work on the live read models: a rebuild
+	// swaps a new file in under the same *projections.DB, which the
+	// services above and the runner go on using.
+	auditSvc, err := api.NewAuditService(projections.NewAdmin(views, store), sources, apiOpts...)
+	if err != nil {
+		return err
+	}
+	receiptdv1.RegisterAuditServiceServer(gs, auditSvc)
 	healthSrv := health.NewServer()
 	healthpb.RegisterHealthServer(gs, healthSrv)
 	reflection.Register(gs)
 
-	// REST: the gateway calls this server's own gRPC port, so both doors
-	// pass through the same interceptors.
-	conn, err := grpc.NewClient(dialable(grpcLis.Addr()), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	// REST: the gateway calls this same gRPC server, over an in-memory
+	// listener (access.gateway), so both doors pass through the same
+	// interceptors, which judge a REST call by its HTTP client's address.
+	conn, err := grpc.NewClient("passthrough:///receiptd-gateway", grpc.WithContextDialer(access.gateway.DialContext), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		return fmt.Errorf("gateway dial: %w", err)
 	}
@@ -112,12 +143,14 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	}
 
 	mux := http.NewServeMux()
-	hooks.Register(mux)
-	mux.Handle("/v1/", access.http(gw))
+	hookMux := http.NewServeMux()
+	hooks.Register(hookMux)
+	mux.Handle("/webhooks/", access.ingest(hookMux))
+	mux.Handle("/v1/", gw)
 	mux.Handle("/openapi.json", api.OpenAPIHandler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		if err := ready(r.Context(), store); err != nil {
+		if err := ingestHealth.Ready(r.Context()); err != nil {
 			http.Error(w, "not ready: store unavailable", http.StatusServiceUnavailable)
 			return
 		}
@@ -132,15 +165,20 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	httpSrv := &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      60 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		// Whole-request bounds: webhooks and queries answer well inside
+		// them. Watches, audits and rebuilds over REST outlast them: the
+		// gateway lifts them for those routes and bounds each write
+		// instead (api.StreamWriteTimeout).
+		ReadTimeout:    30 * time.Second,
+		WriteTimeout:   60 * time.Second,
+		IdleTimeout:    120 * time.Second,
+		MaxHeaderBytes: 64 << 10,
+		ErrorLog:       slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	go func() { errc <- fmt.Errorf("grpc: %w", gs.Serve(grpcLis)) }()
+	go func() { errc <- fmt.Errorf("grpc (gateway): %w", gs.Serve(access.gateway)) }()
 	go func() { errc <- fmt.Errorf("http: %w", httpSrv.Serve(httpLis)) }()
 	healthSrv.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	logger.Info("listening", "http", httpLis.Addr().String(), "grpc", grpcLis.Addr().String(),
@@ -155,7 +193,9 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	}
 	healthSrv.Shutdown()
 
-	// 1. Stop taking requests and let in-flight ones (appends) finish.
+	// 1. Stop taking requests and let in-flight ones (appends) finish;
+	// watches end at once (their clients reconnect to another server).
+	stopWatches()
 	shutCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
 	if err := httpSrv.Shutdown(shutCtx); err != nil {
@@ -235,4 +275,67 @@ func dialable(a net.Addr) string {
 		return netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), ap.Port()).String()
 	}
 	return a.String()
+}
+
+// statsCollector exports the pipeline statistics read model (all days,
+// every source) as Prometheus gauges, read at each scrape. They are gauges,
+// not counters: a late or corrected fact can move a receipt from FAILED to
+// COMPLETED, or change its points.
+type statsCollector struct {
+	views  *projections.DB
+	logger *slog.Logger
+}
+
+var (
+	statsReceiptsDesc = prometheus.NewDesc("receiptd_pipeline_receipts",
+		"Receipts by source and status (completed, failed, in_progress), from the pipeline statistics read model.", []string{"source", "status"}, nil)
+	statsFailuresDesc = prometheus.NewDesc("receiptd_pipeline_failures",
+		"Failed receipts by source and failure stage as the provider sent it.", []string{"source", "failure_stage"}, nil)
+	statsPointsDesc = prometheus.NewDesc("receiptd_pipeline_points",
+		"Points awarded to completed receipts, by source (the exact sum is GET /v1/stats).", []string{"source"}, nil)
+	statsCO2eDesc = prometheus.NewDesc("receiptd_pipeline_co2e",
+		"CO2e of completed receipts, by source (the exact sum is GET /v1/stats).", []string{"source"}, nil)
+	statsDurationDesc = prometheus.NewDesc("receiptd_pipeline_time_to_terminal_seconds",
+		"Time from UPLOADED to the terminal stage over every terminal receipt with a known time, by source and quantile (within 0.8%).", []string{"source", "quantile"}, nil)
+	statsTimedDesc = prometheus.NewDesc("receiptd_pipeline_time_to_terminal_receipts",
+		"Terminal receipts by source and how their time to terminal is known: provider (timestamps), received (receiptd's clock) or missing (no UPLOADED).", []string{"source", "clock"}, nil)
+)
+
+func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{statsReceiptsDesc, statsFailuresDesc, statsPointsDesc, statsCO2eDesc, statsDurationDesc, statsTimedDesc} {
+		ch <- d
+	}
+}
+
+func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	totals, err := c.views.StatsTotals(ctx)
+	if err != nil {
+		c.logger.Warn("metrics: read the pipeline statistics", "err", err)
+		return
+	}
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	for _, s := range totals {
+		t := s.Total
+		gauge(statsReceiptsDesc, float64(t.Completed), s.Source, "completed")
+		gauge(statsReceiptsDesc, float64(t.Failed), s.Source, "failed")
+		gauge(statsReceiptsDesc, float64(s.InProgress), s.Source, "in_progress")
+		for stage, n := range t.FailedByStage {
+			gauge(statsFailuresDesc, float64(n), s.Source, stage)
+		}
+		gauge(statsPointsDesc, t.Points.InexactFloat64(), s.Source)
+		gauge(statsCO2eDesc, t.CO2e.InexactFloat64(), s.Source)
+		d := t.TimeToTerminal
+		gauge(statsTimedDesc, float64(d.ProviderTimed), s.Source, "provider")
+		gauge(statsTimedDesc, float64(d.Count-d.ProviderTimed), s.Source, "received")
+		gauge(statsTimedDesc, float64(d.Missing), s.Source, "missing")
+		if d.Count > 0 {
+			gauge(statsDurationDesc, d.P50.Seconds(), s.Source, "0.5")
+			gauge(statsDurationDesc, d.P90.Seconds(), s.Source, "0.9")
+			gauge(statsDurationDesc, d.P99.Seconds(), s.Source, "0.99")
+		}
+	}
 }

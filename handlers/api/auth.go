@@ -1,0 +1,536 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/receiptd/receiptd/internal/ratelimit"
+	"github.com/receiptd/receiptd/projections"
+)
+
+// PrincipalKind is the kind of caller a Principal is.
+type PrincipalKind int
+
+const (
+	// PrincipalAPIKey is a backend or an operator, with the scopes of its key.
+	PrincipalAPIKey PrincipalKind = iota + 1
+	// PrincipalUser is an end user, from a verified JWT: their own data only.
+	PrincipalUser
+	// PrincipalLoopback is any loopback client of a server with no access
+	// configuration: it holds every scope.
+	PrincipalLoopback
+)
+
+func (k PrincipalKind) String() string {
+	switch k {
+	case PrincipalAPIKey:
+		return "api_key"
+	case PrincipalUser:
+		return "user"
+	case PrincipalLoopback:
+		return "loopback"
+	}
+	return "unknown"
+}
+
+// Principal is who is calling: what the interceptor authenticated.
+type Principal struct {
+	Kind PrincipalKind
+	// ID names the principal, in logs too: the API key's configured name,
+	// the user's id (from the configured claim), or "loopback". Never a
+	// credential.
+	ID string
+	// Scopes the principal holds (API keys; loopback holds all of them).
+	Scopes []Scope
+	// Sources, for a user, are the sources whose data they may read; nil
+	// means any.
+	Sources []string
+}
+
+func (p Principal) holdsAny(scopes []Scope) bool {
+	for _, s := range scopes {
+		if slices.Contains(p.Scopes, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// Authenticator turns the credential of a call (the part of the
+// Authorization value after "Bearer ") into a principal. An error means the
+// credential is not valid: the call is answered UNAUTHENTICATED with the
+// error's text, so that text must not hold the credential or key material.
+type Authenticator interface {
+	Authenticate(ctx context.Context, credential string) (Principal, error)
+}
+
+// AccessOptions configure NewAccess. The zero value is the loopback-only
+// default.
+type AccessOptions struct {
+	// Authenticator checks credentials. Nil means no access is configured:
+	// callers are not authenticated and only loopback clients may call
+	// (anything but public RPCs), holding every scope.
+	Authenticator Authenticator
+	// Gateway is the listener the REST gateway's connection comes through;
+	// for those calls the client's address is the last x-forwarded-for
+	// entry (see GatewayListener). Nil: every call is judged by its peer.
+	Gateway *GatewayListener
+	// DefaultSource is the source a request with an empty source reads,
+	// for the check of a user's allowed sources.
+	DefaultSource string
+	// Rate limits; nil means none. PerIP applies to every call, before
+	// authentication; PerAPIKey and PerUser to authenticated principals.
+	PerIP, PerAPIKey, PerUser *ratelimit.Keyed
+	// Logger gets one line per refused call (never a credential);
+	// slog.Default() if nil.
+	Logger *slog.Logger
+	// Rules replaces the package's rule table (tests); nil means Rules().
+	Rules map[string]Rule
+	// Now is the clock of the rate limits; time.Now if nil.
+	Now func() time.Time
+}
+
+// Access is the gRPC interceptor pair that enforces the rule table on
+// every call: Unary and Stream. Register both on the gRPC server; REST
+// passes through them because the gateway calls that same server.
+type Access struct {
+	o     AccessOptions
+	rules map[string]Rule
+}
+
+// MaxCredentialLength bounds the Authorization value, in bytes.
+const MaxCredentialLength = 8 << 10
+
+// NewAccess returns the interceptors for the given options.
+func NewAccess(o AccessOptions) (*Access, error) {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	r := o.Rules
+	if r == nil {
+		r = Rules()
+	}
+	for m, rule := range r {
+		if err := rule.validate(); err != nil {
+			return nil, fmt.Errorf("api: new access: rule for %s: %w", m, err)
+		}
+	}
+	return &Access{o: o, rules: r}, nil
+}
+
+func (r Rule) validate() error {
+	switch {
+	case r.Public && (len(r.Scopes) > 0 || r.Users != NoUsers):
+		return errors.New("a public rule names scopes or user access")
+	case !r.Public && len(r.Scopes) == 0:
+		return errors.New("no scope may call it")
+	case r.Users == UserField && r.UserField == "":
+		return errors.New("user access by field names no field")
+	case r.Users != UserField && r.UserField != "":
+		return errors.New("a user field without user access by field")
+	case r.Users != UserOwner && r.OwnerField != "":
+		return errors.New("an owner field without user access by owner")
+	case r.Users < NoUsers || r.Users > UserOwner:
+		return fmt.Errorf("unknown user access %d", r.Users)
+	}
+	return nil
+}
+
+// grant is what the interceptor decided for one admitted call. It travels
+// in the call's context.
+type grant struct {
+	principal Principal
+	rule      Rule
+	// restricted: a user admitted by rule.Users, not by a scope; the
+	// request (UserField) or the handler (UserOwner) must show the data
+	// is theirs.
+	restricted bool
+	// ownerChecked: the handler called AuthorizeOwner.
+	ownerChecked atomic.Bool
+}
+
+type grantKey struct{}
+
+// PrincipalFromContext returns the principal the access interceptor
+// admitted the call as; false for a public RPC or a server without the
+// interceptor.
+func PrincipalFromContext(ctx context.Context) (Principal, bool) {
+	g, ok := ctx.Value(grantKey{}).(*grant)
+	if !ok {
+		return Principal{}, false
+	}
+	return g.principal, true
+}
+
+// AuthorizeOwner is the ownership check of RPCs whose rule is UserOwner:
+// call it with the owner (user id) of what was loaded, before answering.
+// It returns nil when the caller may see it: a principal admitted by a
+// scope, the owner, or a call that did not pass through the interceptor
+// (a server built without access control). For another user's data it
+// returns an error matching projections.ErrNotFound, which toStatus turns
+// into the same NOT_FOUND a missing receipt gets.
+func AuthorizeOwner(ctx context.Context, owner string) error {
+	g, ok := ctx.Value(grantKey{}).(*grant)
+	if !ok {
+		return nil
+	}
+	g.ownerChecked.Store(true)
+	if !g.restricted || (owner != "" && owner == g.principal.ID) {
+		return nil
+	}
+	return fmt.Errorf("owned by another user: %w", projections.ErrNotFound)
+}
+
+// Unary is the unary server interceptor.
+func (a *Access) Unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	g, err := a.admit(ctx, info.FullMethod, func(md metadata.MD) { _ = grpc.SetHeader(ctx, md) })
+	if err != nil {
+		return nil, err
+	}
+	if g == nil { // public
+		return handler(ctx, req)
+	}
+	if err := a.checkRequest(ctx, info.FullMethod, g, req); err != nil {
+		return nil, err
+	}
+	resp, err := handler(context.WithValue(ctx, grantKey{}, g), req)
+	if err == nil {
+		err = a.checkAnswer(ctx, info.FullMethod, g, resp)
+	}
+	if err != nil {
+		return nil, a.ownerError(info.FullMethod, g, err)
+	}
+	return resp, nil
+}
+
+// Stream is the streaming server interceptor. Requests are checked as the
+// handler receives them; for a UserOwner rule, nothing is sent to a user
+// before the handler has called AuthorizeOwner.
+func (a *Access) Stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	ctx := ss.Context()
+	g, err := a.admit(ctx, info.FullMethod, func(md metadata.MD) { _ = ss.SetHeader(md) })
+	if err != nil {
+		return err
+	}
+	if g == nil {
+		return handler(srv, ss)
+	}
+	gs := &guardedStream{ServerStream: ss, ctx: context.WithValue(ctx, grantKey{}, g), a: a, g: g, method: info.FullMethod}
+	err = handler(srv, gs)
+	if gs.refused != nil { // whatever the handler made of it
+		err = gs.refused
+	}
+	if err != nil {
+		return a.ownerError(info.FullMethod, g, err)
+	}
+	return nil
+}
+
+type guardedStream struct {
+	grpc.ServerStream
+	ctx     context.Context
+	a       *Access
+	g       *grant
+	method  string
+	refused error // the first message the stream refused to send
+}
+
+func (s *guardedStream) Context() context.Context { return s.ctx }
+
+func (s *guardedStream) RecvMsg(m any) error {
+	if err := s.ServerStream.RecvMsg(m); err != nil {
+		return err
+	}
+	return s.a.checkRequest(s.ctx, s.method, s.g, m)
+}
+
+func (s *guardedStream) SendMsg(m any) error {
+	if s.refused != nil {
+		return s.refused
+	}
+	if err := s.a.checkAnswer(s.ctx, s.method, s.g, m); err != nil {
+		s.refused = err
+		return err
+	}
+	return s.ServerStream.SendMsg(m)
+}
+
+// checkAnswer is the owner check of a UserOwner rule on one response
+// message to a restricted user: the owner field must name the caller, or,
+// with no owner field, the handler must have called AuthorizeOwner.
+func (a *Access) checkAnswer(ctx context.Context, method string, g *grant, resp any) error {
+	if !g.restricted || g.rule.Users != UserOwner {
+		return nil
+	}
+	op := opName(method)
+	if g.rule.OwnerField == "" {
+		if g.ownerChecked.Load() {
+			return nil
+		}
+		a.o.Logger.ErrorContext(ctx, "access: handler answered a user without checking ownership (AuthorizeOwner); refused", "method", method, "principal", g.principal.ID)
+		return status.Error(codes.Internal, op+": internal error")
+	}
+	m, ok := resp.(proto.Message)
+	owner, isString := "", false
+	if ok {
+		owner, isString = stringField(m.ProtoReflect(), g.rule.OwnerField)
+	}
+	if !isString {
+		a.o.Logger.ErrorContext(ctx, "access: the rule's owner field is not a string field of the response; refused", "method", method, "field", g.rule.OwnerField)
+		return status.Error(codes.Internal, op+": internal error")
+	}
+	if owner == "" || owner != g.principal.ID {
+		a.refused(ctx, method, codes.NotFound, "another user's data", g.principal.ID, a.clientAddr(ctx))
+		return status.Error(codes.NotFound, op+": not found")
+	}
+	return nil
+}
+
+// ownerError makes every NOT_FOUND of a UserOwner rule to a restricted user
+// read the same, so that "someone else's" and "missing" cannot be told
+// apart. Other errors pass unchanged.
+func (a *Access) ownerError(method string, g *grant, err error) error {
+	if g.restricted && g.rule.Users == UserOwner && status.Code(err) == codes.NotFound {
+		return status.Error(codes.NotFound, opName(method)+": not found")
+	}
+	return err
+}
+
+// admit authenticates and authorizes a call to method, before the handler
+// runs. It returns nil, nil for a public RPC. setHeader sends response
+// header metadata (Retry-After, WWW-Authenticate).
+func (a *Access) admit(ctx context.Context, method string, setHeader func(metadata.MD)) (*grant, error) {
+	op := opName(method)
+	client := a.clientAddr(ctx)
+	rule, ok := a.rules[method]
+	if !ok {
+		a.o.Logger.ErrorContext(ctx, "access: no rule for this method; refused (add a row to handlers/api/rules.go)", "method", method)
+		return nil, status.Error(codes.PermissionDenied, op+": no access rule for this method")
+	}
+	if a.o.PerIP != nil {
+		if err := a.take(a.o.PerIP, ipKey(client), op, "this address", setHeader); err != nil {
+			return nil, err
+		}
+	}
+	if rule.Public {
+		return nil, nil
+	}
+
+	var p Principal
+	if a.o.Authenticator == nil {
+		if !client.IsValid() || !client.IsLoopback() {
+			a.refused(ctx, method, codes.PermissionDenied, "not a loopback client and no access configured", "", client)
+			return nil, status.Error(codes.PermissionDenied, op+": queries are limited to loopback clients until access control is configured")
+		}
+		p = Principal{Kind: PrincipalLoopback, ID: "loopback", Scopes: slices.Clone(Scopes)}
+	} else {
+		cred, err := bearer(ctx)
+		if err == nil {
+			p, err = a.o.Authenticator.Authenticate(ctx, cred)
+		}
+		if err != nil {
+			a.refused(ctx, method, codes.Unauthenticated, err.Error(), "", client)
+			setHeader(metadata.Pairs("www-authenticate", `Bearer realm="receiptd"`))
+			return nil, status.Errorf(codes.Unauthenticated, "%s: %v", op, err)
+		}
+		if lim := a.principalLimit(p.Kind); lim != nil {
+			if err := a.take(lim, p.Kind.String()+":"+p.ID, op, "this caller", setHeader); err != nil {
+				return nil, err
+			}
+		}
+	}
+
+	g := &grant{principal: p, rule: rule}
+	switch {
+	case p.holdsAny(rule.Scopes):
+	case p.Kind == PrincipalUser && rule.Users != NoUsers:
+		g.restricted = true
+	default:
+		a.refused(ctx, method, codes.PermissionDenied, "lacks the scope", p.ID, client)
+		return nil, status.Errorf(codes.PermissionDenied, "%s: not allowed for this caller", op)
+	}
+	return g, nil
+}
+
+func (a *Access) principalLimit(k PrincipalKind) *ratelimit.Keyed {
+	switch k {
+	case PrincipalAPIKey:
+		return a.o.PerAPIKey
+	case PrincipalUser:
+		return a.o.PerUser
+	}
+	return nil
+}
+
+// take takes a token from lim for key, or returns RESOURCE_EXHAUSTED with
+// a retry-after header (seconds) and a RetryInfo detail.
+func (a *Access) take(lim *ratelimit.Keyed, key, op, who string, setHeader func(metadata.MD)) error {
+	ok, wait := lim.Take(key, a.o.Now())
+	if ok {
+		return nil
+	}
+	secs := ratelimit.RetryAfterSeconds(wait)
+	setHeader(metadata.Pairs("retry-after", strconv.FormatInt(secs, 10)))
+	st := status.Newf(codes.ResourceExhausted, "%s: too many requests from %s; retry after %ds", op, who, secs)
+	if d, err := st.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(time.Duration(secs) * time.Second)}); err == nil {
+		st = d
+	}
+	return st.Err()
+}
+
+// checkRequest applies a restricted user's checks to one request message:
+// the allowed sources and, for UserField rules, the user field.
+func (a *Access) checkRequest(ctx context.Context, method string, g *grant, req any) error {
+	if !g.restricted {
+		return nil
+	}
+	op := opName(method)
+	m, ok := req.(proto.Message)
+	if !ok {
+		a.o.Logger.ErrorContext(ctx, "access: request is not a proto message; refused", "method", method)
+		return status.Error(codes.PermissionDenied, op+": not allowed for this caller")
+	}
+	msg := m.ProtoReflect()
+	if len(g.principal.Sources) > 0 {
+		if src, ok := stringField(msg, "source"); ok {
+			if src == "" {
+				src = a.o.DefaultSource
+			}
+			if !slices.Contains(g.principal.Sources, src) {
+				a.refused(ctx, method, codes.PermissionDenied, "source not open to this user", g.principal.ID, a.clientAddr(ctx))
+				return status.Errorf(codes.PermissionDenied, "%s: source %q is not open to this user", op, src)
+			}
+		}
+	}
+	if g.rule.Users != UserField {
+		return nil
+	}
+	user, ok := stringField(msg, g.rule.UserField)
+	if !ok {
+		a.o.Logger.ErrorContext(ctx, "access: the rule's user field is not a string field of the request; refused", "method", method, "field", g.rule.UserField)
+		return status.Error(codes.PermissionDenied, op+": not allowed for this caller")
+	}
+	if user != g.principal.ID {
+		a.refused(ctx, method, codes.PermissionDenied, "another user's data", g.principal.ID, a.clientAddr(ctx))
+		return status.Errorf(codes.PermissionDenied, "%s: a user may read only their own data", op)
+	}
+	return nil
+}
+
+func stringField(m protoreflect.Message, name string) (string, bool) {
+	fd := m.Descriptor().Fields().ByName(protoreflect.Name(name))
+	if fd == nil || fd.Kind() != protoreflect.StringKind || fd.Cardinality() == protoreflect.Repeated {
+		return "", false
+	}
+	return m.Get(fd).String(), true
+}
+
+func (a *Access) refused(ctx context.Context, method string, code codes.Code, reason, principal string, client netip.Addr) {
+	args := []any{"method", method, "code", code.String(), "reason", reason}
+	if principal != "" {
+		args = append(args, "principal", principal)
+	}
+	if client.IsValid() {
+		args = append(args, "client", client.String())
+	}
+	a.o.Logger.InfoContext(ctx, "access refused", args...)
+}
+
+// errNoCredentials and errBadAuthorization are the answers to calls whose
+// Authorization metadata carries no usable credential.
+var (
+	errNoCredentials    = errors.New("missing credentials: send Authorization: Bearer <API key or token>")
+	errBadAuthorization = errors.New("malformed Authorization: want exactly one \"Bearer <credential>\"")
+)
+
+// bearer returns the credential of the call's one Authorization value.
+func bearer(ctx context.Context) (string, error) {
+	md, _ := metadata.FromIncomingContext(ctx)
+	vals := md.Get("authorization")
+	switch {
+	case len(vals) == 0:
+		return "", errNoCredentials
+	case len(vals) > 1, len(vals[0]) > MaxCredentialLength:
+		return "", errBadAuthorization
+	}
+	scheme, cred, ok := strings.Cut(strings.TrimSpace(vals[0]), " ")
+	cred = strings.TrimSpace(cred)
+	if !ok || !strings.EqualFold(scheme, "Bearer") || cred == "" {
+		return "", errBadAuthorization
+	}
+	return cred, nil
+}
+
+// clientAddr is the address a call is judged by: the TCP peer's, or for a
+// call through the REST gateway the HTTP client's (the last x-forwarded-for
+// entry, which the gateway appends). The zero Addr if unknown.
+func (a *Access) clientAddr(ctx context.Context) netip.Addr {
+	p, ok := peer.FromContext(ctx)
+	if !ok || p.Addr == nil {
+		return netip.Addr{}
+	}
+	if a.o.Gateway.isGateway(p.Addr) {
+		md, _ := metadata.FromIncomingContext(ctx)
+		xff := md.Get("x-forwarded-for")
+		if len(xff) == 0 {
+			return netip.Addr{}
+		}
+		last := xff[len(xff)-1]
+		if i := strings.LastIndexByte(last, ','); i >= 0 {
+			last = last[i+1:]
+		}
+		ip, err := netip.ParseAddr(strings.TrimSpace(last))
+		if err != nil {
+			return netip.Addr{}
+		}
+		return ip.Unmap()
+	}
+	if ta, ok := p.Addr.(*net.TCPAddr); ok {
+		return ta.AddrPort().Addr().Unmap()
+	}
+	ap, err := netip.ParseAddrPort(p.Addr.String())
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ap.Addr().Unmap()
+}
+
+// ipKey is the rate-limit key of a client address: the address for IPv4,
+// its /64 for IPv6 (one host usually holds a whole /64).
+func ipKey(ip netip.Addr) string {
+	switch {
+	case !ip.IsValid():
+		return "unknown"
+	case ip.Is6():
+		p, _ := ip.Prefix(64)
+		return p.String()
+	}
+	return ip.String()
+}
+
+// opName is the RPC name in a full method name, for error messages.
+func opName(fullMethod string) string {
+	return fullMethod[strings.LastIndexByte(fullMethod, '/')+1:]
+}
