@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/receiptd/receiptd/aggregate"
@@ -121,6 +122,11 @@ type applier struct {
 	// touched collects the keys of the receipt and balance views the
 	// events changed (or may have), for watchers.
 	touched map[Key]struct{}
+	// stats holds the statistics records the batch changed, until
+	// flushStats writes them (see statsAdd); users the users' balance
+	// states it read or changed, until flushUsers.
+	stats map[string]*statsEntry
+	users map[string]*userEntry
 }
 
 func (a applier) touch(k Key) {
@@ -377,22 +383,75 @@ func (a applier) entityEvent(e eventstore.RecordedEvent, f aggregate.EntityEvent
 
 // ensureUser creates a user's (empty) balance view if it does not exist.
 func (a applier) ensureUser(source, userID string) error {
-	if a.tx.Bucket(bucketUsers).Get(key(source, userID)) != nil {
-		return nil
+	u, err := a.user(source, userID)
+	if err != nil {
+		return err
 	}
-	return a.updateUser(source, userID, func(*userRecord) {})
+	if !u.existed && !u.dirty {
+		u.dirty = true
+		a.touch(UserKey(source, userID))
+	}
+	return nil
 }
 
+// updateUser changes a user's balance state, creating it if need be.
 func (a applier) updateUser(source, userID string, change func(*userRecord)) error {
-	b := a.tx.Bucket(bucketUsers)
-	k := key(source, userID)
-	u := userRecord{Totals: aggregate.Totals{Points: decimal.Zero, CO2e: decimal.Zero, HealthPoints: decimal.Zero}, Credited: decimal.Zero}
-	if err := getJSON(b, k, &u); err != nil && !errors.Is(err, ErrNotFound) {
-		return fmt.Errorf("user %s: %w", userID, err)
+	u, err := a.user(source, userID)
+	if err != nil {
+		return err
 	}
-	change(&u)
+	change(&u.rec)
+	u.dirty = true
 	a.touch(UserKey(source, userID))
-	return putJSON(b, k, u)
+	return nil
+}
+
+// userEntry is a user's balance state read into a batch.
+type userEntry struct {
+	key     []byte
+	rec     userRecord
+	existed bool // it was stored before the batch
+	dirty   bool // the batch changed or created it: flushUsers writes it
+}
+
+// user returns the batch's copy of a user's balance state, reading it on
+// first use (a new user's is empty). The copies are written back once per
+// batch by flushUsers: an event touches its user's state several times,
+// and a batch often holds several events of one user.
+func (a applier) user(source, userID string) (*userEntry, error) {
+	k := key(source, userID)
+	if u, ok := a.users[string(k)]; ok {
+		return u, nil
+	}
+	u := &userEntry{key: k, rec: userRecord{Totals: aggregate.Totals{Points: decimal.Zero, CO2e: decimal.Zero, HealthPoints: decimal.Zero}, Credited: decimal.Zero}}
+	switch err := getJSON(a.tx.Bucket(bucketUsers), k, &u.rec); {
+	case err == nil:
+		u.existed = true
+	case !errors.Is(err, ErrNotFound):
+		return nil, fmt.Errorf("user %s: %w", userID, err)
+	}
+	a.users[string(k)] = u
+	return u, nil
+}
+
+// flushUsers writes the users the batch changed, in key order.
+func (a applier) flushUsers() error {
+	keys := make([]string, 0, len(a.users))
+	for k, u := range a.users {
+		if u.dirty {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	b := a.tx.Bucket(bucketUsers)
+	for _, k := range keys {
+		u := a.users[k]
+		if err := putJSON(b, u.key, u.rec); err != nil {
+			return err
+		}
+	}
+	clear(a.users)
+	return nil
 }
 
 // skip records an event that cannot be applied, so one bad event does not

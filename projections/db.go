@@ -281,7 +281,7 @@ func (d *DB) Apply(events []eventstore.RecordedEvent) error {
 		meta := tx.Bucket(bucketMeta)
 		cp := decodePosition(meta.Get(keyCheckpoint))
 		from = cp
-		a := applier{tx: tx, touched: make(map[Key]struct{})}
+		a := applier{tx: tx, touched: make(map[Key]struct{}), stats: make(map[string]*statsEntry), users: make(map[string]*userEntry)}
 		for _, e := range events {
 			if !cp.Less(e.Position) {
 				continue
@@ -295,6 +295,12 @@ func (d *DB) Apply(events []eventstore.RecordedEvent) error {
 				}
 			}
 			cp = e.Position
+		}
+		if err := a.flushStats(); err != nil {
+			return err
+		}
+		if err := a.flushUsers(); err != nil {
+			return err
 		}
 		last = cp
 		touched = a.touched

@@ -166,11 +166,14 @@ func (a applier) ledgerCredit(e eventstore.RecordedEvent, ns string, c aggregate
 
 // ledgerPut completes entry with the user's running total and stores it.
 func (a applier) ledgerPut(userID string, entry LedgerEntry, ns string, p eventstore.Position) error {
-	var u userRecord
-	if err := getJSON(a.tx.Bucket(bucketUsers), key(ns, userID), &u); err != nil {
+	u, err := a.user(ns, userID)
+	if err != nil {
 		return fmt.Errorf("ledger of user %s: %w", userID, err)
 	}
-	entry.Total = u.Totals.Points.Add(u.Credited)
+	if !u.existed && !u.dirty {
+		return fmt.Errorf("ledger of user %s: %w", userID, ErrNotFound)
+	}
+	entry.Total = u.rec.Totals.Points.Add(u.rec.Credited)
 	return putJSON(a.tx.Bucket(bucketLedger), ledgerKey(ns, userID, p), entry)
 }
 

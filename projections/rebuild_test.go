@@ -24,7 +24,7 @@ import (
 
 // logStore is a real embedded store the tests append deliveries to.
 type logStore struct {
-	t     *testing.T
+	t     testing.TB
 	store eventstore.Store
 	n     int
 	t0    time.Time
@@ -67,7 +67,7 @@ func (l *logStore) flush() {
 	l.pending = nil
 }
 
-func newLogStore(t *testing.T) *logStore {
+func newLogStore(t testing.TB) *logStore {
 	t.Helper()
 	s, err := bolt.Open(filepath.Join(t.TempDir(), "events.db"), bolt.Options{})
 	if err != nil {
@@ -580,4 +580,37 @@ func TestRemoveScratch(t *testing.T) {
 	if len(left) != 1 || filepath.Base(left[0]) != "events.db" {
 		t.Errorf("left %v", left)
 	}
+}
+
+// BenchmarkRebuild replays a log of 20,000 random receipts' deliveries
+// (randomLog: stages, awards, corrections, credits, entities, quarantine)
+// into fresh read models, as `receiptd rebuild` does, and reports events/s.
+//
+//	go test -run '^$' -bench Rebuild -benchtime 3x ./projections/
+func BenchmarkRebuild(b *testing.B) {
+	l := newLogStore(b)
+	randomLog(l, rand.New(rand.NewPCG(1, 2)), 20_000)
+	head, err := l.store.Head(context.Background())
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for range b.N {
+		b.StopTimer()
+		db, err := projections.Open(filepath.Join(b.TempDir(), "views.db"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		if _, err := db.Rebuild(context.Background(), l.store, projections.RebuildOptions{}); err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		if db.Checkpoint() != head {
+			b.Fatalf("rebuilt to %s, the log ends at %s", db.Checkpoint(), head)
+		}
+		db.Close()
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(head.Commit)*float64(b.N)/b.Elapsed().Seconds(), "events/s")
 }

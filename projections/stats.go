@@ -274,26 +274,71 @@ func sameContribution(a, b statsContribution) bool {
 }
 
 // statsAdd adds (or removes) a contribution to its source's totals and,
-// for a terminal receipt, to its day.
+// for a terminal receipt, to its day. It changes the applier's copies of
+// those records; flushStats writes them back once per batch, so a batch
+// decodes and encodes each record once, not once per event (a source's
+// totals change with every receipt).
 func (a applier) statsAdd(source string, c statsContribution, sign int64) error {
-	update := func(b *bolt.Bucket, k []byte) error {
-		agg := newStatsAgg()
-		if err := getJSON(b, k, &agg); err != nil && !errors.Is(err, ErrNotFound) {
-			return fmt.Errorf("stats %q: %w", k, err)
-		}
-		agg.add(c, sign)
-		if agg.empty() {
-			return b.Delete(k)
-		}
-		return putJSON(b, k, agg)
-	}
-	if err := update(a.tx.Bucket(bucketStatsTotals), []byte(source)); err != nil {
+	agg, err := a.statsRecord(bucketStatsTotals, []byte(source))
+	if err != nil {
 		return err
 	}
+	agg.add(c, sign)
 	if c.Day == "" {
 		return nil
 	}
-	return update(a.tx.Bucket(bucketStatsDays), key(source, c.Day))
+	if agg, err = a.statsRecord(bucketStatsDays, key(source, c.Day)); err != nil {
+		return err
+	}
+	agg.add(c, sign)
+	return nil
+}
+
+// statsEntry is a statistics record read into a batch, to be written back.
+type statsEntry struct {
+	bucket, key []byte
+	agg         statsAgg
+}
+
+// statsRecord returns the batch's copy of the statistics record at key in
+// bucket, reading it on first use.
+func (a applier) statsRecord(bucket, k []byte) (*statsAgg, error) {
+	ck := string(bucket) + "\x00" + string(k)
+	if e, ok := a.stats[ck]; ok {
+		return &e.agg, nil
+	}
+	e := &statsEntry{bucket: bucket, key: append([]byte(nil), k...), agg: newStatsAgg()}
+	if err := getJSON(a.tx.Bucket(bucket), k, &e.agg); err != nil && !errors.Is(err, ErrNotFound) {
+		return nil, fmt.Errorf("stats %q: %w", k, err)
+	}
+	a.stats[ck] = e
+	return &e.agg, nil
+}
+
+// flushStats writes the batch's statistics records back, in key order;
+// a record whose receipts all went away is deleted, so a set of receipts
+// has one encoding.
+func (a applier) flushStats() error {
+	keys := make([]string, 0, len(a.stats))
+	for k := range a.stats {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		e := a.stats[k]
+		b := a.tx.Bucket(e.bucket)
+		if e.agg.empty() {
+			if err := b.Delete(e.key); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := putJSON(b, e.key, e.agg); err != nil {
+			return err
+		}
+	}
+	clear(a.stats)
+	return nil
 }
 
 // MaxStatsDays is the longest range of days Stats answers for.

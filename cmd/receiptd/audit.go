@@ -64,6 +64,12 @@ func runAudit(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "receiptd audit: --limit must not be negative")
 		return auditFailed
 	}
+	stopProfile, err := a.startProfile()
+	if err != nil {
+		fmt.Fprintf(stderr, "receiptd audit: %v\n", err)
+		return auditFailed
+	}
+	defer stopProfile()
 	ctx, stop := signalContext()
 	defer stop()
 

@@ -7,8 +7,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -28,10 +30,11 @@ import (
 // adminFlags are the flags `receiptd rebuild` and `receiptd audit` share:
 // where the data is (offline), or which server to ask (online).
 type adminFlags struct {
-	cfg    Config
-	server string
-	apiKey string
-	json   bool
+	cfg        Config
+	server     string
+	apiKey     string
+	json       bool
+	cpuProfile string
 }
 
 func (a *adminFlags) add(fs *flag.FlagSet) {
@@ -40,6 +43,27 @@ func (a *adminFlags) add(fs *flag.FlagSet) {
 	fs.StringVar(&a.server, "server", "", "gRPC address of a running receiptd to ask instead (online), e.g. 127.0.0.1:9090")
 	fs.StringVar(&a.apiKey, "api-key", "", "with --server: an API key holding the admin scope (literal, env:NAME or file:PATH)")
 	fs.BoolVar(&a.json, "json", false, "print JSON instead of a table")
+	fs.StringVar(&a.cpuProfile, "cpuprofile", "", "offline: write a CPU profile of the run to this file (go tool pprof)")
+}
+
+// startProfile starts the CPU profile --cpuprofile asked for, if any, and
+// returns the function that stops it.
+func (a *adminFlags) startProfile() (func(), error) {
+	if a.cpuProfile == "" {
+		return func() {}, nil
+	}
+	if a.server != "" {
+		return nil, errors.New("--cpuprofile profiles an offline run; it does not go with --server")
+	}
+	f, err := os.Create(a.cpuProfile)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
 // parse parses args and loads the config of an offline run.
@@ -162,6 +186,12 @@ func runRebuild(args []string, stdout, stderr io.Writer) int {
 		}
 		return 2
 	}
+	stopProfile, err := a.startProfile()
+	if err != nil {
+		fmt.Fprintf(stderr, "receiptd rebuild: %v\n", err)
+		return 2
+	}
+	defer stopProfile()
 	ctx, stop := signalContext()
 	defer stop()
 

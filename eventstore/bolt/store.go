@@ -71,7 +71,7 @@ const (
 	// append still commits alone.
 	maxBatchBytes = 32 << 20
 	// readBatch is how many events Subscribe reads per transaction.
-	readBatch = 512
+	readBatch = 2048
 )
 
 func (o Options) withDefaults() Options {

@@ -8,7 +8,7 @@ import (
 )
 
 // Subscribe implements eventstore.Store. It reads the log in batches of at
-// most 512 events, each in its own short read transaction, and calls handle
+// most 2048 events, each in its own short read transaction, and calls handle
 // with no transaction open: a slow handler never holds back the writer (a
 // long read transaction would block bbolt's remap of a growing file). Once it
 // has read everything, it waits for the next commit, having taken the
