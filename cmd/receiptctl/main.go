@@ -2,46 +2,72 @@
 // balances over gRPC, and signs and sends test webhooks the way a provider
 // does (the seed's "Send Test Event").
 //
-//	receiptctl [--addr HOST:PORT] receipt get RECEIPT_ID [--source S] [--min-position N]
-//	receiptctl [--addr HOST:PORT] receipts list USER_ID [--source S] [--page-size N] [--page-token T]
-//	receiptctl [--addr HOST:PORT] balance get USER_ID [--source S] [--min-position N]
-//	receiptctl send --source NAME --secret SECRET [--kind reewild] [--url URL] FILE
+//	receiptctl [--addr HOST:PORT] [--token CRED] receipt get RECEIPT_ID [--source S] [--min-position N]
+//	receiptctl [--addr HOST:PORT] [--token CRED] receipts list USER_ID [--source S] [--page-size N] [--page-token T]
+//	receiptctl [--addr HOST:PORT] [--token CRED] balance get USER_ID [--source S] [--min-position N]
+//	receiptctl [--addr HOST:PORT] [--token CRED] entity get KIND ENTITY_ID [--source S] [--min-position N]
+//	receiptctl [--addr HOST:PORT] [--token CRED] entities list KIND [--source S] [--page-size N] [--page-token T]
+//	receiptctl send --source NAME --kind KIND --secret SECRET [--id ID] [--url URL] FILE
 package main
 
 import (
 	"bytes"
 	"context"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
 	receiptdv1 "github.com/receiptd/receiptd/gen/go/receiptd/v1"
+	"github.com/receiptd/receiptd/handlers/webhook/reap"
 	"github.com/receiptd/receiptd/handlers/webhook/reewild"
+	"github.com/receiptd/receiptd/handlers/webhook/reusely"
+	"github.com/receiptd/receiptd/handlers/webhook/standard"
 	"github.com/receiptd/receiptd/internal/secret"
 )
 
 const usage = `receiptctl: receiptd's command-line client.
 
 Usage:
-  receiptctl [--addr HOST:PORT] receipt get RECEIPT_ID [--source S] [--min-position N]
-  receiptctl [--addr HOST:PORT] receipts list USER_ID [--source S] [--page-size N] [--page-token T]
-  receiptctl [--addr HOST:PORT] balance get USER_ID [--source S] [--min-position N]
-  receiptctl send --source NAME --secret SECRET [--kind reewild] [--url URL] FILE
+  receiptctl [--addr HOST:PORT] [--token CRED] receipt get RECEIPT_ID [--source S] [--min-position N]
+  receiptctl [--addr HOST:PORT] [--token CRED] receipts list USER_ID [--source S] [--page-size N] [--page-token T]
+  receiptctl [--addr HOST:PORT] [--token CRED] balance get USER_ID [--source S] [--min-position N]
+  receiptctl [--addr HOST:PORT] [--token CRED] entity get KIND ENTITY_ID [--source S] [--min-position N]
+  receiptctl [--addr HOST:PORT] [--token CRED] entities list KIND [--source S] [--page-size N] [--page-token T]
+  receiptctl send --source NAME --kind KIND --secret SECRET [--id ID] [--url URL] FILE
 
---addr is receiptd's gRPC address (default 127.0.0.1:9090). A secret is a
-literal, env:NAME or file:PATH. send signs FILE with the provider's scheme and
-POSTs it to URL/webhooks/NAME (URL default http://127.0.0.1:8080), printing
-receiptd's answer; it exits 1 unless the answer is 200.
+--addr is receiptd's gRPC address (default 127.0.0.1:9090). --token is the
+API key or user JWT sent as "authorization: Bearer" when the server has
+access control configured. A secret or token is a literal, env:NAME or
+file:PATH.
+
+send signs FILE as a provider of KIND would and POSTs it to
+URL/webhooks/NAME (URL default http://127.0.0.1:8080), printing receiptd's
+answer; it exits 1 unless the answer is 200. What --secret is, by kind:
+  reewild   the webhook secret (X-Reewild-Signature, HMAC-SHA256 of the body)
+  reusely   the webhook secret (Authorization, HMAC-SHA256 of the body's
+            object_id and timestamp: the file's timestamp must be recent)
+  standard  the whsec_ secret (webhook-id --id, default derived from the
+            body; webhook-timestamp now)
+  reap      an RSA private key, PEM (reap-signature, RSA-SHA512 of the body)
+  reward, retm  the token (Authorization: Bearer)
 `
 
 func main() {
@@ -57,6 +83,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	global.Usage = func() { fmt.Fprint(stderr, usage) }
 	addr := global.String("addr", "127.0.0.1:9090", "receiptd gRPC address")
 	timeout := global.Duration("timeout", 10*time.Second, "deadline for the whole command")
+	tokenRef := global.String("token", "", "API key or JWT for the query API: literal, env:NAME or file:PATH")
 	if err := global.Parse(args); err != nil {
 		return 2
 	}
@@ -68,19 +95,38 @@ func run(args []string, stdout, stderr io.Writer) int {
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
 
+	var token string
+	if *tokenRef != "" {
+		t, err := secret.Resolve(*tokenRef)
+		if err != nil {
+			fmt.Fprintf(stderr, "receiptctl: --token: %v\n", err)
+			return 2
+		}
+		token = strings.TrimSpace(string(t))
+	}
+	c := client{addr: *addr, token: token, stdout: stdout}
+
 	var err error
 	switch cmd := strings.Join(rest[:min(2, len(rest))], " "); {
 	case cmd == "receipt get":
-		err = query(ctx, *addr, stdout, rest[2:], "receipt get RECEIPT_ID", func(c receiptdv1.ReceiptServiceClient, id, source string, minPos uint64, _ int32, _ string) (proto.Message, error) {
-			return c.GetReceipt(ctx, &receiptdv1.GetReceiptRequest{ReceiptId: id, Source: source, MinPosition: minPos})
+		err = c.query(ctx, rest[2:], "receipt get RECEIPT_ID", 1, func(rc receiptdv1.ReceiptServiceClient, q queryArgs) (proto.Message, error) {
+			return rc.GetReceipt(ctx, &receiptdv1.GetReceiptRequest{ReceiptId: q.args[0], Source: q.source, MinPosition: q.minPos})
 		})
 	case cmd == "receipts list":
-		err = query(ctx, *addr, stdout, rest[2:], "receipts list USER_ID", func(c receiptdv1.ReceiptServiceClient, id, source string, minPos uint64, pageSize int32, token string) (proto.Message, error) {
-			return c.ListUserReceipts(ctx, &receiptdv1.ListUserReceiptsRequest{UserId: id, Source: source, MinPosition: minPos, PageSize: pageSize, PageToken: token})
+		err = c.query(ctx, rest[2:], "receipts list USER_ID", 1, func(rc receiptdv1.ReceiptServiceClient, q queryArgs) (proto.Message, error) {
+			return rc.ListUserReceipts(ctx, &receiptdv1.ListUserReceiptsRequest{UserId: q.args[0], Source: q.source, MinPosition: q.minPos, PageSize: q.pageSize, PageToken: q.pageToken})
 		})
 	case cmd == "balance get":
-		err = query(ctx, *addr, stdout, rest[2:], "balance get USER_ID", func(c receiptdv1.ReceiptServiceClient, id, source string, minPos uint64, _ int32, _ string) (proto.Message, error) {
-			return c.GetBalance(ctx, &receiptdv1.GetBalanceRequest{UserId: id, Source: source, MinPosition: minPos})
+		err = c.query(ctx, rest[2:], "balance get USER_ID", 1, func(rc receiptdv1.ReceiptServiceClient, q queryArgs) (proto.Message, error) {
+			return rc.GetBalance(ctx, &receiptdv1.GetBalanceRequest{UserId: q.args[0], Source: q.source, MinPosition: q.minPos})
+		})
+	case cmd == "entity get":
+		err = c.query(ctx, rest[2:], "entity get KIND ENTITY_ID", 2, func(rc receiptdv1.ReceiptServiceClient, q queryArgs) (proto.Message, error) {
+			return rc.GetEntity(ctx, &receiptdv1.GetEntityRequest{Kind: q.args[0], EntityId: q.args[1], Source: q.source, MinPosition: q.minPos})
+		})
+	case cmd == "entities list":
+		err = c.query(ctx, rest[2:], "entities list KIND", 1, func(rc receiptdv1.ReceiptServiceClient, q queryArgs) (proto.Message, error) {
+			return rc.ListEntities(ctx, &receiptdv1.ListEntitiesRequest{Kind: q.args[0], Source: q.source, MinPosition: q.minPos, PageSize: q.pageSize, PageToken: q.pageToken})
 		})
 	case rest[0] == "send":
 		err = send(ctx, stdout, rest[1:])
@@ -101,27 +147,48 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-type queryFunc func(c receiptdv1.ReceiptServiceClient, id, source string, minPos uint64, pageSize int32, pageToken string) (proto.Message, error)
+// client holds what every query needs: where the server is and the
+// credential to present.
+type client struct {
+	addr   string
+	token  string
+	stdout io.Writer
+}
 
-// query parses a query subcommand's flags, calls it over gRPC and prints the
-// answer as JSON, with the same field names as the REST API.
-func query(ctx context.Context, addr string, stdout io.Writer, args []string, what string, call queryFunc) error {
+// queryArgs are a query subcommand's positional arguments and flags.
+type queryArgs struct {
+	args      []string
+	source    string
+	minPos    uint64
+	pageSize  int32
+	pageToken string
+}
+
+type queryFunc func(c receiptdv1.ReceiptServiceClient, q queryArgs) (proto.Message, error)
+
+// query parses a query subcommand's flags and its nargs positional
+// arguments, calls it over gRPC and prints the answer as JSON, with the same
+// field names as the REST API.
+func (c client) query(ctx context.Context, args []string, what string, nargs int, call queryFunc) error {
 	fs := flag.NewFlagSet(what, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	source := fs.String("source", "", "source name (default: the server's first source)")
 	minPos := fs.Uint64("min-position", 0, "wait until the server has applied this log position")
-	pageSize := fs.Int("page-size", 0, "receipts per page (list)")
+	pageSize := fs.Int("page-size", 0, "items per page (list)")
 	pageToken := fs.String("page-token", "", "next page token from a previous list")
-	id, err := parseWithArg(fs, args)
+	pos, err := parseWithArgs(fs, args, nargs)
 	if err != nil {
 		return fmt.Errorf("%w: %s: %v", errUsage, what, err)
 	}
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(c.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	msg, err := call(receiptdv1.NewReceiptServiceClient(conn), id, *source, *minPos, int32(*pageSize), *pageToken)
+	if c.token != "" {
+		ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+c.token)
+	}
+	msg, err := call(receiptdv1.NewReceiptServiceClient(conn), queryArgs{args: pos, source: *source, minPos: *minPos, pageSize: int32(*pageSize), pageToken: *pageToken})
 	if err != nil {
 		return err
 	}
@@ -129,27 +196,25 @@ func query(ctx context.Context, addr string, stdout io.Writer, args []string, wh
 	if err != nil {
 		return err
 	}
-	_, err = fmt.Fprintf(stdout, "%s\n", out)
+	_, err = fmt.Fprintf(c.stdout, "%s\n", out)
 	return err
 }
 
-// parseWithArg parses flags around one positional argument, which may come
+// parseWithArgs parses flags around n positional arguments, which may come
 // before or after them.
-func parseWithArg(fs *flag.FlagSet, args []string) (string, error) {
-	arg := ""
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		arg, args = args[0], args[1:]
+func parseWithArgs(fs *flag.FlagSet, args []string, n int) ([]string, error) {
+	var pos []string
+	for len(args) > 0 && len(pos) < n && !strings.HasPrefix(args[0], "-") {
+		pos, args = append(pos, args[0]), args[1:]
 	}
 	if err := fs.Parse(args); err != nil {
-		return "", err
+		return nil, err
 	}
-	if arg == "" && fs.NArg() == 1 {
-		return fs.Arg(0), nil
+	pos = append(pos, fs.Args()...)
+	if len(pos) != n {
+		return nil, fmt.Errorf("want exactly %d argument(s), got %d", n, len(pos))
 	}
-	if arg == "" || fs.NArg() > 0 {
-		return "", errors.New("want exactly one argument")
-	}
-	return arg, nil
+	return pos, nil
 }
 
 // send signs a payload file as the provider would and POSTs it.
@@ -157,13 +222,15 @@ func send(ctx context.Context, stdout io.Writer, args []string) error {
 	fs := flag.NewFlagSet("send", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	source := fs.String("source", "", "source name, the {source} of /webhooks/{source}")
-	kind := fs.String("kind", "reewild", "provider scheme to sign with")
-	secretRef := fs.String("secret", "", "webhook secret: literal, env:NAME or file:PATH")
+	kind := fs.String("kind", "reewild", "provider scheme to sign with: reewild, reusely, standard, reap, reward or retm")
+	secretRef := fs.String("secret", "", "webhook secret, token or private key: literal, env:NAME or file:PATH")
+	msgID := fs.String("id", "", "standard: the webhook-id (default: derived from the body)")
 	url := fs.String("url", "http://127.0.0.1:8080", "receiptd HTTP base URL")
-	file, err := parseWithArg(fs, args)
+	files, err := parseWithArgs(fs, args, 1)
 	if err != nil {
 		return fmt.Errorf("%w: send FILE: %v", errUsage, err)
 	}
+	file := files[0]
 	if *source == "" || *secretRef == "" {
 		return fmt.Errorf("%w: send needs --source, --secret and one FILE", errUsage)
 	}
@@ -180,11 +247,8 @@ func send(ctx context.Context, stdout io.Writer, args []string) error {
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	switch *kind {
-	case "reewild":
-		req.Header.Set("X-Reewild-Signature", reewild.Sign(key, body))
-	default:
-		return fmt.Errorf("%w: send: no signer for kind %q", errUsage, *kind)
+	if err := signRequest(req.Header, *kind, key, *msgID, body); err != nil {
+		return err
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -200,4 +264,66 @@ func send(ctx context.Context, stdout io.Writer, args []string) error {
 		return fmt.Errorf("receiptd answered %s", resp.Status)
 	}
 	return nil
+}
+
+// signRequest adds the authentication a provider of kind sends with body.
+func signRequest(h http.Header, kind string, key []byte, msgID string, body []byte) error {
+	switch kind {
+	case "reewild":
+		h.Set(reewild.SignatureHeader, reewild.Sign(key, body))
+	case "reward", "retm":
+		h.Set("Authorization", "Bearer "+strings.TrimSpace(string(key)))
+	case "reusely":
+		var env struct {
+			ObjectID  json.RawMessage `json:"object_id"`
+			Timestamp json.RawMessage `json:"timestamp"`
+		}
+		if err := json.Unmarshal(body, &env); err != nil {
+			return fmt.Errorf("send: a reusely body must be a JSON object with object_id and timestamp: %v", err)
+		}
+		unquote := func(r json.RawMessage) string { return strings.Trim(string(r), `"`) }
+		h.Set(reusely.SignatureHeader, reusely.Sign(key, unquote(env.ObjectID), unquote(env.Timestamp)))
+	case "standard":
+		if msgID == "" {
+			sum := sha256.Sum256(body)
+			msgID = "msg_" + hex.EncodeToString(sum[:12])
+		}
+		now := time.Now()
+		h.Set(standard.HeaderID, msgID)
+		h.Set(standard.HeaderTimestamp, strconv.FormatInt(now.Unix(), 10))
+		h.Set(standard.HeaderSignature, standard.Sign(key, msgID, now, body))
+	case "reap":
+		priv, err := parsePrivateKey(key)
+		if err != nil {
+			return fmt.Errorf("send: reap --secret: %w", err)
+		}
+		sig, err := reap.Sign(priv, body)
+		if err != nil {
+			return err
+		}
+		h.Set(reap.SignatureHeader, sig)
+	default:
+		return fmt.Errorf("%w: send: no signer for kind %q", errUsage, kind)
+	}
+	return nil
+}
+
+// parsePrivateKey reads an RSA private key from PEM, PKCS #1 or PKCS #8.
+func parsePrivateKey(pemData []byte) (*rsa.PrivateKey, error) {
+	block, _ := pem.Decode(pemData)
+	if block == nil {
+		return nil, errors.New("no PEM block: want an RSA private key in PEM")
+	}
+	if k, err := x509.ParsePKCS1PrivateKey(block.Bytes); err == nil {
+		return k, nil
+	}
+	k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("%q block is not an RSA private key: %v", block.Type, err)
+	}
+	rk, ok := k.(*rsa.PrivateKey)
+	if !ok {
+		return nil, fmt.Errorf("%q block is a %T, not an RSA private key", block.Type, k)
+	}
+	return rk, nil
 }

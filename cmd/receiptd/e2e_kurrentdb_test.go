@@ -60,12 +60,34 @@ func awaitViews(t *testing.T, s *server, receiptID string, minPos uint64) {
 	}
 }
 
-// TestEndToEndKurrentDB is TestEndToEnd with the log in KurrentDB: the same
+// TestEndToEndKurrentDBDouble is TestEndToEnd with the log in KurrentDB: the same
 // deliveries, duplicates and checks, and a kill and restart of receiptd
 // against the same server.
-func TestEndToEndKurrentDB(t *testing.T) {
+func TestEndToEndKurrentDBDouble(t *testing.T) {
 	d := startKurrentDB(t)
-	cfg := kurrentdbConfig(t, d.URL())
+	f := endToEndKurrentDB(t, d.URL())
+	// Each distinct delivery is one event, however often it was sent.
+	if distinct, held := countDistinct(f.deliveries), countHeld(d, f); held != distinct {
+		t.Errorf("the server holds %d events for %d distinct deliveries", held, distinct)
+	}
+}
+
+// TestEndToEndKurrentDBServer runs the same against the real KurrentDB
+// server that RECEIPTD_KURRENTDB_URL names, if any. The fixture's ids are
+// fixed, so a second run against the same server re-sends deliveries it
+// already holds: all duplicates, and the same views.
+func TestEndToEndKurrentDBServer(t *testing.T) {
+	url := os.Getenv("RECEIPTD_KURRENTDB_URL")
+	if url == "" {
+		t.Skip("RECEIPTD_KURRENTDB_URL not set: no KurrentDB server on this machine; TestEndToEndKurrentDBDouble runs the same against the in-process double")
+	}
+	endToEndKurrentDB(t, url)
+}
+
+// endToEndKurrentDB runs TestEndToEnd's deliveries and checks against the
+// KurrentDB at url, with a kill and restart, and returns the fixture.
+func endToEndKurrentDB(t *testing.T, url string) *fixture {
+	cfg := kurrentdbConfig(t, url)
 	dataDir := t.TempDir()
 	env := "E2E_REEWILD_SECRET=" + e2eSecret
 	s := startServer(t, dataDir, cfg, env)
@@ -96,10 +118,7 @@ func TestEndToEndKurrentDB(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dataDir, "events.db")); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("events.db under the data dir with store kind kurrentdb: %v", err)
 	}
-	// Each distinct delivery is one event, however often it was sent.
-	if distinct, held := countDistinct(f.deliveries), countHeld(d, f); held != distinct {
-		t.Errorf("the server holds %d events for %d distinct deliveries", held, distinct)
-	}
+	return f
 }
 
 func countDistinct(bodies [][]byte) int {
@@ -110,11 +129,11 @@ func countDistinct(bodies [][]byte) int {
 	return len(seen)
 }
 
-// TestKurrentDBSharedByTwoServers: two receiptd processes, each with its own
+// TestKurrentDBDoubleSharedByTwoServers: two receiptd processes, each with its own
 // data dir, ingest at once into one server, with deliveries reaching both
 // (duplicates across processes); both serve the same views, and so does a
 // third started afterwards on an empty data dir.
-func TestKurrentDBSharedByTwoServers(t *testing.T) {
+func TestKurrentDBDoubleSharedByTwoServers(t *testing.T) {
 	d := startKurrentDB(t)
 	cfg := kurrentdbConfig(t, d.URL())
 	env := "E2E_REEWILD_SECRET=" + e2eSecret
@@ -155,10 +174,10 @@ func countHeld(d *esdbdouble.StreamsDouble, f *fixture) int {
 	return n
 }
 
-// TestKurrentDBOutage: while the server is down, deliveries are answered
+// TestKurrentDBDoubleOutage: while the server is down, deliveries are answered
 // 503 and /readyz is not ready; once it is back, receiptd takes deliveries
 // again and its read models resume from where they were.
-func TestKurrentDBOutage(t *testing.T) {
+func TestKurrentDBDoubleOutage(t *testing.T) {
 	d := startKurrentDB(t)
 	cfg := kurrentdbConfig(t, d.URL())
 	env := "E2E_REEWILD_SECRET=" + e2eSecret
