@@ -386,6 +386,8 @@ func TestAllProviders(t *testing.T) {
 			}
 		})
 	}
+	t.Logf("sending %d deliveries: %d distinct, %d tampered, the rest re-deliveries; %d receipts, %d users, %d entities",
+		len(stream), len(deliveries), len(tampered), len(f.receipts), len(f.users), len(entities))
 	maxPos := sendMixed(t, s, stream, 12)
 	if maxPos == 0 {
 		t.Fatal("no delivery answered with a Receiptd-Position")
