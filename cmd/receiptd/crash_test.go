@@ -273,14 +273,19 @@ func scrape(t *testing.T, s *server, names ...string) map[string]float64 {
 
 // caughtUp waits until the read models have applied the whole log, and
 // returns the head (the number of events: positions start at 1 and have no
-// gaps on the embedded store).
+// gaps on the embedded store). Nothing may be sent meanwhile.
+//
+// The checkpoint is read by a scrape after the one that saw no lag: the
+// gauges of one scrape are read one after the other, in no set order, so
+// the checkpoint of that same scrape may predate the moment the lag was 0.
+// The checkpoint only grows, so a later read is the head.
 func caughtUp(t *testing.T, s *server) uint64 {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		m := scrape(t, s, "receiptd_projection_lag_events", "receiptd_projection_checkpoint")
 		if lag, ok := m["receiptd_projection_lag_events"]; ok && lag == 0 {
-			return uint64(m["receiptd_projection_checkpoint"])
+			return uint64(scrape(t, s, "receiptd_projection_checkpoint")["receiptd_projection_checkpoint"])
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("read models not caught up within 30s: %v", m)
