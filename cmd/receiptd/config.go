@@ -7,10 +7,13 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/receiptd/receiptd/handlers/api"
 )
 
 // Config is everything `receiptd serve` runs with: flags first, then the
@@ -26,6 +29,19 @@ type Config struct {
 	Ingest  IngestConfig   `yaml:"ingest"`
 	Query   QueryConfig    `yaml:"query"`
 	Access  *AccessConfig  `yaml:"access"`
+	Console ConsoleConfig  `yaml:"console"`
+}
+
+// ConsoleConfig turns on the operator console at /ui/ (handlers/console).
+// It is an admin surface: it needs an access section with at least one API
+// key holding the admin scope, which an operator signs in with.
+type ConsoleConfig struct {
+	Enabled bool `yaml:"enabled"`
+	// SessionTTL bounds a sign-in (default 12h).
+	SessionTTL Duration `yaml:"session_ttl"`
+	// SampleEvery is the period of the Deliveries chart (default 1m); one
+	// hour of samples is kept, in memory.
+	SampleEvery Duration `yaml:"sample_every"`
 }
 
 // StoreConfig chooses the log.
@@ -67,8 +83,9 @@ type SourceConfig struct {
 	Currency string `yaml:"currency"`
 	Timezone string `yaml:"timezone"`
 	// Category is the stream category of a standard source's entities
-	// (default "event"); EntityField and StatusField name the body fields
-	// (dotted paths under data) holding the entity id and its status.
+	// (default "entity"); EntityField and StatusField are dotted paths from
+	// the top of the JSON body to the entity id and its status (defaults
+	// "data.id" and "data.status").
 	Category    string `yaml:"category"`
 	EntityField string `yaml:"entity_field"`
 	StatusField string `yaml:"status_field"`
@@ -187,8 +204,24 @@ func (c *Config) Validate() error {
 	if c.Access != nil {
 		errs = append(errs, c.Access.validate(querySources(*c))...)
 	}
+	if c.Console.Enabled && !c.Access.hasAdminKey() {
+		errs = append(errs, errors.New("console: enabled, but no API key in the access section holds the admin scope: the console is an admin surface and signs operators in with such a key"))
+	}
 	return errors.Join(errs...)
 }
 
 // knownKinds lists the provider kinds this build can verify.
 var knownKinds = map[string]bool{"reewild": true, "reward": true, "reusely": true, "reap": true, "retm": true, "standard": true}
+
+// hasAdminKey reports whether an API key holds the admin scope.
+func (a *AccessConfig) hasAdminKey() bool {
+	if a == nil {
+		return false
+	}
+	for _, k := range a.APIKeys {
+		if slices.Contains(k.Scopes, string(api.ScopeAdmin)) {
+			return true
+		}
+	}
+	return false
+}

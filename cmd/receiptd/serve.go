@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"sync"
@@ -25,6 +24,7 @@ import (
 	"github.com/receiptd/receiptd/eventstore"
 	receiptdv1 "github.com/receiptd/receiptd/gen/go/receiptd/v1"
 	"github.com/receiptd/receiptd/handlers/api"
+	"github.com/receiptd/receiptd/handlers/console"
 	"github.com/receiptd/receiptd/handlers/webhook"
 	"github.com/receiptd/receiptd/projections"
 )
@@ -120,7 +120,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	// Audits and online rebuilds work on the live read models: a rebuild
 	// swaps a new file in under the same *projections.DB, which the
 	// services above and the runner go on using.
-	auditSvc, err := api.NewAuditService(projections.NewAdmin(views, store), sources, apiOpts...)
+	auditSvc, err := api.NewAuditService(projections.NewAdmin(views, store), sources, append(apiOpts, api.WithQuarantine(quarantine{store: store, hooks: hooks}))...)
 	if err != nil {
 		return err
 	}
@@ -161,6 +161,24 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	httpLis, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("http listen: %w", err)
+	}
+	var consoleWG sync.WaitGroup
+	if cfg.Console.Enabled {
+		c, err := newConsole(cfg, consoleDeps{
+			conn: conn, store: store, views: views, health: ingestHealth, gatherer: reg,
+			httpAddr: httpLis.Addr(), lifetime: watchCtx, logger: logger,
+		})
+		if err != nil {
+			return err
+		}
+		mux.Handle(console.Prefix, c.Handler())
+		consoleWG.Go(func() {
+			if err := c.Run(watchCtx); err != nil && !errors.Is(err, context.Canceled) {
+				logger.Warn("console: live feed stopped", "err", err)
+			}
+		})
+		defer func() { stopWatches(); consoleWG.Wait() }() // the feed ends with watchCtx
+		logger.Info("operator console on", "path", console.Prefix)
 	}
 	httpSrv := &http.Server{
 		Handler:           mux,
@@ -231,13 +249,6 @@ func querySources(cfg Config) []string {
 	return names
 }
 
-func ready(ctx context.Context, store eventstore.Store) error {
-	ctx, cancel := context.WithTimeout(ctx, time.Second)
-	defer cancel()
-	_, err := store.Head(ctx)
-	return err
-}
-
 func registerProjectionMetrics(reg prometheus.Registerer, store eventstore.Store, views *projections.DB) {
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "receiptd_projection_lag_events",
@@ -259,22 +270,6 @@ func registerProjectionMetrics(reg prometheus.Registerer, store eventstore.Store
 		Name: "receiptd_projection_checkpoint",
 		Help: "Commit position of the last event applied to the read models.",
 	}, func() float64 { return float64(views.Checkpoint().Commit) }))
-}
-
-// dialable turns a listener address into one this process can dial: an
-// unspecified host (":9090", "0.0.0.0") becomes loopback.
-func dialable(a net.Addr) string {
-	ap, err := netip.ParseAddrPort(a.String())
-	if err != nil {
-		return a.String()
-	}
-	if ap.Addr().IsUnspecified() {
-		if ap.Addr().Is6() && !ap.Addr().Is4In6() {
-			return netip.AddrPortFrom(netip.IPv6Loopback(), ap.Port()).String()
-		}
-		return netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), ap.Port()).String()
-	}
-	return a.String()
 }
 
 // statsCollector exports the pipeline statistics read model (all days,

@@ -17,7 +17,9 @@
 // (WatchReceipt, WatchUser: server streams that re-read a view whenever
 // the read models say it may have changed, and send it when it did).
 // NewStatsService serves the pipeline statistics and NewAuditService the
-// administrative audit and rebuild, over a *projections.Admin.
+// administrative audit and rebuild, over a *projections.Admin, and the
+// quarantine (ListQuarantined, ReprocessQuarantined) over a Quarantine
+// given WithQuarantine.
 //
 // NewGateway returns the REST handler: a grpc-gateway mux registered from a
 // *grpc.ClientConn to the gRPC server, so a REST request goes through the

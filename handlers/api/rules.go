@@ -112,6 +112,9 @@ var rules = map[string]Rule{
 	// receiptd.v1.AuditService: operations.
 	receiptdv1.AuditService_Audit_FullMethodName:   operator,
 	receiptdv1.AuditService_Rebuild_FullMethodName: operator,
+	// The quarantine: raw bodies of any user's deliveries, and appends.
+	receiptdv1.AuditService_ListQuarantined_FullMethodName:      operator,
+	receiptdv1.AuditService_ReprocessQuarantined_FullMethodName: operator,
 
 	// grpc.health.v1: load balancers and orchestrators probe without
 	// credentials; it tells only SERVING or not.

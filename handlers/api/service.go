@@ -91,6 +91,9 @@ type options struct {
 	lifetime context.Context
 	// events is the log's history (ReceiptService).
 	events EventLog
+	// quarantine lists and re-processes quarantined deliveries
+	// (AuditService).
+	quarantine Quarantine
 }
 
 func newOptions(what string, opts []Option) (options, error) {

@@ -65,6 +65,11 @@
 // quarantine stream of a source is one stream read in full for each
 // quarantined delivery: quarantine is meant to stay rare.
 //
+// Handler.Reprocess runs a quarantine event through its source's current
+// Provider (after an upgrade or a config fix) and, if it now normalizes,
+// decides and appends the fact like a new delivery, with the metadata it
+// arrived with; the quarantine event itself is never touched.
+//
 // The body is read once into a pooled buffer and hashed once; a Provider
 // decodes only the fields it needs, once, and that decoding is also what
 // checks the body is JSON (json.Valid runs only when Normalize fails, to

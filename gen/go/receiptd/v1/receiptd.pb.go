@@ -3602,7 +3602,12 @@ type QuarantinedDelivery struct {
 	// Why it could not be normalized.
 	Reason string `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
 	// The SHA-256 of the delivery's body, hex.
-	BodySha256    string `protobuf:"bytes,5,opt,name=body_sha256,json=bodySha256,proto3" json:"body_sha256,omitempty"`
+	BodySha256 string `protobuf:"bytes,5,opt,name=body_sha256,json=bodySha256,proto3" json:"body_sha256,omitempty"`
+	// When receiptd received it. Set by ListQuarantined only.
+	ReceivedAt *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=received_at,json=receivedAt,proto3" json:"received_at,omitempty"`
+	// The delivery's body as receiptd keeps it (compacted JSON). Set by
+	// ListQuarantined only.
+	RawBody       string `protobuf:"bytes,7,opt,name=raw_body,json=rawBody,proto3" json:"raw_body,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3672,6 +3677,345 @@ func (x *QuarantinedDelivery) GetBodySha256() string {
 	return ""
 }
 
+func (x *QuarantinedDelivery) GetReceivedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ReceivedAt
+	}
+	return nil
+}
+
+func (x *QuarantinedDelivery) GetRawBody() string {
+	if x != nil {
+		return x.RawBody
+	}
+	return ""
+}
+
+// Request of ListQuarantined.
+type ListQuarantinedRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The source; empty means the default source.
+	Source string `protobuf:"bytes,1,opt,name=source,proto3" json:"source,omitempty"`
+	// At most this many deliveries (default 100, at most 500).
+	PageSize int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// The next_page_token of a previous answer, for the next page.
+	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListQuarantinedRequest) Reset() {
+	*x = ListQuarantinedRequest{}
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListQuarantinedRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListQuarantinedRequest) ProtoMessage() {}
+
+func (x *ListQuarantinedRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListQuarantinedRequest.ProtoReflect.Descriptor instead.
+func (*ListQuarantinedRequest) Descriptor() ([]byte, []int) {
+	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *ListQuarantinedRequest) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *ListQuarantinedRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListQuarantinedRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// A page of quarantined deliveries, oldest first.
+type ListQuarantinedResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The deliveries.
+	Deliveries []*QuarantinedDelivery `protobuf:"bytes,1,rep,name=deliveries,proto3" json:"deliveries,omitempty"`
+	// Pass as page_token for the next page; empty on the last one.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListQuarantinedResponse) Reset() {
+	*x = ListQuarantinedResponse{}
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListQuarantinedResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListQuarantinedResponse) ProtoMessage() {}
+
+func (x *ListQuarantinedResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListQuarantinedResponse.ProtoReflect.Descriptor instead.
+func (*ListQuarantinedResponse) Descriptor() ([]byte, []int) {
+	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *ListQuarantinedResponse) GetDeliveries() []*QuarantinedDelivery {
+	if x != nil {
+		return x.Deliveries
+	}
+	return nil
+}
+
+func (x *ListQuarantinedResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+// Request of ReprocessQuarantined.
+type ReprocessQuarantinedRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The source; empty means the default source.
+	Source string `protobuf:"bytes,1,opt,name=source,proto3" json:"source,omitempty"`
+	// The commit position of one quarantined delivery; 0 re-processes the
+	// source's first 500. A JSON string.
+	Position      uint64 `protobuf:"varint,2,opt,name=position,proto3" json:"position,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReprocessQuarantinedRequest) Reset() {
+	*x = ReprocessQuarantinedRequest{}
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReprocessQuarantinedRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReprocessQuarantinedRequest) ProtoMessage() {}
+
+func (x *ReprocessQuarantinedRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReprocessQuarantinedRequest.ProtoReflect.Descriptor instead.
+func (*ReprocessQuarantinedRequest) Descriptor() ([]byte, []int) {
+	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *ReprocessQuarantinedRequest) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *ReprocessQuarantinedRequest) GetPosition() uint64 {
+	if x != nil {
+		return x.Position
+	}
+	return 0
+}
+
+// What re-processing did.
+type ReprocessQuarantinedResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// One result per quarantined delivery, in log order.
+	Results []*ReprocessedDelivery `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	// Whether the source holds more quarantined deliveries than were
+	// re-processed (position 0 handles the first 500).
+	Truncated     bool `protobuf:"varint,2,opt,name=truncated,proto3" json:"truncated,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReprocessQuarantinedResponse) Reset() {
+	*x = ReprocessQuarantinedResponse{}
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReprocessQuarantinedResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReprocessQuarantinedResponse) ProtoMessage() {}
+
+func (x *ReprocessQuarantinedResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReprocessQuarantinedResponse.ProtoReflect.Descriptor instead.
+func (*ReprocessQuarantinedResponse) Descriptor() ([]byte, []int) {
+	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *ReprocessQuarantinedResponse) GetResults() []*ReprocessedDelivery {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+func (x *ReprocessQuarantinedResponse) GetTruncated() bool {
+	if x != nil {
+		return x.Truncated
+	}
+	return false
+}
+
+// What became of one quarantined delivery.
+type ReprocessedDelivery struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The commit position of its quarantine record. A JSON string.
+	QuarantinedPosition uint64 `protobuf:"varint,1,opt,name=quarantined_position,json=quarantinedPosition,proto3" json:"quarantined_position,omitempty"`
+	// "accepted": a new event was appended to stream. "duplicate": the fact
+	// was already recorded in stream. "quarantined": the current decoder
+	// still cannot normalize it (reason says why); nothing was appended.
+	Outcome string `protobuf:"bytes,2,opt,name=outcome,proto3" json:"outcome,omitempty"`
+	// The stream the fact belongs to (the quarantine stream if none).
+	Stream string `protobuf:"bytes,3,opt,name=stream,proto3" json:"stream,omitempty"`
+	// The commit position of the appended event, or of the one it
+	// duplicates, or of the quarantine record. A JSON string.
+	Position uint64 `protobuf:"varint,4,opt,name=position,proto3" json:"position,omitempty"`
+	// The provider's event type, as the decoder read it.
+	ProviderEventType string `protobuf:"bytes,5,opt,name=provider_event_type,json=providerEventType,proto3" json:"provider_event_type,omitempty"`
+	// Why it still cannot be normalized.
+	Reason        string `protobuf:"bytes,6,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReprocessedDelivery) Reset() {
+	*x = ReprocessedDelivery{}
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReprocessedDelivery) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReprocessedDelivery) ProtoMessage() {}
+
+func (x *ReprocessedDelivery) ProtoReflect() protoreflect.Message {
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReprocessedDelivery.ProtoReflect.Descriptor instead.
+func (*ReprocessedDelivery) Descriptor() ([]byte, []int) {
+	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *ReprocessedDelivery) GetQuarantinedPosition() uint64 {
+	if x != nil {
+		return x.QuarantinedPosition
+	}
+	return 0
+}
+
+func (x *ReprocessedDelivery) GetOutcome() string {
+	if x != nil {
+		return x.Outcome
+	}
+	return ""
+}
+
+func (x *ReprocessedDelivery) GetStream() string {
+	if x != nil {
+		return x.Stream
+	}
+	return ""
+}
+
+func (x *ReprocessedDelivery) GetPosition() uint64 {
+	if x != nil {
+		return x.Position
+	}
+	return 0
+}
+
+func (x *ReprocessedDelivery) GetProviderEventType() string {
+	if x != nil {
+		return x.ProviderEventType
+	}
+	return ""
+}
+
+func (x *ReprocessedDelivery) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
 // An event of the log the read models could not apply.
 type SkippedEvent struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -3691,7 +4035,7 @@ type SkippedEvent struct {
 
 func (x *SkippedEvent) Reset() {
 	*x = SkippedEvent{}
-	mi := &file_receiptd_v1_receiptd_proto_msgTypes[37]
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3703,7 +4047,7 @@ func (x *SkippedEvent) String() string {
 func (*SkippedEvent) ProtoMessage() {}
 
 func (x *SkippedEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_receiptd_v1_receiptd_proto_msgTypes[37]
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3716,7 +4060,7 @@ func (x *SkippedEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SkippedEvent.ProtoReflect.Descriptor instead.
 func (*SkippedEvent) Descriptor() ([]byte, []int) {
-	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{37}
+	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *SkippedEvent) GetPosition() uint64 {
@@ -3771,7 +4115,7 @@ type RebuildRequest struct {
 
 func (x *RebuildRequest) Reset() {
 	*x = RebuildRequest{}
-	mi := &file_receiptd_v1_receiptd_proto_msgTypes[38]
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3783,7 +4127,7 @@ func (x *RebuildRequest) String() string {
 func (*RebuildRequest) ProtoMessage() {}
 
 func (x *RebuildRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_receiptd_v1_receiptd_proto_msgTypes[38]
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3796,7 +4140,7 @@ func (x *RebuildRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RebuildRequest.ProtoReflect.Descriptor instead.
 func (*RebuildRequest) Descriptor() ([]byte, []int) {
-	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{38}
+	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *RebuildRequest) GetProjection() string {
@@ -3836,7 +4180,7 @@ type RebuildResponse struct {
 
 func (x *RebuildResponse) Reset() {
 	*x = RebuildResponse{}
-	mi := &file_receiptd_v1_receiptd_proto_msgTypes[39]
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3848,7 +4192,7 @@ func (x *RebuildResponse) String() string {
 func (*RebuildResponse) ProtoMessage() {}
 
 func (x *RebuildResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_receiptd_v1_receiptd_proto_msgTypes[39]
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3861,7 +4205,7 @@ func (x *RebuildResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RebuildResponse.ProtoReflect.Descriptor instead.
 func (*RebuildResponse) Descriptor() ([]byte, []int) {
-	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{39}
+	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *RebuildResponse) GetProjection() string {
@@ -4208,14 +4552,40 @@ const file_receiptd_v1_receiptd_proto_rawDesc = "" +
 	"receipt_id\x18\x02 \x01(\tR\treceiptId\x12\x17\n" +
 	"\auser_id\x18\x03 \x01(\tR\x06userId\x122\n" +
 	"\x06status\x18\x04 \x01(\x0e2\x1a.receiptd.v1.ReceiptStatusR\x06status\x122\n" +
-	"\tanomalies\x18\x05 \x03(\v2\x14.receiptd.v1.AnomalyR\tanomalies\"\xb2\x01\n" +
+	"\tanomalies\x18\x05 \x03(\v2\x14.receiptd.v1.AnomalyR\tanomalies\"\x8a\x02\n" +
 	"\x13QuarantinedDelivery\x12\x16\n" +
 	"\x06source\x18\x01 \x01(\tR\x06source\x12\x1a\n" +
 	"\bposition\x18\x02 \x01(\x04R\bposition\x12.\n" +
 	"\x13provider_event_type\x18\x03 \x01(\tR\x11providerEventType\x12\x16\n" +
 	"\x06reason\x18\x04 \x01(\tR\x06reason\x12\x1f\n" +
 	"\vbody_sha256\x18\x05 \x01(\tR\n" +
-	"bodySha256\"\x92\x01\n" +
+	"bodySha256\x12;\n" +
+	"\vreceived_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"receivedAt\x12\x19\n" +
+	"\braw_body\x18\a \x01(\tR\arawBody\"l\n" +
+	"\x16ListQuarantinedRequest\x12\x16\n" +
+	"\x06source\x18\x01 \x01(\tR\x06source\x12\x1b\n" +
+	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x03 \x01(\tR\tpageToken\"\x83\x01\n" +
+	"\x17ListQuarantinedResponse\x12@\n" +
+	"\n" +
+	"deliveries\x18\x01 \x03(\v2 .receiptd.v1.QuarantinedDeliveryR\n" +
+	"deliveries\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"Q\n" +
+	"\x1bReprocessQuarantinedRequest\x12\x16\n" +
+	"\x06source\x18\x01 \x01(\tR\x06source\x12\x1a\n" +
+	"\bposition\x18\x02 \x01(\x04R\bposition\"x\n" +
+	"\x1cReprocessQuarantinedResponse\x12:\n" +
+	"\aresults\x18\x01 \x03(\v2 .receiptd.v1.ReprocessedDeliveryR\aresults\x12\x1c\n" +
+	"\ttruncated\x18\x02 \x01(\bR\ttruncated\"\xde\x01\n" +
+	"\x13ReprocessedDelivery\x121\n" +
+	"\x14quarantined_position\x18\x01 \x01(\x04R\x13quarantinedPosition\x12\x18\n" +
+	"\aoutcome\x18\x02 \x01(\tR\aoutcome\x12\x16\n" +
+	"\x06stream\x18\x03 \x01(\tR\x06stream\x12\x1a\n" +
+	"\bposition\x18\x04 \x01(\x04R\bposition\x12.\n" +
+	"\x13provider_event_type\x18\x05 \x01(\tR\x11providerEventType\x12\x16\n" +
+	"\x06reason\x18\x06 \x01(\tR\x06reason\"\x92\x01\n" +
 	"\fSkippedEvent\x12\x1a\n" +
 	"\bposition\x18\x01 \x01(\x04R\bposition\x12\x16\n" +
 	"\x06stream\x18\x02 \x01(\tR\x06stream\x12\x1d\n" +
@@ -4270,10 +4640,12 @@ const file_receiptd_v1_receiptd_proto_rawDesc = "" +
 	"\fWatchReceipt\x12 .receiptd.v1.WatchReceiptRequest\x1a\x14.receiptd.v1.Receipt0\x01\x12B\n" +
 	"\tWatchUser\x12\x1d.receiptd.v1.WatchUserRequest\x1a\x14.receiptd.v1.Balance0\x012L\n" +
 	"\fStatsService\x12<\n" +
-	"\bGetStats\x12\x1c.receiptd.v1.GetStatsRequest\x1a\x12.receiptd.v1.Stats2\x92\x01\n" +
+	"\bGetStats\x12\x1c.receiptd.v1.GetStatsRequest\x1a\x12.receiptd.v1.Stats2\xdd\x02\n" +
 	"\fAuditService\x12<\n" +
 	"\x05Audit\x12\x19.receiptd.v1.AuditRequest\x1a\x18.receiptd.v1.AuditReport\x12D\n" +
-	"\aRebuild\x12\x1b.receiptd.v1.RebuildRequest\x1a\x1c.receiptd.v1.RebuildResponseB<Z:github.com/receiptd/receiptd/gen/go/receiptd/v1;receiptdv1b\x06proto3"
+	"\aRebuild\x12\x1b.receiptd.v1.RebuildRequest\x1a\x1c.receiptd.v1.RebuildResponse\x12\\\n" +
+	"\x0fListQuarantined\x12#.receiptd.v1.ListQuarantinedRequest\x1a$.receiptd.v1.ListQuarantinedResponse\x12k\n" +
+	"\x14ReprocessQuarantined\x12(.receiptd.v1.ReprocessQuarantinedRequest\x1a).receiptd.v1.ReprocessQuarantinedResponseB<Z:github.com/receiptd/receiptd/gen/go/receiptd/v1;receiptdv1b\x06proto3"
 
 var (
 	file_receiptd_v1_receiptd_proto_rawDescOnce sync.Once
@@ -4288,55 +4660,60 @@ func file_receiptd_v1_receiptd_proto_rawDescGZIP() []byte {
 }
 
 var file_receiptd_v1_receiptd_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_receiptd_v1_receiptd_proto_msgTypes = make([]protoimpl.MessageInfo, 42)
+var file_receiptd_v1_receiptd_proto_msgTypes = make([]protoimpl.MessageInfo, 47)
 var file_receiptd_v1_receiptd_proto_goTypes = []any{
-	(ReceiptStatus)(0),                // 0: receiptd.v1.ReceiptStatus
-	(Stage)(0),                        // 1: receiptd.v1.Stage
-	(LedgerEntryKind)(0),              // 2: receiptd.v1.LedgerEntryKind
-	(*GetReceiptRequest)(nil),         // 3: receiptd.v1.GetReceiptRequest
-	(*ListUserReceiptsRequest)(nil),   // 4: receiptd.v1.ListUserReceiptsRequest
-	(*ListUserReceiptsResponse)(nil),  // 5: receiptd.v1.ListUserReceiptsResponse
-	(*GetBalanceRequest)(nil),         // 6: receiptd.v1.GetBalanceRequest
-	(*GetEntityRequest)(nil),          // 7: receiptd.v1.GetEntityRequest
-	(*ListEntitiesRequest)(nil),       // 8: receiptd.v1.ListEntitiesRequest
-	(*ListEntitiesResponse)(nil),      // 9: receiptd.v1.ListEntitiesResponse
-	(*Receipt)(nil),                   // 10: receiptd.v1.Receipt
-	(*StageProgress)(nil),             // 11: receiptd.v1.StageProgress
-	(*Failure)(nil),                   // 12: receiptd.v1.Failure
-	(*Anomaly)(nil),                   // 13: receiptd.v1.Anomaly
-	(*Balance)(nil),                   // 14: receiptd.v1.Balance
-	(*Entity)(nil),                    // 15: receiptd.v1.Entity
-	(*EntityEvent)(nil),               // 16: receiptd.v1.EntityEvent
-	(*ListReceiptEventsRequest)(nil),  // 17: receiptd.v1.ListReceiptEventsRequest
-	(*ListReceiptEventsResponse)(nil), // 18: receiptd.v1.ListReceiptEventsResponse
-	(*Delivery)(nil),                  // 19: receiptd.v1.Delivery
-	(*ReceiptEvent)(nil),              // 20: receiptd.v1.ReceiptEvent
-	(*ListUserLedgerRequest)(nil),     // 21: receiptd.v1.ListUserLedgerRequest
-	(*ListUserLedgerResponse)(nil),    // 22: receiptd.v1.ListUserLedgerResponse
-	(*LedgerEntry)(nil),               // 23: receiptd.v1.LedgerEntry
-	(*WatchReceiptRequest)(nil),       // 24: receiptd.v1.WatchReceiptRequest
-	(*WatchUserRequest)(nil),          // 25: receiptd.v1.WatchUserRequest
-	(*GetStatsRequest)(nil),           // 26: receiptd.v1.GetStatsRequest
-	(*Stats)(nil),                     // 27: receiptd.v1.Stats
-	(*SourceStats)(nil),               // 28: receiptd.v1.SourceStats
-	(*DayStats)(nil),                  // 29: receiptd.v1.DayStats
-	(*PipelineStats)(nil),             // 30: receiptd.v1.PipelineStats
-	(*TimeToTerminal)(nil),            // 31: receiptd.v1.TimeToTerminal
-	(*AuditRequest)(nil),              // 32: receiptd.v1.AuditRequest
-	(*AuditReport)(nil),               // 33: receiptd.v1.AuditReport
-	(*ModelCheck)(nil),                // 34: receiptd.v1.ModelCheck
-	(*ModelSummary)(nil),              // 35: receiptd.v1.ModelSummary
-	(*KeyDifference)(nil),             // 36: receiptd.v1.KeyDifference
-	(*UnreconciledUser)(nil),          // 37: receiptd.v1.UnreconciledUser
-	(*AnomalousReceipt)(nil),          // 38: receiptd.v1.AnomalousReceipt
-	(*QuarantinedDelivery)(nil),       // 39: receiptd.v1.QuarantinedDelivery
-	(*SkippedEvent)(nil),              // 40: receiptd.v1.SkippedEvent
-	(*RebuildRequest)(nil),            // 41: receiptd.v1.RebuildRequest
-	(*RebuildResponse)(nil),           // 42: receiptd.v1.RebuildResponse
-	nil,                               // 43: receiptd.v1.EntityEvent.AttributesEntry
-	nil,                               // 44: receiptd.v1.PipelineStats.FailedByStageEntry
-	(*timestamppb.Timestamp)(nil),     // 45: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),       // 46: google.protobuf.Duration
+	(ReceiptStatus)(0),                   // 0: receiptd.v1.ReceiptStatus
+	(Stage)(0),                           // 1: receiptd.v1.Stage
+	(LedgerEntryKind)(0),                 // 2: receiptd.v1.LedgerEntryKind
+	(*GetReceiptRequest)(nil),            // 3: receiptd.v1.GetReceiptRequest
+	(*ListUserReceiptsRequest)(nil),      // 4: receiptd.v1.ListUserReceiptsRequest
+	(*ListUserReceiptsResponse)(nil),     // 5: receiptd.v1.ListUserReceiptsResponse
+	(*GetBalanceRequest)(nil),            // 6: receiptd.v1.GetBalanceRequest
+	(*GetEntityRequest)(nil),             // 7: receiptd.v1.GetEntityRequest
+	(*ListEntitiesRequest)(nil),          // 8: receiptd.v1.ListEntitiesRequest
+	(*ListEntitiesResponse)(nil),         // 9: receiptd.v1.ListEntitiesResponse
+	(*Receipt)(nil),                      // 10: receiptd.v1.Receipt
+	(*StageProgress)(nil),                // 11: receiptd.v1.StageProgress
+	(*Failure)(nil),                      // 12: receiptd.v1.Failure
+	(*Anomaly)(nil),                      // 13: receiptd.v1.Anomaly
+	(*Balance)(nil),                      // 14: receiptd.v1.Balance
+	(*Entity)(nil),                       // 15: receiptd.v1.Entity
+	(*EntityEvent)(nil),                  // 16: receiptd.v1.EntityEvent
+	(*ListReceiptEventsRequest)(nil),     // 17: receiptd.v1.ListReceiptEventsRequest
+	(*ListReceiptEventsResponse)(nil),    // 18: receiptd.v1.ListReceiptEventsResponse
+	(*Delivery)(nil),                     // 19: receiptd.v1.Delivery
+	(*ReceiptEvent)(nil),                 // 20: receiptd.v1.ReceiptEvent
+	(*ListUserLedgerRequest)(nil),        // 21: receiptd.v1.ListUserLedgerRequest
+	(*ListUserLedgerResponse)(nil),       // 22: receiptd.v1.ListUserLedgerResponse
+	(*LedgerEntry)(nil),                  // 23: receiptd.v1.LedgerEntry
+	(*WatchReceiptRequest)(nil),          // 24: receiptd.v1.WatchReceiptRequest
+	(*WatchUserRequest)(nil),             // 25: receiptd.v1.WatchUserRequest
+	(*GetStatsRequest)(nil),              // 26: receiptd.v1.GetStatsRequest
+	(*Stats)(nil),                        // 27: receiptd.v1.Stats
+	(*SourceStats)(nil),                  // 28: receiptd.v1.SourceStats
+	(*DayStats)(nil),                     // 29: receiptd.v1.DayStats
+	(*PipelineStats)(nil),                // 30: receiptd.v1.PipelineStats
+	(*TimeToTerminal)(nil),               // 31: receiptd.v1.TimeToTerminal
+	(*AuditRequest)(nil),                 // 32: receiptd.v1.AuditRequest
+	(*AuditReport)(nil),                  // 33: receiptd.v1.AuditReport
+	(*ModelCheck)(nil),                   // 34: receiptd.v1.ModelCheck
+	(*ModelSummary)(nil),                 // 35: receiptd.v1.ModelSummary
+	(*KeyDifference)(nil),                // 36: receiptd.v1.KeyDifference
+	(*UnreconciledUser)(nil),             // 37: receiptd.v1.UnreconciledUser
+	(*AnomalousReceipt)(nil),             // 38: receiptd.v1.AnomalousReceipt
+	(*QuarantinedDelivery)(nil),          // 39: receiptd.v1.QuarantinedDelivery
+	(*ListQuarantinedRequest)(nil),       // 40: receiptd.v1.ListQuarantinedRequest
+	(*ListQuarantinedResponse)(nil),      // 41: receiptd.v1.ListQuarantinedResponse
+	(*ReprocessQuarantinedRequest)(nil),  // 42: receiptd.v1.ReprocessQuarantinedRequest
+	(*ReprocessQuarantinedResponse)(nil), // 43: receiptd.v1.ReprocessQuarantinedResponse
+	(*ReprocessedDelivery)(nil),          // 44: receiptd.v1.ReprocessedDelivery
+	(*SkippedEvent)(nil),                 // 45: receiptd.v1.SkippedEvent
+	(*RebuildRequest)(nil),               // 46: receiptd.v1.RebuildRequest
+	(*RebuildResponse)(nil),              // 47: receiptd.v1.RebuildResponse
+	nil,                                  // 48: receiptd.v1.EntityEvent.AttributesEntry
+	nil,                                  // 49: receiptd.v1.PipelineStats.FailedByStageEntry
+	(*timestamppb.Timestamp)(nil),        // 50: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),          // 51: google.protobuf.Duration
 }
 var file_receiptd_v1_receiptd_proto_depIdxs = []int32{
 	10, // 0: receiptd.v1.ListUserReceiptsResponse.receipts:type_name -> receiptd.v1.Receipt
@@ -4346,77 +4723,84 @@ var file_receiptd_v1_receiptd_proto_depIdxs = []int32{
 	12, // 4: receiptd.v1.Receipt.failure:type_name -> receiptd.v1.Failure
 	13, // 5: receiptd.v1.Receipt.anomalies:type_name -> receiptd.v1.Anomaly
 	1,  // 6: receiptd.v1.StageProgress.stage:type_name -> receiptd.v1.Stage
-	45, // 7: receiptd.v1.StageProgress.occurred_at:type_name -> google.protobuf.Timestamp
-	45, // 8: receiptd.v1.Entity.status_at:type_name -> google.protobuf.Timestamp
-	45, // 9: receiptd.v1.Entity.first_seen:type_name -> google.protobuf.Timestamp
-	45, // 10: receiptd.v1.Entity.last_seen:type_name -> google.protobuf.Timestamp
+	50, // 7: receiptd.v1.StageProgress.occurred_at:type_name -> google.protobuf.Timestamp
+	50, // 8: receiptd.v1.Entity.status_at:type_name -> google.protobuf.Timestamp
+	50, // 9: receiptd.v1.Entity.first_seen:type_name -> google.protobuf.Timestamp
+	50, // 10: receiptd.v1.Entity.last_seen:type_name -> google.protobuf.Timestamp
 	16, // 11: receiptd.v1.Entity.timeline:type_name -> receiptd.v1.EntityEvent
-	45, // 12: receiptd.v1.EntityEvent.status_at:type_name -> google.protobuf.Timestamp
-	45, // 13: receiptd.v1.EntityEvent.occurred_at:type_name -> google.protobuf.Timestamp
-	43, // 14: receiptd.v1.EntityEvent.attributes:type_name -> receiptd.v1.EntityEvent.AttributesEntry
-	45, // 15: receiptd.v1.EntityEvent.recorded_at:type_name -> google.protobuf.Timestamp
+	50, // 12: receiptd.v1.EntityEvent.status_at:type_name -> google.protobuf.Timestamp
+	50, // 13: receiptd.v1.EntityEvent.occurred_at:type_name -> google.protobuf.Timestamp
+	48, // 14: receiptd.v1.EntityEvent.attributes:type_name -> receiptd.v1.EntityEvent.AttributesEntry
+	50, // 15: receiptd.v1.EntityEvent.recorded_at:type_name -> google.protobuf.Timestamp
 	20, // 16: receiptd.v1.ListReceiptEventsResponse.events:type_name -> receiptd.v1.ReceiptEvent
-	45, // 17: receiptd.v1.Delivery.received_at:type_name -> google.protobuf.Timestamp
-	45, // 18: receiptd.v1.ReceiptEvent.recorded_at:type_name -> google.protobuf.Timestamp
+	50, // 17: receiptd.v1.Delivery.received_at:type_name -> google.protobuf.Timestamp
+	50, // 18: receiptd.v1.ReceiptEvent.recorded_at:type_name -> google.protobuf.Timestamp
 	19, // 19: receiptd.v1.ReceiptEvent.delivery:type_name -> receiptd.v1.Delivery
 	1,  // 20: receiptd.v1.ReceiptEvent.stage:type_name -> receiptd.v1.Stage
-	45, // 21: receiptd.v1.ReceiptEvent.occurred_at:type_name -> google.protobuf.Timestamp
+	50, // 21: receiptd.v1.ReceiptEvent.occurred_at:type_name -> google.protobuf.Timestamp
 	12, // 22: receiptd.v1.ReceiptEvent.failure:type_name -> receiptd.v1.Failure
 	23, // 23: receiptd.v1.ListUserLedgerResponse.entries:type_name -> receiptd.v1.LedgerEntry
 	2,  // 24: receiptd.v1.LedgerEntry.kind:type_name -> receiptd.v1.LedgerEntryKind
-	45, // 25: receiptd.v1.LedgerEntry.recorded_at:type_name -> google.protobuf.Timestamp
+	50, // 25: receiptd.v1.LedgerEntry.recorded_at:type_name -> google.protobuf.Timestamp
 	19, // 26: receiptd.v1.LedgerEntry.delivery:type_name -> receiptd.v1.Delivery
 	28, // 27: receiptd.v1.Stats.sources:type_name -> receiptd.v1.SourceStats
 	30, // 28: receiptd.v1.SourceStats.total:type_name -> receiptd.v1.PipelineStats
 	29, // 29: receiptd.v1.SourceStats.days:type_name -> receiptd.v1.DayStats
 	30, // 30: receiptd.v1.DayStats.stats:type_name -> receiptd.v1.PipelineStats
-	44, // 31: receiptd.v1.PipelineStats.failed_by_stage:type_name -> receiptd.v1.PipelineStats.FailedByStageEntry
+	49, // 31: receiptd.v1.PipelineStats.failed_by_stage:type_name -> receiptd.v1.PipelineStats.FailedByStageEntry
 	31, // 32: receiptd.v1.PipelineStats.time_to_terminal:type_name -> receiptd.v1.TimeToTerminal
-	46, // 33: receiptd.v1.TimeToTerminal.p50:type_name -> google.protobuf.Duration
-	46, // 34: receiptd.v1.TimeToTerminal.p90:type_name -> google.protobuf.Duration
-	46, // 35: receiptd.v1.TimeToTerminal.p99:type_name -> google.protobuf.Duration
+	51, // 33: receiptd.v1.TimeToTerminal.p50:type_name -> google.protobuf.Duration
+	51, // 34: receiptd.v1.TimeToTerminal.p90:type_name -> google.protobuf.Duration
+	51, // 35: receiptd.v1.TimeToTerminal.p99:type_name -> google.protobuf.Duration
 	34, // 36: receiptd.v1.AuditReport.models:type_name -> receiptd.v1.ModelCheck
 	37, // 37: receiptd.v1.AuditReport.unreconciled_users:type_name -> receiptd.v1.UnreconciledUser
 	38, // 38: receiptd.v1.AuditReport.anomalous_receipts:type_name -> receiptd.v1.AnomalousReceipt
 	39, // 39: receiptd.v1.AuditReport.quarantined:type_name -> receiptd.v1.QuarantinedDelivery
-	40, // 40: receiptd.v1.AuditReport.skipped:type_name -> receiptd.v1.SkippedEvent
-	46, // 41: receiptd.v1.AuditReport.took:type_name -> google.protobuf.Duration
+	45, // 40: receiptd.v1.AuditReport.skipped:type_name -> receiptd.v1.SkippedEvent
+	51, // 41: receiptd.v1.AuditReport.took:type_name -> google.protobuf.Duration
 	36, // 42: receiptd.v1.ModelCheck.first_difference:type_name -> receiptd.v1.KeyDifference
 	35, // 43: receiptd.v1.ModelCheck.live:type_name -> receiptd.v1.ModelSummary
 	35, // 44: receiptd.v1.ModelCheck.rebuilt:type_name -> receiptd.v1.ModelSummary
 	0,  // 45: receiptd.v1.AnomalousReceipt.status:type_name -> receiptd.v1.ReceiptStatus
 	13, // 46: receiptd.v1.AnomalousReceipt.anomalies:type_name -> receiptd.v1.Anomaly
-	35, // 47: receiptd.v1.RebuildResponse.models:type_name -> receiptd.v1.ModelSummary
-	46, // 48: receiptd.v1.RebuildResponse.took:type_name -> google.protobuf.Duration
-	3,  // 49: receiptd.v1.ReceiptService.GetReceipt:input_type -> receiptd.v1.GetReceiptRequest
-	4,  // 50: receiptd.v1.ReceiptService.ListUserReceipts:input_type -> receiptd.v1.ListUserReceiptsRequest
-	6,  // 51: receiptd.v1.ReceiptService.GetBalance:input_type -> receiptd.v1.GetBalanceRequest
-	7,  // 52: receiptd.v1.ReceiptService.GetEntity:input_type -> receiptd.v1.GetEntityRequest
-	8,  // 53: receiptd.v1.ReceiptService.ListEntities:input_type -> receiptd.v1.ListEntitiesRequest
-	17, // 54: receiptd.v1.ReceiptService.ListReceiptEvents:input_type -> receiptd.v1.ListReceiptEventsRequest
-	21, // 55: receiptd.v1.ReceiptService.ListUserLedger:input_type -> receiptd.v1.ListUserLedgerRequest
-	24, // 56: receiptd.v1.ReceiptService.WatchReceipt:input_type -> receiptd.v1.WatchReceiptRequest
-	25, // 57: receiptd.v1.ReceiptService.WatchUser:input_type -> receiptd.v1.WatchUserRequest
-	26, // 58: receiptd.v1.StatsService.GetStats:input_type -> receiptd.v1.GetStatsRequest
-	32, // 59: receiptd.v1.AuditService.Audit:input_type -> receiptd.v1.AuditRequest
-	41, // 60: receiptd.v1.AuditService.Rebuild:input_type -> receiptd.v1.RebuildRequest
-	10, // 61: receiptd.v1.ReceiptService.GetReceipt:output_type -> receiptd.v1.Receipt
-	5,  // 62: receiptd.v1.ReceiptService.ListUserReceipts:output_type -> receiptd.v1.ListUserReceiptsResponse
-	14, // 63: receiptd.v1.ReceiptService.GetBalance:output_type -> receiptd.v1.Balance
-	15, // 64: receiptd.v1.ReceiptService.GetEntity:output_type -> receiptd.v1.Entity
-	9,  // 65: receiptd.v1.ReceiptService.ListEntities:output_type -> receiptd.v1.ListEntitiesResponse
-	18, // 66: receiptd.v1.ReceiptService.ListReceiptEvents:output_type -> receiptd.v1.ListReceiptEventsResponse
-	22, // 67: receiptd.v1.ReceiptService.ListUserLedger:output_type -> receiptd.v1.ListUserLedgerResponse
-	10, // 68: receiptd.v1.ReceiptService.WatchReceipt:output_type -> receiptd.v1.Receipt
-	14, // 69: receiptd.v1.ReceiptService.WatchUser:output_type -> receiptd.v1.Balance
-	27, // 70: receiptd.v1.StatsService.GetStats:output_type -> receiptd.v1.Stats
-	33, // 71: receiptd.v1.AuditService.Audit:output_type -> receiptd.v1.AuditReport
-	42, // 72: receiptd.v1.AuditService.Rebuild:output_type -> receiptd.v1.RebuildResponse
-	61, // [61:73] is the sub-list for method output_type
-	49, // [49:61] is the sub-list for method input_type
-	49, // [49:49] is the sub-list for extension type_name
-	49, // [49:49] is the sub-list for extension extendee
-	0,  // [0:49] is the sub-list for field type_name
+	50, // 47: receiptd.v1.QuarantinedDelivery.received_at:type_name -> google.protobuf.Timestamp
+	39, // 48: receiptd.v1.ListQuarantinedResponse.deliveries:type_name -> receiptd.v1.QuarantinedDelivery
+	44, // 49: receiptd.v1.ReprocessQuarantinedResponse.results:type_name -> receiptd.v1.ReprocessedDelivery
+	35, // 50: receiptd.v1.RebuildResponse.models:type_name -> receiptd.v1.ModelSummary
+	51, // 51: receiptd.v1.RebuildResponse.took:type_name -> google.protobuf.Duration
+	3,  // 52: receiptd.v1.ReceiptService.GetReceipt:input_type -> receiptd.v1.GetReceiptRequest
+	4,  // 53: receiptd.v1.ReceiptService.ListUserReceipts:input_type -> receiptd.v1.ListUserReceiptsRequest
+	6,  // 54: receiptd.v1.ReceiptService.GetBalance:input_type -> receiptd.v1.GetBalanceRequest
+	7,  // 55: receiptd.v1.ReceiptService.GetEntity:input_type -> receiptd.v1.GetEntityRequest
+	8,  // 56: receiptd.v1.ReceiptService.ListEntities:input_type -> receiptd.v1.ListEntitiesRequest
+	17, // 57: receiptd.v1.ReceiptService.ListReceiptEvents:input_type -> receiptd.v1.ListReceiptEventsRequest
+	21, // 58: receiptd.v1.ReceiptService.ListUserLedger:input_type -> receiptd.v1.ListUserLedgerRequest
+	24, // 59: receiptd.v1.ReceiptService.WatchReceipt:input_type -> receiptd.v1.WatchReceiptRequest
+	25, // 60: receiptd.v1.ReceiptService.WatchUser:input_type -> receiptd.v1.WatchUserRequest
+	26, // 61: receiptd.v1.StatsService.GetStats:input_type -> receiptd.v1.GetStatsRequest
+	32, // 62: receiptd.v1.AuditService.Audit:input_type -> receiptd.v1.AuditRequest
+	46, // 63: receiptd.v1.AuditService.Rebuild:input_type -> receiptd.v1.RebuildRequest
+	40, // 64: receiptd.v1.AuditService.ListQuarantined:input_type -> receiptd.v1.ListQuarantinedRequest
+	42, // 65: receiptd.v1.AuditService.ReprocessQuarantined:input_type -> receiptd.v1.ReprocessQuarantinedRequest
+	10, // 66: receiptd.v1.ReceiptService.GetReceipt:output_type -> receiptd.v1.Receipt
+	5,  // 67: receiptd.v1.ReceiptService.ListUserReceipts:output_type -> receiptd.v1.ListUserReceiptsResponse
+	14, // 68: receiptd.v1.ReceiptService.GetBalance:output_type -> receiptd.v1.Balance
+	15, // 69: receiptd.v1.ReceiptService.GetEntity:output_type -> receiptd.v1.Entity
+	9,  // 70: receiptd.v1.ReceiptService.ListEntities:output_type -> receiptd.v1.ListEntitiesResponse
+	18, // 71: receiptd.v1.ReceiptService.ListReceiptEvents:output_type -> receiptd.v1.ListReceiptEventsResponse
+	22, // 72: receiptd.v1.ReceiptService.ListUserLedger:output_type -> receiptd.v1.ListUserLedgerResponse
+	10, // 73: receiptd.v1.ReceiptService.WatchReceipt:output_type -> receiptd.v1.Receipt
+	14, // 74: receiptd.v1.ReceiptService.WatchUser:output_type -> receiptd.v1.Balance
+	27, // 75: receiptd.v1.StatsService.GetStats:output_type -> receiptd.v1.Stats
+	33, // 76: receiptd.v1.AuditService.Audit:output_type -> receiptd.v1.AuditReport
+	47, // 77: receiptd.v1.AuditService.Rebuild:output_type -> receiptd.v1.RebuildResponse
+	41, // 78: receiptd.v1.AuditService.ListQuarantined:output_type -> receiptd.v1.ListQuarantinedResponse
+	43, // 79: receiptd.v1.AuditService.ReprocessQuarantined:output_type -> receiptd.v1.ReprocessQuarantinedResponse
+	66, // [66:80] is the sub-list for method output_type
+	52, // [52:66] is the sub-list for method input_type
+	52, // [52:52] is the sub-list for extension type_name
+	52, // [52:52] is the sub-list for extension extendee
+	0,  // [0:52] is the sub-list for field type_name
 }
 
 func init() { file_receiptd_v1_receiptd_proto_init() }
@@ -4434,7 +4818,7 @@ func file_receiptd_v1_receiptd_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_receiptd_v1_receiptd_proto_rawDesc), len(file_receiptd_v1_receiptd_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   42,
+			NumMessages:   47,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

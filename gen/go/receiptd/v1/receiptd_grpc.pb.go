@@ -706,8 +706,10 @@ var StatsService_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
-	AuditService_Audit_FullMethodName   = "/receiptd.v1.AuditService/Audit"
-	AuditService_Rebuild_FullMethodName = "/receiptd.v1.AuditService/Rebuild"
+	AuditService_Audit_FullMethodName                = "/receiptd.v1.AuditService/Audit"
+	AuditService_Rebuild_FullMethodName              = "/receiptd.v1.AuditService/Rebuild"
+	AuditService_ListQuarantined_FullMethodName      = "/receiptd.v1.AuditService/ListQuarantined"
+	AuditService_ReprocessQuarantined_FullMethodName = "/receiptd.v1.AuditService/ReprocessQuarantined"
 )
 
 // AuditServiceClient is the client API for AuditService service.
@@ -736,6 +738,24 @@ type AuditServiceClient interface {
 	// 409) while another audit or rebuild runs; INVALID_ARGUMENT for an
 	// unknown projection.
 	Rebuild(ctx context.Context, in *RebuildRequest, opts ...grpc.CallOption) (*RebuildResponse, error)
+	// List quarantined deliveries.
+	//
+	// Reads a source's quarantine stream from the log: the verified
+	// deliveries its decoder could not normalize, in the order they were
+	// quarantined, each with its raw body and the reason. NOT_FOUND for an
+	// unknown source.
+	ListQuarantined(ctx context.Context, in *ListQuarantinedRequest, opts ...grpc.CallOption) (*ListQuarantinedResponse, error)
+	// Re-process quarantined deliveries.
+	//
+	// Runs one quarantined delivery (position set) or the first 500 of a
+	// source (position 0) through the current decoders. One that now
+	// normalizes is decided and appended to its stream like a new delivery
+	// (its signature was verified when it arrived); the quarantine record
+	// stays in the log, which is only ever appended to. Re-processing again
+	// finds a duplicate. One that still cannot be normalized stays
+	// quarantined, and the answer says why. NOT_FOUND for an unknown source or
+	// no quarantined delivery at the position.
+	ReprocessQuarantined(ctx context.Context, in *ReprocessQuarantinedRequest, opts ...grpc.CallOption) (*ReprocessQuarantinedResponse, error)
 }
 
 type auditServiceClient struct {
@@ -760,6 +780,26 @@ func (c *auditServiceClient) Rebuild(ctx context.Context, in *RebuildRequest, op
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(RebuildResponse)
 	err := c.cc.Invoke(ctx, AuditService_Rebuild_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *auditServiceClient) ListQuarantined(ctx context.Context, in *ListQuarantinedRequest, opts ...grpc.CallOption) (*ListQuarantinedResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListQuarantinedResponse)
+	err := c.cc.Invoke(ctx, AuditService_ListQuarantined_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *auditServiceClient) ReprocessQuarantined(ctx context.Context, in *ReprocessQuarantinedRequest, opts ...grpc.CallOption) (*ReprocessQuarantinedResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReprocessQuarantinedResponse)
+	err := c.cc.Invoke(ctx, AuditService_ReprocessQuarantined_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -792,6 +832,24 @@ type AuditServiceServer interface {
 	// 409) while another audit or rebuild runs; INVALID_ARGUMENT for an
 	// unknown projection.
 	Rebuild(context.Context, *RebuildRequest) (*RebuildResponse, error)
+	// List quarantined deliveries.
+	//
+	// Reads a source's quarantine stream from the log: the verified
+	// deliveries its decoder could not normalize, in the order they were
+	// quarantined, each with its raw body and the reason. NOT_FOUND for an
+	// unknown source.
+	ListQuarantined(context.Context, *ListQuarantinedRequest) (*ListQuarantinedResponse, error)
+	// Re-process quarantined deliveries.
+	//
+	// Runs one quarantined delivery (position set) or the first 500 of a
+	// source (position 0) through the current decoders. One that now
+	// normalizes is decided and appended to its stream like a new delivery
+	// (its signature was verified when it arrived); the quarantine record
+	// stays in the log, which is only ever appended to. Re-processing again
+	// finds a duplicate. One that still cannot be normalized stays
+	// quarantined, and the answer says why. NOT_FOUND for an unknown source or
+	// no quarantined delivery at the position.
+	ReprocessQuarantined(context.Context, *ReprocessQuarantinedRequest) (*ReprocessQuarantinedResponse, error)
 	mustEmbedUnimplementedAuditServiceServer()
 }
 
@@ -807,6 +865,12 @@ func (UnimplementedAuditServiceServer) Audit(context.Context, *AuditRequest) (*A
 }
 func (UnimplementedAuditServiceServer) Rebuild(context.Context, *RebuildRequest) (*RebuildResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Rebuild not implemented")
+}
+func (UnimplementedAuditServiceServer) ListQuarantined(context.Context, *ListQuarantinedRequest) (*ListQuarantinedResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListQuarantined not implemented")
+}
+func (UnimplementedAuditServiceServer) ReprocessQuarantined(context.Context, *ReprocessQuarantinedRequest) (*ReprocessQuarantinedResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReprocessQuarantined not implemented")
 }
 func (UnimplementedAuditServiceServer) mustEmbedUnimplementedAuditServiceServer() {}
 func (UnimplementedAuditServiceServer) testEmbeddedByValue()                      {}
@@ -865,6 +929,42 @@ func _AuditService_Rebuild_Handler(srv interface{}, ctx context.Context, dec fun
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AuditService_ListQuarantined_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListQuarantinedRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuditServiceServer).ListQuarantined(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuditService_ListQuarantined_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuditServiceServer).ListQuarantined(ctx, req.(*ListQuarantinedRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AuditService_ReprocessQuarantined_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReprocessQuarantinedRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuditServiceServer).ReprocessQuarantined(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuditService_ReprocessQuarantined_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuditServiceServer).ReprocessQuarantined(ctx, req.(*ReprocessQuarantinedRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AuditService_ServiceDesc is the grpc.ServiceDesc for AuditService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -879,6 +979,14 @@ var AuditService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Rebuild",
 			Handler:    _AuditService_Rebuild_Handler,
+		},
+		{
+			MethodName: "ListQuarantined",
+			Handler:    _AuditService_ListQuarantined_Handler,
+		},
+		{
+			MethodName: "ReprocessQuarantined",
+			Handler:    _AuditService_ReprocessQuarantined_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

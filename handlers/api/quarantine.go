@@ -1,0 +1,147 @@
+package api
+
+import (
+	"context"
+	"encoding/base64"
+	"slices"
+	"strconv"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/receiptd/receiptd/aggregate"
+	receiptdv1 "github.com/receiptd/receiptd/gen/go/receiptd/v1"
+)
+
+// Quarantine reads a source's quarantined deliveries from the log and runs
+// them through the current decoders; cmd/receiptd implements it over the
+// store and the webhook handler. Errors matching projections.ErrNotFound
+// become NOT_FOUND.
+type Quarantine interface {
+	// Quarantined returns up to limit records of source's quarantine
+	// stream, from stream revision from on, oldest first.
+	Quarantined(ctx context.Context, source string, from uint64, limit int) ([]QuarantineRecord, error)
+	// Reprocess re-processes source's quarantined delivery at commit
+	// position position, or (position 0) its first limit ones; more
+	// reports whether the stream holds others after them.
+	Reprocess(ctx context.Context, source string, position uint64, limit int) (results []Reprocessed, more bool, err error)
+}
+
+// QuarantineRecord is one event of a quarantine stream.
+type QuarantineRecord struct {
+	Revision   uint64
+	Position   uint64
+	ReceivedAt time.Time
+	aggregate.Quarantined
+}
+
+// Reprocessed is what re-processing did to one quarantined delivery (see
+// ReprocessedDelivery in the proto).
+type Reprocessed struct {
+	QuarantinedPosition uint64
+	Outcome, Stream     string
+	Position            uint64
+	EventType, Reason   string
+}
+
+// WithQuarantine gives an AuditService the quarantine its ListQuarantined
+// and ReprocessQuarantined use. Without it they answer UNIMPLEMENTED.
+func WithQuarantine(q Quarantine) Option {
+	return func(o *options) { o.quarantine = q }
+}
+
+// Limits of the quarantine RPCs.
+const (
+	DefaultQuarantinePageSize = 100
+	MaxQuarantinePageSize     = 500
+	// MaxReprocess bounds the deliveries one ReprocessQuarantined runs.
+	MaxReprocess = 500
+)
+
+func (s *AuditService) quarantineSource(op, source string) (string, error) {
+	if s.quarantine == nil {
+		return "", status.Errorf(codes.Unimplemented, "%s: this server keeps no quarantine to read", op)
+	}
+	if source == "" {
+		source = s.sources[0]
+	}
+	if !slices.Contains(s.sources, source) {
+		return "", status.Errorf(codes.NotFound, "%s: unknown source %q", op, source)
+	}
+	return source, nil
+}
+
+// ListQuarantined implements receiptdv1.AuditServiceServer.
+func (s *AuditService) ListQuarantined(ctx context.Context, req *receiptdv1.ListQuarantinedRequest) (*receiptdv1.ListQuarantinedResponse, error) {
+	const op = "ListQuarantined"
+	source, err := s.quarantineSource(op, req.GetSource())
+	if err != nil {
+		return nil, err
+	}
+	size := int(req.GetPageSize())
+	switch {
+	case size < 0:
+		return nil, status.Errorf(codes.InvalidArgument, "%s: page_size %d is negative", op, size)
+	case size == 0:
+		size = DefaultQuarantinePageSize
+	}
+	size = min(size, MaxQuarantinePageSize)
+	var from uint64
+	if tok := req.GetPageToken(); tok != "" {
+		raw, err := base64.RawURLEncoding.DecodeString(tok)
+		if err == nil {
+			from, err = strconv.ParseUint(string(raw), 10, 64)
+		}
+		if err != nil {
+			return nil, status.Errorf(codes.InvalidArgument, "%s: invalid page_token", op)
+		}
+	}
+	recs, err := s.quarantine.Quarantined(ctx, source, from, size+1)
+	if err != nil {
+		return nil, toStatus(ctx, s.log, op, "quarantine of source "+strconv.Quote(source), err)
+	}
+	out := &receiptdv1.ListQuarantinedResponse{Deliveries: make([]*receiptdv1.QuarantinedDelivery, 0, min(len(recs), size))}
+	if len(recs) > size {
+		out.NextPageToken = base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatUint(recs[size].Revision, 10)))
+		recs = recs[:size]
+	}
+	for _, r := range recs {
+		d := &receiptdv1.QuarantinedDelivery{
+			Source: r.Source, Position: r.Position, ProviderEventType: r.ProviderEventType,
+			Reason: r.Reason, BodySha256: r.BodySHA256, RawBody: string(r.Raw),
+		}
+		if !r.ReceivedAt.IsZero() {
+			d.ReceivedAt = timestamppb.New(r.ReceivedAt)
+		}
+		out.Deliveries = append(out.Deliveries, d)
+	}
+	return out, nil
+}
+
+// ReprocessQuarantined implements receiptdv1.AuditServiceServer.
+func (s *AuditService) ReprocessQuarantined(ctx context.Context, req *receiptdv1.ReprocessQuarantinedRequest) (*receiptdv1.ReprocessQuarantinedResponse, error) {
+	const op = "ReprocessQuarantined"
+	source, err := s.quarantineSource(op, req.GetSource())
+	if err != nil {
+		return nil, err
+	}
+	subject := "quarantine of source " + strconv.Quote(source)
+	if p := req.GetPosition(); p != 0 {
+		subject = "quarantined delivery at " + strconv.FormatUint(p, 10) + " of source " + strconv.Quote(source)
+	}
+	res, more, err := s.quarantine.Reprocess(ctx, source, req.GetPosition(), MaxReprocess)
+	if err != nil {
+		return nil, toStatus(ctx, s.log, op, subject, err)
+	}
+	out := &receiptdv1.ReprocessQuarantinedResponse{Truncated: more, Results: make([]*receiptdv1.ReprocessedDelivery, 0, len(res))}
+	for _, r := range res {
+		out.Results = append(out.Results, &receiptdv1.ReprocessedDelivery{
+			QuarantinedPosition: r.QuarantinedPosition, Outcome: r.Outcome, Stream: r.Stream,
+			Position: r.Position, ProviderEventType: r.EventType, Reason: r.Reason,
+		})
+		s.log.InfoContext(ctx, "re-processed a quarantined delivery", "source", source, "quarantined_position", r.QuarantinedPosition, "outcome", r.Outcome, "stream", r.Stream, "position", r.Position)
+	}
+	return out, nil
+}

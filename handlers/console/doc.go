@@ -1,0 +1,42 @@
+// Package console is receiptd's operator console: server-rendered pages
+// at /ui/ (html/template, one small hand-written script, a stylesheet, all
+// embedded) for the people who run receiptd.
+//
+// # Pages
+//
+//   - Live: receipts as they move through the pipeline, pushed to the page
+//     with server-sent events, each with its stages, status and anomalies.
+//   - Receipt: the timeline of a receipt's events, with the raw body of each.
+//   - User: reported vs derived balance, reconciliation, the ledger with its
+//     running exact total, receipts by status.
+//   - Deliveries: webhook outcomes per source over time (sampled from the
+//     ingest counters into a bounded in-memory ring: the log does not hold
+//     refused deliveries), and the quarantine list with a re-process action.
+//   - Health: store, read model checkpoint and lag, version.
+//   - Send test event: sign an example payload with a source's scheme and
+//     deliver it to this server over loopback HTTP.
+//
+// # Access
+//
+// The console is an admin surface. An operator signs in with an API key
+// holding the admin scope (checked by the same Authenticator as the query
+// API); the server keeps the session (the key, a CSRF token, an expiry) in
+// memory and gives the browser an HttpOnly, SameSite=Strict cookie holding
+// a random session id and an HMAC over it and its expiry. Page requests
+// without a session are redirected to the login page; the event stream and
+// actions answer 401. Every POST also carries the session's CSRF token.
+//
+// The console reads receipts, balances, ledgers, events and the quarantine,
+// and re-processes quarantined deliveries, through the query API
+// (receiptd.v1 over gRPC, on the in-process connection the REST gateway
+// uses, so the access interceptors judge every call), authenticated with the
+// operator's own key: the key also needs read:all for the receipt and user
+// pages. Two things come from the log directly, read-only: the raw bodies of
+// a receipt's events, and the Live feed (which receipt streams got events
+// since the server started; the rows themselves are read through the API).
+// The Deliveries chart samples the ingest counters of this process.
+//
+// It imports gen, handlers/api (the Authenticator, limits), the providers'
+// signers under handlers/webhook, aggregate (stream ids) and eventstore
+// (types of the log); nothing imports it but cmd/receiptd.
+package console

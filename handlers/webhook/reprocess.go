@@ -1,0 +1,97 @@
+package webhook
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/receiptd/receiptd/aggregate"
+	"github.com/receiptd/receiptd/eventstore"
+)
+
+// Reprocessed is what became of one quarantined delivery run through the
+// current decoders by Reprocess.
+type Reprocessed struct {
+	// Outcome is "accepted" (a new event was appended), "duplicate" (the
+	// fact is already in its stream, from an earlier re-process or a
+	// later, normalizable delivery) or "quarantined" (it still cannot be
+	// normalized; Reason says why). Nothing is appended for the last two.
+	Outcome string
+	// Stream the fact belongs to, and the position of its event (the
+	// appended one, or the one it duplicates).
+	Stream   string
+	Position eventstore.Position
+	// EventType is the provider's event type, as the decoder read it.
+	EventType string
+	// Reason is why it still cannot be normalized.
+	Reason string
+}
+
+// ErrNotQuarantined: Reprocess was given an event that is not a quarantined
+// delivery of a configured source.
+var ErrNotQuarantined = errors.New("webhook: not a quarantined delivery of a configured source")
+
+// Reprocess runs a quarantined delivery (an event of a quarantine stream,
+// as the log holds it) through its source's current decoder. When it now
+// normalizes, the fact is decided and appended to its stream like a new
+// delivery, with the metadata the delivery arrived with (received time,
+// verification scheme and key id: its signature was verified when it was
+// received and is not checked again); the quarantine event stays in the log
+// untouched, so the log is only ever appended to. Re-processing twice is a
+// duplicate the second time. A delivery that still cannot be normalized
+// stays quarantined: nothing is appended and Reprocessed.Reason says why.
+func (h *Handler) Reprocess(ctx context.Context, e eventstore.RecordedEvent) (Reprocessed, error) {
+	if e.Type != aggregate.TypeDeliveryQuarantined {
+		return Reprocessed{}, fmt.Errorf("webhook: reprocess %s event at %v: %w", e.Type, e.Position, ErrNotQuarantined)
+	}
+	var q aggregate.Quarantined
+	if err := json.Unmarshal(e.Data, &q); err != nil {
+		return Reprocessed{}, fmt.Errorf("webhook: reprocess event at %v: %w: %w", e.Position, aggregate.ErrBadEvent, err)
+	}
+	meta, err := aggregate.DecodeMetadata(e.Event)
+	if err != nil {
+		return Reprocessed{}, fmt.Errorf("webhook: reprocess event at %v: %w: %w", e.Position, aggregate.ErrBadEvent, err)
+	}
+	src, ok := h.sources[q.Source]
+	if !ok || e.Stream != aggregate.QuarantineStream(q.Source) {
+		return Reprocessed{}, fmt.Errorf("webhook: reprocess event at %v of source %q: %w", e.Position, q.Source, ErrNotQuarantined)
+	}
+	d := Delivery{
+		Body:         []byte(q.Raw),
+		BodySHA256:   q.BodySHA256,
+		ReceivedAt:   meta.ReceivedAt,
+		Verification: Verification{Scheme: meta.Scheme, KeyID: meta.KeyID, DeliveryID: meta.DeliveryID},
+	}
+	n, err := src.provider.Normalize(d)
+	if err == nil {
+		err = checkFact(src, n.Fact)
+	}
+	out := Reprocessed{EventType: cmp.Or(truncate(n.EventType, maxEventTypeLen), q.ProviderEventType)}
+	if err != nil {
+		out.Outcome, out.Reason, out.Stream, out.Position = outcomeQuarantined.info().label, truncate(err.Error(), maxReasonLen), e.Stream, e.Position
+		return out, nil
+	}
+	f := n.Fact
+	a, err := h.decideAndAppend(ctx, f, aggregate.Metadata{
+		Source:            src.name,
+		ProviderEventType: out.EventType,
+		DeliveryID:        truncate(cmp.Or(n.DeliveryID, meta.DeliveryID), maxDeliveryIDLen),
+		ReceivedAt:        meta.ReceivedAt,
+		Scheme:            meta.Scheme,
+		KeyID:             meta.KeyID,
+		BodySHA256:        q.BodySHA256,
+		DedupeKey:         f.DedupeKey,
+		SlotKey:           f.SlotKey,
+	})
+	if err != nil {
+		return Reprocessed{}, fmt.Errorf("webhook: reprocess delivery at %v into %q: %w", e.Position, f.Stream, err)
+	}
+	out.Stream, out.Position = f.Stream, a.position
+	out.Outcome = outcomeAccepted.info().label
+	if a.duplicate {
+		out.Outcome = outcomeDuplicate.info().label
+	}
+	return out, nil
+}
