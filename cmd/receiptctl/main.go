@@ -109,23 +109,23 @@ func run(args []string, stdout, stderr io.Writer) int {
 	var err error
 	switch cmd := strings.Join(rest[:min(2, len(rest))], " "); {
 	case cmd == "receipt get":
-		err = c.query(ctx, rest[2:], "receipt get RECEIPT_ID", 1, func(rc receiptdv1.ReceiptServiceClient, q queryArgs) (proto.Message, error) {
+		err = c.query(ctx, rest[2:], "receipt get RECEIPT_ID", 1, func(ctx context.Context, rc receiptdv1.ReceiptServiceClient, q queryArgs) (proto.Message, error) {
 			return rc.GetReceipt(ctx, &receiptdv1.GetReceiptRequest{ReceiptId: q.args[0], Source: q.source, MinPosition: q.minPos})
 		})
 	case cmd == "receipts list":
-		err = c.query(ctx, rest[2:], "receipts list USER_ID", 1, func(rc receiptdv1.ReceiptServiceClient, q queryArgs) (proto.Message, error) {
+		err = c.query(ctx, rest[2:], "receipts list USER_ID", 1, func(ctx context.Context, rc receiptdv1.ReceiptServiceClient, q queryArgs) (proto.Message, error) {
 			return rc.ListUserReceipts(ctx, &receiptdv1.ListUserReceiptsRequest{UserId: q.args[0], Source: q.source, MinPosition: q.minPos, PageSize: q.pageSize, PageToken: q.pageToken})
 		})
 	case cmd == "balance get":
-		err = c.query(ctx, rest[2:], "balance get USER_ID", 1, func(rc receiptdv1.ReceiptServiceClient, q queryArgs) (proto.Message, error) {
+		err = c.query(ctx, rest[2:], "balance get USER_ID", 1, func(ctx context.Context, rc receiptdv1.ReceiptServiceClient, q queryArgs) (proto.Message, error) {
 			return rc.GetBalance(ctx, &receiptdv1.GetBalanceRequest{UserId: q.args[0], Source: q.source, MinPosition: q.minPos})
 		})
 	case cmd == "entity get":
-		err = c.query(ctx, rest[2:], "entity get KIND ENTITY_ID", 2, func(rc receiptdv1.ReceiptServiceClient, q queryArgs) (proto.Message, error) {
+		err = c.query(ctx, rest[2:], "entity get KIND ENTITY_ID", 2, func(ctx context.Context, rc receiptdv1.ReceiptServiceClient, q queryArgs) (proto.Message, error) {
 			return rc.GetEntity(ctx, &receiptdv1.GetEntityRequest{Kind: q.args[0], EntityId: q.args[1], Source: q.source, MinPosition: q.minPos})
 		})
 	case cmd == "entities list":
-		err = c.query(ctx, rest[2:], "entities list KIND", 1, func(rc receiptdv1.ReceiptServiceClient, q queryArgs) (proto.Message, error) {
+		err = c.query(ctx, rest[2:], "entities list KIND", 1, func(ctx context.Context, rc receiptdv1.ReceiptServiceClient, q queryArgs) (proto.Message, error) {
 			return rc.ListEntities(ctx, &receiptdv1.ListEntitiesRequest{Kind: q.args[0], Source: q.source, MinPosition: q.minPos, PageSize: q.pageSize, PageToken: q.pageToken})
 		})
 	case rest[0] == "send":
@@ -164,7 +164,8 @@ type queryArgs struct {
 	pageToken string
 }
 
-type queryFunc func(c receiptdv1.ReceiptServiceClient, q queryArgs) (proto.Message, error)
+// A queryFunc makes one call with ctx, which carries the credential.
+type queryFunc func(ctx context.Context, c receiptdv1.ReceiptServiceClient, q queryArgs) (proto.Message, error)
 
 // query parses a query subcommand's flags and its nargs positional
 // arguments, calls it over gRPC and prints the answer as JSON, with the same
@@ -188,7 +189,7 @@ func (c client) query(ctx context.Context, args []string, what string, nargs int
 	if c.token != "" {
 		ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+c.token)
 	}
-	msg, err := call(receiptdv1.NewReceiptServiceClient(conn), queryArgs{args: pos, source: *source, minPos: *minPos, pageSize: int32(*pageSize), pageToken: *pageToken})
+	msg, err := call(ctx, receiptdv1.NewReceiptServiceClient(conn), queryArgs{args: pos, source: *source, minPos: *minPos, pageSize: int32(*pageSize), pageToken: *pageToken})
 	if err != nil {
 		return err
 	}

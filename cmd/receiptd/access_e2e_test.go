@@ -4,11 +4,14 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -369,5 +372,23 @@ func TestExampleAccessConfig(t *testing.T) {
 	}
 	if !strings.Contains(s.logs.String(), `"token_issuers":["https://id.bank.example","https://mobile-id.bank.example"]`) {
 		t.Errorf("the example's issuers are not configured:\n%s", s.logs)
+	}
+}
+
+// TestReceiptctlToken: receiptctl sends --token as the Bearer credential;
+// without it a server with access control refuses it.
+func TestReceiptctlToken(t *testing.T) {
+	f := newAccessFixture(t, "")
+	args := []string{"--addr", f.s.grpcAddr, "balance", "get", "alice", "--min-position", strconv.FormatUint(f.pos, 10)}
+	out, err := exec.Command(receiptctlBin, args...).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "Unauthenticated") {
+		t.Errorf("receiptctl without --token: %v\n%s", err, out)
+	}
+	cmd := exec.Command(receiptctlBin, append([]string{"--token", "env:E2E_TOKEN"}, args...)...)
+	cmd.Env = append(os.Environ(), "E2E_TOKEN="+e2eReaderKey)
+	out, err = cmd.CombinedOutput()
+	var b restBalance
+	if err != nil || json.Unmarshal(out, &b) != nil || b.UserID != "alice" || b.ReceiptsInProgress != 1 {
+		t.Errorf("receiptctl --token (read:all key): %v\n%s", err, out)
 	}
 }
