@@ -12,6 +12,7 @@ import (
 
 	"github.com/receiptd/receiptd/aggregate"
 	"github.com/receiptd/receiptd/handlers/webhook"
+	"github.com/receiptd/receiptd/handlers/webhook/internal/storedouble"
 	"github.com/receiptd/receiptd/handlers/webhook/reap"
 )
 
@@ -21,7 +22,7 @@ import (
 // unauthenticated with nothing stored.
 func TestThroughHandler(t *testing.T) {
 	primary, second, stranger := testKeys(t)
-	store := newMemStoreDouble()
+	store := storedouble.NewMemStoreDouble()
 	now := time.Date(2025, 5, 31, 12, 5, 2, 0, time.UTC)
 	h, err := webhook.New(store, []webhook.Provider{newProvider(t, primary, second)}, webhook.Options{
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
@@ -63,8 +64,8 @@ func TestThroughHandler(t *testing.T) {
 				t.Fatalf("%s: %d %v, want 401 unauthenticated", name, code, answer)
 			}
 		}
-		if store.appendCalls() != 0 || store.count() != 0 {
-			t.Fatalf("an unauthenticated delivery reached the store: %d appends, %d events", store.appendCalls(), store.count())
+		if store.AppendCalls() != 0 || store.Count() != 0 {
+			t.Fatalf("an unauthenticated delivery reached the store: %d appends, %d events", store.AppendCalls(), store.Count())
 		}
 	})
 
@@ -73,7 +74,7 @@ func TestThroughHandler(t *testing.T) {
 		if code != http.StatusOK || answer["status"] != "accepted" {
 			t.Fatalf("%d %v, want 200 accepted", code, answer)
 		}
-		events := store.stream(stream)
+		events := store.Stream(stream)
 		if len(events) != 1 || events[0].Type != aggregate.TypeEntityEventRecorded {
 			t.Fatalf("stream %s holds %d events", stream, len(events))
 		}
@@ -115,7 +116,7 @@ func TestThroughHandler(t *testing.T) {
 				t.Fatalf("%d %v, want 200 duplicate", code, answer)
 			}
 		}
-		if n := len(store.stream(stream)); n != 1 {
+		if n := len(store.Stream(stream)); n != 1 {
 			t.Fatalf("stream holds %d events after duplicates, want 1", n)
 		}
 	})
@@ -126,7 +127,7 @@ func TestThroughHandler(t *testing.T) {
 		if code != http.StatusOK || answer["status"] != "accepted" {
 			t.Fatalf("%d %v, want 200 accepted", code, answer)
 		}
-		events := store.stream(stream)
+		events := store.Stream(stream)
 		if len(events) != 2 {
 			t.Fatalf("stream holds %d events, want 2", len(events))
 		}
@@ -145,18 +146,18 @@ func TestThroughHandler(t *testing.T) {
 		if code != http.StatusOK || answer["status"] != "quarantined" {
 			t.Fatalf("%d %v, want 200 quarantined", code, answer)
 		}
-		if n := len(store.stream(aggregate.QuarantineStream("reap"))); n != 1 {
+		if n := len(store.Stream(aggregate.QuarantineStream("reap"))); n != 1 {
 			t.Fatalf("quarantine holds %d events, want 1", n)
 		}
 	})
 
 	t.Run("verified but not JSON: 400", func(t *testing.T) {
-		before := store.count()
+		before := store.Count()
 		body := []byte(`{"eventType":`)
 		if code, _ := post(body, sign(t, primary, body)); code != http.StatusBadRequest {
 			t.Fatalf("status %d, want 400", code)
 		}
-		if store.count() != before {
+		if store.Count() != before {
 			t.Fatal("a body that is not JSON was stored")
 		}
 	})

@@ -1,7 +1,6 @@
 package reap
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -14,6 +13,14 @@ import (
 
 	"github.com/receiptd/receiptd/aggregate"
 	"github.com/receiptd/receiptd/handlers/webhook"
+	"github.com/receiptd/receiptd/handlers/webhook/internal/jsonfield"
+)
+
+// The field readers every provider shares (handlers/webhook/internal/jsonfield).
+var (
+	present      = jsonfield.Present
+	jsonString   = jsonfield.String
+	isJSONNumber = jsonfield.IsNumber
 )
 
 // EventAccountStatusChange is the one event type Reap sends.
@@ -219,27 +226,6 @@ func jsNumber(raw json.RawMessage) (string, bool) {
 	return string(appendJSNumber(nil, f)), true
 }
 
-// present reports whether a field was sent with a value other than null.
-func present(raw json.RawMessage) bool {
-	return len(raw) > 0 && string(raw) != "null"
-}
-
-// jsonString returns the value of a JSON string; ok is false for any other
-// JSON value or an absent field.
-func jsonString(raw json.RawMessage) (s string, ok bool) {
-	if len(raw) < 2 || raw[0] != '"' || raw[len(raw)-1] != '"' {
-		return "", false
-	}
-	inner := raw[1 : len(raw)-1]
-	if bytes.IndexByte(inner, '\\') < 0 && utf8.Valid(inner) {
-		return string(inner), true
-	}
-	if err := json.Unmarshal(raw, &s); err != nil {
-		return "", false
-	}
-	return s, true
-}
-
 // maxIDLen bounds an entity or event id: it becomes part of a stream id or
 // a dedupe key.
 const maxIDLen = 256
@@ -278,47 +264,6 @@ func requiredID(raw json.RawMessage, name string) (string, error) {
 		return "", fmt.Errorf("no %s", name)
 	}
 	return "", fmt.Errorf("%s is not an id (a non-empty string or number of at most %d printable bytes)", name, maxIDLen)
-}
-
-// isJSONNumber reports whether s is exactly a JSON number:
-// -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
-func isJSONNumber(s string) bool {
-	i := 0
-	if i < len(s) && s[i] == '-' {
-		i++
-	}
-	switch {
-	case i < len(s) && s[i] == '0':
-		i++
-	case i < len(s) && '1' <= s[i] && s[i] <= '9':
-		for i < len(s) && isDigit(s[i]) {
-			i++
-		}
-	default:
-		return false
-	}
-	if i < len(s) && s[i] == '.' {
-		i++
-		if i >= len(s) || !isDigit(s[i]) {
-			return false
-		}
-		for i < len(s) && isDigit(s[i]) {
-			i++
-		}
-	}
-	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
-		i++
-		if i < len(s) && (s[i] == '+' || s[i] == '-') {
-			i++
-		}
-		if i >= len(s) || !isDigit(s[i]) {
-			return false
-		}
-		for i < len(s) && isDigit(s[i]) {
-			i++
-		}
-	}
-	return i == len(s)
 }
 
 // timeLayouts are the timestamp strings accepted: RFC 3339 as the seed

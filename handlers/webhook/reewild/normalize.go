@@ -1,20 +1,36 @@
 package reewild
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"math"
 	"time"
-	"unicode/utf8"
 
 	"github.com/shopspring/decimal"
 
 	"github.com/receiptd/receiptd/aggregate"
 	"github.com/receiptd/receiptd/handlers/webhook"
+	"github.com/receiptd/receiptd/handlers/webhook/internal/jsonfield"
 )
+
+// The field readers every provider shares (handlers/webhook/internal/jsonfield).
+var (
+	present      = jsonfield.Present
+	jsonString   = jsonfield.String
+	isJSONNumber = jsonfield.IsNumber
+	jsonID       = jsonfield.ID
+)
+
+// maxIDLen bounds an id: it becomes part of a stream id or a dedupe key.
+const maxIDLen = jsonfield.MaxIDLen
+
+// decimalField is jsonfield.Decimal without the number's text.
+func decimalField(raw json.RawMessage, name string) (decimal.Decimal, bool, error) {
+	d, _, ok, err := jsonfield.Decimal(raw, name)
+	return d, ok, err
+}
 
 // event is what an eventType means.
 type event struct {
@@ -308,27 +324,6 @@ func failure(d *wireData) *aggregate.Failure {
 	return f
 }
 
-// present reports whether a field was sent with a value other than null.
-func present(raw json.RawMessage) bool {
-	return len(raw) > 0 && string(raw) != "null"
-}
-
-// jsonString returns the value of a JSON string; ok is false for any other
-// JSON value or an absent field.
-func jsonString(raw json.RawMessage) (s string, ok bool) {
-	if len(raw) < 2 || raw[0] != '"' || raw[len(raw)-1] != '"' {
-		return "", false
-	}
-	inner := raw[1 : len(raw)-1]
-	if bytes.IndexByte(inner, '\\') < 0 && utf8.Valid(inner) {
-		return string(inner), true
-	}
-	if err := json.Unmarshal(raw, &s); err != nil {
-		return "", false
-	}
-	return s, true
-}
-
 // firstString returns the first non-empty string among raws.
 func firstString(raws ...json.RawMessage) string {
 	for _, raw := range raws {
@@ -337,32 +332,6 @@ func firstString(raws ...json.RawMessage) string {
 		}
 	}
 	return ""
-}
-
-// maxIDLen bounds an entity id: it becomes part of a stream id.
-const maxIDLen = 256
-
-// jsonID returns an identifier sent as a JSON string, or as a JSON number
-// (its text). ok is false for anything else, an empty string, an id longer
-// than 256 bytes or one holding a control character.
-func jsonID(raw json.RawMessage) (id string, ok bool) {
-	if len(raw) > 0 && (raw[0] == '-' || '0' <= raw[0] && raw[0] <= '9') {
-		if !isJSONNumber(string(raw)) {
-			return "", false
-		}
-		id = string(raw)
-	} else if id, ok = jsonString(raw); !ok {
-		return "", false
-	}
-	if id == "" || len(id) > maxIDLen {
-		return "", false
-	}
-	for _, r := range id {
-		if r < 0x20 || r == 0x7f || r == utf8.RuneError {
-			return "", false
-		}
-	}
-	return id, true
 }
 
 // requiredID is jsonID for a field the delivery cannot be normalized
@@ -388,46 +357,6 @@ func firstID(raws ...json.RawMessage) string {
 	return ""
 }
 
-// Bounds on a decimal: enough for any amount, point total or CO2e, and small
-// enough that printing one never allocates much (decimal's own limit on the
-// exponent is 10000).
-const (
-	maxDecimalText     = 64
-	maxDecimalExponent = 64
-)
-
-// decimalField parses a number from its JSON text. A number sent as a JSON
-// string holding a JSON number ("74.28") is accepted too. ok is false when
-// the field is absent, null or "". Any other value is an error: amounts are
-// never guessed.
-func decimalField(raw json.RawMessage, name string) (d decimal.Decimal, ok bool, err error) {
-	if !present(raw) {
-		return decimal.Decimal{}, false, nil
-	}
-	text := string(raw)
-	if raw[0] == '"' {
-		s, isString := jsonString(raw)
-		if !isString {
-			return decimal.Decimal{}, false, fmt.Errorf("%s is not a number", name)
-		}
-		if s == "" {
-			return decimal.Decimal{}, false, nil
-		}
-		text = s
-	}
-	if len(text) > maxDecimalText || !isJSONNumber(text) {
-		return decimal.Decimal{}, false, fmt.Errorf("%s: %.32q is not a decimal number of at most %d characters", name, text, maxDecimalText)
-	}
-	d, err = decimal.NewFromString(text)
-	if err != nil {
-		return decimal.Decimal{}, false, fmt.Errorf("%s: %w", name, err)
-	}
-	if e := d.Exponent(); e < -maxDecimalExponent || e > maxDecimalExponent {
-		return decimal.Decimal{}, false, fmt.Errorf("%s: %.32q: exponent out of range", name, text)
-	}
-	return d, true, nil
-}
-
 // intField parses an integer count; 38 and 38.0 are both 38.
 func intField(raw json.RawMessage, name string) (n int64, ok bool, err error) {
 	d, ok, err := decimalField(raw, name)
@@ -439,49 +368,6 @@ func intField(raw json.RawMessage, name string) (n int64, ok bool, err error) {
 	}
 	return d.IntPart(), true, nil
 }
-
-// isJSONNumber reports whether s is exactly a JSON number:
-// -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
-func isJSONNumber(s string) bool {
-	i := 0
-	if i < len(s) && s[i] == '-' {
-		i++
-	}
-	switch {
-	case i < len(s) && s[i] == '0':
-		i++
-	case i < len(s) && '1' <= s[i] && s[i] <= '9':
-		for i < len(s) && isDigit(s[i]) {
-			i++
-		}
-	default:
-		return false
-	}
-	if i < len(s) && s[i] == '.' {
-		i++
-		if i >= len(s) || !isDigit(s[i]) {
-			return false
-		}
-		for i < len(s) && isDigit(s[i]) {
-			i++
-		}
-	}
-	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
-		i++
-		if i < len(s) && (s[i] == '+' || s[i] == '-') {
-			i++
-		}
-		if i >= len(s) || !isDigit(s[i]) {
-			return false
-		}
-		for i < len(s) && isDigit(s[i]) {
-			i++
-		}
-	}
-	return i == len(s)
-}
-
-func isDigit(c byte) bool { return '0' <= c && c <= '9' }
 
 // timeLayouts are the timestamp forms Reewild sends: RFC 3339 with a zone
 // ("2025-11-07T19:12:34.567Z", "2025-10-08T00:00:00+00:00") and local times

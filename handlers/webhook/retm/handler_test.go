@@ -12,6 +12,7 @@ import (
 
 	"github.com/receiptd/receiptd/aggregate"
 	"github.com/receiptd/receiptd/handlers/webhook"
+	"github.com/receiptd/receiptd/handlers/webhook/internal/storedouble"
 	"github.com/receiptd/receiptd/handlers/webhook/retm"
 	"github.com/receiptd/receiptd/handlers/webhook/tokenauth"
 )
@@ -37,14 +38,14 @@ func (b *lockedBuffer) String() string {
 // handlerFixture is the generic webhook handler over a store double with
 // one RETM source, mounted as in production.
 type handlerFixture struct {
-	store *memStoreDouble
+	store *storedouble.MemStoreDouble
 	mux   *http.ServeMux
 	logs  *lockedBuffer
 }
 
 func newHandlerFixture(t *testing.T) *handlerFixture {
 	t.Helper()
-	store := newMemStoreDouble()
+	store := storedouble.NewMemStoreDouble()
 	logs := &lockedBuffer{}
 	p := newProvider(t, retm.Config{
 		Currency: "SAR",
@@ -96,7 +97,7 @@ func TestHandler(t *testing.T) {
 		if got := status(t, f.post(t, "/webhooks/retm/"+string(testToken), "", body)); got != "accepted" {
 			t.Fatalf("order.created by path token: %s", got)
 		}
-		events := f.store.stream("order-retm.1532")
+		events := f.store.Stream("order-retm.1532")
 		if len(events) != 1 {
 			t.Fatalf("order stream holds %d events", len(events))
 		}
@@ -128,7 +129,7 @@ func TestHandler(t *testing.T) {
 			}
 			// The question is recorded once, before the answer; the retry
 			// is a duplicate and gets the same answer.
-			events := f.store.stream(stream)
+			events := f.store.Stream(stream)
 			if len(events) != want {
 				t.Fatalf("attempt %d: %s holds %d events, want %d", i, stream, len(events), want)
 			}
@@ -152,12 +153,12 @@ func TestHandler(t *testing.T) {
 			{"question with the wrong token", "/webhooks/retm", "Bearer " + guessed, loadExample(t, "promotional_coupon")},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
-				before := f.store.count()
+				before := f.store.Count()
 				w := f.post(t, tc.target, tc.authorization, tc.body)
 				if w.Code != http.StatusUnauthorized {
 					t.Fatalf("status %d, body %s; want 401", w.Code, w.Body)
 				}
-				if f.store.count() != before {
+				if f.store.Count() != before {
 					t.Fatal("a refused delivery was stored")
 				}
 			})
@@ -174,7 +175,7 @@ func TestHandler(t *testing.T) {
 		if got := status(t, f.post(t, "/webhooks/retm", "Bearer "+string(merchantToken), body)); got != "quarantined" {
 			t.Fatalf("menu.updated: %s", got)
 		}
-		if q := f.store.stream(aggregate.QuarantineStream("retm")); len(q) != 1 {
+		if q := f.store.Stream(aggregate.QuarantineStream("retm")); len(q) != 1 {
 			t.Fatalf("quarantine holds %d events, want 1", len(q))
 		}
 	})

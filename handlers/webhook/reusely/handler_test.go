@@ -13,14 +13,15 @@ import (
 
 	"github.com/receiptd/receiptd/aggregate"
 	"github.com/receiptd/receiptd/handlers/webhook"
+	"github.com/receiptd/receiptd/handlers/webhook/internal/storedouble"
 	"github.com/receiptd/receiptd/handlers/webhook/reusely"
 )
 
 // fixture serves one Reusely source, "reusely", through the real
-// webhook.Handler over a memStoreDouble.
+// webhook.Handler over a storedouble.MemStoreDouble.
 type fixture struct {
 	t     *testing.T
-	store *memStoreDouble
+	store *storedouble.MemStoreDouble
 	reg   *prometheus.Registry
 	mux   *http.ServeMux
 	now   time.Time
@@ -29,7 +30,7 @@ type fixture struct {
 func newFixture(t *testing.T, now time.Time) *fixture {
 	t.Helper()
 	p := newProvider(t, testSecret, otherSecret)
-	f := &fixture{t: t, store: newMemStoreDouble(), reg: prometheus.NewRegistry(), mux: http.NewServeMux(), now: now}
+	f := &fixture{t: t, store: storedouble.NewMemStoreDouble(), reg: prometheus.NewRegistry(), mux: http.NewServeMux(), now: now}
 	h, err := webhook.New(f.store, []webhook.Provider{p}, webhook.Options{
 		Logger:  slog.New(slog.DiscardHandler),
 		Metrics: webhook.NewMetrics(f.reg),
@@ -101,7 +102,7 @@ func TestHandlerSignedPair(t *testing.T) {
 	if a := f.post(body, sig, http.StatusOK); a["status"] != "accepted" {
 		t.Fatalf("first delivery: %v", a)
 	}
-	events := f.store.stream(offerStream)
+	events := f.store.Stream(offerStream)
 	if len(events) != 1 || events[0].Type != aggregate.TypeEntityEventRecorded {
 		t.Fatalf("stream %s holds %+v", offerStream, events)
 	}
@@ -124,7 +125,7 @@ func TestHandlerSignedPair(t *testing.T) {
 	// Another body under the same signed pair, same offer: refused, counted.
 	other := replace(t, body, `"Active Leads"`, `"Completed"`)
 	f.post(other, sig, http.StatusConflict)
-	if n := len(f.store.stream(offerStream)); n != 1 {
+	if n := len(f.store.Stream(offerStream)); n != 1 {
 		t.Fatalf("%d events after the conflict, want 1", n)
 	}
 	if got := f.counter("conflict"); got != 1 {
@@ -133,7 +134,7 @@ func TestHandlerSignedPair(t *testing.T) {
 
 	// Another body under the same signed pair, another offer: refused by the
 	// pair guard before anything is read or stored.
-	appends := f.store.appendCalls()
+	appends := f.store.AppendCalls()
 	moved := replace(t, body, `"STAG03U2O"`, `"STAG99ZZZ"`)
 	f.post(moved, sig, http.StatusUnauthorized)
 
@@ -151,8 +152,8 @@ func TestHandlerSignedPair(t *testing.T) {
 	if got := f.counter("bad_signature"); got != 6 {
 		t.Fatalf("bad_signature counted %v times, want 6", got)
 	}
-	if f.store.appendCalls() != appends || f.store.count() != 1 {
-		t.Fatalf("a refused delivery reached the store: %d appends (was %d), %d events", f.store.appendCalls(), appends, f.store.count())
+	if f.store.AppendCalls() != appends || f.store.Count() != 1 {
+		t.Fatalf("a refused delivery reached the store: %d appends (was %d), %d events", f.store.AppendCalls(), appends, f.store.Count())
 	}
 
 	// The offer's next event, at its own time, lands in the same stream.
@@ -161,7 +162,7 @@ func TestHandlerSignedPair(t *testing.T) {
 	if a := f.post(update, reusely.Sign(otherSecret, updatedObjectID, updatedTS), http.StatusOK); a["status"] != "accepted" {
 		t.Fatalf("status update: %v", a)
 	}
-	if n := len(f.store.stream(offerStream)); n != 2 {
+	if n := len(f.store.Stream(offerStream)); n != 2 {
 		t.Fatalf("%d events in %s, want 2", n, offerStream)
 	}
 }
@@ -174,7 +175,7 @@ func TestHandlerQuarantinesUnknownEvent(t *testing.T) {
 	if a := f.post(body, reusely.Sign(testSecret, createdObjectID, createdTS), http.StatusOK); a["status"] != "quarantined" {
 		t.Fatalf("answer %v", a)
 	}
-	if n := len(f.store.stream(aggregate.QuarantineStream("reusely"))); n != 1 {
+	if n := len(f.store.Stream(aggregate.QuarantineStream("reusely"))); n != 1 {
 		t.Fatalf("%d quarantined events, want 1", n)
 	}
 }

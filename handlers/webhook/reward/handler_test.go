@@ -12,6 +12,7 @@ import (
 
 	"github.com/receiptd/receiptd/aggregate"
 	"github.com/receiptd/receiptd/handlers/webhook"
+	"github.com/receiptd/receiptd/handlers/webhook/internal/storedouble"
 	"github.com/receiptd/receiptd/handlers/webhook/reward"
 	"github.com/receiptd/receiptd/handlers/webhook/tokenauth"
 )
@@ -37,14 +38,14 @@ func (b *lockedBuffer) String() string {
 // handlerFixture is the generic webhook handler over a store double with
 // one Reward source, mounted as in production.
 type handlerFixture struct {
-	store *memStoreDouble
+	store *storedouble.MemStoreDouble
 	mux   *http.ServeMux
 	logs  *lockedBuffer
 }
 
 func newHandlerFixture(t *testing.T) *handlerFixture {
 	t.Helper()
-	store := newMemStoreDouble()
+	store := storedouble.NewMemStoreDouble()
 	logs := &lockedBuffer{}
 	p := newProvider(t, reward.Config{Tokens: [][]byte{testToken, otherToken}})
 	h, err := webhook.New(store, []webhook.Provider{p}, webhook.Options{
@@ -111,9 +112,9 @@ func TestHandler(t *testing.T) {
 		t.Fatalf("same transaction under another envelope id: %s", got)
 	}
 
-	events := f.store.stream(userStream)
-	if len(events) != 2 || f.store.count() != 2 {
-		t.Fatalf("stream %s holds %d events (log %d), want 2", userStream, len(events), f.store.count())
+	events := f.store.Stream(userStream)
+	if len(events) != 2 || f.store.Count() != 2 {
+		t.Fatalf("stream %s holds %d events (log %d), want 2", userStream, len(events), f.store.Count())
 	}
 	for i, want := range []struct {
 		typ, scheme, keyID, delivery, dedupe string
@@ -139,13 +140,13 @@ func TestHandler(t *testing.T) {
 		{"bearer and path differ", "/webhooks/reward/" + string(otherToken), "Bearer " + string(testToken)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			before := f.store.count()
+			before := f.store.Count()
 			body := bytes.Replace(credit, []byte("tx_01jf31q8bz6w3n5p2g8rdy1k7s"), []byte("tx_forged"), 1)
 			w := f.post(t, tc.target, tc.authorization, body)
 			if w.Code != http.StatusUnauthorized {
 				t.Fatalf("status %d, body %s; want 401", w.Code, w.Body)
 			}
-			if f.store.count() != before {
+			if f.store.Count() != before {
 				t.Fatalf("a refused delivery was stored")
 			}
 			if strings.Contains(w.Body.String(), guessed) || strings.Contains(w.Body.String(), string(testToken)) {
@@ -164,7 +165,7 @@ func TestHandler(t *testing.T) {
 	if got := status(t, f.post(t, "/webhooks/reward/"+string(testToken), "", unknown)); got != "quarantined" {
 		t.Fatalf("unknown type: %s", got)
 	}
-	if q := f.store.stream(aggregate.QuarantineStream("reward")); len(q) != 1 {
+	if q := f.store.Stream(aggregate.QuarantineStream("reward")); len(q) != 1 {
 		t.Fatalf("quarantine holds %d events, want 1", len(q))
 	}
 }

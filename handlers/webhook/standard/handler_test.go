@@ -14,14 +14,15 @@ import (
 
 	"github.com/receiptd/receiptd/aggregate"
 	"github.com/receiptd/receiptd/handlers/webhook"
+	"github.com/receiptd/receiptd/handlers/webhook/internal/storedouble"
 	"github.com/receiptd/receiptd/handlers/webhook/standard"
 )
 
 // fixture serves one Standard Webhooks source, "storefront" (orders),
-// through the real webhook.Handler over a memStoreDouble.
+// through the real webhook.Handler over a storedouble.MemStoreDouble.
 type fixture struct {
 	t     *testing.T
-	store *memStoreDouble
+	store *storedouble.MemStoreDouble
 	reg   *prometheus.Registry
 	mux   *http.ServeMux
 	now   time.Time
@@ -30,7 +31,7 @@ type fixture struct {
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	p := newProvider(t, testSecret, otherSecret)
-	f := &fixture{t: t, store: newMemStoreDouble(), reg: prometheus.NewRegistry(), mux: http.NewServeMux(), now: now}
+	f := &fixture{t: t, store: storedouble.NewMemStoreDouble(), reg: prometheus.NewRegistry(), mux: http.NewServeMux(), now: now}
 	h, err := webhook.New(f.store, []webhook.Provider{p}, webhook.Options{
 		Logger:  slog.New(slog.DiscardHandler),
 		Metrics: webhook.NewMetrics(f.reg),
@@ -86,7 +87,7 @@ func (f *fixture) counter(outcome string) float64 {
 func (f *fixture) metadata(stream string) []aggregate.Metadata {
 	f.t.Helper()
 	var out []aggregate.Metadata
-	for _, e := range f.store.stream(stream) {
+	for _, e := range f.store.Stream(stream) {
 		m, err := aggregate.DecodeMetadata(e.Event)
 		if err != nil {
 			f.t.Fatal(err)
@@ -128,7 +129,7 @@ func TestHandlerDeliveries(t *testing.T) {
 		if got := f.post(body, signed(testSecret, msgID+"_"+strings.ReplaceAll(name, ".", "_"), f.now, body), http.StatusOK); got != "accepted" {
 			t.Fatalf("%s: %s", name, got)
 		}
-		if n := len(f.store.stream(orderStream)); n != i+2 {
+		if n := len(f.store.Stream(orderStream)); n != i+2 {
 			t.Fatalf("%d events after %s", n, name)
 		}
 	}
@@ -142,8 +143,8 @@ func TestHandlerDeliveries(t *testing.T) {
 	if last := m[len(m)-1]; !last.Correction || last.DeliveryID != msgID {
 		t.Fatalf("changed body recorded as %+v, want a correction", last)
 	}
-	stored := f.store.count()
-	appends := f.store.appendCalls()
+	stored := f.store.Count()
+	appends := f.store.AppendCalls()
 
 	// Refused: nothing read, nothing stored.
 	good := signed(testSecret, "msg_refused", f.now, created)
@@ -165,7 +166,7 @@ func TestHandlerDeliveries(t *testing.T) {
 	if got := f.counter("bad_signature"); got != 6 {
 		t.Fatalf("bad_signature counted %v times, want 6", got)
 	}
-	if f.store.count() != stored || f.store.appendCalls() != appends {
+	if f.store.Count() != stored || f.store.AppendCalls() != appends {
 		t.Fatalf("a refused delivery reached the store")
 	}
 
@@ -177,15 +178,15 @@ func TestHandlerDeliveries(t *testing.T) {
 	}
 	junk := []byte(`order=1`)
 	f.post(junk, signed(testSecret, "msg_junk", f.now, junk), http.StatusBadRequest)
-	if n := len(f.store.stream(aggregate.QuarantineStream(testSource))); n != 1 || f.store.count() != stored+1 {
-		t.Fatalf("%d quarantined, %d events in all", n, f.store.count())
+	if n := len(f.store.Stream(aggregate.QuarantineStream(testSource))); n != 1 || f.store.Count() != stored+1 {
+		t.Fatalf("%d quarantined, %d events in all", n, f.store.Count())
 	}
 }
 
 // TestHandlerSpecTestVector: the spec's own delivery, received at its
 // timestamp, is verified by the handler and quarantined (it has no type).
 func TestHandlerSpecTestVector(t *testing.T) {
-	store := newMemStoreDouble()
+	store := storedouble.NewMemStoreDouble()
 	p := newProviderWith(t, standard.Config{Source: "vector", Secrets: [][]byte{[]byte(vectorSecret)}})
 	h, err := webhook.New(store, []webhook.Provider{p}, webhook.Options{
 		Logger: slog.New(slog.DiscardHandler),
@@ -205,7 +206,7 @@ func TestHandlerSpecTestVector(t *testing.T) {
 	if w.Code != http.StatusOK || !bytes.Contains(w.Body.Bytes(), []byte(`"quarantined"`)) {
 		t.Fatalf("%d %s", w.Code, w.Body)
 	}
-	m, err := aggregate.DecodeMetadata(store.stream(aggregate.QuarantineStream("vector"))[0].Event)
+	m, err := aggregate.DecodeMetadata(store.Stream(aggregate.QuarantineStream("vector"))[0].Event)
 	if err != nil || m.DeliveryID != vectorID || m.Scheme != standard.Scheme {
 		t.Fatalf("metadata %+v, %v", m, err)
 	}
