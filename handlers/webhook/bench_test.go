@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/receiptd/receiptd/handlers/webhook"
+	"github.com/receiptd/receiptd/handlers/webhook/internal/storedouble"
 	"github.com/receiptd/receiptd/handlers/webhook/reewild"
 )
 
@@ -22,7 +23,7 @@ func BenchmarkServeHTTP(b *testing.B) {
 		b.Fatal(err)
 	}
 	newHandler := func() http.Handler {
-		h, err := webhook.New(newMemStoreDouble(), []webhook.Provider{p}, webhook.Options{
+		h, err := webhook.New(storedouble.NewMemStoreDouble(), []webhook.Provider{p}, webhook.Options{
 			Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
 			Metrics: webhook.NewMetrics(nil),
 		})

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/receiptd/receiptd/handlers/webhook"
+	"github.com/receiptd/receiptd/handlers/webhook/internal/storedouble"
 	"github.com/receiptd/receiptd/handlers/webhook/reewild"
 )
 
@@ -22,7 +23,7 @@ func ExampleHandler_Register() {
 	if err != nil {
 		panic(err)
 	}
-	h, err := webhook.New(newMemStoreDouble(), []webhook.Provider{provider}, webhook.Options{
+	h, err := webhook.New(storedouble.NewMemStoreDouble(), []webhook.Provider{provider}, webhook.Options{
 		Logger:  slog.New(slog.DiscardHandler),
 		Metrics: webhook.NewMetrics(prometheus.NewRegistry()),
 	})

@@ -19,6 +19,7 @@ import (
 	"github.com/receiptd/receiptd/eventstore"
 	"github.com/receiptd/receiptd/eventstore/bolt"
 	"github.com/receiptd/receiptd/handlers/webhook"
+	"github.com/receiptd/receiptd/handlers/webhook/internal/storedouble"
 	"github.com/receiptd/receiptd/handlers/webhook/reewild"
 )
 
@@ -66,7 +67,7 @@ func newFaultFixture(t *testing.T) *faultFixture {
 		t.Fatal(err)
 	}
 	ff := &faultFixture{
-		fixture: &fixture{t: t, store: newMemStoreDouble(), mux: http.NewServeMux(), logs: &lockedBuffer{}},
+		fixture: &fixture{t: t, store: storedouble.NewMemStoreDouble(), mux: http.NewServeMux(), logs: &lockedBuffer{}},
 		clock:   &fakeClock{now: now},
 	}
 	ff.health = webhook.NewStoreHealth(ff.store, webhook.HealthOptions{Hold: faultHold, Clock: ff.clock.Now})
@@ -94,57 +95,57 @@ func TestStoreFaults(t *testing.T) {
 		name string
 		// inject makes the double fail; heal (nil: the fault does not heal
 		// in this process) undoes it.
-		inject, heal func(s *memStoreDouble)
+		inject, heal func(s *storedouble.MemStoreDouble)
 	}{
 		{
 			name: "cannot fsync",
-			inject: func(s *memStoreDouble) {
+			inject: func(s *storedouble.MemStoreDouble) {
 				setAppendHook(s, func(context.Context, string, int) error {
 					return fmt.Errorf("bolt: append: commit: %w: fdatasync: input/output error", eventstore.ErrUnavailable)
 				})
 			},
-			heal: func(s *memStoreDouble) { setAppendHook(s, nil) },
+			heal: func(s *storedouble.MemStoreDouble) { setAppendHook(s, nil) },
 		},
 		{
 			name: "full",
-			inject: func(s *memStoreDouble) {
+			inject: func(s *storedouble.MemStoreDouble) {
 				setAppendHook(s, func(context.Context, string, int) error {
 					return fmt.Errorf("bolt: append: %w: database reached its maximum size: write: no space left on device", eventstore.ErrUnavailable)
 				})
 			},
-			heal: func(s *memStoreDouble) { setAppendHook(s, nil) },
+			heal: func(s *storedouble.MemStoreDouble) { setAppendHook(s, nil) },
 		},
 		{
 			name: "queue full",
-			inject: func(s *memStoreDouble) {
+			inject: func(s *storedouble.MemStoreDouble) {
 				setAppendHook(s, func(context.Context, string, int) error {
 					return fmt.Errorf("bolt: append: %w: 16384 appends already waiting for a commit", eventstore.ErrUnavailable)
 				})
 			},
-			heal: func(s *memStoreDouble) { setAppendHook(s, nil) },
+			heal: func(s *storedouble.MemStoreDouble) { setAppendHook(s, nil) },
 		},
 		{
 			name: "stalls past the deadline",
-			inject: func(s *memStoreDouble) {
+			inject: func(s *storedouble.MemStoreDouble) {
 				setAppendHook(s, func(ctx context.Context, _ string, _ int) error {
 					<-ctx.Done()
 					return fmt.Errorf("bolt: append: waiting for commit: %w", ctx.Err())
 				})
 			},
-			heal: func(s *memStoreDouble) { setAppendHook(s, nil) },
+			heal: func(s *storedouble.MemStoreDouble) { setAppendHook(s, nil) },
 		},
 		{
 			name: "reads fail",
-			inject: func(s *memStoreDouble) {
+			inject: func(s *storedouble.MemStoreDouble) {
 				setReadHook(s, func(context.Context, string, int) error {
 					return fmt.Errorf("esdb: read stream: %w: connection refused", eventstore.ErrUnavailable)
 				})
 			},
-			heal: func(s *memStoreDouble) { setReadHook(s, nil) },
+			heal: func(s *storedouble.MemStoreDouble) { setReadHook(s, nil) },
 		},
 		{
 			name:   "closed",
-			inject: func(s *memStoreDouble) { _ = s.Close() },
+			inject: func(s *storedouble.MemStoreDouble) { _ = s.Close() },
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -154,7 +155,7 @@ func TestStoreFaults(t *testing.T) {
 			if err := f.health.Ready(context.Background()); err != nil {
 				t.Fatalf("healthy store not ready: %v", err)
 			}
-			stored := f.store.count()
+			stored := f.store.Count()
 
 			tc.inject(f.store)
 
@@ -189,7 +190,7 @@ func TestStoreFaults(t *testing.T) {
 				})
 			}
 			wg.Wait()
-			if got := f.store.count(); got != stored {
+			if got := f.store.Count(); got != stored {
 				t.Fatalf("%d events stored during the fault", got-stored)
 			}
 			err := f.health.Ready(context.Background())
@@ -222,7 +223,7 @@ func TestStoreFaults(t *testing.T) {
 			if err := f.health.Ready(context.Background()); err != nil {
 				t.Fatalf("not ready after a successful append: %v", err)
 			}
-			if got := f.store.count(); got != stored+1 {
+			if got := f.store.Count(); got != stored+1 {
 				t.Fatalf("%d events after healing, want %d", got, stored+1)
 			}
 			if st := f.health.Stats(); st.Failures == 0 || st.Successes == 0 {
@@ -279,8 +280,8 @@ func TestHealthIgnoresRequestFaults(t *testing.T) {
 		fmt.Errorf("append: %w: events over 4 MiB", eventstore.ErrInvalid),
 		fmt.Errorf("append: %w", context.Canceled),
 	} {
-		store := newMemStoreDouble()
-		store.onAppend = func(context.Context, string, int) error { return err }
+		store := storedouble.NewMemStoreDouble()
+		store.OnAppend = func(context.Context, string, int) error { return err }
 		h := webhook.NewStoreHealth(store, webhook.HealthOptions{})
 		if _, got := h.Append(context.Background(), "receipt-reewild.x", eventstore.Any, okEvent()); !errors.Is(got, err) {
 			t.Fatalf("Append returned %v, want %v", got, err)
@@ -395,16 +396,12 @@ func TestStoreFullOnDisk(t *testing.T) {
 
 // setAppendHook and setReadHook set the double's fault hooks under its
 // lock, while deliveries may be running.
-func setAppendHook(s *memStoreDouble, fn func(context.Context, string, int) error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.onAppend = fn
+func setAppendHook(s *storedouble.MemStoreDouble, fn func(context.Context, string, int) error) {
+	s.SetOnAppend(fn)
 }
 
-func setReadHook(s *memStoreDouble, fn func(context.Context, string, int) error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.onRead = fn
+func setReadHook(s *storedouble.MemStoreDouble, fn func(context.Context, string, int) error) {
+	s.SetOnRead(fn)
 }
 
 // exampleReceipt is the receipt id of the examples/reewild payloads.

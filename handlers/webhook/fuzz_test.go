@@ -44,9 +44,9 @@ func FuzzIngest(f *testing.F) {
 			_, err := reewildProvider(t).Verify(r, body, now)
 			valid = err == nil // the fuzzer found the MAC: fine, it is signed
 		}
-		before := fx.store.count()
+		before := fx.store.Count()
 		w := fx.do(r)
-		after := fx.store.count()
+		after := fx.store.Count()
 		switch w.Code {
 		case http.StatusOK:
 			if !valid {

@@ -25,6 +25,7 @@ import (
 	"github.com/receiptd/receiptd/aggregate"
 	"github.com/receiptd/receiptd/eventstore"
 	"github.com/receiptd/receiptd/handlers/webhook"
+	"github.com/receiptd/receiptd/handlers/webhook/internal/storedouble"
 	"github.com/receiptd/receiptd/handlers/webhook/reewild"
 )
 
@@ -73,7 +74,7 @@ func (b *lockedBuffer) lines(t *testing.T) []map[string]any {
 
 type fixture struct {
 	t     *testing.T
-	store *memStoreDouble
+	store *storedouble.MemStoreDouble
 	mux   *http.ServeMux
 	logs  *lockedBuffer
 	reg   *prometheus.Registry
@@ -87,7 +88,7 @@ func newFixture(t *testing.T, opts webhook.Options, extra ...webhook.Provider) *
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{t: t, store: newMemStoreDouble(), mux: http.NewServeMux(), logs: &lockedBuffer{}, reg: prometheus.NewRegistry()}
+	f := &fixture{t: t, store: storedouble.NewMemStoreDouble(), mux: http.NewServeMux(), logs: &lockedBuffer{}, reg: prometheus.NewRegistry()}
 	opts.Logger = slog.New(slog.NewJSONHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	opts.Metrics = webhook.NewMetrics(f.reg)
 	if opts.Clock == nil {
@@ -191,7 +192,7 @@ func TestNewRefusesBadConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	store := newMemStoreDouble()
+	store := storedouble.NewMemStoreDouble()
 	for _, tc := range []struct {
 		name      string
 		store     eventstore.Store
@@ -214,7 +215,7 @@ func TestNewRefusesBadConfig(t *testing.T) {
 }
 
 func TestNoSourcesAnswers404(t *testing.T) {
-	store := newMemStoreDouble()
+	store := storedouble.NewMemStoreDouble()
 	h, err := webhook.New(store, nil, webhook.Options{Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
@@ -224,7 +225,7 @@ func TestNoSourcesAnswers404(t *testing.T) {
 	w := httptest.NewRecorder()
 	mux.ServeHTTP(w, request("reewild", readExample(t, "receipt.failed"), secret))
 	expect(t, w, http.StatusNotFound, "")
-	if store.count() != 0 {
+	if store.Count() != 0 {
 		t.Fatal("stored a delivery")
 	}
 }
@@ -265,7 +266,7 @@ func TestUnknownSource(t *testing.T) {
 	f := newFixture(t, webhook.Options{})
 	body := readExample(t, "receipt.failed")
 	expect(t, f.do(request("nope", body, secret)), http.StatusNotFound, "")
-	if f.store.count() != 0 {
+	if f.store.Count() != 0 {
 		t.Fatal("stored a delivery to an unknown source")
 	}
 	if got := counter(t, f.reg, "", "unknown_source"); got != 1 {
@@ -287,7 +288,7 @@ func TestMethodNotAllowed(t *testing.T) {
 	r := request("nope", nil, nil)
 	r.Method = http.MethodGet
 	expect(t, f.do(r), http.StatusNotFound, "")
-	if f.store.count() != 0 {
+	if f.store.Count() != 0 {
 		t.Fatal("stored something")
 	}
 }
@@ -322,7 +323,7 @@ func TestContentType(t *testing.T) {
 				return
 			}
 			expect(t, w, http.StatusUnsupportedMediaType, "")
-			if f.store.count() != 0 {
+			if f.store.Count() != 0 {
 				t.Fatal("stored a delivery of the wrong content type")
 			}
 		})
@@ -359,7 +360,7 @@ func TestBodyLimit(t *testing.T) {
 	r.ContentLength = 10 << 20
 	expect(t, f.do(r), http.StatusRequestEntityTooLarge, "")
 
-	if n := f.store.count(); n != 1 {
+	if n := f.store.Count(); n != 1 {
 		t.Fatalf("%d events stored, want only the one at the limit", n)
 	}
 	if got := counter(t, f.reg, "reewild", "too_large"); got != 3 {
@@ -393,7 +394,7 @@ func TestBadSignatureStoresNothing(t *testing.T) {
 			}
 		})
 	}
-	if f.store.count() != 0 || f.store.appendCalls() != 0 {
+	if f.store.Count() != 0 || f.store.AppendCalls() != 0 {
 		t.Fatal("an unauthenticated delivery reached the store")
 	}
 	if got := counter(t, f.reg, "reewild", "bad_signature"); got != 4 {
@@ -406,7 +407,7 @@ func TestNotJSONIsBadRequest(t *testing.T) {
 	for _, body := range []string{"not json", "", `{"eventType":`, "{}{}"} {
 		expect(t, f.post([]byte(body)), http.StatusBadRequest, "")
 	}
-	if f.store.count() != 0 || f.store.appendCalls() != 0 {
+	if f.store.Count() != 0 || f.store.AppendCalls() != 0 {
 		t.Fatal("a body that is not JSON reached the store")
 	}
 	if got := counter(t, f.reg, "reewild", "malformed"); got != 4 {
@@ -433,7 +434,7 @@ func TestAcceptsEveryExample(t *testing.T) {
 		if !ok {
 			stream = wantStreams["receipt.extracted"]
 		}
-		events := f.store.stream(stream)
+		events := f.store.Stream(stream)
 		e := events[len(events)-1]
 		m := metadataOf(t, e)
 		if e.Position.String() != a.Position {
@@ -480,7 +481,7 @@ func TestAcceptsEveryExample(t *testing.T) {
 			t.Fatalf("%s: data does not keep source, hash and raw body: %s", name, e.Data)
 		}
 	}
-	if got := len(f.store.stream(wantStreams["receipt.extracted"])); got != 5 {
+	if got := len(f.store.Stream(wantStreams["receipt.extracted"])); got != 5 {
 		t.Fatalf("receipt stream has %d events, want 5 (extracted … awarded)", got)
 	}
 	if got := counter(t, f.reg, "reewild", "accepted"); got != 8 {
@@ -491,7 +492,7 @@ func TestAcceptsEveryExample(t *testing.T) {
 func TestSecondSecretRecordsItsKeyID(t *testing.T) {
 	f := newFixture(t, webhook.Options{})
 	expect(t, f.do(request("reewild", readExample(t, "receipt.failed"), rotated)), http.StatusOK, "accepted")
-	e := f.store.stream("receipt-reewild.491d44e2-a2b7-4107-87db-4d5b566e6d2b")[0]
+	e := f.store.Stream("receipt-reewild.491d44e2-a2b7-4107-87db-4d5b566e6d2b")[0]
 	if m := metadataOf(t, e); m.KeyID != webhook.KeyID(rotated) {
 		t.Fatalf("key id %q, want the rotated secret's %q", m.KeyID, webhook.KeyID(rotated))
 	}
@@ -502,13 +503,13 @@ func TestDuplicateAppendsNothing(t *testing.T) {
 	body := readExample(t, "rewards.awarded")
 	first := expect(t, f.post(body), http.StatusOK, "accepted")
 	expect(t, f.post(readExample(t, "receipt.failed")), http.StatusOK, "accepted")
-	appends := f.store.appendCalls()
+	appends := f.store.AppendCalls()
 
 	again := expect(t, f.post(body), http.StatusOK, "duplicate")
 	if again.Position != first.Position {
 		t.Fatalf("duplicate answered position %s, want the original's %s", again.Position, first.Position)
 	}
-	if f.store.count() != 2 || f.store.appendCalls() != appends {
+	if f.store.Count() != 2 || f.store.AppendCalls() != appends {
 		t.Fatal("a duplicate was appended")
 	}
 	if got := counter(t, f.reg, "reewild", "duplicate"); got != 1 {
@@ -541,8 +542,8 @@ func TestConcurrentDuplicatesAppendOnce(t *testing.T) {
 	if count["200 accepted"] != 1 || count["200 duplicate"] != n-1 {
 		t.Fatalf("answers %v, want one accepted and %d duplicates", count, n-1)
 	}
-	if f.store.count() != 1 {
-		t.Fatalf("%d events stored, want 1", f.store.count())
+	if f.store.Count() != 1 {
+		t.Fatalf("%d events stored, want 1", f.store.Count())
 	}
 }
 
@@ -555,7 +556,7 @@ func TestCorrectionIsAppendedAndFlagged(t *testing.T) {
 	}
 	expect(t, f.post(body), http.StatusOK, "accepted")
 	expect(t, f.post(corrected), http.StatusOK, "accepted")
-	events := f.store.stream("receipt-reewild.fb2cdc63-6d13-4176-89ae-7a424b69d7b5")
+	events := f.store.Stream("receipt-reewild.fb2cdc63-6d13-4176-89ae-7a424b69d7b5")
 	if len(events) != 2 {
 		t.Fatalf("%d events, want 2", len(events))
 	}
@@ -581,10 +582,10 @@ func TestQuarantine(t *testing.T) {
 		{"not an object", `[1,2,3]`, "", "cannot be normalized"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			before := len(f.store.stream("quarantine-reewild"))
+			before := len(f.store.Stream("quarantine-reewild"))
 			body := []byte(tc.body)
 			first := expect(t, f.post(body), http.StatusOK, "quarantined")
-			events := f.store.stream("quarantine-reewild")
+			events := f.store.Stream("quarantine-reewild")
 			if len(events) != before+1 {
 				t.Fatalf("quarantine stream has %d events, want %d", len(events), before+1)
 			}
@@ -607,7 +608,7 @@ func TestQuarantine(t *testing.T) {
 
 			// A retried bad delivery is quarantined once.
 			again := expect(t, f.post(body), http.StatusOK, "quarantined")
-			if again.Position != first.Position || len(f.store.stream("quarantine-reewild")) != before+1 {
+			if again.Position != first.Position || len(f.store.Stream("quarantine-reewild")) != before+1 {
 				t.Fatalf("re-delivery quarantined again (position %s, first %s)", again.Position, first.Position)
 			}
 		})
@@ -626,7 +627,7 @@ func TestConflictStoresNothing(t *testing.T) {
 	expect(t, post(`{"id":"o1","v":1}`), http.StatusOK, "accepted")
 	expect(t, post(`{"id":"o1","v":1}`), http.StatusOK, "duplicate")
 	expect(t, post(`{"id":"o1","v":2}`), http.StatusConflict, "")
-	if n := len(f.store.stream("offer-strict.o1")); n != 1 {
+	if n := len(f.store.Stream("offer-strict.o1")); n != 1 {
 		t.Fatalf("%d events, want only the first", n)
 	}
 	if got := counter(t, f.reg, "strict", "conflict"); got != 1 {
@@ -638,7 +639,7 @@ func TestProviderFactOutsideItsSourceIsQuarantined(t *testing.T) {
 	rogue := &providerDouble{source: "rogue", stream: "offer-other.o1"}
 	f := newFixture(t, webhook.Options{}, rogue)
 	expect(t, f.do(request("rogue", []byte(`{"id":"o1"}`), nil)), http.StatusOK, "quarantined")
-	if len(f.store.stream("offer-other.o1")) != 0 || len(f.store.stream("quarantine-rogue")) != 1 {
+	if len(f.store.Stream("offer-other.o1")) != 0 || len(f.store.Stream("quarantine-rogue")) != 1 {
 		t.Fatal("a provider wrote outside its source")
 	}
 }
@@ -646,19 +647,19 @@ func TestProviderFactOutsideItsSourceIsQuarantined(t *testing.T) {
 func TestStoreUnavailable(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
-		setup func(s *memStoreDouble)
+		setup func(s *storedouble.MemStoreDouble)
 	}{
-		{"append unavailable", func(s *memStoreDouble) {
-			s.onAppend = func(context.Context, string, int) error {
+		{"append unavailable", func(s *storedouble.MemStoreDouble) {
+			s.OnAppend = func(context.Context, string, int) error {
 				return fmt.Errorf("fsync: disk full: %w", eventstore.ErrUnavailable)
 			}
 		}},
-		{"read unavailable", func(s *memStoreDouble) {
-			s.onRead = func(context.Context, string, int) error {
+		{"read unavailable", func(s *storedouble.MemStoreDouble) {
+			s.OnRead = func(context.Context, string, int) error {
 				return fmt.Errorf("dial: %w", eventstore.ErrUnavailable)
 			}
 		}},
-		{"closed", func(s *memStoreDouble) { _ = s.Close() }},
+		{"closed", func(s *storedouble.MemStoreDouble) { _ = s.Close() }},
 		{"unknown store error", nil}, // set below: not retryable, not a 200 either
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -667,7 +668,7 @@ func TestStoreUnavailable(t *testing.T) {
 			if tc.setup != nil {
 				tc.setup(f.store)
 			} else {
-				f.store.onAppend = func(context.Context, string, int) error { return errors.New("boom") }
+				f.store.OnAppend = func(context.Context, string, int) error { return errors.New("boom") }
 				want = http.StatusInternalServerError
 			}
 			for _, name := range []string{"rewards.awarded", "unknown"} {
@@ -681,7 +682,7 @@ func TestStoreUnavailable(t *testing.T) {
 					t.Fatalf("Retry-After %q, want 7", w.Header().Get("Retry-After"))
 				}
 			}
-			if f.store.count() != 0 {
+			if f.store.Count() != 0 {
 				t.Fatal("stored despite the failure")
 			}
 		})
@@ -690,7 +691,7 @@ func TestStoreUnavailable(t *testing.T) {
 
 func TestStoreDeadline(t *testing.T) {
 	f := newFixture(t, webhook.Options{StoreDeadline: 50 * time.Millisecond})
-	f.store.onAppend = func(ctx context.Context, _ string, _ int) error {
+	f.store.OnAppend = func(ctx context.Context, _ string, _ int) error {
 		<-ctx.Done() // a store that cannot make the event durable in time
 		return fmt.Errorf("commit: %w", ctx.Err())
 	}
@@ -714,7 +715,7 @@ func TestClientGoneDoesNotCancelAppend(t *testing.T) {
 	cancel()
 	r := request("reewild", readExample(t, "receipt.validated"), secret).WithContext(ctx)
 	expect(t, f.do(r), http.StatusOK, "accepted")
-	if f.store.count() != 1 {
+	if f.store.Count() != 1 {
 		t.Fatal("the append was cancelled with the request")
 	}
 }
@@ -723,11 +724,11 @@ func TestWrongRevisionIsRetried(t *testing.T) {
 	f := newFixture(t, webhook.Options{})
 	const stream = "receipt-reewild.fb2cdc63-6d13-4176-89ae-7a424b69d7b5"
 	competing := readExample(t, "receipt.extracted")
-	f.store.onAppend = func(_ context.Context, s string, call int) error {
+	f.store.OnAppend = func(_ context.Context, s string, call int) error {
 		if call == 1 {
 			// Another ingest node appends to the stream between our read
 			// and our append.
-			if _, err := f.store.append(s, eventstore.NoStream, aggregate.Event{
+			if _, err := f.store.AppendDirect(s, eventstore.NoStream, aggregate.Event{
 				ID: "competitor", Type: aggregate.TypeReceiptStageRecorded, Data: []byte(`{}`),
 				Metadata: []byte(`{"source":"reewild","dedupe_key":"receipt.extracted:x:` + sha(competing) + `","slot_key":"stage:EXTRACTED"}`),
 			}); err != nil {
@@ -737,9 +738,9 @@ func TestWrongRevisionIsRetried(t *testing.T) {
 		return nil
 	}
 	a := expect(t, f.post(readExample(t, "receipt.scored")), http.StatusOK, "accepted")
-	events := f.store.stream(stream)
-	if len(events) != 2 || events[1].Position.String() != a.Position || f.store.appendCalls() != 2 {
-		t.Fatalf("%d events, %d appends; want the retry to append after the competitor", len(events), f.store.appendCalls())
+	events := f.store.Stream(stream)
+	if len(events) != 2 || events[1].Position.String() != a.Position || f.store.AppendCalls() != 2 {
+		t.Fatalf("%d events, %d appends; want the retry to append after the competitor", len(events), f.store.AppendCalls())
 	}
 	if metadataOf(t, events[1]).Correction {
 		t.Fatal("a different stage was flagged as a correction")
@@ -751,9 +752,9 @@ func TestWrongRevisionRetriedThenDuplicate(t *testing.T) {
 	body := readExample(t, "receipt.scored")
 	// The competitor delivers the very same body first: the retry must see
 	// it and answer duplicate with its position.
-	f.store.onAppend = func(ctx context.Context, s string, call int) error {
+	f.store.OnAppend = func(ctx context.Context, s string, call int) error {
 		if call == 1 {
-			f.store.onAppend = nil
+			f.store.OnAppend = nil
 			w := f.post(body)
 			if w.Code != http.StatusOK {
 				t.Errorf("competitor: %d", w.Code)
@@ -762,17 +763,17 @@ func TestWrongRevisionRetriedThenDuplicate(t *testing.T) {
 		return nil
 	}
 	a := expect(t, f.post(body), http.StatusOK, "duplicate")
-	if a.Position != "1" || f.store.count() != 1 {
-		t.Fatalf("position %s, %d events", a.Position, f.store.count())
+	if a.Position != "1" || f.store.Count() != 1 {
+		t.Fatalf("position %s, %d events", a.Position, f.store.Count())
 	}
 }
 
 func TestContentionGivesUp(t *testing.T) {
 	f := newFixture(t, webhook.Options{MaxAttempts: 3})
 	n := 0
-	f.store.onAppend = func(_ context.Context, s string, _ int) error {
+	f.store.OnAppend = func(_ context.Context, s string, _ int) error {
 		n++
-		_, err := f.store.append(s, eventstore.Any, aggregate.Event{
+		_, err := f.store.AppendDirect(s, eventstore.Any, aggregate.Event{
 			ID: fmt.Sprint("competitor-", n), Type: aggregate.TypeReceiptStageRecorded, Data: []byte(`{}`),
 			Metadata: []byte(fmt.Sprintf(`{"source":"reewild","dedupe_key":"other-%d"}`, n)),
 		})
@@ -780,19 +781,19 @@ func TestContentionGivesUp(t *testing.T) {
 	}
 	w := f.post(readExample(t, "receipt.scored"))
 	expect(t, w, http.StatusServiceUnavailable, "")
-	if w.Header().Get("Retry-After") == "" || f.store.appendCalls() != 3 {
-		t.Fatalf("Retry-After %q after %d appends, want 3", w.Header().Get("Retry-After"), f.store.appendCalls())
+	if w.Header().Get("Retry-After") == "" || f.store.AppendCalls() != 3 {
+		t.Fatalf("Retry-After %q after %d appends, want 3", w.Header().Get("Retry-After"), f.store.AppendCalls())
 	}
 }
 
 func TestCorruptMetadataIsInternalError(t *testing.T) {
 	f := newFixture(t, webhook.Options{})
-	if _, err := f.store.append("receipt-reewild.fb2cdc63-6d13-4176-89ae-7a424b69d7b5", eventstore.NoStream,
+	if _, err := f.store.AppendDirect("receipt-reewild.fb2cdc63-6d13-4176-89ae-7a424b69d7b5", eventstore.NoStream,
 		aggregate.Event{ID: "x", Type: "t", Data: []byte(`{}`), Metadata: []byte(`not json`)}); err != nil {
 		t.Fatal(err)
 	}
 	expect(t, f.post(readExample(t, "receipt.scored")), http.StatusInternalServerError, "")
-	if f.store.count() != 1 {
+	if f.store.Count() != 1 {
 		t.Fatal("appended to a stream it could not decide on")
 	}
 }
@@ -842,7 +843,7 @@ func TestLogs(t *testing.T) {
 	r = request("reewild", body, secret)
 	r.Header.Set("Authorization", bearer)
 	expect(t, f.do(r), http.StatusOK, "accepted")
-	f.store.onAppend = func(context.Context, string, int) error { return eventstore.ErrUnavailable }
+	f.store.OnAppend = func(context.Context, string, int) error { return eventstore.ErrUnavailable }
 	expect(t, f.post(readExample(t, "receipt.failed")), http.StatusServiceUnavailable, "")
 
 	out := f.logs.String()
@@ -961,7 +962,7 @@ func TestRawBodyKeptAsSent(t *testing.T) {
 	f := newFixture(t, webhook.Options{})
 	body := []byte(`{"eventType":"receipt.uploaded","data":{"receiptID":"r<1>","merchantName":"M&S <Foods>","amount":6.10}}`)
 	expect(t, f.post(body), http.StatusOK, "accepted")
-	e := f.store.stream("receipt-reewild.r<1>")
+	e := f.store.Stream("receipt-reewild.r<1>")
 	if len(e) != 1 {
 		t.Fatalf("%d events", len(e))
 	}

@@ -132,12 +132,12 @@ func TestHostileInput(t *testing.T) {
 			// value before the handler saw it.
 			f.handler().ServeHTTP(w, r)
 			expectAnswer(t, w, tc.code)
-			quarantine := f.store.stream(aggregate.QuarantineStream("reewild"))
-			entity := f.store.count() - len(quarantine)
+			quarantine := f.store.Stream(aggregate.QuarantineStream("reewild"))
+			entity := f.store.Count() - len(quarantine)
 			switch tc.stored {
 			case nothing:
-				if f.store.count() != 0 {
-					t.Fatalf("%d events stored, want none", f.store.count())
+				if f.store.Count() != 0 {
+					t.Fatalf("%d events stored, want none", f.store.Count())
 				}
 			case quarantined:
 				if len(quarantine) != 1 || entity != 0 {
@@ -147,7 +147,7 @@ func TestHostileInput(t *testing.T) {
 				if entity != 1 || len(quarantine) != 0 {
 					t.Fatalf("%d entity events, %d quarantined; want 1 and 0", entity, len(quarantine))
 				}
-				if bytes.Contains(tc.body, []byte(rid)) && len(f.store.stream("receipt-reewild."+rid)) != 1 {
+				if bytes.Contains(tc.body, []byte(rid)) && len(f.store.Stream("receipt-reewild."+rid)) != 1 {
 					t.Fatal("the event is not on the receipt's stream")
 				}
 			}
@@ -247,11 +247,9 @@ func TestConcurrentBadSignatures(t *testing.T) {
 	if codes[http.StatusUnauthorized] != n {
 		t.Fatalf("answers %v, want %d × 401", codes, n)
 	}
-	f.store.mu.Lock()
-	reads := f.store.reads
-	f.store.mu.Unlock()
-	if f.store.count() != 0 || f.store.appendCalls() != 0 || reads != 0 {
-		t.Fatalf("bad signatures reached the store: %d events, %d appends, %d reads", f.store.count(), f.store.appendCalls(), reads)
+	reads := f.store.ReadCalls()
+	if f.store.Count() != 0 || f.store.AppendCalls() != 0 || reads != 0 {
+		t.Fatalf("bad signatures reached the store: %d events, %d appends, %d reads", f.store.Count(), f.store.AppendCalls(), reads)
 	}
 	if got := counter(t, f.reg, "reewild", "bad_signature"); got != n {
 		t.Fatalf("bad_signature counted %v, want %d", got, n)

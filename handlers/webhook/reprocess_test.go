@@ -12,6 +12,7 @@ import (
 
 	"github.com/receiptd/receiptd/aggregate"
 	"github.com/receiptd/receiptd/handlers/webhook"
+	"github.com/receiptd/receiptd/handlers/webhook/internal/storedouble"
 	"github.com/receiptd/receiptd/handlers/webhook/reewild"
 	"github.com/receiptd/receiptd/handlers/webhook/standard"
 )
@@ -21,7 +22,7 @@ import (
 // entity field fixed in the config), once; one the decoders still cannot
 // normalize stays quarantined, with the reason; the log is only appended to.
 func TestReprocess(t *testing.T) {
-	store := newMemStoreDouble()
+	store := storedouble.NewMemStoreDouble()
 	whsec := []byte("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
 	handler := func(entityField string) *webhook.Handler {
 		t.Helper()
@@ -61,7 +62,7 @@ func TestReprocess(t *testing.T) {
 
 	after := handler("data.order_id")
 	ctx := context.Background()
-	q := store.stream(aggregate.QuarantineStream("storefront"))
+	q := store.Stream(aggregate.QuarantineStream("storefront"))
 	if len(q) != 1 {
 		t.Fatalf("storefront quarantine holds %d events", len(q))
 	}
@@ -72,7 +73,7 @@ func TestReprocess(t *testing.T) {
 	if got.Outcome != "accepted" || got.Stream != "order-storefront.ord_1" || got.EventType != "order.paid" || got.Reason != "" {
 		t.Fatalf("re-processed: %+v", got)
 	}
-	ev := store.stream("order-storefront.ord_1")
+	ev := store.Stream("order-storefront.ord_1")
 	if len(ev) != 1 || ev[0].Position != got.Position {
 		t.Fatalf("order stream: %+v", ev)
 	}
@@ -87,12 +88,12 @@ func TestReprocess(t *testing.T) {
 		t.Errorf("re-processed by the old decoder: %+v, %v", still, err)
 	}
 
-	rq := store.stream(aggregate.QuarantineStream("reewild"))
+	rq := store.Stream(aggregate.QuarantineStream("reewild"))
 	still, err := after.Reprocess(ctx, rq[0])
 	if err != nil || still.Outcome != "quarantined" || !bytes.Contains([]byte(still.Reason), []byte("unknown event type")) || still.Position != rq[0].Position {
 		t.Errorf("unknown event type re-processed: %+v, %v", still, err)
 	}
-	if n := len(store.stream(aggregate.QuarantineStream("storefront"))) + len(store.stream(aggregate.QuarantineStream("reewild"))); n != 2 {
+	if n := len(store.Stream(aggregate.QuarantineStream("storefront"))) + len(store.Stream(aggregate.QuarantineStream("reewild"))); n != 2 {
 		t.Errorf("quarantine streams hold %d events after re-processing, want the 2 untouched", n)
 	}
 	if _, err := after.Reprocess(ctx, ev[0]); !errors.Is(err, webhook.ErrNotQuarantined) {

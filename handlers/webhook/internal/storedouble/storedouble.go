@@ -184,3 +184,25 @@ func (s *MemStoreDouble) AppendCalls() int {
 	defer s.mu.Unlock()
 	return s.appends
 }
+
+// ReadCalls returns how many times ReadStream was called.
+func (s *MemStoreDouble) ReadCalls() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.reads
+}
+
+// SetOnAppend sets OnAppend under the double's lock, while deliveries may
+// be running.
+func (s *MemStoreDouble) SetOnAppend(fn func(ctx context.Context, stream string, call int) error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.OnAppend = fn
+}
+
+// SetOnRead sets OnRead likewise.
+func (s *MemStoreDouble) SetOnRead(fn func(ctx context.Context, stream string, call int) error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.OnRead = fn
+}
