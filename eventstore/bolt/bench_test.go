@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -55,7 +56,8 @@ func benchAppend(b *testing.B, opts bolt.Options, writers int) {
 	b.ResetTimer()
 	start := time.Now()
 	var wg sync.WaitGroup
-	for range writers {
+	latencies := make([][]time.Duration, writers) // each writer's appends, durable
+	for w := range writers {
 		wg.Go(func() {
 			for {
 				i := next.Add(1)
@@ -63,10 +65,12 @@ func benchAppend(b *testing.B, opts bolt.Options, writers int) {
 					return
 				}
 				e := aggregate.Event{ID: fmt.Sprintf("%036d", i), Type: aggregate.TypeReceiptStageRecorded, Data: data, Metadata: meta}
+				t0 := time.Now()
 				if _, err := s.Append(ctx, fmt.Sprintf("receipt-bench.%d", i), eventstore.NoStream, e); err != nil {
 					failed.Store(err)
 					return
 				}
+				latencies[w] = append(latencies[w], time.Since(t0))
 			}
 		})
 	}
@@ -80,5 +84,11 @@ func benchAppend(b *testing.B, opts bolt.Options, writers int) {
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "appends/s")
 	if st.Commits > 0 {
 		b.ReportMetric(float64(st.Appends)/float64(st.Commits), "appends/commit")
+	}
+	// The latency of one durable append (its share of a commit and fsync).
+	all := slices.Concat(latencies...)
+	slices.Sort(all)
+	if len(all) > 0 {
+		b.ReportMetric(float64(all[len(all)*99/100].Microseconds())/1000, "p99-ms")
 	}
 }
