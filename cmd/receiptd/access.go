@@ -33,7 +33,8 @@ type access struct {
 
 // newAccess builds the access control from the config's access section.
 // Without one (or without API keys and token issuers in it) only loopback
-// clients may query, and a warning says so.
+// clients may query, and only read (admin RPCs need an admin API key,
+// always), and a warning says so.
 func newAccess(cfg Config, logger *slog.Logger) (*access, error) {
 	ac := cfg.Access
 	if ac == nil {
@@ -67,7 +68,7 @@ func newAccess(cfg Config, logger *slog.Logger) (*access, error) {
 		logger.Info("access control on: queries need an API key or a user token", "api_keys", keys, "token_issuers", issuers,
 			"per_user_limit", o.PerUser != nil, "per_api_key_limit", o.PerAPIKey != nil, "per_ip_limit", o.PerIP != nil)
 	} else {
-		logger.Warn("no API keys or token issuers in the config (access section): the query API answers loopback clients only")
+		logger.Warn("no API keys or token issuers in the config (access section): the query API answers loopback clients only, and only their reads: admin RPCs (audit, rebuild, quarantine) need an API key with the admin scope")
 	}
 	a, err := api.NewAccess(o)
 	if err != nil {

@@ -54,8 +54,11 @@ type UserTokenConfig struct {
 	// Leeway is the clock skew allowed on exp and nbf (default 30s, at
 	// most 5m).
 	Leeway Duration `yaml:"leeway"`
-	// Sources, if set, are the only sources these users may read (the user
-	// id namespace of the provider); default: any.
+	// Sources are the sources whose user ids these tokens carry, the only
+	// ones these users may read. Default: any, allowed for a sole issuer
+	// only; with several, each must name its sources, so that one issuer's
+	// "alice" cannot read another's. Two issuers may name the same source
+	// only when both identify its users by the same ids.
 	Sources []string `yaml:"sources"`
 }
 
@@ -149,6 +152,9 @@ func (a *AccessConfig) validate(sources []string) []error {
 			if !slices.Contains(sources, s) {
 				errs = append(errs, fmt.Errorf("%s: unknown source %q", where, s))
 			}
+		}
+		if len(a.Users) > 1 && len(u.Sources) == 0 {
+			errs = append(errs, fmt.Errorf("%s: no sources: with several issuers each must name the sources whose user ids its tokens carry (users of two issuers do not share one id space)", where))
 		}
 	}
 	for name, r := range map[string]*RateConfig{

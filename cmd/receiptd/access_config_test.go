@@ -41,6 +41,9 @@ func TestAccessConfigRefusesMistakes(t *testing.T) {
 		{"issuer twice", "  users: [{issuer: i, audience: r, jwks: 'file:x'}, {issuer: i, audience: s, jwks: 'file:x'}]", "configured twice"},
 		{"leeway", "  users: [{issuer: i, audience: r, jwks: 'file:x', leeway: 1h}]", "leeway"},
 		{"unknown source", "  users: [{issuer: i, audience: r, jwks: 'file:x', sources: [reap]}]", `unknown source "reap"`},
+		// Issue 12, item 10: users of two issuers do not share one id space.
+		{"two issuers, no sources", "  users: [{issuer: i, audience: r, jwks: 'file:x'}, {issuer: j, audience: r, jwks: 'file:x'}]", "users[0] (i): no sources"},
+		{"two issuers, one without sources", "  users: [{issuer: i, audience: r, jwks: 'file:x', sources: [reewild]}, {issuer: j, audience: r, jwks: 'file:x'}]", "users[1] (j): no sources"},
 		{"negative rate", "  rate_limits: {per_user: {per_second: -1}}", "per_user"},
 		{"negative burst", "  rate_limits: {ingest_per_source: {per_second: 1, burst: -1}}", "ingest_per_source"},
 		{"unknown field", "  api_key: []", "api_key"},

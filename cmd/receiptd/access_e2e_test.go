@@ -70,7 +70,7 @@ func newAccessFixture(t *testing.T, rateLimits string) *accessFixture {
     - {name: ops-console, sha256: "env:E2E_ADMIN_KEY_SHA256", scopes: [admin]}
     - {name: oncall, sha256: "file:%s", scopes: [read:all, admin]}
   users:
-    - {issuer: %q, audience: receiptd, jwks: "file:%s"}
+    - {issuer: %q, audience: receiptd, jwks: "file:%s", sources: [reewild]}
     - {issuer: %q, audience: receiptd, public_keys: ["file:%s"], user_claim: uid, sources: [reewild]}
 %s`, sha256Hex(e2eReaderKey), opsHash, e2eIssuer, jwks, e2eMobile, pemFile, rateLimits)
 	f.s = startServer(t, t.TempDir(), config, "E2E_REEWILD_SECRET="+e2eSecret, "E2E_ADMIN_KEY_SHA256="+sha256Hex(e2eAdminKey))
@@ -344,6 +344,34 @@ func TestAccessLoopbackDefault(t *testing.T) {
 	}
 	if _, err := receiptdv1.NewReceiptServiceClient(dialGRPC(t, s)).GetReceipt(context.Background(), &receiptdv1.GetReceiptRequest{ReceiptId: "r1"}); err != nil {
 		t.Errorf("gRPC from loopback: %v", err)
+	}
+	// Issue 12, item 9: admin RPCs are not open to loopback; they need an
+	// admin API key, which a server without an access section has none of.
+	for _, r := range []struct{ method, path, body string }{
+		{"POST", "/v1/rebuild", `{}`}, {"POST", "/v1/quarantine/reprocess", `{"source":"reewild"}`},
+		{"GET", "/v1/audit", ""}, {"GET", "/v1/quarantine", ""},
+	} {
+		req, _ := http.NewRequest(r.method, s.url(r.path), strings.NewReader(r.body))
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(b), "admin API key") {
+			t.Errorf("%s %s from loopback, no access section: %d %s, want 403 naming the admin API key", r.method, r.path, resp.StatusCode, b)
+		}
+	}
+	audit := receiptdv1.NewAuditServiceClient(dialGRPC(t, s))
+	if _, err := audit.Rebuild(context.Background(), &receiptdv1.RebuildRequest{}); status.Code(err) != codes.PermissionDenied {
+		t.Errorf("gRPC Rebuild from loopback: %v, want PermissionDenied", err)
+	}
+	if _, err := audit.Audit(context.Background(), &receiptdv1.AuditRequest{}); status.Code(err) != codes.PermissionDenied {
+		t.Errorf("gRPC Audit from loopback: %v, want PermissionDenied", err)
+	}
+	if _, stderr, code := runCLI(t, "rebuild", "--server", s.grpcAddr); code == 0 || !strings.Contains(stderr, "admin API key") {
+		t.Errorf("receiptd rebuild --server without a key: exit %d\n%s", code, stderr)
 	}
 }
 

@@ -39,6 +39,22 @@ func runCLI(t *testing.T, args ...string) (string, string, int) {
 	return "", "", -1
 }
 
+// operatorAccess is an access section with one API key (e2eOperatorKey)
+// holding read:all and admin: the online audit and rebuild are admin RPCs,
+// which need such a key even from loopback (issue 12, item 9).
+func operatorAccess() string {
+	return fmt.Sprintf("access:\n  api_keys:\n    - {name: oncall, sha256: %q, scopes: [read:all, admin]}\n", sha256Hex(e2eOperatorKey))
+}
+
+// startOperatorServer starts receiptd on the Reewild config with
+// operatorAccess; getJSON sends the operator key.
+func startOperatorServer(t *testing.T, dataDir string) *server {
+	t.Helper()
+	s := startServer(t, dataDir, reewildConfig()+operatorAccess(), "E2E_REEWILD_SECRET="+e2eSecret)
+	s.auth = "Bearer " + e2eOperatorKey
+	return s
+}
+
 // writeConfig writes the Reewild test config for the offline commands.
 func writeConfig(t *testing.T) string {
 	t.Helper()
@@ -150,7 +166,7 @@ func TestAuditReportsCorruptionAndRebuildRepairsIt(t *testing.T) {
 	dataDir := t.TempDir()
 	cfg := writeConfig(t)
 	env := "E2E_REEWILD_SECRET=" + e2eSecret
-	s := startServer(t, dataDir, reewildConfig(), env)
+	s := startOperatorServer(t, dataDir)
 	f, maxPos := sendFixture(t, s, 21)
 	checkREST(t, s, f, maxPos)
 
@@ -164,7 +180,10 @@ func TestAuditReportsCorruptionAndRebuildRepairsIt(t *testing.T) {
 	if code != 1 || !strings.Contains(stderr, "POST /v1/rebuild") {
 		t.Fatalf("offline rebuild of a running server's data: exit %d\n%s", code, stderr)
 	}
-	out, stderr, code := runCLI(t, "audit", "--server", s.grpcAddr)
+	if _, stderr, code := runCLI(t, "audit", "--server", s.grpcAddr); code != 2 || !strings.Contains(stderr, "PermissionDenied") && !strings.Contains(stderr, "Unauthenticated") {
+		t.Fatalf("online audit without an admin key: exit %d\n%s", code, stderr)
+	}
+	out, stderr, code := runCLI(t, "audit", "--server", s.grpcAddr, "--api-key", e2eOperatorKey)
 	if code != 0 || !strings.Contains(out, "clean: every read model matches") {
 		t.Fatalf("online audit: exit %d\n%s%s", code, out, stderr)
 	}
@@ -224,14 +243,13 @@ func TestAuditReportsCorruptionAndRebuildRepairsIt(t *testing.T) {
 // queries go on; it keeps answering throughout, and ends clean.
 func TestOnlineAuditAndRebuild(t *testing.T) {
 	dataDir := t.TempDir()
-	env := "E2E_REEWILD_SECRET=" + e2eSecret
-	s := startServer(t, dataDir, reewildConfig(), env)
+	s := startOperatorServer(t, dataDir)
 	f, maxPos := sendFixture(t, s, 5)
 	checkREST(t, s, f, maxPos)
 	stopServer(t, s)
 	victim := f.receipts[0].id
 	corruptReceipt(t, dataDir, victim)
-	s = startServer(t, dataDir, reewildConfig(), env)
+	s = startOperatorServer(t, dataDir)
 
 	// GET /v1/audit reports it.
 	var rep struct {
@@ -250,7 +268,7 @@ func TestOnlineAuditAndRebuild(t *testing.T) {
 	if rep.Clean || rep.Models[0].Name != "receipts" || rep.Models[0].Matches || rep.Models[0].FirstDifference.Key != "reewild/"+victim {
 		t.Fatalf("GET /v1/audit = %+v", rep)
 	}
-	if _, _, code := runCLI(t, "audit", "--server", s.grpcAddr); code != 1 {
+	if _, _, code := runCLI(t, "audit", "--server", s.grpcAddr, "--api-key", e2eOperatorKey); code != 1 {
 		t.Fatalf("online audit of a corrupted read model: exit %d, want 1", code)
 	}
 
@@ -283,6 +301,7 @@ func TestOnlineAuditAndRebuild(t *testing.T) {
 	}
 	req, _ := http.NewRequest(http.MethodPost, s.url("/v1/rebuild"), strings.NewReader(`{}`))
 	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", s.auth)
 	resp, err := http.DefaultClient.Do(req)
 	close(stop)
 	wg.Wait()
@@ -307,7 +326,7 @@ func TestOnlineAuditAndRebuild(t *testing.T) {
 	})
 
 	// Clean, and every delivery made during the rebuild is served.
-	out, stderr, code := runCLI(t, "audit", "--server", s.grpcAddr, "--json")
+	out, stderr, code := runCLI(t, "audit", "--server", s.grpcAddr, "--api-key", e2eOperatorKey, "--json")
 	if a := parseAudit(t, out); code != 0 || !a.Clean {
 		t.Fatalf("online audit after the rebuild: exit %d %+v\n%s", code, a, stderr)
 	}
@@ -326,11 +345,11 @@ func TestOnlineAuditAndRebuild(t *testing.T) {
 		t.Errorf("files left beside the read models: %v", leftovers)
 	}
 	// Another rebuild of one read model, through the CLI.
-	out, stderr, code = runCLI(t, "rebuild", "--server", s.grpcAddr, "--projection", "balances")
+	out, stderr, code = runCLI(t, "rebuild", "--server", s.grpcAddr, "--api-key", e2eOperatorKey, "--projection", "balances")
 	if code != 0 || !strings.Contains(out, "rebuilt read model balances") {
 		t.Fatalf("online rebuild of balances: exit %d\n%s%s", code, out, stderr)
 	}
-	if _, stderr, code := runCLI(t, "rebuild", "--server", s.grpcAddr, "--projection", "nope"); code != 1 || !strings.Contains(stderr, "InvalidArgument") {
+	if _, stderr, code := runCLI(t, "rebuild", "--server", s.grpcAddr, "--api-key", e2eOperatorKey, "--projection", "nope"); code != 1 || !strings.Contains(stderr, "InvalidArgument") {
 		t.Fatalf("rebuild of an unknown projection: exit %d\n%s", code, stderr)
 	}
 }

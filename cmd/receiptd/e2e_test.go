@@ -63,6 +63,9 @@ type server struct {
 	grpcAddr string
 	logs     *lockedBuffer
 	exited   chan struct{}
+	// auth, if set, is the Authorization header getJSON sends (a server
+	// with an access section).
+	auth string
 }
 
 type lockedBuffer struct {
@@ -181,7 +184,14 @@ func (s *server) post(t *testing.T, source string, body []byte, signature, conte
 
 func (s *server) getJSON(t *testing.T, path string, into any) int {
 	t.Helper()
-	resp, err := http.Get(s.url(path))
+	req, err := http.NewRequest(http.MethodGet, s.url(path), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.auth != "" {
+		req.Header.Set("Authorization", s.auth)
+	}
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatalf("GET %s: %v", path, err)
 	}

@@ -36,7 +36,7 @@ const (
 	// PrincipalUser is an end user, from a verified JWT: their own data only.
 	PrincipalUser
 	// PrincipalLoopback is any loopback client of a server with no access
-	// configuration: it holds every scope.
+	// configuration: it holds LoopbackScopes (reads), never admin.
 	PrincipalLoopback
 )
 
@@ -57,9 +57,14 @@ type Principal struct {
 	Kind PrincipalKind
 	// ID names the principal, in logs too: the API key's configured name,
 	// the user's id (from the configured claim), or "loopback". Never a
-	// credential.
+	// credential. A user's id is the id the data holds (it must equal the
+	// user_id a request names), so it is unique only within its Issuer.
 	ID string
-	// Scopes the principal holds (API keys; loopback holds all of them).
+	// Issuer is a user's token issuer (iss): users of two issuers are two
+	// principals even with the same ID (their own rate-limit buckets, their
+	// own sources). Empty for other kinds.
+	Issuer string
+	// Scopes the principal holds (API keys; loopback holds LoopbackScopes).
 	Scopes []Scope
 	// Sources, for a user, are the sources whose data they may read; nil
 	// means any.
@@ -75,6 +80,20 @@ func (p Principal) holdsAny(scopes []Scope) bool {
 	return false
 }
 
+// key names the principal for rate limits: kind, issuer and id.
+func (p Principal) key() string {
+	if p.Kind == PrincipalUser {
+		return p.Kind.String() + ":" + p.Issuer + "\x00" + p.ID
+	}
+	return p.Kind.String() + ":" + p.ID
+}
+
+// LoopbackScopes are the scopes a loopback client holds on a server without
+// access configuration: reads only. Admin is never held without a
+// configured API key holding it, loopback or not: a reverse proxy or a
+// sidecar on the same host would hand it to every remote client.
+var LoopbackScopes = []Scope{ScopeReadAll}
+
 // Authenticator turns the credential of a call (the part of the
 // Authorization value after "Bearer ") into a principal. An error means the
 // credential is not valid: the call is answered UNAUTHENTICATED with the
@@ -87,8 +106,8 @@ type Authenticator interface {
 // default.
 type AccessOptions struct {
 	// Authenticator checks credentials. Nil means no access is configured:
-	// callers are not authenticated and only loopback clients may call
-	// (anything but public RPCs), holding every scope.
+	// callers are not authenticated and only loopback clients may call,
+	// holding LoopbackScopes: every read, no admin RPC.
 	Authenticator Authenticator
 	// Gateway is the listener the REST gateway's connection comes through;
 	// for those calls the client's address is the last x-forwarded-for
@@ -302,7 +321,7 @@ func (a *Access) checkAnswer(ctx context.Context, method string, g *grant, resp 
 		return status.Error(codes.Internal, op+": internal error")
 	}
 	if owner == "" || owner != g.principal.ID {
-		a.refused(ctx, method, codes.NotFound, "another user's data", g.principal.ID, a.clientAddr(ctx))
+		a.refused(ctx, method, codes.NotFound, "another user's data", &g.principal, a.clientAddr(ctx))
 		return status.Error(codes.NotFound, op+": not found")
 	}
 	return nil
@@ -341,22 +360,22 @@ func (a *Access) admit(ctx context.Context, method string, setHeader func(metada
 	var p Principal
 	if a.o.Authenticator == nil {
 		if !client.IsValid() || !client.IsLoopback() {
-			a.refused(ctx, method, codes.PermissionDenied, "not a loopback client and no access configured", "", client)
+			a.refused(ctx, method, codes.PermissionDenied, "not a loopback client and no access configured", nil, client)
 			return nil, status.Error(codes.PermissionDenied, op+": queries are limited to loopback clients until access control is configured")
 		}
-		p = Principal{Kind: PrincipalLoopback, ID: "loopback", Scopes: slices.Clone(Scopes)}
+		p = Principal{Kind: PrincipalLoopback, ID: "loopback", Scopes: slices.Clone(LoopbackScopes)}
 	} else {
 		cred, err := bearer(ctx)
 		if err == nil {
 			p, err = a.o.Authenticator.Authenticate(ctx, cred)
 		}
 		if err != nil {
-			a.refused(ctx, method, codes.Unauthenticated, err.Error(), "", client)
+			a.refused(ctx, method, codes.Unauthenticated, err.Error(), nil, client)
 			setHeader(metadata.Pairs("www-authenticate", `Bearer realm="receiptd"`))
 			return nil, status.Errorf(codes.Unauthenticated, "%s: %v", op, err)
 		}
 		if lim := a.principalLimit(p.Kind); lim != nil {
-			if err := a.take(lim, p.Kind.String()+":"+p.ID, op, "this caller", setHeader); err != nil {
+			if err := a.take(lim, p.key(), op, "this caller", setHeader); err != nil {
 				return nil, err
 			}
 		}
@@ -367,8 +386,11 @@ func (a *Access) admit(ctx context.Context, method string, setHeader func(metada
 	case p.holdsAny(rule.Scopes):
 	case p.Kind == PrincipalUser && rule.Users != NoUsers:
 		g.restricted = true
+	case p.Kind == PrincipalLoopback:
+		a.refused(ctx, method, codes.PermissionDenied, "an admin RPC, and no access configured", &p, client)
+		return nil, status.Errorf(codes.PermissionDenied, "%s: needs an admin API key (access: api_keys, scope admin); a loopback client without one may only read", op)
 	default:
-		a.refused(ctx, method, codes.PermissionDenied, "lacks the scope", p.ID, client)
+		a.refused(ctx, method, codes.PermissionDenied, "lacks the scope", &p, client)
 		return nil, status.Errorf(codes.PermissionDenied, "%s: not allowed for this caller", op)
 	}
 	return g, nil
@@ -419,7 +441,7 @@ func (a *Access) checkRequest(ctx context.Context, method string, g *grant, req 
 				src = a.o.DefaultSource
 			}
 			if !slices.Contains(g.principal.Sources, src) {
-				a.refused(ctx, method, codes.PermissionDenied, "source not open to this user", g.principal.ID, a.clientAddr(ctx))
+				a.refused(ctx, method, codes.PermissionDenied, "source not open to this user", &g.principal, a.clientAddr(ctx))
 				return status.Errorf(codes.PermissionDenied, "%s: source %q is not open to this user", op, src)
 			}
 		}
@@ -433,7 +455,7 @@ func (a *Access) checkRequest(ctx context.Context, method string, g *grant, req 
 		return status.Error(codes.PermissionDenied, op+": not allowed for this caller")
 	}
 	if user != g.principal.ID {
-		a.refused(ctx, method, codes.PermissionDenied, "another user's data", g.principal.ID, a.clientAddr(ctx))
+		a.refused(ctx, method, codes.PermissionDenied, "another user's data", &g.principal, a.clientAddr(ctx))
 		return status.Errorf(codes.PermissionDenied, "%s: a user may read only their own data", op)
 	}
 	return nil
@@ -447,10 +469,13 @@ func stringField(m protoreflect.Message, name string) (string, bool) {
 	return m.Get(fd).String(), true
 }
 
-func (a *Access) refused(ctx context.Context, method string, code codes.Code, reason, principal string, client netip.Addr) {
+func (a *Access) refused(ctx context.Context, method string, code codes.Code, reason string, p *Principal, client netip.Addr) {
 	args := []any{"method", method, "code", code.String(), "reason", reason}
-	if principal != "" {
-		args = append(args, "principal", principal)
+	if p != nil {
+		args = append(args, "principal", p.ID)
+		if p.Issuer != "" {
+			args = append(args, "issuer", p.Issuer)
+		}
 	}
 	if client.IsValid() {
 		args = append(args, "client", client.String())

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -152,6 +153,9 @@ func newAccessEnv(t *testing.T, o api.AccessOptions, svc receiptdv1.ReceiptServi
 	t.Helper()
 	env := &accessEnv{logs: &syncBuffer{}}
 	o.Logger = slog.New(slog.NewJSONHandler(env.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	if o.DefaultSource == "" {
+		o.DefaultSource = "reewild" // as the server always sets it: its first source
+	}
 	gwl := api.NewGatewayListener()
 	o.Gateway = gwl
 	acc, err := api.NewAccess(o)
@@ -733,5 +737,55 @@ func TestAuthorizationMetadata(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusUnauthorized {
 		t.Errorf("two Authorization headers: %d, want 401", resp.StatusCode)
+	}
+}
+
+// TestAdminNeedsAKey (issue 12, item 9): without access configuration a
+// loopback client reads, but no RPC that only the admin scope may call
+// (audit, rebuild, the quarantine, and every admin RPC added later: the
+// test walks the rule table) is open to it. A reverse proxy or a sidecar
+// on the same host would otherwise hand admin to every remote user. With
+// access configured, admin takes an API key holding the scope.
+func TestAdminNeedsAKey(t *testing.T) {
+	handler := func(context.Context, any) (any, error) { return &receiptdv1.Balance{}, nil }
+	loopback := peer.NewContext(context.Background(), &peer.Peer{Addr: &net.TCPAddr{IP: net.ParseIP("127.0.0.1"), Port: 5000}})
+	env := newAccessEnv(t, api.AccessOptions{DefaultSource: "reewild"}, &stubService{})
+	admin := 0
+	for method, rule := range api.Rules() {
+		if rule.Public {
+			continue
+		}
+		adminOnly := !slices.ContainsFunc(rule.Scopes, func(s api.Scope) bool { return s != api.ScopeAdmin })
+		_, err := env.access.Unary(loopback, &receiptdv1.GetBalanceRequest{UserId: "bob"}, &grpc.UnaryServerInfo{FullMethod: method}, handler)
+		switch {
+		case adminOnly && status.Code(err) != codes.PermissionDenied:
+			t.Errorf("%s (admin only) from loopback, no access configured: %v, want PermissionDenied", method, err)
+		case adminOnly && !strings.Contains(status.Convert(err).Message(), "admin API key"):
+			t.Errorf("%s: %q does not say an admin API key is needed", method, status.Convert(err).Message())
+		case !adminOnly && err != nil:
+			t.Errorf("%s from loopback, no access configured: %v, want it open", method, err)
+		}
+		if adminOnly {
+			admin++
+		}
+	}
+	if admin < 4 {
+		t.Fatalf("only %d admin RPCs in the rule table, want audit, rebuild, list and re-process quarantine at least", admin)
+	}
+	for _, m := range []string{receiptdv1.AuditService_Rebuild_FullMethodName, receiptdv1.AuditService_ReprocessQuarantined_FullMethodName} {
+		if _, err := env.access.Unary(loopback, &receiptdv1.RebuildRequest{}, &grpc.UnaryServerInfo{FullMethod: m}, handler); status.Code(err) != codes.PermissionDenied {
+			t.Errorf("%s from loopback: %v", m, err)
+		}
+	}
+
+	// With access configured: a loopback client without a key is
+	// unauthenticated, a read:all key is not enough, an admin key is.
+	env = newAccessEnv(t, api.AccessOptions{Authenticator: newCredentials(t, func() time.Time { return testNow })}, &stubService{})
+	info := &grpc.UnaryServerInfo{FullMethod: receiptdv1.AuditService_Rebuild_FullMethodName}
+	for auth, want := range map[string]codes.Code{"": codes.Unauthenticated, "Bearer " + readerKey: codes.PermissionDenied, "Bearer " + adminKey: codes.OK} {
+		ctx := metadata.NewIncomingContext(loopback, metadata.Pairs("authorization", auth))
+		if _, err := env.access.Unary(ctx, &receiptdv1.RebuildRequest{}, info, handler); status.Code(err) != want {
+			t.Errorf("Rebuild from loopback with %.16q: %v, want %v", auth, err, want)
+		}
 	}
 }

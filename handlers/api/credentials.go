@@ -76,7 +76,12 @@ type JWTIssuer struct {
 	UserClaim string
 	// Leeway is the clock skew allowed on exp and nbf; DefaultLeeway if 0.
 	Leeway time.Duration
-	// Sources limits the sources the users may read; nil means any.
+	// Sources are the sources whose user ids this issuer's tokens carry:
+	// the only sources its users may read. Nil means any, which only a sole
+	// issuer may leave open: with several, each names its sources, so that
+	// one issuer's "alice" never reads another's (NewCredentials refuses
+	// otherwise). Two issuers may name the same source only if both
+	// identify its users by the same ids.
 	Sources []string
 }
 
@@ -269,6 +274,8 @@ func NewCredentials(c CredentialsConfig) (*Credentials, error) {
 	}
 	for i, is := range c.Issuers {
 		switch {
+		case len(c.Issuers) > 1 && len(is.Sources) == 0:
+			return nil, fmt.Errorf("api: issuer %q: no sources: with several token issuers each must name the sources whose user ids its tokens carry, or one issuer's users could read another's users of the same id", is.Issuer)
 		case is.Issuer == "":
 			return nil, fmt.Errorf("api: issuer %d: no issuer (iss)", i)
 		case out.issuers[is.Issuer] != nil:
@@ -349,7 +356,7 @@ func (c *Credentials) user(token string) (Principal, error) {
 	if user == "" || len(user) > MaxIDLength {
 		return Principal{}, fmt.Errorf("invalid token: claim %q is not a user id", is.UserClaim)
 	}
-	return Principal{Kind: PrincipalUser, ID: user, Sources: slices.Clone(is.Sources)}, nil
+	return Principal{Kind: PrincipalUser, ID: user, Issuer: is.Issuer, Sources: slices.Clone(is.Sources)}, nil
 }
 
 var errNotAllowedAlg = errors.New("invalid token: algorithm not allowed (RS256 or ES256 only)")

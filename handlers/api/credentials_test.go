@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
+	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -79,8 +80,9 @@ func hashOf(t *testing.T, key string) [sha256.Size]byte {
 }
 
 // newCredentials is the authenticator of the access tests: three API keys,
-// the IdP (JWKS, RS256) and a mobile issuer (PEM, ES256, user id in claim
-// "uid", reewild only).
+// the IdP (JWKS, RS256, sources reewild and reap) and a mobile issuer (PEM,
+// ES256, user id in claim "uid", reewild only: both issuers name reewild,
+// as two identity providers of the same users would).
 func newCredentials(t *testing.T, now func() time.Time) *api.Credentials {
 	t.Helper()
 	k := getKeys(t)
@@ -99,7 +101,7 @@ func newCredentials(t *testing.T, now func() time.Time) *api.Credentials {
 			{Name: "oncall", SHA256: hashOf(t, bothKey), Scopes: []api.Scope{api.ScopeReadAll, api.ScopeAdmin}},
 		},
 		Issuers: []api.JWTIssuer{
-			{Issuer: testIssuer, Audience: testAudience, Keys: jwks},
+			{Issuer: testIssuer, Audience: testAudience, Keys: jwks, Sources: []string{"reewild", "reap"}},
 			{Issuer: testIssuerEC, Audience: testAudience, Keys: pems, UserClaim: "uid", Sources: []string{"reewild"}},
 		},
 		Now: now,
@@ -310,5 +312,75 @@ func TestNewCredentialsRefusesBadConfig(t *testing.T) {
 		if _, err := api.NewCredentials(cfg); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
+	}
+}
+
+// TestIssuersDoNotShareUserIDs (issue 12, item 10): two identity providers
+// each have their own user ids, so "alice" of one is not "alice" of the
+// other. With several issuers each must name the sources whose user ids
+// its tokens carry (a config that does not is refused), a user reads only
+// those, and a principal is namespaced by its issuer (its rate-limit
+// bucket, the logs).
+func TestIssuersDoNotShareUserIDs(t *testing.T) {
+	k := getKeys(t)
+	jwks, err := api.ParseJWKS(authtest.JWKS(t, []*authtest.Key{k.idp}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pems, err := api.ParsePEMPublicKeys(k.idpEC.PublicPEM(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bank := api.JWTIssuer{Issuer: testIssuer, Audience: testAudience, Keys: jwks}
+	partner := api.JWTIssuer{Issuer: testIssuerEC, Audience: testAudience, Keys: pems, UserClaim: "uid"}
+	now := func() time.Time { return testNow }
+
+	// The attack's config: two issuers, neither naming its sources.
+	if _, err := api.NewCredentials(api.CredentialsConfig{Issuers: []api.JWTIssuer{bank, partner}, Now: now}); err == nil || !strings.Contains(err.Error(), "sources") {
+		t.Errorf("two issuers without sources: %v, want refused, naming sources", err)
+	}
+	withSources := func(is api.JWTIssuer, s ...string) api.JWTIssuer { is.Sources = s; return is }
+	if _, err := api.NewCredentials(api.CredentialsConfig{Issuers: []api.JWTIssuer{withSources(bank, "reewild"), partner}, Now: now}); err == nil {
+		t.Error("two issuers, one without sources: accepted")
+	}
+	// One issuer alone may leave them open (any source).
+	if _, err := api.NewCredentials(api.CredentialsConfig{Issuers: []api.JWTIssuer{bank}, Now: now}); err != nil {
+		t.Errorf("one issuer without sources: %v", err)
+	}
+
+	c, err := api.NewCredentials(api.CredentialsConfig{Issuers: []api.JWTIssuer{withSources(bank, "reewild"), withSources(partner, "reap")}, Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bankAlice := "Bearer " + k.idp.Sign(t, claims("alice"))
+	partnerAlice := "Bearer " + k.idpEC.Sign(t, jwt.MapClaims{"iss": testIssuerEC, "aud": testAudience, "uid": "alice", "exp": testNow.Add(time.Hour).Unix()})
+	p, err := c.Authenticate(context.Background(), strings.TrimPrefix(partnerAlice, "Bearer "))
+	if err != nil || p.ID != "alice" || p.Issuer != testIssuerEC {
+		t.Errorf("partner's alice = %+v, %v; want id alice of issuer %s", p, err, testIssuerEC)
+	}
+	env := newAccessEnv(t, api.AccessOptions{
+		Authenticator: c, DefaultSource: "reewild", PerUser: mustLimiter(t, 1),
+		Now: func() time.Time { return time.Unix(1_700_000_000, 0) },
+	}, &stubService{})
+	if a := env.get(t, "/v1/users/alice/balance", bankAlice); a.code != http.StatusOK {
+		t.Errorf("the bank's alice, her own balance: %d %s", a.code, a.body)
+	}
+	// The partner's alice is somebody else: the bank's source is closed
+	// to her, and she has her own rate-limit bucket.
+	if a := env.get(t, "/v1/users/alice/balance?source=reewild", partnerAlice); a.code != http.StatusForbidden {
+		t.Errorf("the partner's alice reading the bank's alice: %d, want 403", a.code)
+	}
+	if !strings.Contains(env.logs.String(), `"issuer":"`+testIssuerEC+`"`) {
+		t.Errorf("the refusal does not name the user's issuer:\n%s", env.logs)
+	}
+	env = newAccessEnv(t, api.AccessOptions{
+		Authenticator: c, DefaultSource: "reewild", PerUser: mustLimiter(t, 1),
+		Now: func() time.Time { return time.Unix(1_700_000_000, 0) },
+	}, &stubService{})
+	if a := env.get(t, "/v1/users/alice/balance", bankAlice); a.code != http.StatusOK {
+		t.Errorf("the bank's alice: %d", a.code)
+	}
+	if a := env.get(t, "/v1/users/alice/balance?source=reap", partnerAlice); a.code != http.StatusOK {
+		t.Errorf("the partner's alice after the bank's alice used her bucket: %d %s, want 200 (buckets per issuer)", a.code, a.body)
 	}
 }
