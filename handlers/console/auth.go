@@ -202,12 +202,70 @@ type loginData struct {
 	Next, Error string
 }
 
-// safeNext keeps a post-login redirect inside the console.
+// maxNextLen bounds a post-login redirect target.
+const maxNextLen = 2048
+
+// safeNext keeps a post-login redirect inside the console. next must be a
+// path on this origin ("/…", not "//host"), with no backslash, space or
+// control character anywhere, nor one encoded in a path segment. Its dot
+// segments are removed the way a browser resolves them ("." and "..", also
+// percent-encoded as "%2e") BEFORE the prefix is checked, so
+// "/ui/../../evil" is "/evil" and refused; the redirect is rebuilt from the
+// resolved path and the query alone (no fragment). Anything else is the
+// console's home page.
 func safeNext(next string) string {
-	if !strings.HasPrefix(next, Prefix) || strings.HasPrefix(next, "//") || strings.ContainsAny(next, "\\\r\n") {
+	if len(next) > maxNextLen || !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") {
 		return Prefix
 	}
-	return next
+	for i := range len(next) {
+		if c := next[i]; c <= ' ' || c == 0x7f || c == '\\' {
+			return Prefix
+		}
+	}
+	u, err := url.Parse(next)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || u.Opaque != "" {
+		return Prefix
+	}
+	// Resolve dot segments on the escaped path, segment by segment: an
+	// encoded slash stays data inside its segment, as it does for the
+	// browser and the mux; an encoded dot is a dot.
+	segs := strings.Split(u.EscapedPath(), "/")[1:]
+	out := make([]string, 0, len(segs))
+	trailing := false
+	for i, s := range segs {
+		dec, err := url.PathUnescape(s)
+		if err != nil || strings.ContainsFunc(dec, func(r rune) bool { return r < ' ' || r == 0x7f || r == '\\' }) {
+			return Prefix
+		}
+		// An encoded slash is data to the browser, but a server that
+		// decodes before cleaning would see dot segments: none at all.
+		if strings.Contains(dec, "/") && slices.ContainsFunc(strings.Split(dec, "/"), func(p string) bool { return p == "." || p == ".." }) {
+			return Prefix
+		}
+		last := i == len(segs)-1
+		switch dec {
+		case ".":
+			trailing = last
+		case "..":
+			if len(out) > 0 {
+				out = out[:len(out)-1]
+			}
+			trailing = last
+		default:
+			out = append(out, s)
+		}
+	}
+	p := "/" + strings.Join(out, "/")
+	if trailing && !strings.HasSuffix(p, "/") {
+		p += "/"
+	}
+	if !strings.HasPrefix(p, Prefix) || strings.Contains(p, "//") {
+		return Prefix
+	}
+	if u.RawQuery != "" {
+		p += "?" + u.RawQuery
+	}
+	return p
 }
 
 // Sign-in attempts per client address: a burst of 10, then one every 6 s.

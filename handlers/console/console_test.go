@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -72,9 +73,70 @@ func TestSafeNext(t *testing.T) {
 		"//evil.example/ui/":   "/ui/",
 		"/v1/audit":            "/ui/",
 		"/ui/\\evil":           "/ui/",
+
+		// Kept, resolved as a browser resolves them.
+		"/ui/":                              "/ui/",
+		"/ui/health?x=1&y=%2F":              "/ui/health?x=1&y=%2F",
+		"/ui/a/../health":                   "/ui/health",
+		"/ui/./health":                      "/ui/health",
+		"/ui/x/..":                          "/ui/",
+		"/ui/receipts/reewild/a%2Fb":        "/ui/receipts/reewild/a%2Fb", // an id with a slash, one segment
+		"/ui/receipts/reewild/a%20b":        "/ui/receipts/reewild/a%20b",
+		"/ui/users/reewild/%C3%A9":          "/ui/users/reewild/%C3%A9",
+		"/ui/health#fragment":               "/ui/health",
+		"/ui/deliveries?source=a#reprocess": "/ui/deliveries?source=a",
+
+		// Out of the console once resolved (issue 12, item 6).
+		"/ui/../../evil":                         "/ui/",
+		"/ui/../evil":                            "/ui/",
+		"/ui/..":                                 "/ui/",
+		"/ui/%2e%2e/%2e%2e/evil":                 "/ui/",
+		"/ui/%2E%2E/evil":                        "/ui/",
+		"/ui/.%2e/evil":                          "/ui/",
+		"/ui/%2e./evil":                          "/ui/",
+		"/ui/..%2f..%2fevil":                     "/ui/",
+		"/ui/receipts/reewild/..%2F..%2F..%2Fv1": "/ui/",
+		"/ui/..//evil.example":                   "/ui/",
+		"/ui//evil.example":                      "/ui/",
+		"/ui/%5c%5cevil.example":                 "/ui/",
+		"/\\evil.example":                        "/ui/",
+		"/\t/evil.example":                       "/ui/",
+		"\t//evil.example":                       "/ui/",
+		" /ui/health":                            "/ui/",
+		"/ui/%0d%0aSet-Cookie:x=1":               "/ui/",
+		"/ui/\r\nSet-Cookie:x=1":                 "/ui/",
+		"/ui/%00":                                "/ui/",
+		"/ui/%zz":                                "/ui/",
+		"/ui":                                    "/ui/",
+		"/uix/health":                            "/ui/",
+		"javascript:alert(1)//":                  "/ui/",
+		"/ui/" + strings.Repeat("a", maxNextLen): "/ui/",
 	} {
 		if got := safeNext(in); got != want {
-			t.Errorf("safeNext(%q) = %q, want %q", in, got, want)
+			t.Errorf("safeNext(%.80q) = %.80q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestSignInNext: the redirect after signing in stays inside the console,
+// with next resolved before its prefix is checked (issue 12, item 6: next=
+// /ui/../../evil redirected to /evil).
+func TestSignInNext(t *testing.T) {
+	tc := newTestConsole(t)
+	for next, want := range map[string]string{
+		"/ui/health":             "/ui/health",
+		"/ui/../../evil":         "/ui/",
+		"/ui/%2e%2e/%2e%2e/evil": "/ui/",
+		"//evil.example/":        "/ui/",
+		"/ui/..%5c..%5cevil":     "/ui/",
+	} {
+		w := tc.do("POST", "/ui/login", url.Values{"key": {testAdminKey}, "next": {next}}, nil)
+		if loc := w.Header().Get("Location"); w.Code != http.StatusSeeOther || loc != want {
+			t.Errorf("sign in with next=%s: %d to %q, want 303 to %q", next, w.Code, loc, want)
+		}
+		page := tc.do("GET", "/ui/login?next="+url.QueryEscape(next), nil, nil)
+		if field := `name="next" value="` + want + `"`; page.Code != http.StatusOK || !strings.Contains(page.Body.String(), field) {
+			t.Errorf("login page for next=%s: %d, no %s in the form", next, page.Code, field)
 		}
 	}
 }
