@@ -119,6 +119,7 @@ func (l ingestLoad) run(ctx context.Context) *stats {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var sent atomic.Int64
+	var exhausted atomic.Bool
 	start := time.Now()
 	t0, t1 := start.Add(l.warmup), time.Time{}
 	if l.measure > 0 {
@@ -147,6 +148,7 @@ func (l ingestLoad) run(ctx context.Context) *stats {
 				}
 				k, _, ok := l.seq.take()
 				if !ok {
+					exhausted.Store(true)
 					return
 				}
 				buf = l.seq.u.delivery(buf[:0], k)
@@ -196,6 +198,9 @@ func (l ingestLoad) run(ctx context.Context) *stats {
 		t1 = end
 	}
 	s.window = t1.Sub(t0)
+	if l.measure > 0 && exhausted.Load() {
+		logf("warning: every delivery of the universe was sent %v into a %v window (+%v warm-up): raise -receipts", end.Sub(t0).Round(time.Millisecond), l.measure, l.warmup)
+	}
 	for _, r := range records {
 		s.ok += r.ok
 		s.errs += r.errs

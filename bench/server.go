@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"debug/buildinfo"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,12 +25,37 @@ const benchSecret = "bench-secret-not-for-production"
 // buildReceiptd builds cmd/receiptd into dir and returns the binary's path.
 func buildReceiptd(dir string) (string, error) {
 	bin := filepath.Join(dir, "receiptd")
-	cmd := exec.Command("go", "build", "-o", bin, "github.com/receiptd/receiptd/cmd/receiptd")
+	cmd := exec.Command("go", "build", "-buildvcs=auto", "-o", bin, "github.com/receiptd/receiptd/cmd/receiptd")
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Run(); err != nil {
 		return "", fmt.Errorf("go build cmd/receiptd: %w", err)
 	}
 	return bin, nil
+}
+
+// describe says which commit a binary was built from, when the Go
+// toolchain stamped it (go build in a git checkout does).
+func describe(path string) string {
+	info, err := buildinfo.ReadFile(path)
+	if err != nil {
+		return "not a Go binary?"
+	}
+	rev, modified := "", false
+	for _, s := range info.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value[:min(len(s.Value), 7)]
+		case "vcs.modified":
+			modified = s.Value == "true"
+		}
+	}
+	switch {
+	case rev == "":
+		return info.GoVersion + ", no commit stamped"
+	case modified:
+		return "commit " + rev + " with uncommitted changes, " + info.GoVersion
+	}
+	return "commit " + rev + ", " + info.GoVersion
 }
 
 // child is a server process the bench started: receiptd, or the reference
@@ -162,11 +188,11 @@ func procCPUSeconds(pid int) float64 {
 	return (ut + st) / 100 // USER_HZ is 100 on Linux
 }
 
-// memStatus is a process's resident memory split by kind, from
-// /proc/PID/status: anonymous (heap, stacks) and file-backed (mapped files,
-// here bbolt's mmap of events.db and views.db: page cache the kernel can
-// reclaim).
-type memStatus struct{ rss, anon, file float64 }
+// memStatus is a process's resident memory as ps and a container limit see
+// it, from /proc/PID/status: VmRSS, split into anonymous (heap, stacks) and
+// file-backed (mapped files, such as bbolt's mmap: page cache the kernel
+// can reclaim), and the peak VmRSS so far (VmHWM).
+type memStatus struct{ rss, anon, file, peak float64 }
 
 func (c *child) memory() memStatus { return procMemory(c.cmd.Process.Pid) }
 
@@ -190,28 +216,54 @@ func procMemory(pid int) memStatus {
 			m.anon = kb * 1024
 		case "RssFile":
 			m.file = kb * 1024
+		case "VmHWM":
+			m.peak = kb * 1024
 		}
 	}
 	return m
 }
 
-// startReceiptd starts bin on dataDir with one Reewild source.
-func startReceiptd(bin, dataDir string, pprof bool) (*child, error) {
-	cfg := filepath.Join(dataDir, "bench-config.yaml")
+// receiptdBin is a receiptd binary under test.
+type receiptdBin struct {
+	name string // "old" (the -baseline) or "new", in the report
+	path string
+	desc string // where it comes from, for the report
+	// extra is YAML appended to the config the bench writes for it
+	// (-memory-budget, -config-extra): given to the new binary only, as an
+	// older one may reject a field it does not know.
+	extra string
+}
+
+// writeConfig writes the config of a receiptd on dataDir: the embedded
+// store, one Reewild source, and b's extra settings.
+func writeConfig(b receiptdBin, dataDir string) (string, error) {
 	if err := os.MkdirAll(dataDir, 0o750); err != nil {
-		return nil, err
+		return "", err
 	}
-	text := "store: {kind: embedded}\nsources:\n  - {name: reewild, kind: reewild, secrets: [\"env:BENCH_REEWILD_SECRET\"]}\n"
-	if err := os.WriteFile(cfg, []byte(text), 0o600); err != nil {
+	text := "store: {kind: embedded}\nsources:\n  - {name: reewild, kind: reewild, secrets: [\"env:BENCH_REEWILD_SECRET\"]}\n" + b.extra
+	cfg := configPath(dataDir)
+	return cfg, os.WriteFile(cfg, []byte(text), 0o600)
+}
+
+// command returns the exec.Cmd of `b.path args…` with the bench's secret
+// in its environment.
+func (b receiptdBin) command(args ...string) *exec.Cmd {
+	cmd := exec.Command(b.path, args...)
+	cmd.Env = append(os.Environ(), "BENCH_REEWILD_SECRET="+benchSecret)
+	return cmd
+}
+
+// startReceiptd starts `b serve` on dataDir.
+func startReceiptd(b receiptdBin, dataDir string, pprof bool) (*child, error) {
+	cfg, err := writeConfig(b, dataDir)
+	if err != nil {
 		return nil, err
 	}
 	args := []string{"serve", "--data-dir", dataDir, "--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0", "--config", cfg}
 	if pprof {
 		args = append(args, "--pprof-addr", "127.0.0.1:0")
 	}
-	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), "BENCH_REEWILD_SECRET="+benchSecret)
-	return startChild(cmd)
+	return startChild(b.command(args...))
 }
 
 // metrics scrapes the named series (without labels) from a Prometheus text
