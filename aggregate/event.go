@@ -38,6 +38,13 @@ const (
 	// a user's trigger event. Data: EntityEventRecorded. Stream:
 	// {category}-{source}.{id}.
 	TypeEntityEventRecorded = "entity.event_recorded.v1"
+	// TypeSignatureClaimed: the first delivery under a signature that does
+	// not cover its body (Reusely's signed object_id and timestamp) claimed
+	// that signature for one stream and one body. Data:
+	// webhook.SignatureClaimed (JSON). Stream: claim-{source}.{claim}, which
+	// holds this one event, appended with expected revision "no stream". It
+	// describes no entity: no read model applies it.
+	TypeSignatureClaimed = "signature.claimed.v1"
 )
 
 // Stream categories: the part of a stream id before the first "-".
@@ -57,6 +64,9 @@ const (
 	// Check Reward, Promotional Coupon) and the answer given.
 	CategoryQuestion   = "question"
 	CategoryQuarantine = "quarantine"
+	// CategoryClaim: a signature's claim (TypeSignatureClaimed), one stream
+	// per claimed signature. Not an entity: no provider fact may go there.
+	CategoryClaim = "claim"
 )
 
 // StreamID returns "{category}-{source}.{id}". The source is the configured

@@ -30,6 +30,8 @@
 //	body is not JSON at all                           400, nothing stored
 //	Provider.Normalize fails (unknown event type,     200 {"status":"quarantined"}, appended once
 //	  shape it cannot normalize)                        per body hash to quarantine-{source}
+//	signature claimed by another delivery             401 (another stream) or 409 (another body
+//	  (Normalized.Claim, see below)                     of the same stream), nothing appended
 //	aggregate.Decide: duplicate                       200 {"status":"duplicate"}, nothing appended
 //	aggregate.Decide: conflict (Reject policy)        409, nothing stored
 //	append durable                                    200 {"status":"accepted","position":"…"}
@@ -53,6 +55,14 @@
 // delivery id, received_at, verification scheme and key id, body SHA-256,
 // dedupe and slot keys, the correction flag, and $correlationId and
 // $causationId (both the event id: a webhook starts its own causal chain).
+//
+// A provider whose signature does not cover the whole body (Reusely signs
+// only object_id and timestamp) names what it covers in Normalized.Claim.
+// Before deciding such a fact the Handler claims the signature in the log
+// (ClaimStream, aggregate.TypeSignatureClaimed, appended with expected
+// revision "no stream"): the first delivery binds it to its stream and
+// body for good, on every node sharing the log and across restarts, so a
+// captured signature never carries a second body.
 //
 // # Caveats
 //

@@ -222,7 +222,7 @@ func (h *Handler) ingest(w http.ResponseWriter, r *http.Request, src *source) re
 		return res
 	}
 	if err == nil {
-		err = checkFact(src, n.Fact)
+		err = checkNormalized(src, n)
 	}
 	res.eventType = truncate(n.EventType, maxEventTypeLen)
 	deliveryID := truncate(cmp.Or(n.DeliveryID, v.DeliveryID), maxDeliveryIDLen)
@@ -249,7 +249,7 @@ func (h *Handler) ingest(w http.ResponseWriter, r *http.Request, src *source) re
 		DedupeKey:         f.DedupeKey,
 		SlotKey:           f.SlotKey,
 	}
-	a, err := h.decideAndAppend(ctx, f, meta)
+	a, err := h.record(ctx, n, meta)
 	res.reply = n.Reply
 	switch {
 	case err != nil:
@@ -398,19 +398,32 @@ func encodeJSON(v any) ([]byte, error) {
 	return bytes.TrimSuffix(b.Bytes(), []byte{'\n'}), nil
 }
 
-// checkFact refuses a fact no provider should return: one the aggregate
-// could not decide, or one outside the provider's own source.
-func checkFact(src *source, f aggregate.Fact) error {
+// record claims n's signature if it has a claim (see Handler.claim), then
+// decides and appends its fact.
+func (h *Handler) record(ctx context.Context, n Normalized, meta aggregate.Metadata) (appended, error) {
+	if n.Claim != "" {
+		if err := h.claim(ctx, n, meta); err != nil {
+			return appended{}, err
+		}
+	}
+	return h.decideAndAppend(ctx, n.Fact, meta)
+}
+
+// checkNormalized refuses what no provider should return: a fact the
+// aggregate could not decide, one outside the provider's own source or in
+// a stream that holds no entity, or a claim that cannot name a stream.
+func checkNormalized(src *source, n Normalized) error {
 	bad := func(why string) error {
 		return fmt.Errorf("webhook: %s provider for %q returned an invalid fact: %s: %w", src.provider.Kind(), src.name, why, aggregate.ErrUnnormalizable)
 	}
+	f := n.Fact
 	category, source, id, err := aggregate.ParseStreamID(f.Stream)
 	switch {
 	case err != nil:
 		return bad(err.Error())
 	case source != src.name:
 		return bad(fmt.Sprintf("stream %q is not of source %q", f.Stream, src.name))
-	case category == aggregate.CategoryQuarantine || id == "":
+	case category == aggregate.CategoryQuarantine || category == aggregate.CategoryClaim || id == "":
 		return bad(fmt.Sprintf("stream %q is not an entity stream", f.Stream))
 	case f.Type == "":
 		return bad("no event type")
@@ -418,6 +431,9 @@ func checkFact(src *source, f aggregate.Fact) error {
 		return bad("no dedupe key")
 	case f.Data == nil:
 		return bad("no data")
+	}
+	if err := checkClaim(n.Claim); err != nil {
+		return bad(err.Error())
 	}
 	return nil
 }

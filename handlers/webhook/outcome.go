@@ -65,6 +65,7 @@ var errorOutcomes = []struct {
 	outcome outcome
 }{
 	{aggregate.ErrConflict, outcomeConflict},
+	{ErrUnauthenticated, outcomeBadSignature}, // a signature claimed for another stream
 	{eventstore.ErrUnavailable, outcomeStoreUnavailable},
 	{eventstore.ErrClosed, outcomeStoreUnavailable},
 	{eventstore.ErrWrongRevision, outcomeStoreUnavailable}, // still contended after every attempt

@@ -20,6 +20,9 @@ func TestOutcomeOf(t *testing.T) {
 		status int
 	}{
 		{aggregate.ErrConflict, outcomeConflict, http.StatusConflict},
+		{errClaimedByAnotherBody, outcomeConflict, http.StatusConflict},
+		{ErrUnauthenticated, outcomeBadSignature, http.StatusUnauthorized},
+		{errClaimedElsewhere, outcomeBadSignature, http.StatusUnauthorized},
 		{eventstore.ErrUnavailable, outcomeStoreUnavailable, http.StatusServiceUnavailable},
 		{eventstore.ErrClosed, outcomeStoreUnavailable, http.StatusServiceUnavailable},
 		{eventstore.ErrWrongRevision, outcomeStoreUnavailable, http.StatusServiceUnavailable},
@@ -28,7 +31,7 @@ func TestOutcomeOf(t *testing.T) {
 		{context.Canceled, outcomeStoreUnavailable, http.StatusServiceUnavailable},
 		{eventstore.ErrInvalid, outcomeInternal, http.StatusInternalServerError},
 		{aggregate.ErrBadEvent, outcomeInternal, http.StatusInternalServerError},
-		{aggregate.ErrUnnormalizable, outcomeInternal, http.StatusInternalServerError}, // only from Decide, after checkFact: a bug
+		{aggregate.ErrUnnormalizable, outcomeInternal, http.StatusInternalServerError}, // only from Decide, after checkNormalized: a bug
 		{aggregate.ErrUnknownEvent, outcomeInternal, http.StatusInternalServerError},
 		{errors.New("something else"), outcomeInternal, http.StatusInternalServerError},
 	} {

@@ -100,6 +100,17 @@ type Normalized struct {
 	// Promotional Coupon). It is sent only after the append is durable; any
 	// failure before that is answered as for any other delivery.
 	Reply *Reply
+	// Claim, if not empty, is what the delivery's signature covers when it
+	// does not cover the whole body (Reusely signs object_id and timestamp
+	// only), spelled the same way for every body signed alike: 1 to 256
+	// printable ASCII bytes, no space. The Handler claims it in the log
+	// before deciding the fact (see SignatureClaimed): the first delivery
+	// binds the signature to its fact's stream and its body, durably and
+	// for every node on the log; a later one under the same claim is
+	// refused as unauthenticated (401) for another stream, as a conflict
+	// (409) for another body of the same stream, and goes on to be decided
+	// (a duplicate, usually) for the same body.
+	Claim string
 }
 
 // Reply is a provider-specific answer to a recorded delivery.

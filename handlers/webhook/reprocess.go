@@ -17,7 +17,9 @@ type Reprocessed struct {
 	// Outcome is "accepted" (a new event was appended), "duplicate" (the
 	// fact is already in its stream, from an earlier re-process or a
 	// later, normalizable delivery) or "quarantined" (it still cannot be
-	// normalized; Reason says why). Nothing is appended for the last two.
+	// normalized, or it is refused as a new delivery would be: its
+	// signature claimed for another stream or body, or its Reject slot
+	// taken; Reason says why). Nothing is appended for the last two.
 	Outcome string
 	// Stream the fact belongs to, and the position of its event (the
 	// appended one, or the one it duplicates).
@@ -66,7 +68,7 @@ func (h *Handler) Reprocess(ctx context.Context, e eventstore.RecordedEvent) (Re
 	}
 	n, err := src.provider.Normalize(d)
 	if err == nil {
-		err = checkFact(src, n.Fact)
+		err = checkNormalized(src, n)
 	}
 	out := Reprocessed{EventType: cmp.Or(truncate(n.EventType, maxEventTypeLen), q.ProviderEventType)}
 	if err != nil {
@@ -74,7 +76,7 @@ func (h *Handler) Reprocess(ctx context.Context, e eventstore.RecordedEvent) (Re
 		return out, nil
 	}
 	f := n.Fact
-	a, err := h.decideAndAppend(ctx, f, aggregate.Metadata{
+	a, err := h.record(ctx, n, aggregate.Metadata{
 		Source:            src.name,
 		ProviderEventType: out.EventType,
 		DeliveryID:        truncate(cmp.Or(n.DeliveryID, meta.DeliveryID), maxDeliveryIDLen),
@@ -85,6 +87,13 @@ func (h *Handler) Reprocess(ctx context.Context, e eventstore.RecordedEvent) (Re
 		DedupeKey:         f.DedupeKey,
 		SlotKey:           f.SlotKey,
 	})
+	if errors.Is(err, ErrUnauthenticated) || errors.Is(err, aggregate.ErrConflict) {
+		// Refused as a new delivery would be (its signature claimed for
+		// another stream or body, or a Reject slot taken): it stays
+		// quarantined, and the batch goes on.
+		out.Outcome, out.Reason, out.Stream, out.Position = outcomeQuarantined.info().label, truncate(err.Error(), maxReasonLen), e.Stream, e.Position
+		return out, nil
+	}
 	if err != nil {
 		return Reprocessed{}, fmt.Errorf("webhook: reprocess delivery at %v into %q: %w", e.Position, f.Stream, err)
 	}

@@ -37,41 +37,49 @@
 // Everything in the body but object_id and timestamp is unauthenticated.
 // Whoever obtains one Authorization value (the seed itself recommends
 // logging every request with its headers) can, until the timestamp leaves
-// the tolerance, send any body with the same pair. Three things bound what
-// that buys:
+// the tolerance, send any body with the same pair. Two things close that:
 //
+//   - The claim. Normalize returns the pair as webhook.Normalized.Claim
+//     ("{object_id}:{timestamp}"), and the handler, before it decides the
+//     fact, appends a signature.claimed.v1 event to
+//     claim-{source}.{object_id}:{timestamp} with expected revision "no
+//     stream": the first delivery under a pair binds it, durably and in
+//     the log itself (so every ingest node on one KurrentDB shares it, and
+//     a restart changes nothing), to its offer stream and its body's
+//     SHA-256. A later body under the same pair for another box id is
+//     refused as unauthenticated (401), one for the same box id as a
+//     conflict (409, outcome "conflict"); the same body again goes on to
+//     the offer stream, where it is a duplicate (or is recorded, if the
+//     first attempt failed after its claim). Nothing is appended for a
+//     refused body. data.box_id is not signed and the seed names the
+//     envelope's object "event", so object_id reads as the id of the
+//     event, not of the offer: the claim is what ties a pair to one box.
 //   - The fact's slot key is "signed:{object_id}:{timestamp}" with the
 //     aggregate.Reject policy, and its dedupe key that slot and the body's
-//     SHA-256. The same body again is a duplicate (200, nothing appended);
-//     a different body under the same pair in the same offer stream is
-//     aggregate.ErrConflict, answered 409 and counted as outcome "conflict",
-//     nothing appended. This check is durable and holds on every node: it
-//     is decided from the stream.
-//   - The slot is only checked within the stream the fact goes to,
-//     offer-{source}.{data.box_id}, and data.box_id is not signed. The seed
-//     names the envelope's object "event", so object_id reads as the id of
-//     the event, not of the offer: nothing ties a pair to one box id. A body
-//     reusing a pair with another box id would reach a stream where the slot
-//     is free. The Provider therefore remembers, for two tolerances, the box
-//     id each accepted pair was delivered for, and Verify refuses the pair
-//     for any other box id (401). That memory is per process and lost on
-//     restart: with several ingest nodes, or across a restart inside the
-//     window, a pair can still be recorded once per box id. Closing that
-//     fully needs the aggregate to check one stream keyed by the pair
-//     (for example a claim on reusely-pair-{source}.{object_id}:{timestamp})
-//     in the same decision, which a single-stream append cannot express
-//     today.
-//   - The first body recorded for a pair wins. If a forged body reaches
-//     receiptd before Reusely's own delivery, the genuine one is refused
-//     (409, or 401 if the forgery named another box id), and so are
-//     Reusely's retries of it: the conflict and bad_signature counters and
-//     their log lines are the signal to look at.
+//     SHA-256: within the offer stream, a different body under the same
+//     pair is aggregate.ErrConflict (409) as well. For offers recorded
+//     before claims existed (no claim stream for their pair) this is the
+//     only check, and a body for another box id within the tolerance of
+//     such a pair would still be recorded once: an upgrade leaves that
+//     window open for one tolerance.
+//
+// The first body recorded for a pair wins. If a forged body reaches
+// receiptd before Reusely's own delivery, the genuine one is refused (409,
+// or 401 if the forgery named another box id), and so are Reusely's retries
+// of it: the conflict and bad_signature counters and their log lines are
+// the signal to look at. A verified delivery that cannot be normalized is
+// quarantined without a claim; if a later version re-processes it, the
+// claim is checked then, and a refused one stays quarantined.
+//
+// Each Reusely delivery costs one more durable append (the claim) and a
+// retry one failed append and a one-event read: Reusely's volume makes
+// that irrelevant.
 //
 // Keep Tolerance as short as Reusely's retries allow, and keep the
 // Authorization header out of access logs.
 //
 // If object_id turned out to be the offer's id rather than the event's,
-// the guard would never fire (one box per offer), and two different events
+// the claim would always name one box per pair, and two different events
 // of one offer signed in the same second would share a pair: the second
 // would be refused with 409 until Reusely retried it under a new timestamp.
 //
@@ -121,5 +129,6 @@
 //
 // This package imports handlers/webhook (for the Provider types),
 // aggregate and the decimal library. It never imports eventstore, and it
-// knows nothing of HTTP statuses, stores or metrics.
+// knows nothing of HTTP statuses, stores or metrics: the claim is recorded
+// by the handler.
 package reusely

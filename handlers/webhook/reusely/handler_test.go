@@ -2,10 +2,14 @@ package reusely_test
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"sync"
 	"testing"
 	"time"
 
@@ -29,8 +33,15 @@ type fixture struct {
 
 func newFixture(t *testing.T, now time.Time) *fixture {
 	t.Helper()
+	return newFixtureOn(t, storedouble.NewMemStoreDouble(), now)
+}
+
+// newFixtureOn is newFixture over an existing log: a restarted process, or
+// another ingest node on the same log, with its own Provider and Handler.
+func newFixtureOn(t *testing.T, store *storedouble.MemStoreDouble, now time.Time) *fixture {
+	t.Helper()
 	p := newProvider(t, testSecret, otherSecret)
-	f := &fixture{t: t, store: storedouble.NewMemStoreDouble(), reg: prometheus.NewRegistry(), mux: http.NewServeMux(), now: now}
+	f := &fixture{t: t, store: store, reg: prometheus.NewRegistry(), mux: http.NewServeMux(), now: now}
 	h, err := webhook.New(f.store, []webhook.Provider{p}, webhook.Options{
 		Logger:  slog.New(slog.DiscardHandler),
 		Metrics: webhook.NewMetrics(f.reg),
@@ -47,13 +58,7 @@ func newFixture(t *testing.T, now time.Time) *fixture {
 // checks the status code.
 func (f *fixture) post(body []byte, authorization string, code int) map[string]string {
 	f.t.Helper()
-	r := httptest.NewRequest(http.MethodPost, "/webhooks/reusely", bytes.NewReader(body))
-	r.Header.Set("Content-Type", "application/json")
-	if authorization != "" {
-		r.Header.Set(reusely.SignatureHeader, authorization)
-	}
-	w := httptest.NewRecorder()
-	f.mux.ServeHTTP(w, r)
+	w := f.send(body, authorization)
 	if w.Code != code {
 		f.t.Fatalf("status %d, want %d; body %s", w.Code, code, w.Body)
 	}
@@ -62,6 +67,18 @@ func (f *fixture) post(body []byte, authorization string, code int) map[string]s
 		f.t.Fatalf("answer %q: %v", w.Body, err)
 	}
 	return answer
+}
+
+// send delivers body with the given Authorization value ("" for none).
+func (f *fixture) send(body []byte, authorization string) *httptest.ResponseRecorder {
+	r := httptest.NewRequest(http.MethodPost, "/webhooks/reusely", bytes.NewReader(body))
+	r.Header.Set("Content-Type", "application/json")
+	if authorization != "" {
+		r.Header.Set(reusely.SignatureHeader, authorization)
+	}
+	w := httptest.NewRecorder()
+	f.mux.ServeHTTP(w, r)
+	return w
 }
 
 // counter reads receiptd_webhook_deliveries_total{source="reusely",outcome}.
@@ -88,7 +105,10 @@ func (f *fixture) counter(outcome string) float64 {
 	return 0
 }
 
-const offerStream = "offer-reusely." + exampleBoxID
+const (
+	offerStream = "offer-reusely." + exampleBoxID
+	claimStream = "claim-reusely." + createdObjectID + ":" + createdTS
+)
 
 // TestHandlerSignedPair runs the seed's delivery through the generic
 // handler: accepted once, a duplicate when the same body comes again, 409
@@ -102,6 +122,7 @@ func TestHandlerSignedPair(t *testing.T) {
 	if a := f.post(body, sig, http.StatusOK); a["status"] != "accepted" {
 		t.Fatalf("first delivery: %v", a)
 	}
+	checkClaim(t, f.store, offerStream, body)
 	events := f.store.Stream(offerStream)
 	if len(events) != 1 || events[0].Type != aggregate.TypeEntityEventRecorded {
 		t.Fatalf("stream %s holds %+v", offerStream, events)
@@ -133,13 +154,16 @@ func TestHandlerSignedPair(t *testing.T) {
 	}
 
 	// Another body under the same signed pair, another offer: refused by the
-	// pair guard before anything is read or stored.
-	appends := f.store.AppendCalls()
+	// claim on the pair, nothing stored.
 	moved := replace(t, body, `"STAG03U2O"`, `"STAG99ZZZ"`)
 	f.post(moved, sig, http.StatusUnauthorized)
+	if n := len(f.store.Stream("offer-reusely.STAG99ZZZ")); n != 0 {
+		t.Fatalf("%d events in the other box's stream", n)
+	}
 
 	// Not signed, signed with another secret, signed for another pair,
 	// replayed past the tolerance: 401, nothing stored.
+	appends := f.store.AppendCalls()
 	f.post(body, "", http.StatusUnauthorized)
 	f.post(other, reusely.Sign([]byte("guessed"), createdObjectID, createdTS), http.StatusUnauthorized)
 	f.post(other, reusely.Sign(testSecret, updatedObjectID, updatedTS), http.StatusUnauthorized)
@@ -152,7 +176,7 @@ func TestHandlerSignedPair(t *testing.T) {
 	if got := f.counter("bad_signature"); got != 6 {
 		t.Fatalf("bad_signature counted %v times, want 6", got)
 	}
-	if f.store.AppendCalls() != appends || f.store.Count() != 1 {
+	if f.store.AppendCalls() != appends || f.store.Count() != 2 { // the claim and the offer
 		t.Fatalf("a refused delivery reached the store: %d appends (was %d), %d events", f.store.AppendCalls(), appends, f.store.Count())
 	}
 
@@ -164,6 +188,127 @@ func TestHandlerSignedPair(t *testing.T) {
 	}
 	if n := len(f.store.Stream(offerStream)); n != 2 {
 		t.Fatalf("%d events in %s, want 2", n, offerStream)
+	}
+}
+
+// checkClaim checks that the claim stream of the created example's pair
+// holds one claim, for stream and body.
+func checkClaim(t *testing.T, store *storedouble.MemStoreDouble, stream string, body []byte) {
+	t.Helper()
+	events := store.Stream(claimStream)
+	if len(events) != 1 || events[0].Type != aggregate.TypeSignatureClaimed {
+		t.Fatalf("claim stream %s holds %+v", claimStream, events)
+	}
+	var c webhook.SignatureClaimed
+	if err := json.Unmarshal(events[0].Data, &c); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(body)
+	if c.Source != "reusely" || c.Claim != createdObjectID+":"+createdTS || c.Stream != stream || c.BodySHA256 != hex.EncodeToString(sum[:]) {
+		t.Fatalf("claim %+v", c)
+	}
+	offer := store.Stream(stream)
+	if len(offer) == 0 || c.EventID != offer[0].ID {
+		t.Fatalf("claim names event %s, stream %s holds %+v", c.EventID, stream, offer)
+	}
+}
+
+// TestHandlerClaimSurvivesRestart is issue 12 item 3: a captured signature
+// (Authorization value) carried a new offer, with a payout of 9999.00, for
+// another box once the process that had seen its pair was restarted. The
+// claim on the pair is in the log: after a restart the forged body is 401
+// for another box and 409 for the same one, nothing stored, and the
+// genuine retry is still a duplicate.
+func TestHandlerClaimSurvivesRestart(t *testing.T) {
+	body := loadExample(t, "offer.created")
+	sig := reusely.Sign(testSecret, createdObjectID, createdTS)
+	at := unix(t, createdTS).Add(2 * time.Second)
+	first := newFixture(t, at)
+	first.post(body, sig, http.StatusOK)
+
+	forged := replace(t, replace(t, body, `"STAG03U2O"`, `"STAG99ZZZ"`), `"960.00"`, `"9999.00"`)
+	forgedSameBox := replace(t, body, `"960.00"`, `"9999.00"`)
+	first.post(forged, sig, http.StatusUnauthorized)
+
+	// The restart: a new Provider and Handler (nothing in memory) on the
+	// same log, inside the tolerance.
+	restarted := newFixtureOn(t, first.store, at.Add(10*time.Minute))
+	stored := restarted.store.Count()
+	restarted.post(forged, sig, http.StatusUnauthorized)
+	restarted.post(forgedSameBox, sig, http.StatusConflict)
+	if got := restarted.store.Count(); got != stored {
+		t.Fatalf("%d events stored by the forged bodies after the restart", got-stored)
+	}
+	if n := len(restarted.store.Stream("offer-reusely.STAG99ZZZ")); n != 0 {
+		t.Fatalf("the forged offer was stored: %d events", n)
+	}
+	if a := restarted.post(body, sig, http.StatusOK); a["status"] != "duplicate" {
+		t.Fatalf("genuine retry after the restart: %v", a)
+	}
+	if restarted.counter("bad_signature") != 1 || restarted.counter("conflict") != 1 {
+		t.Fatalf("bad_signature %v, conflict %v; want 1 each", restarted.counter("bad_signature"), restarted.counter("conflict"))
+	}
+	checkClaim(t, restarted.store, offerStream, body)
+}
+
+// TestHandlerClaimSharedByNodes: two ingest nodes on one log receive
+// bodies under one signed pair at once, the genuine one and forgeries for
+// other boxes and for the same box: exactly one body is recorded, whichever
+// came first, and every other one is refused (401 for another box, 409 for
+// the same box) on either node.
+func TestHandlerClaimSharedByNodes(t *testing.T) {
+	body := loadExample(t, "offer.created")
+	sig := reusely.Sign(testSecret, createdObjectID, createdTS)
+	at := unix(t, createdTS).Add(2 * time.Second)
+	for round := range 20 {
+		store := storedouble.NewMemStoreDouble()
+		nodes := []*fixture{newFixtureOn(t, store, at), newFixtureOn(t, store, at)}
+		bodies := [][]byte{body, body}
+		for i := range 6 {
+			bodies = append(bodies, replace(t, body, `"STAG03U2O"`, fmt.Sprintf(`"FORGED%d"`, i%3)))
+			bodies = append(bodies, replace(t, body, `"960.00"`, fmt.Sprintf(`"99%d9.00"`, i%3)))
+		}
+		codes := make([]int, len(bodies))
+		var wg sync.WaitGroup
+		for i, b := range bodies {
+			wg.Go(func() { codes[i] = nodes[(i+round)%2].send(b, sig).Code })
+		}
+		wg.Wait()
+
+		claims := store.Stream(claimStream)
+		if len(claims) != 1 {
+			t.Fatalf("round %d: %d claims", round, len(claims))
+		}
+		var c webhook.SignatureClaimed
+		if err := json.Unmarshal(claims[0].Data, &c); err != nil {
+			t.Fatal(err)
+		}
+		offers := 0
+		for i, b := range bodies {
+			sum := sha256.Sum256(b)
+			mine := hex.EncodeToString(sum[:]) == c.BodySHA256
+			boxStream := "offer-reusely." + exampleBoxID
+			if bytes.Contains(b, []byte("FORGED")) {
+				boxStream = "offer-reusely.FORGED" + string(b[bytes.Index(b, []byte("FORGED"))+6])
+			}
+			want := http.StatusOK
+			switch {
+			case mine:
+			case boxStream != c.Stream:
+				want = http.StatusUnauthorized
+			default:
+				want = http.StatusConflict
+			}
+			if codes[i] != want {
+				t.Errorf("round %d: body %d answered %d, want %d (claim %+v)", round, i, codes[i], want, c)
+			}
+		}
+		for _, s := range []string{offerStream, "offer-reusely.FORGED0", "offer-reusely.FORGED1", "offer-reusely.FORGED2"} {
+			offers += len(store.Stream(s))
+		}
+		if offers != 1 || store.Count() != 2 {
+			t.Fatalf("round %d: %d offer events, %d events in all; want 1 and 2", round, offers, store.Count())
+		}
 	}
 }
 

@@ -113,6 +113,7 @@ func (p *Provider) Normalize(d webhook.Delivery) (webhook.Normalized, error) {
 		SlotKey:    slot,
 		OnConflict: aggregate.Reject,
 	}
+	n.Claim = env.pair.claim()
 	return n, nil
 }
 

@@ -85,7 +85,6 @@ type Provider struct {
 	encoding  string
 	tolerance time.Duration
 	keys      []*key
-	pairs     *pairGuard
 }
 
 // key is one active secret.
@@ -111,7 +110,6 @@ func New(cfg Config) (*Provider, error) {
 		algorithm: cmp.Or(cfg.Algorithm, AlgorithmHMACSHA256),
 		encoding:  cmp.Or(cfg.Encoding, EncodingHex),
 		tolerance: cmp.Or(cfg.Tolerance, DefaultTolerance),
-		pairs:     newPairGuard(maxTrackedPairs),
 	}
 	switch p.algorithm {
 	case AlgorithmHMACSHA256:
@@ -156,7 +154,6 @@ var (
 	errSeveralSignatures  = fmt.Errorf("reusely: verify: more than one %s header: %w", SignatureHeader, webhook.ErrUnauthenticated)
 	errMalformedSignature = fmt.Errorf("reusely: verify: %s is not a SHA-256 digest in the configured encoding: %w", SignatureHeader, webhook.ErrUnauthenticated)
 	errSignatureMismatch  = fmt.Errorf("reusely: verify: signature of object_id and timestamp matches no active secret: %w", webhook.ErrUnauthenticated)
-	errPairReused         = fmt.Errorf("reusely: verify: the signed object_id and timestamp were already delivered for another data.box_id: %w", webhook.ErrUnauthenticated)
 )
 
 // Verify checks the Authorization header against the keyed SHA-256 of the
@@ -168,9 +165,9 @@ var (
 // from it is the only way to know what was signed, so Verify decodes the
 // body (a body that is not a JSON object with both fields fails, as
 // unauthenticated: nothing in it can be bound to the signature). What the
-// rest of the body may say is bounded by the Fact's slot (see Normalize)
-// and by a guard that refuses a signed pair this Provider already accepted
-// for another data.box_id.
+// rest of the body may say is bounded by the claim on the signed pair that
+// Normalize returns and the handler records in the log (see the package
+// documentation). Verify itself keeps no state.
 func (p *Provider) Verify(r *http.Request, body []byte, receivedAt time.Time) (webhook.Verification, error) {
 	values := r.Header.Values(SignatureHeader)
 	switch len(values) {
@@ -203,10 +200,6 @@ func (p *Provider) Verify(r *http.Request, body []byte, receivedAt time.Time) (w
 	}
 	if match == nil {
 		return webhook.Verification{}, errSignatureMismatch
-	}
-	boxID, _ := jsonID(env.data["box_id"])
-	if !p.pairs.admit(env.pair.slot(), boxID, receivedAt, p.tolerance) {
-		return webhook.Verification{}, errPairReused
 	}
 	return webhook.Verification{Scheme: p.scheme, KeyID: match.id}, nil
 }
@@ -325,6 +318,13 @@ type signedPair struct {
 // slot is the slot key of every fact delivered under the pair.
 func (s signedPair) slot() string {
 	return "signed:" + s.objectID + ":" + s.timestamp
+}
+
+// claim is the webhook.Normalized.Claim of every delivery under the pair:
+// the handler binds the pair to the first delivery's stream and body in
+// claim-{source}.{object_id}:{timestamp}.
+func (s signedPair) claim() string {
+	return s.objectID + ":" + s.timestamp
 }
 
 // envelope is a delivery's body decoded one level deep, as Verify and
