@@ -179,6 +179,12 @@ func (r *Receipt) View() ReceiptView {
 		}
 	}
 
+	if out := v.outOfBounds(); len(out) > 0 {
+		v.Anomalies = append(v.Anomalies, Anomaly{
+			Kind:   AnomalyAmountOutOfBounds,
+			Detail: fmt.Sprintf("amounts outside the sanity bounds [0, %d]: %s; kept as sent", MaxAmount, strings.Join(out, ", ")),
+		})
+	}
 	v.UserID, v.UserIDs = r.user()
 	if len(v.UserIDs) > 1 {
 		v.Anomalies = append(v.Anomalies, Anomaly{

@@ -377,3 +377,42 @@ func ExampleReceipt() {
 	// EXTRACTED true
 	// ENRICHED false
 }
+
+// Issue 12 item 11: amounts outside the sanity bounds are kept as sent but
+// flagged.
+func TestRuleAmountsOutOfBoundsFlagged(t *testing.T) {
+	tests := []struct {
+		name   string
+		change func(*aggregate.Award)
+		flag   bool
+	}{
+		{"sane", func(*aggregate.Award) {}, false},
+		{"zero", func(a *aggregate.Award) { a.Points = dec("0") }, false},
+		{"at the bound", func(a *aggregate.Award) { a.Points = dec("10000000") }, false},
+		{"negative points", func(a *aggregate.Award) { a.Points = dec("-5") }, true},
+		{"absurd points", func(a *aggregate.Award) { a.Points = dec("10000000.01") }, true},
+		{"negative bonus", func(a *aggregate.Award) { a.BonusPoints = dec("-1") }, true},
+		{"negative health points", func(a *aggregate.Award) { a.HealthPoints = dec("-0.5") }, true},
+		{"absurd CO2e", func(a *aggregate.Award) { a.CO2e = dec("1e12") }, true},
+		{"negative green products", func(a *aggregate.Award) { a.GreenProducts = -1 }, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := award("h", "u1", "74.28", "tx1", nil)
+			tt.change(f.Award)
+			v := view(t, f)
+			if got := hasAnomaly(v, aggregate.AnomalyAmountOutOfBounds); got != tt.flag {
+				t.Fatalf("amount anomaly = %v, want %v (%+v)", got, tt.flag, v.Anomalies)
+			}
+			if v.Status != aggregate.StatusCompleted || !v.Points.Equal(f.Award.Points) {
+				t.Fatalf("status %s points %s: the amount must be kept as sent", v.Status, v.Points)
+			}
+		})
+	}
+	up := fact(aggregate.StageUploaded, "u", "u1")
+	neg := dec("-12.50")
+	up.Amount = &neg
+	if v := view(t, up); !hasAnomaly(v, aggregate.AnomalyAmountOutOfBounds) {
+		t.Errorf("negative receipt amount not flagged: %+v", v.Anomalies)
+	}
+}

@@ -81,12 +81,19 @@ type Totals struct {
 	CO2e          decimal.Decimal `json:"co2e"`
 	GreenProducts int64           `json:"green_products"`
 	HealthPoints  decimal.Decimal `json:"health_points"`
+	// AmountAnomalies counts the receipts whose view flags an amount
+	// outside the sanity bounds (AnomalyAmountOutOfBounds), whatever their
+	// status.
+	AmountAnomalies int64 `json:"amount_anomalies,omitempty"`
 }
 
 // Add adds one receipt's contribution (sign +1) or removes it (sign -1).
 // Exact: adding and then removing a view restores the totals to the digit.
 func (t *Totals) Add(v ReceiptView, sign int64) {
 	d := decimal.NewFromInt(sign)
+	if v.HasAmountAnomaly() {
+		t.AmountAnomalies += sign
+	}
 	switch v.Status {
 	case StatusCompleted:
 		t.Completed += sign

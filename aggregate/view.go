@@ -23,6 +23,12 @@ const (
 	AnomalyConflictingTerminals = "conflicting_terminal_events"
 	// AnomalyUserMismatch: the receipt's events name different users.
 	AnomalyUserMismatch = "user_mismatch"
+	// AnomalyAmountOutOfBounds: an amount the view shows (the award's
+	// points, bonus points, health points, CO2e or green products, or the
+	// receipt's money amount) is negative or larger than MaxAmount. It is
+	// kept as sent — the log records what was sent, and a COMPLETED
+	// receipt's points still count — but flagged (see AmountInBounds).
+	AnomalyAmountOutOfBounds = "amount_out_of_bounds"
 )
 
 // StageView is one stage of a receipt as the view shows it.

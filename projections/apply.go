@@ -33,6 +33,9 @@ type userRecord struct {
 	Reported   *aggregate.Snapshot `json:"reported,omitempty"`
 	Enrolled   bool                `json:"enrolled"`
 	EnrolledAt *time.Time          `json:"enrolled_at,omitempty"`
+	// CreditAnomalies counts the credits to the user whose points are
+	// outside the sanity bounds (schema 4).
+	CreditAnomalies int64 `json:"credit_anomalies,omitempty"`
 }
 
 func (u userRecord) balance(source, userID string) Balance {
@@ -50,6 +53,7 @@ func (u userRecord) balance(source, userID string) Balance {
 		TotalGreenProducts: u.Totals.GreenProducts,
 		TotalHealthPoints:  u.Totals.HealthPoints,
 		Enrolled:           u.Enrolled,
+		AmountAnomalies:    u.Totals.AmountAnomalies + u.CreditAnomalies,
 	}
 	// The snapshot's provider knows its awards, not other sources' credits:
 	// see Balance.Reconciled.
@@ -294,8 +298,21 @@ func (a applier) pointsCredited(e eventstore.RecordedEvent, c aggregate.PointsCr
 	if ns == "" || c.UserID == "" {
 		return fmt.Errorf("%s at %s names no balance source or user: %w", e.Type, e.Position, aggregate.ErrBadEvent)
 	}
-	if err := a.updateUser(ns, c.UserID, func(u *userRecord) { u.Credited = u.Credited.Add(c.Points) }); err != nil {
+	bad := !aggregate.AmountInBounds(c.Points)
+	if err := a.updateUser(ns, c.UserID, func(u *userRecord) {
+		u.Credited = u.Credited.Add(c.Points)
+		if bad {
+			u.CreditAnomalies++
+		}
+	}); err != nil {
 		return err
+	}
+	if bad {
+		agg, err := a.statsRecord(bucketStatsTotals, []byte(c.Source))
+		if err != nil {
+			return err
+		}
+		agg.CreditAnomalies++
 	}
 	return a.ledgerCredit(e, ns, c)
 }

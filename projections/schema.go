@@ -107,5 +107,6 @@ func lookup(name string) (projection, bool) {
 //
 // History: "1" receipts and balances; "2" credits in balances
 // (userRecord.Credited) and the entity read models; "3" the ledger and the
-// pipeline statistics.
-const schemaVersion = "3"
+// pipeline statistics; "4" amounts outside the sanity bounds flagged on
+// receipts, balances and statistics.
+const schemaVersion = "4"

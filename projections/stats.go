@@ -88,6 +88,8 @@ type statsContribution struct {
 	// DurationMS is the time to terminal; nil if not known.
 	DurationMS    *int64 `json:"duration_ms,omitempty"`
 	ProviderTimed bool   `json:"provider_timed,omitempty"`
+	// AmountAnomaly: the view flags an amount outside the sanity bounds.
+	AmountAnomaly bool `json:"amount_anomaly,omitempty"`
 }
 
 // statsReceipt is a receipt's record in bucketStatsReceipts.
@@ -110,11 +112,18 @@ type statsAgg struct {
 	Durations     map[int32]int64 `json:"durations,omitempty"`
 	ProviderTimed int64           `json:"provider_timed,omitempty"`
 	NoDuration    int64           `json:"no_duration,omitempty"`
+	// AmountAnomalies counts the receipts whose view flags an amount
+	// outside the sanity bounds, whatever their status; CreditAnomalies the
+	// credits of the source whose points are outside them (totals only).
+	AmountAnomalies int64 `json:"amount_anomalies,omitempty"`
+	CreditAnomalies int64 `json:"credit_anomalies,omitempty"`
 }
 
 func newStatsAgg() statsAgg { return statsAgg{Points: decimal.Zero, CO2e: decimal.Zero} }
 
-func (s *statsAgg) empty() bool { return s.Completed == 0 && s.Failed == 0 && s.InProgress == 0 }
+func (s *statsAgg) empty() bool {
+	return s.Completed == 0 && s.Failed == 0 && s.InProgress == 0 && s.CreditAnomalies == 0
+}
 
 // add adds c (sign +1) or removes it (sign -1). Counters that reach zero
 // are deleted, so a set of receipts has one encoding.
@@ -126,6 +135,9 @@ func (s *statsAgg) add(c statsContribution, sign int64) {
 		if (*m)[k] += sign; (*m)[k] == 0 {
 			delete(*m, k)
 		}
+	}
+	if c.AmountAnomaly {
+		s.AmountAnomalies += sign
 	}
 	switch c.Status {
 	case aggregate.StatusCompleted:
@@ -165,6 +177,8 @@ func (s *statsAgg) merge(t statsAgg) {
 	s.CO2e = s.CO2e.Add(t.CO2e)
 	s.ProviderTimed += t.ProviderTimed
 	s.NoDuration += t.NoDuration
+	s.AmountAnomalies += t.AmountAnomalies
+	s.CreditAnomalies += t.CreditAnomalies
 	for k, n := range t.FailedByStage {
 		if s.FailedByStage == nil {
 			s.FailedByStage = map[string]int64{}
@@ -191,7 +205,7 @@ func receivedAt(e eventstore.RecordedEvent) time.Time {
 // contribution computes what a receipt view adds to the statistics, given
 // when its stages were first received.
 func contribution(v aggregate.ReceiptView, received map[aggregate.Stage]time.Time) statsContribution {
-	c := statsContribution{Status: v.Status, Points: decimal.Zero, CO2e: decimal.Zero}
+	c := statsContribution{Status: v.Status, Points: decimal.Zero, CO2e: decimal.Zero, AmountAnomaly: v.HasAmountAnomaly()}
 	var terminal aggregate.Stage
 	switch v.Status {
 	case aggregate.StatusCompleted:
@@ -557,6 +571,11 @@ type SourceTotals struct {
 	Source     string
 	InProgress int64
 	Total      PipelineStats
+	// AmountAnomalies counts the source's receipts whose view flags an
+	// amount outside the sanity bounds (aggregate.AnomalyAmountOutOfBounds);
+	// CreditAnomalies its credits whose points are outside them. Both are
+	// kept as sent and counted in the balances.
+	AmountAnomalies, CreditAnomalies int64
 }
 
 // StatsTotals returns the all-time statistics of every source.
@@ -568,7 +587,10 @@ func (d *DB) StatsTotals(_ context.Context) ([]SourceTotals, error) {
 			if err := json.Unmarshal(v, &agg); err != nil {
 				return fmt.Errorf("totals of %q: %w", k, err)
 			}
-			out = append(out, SourceTotals{Source: string(k), InProgress: agg.InProgress, Total: agg.pipeline()})
+			out = append(out, SourceTotals{
+				Source: string(k), InProgress: agg.InProgress, Total: agg.pipeline(),
+				AmountAnomalies: agg.AmountAnomalies, CreditAnomalies: agg.CreditAnomalies,
+			})
 			return nil
 		})
 	})

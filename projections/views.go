@@ -44,6 +44,11 @@ type Balance struct {
 	TotalGreenProducts int64           `json:"total_green_products"`
 	TotalHealthPoints  decimal.Decimal `json:"total_health_points"`
 	Enrolled           bool            `json:"enrolled"`
+	// AmountAnomalies counts the user's receipts whose view flags an amount
+	// outside the sanity bounds (aggregate.AnomalyAmountOutOfBounds) and the
+	// credits to the user whose points are outside them. Such amounts are
+	// kept as sent and counted in the sums above: this says to look.
+	AmountAnomalies int64 `json:"amount_anomalies"`
 }
 
 // MaxTimeline is the number of events an Entity's timeline keeps: the

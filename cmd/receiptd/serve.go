@@ -292,12 +292,14 @@ var (
 		"CO2e of completed receipts, by source (the exact sum is GET /v1/stats).", []string{"source"}, nil)
 	statsDurationDesc = prometheus.NewDesc("receiptd_pipeline_time_to_terminal_seconds",
 		"Time from UPLOADED to the terminal stage over every terminal receipt with a known time, by source and quantile (within 0.8%).", []string{"source", "quantile"}, nil)
+	statsAmountAnomaliesDesc = prometheus.NewDesc("receiptd_amount_anomalies",
+		"Amounts outside the sanity bounds (negative, or points above 10,000,000), kept as sent and flagged: receipts whose view has an amount_out_of_bounds anomaly (kind receipt) and credits (kind credit), by source.", []string{"source", "kind"}, nil)
 	statsTimedDesc = prometheus.NewDesc("receiptd_pipeline_time_to_terminal_receipts",
 		"Terminal receipts by source and how their time to terminal is known: provider (timestamps), received (receiptd's clock) or missing (no UPLOADED).", []string{"source", "clock"}, nil)
 )
 
 func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{statsReceiptsDesc, statsFailuresDesc, statsPointsDesc, statsCO2eDesc, statsDurationDesc, statsTimedDesc} {
+	for _, d := range []*prometheus.Desc{statsReceiptsDesc, statsFailuresDesc, statsPointsDesc, statsCO2eDesc, statsDurationDesc, statsTimedDesc, statsAmountAnomaliesDesc} {
 		ch <- d
 	}
 }
@@ -327,6 +329,8 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(statsTimedDesc, float64(d.ProviderTimed), s.Source, "provider")
 		gauge(statsTimedDesc, float64(d.Count-d.ProviderTimed), s.Source, "received")
 		gauge(statsTimedDesc, float64(d.Missing), s.Source, "missing")
+		gauge(statsAmountAnomaliesDesc, float64(s.AmountAnomalies), s.Source, "receipt")
+		gauge(statsAmountAnomaliesDesc, float64(s.CreditAnomalies), s.Source, "credit")
 		if d.Count > 0 {
 			gauge(statsDurationDesc, d.P50.Seconds(), s.Source, "0.5")
 			gauge(statsDurationDesc, d.P90.Seconds(), s.Source, "0.9")

@@ -127,7 +127,7 @@ func balanceToProto(b projections.Balance) (*receiptdv1.Balance, error) {
 	if b.Reported != nil {
 		reportedTxs = b.Reported.NumTransactions
 	}
-	var counts [5]int32
+	var counts [6]int32
 	for i, c := range []struct {
 		name string
 		n    int64
@@ -137,6 +137,7 @@ func balanceToProto(b projections.Balance) (*receiptdv1.Balance, error) {
 		{"receipts in progress", b.ReceiptsInProgress},
 		{"total green products", b.TotalGreenProducts},
 		{"reported transactions", reportedTxs},
+		{"amount anomalies", b.AmountAnomalies},
 	} {
 		n, err := toInt32(c.name, c.n)
 		if err != nil {
@@ -161,6 +162,7 @@ func balanceToProto(b projections.Balance) (*receiptdv1.Balance, error) {
 		TotalGreenProducts:      counts[3],
 		TotalHealthPoints:       decimalString(b.TotalHealthPoints),
 		Enrolled:                b.Enrolled,
+		AmountAnomalies:         counts[5],
 	}
 	if s := b.Reported; s != nil {
 		out.ReportedAvailablePoints = decimalString(s.AvailablePoints)

@@ -150,6 +150,7 @@ func TestRESTGetBalance(t *testing.T) {
 			TotalGreenProducts: 9,
 			TotalHealthPoints:  dec("40"),
 			Enrolled:           true,
+			AmountAnomalies:    2,
 		}
 		f.balances["reap/new"] = projections.Balance{Source: "reap", UserID: "new"}
 	})
@@ -161,7 +162,7 @@ func TestRESTGetBalance(t *testing.T) {
 	balanceFields := []string{
 		"userId", "source", "reportedAvailablePoints", "reportedLifetimePoints", "reportedNumTransactions",
 		"awardedPoints", "creditedPoints", "derivedPoints", "reconciled", "receiptsCompleted", "receiptsFailed",
-		"receiptsInProgress", "totalCo2e", "totalGreenProducts", "totalHealthPoints", "enrolled",
+		"receiptsInProgress", "totalCo2e", "totalGreenProducts", "totalHealthPoints", "enrolled", "amountAnomalies",
 	}
 	wantKeys(t, "Balance", b, balanceFields...)
 	wantFields(t, "Balance", b, map[string]any{
@@ -181,6 +182,7 @@ func TestRESTGetBalance(t *testing.T) {
 		"totalGreenProducts":      9,
 		"totalHealthPoints":       "40",
 		"enrolled":                true,
+		"amountAnomalies":         2,
 	})
 
 	// A user seen but never awarded: every field present, zeros included.

@@ -1074,8 +1074,10 @@ type Anomaly struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The kind: "correction" (a stage reported with two different bodies),
 	// "conflicting_terminal_events" (both AWARDED and FAILED reported) or
-	// "user_mismatch" (the events name different users). New kinds may be
-	// added.
+	// "user_mismatch" (the events name different users) or
+	// "amount_out_of_bounds" (an award's points, bonus points, health points,
+	// CO2e or green products negative or above 10,000,000, or a negative
+	// money amount: kept as sent, counted, flagged). New kinds may be added.
 	Kind string `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
 	// A human-readable explanation.
 	Detail        string `protobuf:"bytes,2,opt,name=detail,proto3" json:"detail,omitempty"`
@@ -1180,8 +1182,13 @@ type Balance struct {
 	// as Reward's credit_points_issued, by a source joined to this user id
 	// namespace), each credit once, as a decimal string; "0" if none.
 	CreditedPoints string `protobuf:"bytes,16,opt,name=credited_points,json=creditedPoints,proto3" json:"credited_points,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The number of the user's receipts with an "amount_out_of_bounds"
+	// anomaly plus the number of credits to the user whose points are
+	// negative or above 10,000,000. Such amounts are kept as sent and counted
+	// in the sums above; a non-zero count says to look.
+	AmountAnomalies int32 `protobuf:"varint,17,opt,name=amount_anomalies,json=amountAnomalies,proto3" json:"amount_anomalies,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Balance) Reset() {
@@ -1324,6 +1331,13 @@ func (x *Balance) GetCreditedPoints() string {
 		return x.CreditedPoints
 	}
 	return ""
+}
+
+func (x *Balance) GetAmountAnomalies() int32 {
+	if x != nil {
+		return x.AmountAnomalies
+	}
+	return 0
 }
 
 // An entity other than a receipt, as the events its source reported about
@@ -4323,7 +4337,7 @@ const file_receiptd_v1_receiptd_proto_rawDesc = "" +
 	"\amessage\x18\x03 \x01(\tR\amessage\"5\n" +
 	"\aAnomaly\x12\x12\n" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x16\n" +
-	"\x06detail\x18\x02 \x01(\tR\x06detail\"\xaa\x05\n" +
+	"\x06detail\x18\x02 \x01(\tR\x06detail\"\xd5\x05\n" +
 	"\aBalance\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x16\n" +
 	"\x06source\x18\x02 \x01(\tR\x06source\x12:\n" +
@@ -4344,7 +4358,8 @@ const file_receiptd_v1_receiptd_proto_rawDesc = "" +
 	"\x13total_health_points\x18\r \x01(\tR\x11totalHealthPoints\x12\x1a\n" +
 	"\benrolled\x18\x0e \x01(\bR\benrolled\x12%\n" +
 	"\x0eawarded_points\x18\x0f \x01(\tR\rawardedPoints\x12'\n" +
-	"\x0fcredited_points\x18\x10 \x01(\tR\x0ecreditedPoints\"\x96\x04\n" +
+	"\x0fcredited_points\x18\x10 \x01(\tR\x0ecreditedPoints\x12)\n" +
+	"\x10amount_anomalies\x18\x11 \x01(\x05R\x0famountAnomalies\"\x96\x04\n" +
 	"\x06Entity\x12\x12\n" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x1b\n" +
 	"\tentity_id\x18\x02 \x01(\tR\bentityId\x12\x16\n" +
