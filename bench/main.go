@@ -243,6 +243,9 @@ func binaries(o options, tmp string) ([]receiptdBin, error) {
 			return nil, err
 		}
 		desc = "built from this tree"
+		if c := treeCommit(); c != "" {
+			desc += " at " + c
+		}
 	}
 	var extra strings.Builder
 	if o.memoryBudget != "" {

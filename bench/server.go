@@ -25,7 +25,7 @@ const benchSecret = "bench-secret-not-for-production"
 // buildReceiptd builds cmd/receiptd into dir and returns the binary's path.
 func buildReceiptd(dir string) (string, error) {
 	bin := filepath.Join(dir, "receiptd")
-	cmd := exec.Command("go", "build", "-buildvcs=auto", "-o", bin, "github.com/receiptd/receiptd/cmd/receiptd")
+	cmd := exec.Command("go", "build", "-o", bin, "github.com/receiptd/receiptd/cmd/receiptd")
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Run(); err != nil {
 		return "", fmt.Errorf("go build cmd/receiptd: %w", err)
@@ -33,8 +33,23 @@ func buildReceiptd(dir string) (string, error) {
 	return bin, nil
 }
 
+// treeCommit names the commit of the source tree the bench runs in, and
+// whether it has uncommitted changes ("" outside a git checkout).
+func treeCommit() string {
+	rev, err := exec.Command("git", "rev-parse", "--short", "HEAD").Output()
+	if err != nil {
+		return ""
+	}
+	s := "commit " + strings.TrimSpace(string(rev))
+	if dirty, err := exec.Command("git", "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(dirty) > 0 {
+		s += " with uncommitted changes"
+	}
+	return s
+}
+
 // describe says which commit a binary was built from, when the Go
-// toolchain stamped it (go build in a git checkout does).
+// toolchain stamped it (go build in a git checkout does, unless
+// -buildvcs=false).
 func describe(path string) string {
 	info, err := buildinfo.ReadFile(path)
 	if err != nil {
@@ -51,7 +66,7 @@ func describe(path string) string {
 	}
 	switch {
 	case rev == "":
-		return info.GoVersion + ", no commit stamped"
+		return info.GoVersion
 	case modified:
 		return "commit " + rev + " with uncommitted changes, " + info.GoVersion
 	}
