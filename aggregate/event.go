@@ -9,13 +9,25 @@ import (
 )
 
 // Event is a domain event as it is appended to and read from a stream: the
-// envelope every store adapter carries. Data and Metadata are JSON.
+// envelope every store adapter carries. Package eventcodec encodes and
+// decodes Data, Metadata and Body; a store treats all three as opaque bytes.
+//
+// A v1 event (the *.v1 types) has JSON Data, with the provider's raw body
+// embedded as data.raw, JSON Metadata and no Body. A v2 event has a
+// protobuf payload in Data, binary metadata in Metadata and the provider's
+// raw body, zstd-compressed, in Body (see proto/receiptd/events/v2).
 type Event struct {
 	// ID is deterministic: a UUIDv5 of source, dedupe key and body hash.
 	ID       string
 	Type     string
 	Data     []byte
 	Metadata []byte
+	// Body is opaque bytes kept apart from Data and Metadata, byte for
+	// byte: for a v2 event the zstd frame of the provider's raw body; nil
+	// for a v1 event. A store returns what was appended (a nil or empty
+	// Body may come back as either), and a reader that only needs Data or
+	// Metadata need not look at it.
+	Body []byte
 }
 
 // Event type names are a contract: dotted, past tense, versioned. They are
@@ -45,6 +57,24 @@ const (
 	// holds this one event, appended with expected revision "no stream". It
 	// describes no entity: no read model applies it.
 	TypeSignatureClaimed = "signature.claimed.v1"
+)
+
+// The v2 event types: the same facts as their v1 namesakes, with a binary
+// (protobuf) payload in Data that leaves out the raw body, binary metadata,
+// and the raw body byte for byte, compressed, in Event.Body. eventcodec
+// writes them and reads both versions; eventcodec.Kind maps either name to
+// the v1 constant, so a reader switches on one name per fact.
+const (
+	// TypeReceiptStageRecordedV2: TypeReceiptStageRecorded, encoded v2.
+	TypeReceiptStageRecordedV2 = "receipt.stage_recorded.v2"
+	// TypeUserEnrolledV2: TypeUserEnrolled, encoded v2.
+	TypeUserEnrolledV2 = "user.enrolled.v2"
+	// TypeDeliveryQuarantinedV2: TypeDeliveryQuarantined, encoded v2.
+	TypeDeliveryQuarantinedV2 = "delivery.quarantined.v2"
+	// TypeUserPointsCreditedV2: TypeUserPointsCredited, encoded v2.
+	TypeUserPointsCreditedV2 = "user.points_credited.v2"
+	// TypeEntityEventRecordedV2: TypeEntityEventRecorded, encoded v2.
+	TypeEntityEventRecordedV2 = "entity.event_recorded.v2"
 )
 
 // Stream categories: the part of a stream id before the first "-".
@@ -92,7 +122,8 @@ func ParseStreamID(stream string) (category, source, id string, err error) {
 	return category, source, id, nil
 }
 
-// Metadata is stored with every event, as JSON.
+// Metadata is stored with every event: as JSON in a v1 event (these field
+// names), in binary in a v2 one (see eventcodec).
 type Metadata struct {
 	Source            string    `json:"source"`
 	ProviderEventType string    `json:"provider_event_type,omitempty"`
@@ -114,7 +145,8 @@ type Metadata struct {
 	CausationID   string `json:"$causationId,omitempty"`
 }
 
-// DecodeMetadata parses an event's metadata.
+// DecodeMetadata parses the JSON metadata of a v1 event. Readers of the log
+// use eventcodec.Metadata, which reads both versions.
 func DecodeMetadata(e Event) (Metadata, error) {
 	var m Metadata
 	if err := json.Unmarshal(e.Metadata, &m); err != nil {

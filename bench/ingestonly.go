@@ -109,6 +109,7 @@ func (s *memStore) Append(_ context.Context, stream string, expected eventstore.
 			Position: eventstore.Position{Commit: s.head, Prepare: s.head}, RecordedAt: time.Now()}
 		rec.Data = append([]byte(nil), e.Data...)
 		rec.Metadata = append([]byte(nil), e.Metadata...)
+		rec.Body = append([]byte(nil), e.Body...)
 		cur = append(cur, rec)
 		res = eventstore.AppendResult{NextRevision: rec.Revision, Position: rec.Position}
 	}

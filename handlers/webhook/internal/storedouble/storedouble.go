@@ -85,6 +85,7 @@ func (s *MemStoreDouble) AppendDirect(stream string, expected eventstore.Expecte
 				Type:     e.Type,
 				Data:     append([]byte(nil), e.Data...),
 				Metadata: append([]byte(nil), e.Metadata...),
+				Body:     append([]byte(nil), e.Body...),
 			},
 			Stream:     stream,
 			Revision:   rev,
