@@ -85,7 +85,11 @@ func (r *report) printHeader(w io.Writer) {
 		fmt.Fprintln(w)
 	}
 	if r.baseline() {
-		fmt.Fprintf(w, "- %d rounds, each: the reference handler, then old, then new, every binary on fresh data dirs with the same deliveries in the same order; the tables quote the median of the rounds per binary, \"new / old\" is the ratio of the medians, the verdict is the new binary's\n", o.rounds)
+		rounds := fmt.Sprintf("%d rounds, each", o.rounds)
+		if o.rounds == 1 {
+			rounds = "1 round"
+		}
+		fmt.Fprintf(w, "- %s: the reference handler, then old, then new, every binary on fresh data dirs with the same deliveries in the same order; the tables quote the median of the rounds per binary, \"new / old\" is the ratio of the medians, the verdict is the new binary's\n", rounds)
 	} else if o.rounds > 1 {
 		fmt.Fprintf(w, "- %d rounds, each: the reference handler, then receiptd on fresh data dirs; the tables quote the median of the rounds\n", o.rounds)
 	}
