@@ -210,7 +210,8 @@ type quarantined struct {
 	EventType  string
 	Reason     string
 	BodySHA256 string
-	Raw        string
+	Raw        rawView
+	raw        string // until Raw is made, in the order the page shows them
 }
 
 // reprocessResult is what re-processing did to one quarantined delivery.
@@ -265,12 +266,17 @@ func (c *Console) deliveriesPage(w http.ResponseWriter, r *http.Request) {
 		}
 		for _, q := range page.GetDeliveries() {
 			d.Quarantine = append(d.Quarantine, quarantined{
-				Source: q.GetSource(), Position: q.GetPosition(), ReceivedAt: fmtTime(q.GetReceivedAt()), EventType: q.GetProviderEventType(),
-				Reason: q.GetReason(), BodySHA256: q.GetBodySha256(), Raw: indentJSON([]byte(q.GetRawBody())),
+				Source: q.GetSource(), Position: q.GetPosition(), ReceivedAt: fmtTime(q.GetReceivedAt()), EventType: clip(q.GetProviderEventType()),
+				Reason: clip(q.GetReason()), BodySHA256: q.GetBodySha256(), raw: q.GetRawBody(),
 			})
 		}
 	}
 	slices.SortFunc(d.Quarantine, func(a, b quarantined) int { return cmp.Compare(b.Position, a.Position) })
+	budget := newRawBudget() // the newest first
+	for i := range d.Quarantine {
+		q := &d.Quarantine[i]
+		q.Raw, q.raw = viewOf(budget, q.raw, quarantineRawHref(q.Source, q.Position)), ""
+	}
 	c.render(w, r, http.StatusOK, "deliveries", d)
 }
 
@@ -299,7 +305,7 @@ func (c *Console) reprocess(w http.ResponseWriter, r *http.Request) {
 	var results []reprocessResult
 	for _, res := range resp.GetResults() {
 		rr := reprocessResult{Source: source, Position: res.GetQuarantinedPosition(), Outcome: res.GetOutcome(), Stream: res.GetStream(),
-			NewPosition: res.GetPosition(), Reason: res.GetReason()}
+			NewPosition: res.GetPosition(), Reason: clip(res.GetReason())}
 		if cat, src, id, err := aggregate.ParseStreamID(res.GetStream()); err == nil && cat == aggregate.CategoryReceipt {
 			rr.Href = receiptHref(src, id)
 		}

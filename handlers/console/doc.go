@@ -16,6 +16,19 @@
 //   - Send test event: sign an example payload with a source's scheme and
 //     deliver it to this server over loopback HTTP.
 //
+// # Raw bodies
+//
+// A raw body is whatever a provider sent (anyone holding a Reward or RETM
+// token can send one), so what a page shows of it is bounded: at most
+// 16 KiB of text per body, indented if it nests at most 16 deep and shown
+// as sent (cut) otherwise; at most 1 MiB of body text per page, as HTML,
+// past which a body is a link only; and a rendered page past 8 MiB is an
+// error, not a larger page. Every body downloads whole, byte for byte
+// (GET /ui/receipts/{source}/{id}/events/{revision}/raw and
+// /ui/deliveries/{source}/{position}/raw), as an application/octet-stream
+// attachment with nosniff and a sandbox CSP, to a signed-in operator whose
+// key the query API still accepts for the page it comes from.
+//
 // # Access
 //
 // The console is an admin surface. An operator signs in with an API key
@@ -31,9 +44,11 @@
 // (receiptd.v1 over gRPC, on the in-process connection the REST gateway
 // uses, so the access interceptors judge every call), authenticated with the
 // operator's own key: the key also needs read:all for the receipt and user
-// pages. Two things come from the log directly, read-only: the raw bodies of
-// a receipt's events, and the Live feed (which receipt streams got events
-// since the server started; the rows themselves are read through the API).
+// pages. Three things come from the log directly, read-only: the raw bodies
+// of a receipt's events, the raw body of a quarantined delivery when it is
+// downloaded (after the query API has judged the key), and the Live feed
+// (which receipt streams got events since the server started; the rows
+// themselves are read through the API).
 // The Deliveries chart samples the ingest counters of this process.
 //
 // It imports gen, handlers/api (the Authenticator, limits), the providers'

@@ -1,8 +1,7 @@
 package console
 
 import (
-	"bytes"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"html/template"
 	"net/http"
@@ -64,10 +63,14 @@ func (c *Console) render(w http.ResponseWriter, r *http.Request, code int, page 
 	if ss := sessionFrom(r.Context()); ss != nil {
 		v.Principal, v.CSRF = ss.principal, ss.csrf
 	}
-	var buf bytes.Buffer
+	buf := cappedBuffer{max: maxPageBytes}
 	if err := c.pages[page].ExecuteTemplate(&buf, "layout.html", v); err != nil {
 		c.o.Logger.ErrorContext(r.Context(), "console: render", "page", page, "err", err)
-		http.Error(w, "console: could not render the page", http.StatusInternalServerError)
+		msg := "console: could not render the page"
+		if errors.Is(err, errPageTooLarge) {
+			msg = fmt.Sprintf("console: the page would be larger than %d MiB, the console's output budget", maxPageBytes>>20)
+		}
+		http.Error(w, msg, http.StatusInternalServerError)
 		return
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
@@ -159,10 +162,11 @@ func (c *Console) find(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, receiptHref(source, id), http.StatusSeeOther)
 }
 
-// timelineEvent is one event of a receipt with its raw body from the log.
+// timelineEvent is one event of a receipt with what the page shows of its
+// raw body from the log.
 type timelineEvent struct {
 	*receiptdv1.ReceiptEvent
-	Raw string
+	Raw *rawView
 }
 
 type receiptData struct {
@@ -186,7 +190,7 @@ func (c *Console) receiptPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d := receiptData{Receipt: rcpt, More: evs.GetNextPageToken() != ""}
-	raws, err := c.rawBodies(r, aggregate.StreamID(aggregate.CategoryReceipt, source, id), len(evs.GetEvents()))
+	raws, err := c.rawBodies(r, source, id, len(evs.GetEvents()))
 	if err != nil {
 		d.RawErr = err.Error()
 	}
@@ -196,34 +200,27 @@ func (c *Console) receiptPage(w http.ResponseWriter, r *http.Request) {
 	c.render(w, r, http.StatusOK, "receipt", d)
 }
 
-// rawBodies reads a stream's first n events from the log and returns the
-// provider's raw body of each (indented), by commit position.
-func (c *Console) rawBodies(r *http.Request, stream string, n int) (map[uint64]string, error) {
-	out := map[uint64]string{}
+// rawBodies reads a receipt stream's first n events from the log and
+// returns what the page shows of each one's raw body (within the page's
+// budget), by commit position.
+func (c *Console) rawBodies(r *http.Request, source, id string, n int) (map[uint64]*rawView, error) {
+	out := map[uint64]*rawView{}
 	if n == 0 {
 		return out, nil
 	}
+	stream := aggregate.StreamID(aggregate.CategoryReceipt, source, id)
 	evs, err := c.o.Log.ReadStream(r.Context(), stream, 0, n)
 	if err != nil {
 		return out, fmt.Errorf("read %s from the log: %w", stream, err)
 	}
+	budget := newRawBudget()
 	for _, e := range evs {
-		var d struct {
-			Raw json.RawMessage `json:"raw"`
-		}
-		if json.Unmarshal(e.Data, &d) == nil && len(d.Raw) > 0 {
-			out[e.Position.Commit] = indentJSON(d.Raw)
+		if raw, err := rawBody(e); err == nil && len(raw) > 0 {
+			v := viewOf(budget, raw, receiptRawHref(source, id, e.Revision))
+			out[e.Position.Commit] = &v
 		}
 	}
 	return out, nil
-}
-
-func indentJSON(raw []byte) string {
-	var b bytes.Buffer
-	if json.Indent(&b, raw, "", "  ") != nil {
-		return string(raw)
-	}
-	return b.String()
 }
 
 type userData struct {
