@@ -23,6 +23,9 @@ import (
 type access struct {
 	unary  grpc.UnaryServerInterceptor
 	stream grpc.StreamServerInterceptor
+	// api is the interceptors' access control, which the REST gateway
+	// also asks before it reads a request's body (api.GatewayOptions).
+	api *api.Access
 	// gateway carries the REST gateway's connection: serve the gRPC server
 	// on it and dial the gateway's conn with gateway.DialContext.
 	gateway *api.GatewayListener
@@ -85,6 +88,7 @@ func newAccess(cfg Config, logger *slog.Logger) (*access, error) {
 	return &access{
 		unary:   a.Unary,
 		stream:  a.Stream,
+		api:     a,
 		gateway: o.Gateway,
 		ingest:  ingestLimiter(ingestLimit, names, logger),
 	}, nil

@@ -107,6 +107,10 @@ type IngestConfig struct {
 type QueryConfig struct {
 	// MaxWait bounds how long a query with min_position waits (default 2s).
 	MaxWait Duration `yaml:"max_wait"`
+	// MaxBodyBytes bounds a REST request body under /v1/ (default 64 KiB,
+	// api.DefaultMaxBodyBytes; 413 beyond). The largest body the API takes
+	// is a few dozen bytes.
+	MaxBodyBytes int64 `yaml:"max_body_bytes"`
 }
 
 // Duration is a time.Duration written as "10m", "3s" in YAML.
@@ -168,6 +172,9 @@ func (c *Config) defaults() {
 	if c.Query.MaxWait == 0 {
 		c.Query.MaxWait = Duration(2 * time.Second)
 	}
+	if c.Query.MaxBodyBytes == 0 {
+		c.Query.MaxBodyBytes = api.DefaultMaxBodyBytes
+	}
 }
 
 // Validate reports every problem with the config at once.
@@ -184,6 +191,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Ingest.MaxBodyBytes < 0 {
 		errs = append(errs, errors.New("ingest: max_body_bytes must be positive"))
+	}
+	if c.Query.MaxBodyBytes < 0 {
+		errs = append(errs, errors.New("query: max_body_bytes must be positive"))
 	}
 	seen := map[string]bool{}
 	for i, s := range c.Sources {

@@ -1,6 +1,7 @@
 package main_test
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/base64"
 	"encoding/hex"
@@ -362,4 +363,127 @@ func TestSecretsStayOutOfLogsAndErrors(t *testing.T) {
 			t.Logf("%s", first)
 		})
 	}
+}
+
+// streamExchange writes head (request line and headers) on a new
+// connection, then body, while it reads the answer: the status (0 if none
+// within 10 s, or the connection closed without one) and how many body
+// bytes the client got written before that.
+func streamExchange(t *testing.T, addr, head string, body io.Reader) (code int, written int64) {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := io.WriteString(c, head+"\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		n, _ = io.Copy(c, body) // ends when the server closes the connection
+	}()
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if resp, err := http.ReadResponse(bufio.NewReader(c), nil); err == nil {
+		code = resp.StatusCode
+	}
+	c.Close()
+	<-done
+	return code, n
+}
+
+// rssBytes is the resident set size of process pid (Linux).
+func rssBytes(t *testing.T, pid int) int64 {
+	t.Helper()
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Skipf("no /proc: %v", err)
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			var kb int64
+			fmt.Sscanf(strings.TrimSpace(v), "%d", &kb)
+			return kb << 10
+		}
+	}
+	t.Skip("no VmRSS")
+	return 0
+}
+
+// TestHostileQueriesAtTheServer: what a client without credentials, or
+// with too big a request, gets from the REST query API of the real server
+// (issue 12, item 1: the gateway decoded the bodies of POST /v1/rebuild
+// and POST /v1/quarantine/reprocess without a bound, before the access
+// check; 96 MiB of one unterminated JSON string to each grew the server's
+// RSS by ~400 MiB). Every refusal comes before the body is read; the RSS
+// stays flat.
+func TestHostileQueriesAtTheServer(t *testing.T) {
+	const huge = 96 << 20
+	unterminated := func(n int64) io.Reader {
+		return io.MultiReader(strings.NewReader(`{"projection":"`), io.LimitReader(repeatByte('a'), n))
+	}
+	chunked := func(n int64) io.Reader { // one chunk, never terminated
+		return io.MultiReader(strings.NewReader(fmt.Sprintf("%x\r\n", n+15)), unterminated(n))
+	}
+	post := func(path, auth, framing string) string {
+		h := "POST " + path + " HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n" + framing
+		if auth != "" {
+			h += "Authorization: " + auth + "\r\n"
+		}
+		return h
+	}
+	te := "Transfer-Encoding: chunked\r\n"
+	cl := func(n int64) string { return fmt.Sprintf("Content-Length: %d\r\n", n) }
+	operator := "Bearer " + e2eOperatorKey
+
+	withAccess := startOperatorServer(t, t.TempDir())
+	loopbackOnly := startServer(t, t.TempDir(), reewildConfig(), "E2E_REEWILD_SECRET="+e2eSecret)
+	before := map[*server]int64{withAccess: rssBytes(t, withAccess.cmd.Process.Pid), loopbackOnly: rssBytes(t, loopbackOnly.cmd.Process.Pid)}
+	for _, tc := range []struct {
+		name       string
+		s          *server
+		head       string
+		body       io.Reader
+		code       int
+		maxWritten int64 // beyond the kernel's socket buffers: the server read it
+	}{
+		{"96 MiB unterminated, chunked, no credentials, POST /v1/rebuild", withAccess, post("/v1/rebuild", "", te), chunked(huge), http.StatusUnauthorized, 16 << 20},
+		{"96 MiB unterminated, no credentials, POST /v1/quarantine/reprocess", withAccess, post("/v1/quarantine/reprocess", "", cl(huge+15)), unterminated(huge), http.StatusUnauthorized, 16 << 20},
+		{"96 MiB from loopback, no access section, POST /v1/rebuild", loopbackOnly, post("/v1/rebuild", "", cl(huge+15)), unterminated(huge), http.StatusForbidden, 16 << 20},
+		{"96 MiB chunked from loopback, no access section, POST /v1/quarantine/reprocess", loopbackOnly, post("/v1/quarantine/reprocess", "", te), chunked(huge), http.StatusForbidden, 16 << 20},
+		{"1 MiB with the operator key, POST /v1/rebuild", withAccess, post("/v1/rebuild", operator, cl(1<<20+15)), unterminated(1 << 20), http.StatusRequestEntityTooLarge, 1<<20 + 15},
+		{"1 MiB chunked with the operator key, POST /v1/quarantine/reprocess", withAccess, post("/v1/quarantine/reprocess", operator, te), chunked(1 << 20), http.StatusRequestEntityTooLarge, 1<<20 + 32},
+		{"a body to a GET route (the long GET /v1/audit), no credentials", withAccess, strings.Replace(post("/v1/audit", "", cl(huge+15)), "POST", "GET", 1), unterminated(huge), http.StatusUnauthorized, 16 << 20},
+		{"the operator key, a good body (reference)", withAccess, post("/v1/quarantine/reprocess", operator, cl(20)), strings.NewReader(`{"source":"reewild"}`), http.StatusOK, 20},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			start := time.Now()
+			code, written := streamExchange(t, tc.s.httpAddr, tc.head, tc.body)
+			t.Logf("%d after %v, %d body bytes written by then", code, time.Since(start).Round(time.Millisecond), written)
+			if code != tc.code {
+				t.Errorf("status %d, want %d", code, tc.code)
+			}
+			if written > tc.maxWritten {
+				t.Errorf("%d body bytes written before the answer, want at most %d: the server read the body", written, tc.maxWritten)
+			}
+		})
+	}
+	for s, b := range before {
+		after := rssBytes(t, s.cmd.Process.Pid)
+		t.Logf("RSS %d MiB before, %d MiB after", b>>20, after>>20)
+		if after-b > 64<<20 {
+			t.Errorf("the server's RSS grew by %d MiB", (after-b)>>20)
+		}
+	}
+}
+
+type repeatByte byte
+
+func (b repeatByte) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = byte(b)
+	}
+	return len(p), nil
 }

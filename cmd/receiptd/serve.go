@@ -137,7 +137,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		return fmt.Errorf("gateway dial: %w", err)
 	}
 	defer conn.Close()
-	gw, err := api.NewGateway(ctx, conn)
+	gw, err := api.NewGateway(ctx, conn, api.GatewayOptions{Access: access.api, MaxBodyBytes: cfg.Query.MaxBodyBytes, Logger: logger})
 	if err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -343,10 +344,9 @@ func (a *Access) ownerError(method string, g *grant, err error) error {
 func (a *Access) admit(ctx context.Context, method string, setHeader func(metadata.MD)) (*grant, error) {
 	op := opName(method)
 	client := a.clientAddr(ctx)
-	rule, ok := a.rules[method]
-	if !ok {
-		a.o.Logger.ErrorContext(ctx, "access: no rule for this method; refused (add a row to handlers/api/rules.go)", "method", method)
-		return nil, status.Error(codes.PermissionDenied, op+": no access rule for this method")
+	rule, err := a.rule(ctx, method)
+	if err != nil {
+		return nil, err
 	}
 	if a.o.PerIP != nil {
 		if err := a.take(a.o.PerIP, ipKey(client), op, "this address", setHeader); err != nil {
@@ -356,31 +356,58 @@ func (a *Access) admit(ctx context.Context, method string, setHeader func(metada
 	if rule.Public {
 		return nil, nil
 	}
+	md, _ := metadata.FromIncomingContext(ctx)
+	p, err := a.authenticate(ctx, method, client, md.Get("authorization"), setHeader)
+	if err != nil {
+		return nil, err
+	}
+	if lim := a.principalLimit(p.Kind); lim != nil {
+		if err := a.take(lim, p.key(), op, "this caller", setHeader); err != nil {
+			return nil, err
+		}
+	}
+	return a.authorize(ctx, method, rule, p, client)
+}
 
-	var p Principal
+// rule returns method's rule; PERMISSION_DENIED (and an error in the log)
+// for a method with none.
+func (a *Access) rule(ctx context.Context, method string) (Rule, error) {
+	rule, ok := a.rules[method]
+	if !ok {
+		a.o.Logger.ErrorContext(ctx, "access: no rule for this method; refused (add a row to handlers/api/rules.go)", "method", method)
+		return Rule{}, status.Error(codes.PermissionDenied, opName(method)+": no access rule for this method")
+	}
+	return rule, nil
+}
+
+// authenticate returns the principal of a call from client with the
+// given Authorization values: with no Authenticator, a loopback client;
+// otherwise the principal of the one Bearer credential.
+func (a *Access) authenticate(ctx context.Context, method string, client netip.Addr, authorization []string, setHeader func(metadata.MD)) (Principal, error) {
+	op := opName(method)
 	if a.o.Authenticator == nil {
 		if !client.IsValid() || !client.IsLoopback() {
 			a.refused(ctx, method, codes.PermissionDenied, "not a loopback client and no access configured", nil, client)
-			return nil, status.Error(codes.PermissionDenied, op+": queries are limited to loopback clients until access control is configured")
+			return Principal{}, status.Error(codes.PermissionDenied, op+": queries are limited to loopback clients until access control is configured")
 		}
-		p = Principal{Kind: PrincipalLoopback, ID: "loopback", Scopes: slices.Clone(LoopbackScopes)}
-	} else {
-		cred, err := bearer(ctx)
-		if err == nil {
-			p, err = a.o.Authenticator.Authenticate(ctx, cred)
-		}
-		if err != nil {
-			a.refused(ctx, method, codes.Unauthenticated, err.Error(), nil, client)
-			setHeader(metadata.Pairs("www-authenticate", `Bearer realm="receiptd"`))
-			return nil, status.Errorf(codes.Unauthenticated, "%s: %v", op, err)
-		}
-		if lim := a.principalLimit(p.Kind); lim != nil {
-			if err := a.take(lim, p.key(), op, "this caller", setHeader); err != nil {
-				return nil, err
-			}
-		}
+		return Principal{Kind: PrincipalLoopback, ID: "loopback", Scopes: slices.Clone(LoopbackScopes)}, nil
 	}
+	cred, err := bearer(authorization)
+	var p Principal
+	if err == nil {
+		p, err = a.o.Authenticator.Authenticate(ctx, cred)
+	}
+	if err != nil {
+		a.refused(ctx, method, codes.Unauthenticated, err.Error(), nil, client)
+		setHeader(metadata.Pairs("www-authenticate", `Bearer realm="receiptd"`))
+		return Principal{}, status.Errorf(codes.Unauthenticated, "%s: %v", op, err)
+	}
+	return p, nil
+}
 
+// authorize decides whether p may call method under rule.
+func (a *Access) authorize(ctx context.Context, method string, rule Rule, p Principal, client netip.Addr) (*grant, error) {
+	op := opName(method)
 	g := &grant{principal: p, rule: rule}
 	switch {
 	case p.holdsAny(rule.Scopes):
@@ -394,6 +421,45 @@ func (a *Access) admit(ctx context.Context, method string, setHeader func(metada
 		return nil, status.Errorf(codes.PermissionDenied, "%s: not allowed for this caller", op)
 	}
 	return g, nil
+}
+
+// authorizeHTTP is the gateway's check of a REST request for method
+// before it reads the request's body or lifts a deadline (see
+// NewGateway): the same rule, principal and scope checks as the
+// interceptor, which still runs on the call and stays the authority, on
+// the HTTP client's address (RemoteAddr, which the gateway forwards as the
+// last x-forwarded-for entry) and Authorization header. A user the rule
+// admits for their own data passes: what data is theirs is known only
+// from the request. Rate limits are the interceptor's, except that a
+// refusal here takes the per-address token the call would have taken, so
+// a flood of bad credentials is limited as before. Response headers
+// (WWW-Authenticate, Retry-After) are set on w.
+func (a *Access) authorizeHTTP(w http.ResponseWriter, r *http.Request, method string) error {
+	ctx := r.Context()
+	var client netip.Addr
+	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+		client = ap.Addr().Unmap()
+	}
+	setHeader := func(md metadata.MD) {
+		for k, vs := range md {
+			if name, ok := outgoingHeader(k); ok {
+				w.Header()[name] = vs
+			}
+		}
+	}
+	rule, err := a.rule(ctx, method)
+	if err == nil && !rule.Public {
+		var p Principal
+		if p, err = a.authenticate(ctx, method, client, r.Header.Values("Authorization"), setHeader); err == nil {
+			_, err = a.authorize(ctx, method, rule, p, client)
+		}
+	}
+	if err != nil && a.o.PerIP != nil {
+		if lerr := a.take(a.o.PerIP, ipKey(client), opName(method), "this address", setHeader); lerr != nil {
+			return lerr
+		}
+	}
+	return err
 }
 
 func (a *Access) principalLimit(k PrincipalKind) *ratelimit.Keyed {
@@ -490,10 +556,8 @@ var (
 	errBadAuthorization = errors.New("malformed Authorization: want exactly one \"Bearer <credential>\"")
 )
 
-// bearer returns the credential of the call's one Authorization value.
-func bearer(ctx context.Context) (string, error) {
-	md, _ := metadata.FromIncomingContext(ctx)
-	vals := md.Get("authorization")
+// bearer returns the credential of a call's one Authorization value.
+func bearer(vals []string) (string, error) {
 	switch {
 	case len(vals) == 0:
 		return "", errNoCredentials

@@ -142,8 +142,11 @@ type accessEnv struct {
 	conn   *grpc.ClientConn
 	client receiptdv1.ReceiptServiceClient
 	rest   *httptest.Server
-	logs   *syncBuffer
-	access *api.Access
+	// handler is what rest serves: the gateway, with the remote address
+	// setRemote set.
+	handler http.Handler
+	logs    *syncBuffer
+	access  *api.Access
 
 	mu     sync.Mutex
 	remote string // if set, the REST client's address as the HTTP server sees it
@@ -165,6 +168,7 @@ func newAccessEnv(t *testing.T, o api.AccessOptions, svc receiptdv1.ReceiptServi
 	env.access = acc
 	srv := grpc.NewServer(grpc.ChainUnaryInterceptor(acc.Unary), grpc.ChainStreamInterceptor(acc.Stream))
 	receiptdv1.RegisterReceiptServiceServer(srv, svc)
+	receiptdv1.RegisterAuditServiceServer(srv, stubAudit{})
 	healthpb.RegisterHealthServer(srv, health.NewServer())
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -188,20 +192,38 @@ func newAccessEnv(t *testing.T, o api.AccessOptions, svc receiptdv1.ReceiptServi
 	t.Cleanup(func() { gwConn.Close() })
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	gw, err := api.NewGateway(ctx, gwConn)
+	gw, err := api.NewGateway(ctx, gwConn, api.GatewayOptions{Access: acc})
 	if err != nil {
 		t.Fatal(err)
 	}
-	env.rest = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	env.handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		env.mu.Lock()
 		if env.remote != "" {
 			r.RemoteAddr = env.remote
 		}
 		env.mu.Unlock()
 		gw.ServeHTTP(w, r)
-	}))
+	})
+	env.rest = httptest.NewServer(env.handler)
 	t.Cleanup(env.rest.Close)
 	return env
+}
+
+// stubAudit answers the AuditService RPCs at once with empty answers.
+type stubAudit struct {
+	receiptdv1.UnimplementedAuditServiceServer
+}
+
+func (stubAudit) Audit(context.Context, *receiptdv1.AuditRequest) (*receiptdv1.AuditReport, error) {
+	return &receiptdv1.AuditReport{}, nil
+}
+
+func (stubAudit) Rebuild(context.Context, *receiptdv1.RebuildRequest) (*receiptdv1.RebuildResponse, error) {
+	return &receiptdv1.RebuildResponse{}, nil
+}
+
+func (stubAudit) ReprocessQuarantined(context.Context, *receiptdv1.ReprocessQuarantinedRequest) (*receiptdv1.ReprocessQuarantinedResponse, error) {
+	return &receiptdv1.ReprocessQuarantinedResponse{}, nil
 }
 
 func (e *accessEnv) setRemote(addr string) {

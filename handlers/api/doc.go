@@ -25,7 +25,9 @@
 // *grpc.ClientConn to the gRPC server, so a REST request goes through the
 // same server, interceptors (access control) included, as a gRPC one. The
 // JSON it writes uses lowerCamelCase field names and shows every field,
-// zeros included. OpenAPIHandler serves the generated OpenAPI document.
+// zeros included. Every request body is bounded (GatewayOptions,
+// DefaultMaxBodyBytes); routes come from the generated OpenAPI document.
+// OpenAPIHandler serves that document.
 //
 // Access control is one interceptor pair, NewAccess (auth.go), over one
 // rule table (rules.go): each RPC declares the scopes that may call it and
@@ -50,7 +52,7 @@
 //	audit, err := api.NewAuditService(projections.NewAdmin(views, store), sources)
 //	go grpcServer.Serve(gwl) // gwl := api.NewGatewayListener(), beside the TCP listener
 //	conn, err := grpc.NewClient("passthrough:///receiptd-gateway", grpc.WithContextDialer(gwl.DialContext), ...)
-//	gw, err := api.NewGateway(ctx, conn)
+//	gw, err := api.NewGateway(ctx, conn, api.GatewayOptions{Access: access})
 //	httpMux.Handle("/v1/", gw)
 //	httpMux.Handle("/openapi.json", api.OpenAPIHandler())
 //
@@ -72,7 +74,11 @@
 // {"result": …} per message and {"error": …} if the stream fails after
 // its first message. The gateway lifts the HTTP server's whole-request
 // timeouts from watches, audits and rebuilds and bounds each write with
-// StreamWriteTimeout instead.
+// StreamWriteTimeout instead, but only once the caller has passed the
+// access check and the request's body (bounded, DefaultMaxBodyBytes) has
+// been read: a request that carries a body, takes one, or is long is
+// checked with the Access given in GatewayOptions before a byte of its
+// body is read, and a refusal closes the connection.
 //
 // The package imports aggregate, projections, gen, internal/ratelimit and
 // the JWT libraries (golang-jwt, keyfunc/jwkset); never eventstore, a store

@@ -43,7 +43,7 @@ func ExampleNewGateway() {
 		log.Fatal(err)
 	}
 	defer conn.Close()
-	gateway, err := api.NewGateway(context.Background(), conn)
+	gateway, err := api.NewGateway(context.Background(), conn, api.GatewayOptions{})
 	if err != nil {
 		log.Fatal(err)
 	}

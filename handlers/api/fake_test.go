@@ -503,7 +503,7 @@ func newTestEnvOver(t *testing.T, reader api.Reader, opts ...api.Option) *testEn
 
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	gw, err := api.NewGateway(ctx, conn)
+	gw, err := api.NewGateway(ctx, conn, api.GatewayOptions{})
 	if err != nil {
 		t.Fatalf("NewGateway: %v", err)
 	}

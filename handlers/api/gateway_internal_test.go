@@ -1,31 +1,47 @@
 package api
 
 import (
-	"net/http/httptest"
 	"testing"
+
+	receiptdv1 "github.com/receiptd/receiptd/gen/go/receiptd/v1"
 )
 
-func TestIsLong(t *testing.T) {
-	for _, tc := range []struct {
-		method, path string
-		long         bool
-	}{
-		{"GET", "/v1/receipts/r1/watch", true},
-		{"GET", "/v1/users/u1/watch?allowMissing=true", true},
-		{"GET", "/v1/receipts/a%2Fb/watch", true},
-		{"GET", "/v1/audit?source=reewild", true},
-		{"POST", "/v1/rebuild", true},
-		{"GET", "/v1/receipts/watch", false},
-		{"GET", "/v1/receipts/r1", false},
-		{"GET", "/v1/receipts/r1/events", false},
-		{"GET", "/v1/users/u1/balance", false},
-		{"POST", "/v1/receipts/r1/watch", false},
-		{"GET", "/v1/rebuild", false},
-		{"GET", "/v1/stats", false},
-		{"POST", "/webhooks/reewild", false},
-	} {
-		if got := isLong(httptest.NewRequest(tc.method, tc.path, nil)); got != tc.long {
-			t.Errorf("%s %s: long %v, want %v", tc.method, tc.path, got, tc.long)
+// TestGatewayRoutes: the route table read from the OpenAPI document names
+// every REST route with its RPC, whether it takes a body and whether it is
+// long (its deadlines are lifted once its caller is checked).
+func TestGatewayRoutes(t *testing.T) {
+	routes, err := gatewayRoutes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]route{
+		"GET /v1/receipts/*":            {rpc: receiptdv1.ReceiptService_GetReceipt_FullMethodName},
+		"GET /v1/users/*/receipts":      {rpc: receiptdv1.ReceiptService_ListUserReceipts_FullMethodName},
+		"GET /v1/users/*/balance":       {rpc: receiptdv1.ReceiptService_GetBalance_FullMethodName},
+		"GET /v1/entities/*/*":          {rpc: receiptdv1.ReceiptService_GetEntity_FullMethodName},
+		"GET /v1/entities/*":            {rpc: receiptdv1.ReceiptService_ListEntities_FullMethodName},
+		"GET /v1/receipts/*/events":     {rpc: receiptdv1.ReceiptService_ListReceiptEvents_FullMethodName},
+		"GET /v1/users/*/ledger":        {rpc: receiptdv1.ReceiptService_ListUserLedger_FullMethodName},
+		"GET /v1/receipts/*/watch":      {rpc: receiptdv1.ReceiptService_WatchReceipt_FullMethodName, long: true},
+		"GET /v1/users/*/watch":         {rpc: receiptdv1.ReceiptService_WatchUser_FullMethodName, long: true},
+		"GET /v1/stats":                 {rpc: receiptdv1.StatsService_GetStats_FullMethodName},
+		"GET /v1/audit":                 {rpc: receiptdv1.AuditService_Audit_FullMethodName, long: true},
+		"POST /v1/rebuild":              {rpc: receiptdv1.AuditService_Rebuild_FullMethodName, body: true, long: true},
+		"GET /v1/quarantine":            {rpc: receiptdv1.AuditService_ListQuarantined_FullMethodName},
+		"POST /v1/quarantine/reprocess": {rpc: receiptdv1.AuditService_ReprocessQuarantined_FullMethodName, body: true},
+	}
+	for k, w := range want {
+		if got, ok := routes[k]; !ok || got != w {
+			t.Errorf("%s: %+v (found %v), want %+v", k, got, ok, w)
 		}
+	}
+	for k := range routes {
+		if _, ok := want[k]; !ok {
+			t.Errorf("route %s is not in this test: add it, with whether it takes a body and is long", k)
+		}
+	}
+	// A runtime.Pattern's template reads the same.
+	if got := routeKey("GET", "/v1/receipts/{receipt_id=*}/watch"); got != "GET /v1/receipts/*/watch" {
+		t.Errorf("routeKey of a pattern = %q", got)
 	}
 }
