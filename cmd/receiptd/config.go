@@ -28,6 +28,7 @@ type Config struct {
 	Sources []SourceConfig `yaml:"sources"`
 	Ingest  IngestConfig   `yaml:"ingest"`
 	Query   QueryConfig    `yaml:"query"`
+	GRPC    GRPCConfig     `yaml:"grpc"`
 	Access  *AccessConfig  `yaml:"access"`
 	Console ConsoleConfig  `yaml:"console"`
 }
@@ -113,6 +114,27 @@ type QueryConfig struct {
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
 }
 
+// GRPCConfig bounds the gRPC server (--grpc-addr, and the REST gateway's
+// in-process connection to it).
+type GRPCConfig struct {
+	// MaxRecvMsgBytes bounds a request message (default 64 KiB; the largest
+	// request of the API is a few hundred bytes). RESOURCE_EXHAUSTED beyond.
+	MaxRecvMsgBytes int `yaml:"max_recv_msg_bytes"`
+	// MaxSendMsgBytes bounds an answer message (default 16 MiB). The
+	// largest answer is a quarantine page: 4 MiB (api.MaxQuarantinePageBytes)
+	// plus one delivery of up to ingest.max_body_bytes, so it must be at
+	// least that plus 64 KiB. The REST gateway's connection receives up to
+	// this much.
+	MaxSendMsgBytes int `yaml:"max_send_msg_bytes"`
+}
+
+// minSendMsgBytes is the smallest answer limit that holds every answer the
+// server may send: a full quarantine page plus one delivery at ingest's
+// body limit, and room for the fields around them.
+func (c *Config) minSendMsgBytes() int64 {
+	return api.MaxQuarantinePageBytes + c.Ingest.MaxBodyBytes + 64<<10
+}
+
 // Duration is a time.Duration written as "10m", "3s" in YAML.
 type Duration time.Duration
 
@@ -175,6 +197,12 @@ func (c *Config) defaults() {
 	if c.Query.MaxBodyBytes == 0 {
 		c.Query.MaxBodyBytes = api.DefaultMaxBodyBytes
 	}
+	if c.GRPC.MaxRecvMsgBytes == 0 {
+		c.GRPC.MaxRecvMsgBytes = 64 << 10
+	}
+	if c.GRPC.MaxSendMsgBytes == 0 {
+		c.GRPC.MaxSendMsgBytes = int(max(16<<20, c.minSendMsgBytes()))
+	}
 }
 
 // Validate reports every problem with the config at once.
@@ -194,6 +222,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Query.MaxBodyBytes < 0 {
 		errs = append(errs, errors.New("query: max_body_bytes must be positive"))
+	}
+	if c.GRPC.MaxRecvMsgBytes < 1<<10 {
+		errs = append(errs, errors.New("grpc: max_recv_msg_bytes must be at least 1024"))
+	}
+	if need := c.minSendMsgBytes(); int64(c.GRPC.MaxSendMsgBytes) < need {
+		errs = append(errs, fmt.Errorf("grpc: max_send_msg_bytes %d is less than the largest answer, a quarantine page with a delivery at ingest.max_body_bytes: at least %d", c.GRPC.MaxSendMsgBytes, need))
 	}
 	seen := map[string]bool{}
 	for i, s := range c.Sources {

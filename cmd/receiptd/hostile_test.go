@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -486,4 +487,65 @@ func (b repeatByte) Read(p []byte) (int, error) {
 		p[i] = byte(b)
 	}
 	return len(p), nil
+}
+
+// TestLargeQuarantinePages (issue 12, item 5): the gateway's own gRPC
+// client kept the default 4 MiB receive limit, so after five quarantined
+// 900 KB deliveries GET /v1/quarantine answered 429 "message larger than
+// max" (a rate limit's status, which a client retries) and the console's
+// Deliveries page showed the error. Now a page is bounded by bytes as well
+// as by count, the limits on both ends of the gateway's connection are
+// set from the largest answer the server may send, and a size limit is
+// never a 429.
+func TestLargeQuarantinePages(t *testing.T) {
+	s := startOperatorServer(t, t.TempDir())
+	const n, pad = 5, 900_000
+	for i := range n {
+		body := fmt.Appendf(nil, `{"eventType":"receipt.teleported","data":{"receiptID":"big-%d","pad":"%s"}}`, i, strings.Repeat(string(rune('a'+i)), pad))
+		if code, _ := s.post(t, "reewild", body, sign(body), "application/json"); code != http.StatusOK {
+			t.Fatalf("quarantined delivery %d: %d", i, code)
+		}
+	}
+	seen := map[string]bool{}
+	token, pages := "", 0
+	for {
+		req, _ := http.NewRequest(http.MethodGet, s.url("/v1/quarantine?source=reewild&page_size=500&page_token="+token), nil)
+		req.Header.Set("Authorization", s.auth)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET /v1/quarantine page %d: %d %.300s", pages+1, resp.StatusCode, raw)
+		}
+		var page struct {
+			Deliveries []struct {
+				RawBody string `json:"rawBody"`
+			} `json:"deliveries"`
+			NextPageToken string `json:"nextPageToken"`
+		}
+		if err := json.Unmarshal(raw, &page); err != nil {
+			t.Fatal(err)
+		}
+		pages++
+		t.Logf("page %d: %d deliveries, %d bytes", pages, len(page.Deliveries), len(raw))
+		if len(page.Deliveries) == 0 {
+			t.Fatalf("page %d is empty", pages)
+		}
+		for _, d := range page.Deliveries {
+			if len(d.RawBody) < pad {
+				t.Errorf("a raw body of %d bytes, want the whole delivery", len(d.RawBody))
+			}
+			seen[d.RawBody[:60]] = true
+		}
+		if page.NextPageToken == "" || pages > n {
+			break
+		}
+		token = page.NextPageToken
+	}
+	if len(seen) != n || pages < 2 {
+		t.Errorf("%d distinct deliveries over %d pages, want %d over at least 2", len(seen), pages, n)
+	}
 }

@@ -100,7 +100,8 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	gs := grpc.NewServer(grpc.ChainUnaryInterceptor(access.unary), grpc.ChainStreamInterceptor(access.stream))
+	gs := grpc.NewServer(grpc.ChainUnaryInterceptor(access.unary), grpc.ChainStreamInterceptor(access.stream),
+		grpc.MaxRecvMsgSize(cfg.GRPC.MaxRecvMsgBytes), grpc.MaxSendMsgSize(cfg.GRPC.MaxSendMsgBytes))
 	// Watches end when the server starts shutting down (UNAVAILABLE: their
 	// clients reconnect), so graceful shutdown does not wait for them.
 	watchCtx, stopWatches := context.WithCancel(context.Background())
@@ -132,7 +133,12 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	// REST: the gateway calls this same gRPC server, over an in-memory
 	// listener (access.gateway), so both doors pass through the same
 	// interceptors, which judge a REST call by its HTTP client's address.
-	conn, err := grpc.NewClient("passthrough:///receiptd-gateway", grpc.WithContextDialer(access.gateway.DialContext), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	// Its limits mirror the server's: it receives every answer the server
+	// may send (a quarantine page with raw bodies; the default 4 MiB did
+	// not hold five 900 KB deliveries), and sends nothing the server would
+	// refuse.
+	conn, err := grpc.NewClient("passthrough:///receiptd-gateway", grpc.WithContextDialer(access.gateway.DialContext), grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(cfg.GRPC.MaxSendMsgBytes), grpc.MaxCallSendMsgSize(cfg.GRPC.MaxRecvMsgBytes)))
 	if err != nil {
 		return fmt.Errorf("gateway dial: %w", err)
 	}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -128,6 +129,7 @@ func NewGateway(ctx context.Context, conn *grpc.ClientConn, o GatewayOptions) (h
 		// the form (read the body) before any check.
 		runtime.WithDisablePathLengthFallback(),
 		runtime.WithMiddlewares(g.guard),
+		runtime.WithErrorHandler(g.answerError),
 	)
 	if err := receiptdv1.RegisterReceiptServiceHandler(ctx, g.mux, conn); err != nil {
 		return nil, fmt.Errorf("api: new gateway: register ReceiptService: %w", err)
@@ -267,6 +269,31 @@ func (g *gateway) guard(next runtime.HandlerFunc) runtime.HandlerFunc {
 		}
 		next(w, r, params)
 	}
+}
+
+// answerError is the gateway's answer to an error: runtime's default
+// mapping of gRPC codes to HTTP statuses, except for RESOURCE_EXHAUSTED
+// without a RetryInfo detail. The access interceptor's rate limits always
+// send RetryInfo (and Retry-After), and stay 429; without it the code
+// comes from a message size limit ("received message larger than max",
+// "trying to send message larger than max") on either end of the
+// gateway's connection: an answer this server cannot deliver, so 500,
+// logged, and not the 429 a client would retry.
+func (g *gateway) answerError(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
+	if st, ok := status.FromError(err); ok && st.Code() == codes.ResourceExhausted && !hasRetryInfo(st) {
+		g.o.Logger.ErrorContext(ctx, "api: gateway: an answer over a gRPC message size limit", "path", r.URL.Path, "err", st.Message())
+		err = &runtime.HTTPStatusError{HTTPStatus: http.StatusInternalServerError, Err: err}
+	}
+	runtime.DefaultHTTPErrorHandler(ctx, mux, m, w, r, err)
+}
+
+func hasRetryInfo(st *status.Status) bool {
+	for _, d := range st.Details() {
+		if _, ok := d.(*errdetails.RetryInfo); ok {
+			return true
+		}
+	}
+	return false
 }
 
 // refuse answers err (as the gateway answers a gRPC error) without reading

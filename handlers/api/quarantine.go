@@ -9,6 +9,8 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/receiptd/receiptd/aggregate"
@@ -56,6 +58,17 @@ func WithQuarantine(q Quarantine) Option {
 const (
 	DefaultQuarantinePageSize = 100
 	MaxQuarantinePageSize     = 500
+	// MaxQuarantinePageBytes bounds a ListQuarantined page by its encoded
+	// size, raw bodies included: a page ends before the delivery that
+	// would take it past this, and holds at least one. So the largest
+	// answer is this plus one delivery (at most ingest's body limit, plus
+	// its fields): the server's send limit and the gateway's receive
+	// limit must allow that (cmd/receiptd checks it).
+	MaxQuarantinePageBytes = 4 << 20
+	// quarantineBatch is how many records ListQuarantined reads at a time,
+	// so that a page of small deliveries takes few reads while the
+	// deliveries held in memory beyond a full page stay few.
+	quarantineBatch = 16
 	// MaxReprocess bounds the deliveries one ReprocessQuarantined runs.
 	MaxReprocess = 500
 )
@@ -98,26 +111,38 @@ func (s *AuditService) ListQuarantined(ctx context.Context, req *receiptdv1.List
 			return nil, status.Errorf(codes.InvalidArgument, "%s: invalid page_token", op)
 		}
 	}
-	recs, err := s.quarantine.Quarantined(ctx, source, from, size+1)
-	if err != nil {
-		return nil, toStatus(ctx, s.log, op, "quarantine of source "+strconv.Quote(source), err)
-	}
-	out := &receiptdv1.ListQuarantinedResponse{Deliveries: make([]*receiptdv1.QuarantinedDelivery, 0, min(len(recs), size))}
-	if len(recs) > size {
-		out.NextPageToken = base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatUint(recs[size].Revision, 10)))
-		recs = recs[:size]
-	}
-	for _, r := range recs {
-		d := &receiptdv1.QuarantinedDelivery{
-			Source: r.Source, Position: r.Position, ProviderEventType: r.ProviderEventType,
-			Reason: r.Reason, BodySha256: r.BodySHA256, RawBody: string(r.Raw),
+	// Read a batch at a time (one more than may fit, to know whether a
+	// next page exists) until the page holds size deliveries or
+	// MaxQuarantinePageBytes.
+	out := &receiptdv1.ListQuarantinedResponse{}
+	pageBytes := 0
+	for {
+		want := min(quarantineBatch, size-len(out.Deliveries)) + 1
+		recs, err := s.quarantine.Quarantined(ctx, source, from, want)
+		if err != nil {
+			return nil, toStatus(ctx, s.log, op, "quarantine of source "+strconv.Quote(source), err)
 		}
-		if !r.ReceivedAt.IsZero() {
-			d.ReceivedAt = timestamppb.New(r.ReceivedAt)
+		for _, r := range recs {
+			d := &receiptdv1.QuarantinedDelivery{
+				Source: r.Source, Position: r.Position, ProviderEventType: r.ProviderEventType,
+				Reason: r.Reason, BodySha256: r.BodySHA256, RawBody: string(r.Raw),
+			}
+			if !r.ReceivedAt.IsZero() {
+				d.ReceivedAt = timestamppb.New(r.ReceivedAt)
+			}
+			n := protowire.SizeTag(1) + protowire.SizeBytes(proto.Size(d)) // as a field of the page
+			if len(out.Deliveries) == size || len(out.Deliveries) > 0 && pageBytes+n > MaxQuarantinePageBytes {
+				out.NextPageToken = base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatUint(r.Revision, 10)))
+				return out, nil
+			}
+			out.Deliveries = append(out.Deliveries, d)
+			pageBytes += n
+			from = r.Revision + 1
 		}
-		out.Deliveries = append(out.Deliveries, d)
+		if len(recs) < want {
+			return out, nil
+		}
 	}
-	return out, nil
 }
 
 // ReprocessQuarantined implements receiptdv1.AuditServiceServer.

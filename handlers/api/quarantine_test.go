@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -153,4 +155,70 @@ func TestReprocessQuarantined(t *testing.T) {
 	if fmt.Sprint(q.reprocess) != "[reewild@12 reewild@99 reewild@0]" {
 		t.Errorf("calls %v (the unknown source must not reach the quarantine)", q.reprocess)
 	}
+}
+
+// TestQuarantinePagesByBytes (issue 12, item 5): a ListQuarantined page is
+// bounded by its size as well as by its count, so that five 900 KB
+// deliveries come in two pages that each fit the 4 MiB a gRPC client
+// receives by default, not in one answer the gateway's connection refuses;
+// and an answer that is over a client's limit anyway is a 500 over REST,
+// not the 429 of a rate limit, which a client would retry.
+func TestQuarantinePagesByBytes(t *testing.T) {
+	q := &fakeQuarantine{records: map[string][]api.QuarantineRecord{}}
+	add := func(source string, n, size int) {
+		for i := range n {
+			raw := fmt.Sprintf(`{"eventType":"receipt.teleported","pad":"%s"}`, strings.Repeat(string(rune('a'+i)), size))
+			q.records[source] = append(q.records[source], api.QuarantineRecord{Revision: uint64(i), Position: uint64(100 + i),
+				Quarantined: aggregate.Quarantined{Source: source, ProviderEventType: "receipt.teleported", Reason: "unknown event type", Raw: json.RawMessage(raw)}})
+		}
+	}
+	add("reewild", 5, 900_000)
+	add("reap", 1, 5_000_000) // one delivery alone over 4 MiB
+	env := newTestEnv(t, api.WithQuarantine(q))
+
+	var sizes []int
+	tok, n := "", 0
+	for pages := 0; ; pages++ {
+		if pages > 5 {
+			t.Fatal("paging does not end")
+		}
+		code, raw := getRaw(t, env, "/v1/quarantine?page_size=500&page_token="+tok)
+		var page struct {
+			Deliveries    []json.RawMessage `json:"deliveries"`
+			NextPageToken string            `json:"nextPageToken"`
+		}
+		if code != http.StatusOK || json.Unmarshal(raw, &page) != nil {
+			t.Fatalf("REST page %d: %d %.200s", pages+1, code, raw)
+		}
+		sizes = append(sizes, len(page.Deliveries))
+		n += len(page.Deliveries)
+		if tok = page.NextPageToken; tok == "" {
+			break
+		}
+	}
+	if n != 5 || len(sizes) < 2 {
+		t.Errorf("pages of %v deliveries, want all 5 over at least 2 pages", sizes)
+	}
+	t.Logf("five 900 KB deliveries came in pages of %v", sizes)
+
+	// One delivery over the gateway connection's receive limit: the page
+	// holds it anyway (a page is never empty), the gateway's client
+	// refuses it, and REST says 500.
+	code, raw := getRaw(t, env, "/v1/quarantine?source=reap")
+	if code != http.StatusInternalServerError || !strings.Contains(string(raw), "larger than max") {
+		t.Errorf("an answer over the gateway's receive limit: %d %.200s, want 500", code, raw)
+	}
+}
+
+// getRaw sends GET path to env's REST server and returns the status and
+// the body.
+func getRaw(t *testing.T, env *testEnv, path string) (int, []byte) {
+	t.Helper()
+	resp, err := env.rest.Client().Get(env.rest.URL + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, raw
 }

@@ -1,0 +1,35 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestServerLimitsConfig: the limits of the listeners and the gRPC server
+// get their defaults, and the config refuses values that cannot work.
+func TestServerLimitsConfig(t *testing.T) {
+	cfg, err := loadConfig(t, "sources:\n  - {name: reewild, kind: reewild, secrets: [x]}\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Query.MaxBodyBytes != 64<<10 || cfg.GRPC.MaxRecvMsgBytes != 64<<10 || cfg.GRPC.MaxSendMsgBytes != 16<<20 {
+		t.Errorf("defaults: query %+v grpc %+v", cfg.Query, cfg.GRPC)
+	}
+	// A larger ingest body limit raises the default answer limit with it.
+	cfg, err = loadConfig(t, "ingest: {max_body_bytes: 20971520}\n")
+	if err != nil || int64(cfg.GRPC.MaxSendMsgBytes) < cfg.minSendMsgBytes() {
+		t.Errorf("ingest 20 MiB: grpc %+v, %v", cfg.GRPC, err)
+	}
+	for _, c := range []struct{ name, yaml, want string }{
+		{"negative REST body limit", "query: {max_body_bytes: -1}", "query: max_body_bytes"},
+		{"tiny gRPC request limit", "grpc: {max_recv_msg_bytes: 10}", "grpc: max_recv_msg_bytes"},
+		{"answer limit below a quarantine page", "grpc: {max_send_msg_bytes: 4194304}", "grpc: max_send_msg_bytes"},
+		{"answer limit below a page at a raised ingest limit", "ingest: {max_body_bytes: 20971520}\ngrpc: {max_send_msg_bytes: 16777216}", "grpc: max_send_msg_bytes"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if _, err := loadConfig(t, c.yaml+"\n"); err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("error %v, want it to say %q", err, c.want)
+			}
+		})
+	}
+}
