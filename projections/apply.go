@@ -3,13 +3,13 @@ package projections
 import (
 	"bytes"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
 	"time"
 
 	"github.com/receiptd/receiptd/aggregate"
+	"github.com/receiptd/receiptd/eventcodec"
 	"github.com/receiptd/receiptd/eventstore"
 	"github.com/shopspring/decimal"
 	bolt "go.etcd.io/bbolt"
@@ -140,23 +140,23 @@ func (a applier) touch(k Key) {
 }
 
 func (a applier) apply(e eventstore.RecordedEvent) error {
-	switch e.Type {
+	switch eventcodec.Kind(e.Type) {
 	case aggregate.TypeReceiptStageRecorded:
-		var f aggregate.StageRecorded
-		if err := json.Unmarshal(e.Data, &f); err != nil {
-			return fmt.Errorf("decode %s at %s: %v: %w", e.Type, e.Position, err, aggregate.ErrBadEvent)
+		f, err := eventcodec.StageRecorded(e.Event)
+		if err != nil {
+			return fmt.Errorf("decode %s at %s: %w", e.Type, e.Position, err)
 		}
 		return a.stageRecorded(e, f)
 	case aggregate.TypeUserEnrolled:
-		var f aggregate.UserEnrolled
-		if err := json.Unmarshal(e.Data, &f); err != nil {
-			return fmt.Errorf("decode %s at %s: %v: %w", e.Type, e.Position, err, aggregate.ErrBadEvent)
+		f, err := eventcodec.UserEnrolled(e.Event)
+		if err != nil {
+			return fmt.Errorf("decode %s at %s: %w", e.Type, e.Position, err)
 		}
 		return a.userEnrolled(f)
 	case aggregate.TypeDeliveryQuarantined:
-		var q aggregate.Quarantined
-		if err := json.Unmarshal(e.Data, &q); err != nil {
-			return fmt.Errorf("decode %s at %s: %v: %w", e.Type, e.Position, err, aggregate.ErrBadEvent)
+		q, err := eventcodec.Quarantined(e.Event)
+		if err != nil {
+			return fmt.Errorf("decode %s at %s: %w", e.Type, e.Position, err)
 		}
 		k := make([]byte, 0, len(q.Source)+9)
 		k = append(append(k, q.Source...), 0)
@@ -165,15 +165,15 @@ func (a applier) apply(e eventstore.RecordedEvent) error {
 			Position: e.Position.Commit, ProviderEventType: q.ProviderEventType, Reason: q.Reason, BodySHA256: q.BodySHA256,
 		})
 	case aggregate.TypeUserPointsCredited:
-		var c aggregate.PointsCredited
-		if err := json.Unmarshal(e.Data, &c); err != nil {
-			return fmt.Errorf("decode %s at %s: %v: %w", e.Type, e.Position, err, aggregate.ErrBadEvent)
+		c, err := eventcodec.PointsCredited(e.Event)
+		if err != nil {
+			return fmt.Errorf("decode %s at %s: %w", e.Type, e.Position, err)
 		}
 		return a.pointsCredited(e, c)
 	case aggregate.TypeEntityEventRecorded:
-		var f aggregate.EntityEventRecorded
-		if err := json.Unmarshal(e.Data, &f); err != nil {
-			return fmt.Errorf("decode %s at %s: %v: %w", e.Type, e.Position, err, aggregate.ErrBadEvent)
+		f, err := eventcodec.EntityEventRecorded(e.Event)
+		if err != nil {
+			return fmt.Errorf("decode %s at %s: %w", e.Type, e.Position, err)
 		}
 		return a.entityEvent(e, f)
 	default:

@@ -4,11 +4,11 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"time"
 
 	"github.com/receiptd/receiptd/aggregate"
+	"github.com/receiptd/receiptd/eventcodec"
 	"github.com/receiptd/receiptd/eventstore"
 	"github.com/shopspring/decimal"
 )
@@ -90,11 +90,11 @@ func historyEvent(e eventstore.RecordedEvent) HistoryEvent {
 		Position: e.Position, Revision: e.Revision, ID: e.ID, Type: e.Type,
 		RecordedAt: e.RecordedAt, Meta: eventMeta(e),
 	}
-	if e.Type != aggregate.TypeReceiptStageRecorded {
+	if eventcodec.Kind(e.Type) != aggregate.TypeReceiptStageRecorded {
 		return h
 	}
-	var f aggregate.StageRecorded
-	if json.Unmarshal(e.Data, &f) != nil {
+	f, err := eventcodec.StageRecorded(e.Event)
+	if err != nil {
 		return h
 	}
 	h.Stage, h.OccurredAt, h.UserID, h.Failure = f.Stage, f.OccurredAt, f.UserID, f.Failure

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/receiptd/receiptd/aggregate"
+	"github.com/receiptd/receiptd/eventcodec"
 	"github.com/receiptd/receiptd/eventstore"
 	"github.com/shopspring/decimal"
 	bolt "go.etcd.io/bbolt"
@@ -48,7 +49,7 @@ type EventMeta struct {
 // eventMeta decodes an event's metadata, tolerating what it cannot decode
 // (the entry then shows less): a ledger must not stop at an odd envelope.
 func eventMeta(e eventstore.RecordedEvent) EventMeta {
-	m, err := aggregate.DecodeMetadata(e.Event)
+	m, err := eventcodec.Metadata(e.Event)
 	if err != nil {
 		return EventMeta{}
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/receiptd/receiptd/aggregate"
+	"github.com/receiptd/receiptd/eventcodec"
 	"github.com/receiptd/receiptd/eventstore"
 	"github.com/shopspring/decimal"
 	bolt "go.etcd.io/bbolt"
@@ -196,7 +197,7 @@ func (s *statsAgg) merge(t statsAgg) {
 // receivedAt is when receiptd received an event: its metadata's
 // received_at, or the store's RecordedAt for an event without one.
 func receivedAt(e eventstore.RecordedEvent) time.Time {
-	if m, err := aggregate.DecodeMetadata(e.Event); err == nil && !m.ReceivedAt.IsZero() {
+	if m, err := eventcodec.Metadata(e.Event); err == nil && !m.ReceivedAt.IsZero() {
 		return m.ReceivedAt
 	}
 	return e.RecordedAt

@@ -2,10 +2,10 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 
 	"github.com/receiptd/receiptd/aggregate"
+	"github.com/receiptd/receiptd/eventcodec"
 	"github.com/receiptd/receiptd/eventstore"
 	"github.com/receiptd/receiptd/handlers/api"
 	"github.com/receiptd/receiptd/handlers/webhook"
@@ -30,10 +30,14 @@ func (q quarantine) Quarantined(ctx context.Context, source string, from uint64,
 	out := make([]api.QuarantineRecord, 0, len(evs))
 	for _, e := range evs {
 		r := api.QuarantineRecord{Revision: e.Revision, Position: e.Position.Commit}
-		if err := json.Unmarshal(e.Data, &r.Quarantined); err != nil {
-			return nil, fmt.Errorf("quarantine of %s: event at %v: %w: %w", source, e.Position, aggregate.ErrBadEvent, err)
+		var err error
+		if r.Quarantined, err = eventcodec.Quarantined(e.Event); err == nil {
+			r.Raw, err = eventcodec.RawBody(e.Event)
 		}
-		if m, err := aggregate.DecodeMetadata(e.Event); err == nil {
+		if err != nil {
+			return nil, fmt.Errorf("quarantine of %s: event at %v: %w", source, e.Position, err)
+		}
+		if m, err := eventcodec.Metadata(e.Event); err == nil {
 			r.ReceivedAt = m.ReceivedAt
 		}
 		out = append(out, r)

@@ -3,7 +3,6 @@ package console
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"mime"
@@ -13,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/receiptd/receiptd/aggregate"
+	"github.com/receiptd/receiptd/eventcodec"
 	"github.com/receiptd/receiptd/eventstore"
 	receiptdv1 "github.com/receiptd/receiptd/gen/go/receiptd/v1"
 )
@@ -219,13 +219,11 @@ func (b *cappedBuffer) WriteString(s string) (int, error) {
 
 // rawBody returns the provider's raw body an event keeps.
 func rawBody(e eventstore.RecordedEvent) ([]byte, error) {
-	var d struct {
-		Raw json.RawMessage `json:"raw"`
-	}
-	if err := json.Unmarshal(e.Data, &d); err != nil {
+	raw, err := eventcodec.RawBody(e.Event)
+	if err != nil {
 		return nil, fmt.Errorf("event at %d: %w", e.Position.Commit, err)
 	}
-	return d.Raw, nil
+	return raw, nil
 }
 
 // receiptRawHref is where the raw body of a receipt's event downloads.

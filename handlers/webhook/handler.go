@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/receiptd/receiptd/aggregate"
+	"github.com/receiptd/receiptd/eventcodec"
 	"github.com/receiptd/receiptd/eventstore"
 )
 
@@ -340,7 +341,7 @@ func (h *Handler) decideAndAppend(ctx context.Context, f aggregate.Fact, meta ag
 			return appended{}, fmt.Errorf("webhook: read stream %q from revision %d: %w", f.Stream, from, err)
 		}
 		for _, e := range more {
-			m, err := aggregate.DecodeMetadata(e.Event)
+			m, err := eventcodec.Metadata(e.Event)
 			if err != nil {
 				return appended{}, fmt.Errorf("webhook: decide on stream %q: revision %d: %w: %w", f.Stream, e.Revision, aggregate.ErrBadEvent, err)
 			}

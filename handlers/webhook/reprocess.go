@@ -3,11 +3,11 @@ package webhook
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 
 	"github.com/receiptd/receiptd/aggregate"
+	"github.com/receiptd/receiptd/eventcodec"
 	"github.com/receiptd/receiptd/eventstore"
 )
 
@@ -45,23 +45,27 @@ var ErrNotQuarantined = errors.New("webhook: not a quarantined delivery of a con
 // duplicate the second time. A delivery that still cannot be normalized
 // stays quarantined: nothing is appended and Reprocessed.Reason says why.
 func (h *Handler) Reprocess(ctx context.Context, e eventstore.RecordedEvent) (Reprocessed, error) {
-	if e.Type != aggregate.TypeDeliveryQuarantined {
+	if eventcodec.Kind(e.Type) != aggregate.TypeDeliveryQuarantined {
 		return Reprocessed{}, fmt.Errorf("webhook: reprocess %s event at %v: %w", e.Type, e.Position, ErrNotQuarantined)
 	}
-	var q aggregate.Quarantined
-	if err := json.Unmarshal(e.Data, &q); err != nil {
-		return Reprocessed{}, fmt.Errorf("webhook: reprocess event at %v: %w: %w", e.Position, aggregate.ErrBadEvent, err)
-	}
-	meta, err := aggregate.DecodeMetadata(e.Event)
+	q, err := eventcodec.Quarantined(e.Event)
 	if err != nil {
-		return Reprocessed{}, fmt.Errorf("webhook: reprocess event at %v: %w: %w", e.Position, aggregate.ErrBadEvent, err)
+		return Reprocessed{}, fmt.Errorf("webhook: reprocess event at %v: %w", e.Position, err)
+	}
+	meta, err := eventcodec.Metadata(e.Event)
+	if err != nil {
+		return Reprocessed{}, fmt.Errorf("webhook: reprocess event at %v: %w", e.Position, err)
+	}
+	raw, err := eventcodec.RawBody(e.Event)
+	if err != nil {
+		return Reprocessed{}, fmt.Errorf("webhook: reprocess event at %v: %w", e.Position, err)
 	}
 	src, ok := h.sources[q.Source]
 	if !ok || e.Stream != aggregate.QuarantineStream(q.Source) {
 		return Reprocessed{}, fmt.Errorf("webhook: reprocess event at %v of source %q: %w", e.Position, q.Source, ErrNotQuarantined)
 	}
 	d := Delivery{
-		Body:         []byte(q.Raw),
+		Body:         raw,
 		BodySHA256:   q.BodySHA256,
 		ReceivedAt:   meta.ReceivedAt,
 		Verification: Verification{Scheme: meta.Scheme, KeyID: meta.KeyID, DeliveryID: meta.DeliveryID},
