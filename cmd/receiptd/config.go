@@ -28,6 +28,7 @@ type Config struct {
 	Sources []SourceConfig `yaml:"sources"`
 	Ingest  IngestConfig   `yaml:"ingest"`
 	Query   QueryConfig    `yaml:"query"`
+	HTTP    HTTPConfig     `yaml:"http"`
 	GRPC    GRPCConfig     `yaml:"grpc"`
 	Access  *AccessConfig  `yaml:"access"`
 	Console ConsoleConfig  `yaml:"console"`
@@ -114,9 +115,67 @@ type QueryConfig struct {
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
 }
 
+// HTTPConfig bounds the HTTP listener (--http-addr: webhooks, REST, the
+// console, health, metrics).
+type HTTPConfig struct {
+	// MaxConnections bounds the connections open at once (default 1024);
+	// past it a new connection is closed at once (and counted in
+	// receiptd_connections_refused_total).
+	MaxConnections int `yaml:"max_connections"`
+	// ReadHeaderTimeout bounds reading a request's headers (default 10s),
+	// ReadTimeout the whole request with its body (default 30s),
+	// WriteTimeout the answer (default 60s; watches, audits and rebuilds
+	// lift both once their caller is checked and their body read, and
+	// bound each write instead), IdleTimeout a keep-alive connection
+	// between requests (default 120s).
+	ReadHeaderTimeout Duration `yaml:"read_header_timeout"`
+	ReadTimeout       Duration `yaml:"read_timeout"`
+	WriteTimeout      Duration `yaml:"write_timeout"`
+	IdleTimeout       Duration `yaml:"idle_timeout"`
+	// MaxHeaderBytes bounds a request's headers (default 64 KiB; 431).
+	MaxHeaderBytes int `yaml:"max_header_bytes"`
+	// MaxConcurrentStreams bounds the requests at once on one HTTP/2
+	// connection (with TLS; default 100).
+	MaxConcurrentStreams int `yaml:"max_concurrent_streams"`
+}
+
 // GRPCConfig bounds the gRPC server (--grpc-addr, and the REST gateway's
-// in-process connection to it).
+// in-process connection to it where said).
 type GRPCConfig struct {
+	// MaxConnections bounds the connections open at once on --grpc-addr
+	// (default 256; a gRPC client multiplexes its calls on one); past it a
+	// new connection is closed at once.
+	MaxConnections int `yaml:"max_connections"`
+	// MaxConcurrentStreams bounds the calls at once on one connection
+	// (default 100); a client's further calls wait for one to end. Not on
+	// the REST gateway's connection, which every REST request shares
+	// (max_connections of http: bounds those).
+	MaxConcurrentStreams int `yaml:"max_concurrent_streams"`
+	// HandshakeTimeout bounds how long a new connection may take to
+	// finish its TLS handshake and HTTP/2 preface (default 10s): a raw
+	// connection that sends nothing is closed then.
+	HandshakeTimeout Duration `yaml:"handshake_timeout"`
+	// MaxConnectionIdle closes a connection with no call for this long
+	// (default 5m). MaxConnectionAge closes any connection this old
+	// (default 2h), after MaxConnectionAgeGrace for the calls in flight
+	// (default 1m): a watch is then ended UNAVAILABLE, and its client
+	// reconnects. Left out (or 0), each gets its default; a very long
+	// duration (8760h) turns one off in effect.
+	MaxConnectionIdle     Duration `yaml:"max_connection_idle"`
+	MaxConnectionAge      Duration `yaml:"max_connection_age"`
+	MaxConnectionAgeGrace Duration `yaml:"max_connection_age_grace"`
+	// KeepaliveTime is how long a connection may be quiet before the
+	// server pings it (default 2m), KeepaliveTimeout how long the server
+	// waits for the answer before it closes the connection (default 20s):
+	// dead clients do not hold connections.
+	KeepaliveTime    Duration `yaml:"keepalive_time"`
+	KeepaliveTimeout Duration `yaml:"keepalive_timeout"`
+	// MinPingInterval is the enforcement policy: a client that pings more
+	// often than this (default 1m), or at all while it has no call open
+	// (unless PermitPingWithoutCalls), is sent GOAWAY ("too_many_pings")
+	// and disconnected.
+	MinPingInterval        Duration `yaml:"min_ping_interval"`
+	PermitPingWithoutCalls bool     `yaml:"permit_ping_without_calls"`
 	// MaxRecvMsgBytes bounds a request message (default 64 KiB; the largest
 	// request of the API is a few hundred bytes). RESOURCE_EXHAUSTED beyond.
 	MaxRecvMsgBytes int `yaml:"max_recv_msg_bytes"`
@@ -197,6 +256,32 @@ func (c *Config) defaults() {
 	if c.Query.MaxBodyBytes == 0 {
 		c.Query.MaxBodyBytes = api.DefaultMaxBodyBytes
 	}
+	defaultDuration := func(d *Duration, v time.Duration) {
+		if *d == 0 {
+			*d = Duration(v)
+		}
+	}
+	defaultInt := func(n *int, v int) {
+		if *n == 0 {
+			*n = v
+		}
+	}
+	defaultInt(&c.HTTP.MaxConnections, 1024)
+	defaultDuration(&c.HTTP.ReadHeaderTimeout, 10*time.Second)
+	defaultDuration(&c.HTTP.ReadTimeout, 30*time.Second)
+	defaultDuration(&c.HTTP.WriteTimeout, 60*time.Second)
+	defaultDuration(&c.HTTP.IdleTimeout, 120*time.Second)
+	defaultInt(&c.HTTP.MaxHeaderBytes, 64<<10)
+	defaultInt(&c.HTTP.MaxConcurrentStreams, 100)
+	defaultInt(&c.GRPC.MaxConnections, 256)
+	defaultInt(&c.GRPC.MaxConcurrentStreams, 100)
+	defaultDuration(&c.GRPC.HandshakeTimeout, 10*time.Second)
+	defaultDuration(&c.GRPC.MaxConnectionIdle, 5*time.Minute)
+	defaultDuration(&c.GRPC.MaxConnectionAge, 2*time.Hour)
+	defaultDuration(&c.GRPC.MaxConnectionAgeGrace, time.Minute)
+	defaultDuration(&c.GRPC.KeepaliveTime, 2*time.Minute)
+	defaultDuration(&c.GRPC.KeepaliveTimeout, 20*time.Second)
+	defaultDuration(&c.GRPC.MinPingInterval, time.Minute)
 	if c.GRPC.MaxRecvMsgBytes == 0 {
 		c.GRPC.MaxRecvMsgBytes = 64 << 10
 	}
@@ -222,6 +307,24 @@ func (c *Config) Validate() error {
 	}
 	if c.Query.MaxBodyBytes < 0 {
 		errs = append(errs, errors.New("query: max_body_bytes must be positive"))
+	}
+	for _, f := range []struct {
+		name string
+		n    int
+	}{
+		{"http: max_connections", c.HTTP.MaxConnections}, {"http: max_header_bytes", c.HTTP.MaxHeaderBytes},
+		{"http: max_concurrent_streams", c.HTTP.MaxConcurrentStreams},
+		{"grpc: max_connections", c.GRPC.MaxConnections}, {"grpc: max_concurrent_streams", c.GRPC.MaxConcurrentStreams},
+	} {
+		if f.n < 1 {
+			errs = append(errs, fmt.Errorf("%s must be at least 1", f.name))
+		}
+	}
+	if c.HTTP.MaxHeaderBytes < 4<<10 && c.HTTP.MaxHeaderBytes >= 1 {
+		errs = append(errs, errors.New("http: max_header_bytes must be at least 4096"))
+	}
+	if c.GRPC.KeepaliveTime < Duration(time.Second) {
+		errs = append(errs, errors.New("grpc: keepalive_time must be at least 1s"))
 	}
 	if c.GRPC.MaxRecvMsgBytes < 1<<10 {
 		errs = append(errs, errors.New("grpc: max_recv_msg_bytes must be at least 1024"))

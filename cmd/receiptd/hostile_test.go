@@ -3,9 +3,12 @@ package main_test
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -17,6 +20,12 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/net/http2"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/connectivity"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
 )
 
 // Hostile input against the real server: what net/http and serve.go's
@@ -547,5 +556,225 @@ func TestLargeQuarantinePages(t *testing.T) {
 	}
 	if len(seen) != n || pages < 2 {
 		t.Errorf("%d distinct deliveries over %d pages, want %d over at least 2", len(seen), pages, n)
+	}
+}
+
+// closedWithin reports whether the server closes c (EOF or a reset, not a
+// read timeout) within d; what it sends before (a gRPC server's SETTINGS)
+// is read and dropped.
+func closedWithin(c net.Conn, d time.Duration) bool {
+	_ = c.SetReadDeadline(time.Now().Add(d))
+	_, err := io.Copy(io.Discard, c)
+	var ne net.Error
+	return !(errors.As(err, &ne) && ne.Timeout())
+}
+
+// TestGRPCStreamAndConnectionLimits (issue 12, item 4), with the default
+// config: the gRPC server accepted 1,000 unauthenticated Health/Watch
+// streams on one connection and any number of connections on either
+// listener. Now one connection holds at most 100 calls at once (the next
+// waits), the gRPC listener at most 256 connections and the HTTP one
+// 1024: past that a new connection is closed at once (and counted), and
+// freeing one makes room again.
+func TestGRPCStreamAndConnectionLimits(t *testing.T) {
+	s := startServer(t, t.TempDir(), reewildConfig(), "E2E_REEWILD_SECRET="+e2eSecret)
+
+	// Streams per connection.
+	conn := dialGRPC(t, s)
+	health := healthpb.NewHealthClient(conn)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cancels := make([]context.CancelFunc, 0, 100)
+	for i := range 100 {
+		sctx, scancel := context.WithCancel(ctx)
+		cancels = append(cancels, scancel)
+		w, err := health.Watch(sctx, &healthpb.HealthCheckRequest{})
+		if err == nil {
+			_, err = w.Recv()
+		}
+		if err != nil {
+			t.Fatalf("watch %d: %v", i+1, err)
+		}
+	}
+	wait, waitCancel := context.WithTimeout(ctx, time.Second)
+	w, err := health.Watch(wait, &healthpb.HealthCheckRequest{})
+	if err == nil {
+		_, err = w.Recv()
+	}
+	waitCancel()
+	if status.Code(err) != codes.DeadlineExceeded {
+		t.Errorf("a 101st watch on one connection: %v, want it held back (DeadlineExceeded after 1 s)", err)
+	}
+	cancels[0]()
+	wait, waitCancel = context.WithTimeout(ctx, 10*time.Second)
+	w, err = health.Watch(wait, &healthpb.HealthCheckRequest{})
+	if err == nil {
+		_, err = w.Recv()
+	}
+	waitCancel()
+	if err != nil {
+		t.Errorf("a watch after one ended: %v", err)
+	}
+	cancel()
+
+	// Connections per listener: raw TCP connections that send nothing.
+	for _, l := range []struct {
+		name, addr string
+		max        int
+	}{{"grpc", s.grpcAddr, 256}, {"http", s.httpAddr, 1024}} {
+		var held []net.Conn
+		for range l.max {
+			c, err := net.Dial("tcp", l.addr)
+			if err != nil {
+				t.Fatalf("%s: connection %d: %v", l.name, len(held)+1, err)
+			}
+			held = append(held, c)
+		}
+		refused := 0
+		for range 3 {
+			c, err := net.Dial("tcp", l.addr)
+			if err != nil || closedWithin(c, 2*time.Second) {
+				refused++
+			}
+			if c != nil {
+				c.Close()
+			}
+		}
+		if refused != 3 {
+			t.Errorf("%s: %d of 3 connections past %d were closed at once, want all", l.name, refused, l.max)
+		}
+		for _, c := range held {
+			c.Close()
+		}
+	}
+	// Room again once they are closed: poll, the server sees the closes
+	// as it reads them.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c := healthpb.NewHealthClient(dialGRPC(t, s))
+		cctx, ccancel := context.WithTimeout(context.Background(), time.Second)
+		_, err := c.Check(cctx, &healthpb.HealthCheckRequest{})
+		ccancel()
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("gRPC after the raw connections closed: %v", err)
+		}
+	}
+	if code := s.getJSON(t, "/v1/stats", nil); code != http.StatusOK {
+		t.Errorf("REST after the raw connections closed: %d", code)
+	}
+	// At least the three refused each (a poll above may have met the
+	// bound too, before the server saw the held connections close).
+	names := []string{`receiptd_connections_refused_total{listener="grpc"}`, `receiptd_connections_refused_total{listener="http"}`, `receiptd_connections_max{listener="grpc"}`}
+	got := scrape(t, s, names...)
+	if got[names[0]] < 3 || got[names[1]] < 3 || got[names[2]] != 256 {
+		t.Errorf("metrics %v, want >= 3 refused on each listener and a bound of 256", got)
+	}
+}
+
+// TestIdleConnectionsAreClosed (issue 12, item 4): 200 raw connections to
+// the gRPC port stayed open past 30 s. With short bounds configured (the
+// defaults are in the README): a connection that never finishes its
+// handshake is closed after grpc.handshake_timeout, one with no call after
+// grpc.max_connection_idle, any after grpc.max_connection_age (a watch on
+// it ends UNAVAILABLE and its client reconnects), an HTTP connection that
+// sends no request after http.read_header_timeout, and a client pinging
+// in a loop is sent GOAWAY.
+func TestIdleConnectionsAreClosed(t *testing.T) {
+	s := startServer(t, t.TempDir(), reewildConfig()+`http: {read_header_timeout: 1s}
+grpc: {handshake_timeout: 1s, max_connection_idle: 1s, max_connection_age: 2s, max_connection_age_grace: 500ms, min_ping_interval: 30s}
+`, "E2E_REEWILD_SECRET="+e2eSecret)
+	for _, l := range []struct{ name, addr string }{{"grpc", s.grpcAddr}, {"http", s.httpAddr}} {
+		c, err := net.Dial("tcp", l.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		if !closedWithin(c, 5*time.Second) {
+			t.Errorf("%s: a raw connection sending nothing was still open after 5 s", l.name)
+		}
+		t.Logf("%s: a raw connection was closed after %v", l.name, time.Since(start).Round(10*time.Millisecond))
+		c.Close()
+	}
+
+	// Idle: one call, then nothing; the server's GOAWAY takes the
+	// connection out of READY.
+	conn := dialGRPC(t, s)
+	if _, err := healthpb.NewHealthClient(conn).Check(context.Background(), &healthpb.HealthCheckRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	for conn.GetState() == connectivity.Ready {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		changed := conn.WaitForStateChange(ctx, connectivity.Ready)
+		cancel()
+		if !changed {
+			t.Fatal("an idle connection still READY after 5 s")
+		}
+	}
+	t.Logf("an idle gRPC connection left READY after %v", time.Since(start).Round(10*time.Millisecond))
+
+	// Age: a watch is ended when its connection is too old.
+	w, err := healthpb.NewHealthClient(dialGRPC(t, s)).Watch(context.Background(), &healthpb.HealthCheckRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Recv(); err != nil {
+		t.Fatal(err)
+	}
+	start = time.Now()
+	ended := make(chan error, 1)
+	go func() {
+		for {
+			if _, err := w.Recv(); err != nil {
+				ended <- err
+				return
+			}
+		}
+	}()
+	select {
+	case err := <-ended:
+		if status.Code(err) != codes.Unavailable {
+			t.Errorf("a watch on an aged connection ended with %v, want UNAVAILABLE", err)
+		}
+		t.Logf("a watch ended after %v: %v", time.Since(start).Round(10*time.Millisecond), err)
+	case <-time.After(6 * time.Second):
+		t.Error("a watch on a connection older than max_connection_age + grace still open after 6 s")
+	}
+
+	// A ping flood: raw HTTP/2, no call open.
+	c, err := net.Dial("tcp", s.grpcAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, http2.ClientPreface)
+	fr := http2.NewFramer(c, c)
+	if err := fr.WriteSettings(); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	go func() {
+		for i := uint64(0); ; i++ {
+			var data [8]byte
+			binary.BigEndian.PutUint64(data[:], i)
+			if fr.WritePing(false, data) != nil {
+				return
+			}
+			time.Sleep(5 * time.Millisecond) // the flood's own pace
+		}
+	}()
+	var away *http2.GoAwayFrame
+	for away == nil {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("no GOAWAY for a ping flood: %v", err)
+		}
+		away, _ = f.(*http2.GoAwayFrame)
+	}
+	if away.ErrCode != http2.ErrCodeEnhanceYourCalm || !strings.Contains(string(away.DebugData()), "too_many_pings") {
+		t.Errorf("GOAWAY %v %q, want ENHANCE_YOUR_CALM too_many_pings", away.ErrCode, away.DebugData())
 	}
 }

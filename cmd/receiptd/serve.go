@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -26,6 +25,7 @@ import (
 	"github.com/receiptd/receiptd/handlers/api"
 	"github.com/receiptd/receiptd/handlers/console"
 	"github.com/receiptd/receiptd/handlers/webhook"
+	"github.com/receiptd/receiptd/internal/ratelimit"
 	"github.com/receiptd/receiptd/projections"
 )
 
@@ -91,17 +91,25 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	var runnerErr error
 	runnerWG.Go(func() { runnerErr = runner.Run(runCtx) })
 
-	// gRPC.
-	grpcLis, err := net.Listen("tcp", cfg.GRPCAddr)
+	// gRPC: one server on --grpc-addr and one the REST gateway reaches in
+	// process, with the same services and interceptors (see
+	// grpcServerOptions for why two).
+	grpcLis, err := boundedListen("grpc", cfg.GRPCAddr, cfg.GRPC.MaxConnections)
 	if err != nil {
-		return fmt.Errorf("grpc listen: %w", err)
+		return err
 	}
+	httpLis, err := boundedListen("http", cfg.HTTPAddr, cfg.HTTP.MaxConnections)
+	if err != nil {
+		grpcLis.Close()
+		return err
+	}
+	onPanic := registerServerMetrics(reg, map[string]*ratelimit.Listener{"grpc": grpcLis, "http": httpLis})
 	access, err := newAccess(cfg, logger)
 	if err != nil {
 		return err
 	}
-	gs := grpc.NewServer(grpc.ChainUnaryInterceptor(access.unary), grpc.ChainStreamInterceptor(access.stream),
-		grpc.MaxRecvMsgSize(cfg.GRPC.MaxRecvMsgBytes), grpc.MaxSendMsgSize(cfg.GRPC.MaxSendMsgBytes))
+	tcpOpts, gatewayOpts := grpcServerOptions(cfg, access, api.Recovery{Logger: logger, OnPanic: onPanic})
+	gs, gws := grpc.NewServer(tcpOpts...), grpc.NewServer(gatewayOpts...)
 	// Watches end when the server starts shutting down (UNAVAILABLE: their
 	// clients reconnect), so graceful shutdown does not wait for them.
 	watchCtx, stopWatches := context.WithCancel(context.Background())
@@ -112,12 +120,10 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	receiptdv1.RegisterReceiptServiceServer(gs, svc)
 	statsSvc, err := api.NewStatsService(views, sources, apiOpts...)
 	if err != nil {
 		return err
 	}
-	receiptdv1.RegisterStatsServiceServer(gs, statsSvc)
 	// Audits and online rebuilds work on the live read models: a rebuild
 	// swaps a new file in under the same *projections.DB, which the
 	// services above and the runner go on using.
@@ -125,9 +131,13 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	receiptdv1.RegisterAuditServiceServer(gs, auditSvc)
 	healthSrv := health.NewServer()
-	healthpb.RegisterHealthServer(gs, healthSrv)
+	for _, s := range []*grpc.Server{gs, gws} {
+		receiptdv1.RegisterReceiptServiceServer(s, svc)
+		receiptdv1.RegisterStatsServiceServer(s, statsSvc)
+		receiptdv1.RegisterAuditServiceServer(s, auditSvc)
+		healthpb.RegisterHealthServer(s, healthSrv)
+	}
 	reflection.Register(gs)
 
 	// REST: the gateway calls this same gRPC server, over an in-memory
@@ -164,10 +174,6 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 
-	httpLis, err := net.Listen("tcp", cfg.HTTPAddr)
-	if err != nil {
-		return fmt.Errorf("http listen: %w", err)
-	}
 	var consoleWG sync.WaitGroup
 	if cfg.Console.Enabled {
 		c, err := newConsole(cfg, consoleDeps{
@@ -186,23 +192,11 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		defer func() { stopWatches(); consoleWG.Wait() }() // the feed ends with watchCtx
 		logger.Info("operator console on", "path", console.Prefix)
 	}
-	httpSrv := &http.Server{
-		Handler:           mux,
-		ReadHeaderTimeout: 10 * time.Second,
-		// Whole-request bounds: webhooks and queries answer well inside
-		// them. Watches, audits and rebuilds over REST outlast them: the
-		// gateway lifts them for those routes and bounds each write
-		// instead (api.StreamWriteTimeout).
-		ReadTimeout:    30 * time.Second,
-		WriteTimeout:   60 * time.Second,
-		IdleTimeout:    120 * time.Second,
-		MaxHeaderBytes: 64 << 10,
-		ErrorLog:       slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
-	}
+	httpSrv := newHTTPServer(cfg, mux, logger)
 
 	errc := make(chan error, 3)
 	go func() { errc <- fmt.Errorf("grpc: %w", gs.Serve(grpcLis)) }()
-	go func() { errc <- fmt.Errorf("grpc (gateway): %w", gs.Serve(access.gateway)) }()
+	go func() { errc <- fmt.Errorf("grpc (gateway): %w", gws.Serve(access.gateway)) }()
 	go func() { errc <- fmt.Errorf("http: %w", httpSrv.Serve(httpLis)) }()
 	healthSrv.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	logger.Info("listening", "http", httpLis.Addr().String(), "grpc", grpcLis.Addr().String(),
@@ -226,11 +220,12 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		logger.Warn("http shutdown incomplete", "err", err)
 	}
 	stopped := make(chan struct{})
-	go func() { gs.GracefulStop(); close(stopped) }()
+	go func() { gs.GracefulStop(); gws.GracefulStop(); close(stopped) }()
 	select {
 	case <-stopped:
 	case <-shutCtx.Done():
 		gs.Stop()
+		gws.Stop()
 	}
 	// 2. Stop the projections at a checkpoint; 3. close the store (deferred).
 	stopRunner()

@@ -46,7 +46,8 @@
 //
 //	svc, err := api.NewReceiptService(views, []string{"reewild", "reap"}, api.WithEventLog(projections.NewHistory(store)))
 //	access, err := api.NewAccess(api.AccessOptions{Authenticator: creds, Gateway: gwl, ...})
-//	grpcServer := grpc.NewServer(grpc.ChainUnaryInterceptor(access.Unary), grpc.ChainStreamInterceptor(access.Stream))
+//	rec := api.Recovery{Logger: logger} // first: a panic is INTERNAL, not the end of the process
+//	grpcServer := grpc.NewServer(grpc.ChainUnaryInterceptor(rec.Unary, access.Unary), grpc.ChainStreamInterceptor(rec.Stream, access.Stream))
 //	receiptdv1.RegisterReceiptServiceServer(grpcServer, svc)
 //	stats, err := api.NewStatsService(views, sources)
 //	audit, err := api.NewAuditService(projections.NewAdmin(views, store), sources)
