@@ -103,6 +103,9 @@ type IngestConfig struct {
 	// StoreDeadline is how long a delivery may wait for its append to be
 	// durable before 503 (default 3s, well inside providers' 5s).
 	StoreDeadline Duration `yaml:"store_deadline"`
+	// DecisionCacheBytes bounds the decision state kept of recently used
+	// streams (default 32 MiB; see webhook.Options.DecisionCacheBytes).
+	DecisionCacheBytes int64 `yaml:"decision_cache_bytes"`
 }
 
 // QueryConfig tunes the query API.
@@ -331,6 +334,9 @@ func (c *Config) Validate() error {
 	}
 	if need := c.minSendMsgBytes(); int64(c.GRPC.MaxSendMsgBytes) < need {
 		errs = append(errs, fmt.Errorf("grpc: max_send_msg_bytes %d is less than the largest answer, a quarantine page with a delivery at ingest.max_body_bytes: at least %d", c.GRPC.MaxSendMsgBytes, need))
+	}
+	if c.Ingest.DecisionCacheBytes < 0 {
+		errs = append(errs, errors.New("ingest: decision_cache_bytes must be positive"))
 	}
 	seen := map[string]bool{}
 	for i, s := range c.Sources {

@@ -74,10 +74,11 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 
 	ingestHealth := webhook.NewStoreHealth(store, webhook.HealthOptions{}) // /readyz: false while appends fail
 	hooks, err := webhook.New(ingestHealth, providers, webhook.Options{
-		MaxBodyBytes:  cfg.Ingest.MaxBodyBytes,
-		StoreDeadline: time.Duration(cfg.Ingest.StoreDeadline),
-		Logger:        logger,
-		Metrics:       webhook.NewMetrics(reg),
+		MaxBodyBytes:       cfg.Ingest.MaxBodyBytes,
+		StoreDeadline:      time.Duration(cfg.Ingest.StoreDeadline),
+		DecisionCacheBytes: cfg.Ingest.DecisionCacheBytes,
+		Logger:             logger,
+		Metrics:            webhook.NewMetrics(reg),
 	})
 	if err != nil {
 		return err

@@ -3,38 +3,140 @@ package webhook_test
 import (
 	"bytes"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"testing"
+	"time"
 
+	"github.com/receiptd/receiptd/eventstore"
+	"github.com/receiptd/receiptd/eventstore/bolt"
 	"github.com/receiptd/receiptd/handlers/webhook"
 	"github.com/receiptd/receiptd/handlers/webhook/internal/storedouble"
 	"github.com/receiptd/receiptd/handlers/webhook/reewild"
 )
 
-// BenchmarkServeHTTP times one delivery through the handler over the
-// in-memory store double: "accepted" appends a new receipt each time,
-// "duplicate" re-delivers one already recorded.
-func BenchmarkServeHTTP(b *testing.B) {
-	p, err := reewild.New(reewild.Config{Source: "reewild", Secrets: [][]byte{secret}})
-	if err != nil {
-		b.Fatal(err)
+// The example deliveries name three receipts; oneReceipt moves them all to
+// one.
+const (
+	burstReceipt  = "fb2cdc63-6d13-4176-89ae-7a424b69d7b5"
+	otherReceipt1 = "133f1eb5-2c91-4a95-ad87-2ae6de6e8df0"
+	otherReceipt2 = "491d44e2-a2b7-4107-87db-4d5b566e6d2b"
+)
+
+// oneReceipt returns the 8 distinct deliveries of one receipt: every stage
+// of the examples, in pipeline order (uploaded … awarded, failed), and a
+// correction of the scored stage.
+func oneReceipt(tb testing.TB, receipt string) [][]byte {
+	tb.Helper()
+	var out [][]byte
+	for _, name := range []string{"receipt.uploaded", "receipt.extracted", "receipt.enriched", "receipt.validated", "receipt.scored", "rewards.awarded", "receipt.failed"} {
+		out = append(out, readExample(tb, name))
 	}
-	newHandler := func() http.Handler {
-		h, err := webhook.New(storedouble.NewMemStoreDouble(), []webhook.Provider{p}, webhook.Options{
-			Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
-			Metrics: webhook.NewMetrics(nil),
-		})
+	scored := readExample(tb, "receipt.scored")
+	corrected := bytes.Replace(scored, []byte(`"subTotal": 6.33`), []byte(`"subTotal": 6.34`), 1)
+	if bytes.Equal(corrected, scored) {
+		tb.Fatal("the scored example changed: update the correction")
+	}
+	out = append(out, corrected)
+	for i, b := range out {
+		for _, id := range []string{otherReceipt1, otherReceipt2, burstReceipt} {
+			b = bytes.ReplaceAll(b, []byte(id), []byte(receipt))
+		}
+		out[i] = b
+	}
+	return out
+}
+
+// newReewildHandler serves a reewild source named "reewild" on store.
+func newReewildHandler(tb testing.TB, store eventstore.Store, opts webhook.Options) http.Handler {
+	tb.Helper()
+	rw, err := reewild.New(reewild.Config{Source: "reewild", Secrets: [][]byte{secret}})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Clock == nil {
+		opts.Clock = func() time.Time { return now }
+	}
+	h, err := webhook.New(store, []webhook.Provider{rw}, opts)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	h.Register(mux)
+	return mux
+}
+
+// receiptGen makes the deliveries of receipt number k without allocating:
+// the templates of oneReceipt with the receipt id (36 bytes, as the
+// examples') written at its offsets.
+type receiptGen struct {
+	templates [][]byte
+	offsets   [][]int
+	id        []byte
+}
+
+func newReceiptGen(tb testing.TB) *receiptGen {
+	g := &receiptGen{id: []byte(receiptNumber(0))}
+	for _, t := range oneReceipt(tb, string(g.id)) {
+		var offs []int
+		for i := 0; ; {
+			j := bytes.Index(t[i:], g.id)
+			if j < 0 {
+				break
+			}
+			offs = append(offs, i+j)
+			i += j + len(g.id)
+		}
+		g.templates, g.offsets = append(g.templates, t), append(g.offsets, offs)
+	}
+	return g
+}
+
+// receiptNumber is the 36-byte id of receipt k.
+func receiptNumber(k int) string { return fmt.Sprintf("bench-%030d", k) }
+
+// body writes delivery i (of len(templates)) of receipt k into dst.
+func (g *receiptGen) body(dst []byte, k, i int) []byte {
+	dst = append(dst[:0], g.templates[i]...)
+	g.id = fmt.Appendf(g.id[:0], "bench-%030d", k)
+	for _, off := range g.offsets[i] {
+		copy(dst[off:], g.id)
+	}
+	return dst
+}
+
+// benchStores are the stores the handler benchmarks run on: the in-memory
+// double (the handler's own cost) and the embedded store (durable appends:
+// an fsync each, since one client does not fill a group commit).
+var benchStores = []struct {
+	name string
+	open func(b *testing.B) eventstore.Store
+}{
+	{"memory", func(*testing.B) eventstore.Store { return storedouble.NewMemStoreDouble() }},
+	{"bolt", func(b *testing.B) eventstore.Store {
+		s, err := bolt.Open(filepath.Join(b.TempDir(), "events.db"), bolt.Options{})
 		if err != nil {
 			b.Fatal(err)
 		}
-		mux := http.NewServeMux()
-		h.Register(mux)
-		return mux
-	}
-	body := readExample(b, "rewards.awarded")
+		b.Cleanup(func() { s.Close() })
+		return s
+	}},
+}
+
+// BenchmarkServeHTTP times one delivery through the handler, on each store:
+//
+//   - accepted: a rewards.awarded of a new receipt each time;
+//   - duplicate: a re-delivery of a stage of a receipt whose stream holds
+//     its 8 events;
+//   - receipt: whole receipts, as the bench sends them: each delivery the
+//     next of a receipt's 8 (stages, awarded, failed, a correction), so a
+//     delivery finds 3.5 events in its stream on average.
+func BenchmarkServeHTTP(b *testing.B) {
 	serve := func(h http.Handler, body []byte) int {
 		r := httptest.NewRequest(http.MethodPost, "/webhooks/reewild", bytes.NewReader(body))
 		r.Header.Set("Content-Type", "application/json")
@@ -43,29 +145,53 @@ func BenchmarkServeHTTP(b *testing.B) {
 		h.ServeHTTP(w, r)
 		return w.Code
 	}
-
-	b.Run("accepted", func(b *testing.B) {
-		h := newHandler()
-		b.SetBytes(int64(len(body)))
-		b.ReportAllocs()
-		i := 0
-		for b.Loop() {
-			i++
-			next := bytes.Replace(body, []byte("fb2cdc63-6d13-4176-89ae-7a424b69d7b5"), fmt.Appendf(nil, "%036d", i), 1)
-			if code := serve(h, next); code != http.StatusOK {
-				b.Fatal(code)
-			}
-		}
-	})
-	b.Run("duplicate", func(b *testing.B) {
-		h := newHandler()
-		serve(h, body)
-		b.SetBytes(int64(len(body)))
-		b.ReportAllocs()
-		for b.Loop() {
-			if code := serve(h, body); code != http.StatusOK {
-				b.Fatal(code)
-			}
-		}
-	})
+	for _, st := range benchStores {
+		b.Run(st.name, func(b *testing.B) {
+			b.Run("accepted", func(b *testing.B) {
+				h := newReewildHandler(b, st.open(b), webhook.Options{})
+				body := readExample(b, "rewards.awarded")
+				b.SetBytes(int64(len(body)))
+				b.ReportAllocs()
+				i := 0
+				for b.Loop() {
+					i++
+					next := bytes.Replace(body, []byte(burstReceipt), fmt.Appendf(nil, "%036d", i), 1)
+					if code := serve(h, next); code != http.StatusOK {
+						b.Fatal(code)
+					}
+				}
+			})
+			b.Run("duplicate", func(b *testing.B) {
+				h := newReewildHandler(b, st.open(b), webhook.Options{})
+				bodies := oneReceipt(b, burstReceipt)
+				for _, body := range bodies {
+					if code := serve(h, body); code != http.StatusOK {
+						b.Fatal(code)
+					}
+				}
+				body := bodies[4]
+				b.SetBytes(int64(len(body)))
+				b.ReportAllocs()
+				for b.Loop() {
+					if code := serve(h, body); code != http.StatusOK {
+						b.Fatal(code)
+					}
+				}
+			})
+			b.Run("receipt", func(b *testing.B) {
+				h := newReewildHandler(b, st.open(b), webhook.Options{})
+				g := newReceiptGen(b)
+				var buf []byte
+				n := 0
+				b.ReportAllocs()
+				for b.Loop() {
+					buf = g.body(buf, n/len(g.templates), n%len(g.templates))
+					n++
+					if code := serve(h, buf); code != http.StatusOK {
+						b.Fatal(code)
+					}
+				}
+			})
+		})
+	}
 }

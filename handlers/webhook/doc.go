@@ -71,9 +71,21 @@
 // its deadline, rather than cut short. The Store must honor the context's
 // deadline, as its contract requires.
 //
-// Decide reads the whole stream of the fact; entity streams are short. The
-// quarantine stream of a source is one stream read in full for each
-// quarantined delivery: quarantine is meant to stay rare.
+// Deciding needs a stream's decision state, not its events: the revision,
+// the dedupe keys (with the position of each one's event, the answer to a
+// duplicate) and the slot keys. The Handler keeps it for the streams it
+// recently decided on, up to Options.DecisionCacheBytes, fills it from the
+// log on a miss (one read of the stream, its metadata decoded), advances it
+// with every append, and catches up from the log whenever an append fails
+// (another node on the same log moved the stream, or the outcome is
+// unknown). Deliveries to one stream take turns (decide and append one at a
+// time), so on one node they never race into wrong-revision retries;
+// deliveries to different streams run concurrently, and the embedded
+// store's group commit batches their appends. With several nodes on one
+// KurrentDB, a node whose state is behind learns it from the wrong revision
+// its append gets, catches up and decides again, at most
+// Options.MaxAttempts times in all: the expected revision, not the cache,
+// is what keeps two nodes from recording one fact twice.
 //
 // Handler.Reprocess runs a quarantine event through its source's current
 // Provider (after an upgrade or a config fix) and, if it now normalizes,

@@ -21,7 +21,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/receiptd/receiptd/aggregate"
-	"github.com/receiptd/receiptd/eventcodec"
 	"github.com/receiptd/receiptd/eventstore"
 )
 
@@ -60,10 +59,18 @@ type Options struct {
 	// RetryAfter is sent (in whole seconds, at least 1) with every 503.
 	// Default DefaultRetryAfter (5 s).
 	RetryAfter time.Duration
-	// MaxAttempts bounds the read-decide-append attempts when a concurrent
-	// writer moved the stream (eventstore.ErrWrongRevision); after the last
-	// one the delivery is answered 503. Default DefaultMaxAttempts (5).
+	// MaxAttempts bounds the decide-append attempts when another writer
+	// moved the stream (eventstore.ErrWrongRevision: another node on the
+	// same log, since deliveries to one stream take turns in a Handler);
+	// after the last one the delivery is answered 503. Default
+	// DefaultMaxAttempts (5).
 	MaxAttempts int
+	// DecisionCacheBytes bounds the decision state the Handler keeps of
+	// the streams it recently decided on (revision, dedupe keys and the
+	// positions of their events, slot keys), estimated in heap bytes; the
+	// least recently used streams are dropped past it and read again from
+	// the log when next needed. Default DefaultDecisionCacheBytes (32 MiB).
+	DecisionCacheBytes int64
 	// Logger receives one line per refused or failed delivery (and, at
 	// debug level, per accepted one). Default slog.Default().
 	Logger *slog.Logger
@@ -89,6 +96,7 @@ type Handler struct {
 	clock       func() time.Time
 	unknown     prometheus.Counter // nil without metrics
 	bufs        sync.Pool          // of *bytes.Buffer
+	decisions   *decisions
 }
 
 // source is one configured source.
@@ -107,7 +115,7 @@ func New(store eventstore.Store, providers []Provider, opts Options) (*Handler, 
 	if store == nil {
 		return nil, errors.New("webhook: new handler: nil store")
 	}
-	if opts.MaxBodyBytes < 0 || opts.StoreDeadline < 0 || opts.RetryAfter < 0 || opts.MaxAttempts < 0 {
+	if opts.MaxBodyBytes < 0 || opts.StoreDeadline < 0 || opts.RetryAfter < 0 || opts.MaxAttempts < 0 || opts.DecisionCacheBytes < 0 {
 		return nil, fmt.Errorf("webhook: new handler: negative option in %+v", opts)
 	}
 	h := &Handler{
@@ -119,6 +127,7 @@ func New(store eventstore.Store, providers []Provider, opts Options) (*Handler, 
 		log:         opts.Logger,
 		clock:       opts.Clock,
 		unknown:     opts.Metrics.unknownSource(),
+		decisions:   newDecisions(cmp.Or(opts.DecisionCacheBytes, DefaultDecisionCacheBytes)),
 	}
 	retryAfter := cmp.Or(opts.RetryAfter, DefaultRetryAfter)
 	h.retryAfter = strconv.FormatInt(max(1, int64(math.Ceil(retryAfter.Seconds()))), 10)
@@ -318,49 +327,38 @@ type appended struct {
 	position eventstore.Position
 }
 
-// decideAndAppend reads f's stream, decides f against it and appends it
-// unless it is a duplicate, with the expected revision of what it read. When
-// a concurrent writer moved the stream it reads what was added and decides
-// again, up to MaxAttempts times. meta is completed with the event id and
-// the correction flag.
+// decideAndAppend decides f on its stream and appends it unless it is a
+// duplicate, with the expected revision it decided at, in the stream's
+// turn (see decisions): from the cached decision state of the stream,
+// filled from the log on a miss. When another writer moved the stream
+// (another node on the same log) it catches up with what was added and
+// decides again, up to MaxAttempts times. meta is completed with the event
+// id and the correction flag.
 func (h *Handler) decideAndAppend(ctx context.Context, f aggregate.Fact, meta aggregate.Metadata) (appended, error) {
-	var (
-		read    []eventstore.RecordedEvent
-		history []aggregate.Metadata
-		data    []byte
-	)
+	s, err := h.decisions.acquire(ctx, f.Stream)
+	if err != nil {
+		return appended{}, err
+	}
+	defer h.decisions.release(s)
+
+	var data []byte
 	id := EventID(meta.Source, f.DedupeKey, meta.BodySHA256)
 	meta.CorrelationID, meta.CausationID = id, id
 	for attempt := 1; ; attempt++ {
-		var from uint64
-		if len(read) > 0 {
-			from = read[len(read)-1].Revision + 1
-		}
-		more, err := h.store.ReadStream(ctx, f.Stream, from, 0)
-		if err != nil {
-			return appended{}, fmt.Errorf("webhook: read stream %q from revision %d: %w", f.Stream, from, err)
-		}
-		for _, e := range more {
-			m, err := eventcodec.Metadata(e.Event)
-			if err != nil {
-				return appended{}, fmt.Errorf("webhook: decide on stream %q: revision %d: %w: %w", f.Stream, e.Revision, aggregate.ErrBadEvent, err)
+		if !s.known || s.stale {
+			if err := h.catchUp(ctx, s); err != nil {
+				return appended{}, err
 			}
-			history = append(history, m)
+		} else {
+			h.decisions.hits.Add(1)
 		}
-		read = append(read, more...)
-
-		decision, err := aggregate.Decide(history, f)
+		decision, dupOf, err := s.decide(f)
 		if err != nil {
 			return appended{}, err
 		}
 		switch decision.Outcome {
 		case aggregate.Duplicate:
-			for i, m := range history {
-				if m.DedupeKey == f.DedupeKey {
-					return appended{duplicate: true, position: read[i].Position}, nil
-				}
-			}
-			return appended{}, fmt.Errorf("webhook: decide on stream %q: duplicate of dedupe key %q not found in the stream", f.Stream, f.DedupeKey)
+			return appended{duplicate: true, position: dupOf}, nil
 		case aggregate.Append:
 		default:
 			return appended{}, fmt.Errorf("webhook: decide on stream %q: unexpected outcome %v", f.Stream, decision.Outcome)
@@ -377,10 +375,15 @@ func (h *Handler) decideAndAppend(ctx context.Context, f aggregate.Fact, meta ag
 			return appended{}, fmt.Errorf("webhook: encode metadata for stream %q: %w", f.Stream, err)
 		}
 		ev := aggregate.Event{ID: id, Type: f.Type, Data: data, Metadata: md}
-		ar, err := h.store.Append(ctx, f.Stream, eventstore.ExpectedAfter(read), ev)
+		ar, err := h.store.Append(ctx, f.Stream, s.expected(), ev)
 		if err == nil {
+			if ar.NextRevision != s.rev {
+				s.stale = true // the store counts otherwise: trust the log next time
+			}
+			s.record(f.DedupeKey, f.SlotKey, ar.Position)
 			return appended{correction: decision.Correction, position: ar.Position}, nil
 		}
+		s.afterFailedAppend(err)
 		if !errors.Is(err, eventstore.ErrWrongRevision) || attempt >= h.maxAttempts || ctx.Err() != nil {
 			return appended{}, fmt.Errorf("webhook: append to stream %q (attempt %d of %d): %w", f.Stream, attempt, h.maxAttempts, err)
 		}

@@ -747,15 +747,35 @@ func TestWrongRevisionIsRetried(t *testing.T) {
 	}
 }
 
+// otherNode is another Handler serving the reewild source on store: another
+// ingest node on the same log, with its own decision cache.
+func otherNode(t *testing.T, store eventstore.Store) http.Handler {
+	t.Helper()
+	rw, err := reewild.New(reewild.Config{Source: "reewild", Secrets: [][]byte{secret}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := webhook.New(store, []webhook.Provider{rw}, webhook.Options{Clock: func() time.Time { return now }, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	h.Register(mux)
+	return mux
+}
+
 func TestWrongRevisionRetriedThenDuplicate(t *testing.T) {
 	f := newFixture(t, webhook.Options{})
+	other := otherNode(t, f.store)
 	body := readExample(t, "receipt.scored")
-	// The competitor delivers the very same body first: the retry must see
-	// it and answer duplicate with its position.
+	// The competitor, another ingest node on the same log, delivers the
+	// very same body first: the retry must see it and answer duplicate
+	// with its position.
 	f.store.OnAppend = func(ctx context.Context, s string, call int) error {
 		if call == 1 {
 			f.store.OnAppend = nil
-			w := f.post(body)
+			w := httptest.NewRecorder()
+			other.ServeHTTP(w, request("reewild", body, secret))
 			if w.Code != http.StatusOK {
 				t.Errorf("competitor: %d", w.Code)
 			}
