@@ -47,7 +47,7 @@ func checkStreamName(stream string) error {
 }
 
 // newRequest validates an append and encodes it.
-func newRequest(ctx context.Context, stream string, expected eventstore.ExpectedRevision, events []aggregate.Event, maxBytes int) (*request, error) {
+func newRequest(ctx context.Context, stream string, expected eventstore.ExpectedRevision, events []aggregate.Event, maxBytes int, v1 bool) (*request, error) {
 	invalid := func(err error) (*request, error) {
 		return nil, fmt.Errorf("bolt: append %q: %w", stream, err)
 	}
@@ -67,7 +67,11 @@ func newRequest(ctx context.Context, stream string, expected eventstore.Expected
 		if e.Type == "" {
 			return invalid(fmt.Errorf("%w: event %d has no type", eventstore.ErrInvalid, i))
 		}
-		size += recordLen(stream, e) + 8 + keyLen
+		if v1 {
+			size += recordLenV1(stream, e) + 8 + keyLen
+		} else {
+			size += recordLen(stream, e) + 8 + keyLen
+		}
 		if size > maxBytes {
 			return invalid(fmt.Errorf("%w: events over %d bytes", eventstore.ErrInvalid, maxBytes))
 		}
@@ -93,7 +97,11 @@ func newRequest(ctx context.Context, stream string, expected eventstore.Expected
 	r.seek = carve(func(b []byte) []byte { return appendStreamKey(b, stream, math.MaxUint64) })
 	r.prefix = r.seek[: keyLen-8 : keyLen-8]
 	for i, e := range events {
-		r.recs[i] = carve(func(b []byte) []byte { return appendRecord(b, stream, e) })
+		if v1 {
+			r.recs[i] = carve(func(b []byte) []byte { return appendRecordV1(b, stream, e) })
+		} else {
+			r.recs[i] = carve(func(b []byte) []byte { return appendRecord(b, stream, e) })
+		}
 		r.posKeys[i] = carve(func(b []byte) []byte { return append(b, make([]byte, 8)...) })
 		r.idxKeys[i] = carve(func(b []byte) []byte { return appendStreamKey(b, stream, 0) })
 	}
@@ -269,10 +277,12 @@ func (s *Store) commit(batch []*request) {
 // ErrUnavailable. A failed commit may still have reached the file (bbolt
 // writes the meta page before its last fsync), so the head is re-read.
 func (s *Store) failAll(live []*request, err error) {
+	// Counted before answering: a caller that reads Stats after its
+	// Append failed sees its failure.
+	s.stats.unavailable.Add(uint64(len(live)))
 	for _, r := range live {
 		r.done <- outcome{err: unavailable(r.stream, err)}
 	}
-	s.stats.unavailable.Add(uint64(len(live)))
 	var head uint64
 	if s.db.View(func(tx *bbolt.Tx) (err error) {
 		head, err = lastPosition(tx)

@@ -41,7 +41,9 @@
 // Append abandoned through its context: re-read the stream before retrying.
 //
 // Events are never deleted; the file only grows. Every event is a separate
-// bbolt value, and one of a few KiB takes a page of its own.
+// bbolt value, and one of a few KiB takes a page of its own. Records of
+// version 1 (written before events had a Body) are read as they are, never
+// rewritten; new records are version 2.
 //
 // A cold ReadAll or Subscribe from Start reads the file in key order, but
 // bbolt disables readahead on its memory map, so it is far slower than a

@@ -5,8 +5,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"os"
 	"time"
 
+	"github.com/receiptd/receiptd/aggregate"
 	bbolt "go.etcd.io/bbolt"
 )
 
@@ -28,6 +30,13 @@ func WithBeforeCommit(o Options, f func()) Options {
 // the number of events read: between the read and the wait for a commit.
 func WithAfterSubscribeRead(o Options, f func(n int)) Options {
 	o.afterSubscribeRead = f
+	return o
+}
+
+// WithRecordV1 makes the store write version 1 records (no Body), as it did
+// before version 2.
+func WithRecordV1(o Options) Options {
+	o.recordV1 = true
 	return o
 }
 
@@ -97,4 +106,48 @@ func Verify(path string) error {
 		}
 		return nil
 	})
+}
+
+// SpaceStats is where the bytes of a closed store file go.
+type SpaceStats struct {
+	// FileBytes is the file's size.
+	FileBytes int64
+	// PageSize is bbolt's page size.
+	PageSize int
+	// Alloc is the bytes of pages each bucket holds (leaf, branch and
+	// overflow pages), InUse the bytes of them its keys, values and page
+	// headers fill.
+	Alloc, InUse map[string]int
+	// HighWater is the size of the pages bbolt has used (the file may be
+	// longer: bbolt grows it in steps of up to 16 MiB).
+	HighWater int64
+}
+
+// RecordLen is the size of e's record (version 2).
+func RecordLen(stream string, e aggregate.Event) int { return recordLen(stream, e) }
+
+// Space reads the SpaceStats of the closed store file at path.
+func Space(path string) (SpaceStats, error) {
+	st := SpaceStats{Alloc: map[string]int{}, InUse: map[string]int{}}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return st, err
+	}
+	st.FileBytes = fi.Size()
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{ReadOnly: true, Timeout: time.Second})
+	if err != nil {
+		return st, err
+	}
+	defer db.Close()
+	st.PageSize = db.Info().PageSize
+	err = db.View(func(tx *bbolt.Tx) error {
+		for _, name := range [][]byte{bucketEvents, bucketStreams} {
+			bs := tx.Bucket(name).Stats()
+			st.Alloc[string(name)] = bs.BranchAlloc + bs.LeafAlloc
+			st.InUse[string(name)] = bs.BranchInuse + bs.LeafInuse
+		}
+		st.HighWater = tx.Size()
+		return nil
+	})
+	return st, err
 }

@@ -60,6 +60,10 @@ type Options struct {
 	// afterSubscribeRead, when set, runs in Subscribe after each read, with
 	// the number of events read.
 	afterSubscribeRead func(n int)
+	// recordV1 writes version 1 records (no Body), as the store did before
+	// version 2: for benchmarks comparing the two and tests of reading old
+	// files.
+	recordV1 bool
 }
 
 const (
@@ -204,7 +208,7 @@ func (s *Store) Append(ctx context.Context, stream string, expected eventstore.E
 	if err := ctx.Err(); err != nil {
 		return eventstore.AppendResult{}, fmt.Errorf("bolt: append %q: %w", stream, err)
 	}
-	r, err := newRequest(ctx, stream, expected, events, s.opts.MaxAppendBytes)
+	r, err := newRequest(ctx, stream, expected, events, s.opts.MaxAppendBytes, s.opts.recordV1)
 	if err != nil {
 		return eventstore.AppendResult{}, err
 	}

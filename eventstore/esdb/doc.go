@@ -22,8 +22,12 @@
 // positions its $all commit and prepare positions. An append maps the
 // expected revision exactly (eventstore.NoStream, Any, Exact(n) become the
 // client's NoStream, Any, Revision(n)), sends each event with its own id
-// (aggregate.Event.ID, a UUID), its type, JSON content type, its data and
-// its metadata, and returns once the server has acknowledged it. A refused
+// (aggregate.Event.ID, a UUID), its type, its data and its metadata, and
+// returns once the server has acknowledged it. A JSON event without a Body
+// (a v1 event) is sent with JSON content type and its Data as the data; an
+// event with a Body or binary Data (a v2 event) with content type
+// application/octet-stream and, as the data, a frame that keeps Data and
+// Body apart byte for byte (see frame.go). A refused
 // expected revision is an *eventstore.WrongRevisionError whose Actual the
 // Store reads back from the stream, since the client reports the current
 // revision only in its message text.

@@ -295,7 +295,7 @@ func (s *Store) proposed(stream string, expected eventstore.ExpectedRevision, ev
 		case strings.HasPrefix(e.Type, "$"):
 			return nil, nil, fmt.Errorf("%w: event %d: type %q is reserved for the server", eventstore.ErrInvalid, i, e.Type)
 		}
-		size += len(e.Data) + len(e.Metadata) + len(e.Type)
+		size += len(e.Data) + len(e.Metadata) + len(e.Body) + len(e.Type)
 		if size > s.opts.MaxAppendBytes {
 			return nil, nil, fmt.Errorf("%w: events over %d bytes", eventstore.ErrInvalid, s.opts.MaxAppendBytes)
 		}
@@ -305,6 +305,9 @@ func (s *Store) proposed(stream string, expected eventstore.ExpectedRevision, ev
 			ContentType: esdb.ContentTypeJson,
 			Data:        e.Data,
 			Metadata:    e.Metadata,
+		}
+		if framed(e) {
+			data[i].ContentType, data[i].Data = esdb.ContentTypeBinary, appendFrame(nil, e)
 		}
 	}
 	return data, want, nil
@@ -538,7 +541,7 @@ func recorded(ev *esdb.ResolvedEvent) (eventstore.RecordedEvent, bool) {
 		// The server did not say (a stream read on an older server).
 		pos = eventstore.Start
 	}
-	return eventstore.RecordedEvent{
+	out := eventstore.RecordedEvent{
 		Event: aggregate.Event{
 			ID:       e.EventID.String(),
 			Type:     e.EventType,
@@ -549,7 +552,16 @@ func recorded(ev *esdb.ResolvedEvent) (eventstore.RecordedEvent, bool) {
 		Revision:   e.EventNumber,
 		Position:   pos,
 		RecordedAt: e.CreatedDate,
-	}, true
+	}
+	if e.ContentType == contentTypeFramed {
+		data, body, ok := parseFrame(e.Data)
+		if !ok {
+			// Not a frame this package wrote: pass it on as it is.
+			return out, true
+		}
+		out.Data, out.Body = data, body
+	}
+	return out, true
 }
 
 // Close implements eventstore.Store. Calls in flight finish (each within its

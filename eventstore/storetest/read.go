@@ -91,6 +91,73 @@ func testRoundTrip(t *testing.T, h Harness) {
 	}
 }
 
+// testBody: Body is kept apart from Data and Metadata, byte for byte,
+// whatever Data holds (binary or JSON): read back by ReadStream, ReadAll
+// and Subscribe, and after reopening. An event without a Body reads back
+// with a nil or empty one.
+func testBody(t *testing.T, h Harness) {
+	c := start(t, h)
+	s := c.openStore()
+	from := c.from(s)
+	stream := c.stream("body")
+	binary := func(n int, seed byte) []byte {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = byte(i*31) ^ seed // zeros, 0xff, every byte value
+		}
+		return b
+	}
+	want := []aggregate.Event{
+		// A v2-like event: binary data and metadata, a compressed body.
+		{ID: newUUID(), Type: "receipt.stage_recorded.v2", Data: binary(120, 1), Metadata: binary(90, 2), Body: binary(700, 3)},
+		// A v1-like event: JSON data and metadata, no body.
+		{ID: newUUID(), Type: eventType, Data: []byte(`{"raw":{"a":1}}`), Metadata: []byte(`{"source":"storetest"}`)},
+		// A large body, and a body with no data or metadata.
+		{ID: newUUID(), Type: eventType, Data: binary(10, 4), Body: binary(200<<10, 5)},
+		{ID: newUUID(), Type: eventType, Body: binary(3, 6)},
+		// An empty (not nil) body; binary data without a body.
+		{ID: newUUID(), Type: eventType, Data: []byte(`{}`), Body: []byte{}},
+		{ID: newUUID(), Type: eventType, Data: binary(5, 7)},
+		// JSON data with a body.
+		{ID: newUUID(), Type: eventType, Data: []byte(`{"n":1}`), Metadata: []byte(`{}`), Body: []byte(`{"raw": true}`)},
+	}
+	c.append(s, stream, eventstore.NoStream, want[0])
+	c.append(s, stream, eventstore.Exact(0), want[1:]...)
+	check := func(what string, s eventstore.Store) {
+		t.Helper()
+		got := c.readStream(s, stream, 0, 0)
+		if len(got) != len(want) {
+			t.Fatalf("%s: ReadStream: %d events, want %d", what, len(got), len(want))
+		}
+		for i := range want {
+			checkEvent(t, got[i], stream, uint64(i), want[i])
+		}
+		all := c.readOwn(s, from)
+		if len(all) != len(want) {
+			t.Fatalf("%s: ReadAll: %d of the case's events, want %d", what, len(all), len(want))
+		}
+		for i := range want {
+			sameRecorded(t, what+": ReadAll vs ReadStream", all[i], got[i])
+		}
+		k := newCollector(t, c.own, from)
+		sub := c.subscribe(c.ctx, s, from, k.handle)
+		if err := k.await(c.ctx, sub, atLeast(len(want))); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		sub.cancel()
+		for i, e := range k.events() {
+			sameRecorded(t, what+": Subscribe vs ReadStream", e, got[i])
+		}
+	}
+	check("appended", s)
+	if h.Features.Reopen {
+		if err := s.Close(); err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+		check("reopened", c.openStore())
+	}
+}
+
 // testReadAll: from Start or the head before, from a middle position
 // (strictly after it), and the limit.
 func testReadAll(t *testing.T, h Harness) {

@@ -80,6 +80,7 @@ func Run(t *testing.T, h Harness) {
 		{"ConcurrentStreams", testConcurrentStreams},
 		{"ReadStream", testReadStream},
 		{"RoundTrip", testRoundTrip},
+		{"Body", testBody},
 		{"ReadAll", testReadAll},
 		{"Head", testHead},
 		{"Durability", testDurability},
@@ -155,16 +156,22 @@ func (c *tcase) own(e eventstore.RecordedEvent) bool {
 	return strings.HasPrefix(e.Stream, "storetest-") && strings.HasSuffix(e.Stream, "."+c.tag)
 }
 
-// newEvent returns an event with a random UUID and JSON data and metadata.
+// newEvent returns an event with a random UUID and JSON data and metadata;
+// every other one also has a Body of random bytes.
 func (c *tcase) newEvent() aggregate.Event {
 	c.event++
 	id := newUUID()
-	return aggregate.Event{
+	e := aggregate.Event{
 		ID:       id,
 		Type:     eventType,
 		Data:     fmt.Appendf(nil, `{"case":%q,"n":%d,"id":%q}`, c.t.Name(), c.event, id),
 		Metadata: fmt.Appendf(nil, `{"$correlationId":%q,"source":"storetest"}`, c.tag),
 	}
+	if c.event%2 == 0 {
+		e.Body = make([]byte, 1+c.event%97)
+		_, _ = rand.Read(e.Body) // never fails
+	}
+	return e
 }
 
 func (c *tcase) newEvents(n int) []aggregate.Event {
@@ -256,6 +263,9 @@ func checkEvent(t *testing.T, got eventstore.RecordedEvent, stream string, rev u
 	if !bytes.Equal(got.Metadata, want.Metadata) {
 		t.Fatalf("%s@%d: metadata differs: got %q, want %q", stream, rev, got.Metadata, want.Metadata)
 	}
+	if !bytes.Equal(got.Body, want.Body) {
+		t.Fatalf("%s@%d: body differs: got %d bytes %.80q, want %d bytes %.80q", stream, rev, len(got.Body), got.Body, len(want.Body), want.Body)
+	}
 	if got.RecordedAt.IsZero() {
 		t.Fatalf("%s@%d: RecordedAt not set", stream, rev)
 	}
@@ -269,14 +279,14 @@ func sameRecorded(t *testing.T, what string, got, want eventstore.RecordedEvent)
 	t.Helper()
 	if got.Position != want.Position || got.Stream != want.Stream || got.Revision != want.Revision ||
 		got.ID != want.ID || got.Type != want.Type || !got.RecordedAt.Equal(want.RecordedAt) ||
-		!bytes.Equal(got.Data, want.Data) || !bytes.Equal(got.Metadata, want.Metadata) {
+		!bytes.Equal(got.Data, want.Data) || !bytes.Equal(got.Metadata, want.Metadata) || !bytes.Equal(got.Body, want.Body) {
 		t.Fatalf("%s: got %s, want %s", what, describe(got), describe(want))
 	}
 }
 
 func describe(e eventstore.RecordedEvent) string {
-	return fmt.Sprintf("{%s@%d pos %s id %s type %q at %s, %d data bytes, %d metadata bytes}",
-		e.Stream, e.Revision, e.Position, e.ID, e.Type, e.RecordedAt.Format(time.RFC3339Nano), len(e.Data), len(e.Metadata))
+	return fmt.Sprintf("{%s@%d pos %s id %s type %q at %s, %d data bytes, %d metadata bytes, %d body bytes}",
+		e.Stream, e.Revision, e.Position, e.ID, e.Type, e.RecordedAt.Format(time.RFC3339Nano), len(e.Data), len(e.Metadata), len(e.Body))
 }
 
 // checkWrongRevision fails the test unless err reports that stream was at
