@@ -223,11 +223,7 @@ func StageRecorded(e aggregate.Event) (aggregate.StageRecorded, error) {
 	var f aggregate.StageRecorded
 	switch e.Type {
 	case aggregate.TypeReceiptStageRecordedV2:
-		var m eventsv2.StageRecorded
-		if err := proto.Unmarshal(e.Data, &m); err != nil {
-			return f, badEvent(e, "data", err)
-		}
-		if err := stageRecordedFromPB(&m, &f); err != nil {
+		if err := decodeStageRecordedWire(e.Data, &f); err != nil {
 			return aggregate.StageRecorded{}, badEvent(e, "data", err)
 		}
 	case aggregate.TypeReceiptStageRecorded:
@@ -247,13 +243,8 @@ func UserEnrolled(e aggregate.Event) (aggregate.UserEnrolled, error) {
 	var f aggregate.UserEnrolled
 	switch e.Type {
 	case aggregate.TypeUserEnrolledV2:
-		var m eventsv2.UserEnrolled
-		if err := proto.Unmarshal(e.Data, &m); err != nil {
-			return f, badEvent(e, "data", err)
-		}
-		f = aggregate.UserEnrolled{
-			Source: m.GetSource(), UserID: m.GetUserId(), Email: m.GetEmail(),
-			EnrolledAt: timePtr(m.GetEnrolledAt()), BodySHA256: hashText(m.GetBodySha256(), m.GetBodySha256Text()),
+		if err := decodeUserEnrolledWire(e.Data, &f); err != nil {
+			return aggregate.UserEnrolled{}, badEvent(e, "data", err)
 		}
 	case aggregate.TypeUserEnrolled:
 		if err := decodeV1(e, &f); err != nil {
@@ -370,11 +361,11 @@ func Metadata(e aggregate.Event) (aggregate.Metadata, error) {
 		}
 		return m, nil
 	}
-	var pb eventsv2.Metadata
-	if err := proto.Unmarshal(e.Metadata, &pb); err != nil {
+	var m aggregate.Metadata
+	if err := decodeMetadataWire(e.Metadata, e.ID, &m); err != nil {
 		return aggregate.Metadata{}, badEvent(e, "metadata", err)
 	}
-	return metadataFromPB(e.ID, &pb), nil
+	return m, nil
 }
 
 // RawBody returns the provider's raw body of an event: for a v2 event its
@@ -436,45 +427,6 @@ func stageRecordedPB(f *aggregate.StageRecorded) *eventsv2.StageRecorded {
 	return m
 }
 
-func stageRecordedFromPB(m *eventsv2.StageRecorded, f *aggregate.StageRecorded) error {
-	*f = aggregate.StageRecorded{
-		Source: m.GetSource(), ReceiptID: m.GetReceiptId(), UserID: m.GetUserId(),
-		Stage: stageName(m.GetStage(), m.GetStageName()), OccurredAt: timePtr(m.GetOccurredAt()),
-		BodySHA256: hashText(m.GetBodySha256(), m.GetBodySha256Text()),
-		Merchant:   m.GetMerchant(), Currency: m.GetCurrency(),
-	}
-	var err error
-	if f.Amount, err = decimalPtr(m.GetAmount()); err != nil {
-		return err
-	}
-	if a := m.GetAward(); a != nil {
-		aw := &aggregate.Award{TransactionID: a.GetTransactionId(), GreenProducts: a.GetGreenProducts()}
-		for _, d := range []struct {
-			dst *decimal.Decimal
-			src *eventsv2.Decimal
-		}{{&aw.Points, a.GetPoints()}, {&aw.BonusPoints, a.GetBonusPoints()}, {&aw.HealthPoints, a.GetHealthPoints()}, {&aw.CO2e, a.GetCo2E()}} {
-			if *d.dst, err = decimalValue(d.src); err != nil {
-				return err
-			}
-		}
-		if s := a.GetSnapshot(); s != nil {
-			sn := &aggregate.Snapshot{NumTransactions: s.GetNumTransactions()}
-			if sn.AvailablePoints, err = decimalValue(s.GetAvailablePoints()); err != nil {
-				return err
-			}
-			if sn.LifetimePoints, err = decimalValue(s.GetLifetimePoints()); err != nil {
-				return err
-			}
-			aw.Snapshot = sn
-		}
-		f.Award = aw
-	}
-	if fl := m.GetFailure(); fl != nil {
-		f.Failure = &aggregate.Failure{Code: fl.GetCode(), Name: fl.GetName(), Message: fl.GetMessage()}
-	}
-	return nil
-}
-
 func userEnrolledPB(f *aggregate.UserEnrolled) *eventsv2.UserEnrolled {
 	m := &eventsv2.UserEnrolled{Source: f.Source, UserId: f.UserID, Email: f.Email, EnrolledAt: timePB(f.EnrolledAt)}
 	m.BodySha256, m.BodySha256Text = hashBytes(f.BodySHA256)
@@ -527,28 +479,6 @@ func metadataPB(id string, md *aggregate.Metadata) *eventsv2.Metadata {
 		m.CausationId = proto.String(md.CausationID)
 	}
 	return m
-}
-
-func metadataFromPB(id string, m *eventsv2.Metadata) aggregate.Metadata {
-	md := aggregate.Metadata{
-		Source: m.GetSource(), ProviderEventType: m.GetProviderEventType(), DeliveryID: m.GetDeliveryId(),
-		Scheme: m.GetScheme(), KeyID: m.GetKeyId(), BodySHA256: hashText(m.GetBodySha256(), m.GetBodySha256Text()),
-		DedupeKey: m.GetDedupeKey(), SlotKey: m.GetSlotKey(), Correction: m.GetCorrection(),
-		CorrelationID: id, CausationID: id,
-	}
-	if t := timePtr(m.GetReceivedAt()); t != nil {
-		md.ReceivedAt = *t
-	}
-	if m.GetDedupeKeyHashSuffix() && len(m.GetBodySha256()) == hashLen {
-		md.DedupeKey += md.BodySHA256
-	}
-	if m.CorrelationId != nil {
-		md.CorrelationID = m.GetCorrelationId()
-	}
-	if m.CausationId != nil {
-		md.CausationID = m.GetCausationId()
-	}
-	return md
 }
 
 // --- body hashes ---
@@ -605,8 +535,10 @@ func stageEnum(s aggregate.Stage) (eventsv2.Stage, bool) {
 	return eventsv2.Stage_STAGE_UNSPECIFIED, false
 }
 
-func stageName(s eventsv2.Stage, name string) aggregate.Stage {
-	switch s {
+func stageName(s eventsv2.Stage, name string) aggregate.Stage { return stageOf(int32(s), name) }
+
+func stageOf(s int32, name string) aggregate.Stage {
+	switch eventsv2.Stage(s) {
 	case eventsv2.Stage_STAGE_UPLOADED:
 		return aggregate.StageUploaded
 	case eventsv2.Stage_STAGE_EXTRACTED:
@@ -635,22 +567,40 @@ func timePB(t *time.Time) *eventsv2.Time {
 	return &eventsv2.Time{Seconds: t.Unix(), Nanos: int32(t.Nanosecond()), Offset: int32(off)}
 }
 
-// timePtr restores a time as a JSON round trip would: UTC for offset 0,
-// else the local zone when it has that offset at that instant, else a
-// fixed zone.
+// timeValue is a decoded Time message.
+type timeValue struct {
+	seconds       int64
+	nanos, offset int32
+}
+
 func timePtr(m *eventsv2.Time) *time.Time {
 	if m == nil {
 		return nil
 	}
-	t := time.Unix(m.GetSeconds(), int64(m.GetNanos()))
-	if off := int(m.GetOffset()); off == 0 {
+	return (&timeValue{m.GetSeconds(), m.GetNanos(), m.GetOffset()}).time()
+}
+
+// time restores a time as a JSON round trip would: UTC for offset 0, else
+// the local zone when it has that offset at that instant, else a fixed
+// zone.
+func (v *timeValue) time() *time.Time {
+	if v == nil {
+		return nil
+	}
+	t := v.value()
+	return &t
+}
+
+func (v *timeValue) value() time.Time {
+	t := time.Unix(v.seconds, int64(v.nanos))
+	if off := int(v.offset); off == 0 {
 		t = t.UTC()
 	} else if l := t.Local(); zoneOffset(l) == off {
 		t = l
 	} else {
 		t = t.In(time.FixedZone("", off))
 	}
-	return &t
+	return t
 }
 
 func zoneOffset(t time.Time) int { _, off := t.Zone(); return off }
