@@ -19,7 +19,7 @@ import (
 )
 
 const auditUsage = `Usage: receiptd audit [--source S] [--limit N] [--json] [--data-dir DIR] [--config FILE]
-       receiptd audit --server HOST:PORT [--api-key REF] [--source S] [--limit N] [--json]
+       receiptd audit --server HOST:PORT [--api-key REF] [--tls | --ca-file PEM] [--source S] [--limit N] [--json]
 
 Rebuilds every read model from the log into a scratch file, compares it with
 the live one key by key, and reports the read models that differ (with the

@@ -29,6 +29,7 @@ type Config struct {
 	Ingest  IngestConfig   `yaml:"ingest"`
 	Query   QueryConfig    `yaml:"query"`
 	HTTP    HTTPConfig     `yaml:"http"`
+	TLS     TLSConfig      `yaml:"tls"`
 	GRPC    GRPCConfig     `yaml:"grpc"`
 	Access  *AccessConfig  `yaml:"access"`
 	Console ConsoleConfig  `yaml:"console"`
@@ -329,6 +330,7 @@ func (c *Config) Validate() error {
 	if c.GRPC.KeepaliveTime < Duration(time.Second) {
 		errs = append(errs, errors.New("grpc: keepalive_time must be at least 1s"))
 	}
+	errs = append(errs, c.TLS.validate()...)
 	if c.GRPC.MaxRecvMsgBytes < 1<<10 {
 		errs = append(errs, errors.New("grpc: max_recv_msg_bytes must be at least 1024"))
 	}

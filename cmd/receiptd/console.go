@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -27,6 +29,7 @@ type consoleDeps struct {
 	health   *webhook.StoreHealth
 	gatherer prometheus.Gatherer
 	httpAddr net.Addr
+	certs    *certReloader // TLS on the HTTP listener, or nil
 	lifetime context.Context
 	logger   *slog.Logger
 }
@@ -57,6 +60,11 @@ func newConsole(cfg Config, d consoleDeps) (*console.Console, error) {
 	}
 	started := time.Now()
 	base := loopbackURL(d.httpAddr)
+	var client *http.Client
+	if d.certs != nil {
+		base = "https" + strings.TrimPrefix(base, "http")
+		client = d.certs.selfClient()
+	}
 	return console.New(console.Options{
 		Conn:     d.conn,
 		Auth:     creds,
@@ -70,13 +78,19 @@ func newConsole(cfg Config, d consoleDeps) (*console.Console, error) {
 			st.Head, st.HeadErr = d.store.Head(ctx)
 			return st
 		},
-		Sources:     sources,
-		WebhookURL:  func() string { return base },
-		Examples:    examples.Payloads,
-		SessionTTL:  time.Duration(cfg.Console.SessionTTL),
-		SampleEvery: time.Duration(cfg.Console.SampleEvery),
-		Lifetime:    d.lifetime,
-		Logger:      d.logger,
+		Sources:    sources,
+		WebhookURL: func() string { return base },
+		// "Send test event" reaches this listener by its address: over
+		// TLS, trusting exactly the certificate it serves.
+		WebhookClient: client,
+		// The cookie is Secure over TLS, and behind a proxy that
+		// terminates TLS (tls.behind_proxy).
+		SecureCookie: cfg.TLS.secureCookie(),
+		Examples:     examples.Payloads,
+		SessionTTL:   time.Duration(cfg.Console.SessionTTL),
+		SampleEvery:  time.Duration(cfg.Console.SampleEvery),
+		Lifetime:     d.lifetime,
+		Logger:       d.logger,
 	})
 }
 

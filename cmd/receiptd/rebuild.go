@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -18,6 +20,7 @@ import (
 
 	berrors "go.etcd.io/bbolt/errors"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 
@@ -33,6 +36,8 @@ type adminFlags struct {
 	cfg        Config
 	server     string
 	apiKey     string
+	tls        bool
+	caFile     string
 	json       bool
 	cpuProfile string
 }
@@ -42,6 +47,8 @@ func (a *adminFlags) add(fs *flag.FlagSet) {
 	fs.StringVar(&a.cfg.File, "config", "", "YAML config file: the store to read (offline)")
 	fs.StringVar(&a.server, "server", "", "gRPC address of a running receiptd to ask instead (online), e.g. 127.0.0.1:9090")
 	fs.StringVar(&a.apiKey, "api-key", "", "with --server: an API key holding the admin scope (literal, env:NAME or file:PATH)")
+	fs.BoolVar(&a.tls, "tls", false, "with --server: connect over TLS, verifying the server's certificate against the system's roots")
+	fs.StringVar(&a.caFile, "ca-file", "", "with --server: connect over TLS, verifying the server's certificate against the PEM certificates in this file")
 	fs.BoolVar(&a.json, "json", false, "print JSON instead of a table")
 	fs.StringVar(&a.cpuProfile, "cpuprofile", "", "offline: write a CPU profile of the run to this file (go tool pprof)")
 }
@@ -77,8 +84,8 @@ func (a *adminFlags) parse(fs *flag.FlagSet, args []string) error {
 	if a.server != "" {
 		return nil
 	}
-	if a.apiKey != "" {
-		return errors.New("--api-key goes with --server")
+	if a.apiKey != "" || a.tls || a.caFile != "" {
+		return errors.New("--api-key, --tls and --ca-file go with --server")
 	}
 	return a.cfg.Load()
 }
@@ -128,7 +135,22 @@ func restRoute(command string) string {
 // dialServer connects to a running receiptd's gRPC port, sending the API
 // key, if any, with every call.
 func dialServer(a *adminFlags) (*grpc.ClientConn, func(context.Context) context.Context, error) {
-	conn, err := grpc.NewClient(a.server, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	creds := insecure.NewCredentials()
+	if a.tls || a.caFile != "" {
+		tc := &tls.Config{MinVersion: tls.VersionTLS12}
+		if a.caFile != "" {
+			pem, err := os.ReadFile(a.caFile)
+			if err != nil {
+				return nil, nil, fmt.Errorf("--ca-file: %w", err)
+			}
+			tc.RootCAs = x509.NewCertPool()
+			if !tc.RootCAs.AppendCertsFromPEM(pem) {
+				return nil, nil, fmt.Errorf("--ca-file %s: no PEM certificate in it", a.caFile)
+			}
+		}
+		creds = credentials.NewTLS(tc)
+	}
+	conn, err := grpc.NewClient(a.server, grpc.WithTransportCredentials(creds))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -157,7 +179,7 @@ func signalContext() (context.Context, context.CancelFunc) {
 }
 
 const rebuildUsage = `Usage: receiptd rebuild [--projection NAME] [--json] [--data-dir DIR] [--config FILE]
-       receiptd rebuild --server HOST:PORT [--api-key REF] [--projection NAME] [--json]
+       receiptd rebuild --server HOST:PORT [--api-key REF] [--tls | --ca-file PEM] [--projection NAME] [--json]
 
 Replays the log from its first event into fresh read models and swaps them in.
 Offline (no server running) it opens the store and the read models directly;

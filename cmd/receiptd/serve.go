@@ -7,8 +7,10 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -92,6 +94,22 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	var runnerErr error
 	runnerWG.Go(func() { runnerErr = runner.Run(runCtx) })
 
+	// TLS on both listeners, if configured: the certificate is read now
+	// and again on SIGHUP.
+	var certs *certReloader
+	if cfg.TLS.enabled() {
+		if certs, err = newCertReloader(cfg.TLS); err != nil {
+			return err
+		}
+		logger.Info("TLS on the HTTP and gRPC listeners", certs.logAttrs()...)
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	hupDone := make(chan struct{})
+	defer close(hupDone)
+	go reloadOnSignal(certs, hup, hupDone, logger)
+
 	// gRPC: one server on --grpc-addr and one the REST gateway reaches in
 	// process, with the same services and interceptors (see
 	// grpcServerOptions for why two).
@@ -109,7 +127,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	tcpOpts, gatewayOpts := grpcServerOptions(cfg, access, api.Recovery{Logger: logger, OnPanic: onPanic})
+	tcpOpts, gatewayOpts := grpcServerOptions(cfg, access, api.Recovery{Logger: logger, OnPanic: onPanic}, certs)
 	gs, gws := grpc.NewServer(tcpOpts...), grpc.NewServer(gatewayOpts...)
 	// Watches end when the server starts shutting down (UNAVAILABLE: their
 	// clients reconnect), so graceful shutdown does not wait for them.
@@ -179,7 +197,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	if cfg.Console.Enabled {
 		c, err := newConsole(cfg, consoleDeps{
 			conn: conn, store: store, views: views, health: ingestHealth, gatherer: reg,
-			httpAddr: httpLis.Addr(), lifetime: watchCtx, logger: logger,
+			httpAddr: httpLis.Addr(), certs: certs, lifetime: watchCtx, logger: logger,
 		})
 		if err != nil {
 			return err
@@ -193,14 +211,20 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		defer func() { stopWatches(); consoleWG.Wait() }() // the feed ends with watchCtx
 		logger.Info("operator console on", "path", console.Prefix)
 	}
-	httpSrv := newHTTPServer(cfg, mux, logger)
+	httpSrv := newHTTPServer(cfg, mux, certs, logger)
 
 	errc := make(chan error, 3)
 	go func() { errc <- fmt.Errorf("grpc: %w", gs.Serve(grpcLis)) }()
 	go func() { errc <- fmt.Errorf("grpc (gateway): %w", gws.Serve(access.gateway)) }()
-	go func() { errc <- fmt.Errorf("http: %w", httpSrv.Serve(httpLis)) }()
+	go func() {
+		if certs != nil {
+			errc <- fmt.Errorf("https: %w", httpSrv.ServeTLS(httpLis, "", ""))
+			return
+		}
+		errc <- fmt.Errorf("http: %w", httpSrv.Serve(httpLis))
+	}()
 	healthSrv.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
-	logger.Info("listening", "http", httpLis.Addr().String(), "grpc", grpcLis.Addr().String(),
+	logger.Info("listening", "http", httpLis.Addr().String(), "grpc", grpcLis.Addr().String(), "tls", certs != nil,
 		"store", cfg.Store.Kind, "data_dir", cfg.DataDir, "sources", len(providers), "version", version)
 
 	var serveErr error

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/keepalive"
 
 	"github.com/receiptd/receiptd/handlers/api"
@@ -24,7 +26,9 @@ import (
 // access; both bound message sizes. Only tcp bounds calls per connection
 // and connection lifetimes: every REST request shares the gateway's one
 // connection, and the HTTP listener bounds those.
-func grpcServerOptions(cfg Config, a *access, rec api.Recovery) (tcp, gateway []grpc.ServerOption) {
+// With certs, the --grpc-addr server speaks TLS; the gateway's in-process
+// connection stays plain.
+func grpcServerOptions(cfg Config, a *access, rec api.Recovery, certs *certReloader) (tcp, gateway []grpc.ServerOption) {
 	g := cfg.GRPC
 	common := []grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(rec.Unary, a.unary),
@@ -48,13 +52,22 @@ func grpcServerOptions(cfg Config, a *access, rec api.Recovery) (tcp, gateway []
 			PermitWithoutStream: g.PermitPingWithoutCalls,
 		}),
 	)
+	if certs != nil {
+		tcp = append(tcp, grpc.Creds(credentials.NewTLS(certs.serverConfig())))
+	}
 	return tcp, common
 }
 
-// newHTTPServer is the server of the HTTP listener.
-func newHTTPServer(cfg Config, h http.Handler, logger *slog.Logger) *http.Server {
+// newHTTPServer is the server of the HTTP listener; with certs it is to
+// serve TLS (ServeTLS with no file names).
+func newHTTPServer(cfg Config, h http.Handler, certs *certReloader, logger *slog.Logger) *http.Server {
 	c := cfg.HTTP
+	var tc *tls.Config
+	if certs != nil {
+		tc = certs.serverConfig()
+	}
 	return &http.Server{
+		TLSConfig:         tc,
 		Handler:           h,
 		ReadHeaderTimeout: time.Duration(c.ReadHeaderTimeout),
 		// Whole-request bounds: webhooks and queries answer well inside

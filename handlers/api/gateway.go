@@ -300,7 +300,11 @@ func hasRetryInfo(st *status.Status) bool {
 // the rest of the request's body, and ends the connection at once: no
 // waiting for a body trickling in, no draining it.
 func (g *gateway) refuse(w http.ResponseWriter, r *http.Request, err error) {
-	w.Header().Set("Connection", "close")
+	if r.ProtoMajor == 1 {
+		// HTTP/2 resets the stream alone: the connection's other
+		// requests go on.
+		w.Header().Set("Connection", "close")
+	}
 	_, out := runtime.MarshalerForRequest(g.mux, r)
 	runtime.HTTPError(r.Context(), g.mux, out, w, r, err)
 	// After the answer is written, net/http would read up to 256 KiB of

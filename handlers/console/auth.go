@@ -307,7 +307,7 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 	_, value := c.sessions.create(key, p.ID, time.Now())
 	http.SetCookie(w, &http.Cookie{
 		Name: CookieName, Value: value, Path: strings.TrimSuffix(Prefix, "/"),
-		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil,
+		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil || c.o.SecureCookie,
 		MaxAge: int(c.o.SessionTTL.Seconds()),
 	})
 	c.o.Logger.InfoContext(r.Context(), "console: signed in", "principal", p.ID, "client", clientIP(r))
@@ -316,7 +316,7 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 
 func (c *Console) logout(w http.ResponseWriter, r *http.Request) {
 	c.sessions.end(sessionFrom(r.Context()).id)
-	http.SetCookie(w, &http.Cookie{Name: CookieName, Value: "", Path: strings.TrimSuffix(Prefix, "/"), MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteStrictMode})
+	http.SetCookie(w, &http.Cookie{Name: CookieName, Value: "", Path: strings.TrimSuffix(Prefix, "/"), MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil || c.o.SecureCookie})
 	http.Redirect(w, r, Prefix+"login", http.StatusSeeOther)
 }
 

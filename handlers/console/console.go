@@ -77,6 +77,14 @@ type Options struct {
 	Sources []Source
 	// WebhookURL returns this server's HTTP base URL ("http://127.0.0.1:8080").
 	WebhookURL func() string
+	// WebhookClient sends the "Send test event" deliveries to WebhookURL;
+	// nil means a plain client with a 10 s timeout. (With TLS on the
+	// listener, cmd/receiptd gives one that trusts its certificate.)
+	WebhookClient *http.Client
+	// SecureCookie marks the session cookie Secure on every request, not
+	// only on one that came over TLS: the console is reached over HTTPS
+	// through a proxy that terminates TLS (config tls.behind_proxy).
+	SecureCookie bool
 	// Examples holds {kind}/{name}.json payloads.
 	Examples fs.FS
 	// SessionTTL bounds a session (default 12h).
@@ -153,7 +161,7 @@ func New(o Options) (*Console, error) {
 		sessions: newSessions(key, o.SessionTTL),
 		feed:     newFeed(100),
 		samples:  newSampler(o.Gatherer, o.SampleCount),
-		client:   &http.Client{Timeout: 10 * time.Second},
+		client:   cmp.Or(o.WebhookClient, &http.Client{Timeout: 10 * time.Second}),
 		logins:   logins,
 	}, nil
 }
