@@ -178,21 +178,22 @@ type result struct {
 // ServeHTTP handles one delivery. It must be reached through Pattern (or any
 // pattern with a {source} wildcard), which sets r.PathValue("source").
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	start := time.Now()
+	start := h.clock()
 	name := r.PathValue("source")
-	src, ok := h.sources[name]
-	if !ok {
-		h.finish(w, r, nil, name, result{outcome: outcomeUnknownSource}, start)
-		return
+	src := h.sources[name]
+	res := result{outcome: outcomeUnknownSource}
+	if src != nil {
+		res = h.ingest(w, r, src, start.UTC())
 	}
-	h.finish(w, r, src, name, h.ingest(w, r, src), start)
+	status := h.answer(w, res)
+	h.observe(r, src, name, res, status, h.clock().Sub(start))
 }
 
 // ingest runs one delivery to a configured source through every step up to
 // its outcome. The steps, and so the statuses, are in the order of the
 // external contract: 405, 415, 413, 401, 400, then quarantine or
 // decide-and-append.
-func (h *Handler) ingest(w http.ResponseWriter, r *http.Request, src *source) result {
+func (h *Handler) ingest(w http.ResponseWriter, r *http.Request, src *source, receivedAt time.Time) result {
 	if r.Method != http.MethodPost {
 		return result{outcome: outcomeMethodNotAllowed}
 	}
@@ -202,7 +203,6 @@ func (h *Handler) ingest(w http.ResponseWriter, r *http.Request, src *source) re
 	if r.ContentLength > h.maxBody {
 		return result{outcome: outcomeTooLarge, err: fmt.Errorf("declared length %d exceeds %d bytes", r.ContentLength, h.maxBody)}
 	}
-	receivedAt := h.clock().UTC()
 
 	buf := h.getBuffer()
 	defer h.putBuffer(buf)
@@ -235,7 +235,15 @@ func (h *Handler) ingest(w http.ResponseWriter, r *http.Request, src *source) re
 		err = checkNormalized(src, n)
 	}
 	res.eventType = truncate(n.EventType, maxEventTypeLen)
-	deliveryID := truncate(cmp.Or(n.DeliveryID, v.DeliveryID), maxDeliveryIDLen)
+	meta := aggregate.Metadata{
+		Source:            src.name,
+		ProviderEventType: res.eventType,
+		DeliveryID:        truncate(cmp.Or(n.DeliveryID, v.DeliveryID), maxDeliveryIDLen),
+		ReceivedAt:        receivedAt,
+		Scheme:            v.Scheme,
+		KeyID:             v.KeyID,
+		BodySHA256:        res.bodySHA,
+	}
 
 	// The store phase runs to its own deadline even if the client goes
 	// away: an append cut short by a disconnect would leave the provider
@@ -244,21 +252,9 @@ func (h *Handler) ingest(w http.ResponseWriter, r *http.Request, src *source) re
 	defer cancel()
 
 	if err != nil {
-		return h.quarantine(ctx, src, d, res, deliveryID, err)
+		return h.quarantine(ctx, src, d, res, meta, err)
 	}
-	f := n.Fact
-	res.stream = f.Stream
-	meta := aggregate.Metadata{
-		Source:            src.name,
-		ProviderEventType: res.eventType,
-		DeliveryID:        deliveryID,
-		ReceivedAt:        receivedAt,
-		Scheme:            v.Scheme,
-		KeyID:             v.KeyID,
-		BodySHA256:        res.bodySHA,
-		DedupeKey:         f.DedupeKey,
-		SlotKey:           f.SlotKey,
-	}
+	res.stream = n.Fact.Stream
 	a, err := h.record(ctx, n, meta)
 	res.reply = n.Reply
 	switch {
@@ -281,13 +277,12 @@ const (
 
 // quarantine records a verified delivery that could not be normalized in
 // its source's quarantine stream, with its raw body and the reason, deduped
-// by body hash so that a retried delivery is recorded once.
-func (h *Handler) quarantine(ctx context.Context, src *source, d Delivery, res result, deliveryID string, cause error) result {
-	stream := aggregate.QuarantineStream(src.name)
-	res.stream = stream
-	dedupe := "quarantined:" + d.BodySHA256
+// by body hash so that a retried delivery is recorded once. meta is the
+// delivery's metadata.
+func (h *Handler) quarantine(ctx context.Context, src *source, d Delivery, res result, meta aggregate.Metadata, cause error) result {
+	res.stream = aggregate.QuarantineStream(src.name)
 	f := aggregate.Fact{
-		Stream: stream,
+		Stream: res.stream,
 		Type:   aggregate.TypeDeliveryQuarantined,
 		Data: aggregate.Quarantined{
 			Source:            src.name,
@@ -296,18 +291,8 @@ func (h *Handler) quarantine(ctx context.Context, src *source, d Delivery, res r
 			BodySHA256:        d.BodySHA256,
 			Raw:               d.Body,
 		},
-		DedupeKey:  dedupe,
+		DedupeKey:  "quarantined:" + d.BodySHA256,
 		OnConflict: aggregate.Correct,
-	}
-	meta := aggregate.Metadata{
-		Source:            src.name,
-		ProviderEventType: res.eventType,
-		DeliveryID:        deliveryID,
-		ReceivedAt:        d.ReceivedAt,
-		Scheme:            d.Verification.Scheme,
-		KeyID:             d.Verification.KeyID,
-		BodySHA256:        d.BodySHA256,
-		DedupeKey:         dedupe,
 	}
 	a, err := h.decideAndAppend(ctx, f, meta)
 	if err != nil {
@@ -332,8 +317,9 @@ type appended struct {
 // turn (see decisions): from the cached decision state of the stream,
 // filled from the log on a miss. When another writer moved the stream
 // (another node on the same log) it catches up with what was added and
-// decides again, up to MaxAttempts times. meta is completed with the event
-// id and the correction flag.
+// decides again, up to MaxAttempts times. meta is the delivery's metadata;
+// the fact's dedupe and slot keys, the event id and the correction flag are
+// added here.
 func (h *Handler) decideAndAppend(ctx context.Context, f aggregate.Fact, meta aggregate.Metadata) (appended, error) {
 	s, err := h.decisions.acquire(ctx, f.Stream)
 	if err != nil {
@@ -343,6 +329,7 @@ func (h *Handler) decideAndAppend(ctx context.Context, f aggregate.Fact, meta ag
 
 	var data []byte
 	id := EventID(meta.Source, f.DedupeKey, meta.BodySHA256)
+	meta.DedupeKey, meta.SlotKey = f.DedupeKey, f.SlotKey
 	meta.CorrelationID, meta.CausationID = id, id
 	for attempt := 1; ; attempt++ {
 		if !s.known || s.stale {
@@ -492,43 +479,48 @@ func isJSONMediaType(ct string) bool {
 		!strings.ContainsAny(mt[len(prefix):len(mt)-len(suffix)], "/ \t")
 }
 
-// finish answers the delivery, counts it and logs it.
-func (h *Handler) finish(w http.ResponseWriter, r *http.Request, src *source, name string, res result, start time.Time) {
+// answerBody is the JSON body of every answer but a provider's Reply: the
+// status and position of a 200, or the error of the outcome.
+type answerBody struct {
+	Status   string `json:"status,omitempty"`
+	Position string `json:"position,omitempty"`
+	Error    string `json:"error,omitempty"`
+}
+
+// answer writes the answer to a delivery and returns its status.
+func (h *Handler) answer(w http.ResponseWriter, res result) int {
 	info := res.outcome.info()
 	hdr := w.Header()
 	hdr.Set("Content-Type", "application/json")
 	hdr.Set("X-Content-Type-Options", "nosniff")
+	status, ans := info.status, answerBody{Error: info.message}
 	var body []byte
-	status := info.status
-	if info.status == http.StatusOK && res.reply != nil {
-		hdr.Set(PositionHeader, res.position.String())
-		status, body = res.reply.Status, res.reply.Body
-	} else if info.status == http.StatusOK {
+	switch {
+	case status == http.StatusOK:
 		pos := res.position.String()
 		hdr.Set(PositionHeader, pos)
-		body = make([]byte, 0, 64)
-		body = append(body, `{"status":"`...)
-		body = append(body, info.label...)
-		body = append(body, `","position":"`...)
-		body = append(body, pos...)
-		body = append(body, "\"}\n"...)
-	} else {
-		switch res.outcome {
-		case outcomeMethodNotAllowed:
-			hdr.Set("Allow", http.MethodPost)
-		case outcomeStoreUnavailable:
-			hdr.Set("Retry-After", h.retryAfter)
+		if res.reply != nil {
+			status, body = res.reply.Status, res.reply.Body
+			break
 		}
-		body = make([]byte, 0, 64)
-		body = append(body, `{"error":`...)
-		body = strconv.AppendQuote(body, info.message)
-		body = append(body, "}\n"...)
+		ans = answerBody{Status: info.label, Position: pos}
+	case res.outcome == outcomeMethodNotAllowed:
+		hdr.Set("Allow", http.MethodPost)
+	case res.outcome == outcomeStoreUnavailable:
+		hdr.Set("Retry-After", h.retryAfter)
+	}
+	if body == nil {
+		body, _ = json.Marshal(ans) // strings only: it cannot fail
+		body = append(body, '\n')
 	}
 	hdr.Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(status)
 	_, _ = w.Write(body) // a client gone away is not our failure
+	return status
+}
 
-	elapsed := time.Since(start)
+// observe counts a delivery (src is nil for an unknown source) and logs it.
+func (h *Handler) observe(r *http.Request, src *source, name string, res result, status int, elapsed time.Duration) {
 	if src == nil {
 		if h.unknown != nil {
 			h.unknown.Inc()
@@ -538,11 +530,12 @@ func (h *Handler) finish(w http.ResponseWriter, r *http.Request, src *source, na
 		src.metrics.ingest.Observe(elapsed.Seconds())
 	}
 
+	info := res.outcome.info()
 	ctx := r.Context()
 	if !h.log.Enabled(ctx, info.level) {
 		return
 	}
-	attrs := make([]slog.Attr, 0, 12)
+	attrs := make([]slog.Attr, 0, 14)
 	attrs = append(attrs,
 		slog.String("source", truncate(name, maxSourceName)),
 		slog.String("outcome", info.label),

@@ -88,8 +88,6 @@ func (h *Handler) Reprocess(ctx context.Context, e eventstore.RecordedEvent) (Re
 		Scheme:            meta.Scheme,
 		KeyID:             meta.KeyID,
 		BodySHA256:        q.BodySHA256,
-		DedupeKey:         f.DedupeKey,
-		SlotKey:           f.SlotKey,
 	})
 	if errors.Is(err, ErrUnauthenticated) || errors.Is(err, aggregate.ErrConflict) {
 		// Refused as a new delivery would be (its signature claimed for
