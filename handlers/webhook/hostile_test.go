@@ -97,10 +97,17 @@ func TestHostileInput(t *testing.T) {
 		{"JSON array", []byte(`[]`), nil, http.StatusOK, quarantined},
 		{"JSON string", []byte(`"receipt.extracted"`), nil, http.StatusOK, quarantined},
 
-		// Duplicate keys: encoding/json keeps the last, deterministically;
-		// the raw body (with both) is kept for an audit.
+		// Duplicate keys: the last is read, as the sender's JavaScript
+		// (JSON.parse) reads it; the raw body (with both) is kept for an
+		// audit. Keys match exactly: a case variant is another key
+		// (issue 12, item 8: encoding/json took "EVENTTYPE" for eventType,
+		// and "TOTALPOINTS" after totalPoints for the points).
 		{"duplicate eventType keys", []byte(`{"eventType":"user.enrolled","eventType":"receipt.extracted","data":{"userID":"u1","receiptID":"` + rid + `"}}`), nil, http.StatusOK, recorded},
 		{"duplicate receiptID keys", []byte(`{"eventType":"receipt.extracted","data":{"userID":"u1","receiptID":"other","receiptID":"` + rid + `"}}`), nil, http.StatusOK, recorded},
+		{"EVENTTYPE alone", []byte(`{"EVENTTYPE":"receipt.extracted","data":{"userID":"u1","receiptID":"` + rid + `"}}`), nil, http.StatusOK, quarantined},
+		{"receiptID and a case variant after it", []byte(`{"eventType":"receipt.extracted","data":{"userID":"u1","receiptID":"` + rid + `","RECEIPTID":"other"}}`), nil, http.StatusOK, recorded},
+		{"DATA alone", []byte(`{"eventType":"receipt.extracted","DATA":{"userID":"u1","receiptID":"` + rid + `"}}`), nil, http.StatusOK, quarantined},
+		{"data twice, the last without a receipt id", []byte(`{"eventType":"receipt.extracted","data":{"userID":"u1","receiptID":"` + rid + `"},"data":{"userID":"u1"}}`), nil, http.StatusOK, quarantined},
 
 		// Headers.
 		{"two signature headers", stage(`"subTotal":1`), func(r *http.Request) { r.Header.Add(reewild.SignatureHeader, r.Header.Get(reewild.SignatureHeader)) }, http.StatusUnauthorized, nothing},

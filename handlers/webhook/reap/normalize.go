@@ -64,8 +64,8 @@ const maxAttributeLen = 1024
 // so that the fact depends only on the JSON value a compact-JSON signature
 // covers, not on how the body spells it.
 func (p *Provider) Normalize(d webhook.Delivery) (webhook.Normalized, error) {
-	var top map[string]json.RawMessage
-	if err := json.Unmarshal(d.Body, &top); err != nil {
+	top, err := jsonfield.Object(d.Body)
+	if err != nil {
 		// Not an object, or not JSON at all (the handler tells those apart).
 		return webhook.Normalized{}, p.unnormalizable("", "decode body: %v", err)
 	}
@@ -78,7 +78,10 @@ func (p *Provider) Normalize(d webhook.Delivery) (webhook.Normalized, error) {
 		return n, fmt.Errorf("reap: normalize delivery to %q: event type %.64q: %w", p.source, eventType, aggregate.ErrUnknownEvent)
 	}
 	var data map[string]json.RawMessage
-	if raw := top["data"]; len(raw) == 0 || raw[0] != '{' || json.Unmarshal(raw, &data) != nil {
+	if raw := top["data"]; len(raw) > 0 && raw[0] == '{' {
+		data, _ = jsonfield.Object(raw) // checked with the body
+	}
+	if data == nil {
 		return n, p.unnormalizable(eventType, "no data object")
 	}
 	entityID, err := requiredID(data["entityId"], "data.entityId")

@@ -68,7 +68,13 @@
 // # Caveats
 //
 // The body is decoded once, into a struct of only the fields above, each
-// kept as its raw JSON text; items and everything else are skipped.
+// kept as its raw JSON text; items and everything else are checked and
+// skipped. It is read as the sender's JavaScript (JSON.parse) reads it
+// (jsonfield.Decoder): keys match exactly, so "TOTALPOINTS" is not
+// totalPoints and "EVENTTYPE" is not eventType (encoding/json's struct
+// decoding matched both, and stored 888 points for
+// "totalPoints":5,"TOTALPOINTS":888); a repeated key takes its last value;
+// a repeated object is its last one, whole.
 //
 // This package imports handlers/webhook (for the Provider types),
 // aggregate and the decimal library. It never imports eventstore, and it

@@ -73,7 +73,10 @@ const SlotEnrolled = "enrolled"
 // JSON text so that a number is parsed from its text (never through float64)
 // and a descriptive field of an unexpected type is omitted rather than
 // failing the whole delivery. Everything else (items, applicationDetails…)
-// is skipped by the decoder and kept in the raw body.
+// is skipped by the decoder and kept in the raw body. They are decoded by
+// jsonfield.Decoder, as the sender's JavaScript reads the body: keys match
+// exactly ("TOTALPOINTS" is not totalPoints), the last of a repeated key
+// wins, a repeated object is the last one whole.
 type wirePayload struct {
 	EventType json.RawMessage `json:"eventType"`
 	Data      *wireData       `json:"data"`
@@ -118,15 +121,17 @@ type wireTransaction struct {
 	TotalGreenProducts    json.RawMessage `json:"totalGreenProducts"`
 }
 
+var payloadDecoder = jsonfield.NewDecoder[wirePayload]()
+
 // Normalize turns a verified Reewild delivery into a fact: user.enrolled
 // into aggregate.UserEnrolled on the user's stream, every other event type
 // into aggregate.StageRecorded on the receipt's stream. See the package
 // documentation for the field mapping and what is required.
 func (p *Provider) Normalize(d webhook.Delivery) (webhook.Normalized, error) {
 	var w wirePayload
-	decodeErr := json.Unmarshal(d.Body, &w)
-	// The decoder carries on past a field of the wrong type: the event type
-	// may still be known, for the quarantine record.
+	decodeErr := payloadDecoder.Decode(d.Body, &w)
+	// The event type may be known even if the body is not an object
+	// throughout, for the quarantine record.
 	eventType, _ := jsonString(w.EventType)
 	n := webhook.Normalized{EventType: eventType}
 	if decodeErr != nil {

@@ -106,6 +106,12 @@
 //
 // # Caveats
 //
+// The body (and a customer object) is read as the sender's JavaScript
+// (JSON.parse) reads it (jsonfield.Decoder), in Normalize and in the
+// merchant check alike: keys match exactly ("TOTAL_PRICE" is not
+// total_price, "BUSINESS_REFRENCE" is not business_refrence), a repeated
+// key takes its last value.
+//
 // A token does not cover the body, and nothing stops a replay within one
 // merchant's token: the body-hash dedupe keys are what keep a replay from
 // counting twice. Two genuinely separate error webhooks with the same body

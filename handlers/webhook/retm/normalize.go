@@ -12,6 +12,7 @@ import (
 
 	"github.com/receiptd/receiptd/aggregate"
 	"github.com/receiptd/receiptd/handlers/webhook"
+	"github.com/receiptd/receiptd/handlers/webhook/internal/jsonfield"
 )
 
 // The event types of RETM's payloads that carry an "event" field.
@@ -124,6 +125,14 @@ type wireBody struct {
 	Message  json.RawMessage `json:"message"`
 }
 
+// The wire shapes are decoded by jsonfield.Decoder, as the sender's
+// JavaScript reads the body: keys match exactly, the last of a repeated key
+// wins.
+var (
+	bodyDecoder     = jsonfield.NewDecoder[wireBody]()
+	customerDecoder = jsonfield.NewDecoder[wireCustomer]()
+)
+
 type wireCustomer struct {
 	ID            json.RawMessage `json:"id"`
 	Name          json.RawMessage `json:"name"`
@@ -149,7 +158,7 @@ type delivery struct {
 // for how each webhook is recognized and mapped.
 func (p *Provider) Normalize(d webhook.Delivery) (webhook.Normalized, error) {
 	var w wireBody
-	decodeErr := json.Unmarshal(d.Body, &w)
+	decodeErr := bodyDecoder.Decode(d.Body, &w)
 	event, eventIsString := jsonString(w.Event)
 	n := webhook.Normalized{EventType: event}
 	if decodeErr != nil {
@@ -326,7 +335,7 @@ func (p *Provider) customer(dv delivery, event string) (aggregate.Fact, error) {
 		return aggregate.Fact{}, fmt.Errorf("no customer object")
 	}
 	var c wireCustomer
-	if err := json.Unmarshal(dv.w.Customer, &c); err != nil {
+	if err := customerDecoder.Decode(dv.w.Customer, &c); err != nil {
 		return aggregate.Fact{}, fmt.Errorf("customer: %v", err)
 	}
 	id, err := requiredID(c.ID, "customer.id")

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/receiptd/receiptd/handlers/webhook"
+	"github.com/receiptd/receiptd/handlers/webhook/internal/jsonfield"
 	"github.com/receiptd/receiptd/handlers/webhook/tokenauth"
 )
 
@@ -142,18 +143,22 @@ func (p *Provider) Verify(r *http.Request, body []byte, _ time.Time) (webhook.Ve
 	return m.Verification, nil
 }
 
-// wireMerchant is what the merchant check reads of a body.
+// wireMerchant is what the merchant check reads of a body: with the same
+// exact-key, last-wins rules as Normalize (jsonfield.Decoder), so that the
+// reference checked is the reference recorded.
 type wireMerchant struct {
 	BusinessRefrence  json.RawMessage `json:"business_refrence"`
 	BusinessReference json.RawMessage `json:"business_reference"`
 }
+
+var merchantDecoder = jsonfield.NewDecoder[wireMerchant]()
 
 // checkMerchant checks that every business reference the body carries is
 // merchant. A body with none (or that is not a JSON object: Normalize
 // refuses it) passes.
 func checkMerchant(body []byte, merchant string) error {
 	var w wireMerchant
-	if err := json.Unmarshal(body, &w); err != nil {
+	if err := merchantDecoder.Decode(body, &w); err != nil {
 		return nil
 	}
 	for _, f := range []struct {

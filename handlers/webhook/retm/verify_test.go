@@ -105,6 +105,14 @@ func TestVerify(t *testing.T) {
 		{"merchant not a string", open, remote, "", bearer(merchantToken), other("business_refrence", `{"id":"`+merchant+`"}`), webhook.Verification{}},
 		{"merchant differs in case", open, remote, "", bearer(merchantToken), other("business_refrence", `"`+strings.ToUpper(merchant)+`"`), webhook.Verification{}},
 		{"address not allowed", listed, "203.0.113.9:51000", "", bearer(testToken), invoice, webhook.Verification{}},
+		// Keys match exactly and the last of a repeated one wins, as in
+		// Normalize: the reference checked is the one recorded (issue 12,
+		// item 8: a case variant after the real key passed as the merchant's).
+		{"merchant mismatch behind a case variant", open, remote, "", bearer(merchantToken), []byte(`{"reward_code":"X1","business_refrence":"brand-someone-else","BUSINESS_REFRENCE":"` + merchant + `"}`), webhook.Verification{}},
+		{"merchant mismatch behind a case variant, other spelling", open, remote, "", bearer(merchantToken), []byte(`{"reward_code":"X1","business_reference":"brand-someone-else","Business_Reference":"` + merchant + `"}`), webhook.Verification{}},
+		{"merchant repeated, the last someone else's", open, remote, "", bearer(merchantToken), []byte(`{"reward_code":"X1","business_refrence":"` + merchant + `","business_refrence":"brand-someone-else"}`), webhook.Verification{}},
+		{"merchant repeated, the last its own", open, remote, "", bearer(merchantToken), []byte(`{"reward_code":"X1","business_refrence":"brand-someone-else","business_refrence":"` + merchant + `"}`), ok(tokenauth.SchemeBearer, merchantToken)},
+		{"only a case variant: no business reference", open, remote, "", bearer(merchantToken), []byte(`{"reward_code":"X1","BUSINESS_REFRENCE":"brand-someone-else"}`), ok(tokenauth.SchemeBearer, merchantToken)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			v, err := tc.p.Verify(request(t, tc.remote, tc.path, tc.authorization, tc.body), tc.body, time.Now())

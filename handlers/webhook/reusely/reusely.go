@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"hash"
@@ -16,6 +15,7 @@ import (
 	"time"
 
 	"github.com/receiptd/receiptd/handlers/webhook"
+	"github.com/receiptd/receiptd/handlers/webhook/internal/jsonfield"
 )
 
 const (
@@ -346,12 +346,9 @@ var errNotObject = errors.New("body is not a JSON object")
 // decodeEnvelope decodes body. It fails only when body is not a JSON
 // object; a missing or malformed signed field is reported in pairErr.
 func decodeEnvelope(body []byte) (envelope, error) {
-	var top object
-	if err := json.Unmarshal(body, &top); err != nil {
+	top, err := jsonfield.Object(body)
+	if err != nil {
 		return envelope{}, fmt.Errorf("%w: %v", errNotObject, err)
-	}
-	if top == nil {
-		return envelope{}, errNotObject
 	}
 	var env envelope
 	env.eventType, _ = jsonString(top["type"])

@@ -28,9 +28,10 @@ func decimalField(raw json.RawMessage, name string) (decimal.Decimal, bool, erro
 	return d, ok, err
 }
 
-// object is a JSON object decoded one level deep: every member kept as its
-// raw JSON text. Keys match exactly (encoding/json's struct decoding would
-// match "OBJECT_ID" to object_id); of a key sent twice, the last wins.
+// object is a JSON object decoded one level deep by jsonfield.Object: every
+// member kept as its raw JSON text. Keys match exactly (encoding/json's
+// struct decoding would match "OBJECT_ID" to object_id); of a key sent
+// twice, the last wins — as the sender's JavaScript reads the body.
 type object map[string]json.RawMessage
 
 // decodeObject decodes raw as a JSON object. ok is false for any other JSON
@@ -39,7 +40,8 @@ func decodeObject(raw json.RawMessage) (o object, ok bool) {
 	if len(raw) == 0 || raw[0] != '{' {
 		return nil, false
 	}
-	if err := json.Unmarshal(raw, &o); err != nil || o == nil {
+	o, err := jsonfield.Object(raw)
+	if err != nil {
 		return nil, false
 	}
 	return o, true

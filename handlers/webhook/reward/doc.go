@@ -59,7 +59,10 @@
 // # Caveats
 //
 // The body is decoded once, into a struct of only the fields above, each
-// kept as its raw JSON text.
+// kept as its raw JSON text, as the sender's JavaScript (JSON.parse) reads
+// it (jsonfield.Decoder): keys match exactly ("AMOUNT" is not amount), a
+// repeated key takes its last value, a repeated object is its last one,
+// whole.
 //
 // This package imports handlers/webhook, handlers/webhook/tokenauth,
 // aggregate and the decimal library. It never imports eventstore, and it

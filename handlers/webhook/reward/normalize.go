@@ -8,6 +8,7 @@ import (
 
 	"github.com/receiptd/receiptd/aggregate"
 	"github.com/receiptd/receiptd/handlers/webhook"
+	"github.com/receiptd/receiptd/handlers/webhook/internal/jsonfield"
 )
 
 // KindUser is the EntityEventRecorded.Kind of a trigger event: the entity
@@ -15,7 +16,9 @@ import (
 const KindUser = aggregate.CategoryUser
 
 // The wire shapes: only the fields normalization reads, each kept as its raw
-// JSON text. Everything else stays in the raw body.
+// JSON text. Everything else stays in the raw body. They are decoded by
+// jsonfield.Decoder, as the sender's JavaScript reads the body: keys match
+// exactly, the last of a repeated key wins.
 type wireEnvelope struct {
 	ID   json.RawMessage `json:"id"`
 	Type json.RawMessage `json:"type"`
@@ -43,13 +46,15 @@ type wireTransaction struct {
 	Amount json.RawMessage `json:"amount"`
 }
 
+var envelopeDecoder = jsonfield.NewDecoder[wireEnvelope]()
+
 // Normalize turns a verified Reward delivery into a fact on the user's
 // stream: trigger_event.created into aggregate.EntityEventRecorded,
 // balance.credit_points_issued into aggregate.PointsCredited. See the
 // package documentation for the mapping and what is required.
 func (p *Provider) Normalize(d webhook.Delivery) (webhook.Normalized, error) {
 	var w wireEnvelope
-	decodeErr := json.Unmarshal(d.Body, &w)
+	decodeErr := envelopeDecoder.Decode(d.Body, &w)
 	eventType, _ := jsonString(w.Type)
 	n := webhook.Normalized{EventType: eventType}
 	if decodeErr != nil {

@@ -87,7 +87,9 @@
 //
 // The body is decoded once into its top-level members and, on the way to
 // the configured fields, the objects that hold them; nothing else is
-// decoded. Field paths name keys separated by '.', so a key that itself
+// decoded. Members are read as the sender's JavaScript (JSON.parse) reads
+// them (jsonfield.Object): keys match exactly, a repeated key takes its
+// last value. Field paths name keys separated by '.', so a key that itself
 // contains '.' cannot be named.
 //
 // This package imports handlers/webhook (for the Provider types) and

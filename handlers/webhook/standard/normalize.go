@@ -4,11 +4,13 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 
 	"github.com/receiptd/receiptd/aggregate"
 	"github.com/receiptd/receiptd/handlers/webhook"
+	"github.com/receiptd/receiptd/handlers/webhook/internal/jsonfield"
 )
 
 // maxEventType bounds the body's type: longer ones cannot be recorded in
@@ -24,15 +26,14 @@ const maxEventType = 128
 // duplicate, and another body under an id already recorded is appended as
 // a correction rather than silently taken for a retry.
 func (p *Provider) Normalize(d webhook.Delivery) (webhook.Normalized, error) {
-	var top object
-	decodeErr := json.Unmarshal(d.Body, &top)
+	top, decodeErr := jsonfield.Object(d.Body)
 	eventType, _ := jsonString(top["type"])
 	n := webhook.Normalized{EventType: eventType}
 	switch {
+	case errors.Is(decodeErr, jsonfield.ErrNotObject):
+		return n, p.unnormalizable(eventType, "body is not a JSON object")
 	case decodeErr != nil:
 		return n, p.unnormalizable(eventType, "decode body: %v", decodeErr)
-	case top == nil:
-		return n, p.unnormalizable(eventType, "body is not a JSON object")
 	case eventType == "":
 		return n, p.unnormalizable(eventType, "no type string")
 	case !validEventType(eventType):

@@ -1,7 +1,15 @@
-// Package jsonfield reads one field of a provider's JSON body, kept as its
-// raw JSON text (json.RawMessage), the way every provider in handlers/webhook
-// needs it: a number is parsed from its text, never through float64, and a
-// field of an unexpected type can be told from an absent one.
+// Package jsonfield decodes a provider's JSON body and reads its fields the
+// way every provider in handlers/webhook needs them.
+//
+// Decoding (Decoder, Object) reads a body as the sender's JavaScript reads
+// it (JSON.parse): keys match exactly, a repeated key takes its last value,
+// a repeated object is its last one, whole. Each wanted field is kept as
+// its raw JSON text (json.RawMessage); nothing else is built. A body is
+// JSON here exactly when json.Valid says so.
+//
+// Reading (String, ID, Decimal) takes one field's raw text: a number is
+// parsed from its text, never through float64, and a field of an
+// unexpected type can be told from an absent one.
 package jsonfield
 
 import (
