@@ -83,6 +83,12 @@ func TestHostileInput(t *testing.T) {
 		{"points as a 400-digit string", []byte(`{"eventType":"rewards.awarded","data":{"user":{"id":"u1"},"transaction":{"externalTransactionID":"` + rid + `","totalPoints":"` + strings.Repeat("9", 400) + `"}}}`), nil, http.StatusOK, quarantined},
 		{"a fine amount", stage(`"subTotal":6.33`), nil, http.StatusOK, recorded},
 
+		// Times that parse to a year outside 1–9999 once in UTC: omitted,
+		// as unparsable (they were kept, and the event could not be
+		// written: 500 on every retry).
+		{"uploadedAt in year -1 in UTC", []byte(`{"eventType":"receipt.uploaded","data":{"userID":"u1","receiptID":"` + rid + `","uploadedAt":"0000-01-01T00:00:00+01:00"}}`), nil, http.StatusOK, recorded},
+		{"uploadedAt in year 10000 in UTC", []byte(`{"eventType":"receipt.uploaded","data":{"userID":"u1","receiptID":"` + rid + `","uploadedAt":"9999-12-31T23:59:59-01:00"}}`), nil, http.StatusOK, recorded},
+
 		// Strings.
 		{"invalid UTF-8 in the receipt id", []byte("{\"eventType\":\"receipt.extracted\",\"data\":{\"receiptID\":\"r\xff\xfe\"}}"), nil, http.StatusOK, quarantined},
 		{"invalid UTF-8 in a descriptive field", stage("\"merchantName\":\"TES\xc3\x28CO\""), nil, http.StatusOK, recorded},

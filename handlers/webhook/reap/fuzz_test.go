@@ -116,6 +116,8 @@ func FuzzNormalize(f *testing.F) {
 	f.Add([]byte(`{"eventType":"account_status_change","data":{"entityId":7,"timestamp":1710928800123,"status":"APPROVED","status":1}}`))
 	f.Add([]byte(`{"eventType":"account_status_change","data":{"entityId":"e","timestamp":"2024-03-20T10:00:00+0000","rejectLabels":["a",{"b":1}]}}`))
 	f.Add([]byte(`{"eventType":"account_status_change","data":null}`))
+	f.Add([]byte(`{"eventType":"account_status_change","data":{"entityId":"e","timestamp":"0000-01-01T00:00:00+01:00"}}`))
+	f.Add([]byte(`{"eventType":"account_status_change","data":{"entityId":"e","timestamp":"9999-12-31T23:59:59-0100"}}`))
 	f.Add([]byte(`{"eventType":"other"}`))
 	f.Add([]byte(`[]`))
 	f.Add([]byte(`{`))

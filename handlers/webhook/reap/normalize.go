@@ -314,7 +314,7 @@ func parseTimestamp(raw json.RawMessage) (*time.Time, error) {
 		}
 		text = s
 		for _, layout := range timeLayouts {
-			if t, err := time.Parse(layout, s); err == nil {
+			if t, err := time.Parse(layout, s); err == nil && jsonfield.TimeInRange(t) {
 				t = t.UTC()
 				return &t, nil
 			}

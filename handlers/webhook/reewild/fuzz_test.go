@@ -95,6 +95,10 @@ func FuzzNormalize(f *testing.F) {
 		f.Add(withEventType(f, ex.body, strings.ReplaceAll(ex.name, ".", "_")))
 	}
 	f.Add([]byte(`{"eventType":"rewards.awarded","data":{"transaction":{"externalTransactionID":7,"totalPoints":"1e3"}}}`))
+	// Times outside the years 1–9999 once in UTC: unparsable, not an event
+	// that cannot be written.
+	f.Add([]byte(`{"eventType":"receipt.uploaded","data":{"receiptID":"r","uploadedAt":"0000-01-01T00:00:00+01:00"}}`))
+	f.Add([]byte(`{"eventType":"user.enrolled","data":{"userID":"u","createdAt":"9999-12-31T23:59:59-01:00"}}`))
 	f.Add([]byte(`{"eventType":"receipt.uploaded","data":{"receiptID":"r","amount":-0.0e+5,"uploadedAt":"2025-11-21T15:00:45.1070976"}}`))
 	f.Add([]byte(`{"eventType":"user.enrolled","data":null}`))
 	f.Add([]byte(`[]`))

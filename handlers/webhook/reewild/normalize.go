@@ -392,7 +392,7 @@ func parseTime(raw json.RawMessage) *time.Time {
 		return nil
 	}
 	for _, layout := range timeLayouts {
-		if t, err := time.Parse(layout, s); err == nil {
+		if t, err := time.Parse(layout, s); err == nil && jsonfield.TimeInRange(t) {
 			t = t.UTC()
 			return &t
 		}

@@ -85,6 +85,7 @@ func FuzzNormalize(f *testing.F) {
 	}
 	f.Add([]byte(`{"event":"order.created","invoice_id":"1","total_price":"-0.0e+5","status":"9","timestamp":"2025-1-7 9:05:00"}`))
 	f.Add([]byte(`{"event":"order.voided","invoice_id":1e3}`))
+	f.Add([]byte(`{"event":"order.created","invoice_id":1,"timestamp":"9999-12-31T23:59:59-01:00"}`))
 	f.Add([]byte(`{"event":"customer.deleted","customer":{"id":"c","email":7},"timestamp":"0001-01-01T00:00:00"}`))
 	f.Add([]byte(`{"reward_code":7,"date":"2025-12-17"}`))
 	f.Add([]byte(`{"code":"x","endpoint":"e","message":null}`))

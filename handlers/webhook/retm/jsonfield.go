@@ -61,7 +61,7 @@ func parseTime(raw json.RawMessage, loc *time.Location) *time.Time {
 			}
 		}
 	}
-	if err != nil || t.Year() <= 1 {
+	if err != nil || t.Year() <= 1 || !jsonfield.TimeInRange(t) {
 		return nil
 	}
 	t = t.UTC()

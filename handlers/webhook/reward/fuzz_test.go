@@ -69,6 +69,8 @@ func FuzzNormalize(f *testing.F) {
 		f.Add(ex.body)
 	}
 	f.Add([]byte(`{"id":7,"type":"balance.credit_points_issued","data":{"user":{"id":1},"transaction":{"id":"t","amount":"1e3"}}}`))
+	f.Add([]byte(`{"id":7,"type":"balance.credit_points_issued","time":"0000-01-01T00:00:00+01:00","data":{"user":{"id":1},"transaction":{"id":"t","amount":1}}}`))
+	f.Add([]byte(`{"id":7,"type":"trigger_event.created","time":"9999-12-31T23:59:59-01:00","data":{"user":{"id":1}}}`))
 	f.Add([]byte(`{"type":"trigger_event.created","time":"2024-12-14T15:29:18.821","data":{"user":{"id":"u"},"value":-0.0e+5}}`))
 	f.Add([]byte(`{"id":"","type":"trigger_event.created","data":null}`))
 	f.Add([]byte(`[]`))

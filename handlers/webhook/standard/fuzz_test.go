@@ -113,6 +113,7 @@ func FuzzNormalize(f *testing.F) {
 	f.Add([]byte(`{"type":"a","data":{"id":-0.5e3,"status":"\ud800"}}`))
 	f.Add([]byte(`{"type":"a","data":{"id":"x","id":7},"timestamp":"2022-11-03T20:26:10.344522+01:00"}`))
 	f.Add([]byte(`{"type":"a","data":null}`))
+	f.Add([]byte(`{"type":"a","data":{"id":"x"},"timestamp":"9999-12-31T23:59:59-01:00"}`))
 	f.Add([]byte(`[]`))
 	f.Add([]byte(`{`))
 

@@ -59,7 +59,7 @@ func parseTime(raw json.RawMessage) *time.Time {
 		return nil
 	}
 	t, err := time.Parse(time.RFC3339Nano, s)
-	if err != nil {
+	if err != nil || !jsonfield.TimeInRange(t) {
 		return nil
 	}
 	t = t.UTC()

@@ -16,6 +16,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"time"
 	"unicode/utf8"
 
 	"github.com/shopspring/decimal"
@@ -161,3 +162,12 @@ func IsNumber(s string) bool {
 }
 
 func isDigit(c byte) bool { return '0' <= c && c <= '9' }
+
+// TimeInRange reports whether t, in UTC, falls in the years 0001 to 9999:
+// what RFC 3339 and an event's JSON can hold. A zoned text can parse to a
+// time outside them ("0000-01-01T00:00:00+01:00" is in year −1 in UTC,
+// "9999-12-31T23:00:00-01:00" in 10000), which no event could record.
+func TimeInRange(t time.Time) bool {
+	y := t.UTC().Year()
+	return 1 <= y && y <= 9999
+}
