@@ -20,7 +20,9 @@ const bodyLevel = zstd.SpeedFastest
 // for concurrent use, and building one costs far more than a body.
 var (
 	encoder = sync.OnceValues(func() (*zstd.Encoder, error) {
-		return zstd.NewWriter(nil, zstd.WithEncoderLevel(bodyLevel), zstd.WithEncoderConcurrency(4))
+		// No frame checksum: RawBody checks the whole body against the
+		// metadata's SHA-256 instead, end to end.
+		return zstd.NewWriter(nil, zstd.WithEncoderLevel(bodyLevel), zstd.WithEncoderConcurrency(4), zstd.WithEncoderCRC(false))
 	})
 	decoder = sync.OnceValues(func() (*zstd.Decoder, error) {
 		return zstd.NewReader(nil, zstd.WithDecoderConcurrency(4), zstd.WithDecoderMaxMemory(MaxBodyBytes))

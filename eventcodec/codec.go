@@ -1,8 +1,11 @@
 package eventcodec
 
 import (
+	"bytes"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/big"
 	"strconv"
@@ -107,6 +110,7 @@ func Encode(id string, f aggregate.Fact, meta aggregate.Metadata, raw []byte) (a
 	if !dataOK {
 		return fail(fmt.Errorf("data of type %T", payload))
 	}
+	hashInMetadata(m, meta.BodySHA256)
 	data, err := marshalValid(m)
 	if err != nil {
 		return fail(err)
@@ -183,6 +187,47 @@ func toValidUTF8(m protoreflect.Message) bool {
 	return changed
 }
 
+// hashInMetadata leaves the body hash out of a payload whose hash is the
+// metadata's, and says so in the payload.
+func hashInMetadata(m proto.Message, metaHash string) {
+	if metaHash == "" {
+		return
+	}
+	type hashed interface {
+		GetBodySha256() []byte
+		GetBodySha256Text() string
+	}
+	h := m.(hashed)
+	if hashText(h.GetBodySha256(), h.GetBodySha256Text()) != metaHash {
+		return
+	}
+	switch x := m.(type) {
+	case *eventsv2.StageRecorded:
+		x.BodySha256, x.BodySha256Text, x.BodySha256InMetadata = nil, "", true
+	case *eventsv2.UserEnrolled:
+		x.BodySha256, x.BodySha256Text, x.BodySha256InMetadata = nil, "", true
+	case *eventsv2.Quarantined:
+		x.BodySha256, x.BodySha256Text, x.BodySha256InMetadata = nil, "", true
+	case *eventsv2.PointsCredited:
+		x.BodySha256, x.BodySha256Text, x.BodySha256InMetadata = nil, "", true
+	case *eventsv2.EntityEventRecorded:
+		x.BodySha256, x.BodySha256Text, x.BodySha256InMetadata = nil, "", true
+	}
+}
+
+// payloadHash returns the body hash of a payload decoded by the generated
+// code: its own, or the metadata's.
+func payloadHash(e aggregate.Event, raw []byte, text string, inMetadata bool) (string, error) {
+	if !inMetadata {
+		return hashText(raw, text), nil
+	}
+	raw, text, err := metadataHash(e.Metadata)
+	if err != nil {
+		return "", err
+	}
+	return hashText(raw, text), nil
+}
+
 func deref[T any](v any) (T, bool) {
 	switch x := v.(type) {
 	case T:
@@ -223,7 +268,7 @@ func StageRecorded(e aggregate.Event) (aggregate.StageRecorded, error) {
 	var f aggregate.StageRecorded
 	switch e.Type {
 	case aggregate.TypeReceiptStageRecordedV2:
-		if err := decodeStageRecordedWire(e.Data, &f); err != nil {
+		if err := decodeStageRecordedWire(e.Data, e.Metadata, &f); err != nil {
 			return aggregate.StageRecorded{}, badEvent(e, "data", err)
 		}
 	case aggregate.TypeReceiptStageRecorded:
@@ -243,7 +288,7 @@ func UserEnrolled(e aggregate.Event) (aggregate.UserEnrolled, error) {
 	var f aggregate.UserEnrolled
 	switch e.Type {
 	case aggregate.TypeUserEnrolledV2:
-		if err := decodeUserEnrolledWire(e.Data, &f); err != nil {
+		if err := decodeUserEnrolledWire(e.Data, e.Metadata, &f); err != nil {
 			return aggregate.UserEnrolled{}, badEvent(e, "data", err)
 		}
 	case aggregate.TypeUserEnrolled:
@@ -267,9 +312,10 @@ func Quarantined(e aggregate.Event) (aggregate.Quarantined, error) {
 		if err := proto.Unmarshal(e.Data, &m); err != nil {
 			return f, badEvent(e, "data", err)
 		}
-		f = aggregate.Quarantined{
-			Source: m.GetSource(), ProviderEventType: m.GetProviderEventType(), Reason: m.GetReason(),
-			BodySHA256: hashText(m.GetBodySha256(), m.GetBodySha256Text()),
+		f = aggregate.Quarantined{Source: m.GetSource(), ProviderEventType: m.GetProviderEventType(), Reason: m.GetReason()}
+		var err error
+		if f.BodySHA256, err = payloadHash(e, m.GetBodySha256(), m.GetBodySha256Text(), m.GetBodySha256InMetadata()); err != nil {
+			return aggregate.Quarantined{}, badEvent(e, "metadata", err)
 		}
 	case aggregate.TypeDeliveryQuarantined:
 		if err := decodeV1(e, &f); err != nil {
@@ -294,12 +340,14 @@ func PointsCredited(e aggregate.Event) (aggregate.PointsCredited, error) {
 		}
 		f = aggregate.PointsCredited{
 			Source: m.GetSource(), UserID: m.GetUserId(), BalanceSource: m.GetBalanceSource(),
-			TransactionID: m.GetTransactionId(), OccurredAt: timePtr(m.GetOccurredAt()),
-			BodySHA256: hashText(m.GetBodySha256(), m.GetBodySha256Text()), Description: m.GetDescription(),
+			TransactionID: m.GetTransactionId(), OccurredAt: timePtr(m.GetOccurredAt()), Description: m.GetDescription(),
 		}
 		var err error
 		if f.Points, err = decimalValue(m.GetPoints()); err == nil {
 			f.Amount, err = decimalPtr(m.GetAmount())
+		}
+		if err == nil {
+			f.BodySHA256, err = payloadHash(e, m.GetBodySha256(), m.GetBodySha256Text(), m.GetBodySha256InMetadata())
 		}
 		if err != nil {
 			return aggregate.PointsCredited{}, badEvent(e, "data", err)
@@ -328,13 +376,16 @@ func EntityEventRecorded(e aggregate.Event) (aggregate.EntityEventRecorded, erro
 		f = aggregate.EntityEventRecorded{
 			Source: m.GetSource(), Kind: m.GetKind(), EntityID: m.GetEntityId(), EventType: m.GetEventType(),
 			Status: m.GetStatus(), StatusAt: timePtr(m.GetStatusAt()), OccurredAt: timePtr(m.GetOccurredAt()),
-			Currency: m.GetCurrency(), UserID: m.GetUserId(), BodySHA256: hashText(m.GetBodySha256(), m.GetBodySha256Text()),
+			Currency: m.GetCurrency(), UserID: m.GetUserId(),
 		}
 		if len(m.GetAttributes()) > 0 {
 			f.Attributes = m.GetAttributes()
 		}
 		var err error
-		if f.Amount, err = decimalPtr(m.GetAmount()); err != nil {
+		if f.Amount, err = decimalPtr(m.GetAmount()); err == nil {
+			f.BodySHA256, err = payloadHash(e, m.GetBodySha256(), m.GetBodySha256Text(), m.GetBodySha256InMetadata())
+		}
+		if err != nil {
 			return aggregate.EntityEventRecorded{}, badEvent(e, "data", err)
 		}
 	case aggregate.TypeEntityEventRecorded:
@@ -369,7 +420,8 @@ func Metadata(e aggregate.Event) (aggregate.Metadata, error) {
 }
 
 // RawBody returns the provider's raw body of an event: for a v2 event its
-// Body decompressed, exactly the bytes received (nil when it has none); for
+// Body decompressed, exactly the bytes received (nil when it has none),
+// checked against the SHA-256 its metadata records; for
 // a v1 event the data's raw field, the body as v1 stored it (compacted
 // JSON).
 func RawBody(e aggregate.Event) ([]byte, error) {
@@ -380,6 +432,17 @@ func RawBody(e aggregate.Event) ([]byte, error) {
 		raw, err := decompress(e.Body)
 		if err != nil {
 			return nil, badEvent(e, "body", err)
+		}
+		// The frames carry no checksum: the body's SHA-256 in the metadata
+		// is checked instead.
+		want, _, err := metadataHash(e.Metadata)
+		if err != nil {
+			return nil, badEvent(e, "metadata", err)
+		}
+		if len(want) == hashLen {
+			if sum := sha256.Sum256(raw); !bytes.Equal(sum[:], want) {
+				return nil, badEvent(e, "body", errors.New("the body does not match its SHA-256 in the metadata"))
+			}
 		}
 		return raw, nil
 	}
@@ -471,6 +534,9 @@ func metadataPB(id string, md *aggregate.Metadata) *eventsv2.Metadata {
 	m.BodySha256, m.BodySha256Text = hashBytes(md.BodySHA256)
 	if m.BodySha256 != nil && len(md.DedupeKey) >= hashHexLen && strings.HasSuffix(md.DedupeKey, md.BodySHA256) {
 		m.DedupeKey, m.DedupeKeyHashSuffix = md.DedupeKey[:len(md.DedupeKey)-hashHexLen], true
+	}
+	if p := md.ProviderEventType; p != "" && len(m.DedupeKey) > len(p) && m.DedupeKey[len(p)] == ':' && strings.HasPrefix(m.DedupeKey, p) {
+		m.DedupeKey, m.DedupeKeyEventTypePrefix = m.DedupeKey[len(p)+1:], true
 	}
 	if md.CorrelationID != id {
 		m.CorrelationId = proto.String(md.CorrelationID)

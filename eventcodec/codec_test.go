@@ -139,6 +139,16 @@ func TestDecodeErrors(t *testing.T) {
 	if _, err := eventcodec.RawBody(bad[0]); !errors.Is(err, aggregate.ErrBadEvent) {
 		t.Errorf("raw body: %v", err)
 	}
+	// A body that is a valid frame of other bytes does not match the hash.
+	other, err := eventcodec.Encode(f.id, f.fact, f.meta, append([]byte("x"), f.body...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	swapped := e
+	swapped.Body = other.Body
+	if _, err := eventcodec.RawBody(swapped); !errors.Is(err, aggregate.ErrBadEvent) {
+		t.Errorf("raw body of another body's frame: %v", err)
+	}
 	if _, err := eventcodec.UserEnrolled(e); !errors.Is(err, aggregate.ErrBadEvent) {
 		t.Errorf("wrong kind: %v", err)
 	}

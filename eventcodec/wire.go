@@ -106,6 +106,8 @@ type spanSet struct {
 	off [maxSpans]int
 	all string
 	err error
+	// chainStart and chainEnd delimit build's first, ":", last.
+	chainStart, chainEnd int
 }
 
 // maxSpans bounds the string fields of one message.
@@ -130,14 +132,19 @@ func (s *spanSet) add(slot *int, b []byte) {
 	s.src[*slot] = b
 }
 
-// build makes the strings, with hash (when not nil) as hex after the
-// slot last (when >= 0), so that s.get(last)+s.hash() is one substring
-// too (s.through(last)).
-func (s *spanSet) build(hash []byte, last int) error {
+// build makes the strings. The slots first and last, with a ":" between
+// them when sep, come after every other slot and are followed by hash's
+// hex (when hash is not nil), so that they make one substring with it
+// (see chain): the metadata's dedupe key, whose event type prefix and hash
+// suffix were left out.
+func (s *spanSet) build(hash []byte, first, last int, sep bool) error {
 	if s.err != nil {
 		return s.err
 	}
 	total := 2 * len(hash)
+	if sep {
+		total++
+	}
 	for i := 0; i < s.n; i++ {
 		total += len(s.src[i])
 	}
@@ -147,15 +154,24 @@ func (s *spanSet) build(hash []byte, last int) error {
 	var b strings.Builder
 	b.Grow(total)
 	for i := 0; i < s.n; i++ {
-		if i != last {
+		if i != first && i != last {
 			s.off[i] = b.Len()
 			b.Write(s.src[i])
 		}
+	}
+	s.chainStart = b.Len()
+	if first >= 0 {
+		s.off[first] = b.Len()
+		b.Write(s.src[first])
+	}
+	if sep {
+		b.WriteByte(':')
 	}
 	if last >= 0 {
 		s.off[last] = b.Len()
 		b.Write(s.src[last])
 	}
+	s.chainEnd = b.Len()
 	if len(hash) > 0 {
 		var h [2 * hashLen]byte
 		if len(hash) <= hashLen {
@@ -169,6 +185,15 @@ func (s *spanSet) build(hash []byte, last int) error {
 	return nil
 }
 
+// chain returns first, ":", last as build wrote them, with the hash's hex
+// when withHash.
+func (s *spanSet) chain(withHash bool) string {
+	if withHash {
+		return s.all[s.chainStart:]
+	}
+	return s.all[s.chainStart:s.chainEnd]
+}
+
 // get returns the string of a slot ("" for -1).
 func (s *spanSet) get(slot int) string {
 	if slot < 0 {
@@ -177,16 +202,8 @@ func (s *spanSet) get(slot int) string {
 	return s.all[s.off[slot] : s.off[slot]+len(s.src[slot])]
 }
 
-// hash returns the hex of build's hash; through the slot that precedes
-// it, followed by it.
+// hash returns the hex of build's hash of n bytes.
 func (s *spanSet) hash(n int) string { return s.all[len(s.all)-2*n:] }
-
-func (s *spanSet) through(slot, n int) string {
-	if slot < 0 {
-		return s.hash(n)
-	}
-	return s.all[s.off[slot]:]
-}
 
 // sstr reads a string field into a slot of the set.
 func (w *wire) sstr(typ protowire.Type, num protowire.Number, set *spanSet, slot *int) {
@@ -345,7 +362,7 @@ func (t *wireTime) ptr() *timeValue {
 }
 
 // decodeStageRecordedWire decodes a StageRecorded message into f.
-func decodeStageRecordedWire(b []byte, f *aggregate.StageRecorded) error {
+func decodeStageRecordedWire(b, metadata []byte, f *aggregate.StageRecorded) error {
 	w := wire{b: b}
 	var (
 		ss                                         spanSet
@@ -354,6 +371,7 @@ func decodeStageRecordedWire(b []byte, f *aggregate.StageRecorded) error {
 		stage                                      uint64
 		occurred                                   wireTime
 		hashRaw                                    []byte
+		inMetadata                                 uint64
 		amount                                     wireDecimal
 		award                                      wireAward
 		failure                                    wireFailure
@@ -402,6 +420,8 @@ func decodeStageRecordedWire(b []byte, f *aggregate.StageRecorded) error {
 				failure.merge(&sub, &ss)
 				w.sub(&sub)
 			}
+		case 14:
+			w.uvarint(typ, num, &inMetadata)
 		default:
 			w.skip(num, typ)
 		}
@@ -409,10 +429,15 @@ func decodeStageRecordedWire(b []byte, f *aggregate.StageRecorded) error {
 	if w.err != nil {
 		return w.err
 	}
+	if inMetadata != 0 {
+		if hashRaw, hashText, w.err = metadataHashInto(metadata, &ss); w.err != nil {
+			return w.err
+		}
+	}
 	if len(hashRaw) == 0 {
 		hashRaw = nil
 	}
-	if err := ss.build(hashRaw, -1); err != nil {
+	if err := ss.build(hashRaw, -1, -1, false); err != nil {
 		return err
 	}
 	f.Source, f.ReceiptID, f.UserID = ss.get(source), ss.get(receipt), ss.get(user)
@@ -574,6 +599,7 @@ func decodeMetadataWire(b []byte, id string, md *aggregate.Metadata) error {
 		dedupe, slot, corr, caus                          = -1, -1, -1, -1
 		received                                          wireTime
 		hashRaw                                           []byte
+		prefix                                            uint64
 		suffix, correction                                uint64
 	)
 	for {
@@ -613,6 +639,8 @@ func decodeMetadataWire(b []byte, id string, md *aggregate.Metadata) error {
 			w.sstr(typ, num, &ss, &corr)
 		case 14:
 			w.sstr(typ, num, &ss, &caus)
+		case 15:
+			w.uvarint(typ, num, &prefix)
 		default:
 			w.skip(num, typ)
 		}
@@ -623,14 +651,15 @@ func decodeMetadataWire(b []byte, id string, md *aggregate.Metadata) error {
 	if len(hashRaw) == 0 {
 		hashRaw = nil
 	}
-	// With the hash suffix, the dedupe key is its stored part followed by
-	// the hash's hex: built so, it is one substring.
+	// The dedupe key is the event type and ":" (with the prefix flag), its
+	// stored part and the hash's hex (with the suffix flag): built so, it
+	// is one substring.
 	withSuffix := suffix != 0 && len(hashRaw) == hashLen
-	last := -1
-	if withSuffix {
-		last = dedupe
+	first := -1
+	if prefix != 0 {
+		first = petype
 	}
-	if err := ss.build(hashRaw, last); err != nil {
+	if err := ss.build(hashRaw, first, dedupe, prefix != 0); err != nil {
 		return err
 	}
 	md.Source, md.ProviderEventType, md.DeliveryID = ss.get(source), ss.get(petype), ss.get(delivery)
@@ -640,10 +669,7 @@ func decodeMetadataWire(b []byte, id string, md *aggregate.Metadata) error {
 	} else {
 		md.BodySHA256 = ss.get(hashText)
 	}
-	md.DedupeKey = ss.get(dedupe)
-	if withSuffix {
-		md.DedupeKey = ss.through(dedupe, len(hashRaw))
-	}
+	md.DedupeKey = ss.chain(withSuffix)
 	if received.present {
 		md.ReceivedAt = received.ptr().value()
 	}
@@ -658,14 +684,68 @@ func decodeMetadataWire(b []byte, id string, md *aggregate.Metadata) error {
 	return nil
 }
 
+// metadataHashInto reads the body hash of a Metadata message: raw bytes,
+// or else text (into a slot of ss). It checks the rest of the message as
+// decoding it would (strings UTF-8, the time a well-formed message), so
+// that a payload whose hash is in a malformed metadata fails as the
+// metadata does.
+func metadataHashInto(metadata []byte, ss *spanSet) (raw []byte, textSlot int, err error) {
+	w := wire{b: metadata}
+	textSlot = -1
+	for {
+		num, typ, ok := w.next()
+		if !ok {
+			break
+		}
+		switch num {
+		case 7:
+			w.raw(typ, num, &raw)
+		case 8:
+			w.sstr(typ, num, ss, &textSlot)
+		case 1, 2, 3, 5, 6, 9, 11, 13, 14:
+			if typ != protowire.BytesType {
+				w.skip(num, typ)
+			} else if b := w.bytes(); w.err == nil && !utf8.Valid(b) {
+				w.err = errors.New("string field holds invalid UTF-8")
+			}
+		case 4:
+			if sub, ok := w.msg(typ, num); ok {
+				var t wireTime
+				t.merge(&sub)
+				w.sub(&sub)
+			}
+		default:
+			w.skip(num, typ)
+		}
+	}
+	if w.err == nil {
+		w.err = ss.err
+	}
+	return raw, textSlot, w.err
+}
+
+// metadataHash reads the body hash of a Metadata message.
+func metadataHash(metadata []byte) (raw []byte, text string, err error) {
+	var ss spanSet
+	raw, slot, err := metadataHashInto(metadata, &ss)
+	if err == nil {
+		err = ss.build(nil, -1, -1, false)
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	return raw, ss.get(slot), nil
+}
+
 // decodeUserEnrolledWire decodes a UserEnrolled message into f.
-func decodeUserEnrolledWire(b []byte, f *aggregate.UserEnrolled) error {
+func decodeUserEnrolledWire(b, metadata []byte, f *aggregate.UserEnrolled) error {
 	w := wire{b: b}
 	var (
 		ss                            spanSet
 		source, user, email, hashText = -1, -1, -1, -1
 		enrolled                      wireTime
 		hashRaw                       []byte
+		inMetadata                    uint64
 	)
 	for {
 		num, typ, ok := w.next()
@@ -688,6 +768,8 @@ func decodeUserEnrolledWire(b []byte, f *aggregate.UserEnrolled) error {
 			w.raw(typ, num, &hashRaw)
 		case 6:
 			w.sstr(typ, num, &ss, &hashText)
+		case 7:
+			w.uvarint(typ, num, &inMetadata)
 		default:
 			w.skip(num, typ)
 		}
@@ -695,10 +777,15 @@ func decodeUserEnrolledWire(b []byte, f *aggregate.UserEnrolled) error {
 	if w.err != nil {
 		return w.err
 	}
+	if inMetadata != 0 {
+		if hashRaw, hashText, w.err = metadataHashInto(metadata, &ss); w.err != nil {
+			return w.err
+		}
+	}
 	if len(hashRaw) == 0 {
 		hashRaw = nil
 	}
-	if err := ss.build(hashRaw, -1); err != nil {
+	if err := ss.build(hashRaw, -1, -1, false); err != nil {
 		return err
 	}
 	f.Source, f.UserID, f.Email = ss.get(source), ss.get(user), ss.get(email)

@@ -16,14 +16,16 @@ import (
 // The reference decoders: the generated messages, converted. The wire
 // decoders must agree with them on every input.
 
-func stageRecordedFromPB(m *eventsv2.StageRecorded, f *aggregate.StageRecorded) error {
+func stageRecordedFromPB(m *eventsv2.StageRecorded, metadata []byte, f *aggregate.StageRecorded) error {
 	*f = aggregate.StageRecorded{
 		Source: m.GetSource(), ReceiptID: m.GetReceiptId(), UserID: m.GetUserId(),
 		Stage: stageName(m.GetStage(), m.GetStageName()), OccurredAt: timePtr(m.GetOccurredAt()),
-		BodySHA256: hashText(m.GetBodySha256(), m.GetBodySha256Text()),
-		Merchant:   m.GetMerchant(), Currency: m.GetCurrency(),
+		Merchant: m.GetMerchant(), Currency: m.GetCurrency(),
 	}
 	var err error
+	if f.BodySHA256, err = refHash(m.GetBodySha256(), m.GetBodySha256Text(), m.GetBodySha256InMetadata(), metadata); err != nil {
+		return err
+	}
 	if f.Amount, err = decimalPtr(m.GetAmount()); err != nil {
 		return err
 	}
@@ -65,6 +67,9 @@ func metadataFromPB(id string, m *eventsv2.Metadata) aggregate.Metadata {
 	if t := timePtr(m.GetReceivedAt()); t != nil {
 		md.ReceivedAt = *t
 	}
+	if m.GetDedupeKeyEventTypePrefix() {
+		md.DedupeKey = md.ProviderEventType + ":" + md.DedupeKey
+	}
 	if m.GetDedupeKeyHashSuffix() && len(m.GetBodySha256()) == hashLen {
 		md.DedupeKey += md.BodySHA256
 	}
@@ -77,26 +82,41 @@ func metadataFromPB(id string, m *eventsv2.Metadata) aggregate.Metadata {
 	return md
 }
 
-func userEnrolledFromPB(m *eventsv2.UserEnrolled) aggregate.UserEnrolled {
-	return aggregate.UserEnrolled{
-		Source: m.GetSource(), UserID: m.GetUserId(), Email: m.GetEmail(),
-		EnrolledAt: timePtr(m.GetEnrolledAt()), BodySHA256: hashText(m.GetBodySha256(), m.GetBodySha256Text()),
+func userEnrolledFromPB(m *eventsv2.UserEnrolled, metadata []byte) (aggregate.UserEnrolled, error) {
+	f := aggregate.UserEnrolled{
+		Source: m.GetSource(), UserID: m.GetUserId(), Email: m.GetEmail(), EnrolledAt: timePtr(m.GetEnrolledAt()),
 	}
+	var err error
+	f.BodySHA256, err = refHash(m.GetBodySha256(), m.GetBodySha256Text(), m.GetBodySha256InMetadata(), metadata)
+	return f, err
+}
+
+// refHash is a payload's body hash, from the metadata decoded by the
+// generated code when the payload says it is there.
+func refHash(raw []byte, text string, inMetadata bool, metadata []byte) (string, error) {
+	if !inMetadata {
+		return hashText(raw, text), nil
+	}
+	var m eventsv2.Metadata
+	if err := proto.Unmarshal(metadata, &m); err != nil {
+		return "", err
+	}
+	return hashText(m.GetBodySha256(), m.GetBodySha256Text()), nil
 }
 
 // checkWire decodes b both ways as each message the wire decoders read and
 // fails when they disagree: on the error, or on the value.
-func checkWire(t *testing.T, b []byte) {
+func checkWire(t *testing.T, b, metadata []byte) {
 	t.Helper()
 	{
 		var m eventsv2.StageRecorded
 		var want aggregate.StageRecorded
 		errG := proto.Unmarshal(b, &m)
 		if errG == nil {
-			errG = stageRecordedFromPB(&m, &want)
+			errG = stageRecordedFromPB(&m, metadata, &want)
 		}
 		var got aggregate.StageRecorded
-		errW := decodeStageRecordedWire(b, &got)
+		errW := decodeStageRecordedWire(b, metadata, &got)
 		compare(t, "StageRecorded", b, errG, errW, got, want)
 	}
 	{
@@ -104,11 +124,16 @@ func checkWire(t *testing.T, b []byte) {
 		var want aggregate.UserEnrolled
 		errG := proto.Unmarshal(b, &m)
 		if errG == nil {
-			want = userEnrolledFromPB(&m)
+			want, errG = userEnrolledFromPB(&m, metadata)
 		}
 		var got aggregate.UserEnrolled
-		errW := decodeUserEnrolledWire(b, &got)
+		errW := decodeUserEnrolledWire(b, metadata, &got)
 		compare(t, "UserEnrolled", b, errG, errW, got, want)
+	}
+	{
+		want, errG := refHash(nil, "", true, b)
+		raw, text, errW := metadataHash(b)
+		compare(t, "metadataHash", b, errG, errW, hashText(raw, text), want)
 	}
 	{
 		var m eventsv2.Metadata
@@ -196,17 +221,19 @@ func wireSeeds(tb testing.TB) [][]byte {
 
 // TestWireMatchesGenerated: over every event the codec tests encode.
 func TestWireMatchesGenerated(t *testing.T) {
-	for _, b := range wireSeeds(t) {
-		checkWire(t, b)
+	seeds := wireSeeds(t)
+	for i, b := range seeds {
+		checkWire(t, b, seeds[(i+1)%len(seeds)])
 	}
 }
 
 // FuzzWireMatchesGenerated: over any bytes.
 func FuzzWireMatchesGenerated(f *testing.F) {
-	for _, b := range wireSeeds(f) {
-		f.Add(b)
+	seeds := wireSeeds(f)
+	for i, b := range seeds {
+		f.Add(b, seeds[(i+1)%len(seeds)])
 	}
-	f.Fuzz(func(t *testing.T, b []byte) { checkWire(t, b) })
+	f.Fuzz(func(t *testing.T, b, metadata []byte) { checkWire(t, b, metadata) })
 }
 
 // BenchmarkDecodeWire compares the wire decoders with the generated
@@ -241,7 +268,7 @@ func BenchmarkDecodeWire(b *testing.B) {
 			if err := proto.Unmarshal(stages[i%len(stages)], &m); err != nil {
 				b.Fatal(err)
 			}
-			if err := stageRecordedFromPB(&m, &f); err != nil {
+			if err := stageRecordedFromPB(&m, nil, &f); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -250,7 +277,7 @@ func BenchmarkDecodeWire(b *testing.B) {
 		b.ReportAllocs()
 		for i := 0; i < b.N; i++ {
 			var f aggregate.StageRecorded
-			if err := decodeStageRecordedWire(stages[i%len(stages)], &f); err != nil {
+			if err := decodeStageRecordedWire(stages[i%len(stages)], nil, &f); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -40,6 +40,12 @@ func WithRecordV1(o Options) Options {
 	return o
 }
 
+// WithPageSize sets the page size of a new file.
+func WithPageSize(o Options, n int) Options {
+	o.pageSize = n
+	return o
+}
+
 // QueueLen returns the number of appends waiting for the committer.
 func QueueLen(s *Store) int {
 	s.mu.Lock()

@@ -7,7 +7,10 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -91,9 +94,11 @@ func encodeJSON(tb testing.TB, v any) []byte {
 // BenchmarkLogSize appends the bench's deliveries (4,000 receipts and 400
 // enrolments: 24,400 events, shuffled, by 64 concurrent writers as the
 // server's handlers do) to a new file and reports what the file holds per
-// event: file-B (the file's size), events-B and streams-B (the pages of
-// the events bucket and of the streams index), beside body-B, the mean
-// delivered body. Modes: v1 (JSON events in version 1 records, as the
+// event: file-B (the file's size: bbolt grows it in steps of up to 16
+// MiB), used-B (the pages bbolt has used), events-B and streams-B (the
+// pages of the events bucket and of the streams index), record-B (the
+// mean record), written-B (bytes written to the file, per event), beside
+// body-B, the mean delivered body. Modes: v1 (JSON events in version 1 records, as the
 // store was written before v2) and v2 (eventcodec's events in version 2
 // records). Each b.N iteration writes a new file; the figures are the
 // last one's.
@@ -108,15 +113,20 @@ func BenchmarkLogSize(b *testing.B) {
 	}{
 		{"v1", false, bolt.WithRecordV1(bolt.Options{})},
 		{"v2", true, bolt.Options{}},
+		{"v2-page8k", true, bolt.WithPageSize(bolt.Options{}, 8192)},
+		{"v2-page16k", true, bolt.WithPageSize(bolt.Options{}, 16384)},
 	} {
 		b.Run(m.name, func(b *testing.B) {
 			var (
-				st  bolt.SpaceStats
-				err error
+				st      bolt.SpaceStats
+				err     error
+				written int64
 			)
 			for range b.N {
 				path := filepath.Join(b.TempDir(), "events.db")
+				w0 := procWritten(b)
 				appendAll(b, path, m.opts, evs, m.v2)
+				written = procWritten(b) - w0
 				if st, err = bolt.Space(path); err != nil {
 					b.Fatal(err)
 				}
@@ -135,8 +145,27 @@ func BenchmarkLogSize(b *testing.B) {
 			b.ReportMetric(float64(st.Alloc["events"])/n, "events-B")
 			b.ReportMetric(float64(st.Alloc["streams"])/n, "streams-B")
 			b.ReportMetric(float64(body)/n, "body-B")
+			if written > 0 {
+				b.ReportMetric(float64(written)/n, "written-B")
+			}
 		})
 	}
+}
+
+// procWritten returns the bytes this process has passed to write calls
+// (wchar in /proc/self/io), or 0 where there is none.
+func procWritten(tb testing.TB) int64 {
+	b, err := os.ReadFile("/proc/self/io")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "wchar: "); ok {
+			n, _ := strconv.ParseInt(v, 10, 64)
+			return n
+		}
+	}
+	return 0
 }
 
 // appendAll appends evs to a new store at path with 64 writers.

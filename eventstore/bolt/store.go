@@ -64,6 +64,8 @@ type Options struct {
 	// version 2: for benchmarks comparing the two and tests of reading old
 	// files.
 	recordV1 bool
+	// pageSize is the page size of a new file (zero: the OS page size).
+	pageSize int
 }
 
 const (
@@ -136,6 +138,7 @@ func Open(path string, opts Options) (*Store, error) {
 		FreelistType:    bbolt.FreelistMapType,
 		InitialMmapSize: opts.InitialMmapSize,
 		MaxSize:         opts.MaxSize,
+		PageSize:        opts.pageSize,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("bolt: open %s: %w", path, err)

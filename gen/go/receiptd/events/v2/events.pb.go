@@ -265,9 +265,12 @@ type StageRecorded struct {
 	// What rewards.awarded states.
 	Award *Award `protobuf:"bytes,12,opt,name=award,proto3" json:"award,omitempty"`
 	// What receipt.failed states.
-	Failure       *Failure `protobuf:"bytes,13,opt,name=failure,proto3" json:"failure,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Failure *Failure `protobuf:"bytes,13,opt,name=failure,proto3" json:"failure,omitempty"`
+	// The body hash is the metadata's (body_sha256 and body_sha256_text are
+	// then left out).
+	BodySha256InMetadata bool `protobuf:"varint,14,opt,name=body_sha256_in_metadata,json=bodySha256InMetadata,proto3" json:"body_sha256_in_metadata,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
 }
 
 func (x *StageRecorded) Reset() {
@@ -389,6 +392,13 @@ func (x *StageRecorded) GetFailure() *Failure {
 		return x.Failure
 	}
 	return nil
+}
+
+func (x *StageRecorded) GetBodySha256InMetadata() bool {
+	if x != nil {
+		return x.BodySha256InMetadata
+	}
+	return false
 }
 
 // Award is aggregate.Award.
@@ -635,8 +645,11 @@ type UserEnrolled struct {
 	BodySha256 []byte `protobuf:"bytes,5,opt,name=body_sha256,json=bodySha256,proto3" json:"body_sha256,omitempty"`
 	// The body hash as text, when it is not 64 lowercase hex digits.
 	BodySha256Text string `protobuf:"bytes,6,opt,name=body_sha256_text,json=bodySha256Text,proto3" json:"body_sha256_text,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The body hash is the metadata's (body_sha256 and body_sha256_text are
+	// then left out).
+	BodySha256InMetadata bool `protobuf:"varint,7,opt,name=body_sha256_in_metadata,json=bodySha256InMetadata,proto3" json:"body_sha256_in_metadata,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
 }
 
 func (x *UserEnrolled) Reset() {
@@ -711,6 +724,13 @@ func (x *UserEnrolled) GetBodySha256Text() string {
 	return ""
 }
 
+func (x *UserEnrolled) GetBodySha256InMetadata() bool {
+	if x != nil {
+		return x.BodySha256InMetadata
+	}
+	return false
+}
+
 // Quarantined is the Data of delivery.quarantined.v2
 // (aggregate.Quarantined without Raw).
 type Quarantined struct {
@@ -725,8 +745,11 @@ type Quarantined struct {
 	BodySha256 []byte `protobuf:"bytes,4,opt,name=body_sha256,json=bodySha256,proto3" json:"body_sha256,omitempty"`
 	// The body hash as text, when it is not 64 lowercase hex digits.
 	BodySha256Text string `protobuf:"bytes,5,opt,name=body_sha256_text,json=bodySha256Text,proto3" json:"body_sha256_text,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The body hash is the metadata's (body_sha256 and body_sha256_text are
+	// then left out).
+	BodySha256InMetadata bool `protobuf:"varint,6,opt,name=body_sha256_in_metadata,json=bodySha256InMetadata,proto3" json:"body_sha256_in_metadata,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
 }
 
 func (x *Quarantined) Reset() {
@@ -794,6 +817,13 @@ func (x *Quarantined) GetBodySha256Text() string {
 	return ""
 }
 
+func (x *Quarantined) GetBodySha256InMetadata() bool {
+	if x != nil {
+		return x.BodySha256InMetadata
+	}
+	return false
+}
+
 // PointsCredited is the Data of user.points_credited.v2
 // (aggregate.PointsCredited without Raw).
 type PointsCredited struct {
@@ -817,9 +847,12 @@ type PointsCredited struct {
 	// The provider's description.
 	Description string `protobuf:"bytes,9,opt,name=description,proto3" json:"description,omitempty"`
 	// An amount of money the credit states.
-	Amount        *Decimal `protobuf:"bytes,10,opt,name=amount,proto3" json:"amount,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Amount *Decimal `protobuf:"bytes,10,opt,name=amount,proto3" json:"amount,omitempty"`
+	// The body hash is the metadata's (body_sha256 and body_sha256_text are
+	// then left out).
+	BodySha256InMetadata bool `protobuf:"varint,11,opt,name=body_sha256_in_metadata,json=bodySha256InMetadata,proto3" json:"body_sha256_in_metadata,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
 }
 
 func (x *PointsCredited) Reset() {
@@ -922,6 +955,13 @@ func (x *PointsCredited) GetAmount() *Decimal {
 	return nil
 }
 
+func (x *PointsCredited) GetBodySha256InMetadata() bool {
+	if x != nil {
+		return x.BodySha256InMetadata
+	}
+	return false
+}
+
 // EntityEventRecorded is the Data of entity.event_recorded.v2
 // (aggregate.EntityEventRecorded without Raw).
 type EntityEventRecorded struct {
@@ -952,8 +992,11 @@ type EntityEventRecorded struct {
 	BodySha256 []byte `protobuf:"bytes,12,opt,name=body_sha256,json=bodySha256,proto3" json:"body_sha256,omitempty"`
 	// The body hash as text, when it is not 64 lowercase hex digits.
 	BodySha256Text string `protobuf:"bytes,13,opt,name=body_sha256_text,json=bodySha256Text,proto3" json:"body_sha256_text,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The body hash is the metadata's (body_sha256 and body_sha256_text are
+	// then left out).
+	BodySha256InMetadata bool `protobuf:"varint,14,opt,name=body_sha256_in_metadata,json=bodySha256InMetadata,proto3" json:"body_sha256_in_metadata,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
 }
 
 func (x *EntityEventRecorded) Reset() {
@@ -1077,6 +1120,13 @@ func (x *EntityEventRecorded) GetBodySha256Text() string {
 	return ""
 }
 
+func (x *EntityEventRecorded) GetBodySha256InMetadata() bool {
+	if x != nil {
+		return x.BodySha256InMetadata
+	}
+	return false
+}
+
 // Metadata is the Metadata of every v2 event (aggregate.Metadata), without
 // what the event itself already holds.
 type Metadata struct {
@@ -1098,7 +1148,8 @@ type Metadata struct {
 	// The body hash as text, when it is not 64 lowercase hex digits.
 	BodySha256Text string `protobuf:"bytes,8,opt,name=body_sha256_text,json=bodySha256Text,proto3" json:"body_sha256_text,omitempty"`
 	// The dedupe key; without its last 64 characters when
-	// dedupe_key_hash_suffix is set.
+	// dedupe_key_hash_suffix is set, without its first ones when
+	// dedupe_key_event_type_prefix is.
 	DedupeKey string `protobuf:"bytes,9,opt,name=dedupe_key,json=dedupeKey,proto3" json:"dedupe_key,omitempty"`
 	// The dedupe key ends with the body hash's 64 hex digits, which
 	// dedupe_key leaves out.
@@ -1110,9 +1161,12 @@ type Metadata struct {
 	// The correlation id; absent when it is the event's id.
 	CorrelationId *string `protobuf:"bytes,13,opt,name=correlation_id,json=correlationId,proto3,oneof" json:"correlation_id,omitempty"`
 	// The causation id; absent when it is the event's id.
-	CausationId   *string `protobuf:"bytes,14,opt,name=causation_id,json=causationId,proto3,oneof" json:"causation_id,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	CausationId *string `protobuf:"bytes,14,opt,name=causation_id,json=causationId,proto3,oneof" json:"causation_id,omitempty"`
+	// The dedupe key starts with provider_event_type and ":", which
+	// dedupe_key leaves out.
+	DedupeKeyEventTypePrefix bool `protobuf:"varint,15,opt,name=dedupe_key_event_type_prefix,json=dedupeKeyEventTypePrefix,proto3" json:"dedupe_key_event_type_prefix,omitempty"`
+	unknownFields            protoimpl.UnknownFields
+	sizeCache                protoimpl.SizeCache
 }
 
 func (x *Metadata) Reset() {
@@ -1243,6 +1297,13 @@ func (x *Metadata) GetCausationId() string {
 	return ""
 }
 
+func (x *Metadata) GetDedupeKeyEventTypePrefix() bool {
+	if x != nil {
+		return x.DedupeKeyEventTypePrefix
+	}
+	return false
+}
+
 var File_receiptd_events_v2_events_proto protoreflect.FileDescriptor
 
 const file_receiptd_events_v2_events_proto_rawDesc = "" +
@@ -1255,7 +1316,7 @@ const file_receiptd_events_v2_events_proto_rawDesc = "" +
 	"\x04Time\x12\x18\n" +
 	"\aseconds\x18\x01 \x01(\x12R\aseconds\x12\x14\n" +
 	"\x05nanos\x18\x02 \x01(\x05R\x05nanos\x12\x16\n" +
-	"\x06offset\x18\x03 \x01(\x11R\x06offset\"\x8a\x04\n" +
+	"\x06offset\x18\x03 \x01(\x11R\x06offset\"\xc1\x04\n" +
 	"\rStageRecorded\x12\x16\n" +
 	"\x06source\x18\x01 \x01(\tR\x06source\x12\x1d\n" +
 	"\n" +
@@ -1274,7 +1335,8 @@ const file_receiptd_events_v2_events_proto_rawDesc = "" +
 	" \x01(\tR\bcurrency\x123\n" +
 	"\x06amount\x18\v \x01(\v2\x1b.receiptd.events.v2.DecimalR\x06amount\x12/\n" +
 	"\x05award\x18\f \x01(\v2\x19.receiptd.events.v2.AwardR\x05award\x125\n" +
-	"\afailure\x18\r \x01(\v2\x1b.receiptd.events.v2.FailureR\afailure\"\xf7\x02\n" +
+	"\afailure\x18\r \x01(\v2\x1b.receiptd.events.v2.FailureR\afailure\x125\n" +
+	"\x17body_sha256_in_metadata\x18\x0e \x01(\bR\x14bodySha256InMetadata\"\xf7\x02\n" +
 	"\x05Award\x12%\n" +
 	"\x0etransaction_id\x18\x01 \x01(\tR\rtransactionId\x123\n" +
 	"\x06points\x18\x02 \x01(\v2\x1b.receiptd.events.v2.DecimalR\x06points\x12>\n" +
@@ -1290,7 +1352,7 @@ const file_receiptd_events_v2_events_proto_rawDesc = "" +
 	"\aFailure\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\x03R\x04code\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x18\n" +
-	"\amessage\x18\x03 \x01(\tR\amessage\"\xdb\x01\n" +
+	"\amessage\x18\x03 \x01(\tR\amessage\"\x92\x02\n" +
 	"\fUserEnrolled\x12\x16\n" +
 	"\x06source\x18\x01 \x01(\tR\x06source\x12\x17\n" +
 	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x14\n" +
@@ -1299,14 +1361,16 @@ const file_receiptd_events_v2_events_proto_rawDesc = "" +
 	"enrolledAt\x12\x1f\n" +
 	"\vbody_sha256\x18\x05 \x01(\fR\n" +
 	"bodySha256\x12(\n" +
-	"\x10body_sha256_text\x18\x06 \x01(\tR\x0ebodySha256Text\"\xb8\x01\n" +
+	"\x10body_sha256_text\x18\x06 \x01(\tR\x0ebodySha256Text\x125\n" +
+	"\x17body_sha256_in_metadata\x18\a \x01(\bR\x14bodySha256InMetadata\"\xef\x01\n" +
 	"\vQuarantined\x12\x16\n" +
 	"\x06source\x18\x01 \x01(\tR\x06source\x12.\n" +
 	"\x13provider_event_type\x18\x02 \x01(\tR\x11providerEventType\x12\x16\n" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\x12\x1f\n" +
 	"\vbody_sha256\x18\x04 \x01(\fR\n" +
 	"bodySha256\x12(\n" +
-	"\x10body_sha256_text\x18\x05 \x01(\tR\x0ebodySha256Text\"\xa1\x03\n" +
+	"\x10body_sha256_text\x18\x05 \x01(\tR\x0ebodySha256Text\x125\n" +
+	"\x17body_sha256_in_metadata\x18\x06 \x01(\bR\x14bodySha256InMetadata\"\xd8\x03\n" +
 	"\x0ePointsCredited\x12\x16\n" +
 	"\x06source\x18\x01 \x01(\tR\x06source\x12\x17\n" +
 	"\auser_id\x18\x02 \x01(\tR\x06userId\x12%\n" +
@@ -1320,7 +1384,8 @@ const file_receiptd_events_v2_events_proto_rawDesc = "" +
 	"\x10body_sha256_text\x18\b \x01(\tR\x0ebodySha256Text\x12 \n" +
 	"\vdescription\x18\t \x01(\tR\vdescription\x123\n" +
 	"\x06amount\x18\n" +
-	" \x01(\v2\x1b.receiptd.events.v2.DecimalR\x06amount\"\xd4\x04\n" +
+	" \x01(\v2\x1b.receiptd.events.v2.DecimalR\x06amount\x125\n" +
+	"\x17body_sha256_in_metadata\x18\v \x01(\bR\x14bodySha256InMetadata\"\x8b\x05\n" +
 	"\x13EntityEventRecorded\x12\x16\n" +
 	"\x06source\x18\x01 \x01(\tR\x06source\x12\x12\n" +
 	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x1b\n" +
@@ -1340,10 +1405,11 @@ const file_receiptd_events_v2_events_proto_rawDesc = "" +
 	"attributes\x12\x1f\n" +
 	"\vbody_sha256\x18\f \x01(\fR\n" +
 	"bodySha256\x12(\n" +
-	"\x10body_sha256_text\x18\r \x01(\tR\x0ebodySha256Text\x1a=\n" +
+	"\x10body_sha256_text\x18\r \x01(\tR\x0ebodySha256Text\x125\n" +
+	"\x17body_sha256_in_metadata\x18\x0e \x01(\bR\x14bodySha256InMetadata\x1a=\n" +
 	"\x0fAttributesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xaf\x04\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xef\x04\n" +
 	"\bMetadata\x12\x16\n" +
 	"\x06source\x18\x01 \x01(\tR\x06source\x12.\n" +
 	"\x13provider_event_type\x18\x02 \x01(\tR\x11providerEventType\x12\x1f\n" +
@@ -1365,7 +1431,8 @@ const file_receiptd_events_v2_events_proto_rawDesc = "" +
 	"correction\x18\f \x01(\bR\n" +
 	"correction\x12*\n" +
 	"\x0ecorrelation_id\x18\r \x01(\tH\x00R\rcorrelationId\x88\x01\x01\x12&\n" +
-	"\fcausation_id\x18\x0e \x01(\tH\x01R\vcausationId\x88\x01\x01B\x11\n" +
+	"\fcausation_id\x18\x0e \x01(\tH\x01R\vcausationId\x88\x01\x01\x12>\n" +
+	"\x1cdedupe_key_event_type_prefix\x18\x0f \x01(\bR\x18dedupeKeyEventTypePrefixB\x11\n" +
 	"\x0f_correlation_idB\x0f\n" +
 	"\r_causation_id*\xa7\x01\n" +
 	"\x05Stage\x12\x15\n" +
