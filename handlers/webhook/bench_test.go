@@ -2,6 +2,7 @@ package webhook_test
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -179,18 +180,39 @@ func BenchmarkServeHTTP(b *testing.B) {
 				}
 			})
 			b.Run("receipt", func(b *testing.B) {
-				h := newReewildHandler(b, st.open(b), webhook.Options{})
+				store := st.open(b)
+				h := newReewildHandler(b, store, webhook.Options{})
 				g := newReceiptGen(b)
 				var buf []byte
-				n := 0
+				n, bodies := 0, 0
 				b.ReportAllocs()
 				for b.Loop() {
 					buf = g.body(buf, n/len(g.templates), n%len(g.templates))
 					n++
+					bodies += len(buf)
 					if code := serve(h, buf); code != http.StatusOK {
 						b.Fatal(code)
 					}
 				}
+				// What the log holds per event (data, metadata, body), beside
+				// the mean body delivered.
+				stored, events := 0, 0
+				for after := eventstore.Start; ; {
+					page, err := store.ReadAll(context.Background(), after, 1000)
+					if err != nil {
+						b.Fatal(err)
+					}
+					if len(page) == 0 {
+						break
+					}
+					for _, e := range page {
+						stored += len(e.Data) + len(e.Metadata) + len(e.Body)
+					}
+					events += len(page)
+					after = page[len(page)-1].Position
+				}
+				b.ReportMetric(float64(stored)/float64(events), "stored-B/event")
+				b.ReportMetric(float64(bodies)/float64(n), "body-B/delivery")
 			})
 		})
 	}

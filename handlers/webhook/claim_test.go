@@ -47,9 +47,11 @@ func (p *claimDouble) Normalize(d webhook.Delivery) (webhook.Normalized, error) 
 		EventType: "offer.updated",
 		Claim:     body.Claim,
 		Fact: aggregate.Fact{
-			Stream:     aggregate.StreamID(aggregate.CategoryOffer, p.source, body.ID),
-			Type:       aggregate.TypeEntityEventRecorded,
-			Data:       json.RawMessage(d.Body),
+			Stream: aggregate.StreamID(aggregate.CategoryOffer, p.source, body.ID),
+			Type:   aggregate.TypeEntityEventRecorded,
+			Data: aggregate.EntityEventRecorded{
+				Source: p.source, Kind: aggregate.CategoryOffer, EntityID: body.ID, EventType: "offer.updated", BodySHA256: d.BodySHA256,
+			},
 			DedupeKey:  body.Claim + ":" + d.BodySHA256,
 			SlotKey:    body.Claim,
 			OnConflict: aggregate.Reject,

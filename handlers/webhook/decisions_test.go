@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/receiptd/receiptd/aggregate"
+	"github.com/receiptd/receiptd/eventcodec"
 	"github.com/receiptd/receiptd/eventstore"
 	"github.com/receiptd/receiptd/eventstore/bolt"
 	"github.com/receiptd/receiptd/handlers/webhook"
@@ -24,8 +25,8 @@ func receiptView(t *testing.T, events []eventstore.RecordedEvent) string {
 	t.Helper()
 	r := aggregate.NewReceipt("reewild", burstReceipt)
 	for _, e := range events {
-		var f aggregate.StageRecorded
-		if err := json.Unmarshal(e.Data, &f); err != nil {
+		f, err := eventcodec.StageRecorded(e.Event)
+		if err != nil {
 			t.Fatal(err)
 		}
 		if _, err := r.Add(f); err != nil {

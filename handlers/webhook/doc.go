@@ -50,11 +50,16 @@
 // before). A 200 is only ever written after Store.Append returned nil, that
 // is after the event is durable.
 //
-// The event appended has a deterministic id (EventID), the normalized fact
-// as JSON data, and aggregate.Metadata: source, provider event type,
+// The event appended is the v2 encoding of the fact (eventcodec.Encode:
+// receipt.stage_recorded.v2, …): a deterministic id (EventID), the
+// normalized fact as protobuf in Data, the provider's body exactly as
+// received, zstd-compressed, in Body (so its signature can be checked
+// again), and aggregate.Metadata in binary: source, provider event type,
 // delivery id, received_at, verification scheme and key id, body SHA-256,
 // dedupe and slot keys, the correction flag, and $correlationId and
 // $causationId (both the event id: a webhook starts its own causal chain).
+// Events written as v1 JSON by earlier versions are read as ever
+// (eventcodec decodes both).
 //
 // A provider whose signature does not cover the whole body (Reusely signs
 // only object_id and timestamp) names what it covers in Normalized.Claim.
@@ -103,8 +108,8 @@
 // stream, position, the error (whose text providers keep free of secrets)
 // and the remote address.
 //
-// This package may import aggregate and eventstore (the Store interface,
-// never an adapter such as eventstore/bolt or eventstore/esdb), the
-// Prometheus client and uuid. It never imports projections, handlers/api,
+// This package may import aggregate, eventcodec and eventstore (the Store
+// interface, never an adapter such as eventstore/bolt or eventstore/esdb),
+// the Prometheus client and uuid. It never imports projections, handlers/api,
 // gen, cmd, or a provider subpackage: providers import it.
 package webhook

@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/receiptd/receiptd/aggregate"
+	"github.com/receiptd/receiptd/eventcodec"
 	"github.com/receiptd/receiptd/eventstore"
 )
 
@@ -255,7 +256,7 @@ func (h *Handler) ingest(w http.ResponseWriter, r *http.Request, src *source, re
 		return h.quarantine(ctx, src, d, res, meta, err)
 	}
 	res.stream = n.Fact.Stream
-	a, err := h.record(ctx, n, meta)
+	a, err := h.record(ctx, n, meta, body)
 	res.reply = n.Reply
 	switch {
 	case err != nil:
@@ -294,7 +295,7 @@ func (h *Handler) quarantine(ctx context.Context, src *source, d Delivery, res r
 		DedupeKey:  "quarantined:" + d.BodySHA256,
 		OnConflict: aggregate.Correct,
 	}
-	a, err := h.decideAndAppend(ctx, f, meta)
+	a, err := h.decideAndAppend(ctx, f, meta, d.Body)
 	if err != nil {
 		res.outcome, res.err = outcomeOf(err), fmt.Errorf("webhook: quarantine delivery (%v): %w", cause, err)
 		return res
@@ -319,15 +320,19 @@ type appended struct {
 // (another node on the same log) it catches up with what was added and
 // decides again, up to MaxAttempts times. meta is the delivery's metadata;
 // the fact's dedupe and slot keys, the event id and the correction flag are
-// added here.
-func (h *Handler) decideAndAppend(ctx context.Context, f aggregate.Fact, meta aggregate.Metadata) (appended, error) {
+// added here. The event is the v2 encoding (eventcodec.Encode) of the fact,
+// the metadata and raw, the provider's body exactly as received.
+func (h *Handler) decideAndAppend(ctx context.Context, f aggregate.Fact, meta aggregate.Metadata, raw []byte) (appended, error) {
 	s, err := h.decisions.acquire(ctx, f.Stream)
 	if err != nil {
 		return appended{}, err
 	}
 	defer h.decisions.release(s)
 
-	var data []byte
+	var (
+		ev      aggregate.Event
+		encoded bool
+	)
 	id := EventID(meta.Source, f.DedupeKey, meta.BodySHA256)
 	meta.DedupeKey, meta.SlotKey = f.DedupeKey, f.SlotKey
 	meta.CorrelationID, meta.CausationID = id, id
@@ -351,17 +356,13 @@ func (h *Handler) decideAndAppend(ctx context.Context, f aggregate.Fact, meta ag
 			return appended{}, fmt.Errorf("webhook: decide on stream %q: unexpected outcome %v", f.Stream, decision.Outcome)
 		}
 
-		if data == nil {
-			if data, err = encodeJSON(f.Data); err != nil {
-				return appended{}, fmt.Errorf("webhook: encode %s data for stream %q: %w", f.Type, f.Stream, err)
+		if !encoded || meta.Correction != decision.Correction {
+			meta.Correction = decision.Correction
+			if ev, err = eventcodec.Encode(id, f, meta, raw); err != nil {
+				return appended{}, fmt.Errorf("webhook: encode the event for stream %q: %w", f.Stream, err)
 			}
+			encoded = true
 		}
-		meta.Correction = decision.Correction
-		md, err := encodeJSON(meta)
-		if err != nil {
-			return appended{}, fmt.Errorf("webhook: encode metadata for stream %q: %w", f.Stream, err)
-		}
-		ev := aggregate.Event{ID: id, Type: f.Type, Data: data, Metadata: md}
 		ar, err := h.store.Append(ctx, f.Stream, s.expected(), ev)
 		if err == nil {
 			if ar.NextRevision != s.rev {
@@ -390,14 +391,14 @@ func encodeJSON(v any) ([]byte, error) {
 }
 
 // record claims n's signature if it has a claim (see Handler.claim), then
-// decides and appends its fact.
-func (h *Handler) record(ctx context.Context, n Normalized, meta aggregate.Metadata) (appended, error) {
+// decides and appends its fact, with raw, the delivery's body.
+func (h *Handler) record(ctx context.Context, n Normalized, meta aggregate.Metadata, raw []byte) (appended, error) {
 	if n.Claim != "" {
 		if err := h.claim(ctx, n, meta); err != nil {
 			return appended{}, err
 		}
 	}
-	return h.decideAndAppend(ctx, n.Fact, meta)
+	return h.decideAndAppend(ctx, n.Fact, meta, raw)
 }
 
 // checkNormalized refuses what no provider should return: a fact the

@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/receiptd/receiptd/aggregate"
+	"github.com/receiptd/receiptd/eventcodec"
 	"github.com/receiptd/receiptd/eventstore"
 	"github.com/receiptd/receiptd/handlers/webhook"
 	"github.com/receiptd/receiptd/handlers/webhook/internal/storedouble"
@@ -180,7 +181,7 @@ func sha(body []byte) string {
 
 func metadataOf(t *testing.T, e eventstore.RecordedEvent) aggregate.Metadata {
 	t.Helper()
-	m, err := aggregate.DecodeMetadata(e.Event)
+	m, err := eventcodec.Metadata(e.Event)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -465,20 +466,30 @@ func TestAcceptsEveryExample(t *testing.T) {
 		if want := webhook.EventID("reewild", m.DedupeKey, sha(body)); e.ID != want {
 			t.Fatalf("%s: event id %s, want %s", name, e.ID, want)
 		}
-		var data struct {
-			Source     string          `json:"source"`
-			BodySHA256 string          `json:"body_sha256"`
-			Raw        json.RawMessage `json:"raw"`
+		// The v2 encoding: the normalized fact in Data, the body byte for
+		// byte (so its signature can be checked again) in Body.
+		wantType := aggregate.TypeReceiptStageRecordedV2
+		source, bodySHA := "", ""
+		if name == "user.enrolled" {
+			wantType = aggregate.TypeUserEnrolledV2
+			u, err := eventcodec.UserEnrolled(e.Event)
+			if err != nil {
+				t.Fatal(err)
+			}
+			source, bodySHA = u.Source, u.BodySHA256
+		} else {
+			r, err := eventcodec.StageRecorded(e.Event)
+			if err != nil {
+				t.Fatal(err)
+			}
+			source, bodySHA = r.Source, r.BodySHA256
 		}
-		if err := json.Unmarshal(e.Data, &data); err != nil {
+		raw, err := eventcodec.RawBody(e.Event)
+		if err != nil {
 			t.Fatal(err)
 		}
-		var compact bytes.Buffer
-		if err := json.Compact(&compact, body); err != nil {
-			t.Fatal(err)
-		}
-		if data.Source != "reewild" || data.BodySHA256 != sha(body) || !bytes.Equal(data.Raw, compact.Bytes()) {
-			t.Fatalf("%s: data does not keep source, hash and raw body: %s", name, e.Data)
+		if e.Type != wantType || source != "reewild" || bodySHA != sha(body) || !bytes.Equal(raw, body) {
+			t.Fatalf("%s: %s event does not keep source, hash and raw body", name, e.Type)
 		}
 	}
 	if got := len(f.store.Stream(wantStreams["receipt.extracted"])); got != 5 {
@@ -590,15 +601,19 @@ func TestQuarantine(t *testing.T) {
 				t.Fatalf("quarantine stream has %d events, want %d", len(events), before+1)
 			}
 			e := events[len(events)-1]
-			if e.Type != aggregate.TypeDeliveryQuarantined || e.Position.String() != first.Position {
+			if e.Type != aggregate.TypeDeliveryQuarantinedV2 || e.Position.String() != first.Position {
 				t.Fatalf("quarantined as %s at %s, answered %s", e.Type, e.Position, first.Position)
 			}
-			var q aggregate.Quarantined
-			if err := json.Unmarshal(e.Data, &q); err != nil {
+			q, err := eventcodec.Quarantined(e.Event)
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw, err := eventcodec.RawBody(e.Event)
+			if err != nil {
 				t.Fatal(err)
 			}
 			if q.Source != "reewild" || q.ProviderEventType != tc.eventType || q.BodySHA256 != sha(body) ||
-				!bytes.Equal(q.Raw, body) || !strings.Contains(q.Reason, tc.reason) {
+				!bytes.Equal(raw, body) || !strings.Contains(q.Reason, tc.reason) {
 				t.Fatalf("quarantined %+v", q)
 			}
 			m := metadataOf(t, e)
@@ -961,9 +976,11 @@ func (p *providerDouble) Normalize(d webhook.Delivery) (webhook.Normalized, erro
 	return webhook.Normalized{
 		EventType: "offer.updated",
 		Fact: aggregate.Fact{
-			Stream:     stream,
-			Type:       "offer.updated.v1",
-			Data:       json.RawMessage(d.Body),
+			Stream: stream,
+			Type:   aggregate.TypeEntityEventRecorded,
+			Data: aggregate.EntityEventRecorded{
+				Source: p.source, Kind: aggregate.CategoryOffer, EntityID: body.ID, EventType: "offer.updated", BodySHA256: d.BodySHA256,
+			},
 			DedupeKey:  d.BodySHA256,
 			SlotKey:    body.ID,
 			OnConflict: p.onConflict,
@@ -980,24 +997,25 @@ func cmpOr(a, b string) string {
 
 func TestRawBodyKeptAsSent(t *testing.T) {
 	f := newFixture(t, webhook.Options{})
-	body := []byte(`{"eventType":"receipt.uploaded","data":{"receiptID":"r<1>","merchantName":"M&S <Foods>","amount":6.10}}`)
+	body := []byte(`{"eventType":"receipt.uploaded","data":{"receiptID":"r<1>",  "merchantName":"M&S <Foods>","amount":6.10}}`)
 	expect(t, f.post(body), http.StatusOK, "accepted")
 	e := f.store.Stream("receipt-reewild.r<1>")
 	if len(e) != 1 {
 		t.Fatalf("%d events", len(e))
 	}
-	var data struct {
-		Merchant string          `json:"merchant"`
-		Amount   json.RawMessage `json:"amount"`
-		Raw      json.RawMessage `json:"raw"`
-	}
-	if err := json.Unmarshal(e[0].Data, &data); err != nil {
+	r, err := eventcodec.StageRecorded(e[0].Event)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Equal(data.Raw, body) || !bytes.Contains(e[0].Data, []byte(`"merchant":"M&S <Foods>"`)) {
-		t.Fatalf("stored data %s does not keep the body as sent", e[0].Data)
+	raw, err := eventcodec.RawBody(e[0].Event)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if string(data.Amount) != `"6.1"` {
-		t.Fatalf("amount %s, want the exact decimal string", data.Amount)
+	// Byte for byte, whitespace included: the stored body verifies again.
+	if !bytes.Equal(raw, body) || r.Merchant != "M&S <Foods>" {
+		t.Fatalf("stored raw body %q, merchant %q: not as sent", raw, r.Merchant)
+	}
+	if r.Amount == nil || r.Amount.String() != "6.1" {
+		t.Fatalf("amount %v, want the exact decimal 6.10", r.Amount)
 	}
 }

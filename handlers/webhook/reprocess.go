@@ -88,7 +88,7 @@ func (h *Handler) Reprocess(ctx context.Context, e eventstore.RecordedEvent) (Re
 		Scheme:            meta.Scheme,
 		KeyID:             meta.KeyID,
 		BodySHA256:        q.BodySHA256,
-	})
+	}, raw)
 	if errors.Is(err, ErrUnauthenticated) || errors.Is(err, aggregate.ErrConflict) {
 		// Refused as a new delivery would be (its signature claimed for
 		// another stream or body, or a Reject slot taken): it stays

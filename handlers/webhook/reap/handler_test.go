@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/receiptd/receiptd/aggregate"
+	"github.com/receiptd/receiptd/eventcodec"
 	"github.com/receiptd/receiptd/handlers/webhook"
 	"github.com/receiptd/receiptd/handlers/webhook/internal/storedouble"
 	"github.com/receiptd/receiptd/handlers/webhook/reap"
@@ -75,10 +76,10 @@ func TestThroughHandler(t *testing.T) {
 			t.Fatalf("%d %v, want 200 accepted", code, answer)
 		}
 		events := store.Stream(stream)
-		if len(events) != 1 || events[0].Type != aggregate.TypeEntityEventRecorded {
+		if len(events) != 1 || events[0].Type != aggregate.TypeEntityEventRecordedV2 {
 			t.Fatalf("stream %s holds %d events", stream, len(events))
 		}
-		meta, err := aggregate.DecodeMetadata(events[0].Event)
+		meta, err := eventcodec.Metadata(events[0].Event)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -87,8 +88,8 @@ func TestThroughHandler(t *testing.T) {
 			meta.ProviderEventType != "account_status_change" || !meta.ReceivedAt.Equal(now) {
 			t.Fatalf("metadata = %+v", meta)
 		}
-		var data aggregate.EntityEventRecorded
-		if err := json.Unmarshal(events[0].Data, &data); err != nil {
+		data, err := eventcodec.EntityEventRecorded(events[0].Event)
+		if err != nil {
 			t.Fatal(err)
 		}
 		if data.Status != "APPROVED" || data.StatusAt == nil || !data.StatusAt.Equal(time.Date(2025, 5, 31, 12, 5, 0, 0, time.UTC)) {
@@ -131,7 +132,7 @@ func TestThroughHandler(t *testing.T) {
 		if len(events) != 2 {
 			t.Fatalf("stream holds %d events, want 2", len(events))
 		}
-		meta, err := aggregate.DecodeMetadata(events[1].Event)
+		meta, err := eventcodec.Metadata(events[1].Event)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/receiptd/receiptd/aggregate"
+	"github.com/receiptd/receiptd/eventcodec"
 	"github.com/receiptd/receiptd/handlers/webhook"
 	"github.com/receiptd/receiptd/handlers/webhook/internal/storedouble"
 	"github.com/receiptd/receiptd/handlers/webhook/retm"
@@ -101,7 +102,7 @@ func TestHandler(t *testing.T) {
 		if len(events) != 1 {
 			t.Fatalf("order stream holds %d events", len(events))
 		}
-		m, err := aggregate.DecodeMetadata(events[0].Event)
+		m, err := eventcodec.Metadata(events[0].Event)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -133,7 +134,7 @@ func TestHandler(t *testing.T) {
 			if len(events) != want {
 				t.Fatalf("attempt %d: %s holds %d events, want %d", i, stream, len(events), want)
 			}
-			if events[0].Type != aggregate.TypeEntityEventRecorded {
+			if events[0].Type != aggregate.TypeEntityEventRecordedV2 {
 				t.Fatalf("question recorded as %s", events[0].Type)
 			}
 		}

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/receiptd/receiptd/aggregate"
+	"github.com/receiptd/receiptd/eventcodec"
 	"github.com/receiptd/receiptd/handlers/webhook"
 	"github.com/receiptd/receiptd/handlers/webhook/internal/storedouble"
 	"github.com/receiptd/receiptd/handlers/webhook/reusely"
@@ -124,10 +125,10 @@ func TestHandlerSignedPair(t *testing.T) {
 	}
 	checkClaim(t, f.store, offerStream, body)
 	events := f.store.Stream(offerStream)
-	if len(events) != 1 || events[0].Type != aggregate.TypeEntityEventRecorded {
+	if len(events) != 1 || events[0].Type != aggregate.TypeEntityEventRecordedV2 {
 		t.Fatalf("stream %s holds %+v", offerStream, events)
 	}
-	m, err := aggregate.DecodeMetadata(events[0].Event)
+	m, err := eventcodec.Metadata(events[0].Event)
 	if err != nil {
 		t.Fatal(err)
 	}

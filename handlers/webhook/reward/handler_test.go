@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/receiptd/receiptd/aggregate"
+	"github.com/receiptd/receiptd/eventcodec"
 	"github.com/receiptd/receiptd/handlers/webhook"
 	"github.com/receiptd/receiptd/handlers/webhook/internal/storedouble"
 	"github.com/receiptd/receiptd/handlers/webhook/reward"
@@ -119,10 +120,10 @@ func TestHandler(t *testing.T) {
 	for i, want := range []struct {
 		typ, scheme, keyID, delivery, dedupe string
 	}{
-		{aggregate.TypeEntityEventRecorded, tokenauth.SchemePath, webhook.KeyID(testToken), "we_01jf2wkmvcfw6ts1qmgzya291c", "envelope:we_01jf2wkmvcfw6ts1qmgzya291c"},
-		{aggregate.TypeUserPointsCredited, tokenauth.SchemeBearer, webhook.KeyID(otherToken), "we_01jf31q8c2hv7rd5x0kzmt4e9b", "credit:tx_01jf31q8bz6w3n5p2g8rdy1k7s"},
+		{aggregate.TypeEntityEventRecordedV2, tokenauth.SchemePath, webhook.KeyID(testToken), "we_01jf2wkmvcfw6ts1qmgzya291c", "envelope:we_01jf2wkmvcfw6ts1qmgzya291c"},
+		{aggregate.TypeUserPointsCreditedV2, tokenauth.SchemeBearer, webhook.KeyID(otherToken), "we_01jf31q8c2hv7rd5x0kzmt4e9b", "credit:tx_01jf31q8bz6w3n5p2g8rdy1k7s"},
 	} {
-		m, err := aggregate.DecodeMetadata(events[i].Event)
+		m, err := eventcodec.Metadata(events[i].Event)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/receiptd/receiptd/aggregate"
+	"github.com/receiptd/receiptd/eventcodec"
 	"github.com/receiptd/receiptd/handlers/webhook"
 	"github.com/receiptd/receiptd/handlers/webhook/internal/storedouble"
 	"github.com/receiptd/receiptd/handlers/webhook/standard"
@@ -88,7 +89,7 @@ func (f *fixture) metadata(stream string) []aggregate.Metadata {
 	f.t.Helper()
 	var out []aggregate.Metadata
 	for _, e := range f.store.Stream(stream) {
-		m, err := aggregate.DecodeMetadata(e.Event)
+		m, err := eventcodec.Metadata(e.Event)
 		if err != nil {
 			f.t.Fatal(err)
 		}
@@ -206,7 +207,7 @@ func TestHandlerSpecTestVector(t *testing.T) {
 	if w.Code != http.StatusOK || !bytes.Contains(w.Body.Bytes(), []byte(`"quarantined"`)) {
 		t.Fatalf("%d %s", w.Code, w.Body)
 	}
-	m, err := aggregate.DecodeMetadata(store.Stream(aggregate.QuarantineStream("vector"))[0].Event)
+	m, err := eventcodec.Metadata(store.Stream(aggregate.QuarantineStream("vector"))[0].Event)
 	if err != nil || m.DeliveryID != vectorID || m.Scheme != standard.Scheme {
 		t.Fatalf("metadata %+v, %v", m, err)
 	}
