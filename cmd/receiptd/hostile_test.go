@@ -511,8 +511,16 @@ func TestLargeQuarantinePages(t *testing.T) {
 	const n, pad = 5, 900_000
 	for i := range n {
 		body := fmt.Appendf(nil, `{"eventType":"receipt.teleported","data":{"receiptID":"big-%d","pad":"%s"}}`, i, strings.Repeat(string(rune('a'+i)), pad))
-		if code, _ := s.post(t, "reewild", body, sign(body), "application/json"); code != http.StatusOK {
-			t.Fatalf("quarantined delivery %d: %d", i, code)
+		// A busy machine may answer 503 (the append not durable within
+		// ingest.store_deadline): retry, as a provider does.
+		for deadline := time.Now().Add(60 * time.Second); ; {
+			code, _ := s.post(t, "reewild", body, sign(body), "application/json")
+			if code == http.StatusOK {
+				break
+			}
+			if code != http.StatusServiceUnavailable || time.Now().After(deadline) {
+				t.Fatalf("quarantined delivery %d: %d", i, code)
+			}
 		}
 	}
 	seen := map[string]bool{}
@@ -575,7 +583,7 @@ func closedWithin(c net.Conn, d time.Duration) bool {
 // listener. Now one connection holds at most 100 calls at once (the next
 // waits), the gRPC listener at most 256 connections and the HTTP one
 // 1024: past that a new connection is closed at once (and counted), and
-// freeing one makes room again.
+// freeing one makes room again. A client pinging in a loop is sent GOAWAY.
 func TestGRPCStreamAndConnectionLimits(t *testing.T) {
 	s := startServer(t, t.TempDir(), reewildConfig(), "E2E_REEWILD_SECRET="+e2eSecret)
 
@@ -672,79 +680,10 @@ func TestGRPCStreamAndConnectionLimits(t *testing.T) {
 	if got[names[0]] < 3 || got[names[1]] < 3 || got[names[2]] != 256 {
 		t.Errorf("metrics %v, want >= 3 refused on each listener and a bound of 256", got)
 	}
-}
 
-// TestIdleConnectionsAreClosed (issue 12, item 4): 200 raw connections to
-// the gRPC port stayed open past 30 s. With short bounds configured (the
-// defaults are in the README): a connection that never finishes its
-// handshake is closed after grpc.handshake_timeout, one with no call after
-// grpc.max_connection_idle, any after grpc.max_connection_age (a watch on
-// it ends UNAVAILABLE and its client reconnects), an HTTP connection that
-// sends no request after http.read_header_timeout, and a client pinging
-// in a loop is sent GOAWAY.
-func TestIdleConnectionsAreClosed(t *testing.T) {
-	s := startServer(t, t.TempDir(), reewildConfig()+`http: {read_header_timeout: 1s}
-grpc: {handshake_timeout: 1s, max_connection_idle: 1s, max_connection_age: 2s, max_connection_age_grace: 500ms, min_ping_interval: 30s}
-`, "E2E_REEWILD_SECRET="+e2eSecret)
-	for _, l := range []struct{ name, addr string }{{"grpc", s.grpcAddr}, {"http", s.httpAddr}} {
-		c, err := net.Dial("tcp", l.addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		start := time.Now()
-		if !closedWithin(c, 5*time.Second) {
-			t.Errorf("%s: a raw connection sending nothing was still open after 5 s", l.name)
-		}
-		t.Logf("%s: a raw connection was closed after %v", l.name, time.Since(start).Round(10*time.Millisecond))
-		c.Close()
-	}
-
-	// Idle: one call, then nothing; the server's GOAWAY takes the
-	// connection out of READY.
-	conn := dialGRPC(t, s)
-	if _, err := healthpb.NewHealthClient(conn).Check(context.Background(), &healthpb.HealthCheckRequest{}); err != nil {
-		t.Fatal(err)
-	}
-	start := time.Now()
-	for conn.GetState() == connectivity.Ready {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		changed := conn.WaitForStateChange(ctx, connectivity.Ready)
-		cancel()
-		if !changed {
-			t.Fatal("an idle connection still READY after 5 s")
-		}
-	}
-	t.Logf("an idle gRPC connection left READY after %v", time.Since(start).Round(10*time.Millisecond))
-
-	// Age: a watch is ended when its connection is too old.
-	w, err := healthpb.NewHealthClient(dialGRPC(t, s)).Watch(context.Background(), &healthpb.HealthCheckRequest{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := w.Recv(); err != nil {
-		t.Fatal(err)
-	}
-	start = time.Now()
-	ended := make(chan error, 1)
-	go func() {
-		for {
-			if _, err := w.Recv(); err != nil {
-				ended <- err
-				return
-			}
-		}
-	}()
-	select {
-	case err := <-ended:
-		if status.Code(err) != codes.Unavailable {
-			t.Errorf("a watch on an aged connection ended with %v, want UNAVAILABLE", err)
-		}
-		t.Logf("a watch ended after %v: %v", time.Since(start).Round(10*time.Millisecond), err)
-	case <-time.After(6 * time.Second):
-		t.Error("a watch on a connection older than max_connection_age + grace still open after 6 s")
-	}
-
-	// A ping flood: raw HTTP/2, no call open.
+	// A client pinging in a loop (raw HTTP/2, no call open) is sent GOAWAY
+	// (a connection of its own: the default bounds leave it no idle
+	// timeout to hit first).
 	c, err := net.Dial("tcp", s.grpcAddr)
 	if err != nil {
 		t.Fatal(err)
@@ -777,4 +716,75 @@ grpc: {handshake_timeout: 1s, max_connection_idle: 1s, max_connection_age: 2s, m
 	if away.ErrCode != http2.ErrCodeEnhanceYourCalm || !strings.Contains(string(away.DebugData()), "too_many_pings") {
 		t.Errorf("GOAWAY %v %q, want ENHANCE_YOUR_CALM too_many_pings", away.ErrCode, away.DebugData())
 	}
+}
+
+// TestIdleConnectionsAreClosed (issue 12, item 4): 200 raw connections to
+// the gRPC port stayed open past 30 s. With short bounds configured (the
+// defaults are in the README): a connection that never finishes its
+// handshake is closed after grpc.handshake_timeout, one with no call after
+// grpc.max_connection_idle, any after grpc.max_connection_age (a watch on
+// it ends UNAVAILABLE and its client reconnects), an HTTP connection that
+// sends no request after http.read_header_timeout.
+func TestIdleConnectionsAreClosed(t *testing.T) {
+	s := startServer(t, t.TempDir(), reewildConfig()+`http: {read_header_timeout: 1s}
+grpc: {handshake_timeout: 1s, max_connection_idle: 1s, max_connection_age: 2s, max_connection_age_grace: 500ms, min_ping_interval: 30s}
+`, "E2E_REEWILD_SECRET="+e2eSecret)
+	for _, l := range []struct{ name, addr string }{{"grpc", s.grpcAddr}, {"http", s.httpAddr}} {
+		c, err := net.Dial("tcp", l.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		if !closedWithin(c, 10*time.Second) {
+			t.Errorf("%s: a raw connection sending nothing was still open after 10 s", l.name)
+		}
+		t.Logf("%s: a raw connection was closed after %v", l.name, time.Since(start).Round(10*time.Millisecond))
+		c.Close()
+	}
+
+	// Idle: one call, then nothing; the server's GOAWAY takes the
+	// connection out of READY.
+	conn := dialGRPC(t, s)
+	if _, err := healthpb.NewHealthClient(conn).Check(context.Background(), &healthpb.HealthCheckRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	for conn.GetState() == connectivity.Ready {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		changed := conn.WaitForStateChange(ctx, connectivity.Ready)
+		cancel()
+		if !changed {
+			t.Fatal("an idle connection still READY after 10 s")
+		}
+	}
+	t.Logf("an idle gRPC connection left READY after %v", time.Since(start).Round(10*time.Millisecond))
+
+	// Age: a watch is ended when its connection is too old.
+	w, err := healthpb.NewHealthClient(dialGRPC(t, s)).Watch(context.Background(), &healthpb.HealthCheckRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Recv(); err != nil {
+		t.Fatal(err)
+	}
+	start = time.Now()
+	ended := make(chan error, 1)
+	go func() {
+		for {
+			if _, err := w.Recv(); err != nil {
+				ended <- err
+				return
+			}
+		}
+	}()
+	select {
+	case err := <-ended:
+		if status.Code(err) != codes.Unavailable {
+			t.Errorf("a watch on an aged connection ended with %v, want UNAVAILABLE", err)
+		}
+		t.Logf("a watch ended after %v: %v", time.Since(start).Round(10*time.Millisecond), err)
+	case <-time.After(15 * time.Second):
+		t.Error("a watch on a connection older than max_connection_age + grace still open after 15 s")
+	}
+
 }
