@@ -113,6 +113,13 @@ func TestReuselyClaimSurvivesRestart(t *testing.T) {
 	if code := s.getJSON(t, "/v1/entities/offer/FORGED01?source=reusely", nil); code != http.StatusNotFound {
 		t.Fatalf("forged offer: %d, want 404", code)
 	}
+	// The forged bodies were refused by the claim before any decision; the
+	// genuine retry filled the restarted server's decision cache with the
+	// offer's stream.
+	m := scrape(t, s, "receiptd_webhook_decision_cache_streams", "receiptd_webhook_decision_cache_bytes")
+	if m["receiptd_webhook_decision_cache_streams"] != 1 || m["receiptd_webhook_decision_cache_bytes"] <= 0 {
+		t.Fatalf("decision cache metrics %v, want one stream held", m)
+	}
 }
 
 func TestReuselyClaimSharedByTwoKurrentDBServers(t *testing.T) {

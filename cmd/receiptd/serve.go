@@ -85,6 +85,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	reg.MustRegister(hooks.Collector())
 
 	// Projections follow the log for as long as the server runs.
 	runCtx, stopRunner := context.WithCancel(context.Background())

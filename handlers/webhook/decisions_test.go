@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"path/filepath"
@@ -11,12 +12,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/receiptd/receiptd/aggregate"
 	"github.com/receiptd/receiptd/eventcodec"
 	"github.com/receiptd/receiptd/eventstore"
 	"github.com/receiptd/receiptd/eventstore/bolt"
 	"github.com/receiptd/receiptd/handlers/webhook"
 	"github.com/receiptd/receiptd/handlers/webhook/internal/storedouble"
+	"github.com/receiptd/receiptd/handlers/webhook/reewild"
 )
 
 // receiptView is the receipt's view as the aggregate resolves it from the
@@ -321,4 +325,61 @@ func TestTurnWaitHonoursTheDeadline(t *testing.T) {
 	}
 	store.SetOnAppend(nil)
 	expect(t, serveRec(h, request("reewild", d[0], secret)), http.StatusOK, "accepted")
+}
+
+// TestDecisionCacheMetrics: the collector counts a miss for a stream's
+// first delivery, hits after, a stale lookup after another node wrote, and
+// the bytes and streams held.
+func TestDecisionCacheMetrics(t *testing.T) {
+	store := storedouble.NewMemStoreDouble()
+	rw, err := reewild.New(reewild.Config{Source: "reewild", Secrets: [][]byte{secret}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := webhook.New(store, []webhook.Provider{rw}, webhook.Options{Clock: func() time.Time { return now }, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(h.Collector())
+	mux := http.NewServeMux()
+	h.Register(mux)
+	d := oneReceipt(t, burstReceipt)
+	for _, b := range d[:3] {
+		expect(t, serveRec(mux, request("reewild", b, secret)), http.StatusOK, "accepted")
+	}
+	expect(t, serveRec(otherNode(t, store), request("reewild", d[3], secret)), http.StatusOK, "accepted")
+	expect(t, serveRec(mux, request("reewild", d[4], secret)), http.StatusOK, "accepted")
+
+	got := map[string]float64{}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			name := mf.GetName()
+			for _, l := range m.GetLabel() {
+				name += "/" + l.GetValue()
+			}
+			got[name] = m.GetGauge().GetValue() + m.GetCounter().GetValue()
+		}
+	}
+	// d[0]: miss; d[1], d[2]: hits; d[4]: a hit, refused (d[3] is behind
+	// its back), then stale, caught up.
+	want := map[string]float64{
+		"receiptd_webhook_decision_cache_lookups_total/miss":  1,
+		"receiptd_webhook_decision_cache_lookups_total/hit":   3,
+		"receiptd_webhook_decision_cache_lookups_total/stale": 1,
+		"receiptd_webhook_decision_cache_streams":             1,
+		"receiptd_webhook_decision_cache_evictions_total":     0,
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s = %v, want %v", k, got[k], v)
+		}
+	}
+	if b := got["receiptd_webhook_decision_cache_bytes"]; b < 500 || b > 4096 {
+		t.Errorf("%v bytes for one five-event stream", b)
+	}
 }

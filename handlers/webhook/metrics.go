@@ -86,3 +86,49 @@ func (m *Metrics) unknownSource() prometheus.Counter {
 	}
 	return m.deliveries.WithLabelValues("", outcomeUnknownSource.info().label)
 }
+
+// Collector returns the Prometheus collector of the Handler's decision
+// cache (see Options.DecisionCacheBytes), for the caller to register:
+//
+//	receiptd_webhook_decision_cache_bytes                 gauge    estimated heap bytes of the states held
+//	receiptd_webhook_decision_cache_streams               gauge    streams held (or in use)
+//	receiptd_webhook_decision_cache_lookups_total{result} counter  hit, miss (read the stream), stale (caught up)
+//	receiptd_webhook_decision_cache_evictions_total       counter  states dropped for the budget
+//
+// A high miss rate with evictions means the budget is below the working set
+// of hot streams; stale lookups count the times another node on the same
+// log had written to a stream first.
+func (h *Handler) Collector() prometheus.Collector {
+	return &decisionCollector{d: h.decisions}
+}
+
+var (
+	descDecisionBytes = prometheus.NewDesc("receiptd_webhook_decision_cache_bytes",
+		"Estimated heap bytes of the decision states the ingest handler holds.", nil, nil)
+	descDecisionStreams = prometheus.NewDesc("receiptd_webhook_decision_cache_streams",
+		"Streams whose decision state the ingest handler holds (or which are in use).", nil, nil)
+	descDecisionLookups = prometheus.NewDesc("receiptd_webhook_decision_cache_lookups_total",
+		"Decisions by where the stream's state came from: hit (the cache), miss (a read of the stream), stale (caught up after another writer).", []string{"result"}, nil)
+	descDecisionEvictions = prometheus.NewDesc("receiptd_webhook_decision_cache_evictions_total",
+		"Decision states dropped to stay within the budget.", nil, nil)
+)
+
+// decisionCollector reads a decision cache's figures at scrape time.
+type decisionCollector struct{ d *decisions }
+
+func (c *decisionCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- descDecisionBytes
+	ch <- descDecisionStreams
+	ch <- descDecisionLookups
+	ch <- descDecisionEvictions
+}
+
+func (c *decisionCollector) Collect(ch chan<- prometheus.Metric) {
+	streams, bytes := c.d.cached()
+	ch <- prometheus.MustNewConstMetric(descDecisionBytes, prometheus.GaugeValue, float64(bytes))
+	ch <- prometheus.MustNewConstMetric(descDecisionStreams, prometheus.GaugeValue, float64(streams))
+	ch <- prometheus.MustNewConstMetric(descDecisionLookups, prometheus.CounterValue, float64(c.d.hits.Load()), "hit")
+	ch <- prometheus.MustNewConstMetric(descDecisionLookups, prometheus.CounterValue, float64(c.d.misses.Load()), "miss")
+	ch <- prometheus.MustNewConstMetric(descDecisionLookups, prometheus.CounterValue, float64(c.d.stale.Load()), "stale")
+	ch <- prometheus.MustNewConstMetric(descDecisionEvictions, prometheus.CounterValue, float64(c.d.evictions.Load()))
+}
