@@ -21,13 +21,37 @@ import (
 type Receipt struct {
 	source string
 	id     string
-	// facts by stage, then by body hash.
-	facts map[Stage]map[string]StageRecorded
+	// facts by stage (index in Stages), each body hash once, in no
+	// particular order.
+	facts [numStages][]StageRecorded
+}
+
+const numStages = 7
+
+// stageIndex returns the index of s in Stages, or -1.
+func stageIndex(s Stage) int {
+	switch s {
+	case StageUploaded:
+		return 0
+	case StageExtracted:
+		return 1
+	case StageEnriched:
+		return 2
+	case StageValidated:
+		return 3
+	case StageScored:
+		return 4
+	case StageAwarded:
+		return 5
+	case StageFailed:
+		return 6
+	}
+	return -1
 }
 
 // NewReceipt returns an empty receipt aggregate.
 func NewReceipt(source, receiptID string) *Receipt {
-	return &Receipt{source: source, id: receiptID, facts: make(map[Stage]map[string]StageRecorded)}
+	return &Receipt{source: source, id: receiptID}
 }
 
 // ID returns the receipt id.
@@ -40,23 +64,30 @@ func (r *Receipt) Add(f StageRecorded) (bool, error) {
 	if f.ReceiptID != r.id || (f.Source != "" && f.Source != r.source) {
 		return false, fmt.Errorf("aggregate: add %s fact of receipt %s/%s to receipt %s/%s: %w", f.Stage, f.Source, f.ReceiptID, r.source, r.id, ErrBadEvent)
 	}
-	if !f.Stage.Valid() {
+	si := stageIndex(f.Stage)
+	if si < 0 {
 		return false, fmt.Errorf("aggregate: add fact to receipt %s: stage %q: %w", r.id, f.Stage, ErrBadEvent)
 	}
 	if f.BodySHA256 == "" {
 		return false, fmt.Errorf("aggregate: add %s fact to receipt %s: no body hash: %w", f.Stage, r.id, ErrBadEvent)
 	}
-	byHash := r.facts[f.Stage]
-	if byHash == nil {
-		byHash = make(map[string]StageRecorded)
-		r.facts[f.Stage] = byHash
-	}
-	if _, ok := byHash[f.BodySHA256]; ok {
-		return false, nil
+	for i := range r.facts[si] {
+		if r.facts[si][i].BodySHA256 == f.BodySHA256 {
+			return false, nil
+		}
 	}
 	f.Raw = nil // the view never needs the raw body; the log keeps it
-	byHash[f.BodySHA256] = f
+	r.facts[si] = append(r.facts[si], f)
 	return true, nil
+}
+
+// Len returns the number of distinct facts.
+func (r *Receipt) Len() int {
+	n := 0
+	for _, fs := range r.facts {
+		n += len(fs)
+	}
+	return n
 }
 
 // Facts returns every distinct fact, in a canonical order (stage order, then
@@ -64,36 +95,30 @@ func (r *Receipt) Add(f StageRecorded) (bool, error) {
 // persist it. Adding them to a new Receipt restores the same aggregate.
 func (r *Receipt) Facts() []StageRecorded {
 	var out []StageRecorded
-	for _, s := range Stages {
-		hashes := make([]string, 0, len(r.facts[s]))
-		for h := range r.facts[s] {
-			hashes = append(hashes, h)
-		}
-		slices.Sort(hashes)
-		for _, h := range hashes {
-			out = append(out, r.facts[s][h])
-		}
+	for _, fs := range r.facts {
+		from := len(out)
+		out = append(out, fs...)
+		slices.SortFunc(out[from:], func(a, b StageRecorded) int { return strings.Compare(a.BodySHA256, b.BodySHA256) })
 	}
 	return out
 }
 
 // chosen returns the fact the view shows for a stage, and how many
 // different facts the stage has.
-func (r *Receipt) chosen(s Stage) (StageRecorded, int, bool) {
-	var best StageRecorded
-	n := 0
-	for _, f := range r.facts[s] {
-		if n == 0 || factAfter(f, best) {
-			best = f
+func (r *Receipt) chosen(s Stage) (*StageRecorded, int, bool) {
+	fs := r.facts[stageIndex(s)]
+	var best *StageRecorded
+	for i := range fs {
+		if best == nil || factAfter(&fs[i], best) {
+			best = &fs[i]
 		}
-		n++
 	}
-	return best, n, n > 0
+	return best, len(fs), best != nil
 }
 
 // factAfter orders two facts of one stage: a later provider timestamp wins;
 // a fact with a timestamp wins over one without; then the greater body hash.
-func factAfter(a, b StageRecorded) bool {
+func factAfter(a, b *StageRecorded) bool {
 	switch {
 	case a.OccurredAt != nil && b.OccurredAt == nil:
 		return true
@@ -117,21 +142,23 @@ func (r *Receipt) View() ReceiptView {
 		CO2e:         decimal.Zero,
 		Stages:       make([]StageView, 0, len(Stages)),
 	}
-	for _, s := range Stages {
+	var chosen [numStages]*StageRecorded
+	for i, s := range Stages {
 		f, n, ok := r.chosen(s)
+		chosen[i] = f
 		sv := StageView{Stage: s, Reported: ok}
 		if ok {
 			sv.OccurredAt = cloneTime(f.OccurredAt)
 			sv.Corrections = n - 1
 			if n > 1 {
-				v.Anomalies = append(v.Anomalies, Anomaly{Kind: AnomalyCorrection, Detail: correctionDetail(s, r.facts[s])})
+				v.Anomalies = append(v.Anomalies, Anomaly{Kind: AnomalyCorrection, Detail: correctionDetail(s, r.facts[i])})
 			}
 		}
 		v.Stages = append(v.Stages, sv)
 	}
 
-	awarded, _, hasAward := r.chosen(StageAwarded)
-	failed, _, hasFailure := r.chosen(StageFailed)
+	awarded, hasAward := chosen[5], chosen[5] != nil
+	failed, hasFailure := chosen[6], chosen[6] != nil
 	switch {
 	case hasAward:
 		v.Status = StatusCompleted
@@ -154,7 +181,7 @@ func (r *Receipt) View() ReceiptView {
 		fl := *failed.Failure
 		v.Failure = &fl
 	}
-	for _, f := range r.facts[StageAwarded] {
+	for _, f := range r.facts[5] {
 		if f.Award != nil && f.Award.Snapshot != nil && (v.Snapshot == nil || f.Award.Snapshot.Newer(*v.Snapshot)) {
 			s := *f.Award.Snapshot
 			v.Snapshot = &s
@@ -162,9 +189,9 @@ func (r *Receipt) View() ReceiptView {
 	}
 
 	// Merchant details: from the latest pipeline stage that states them.
-	for _, s := range []Stage{StageScored, StageValidated, StageEnriched, StageExtracted, StageUploaded} {
-		f, _, ok := r.chosen(s)
-		if !ok {
+	for i := 4; i >= 0; i-- { // SCORED back to UPLOADED
+		f := chosen[i]
+		if f == nil {
 			continue
 		}
 		if v.Merchant == "" && f.Merchant != "" {
@@ -185,7 +212,7 @@ func (r *Receipt) View() ReceiptView {
 			Detail: fmt.Sprintf("amounts outside the sanity bounds [0, %d]: %s; kept as sent", MaxAmount, strings.Join(out, ", ")),
 		})
 	}
-	v.UserID, v.UserIDs = r.user()
+	v.UserID, v.UserIDs = r.user(&chosen)
 	if len(v.UserIDs) > 1 {
 		v.Anomalies = append(v.Anomalies, Anomaly{
 			Kind:   AnomalyUserMismatch,
@@ -198,23 +225,21 @@ func (r *Receipt) View() ReceiptView {
 // user picks the receipt's user: the chosen AWARDED fact's, else the chosen
 // UPLOADED fact's, else the first stage in pipeline order that names one.
 // It also returns every user id any fact names, sorted.
-func (r *Receipt) user() (string, []string) {
-	seen := map[string]bool{}
-	for _, byHash := range r.facts {
-		for _, f := range byHash {
-			if f.UserID != "" {
-				seen[f.UserID] = true
+func (r *Receipt) user(chosen *[numStages]*StageRecorded) (string, []string) {
+	var all []string
+	for _, fs := range r.facts {
+		for i := range fs {
+			if u := fs[i].UserID; u != "" && !slices.Contains(all, u) {
+				all = append(all, u)
 			}
 		}
 	}
-	all := make([]string, 0, len(seen))
-	for u := range seen {
-		all = append(all, u)
-	}
 	slices.Sort(all)
-	order := append([]Stage{StageAwarded, StageUploaded}, Stages...)
-	for _, s := range order {
-		if f, _, ok := r.chosen(s); ok && f.UserID != "" {
+	if all == nil {
+		all = []string{}
+	}
+	for _, i := range [...]int{5, 0, 0, 1, 2, 3, 4, 5, 6} { // AWARDED, UPLOADED, then pipeline order
+		if f := chosen[i]; f != nil && f.UserID != "" {
 			return f.UserID, all
 		}
 	}
@@ -225,7 +250,7 @@ func (r *Receipt) user() (string, []string) {
 	return "", all
 }
 
-func correctionDetail(s Stage, byHash map[string]StageRecorded) string {
+func correctionDetail(s Stage, byHash []StageRecorded) string {
 	if s == StageAwarded {
 		var txs []string
 		for _, f := range byHash {

@@ -3,9 +3,9 @@ package projections
 import (
 	"bytes"
 	"encoding/binary"
-	"errors"
 	"fmt"
-	"slices"
+	"runtime"
+	"sync"
 	"time"
 
 	"github.com/receiptd/receiptd/aggregate"
@@ -120,110 +120,170 @@ type quarantineRecord struct {
 	BodySHA256        string `json:"body_sha256"`
 }
 
-// applier applies events inside one write transaction.
+// applier applies events inside one write transaction, to the records
+// of its cache (see cache) and, for the entries only ever added (indexes,
+// ledger, timelines, quarantine), to the transaction directly.
 type applier struct {
 	tx *bolt.Tx
+	c  *cache
 	// touched collects the keys of the receipt and balance views the
 	// events changed (or may have), for watchers.
 	touched map[Key]struct{}
-	// stats holds the statistics records the batch changed, until
-	// flushStats writes them (see statsAdd); users the users' balance
-	// states it read or changed, until flushUsers.
-	stats map[string]*statsEntry
-	users map[string]*userEntry
 }
 
-func (a applier) touch(k Key) {
+func (a *applier) touch(k Key) {
 	if a.touched != nil {
 		a.touched[k] = struct{}{}
 	}
 }
 
-func (a applier) apply(e eventstore.RecordedEvent) error {
+// decodedEvent is an event's data and metadata, decoded (decodeEvents
+// does it on every core, before the transaction).
+type decodedEvent struct {
+	stage   *aggregate.StageRecorded
+	enrol   *aggregate.UserEnrolled
+	quar    *aggregate.Quarantined
+	credit  *aggregate.PointsCredited
+	entity  *aggregate.EntityEventRecorded
+	meta    aggregate.Metadata
+	metaErr error
+	err     error
+}
+
+// decodeEvent decodes what applying e needs: its data, and its metadata
+// for the types whose read models show how they arrived.
+func decodeEvent(e eventstore.RecordedEvent, d *decodedEvent) {
+	bad := func(err error) {
+		d.err = fmt.Errorf("decode %s at %s: %w", e.Type, e.Position, err)
+	}
 	switch eventcodec.Kind(e.Type) {
 	case aggregate.TypeReceiptStageRecorded:
 		f, err := eventcodec.StageRecorded(e.Event)
 		if err != nil {
-			return fmt.Errorf("decode %s at %s: %w", e.Type, e.Position, err)
+			bad(err)
+			return
 		}
-		return a.stageRecorded(e, f)
+		f.Raw = nil // never needed here: the log keeps it
+		d.stage = &f
 	case aggregate.TypeUserEnrolled:
 		f, err := eventcodec.UserEnrolled(e.Event)
 		if err != nil {
-			return fmt.Errorf("decode %s at %s: %w", e.Type, e.Position, err)
+			bad(err)
+			return
 		}
-		return a.userEnrolled(f)
+		f.Raw = nil
+		d.enrol = &f
+		return
 	case aggregate.TypeDeliveryQuarantined:
 		q, err := eventcodec.Quarantined(e.Event)
 		if err != nil {
-			return fmt.Errorf("decode %s at %s: %w", e.Type, e.Position, err)
+			bad(err)
+			return
 		}
+		q.Raw = nil
+		d.quar = &q
+		return
+	case aggregate.TypeUserPointsCredited:
+		c, err := eventcodec.PointsCredited(e.Event)
+		if err != nil {
+			bad(err)
+			return
+		}
+		c.Raw = nil
+		d.credit = &c
+	case aggregate.TypeEntityEventRecorded:
+		f, err := eventcodec.EntityEventRecorded(e.Event)
+		if err != nil {
+			bad(err)
+			return
+		}
+		f.Raw = nil
+		d.entity = &f
+		return
+	default:
+		return
+	}
+	d.meta, d.metaErr = eventcodec.Metadata(e.Event)
+}
+
+// parallelDecodeMin is the batch size from which decodeEvents uses every
+// core.
+const parallelDecodeMin = 128
+
+// decodeEvents decodes a batch, on every core when it is large.
+func decodeEvents(events []eventstore.RecordedEvent, out []decodedEvent) {
+	workers := min(runtime.GOMAXPROCS(0), len(events)/(parallelDecodeMin/2))
+	if workers <= 1 {
+		for i := range events {
+			decodeEvent(events[i], &out[i])
+		}
+		return
+	}
+	var wg sync.WaitGroup
+	chunk := (len(events) + workers - 1) / workers
+	for lo := 0; lo < len(events); lo += chunk {
+		hi := min(lo+chunk, len(events))
+		wg.Go(func() {
+			for i := lo; i < hi; i++ {
+				decodeEvent(events[i], &out[i])
+			}
+		})
+	}
+	wg.Wait()
+}
+
+func (a *applier) apply(e eventstore.RecordedEvent, d *decodedEvent) error {
+	if d.err != nil {
+		return d.err
+	}
+	switch {
+	case d.stage != nil:
+		return a.stageRecorded(e, d, *d.stage)
+	case d.enrol != nil:
+		return a.userEnrolled(*d.enrol)
+	case d.quar != nil:
+		q := d.quar
 		k := make([]byte, 0, len(q.Source)+9)
 		k = append(append(k, q.Source...), 0)
 		k = binary.BigEndian.AppendUint64(k, e.Position.Commit)
 		return putJSON(a.tx.Bucket(bucketQuarantine), k, quarantineRecord{
 			Position: e.Position.Commit, ProviderEventType: q.ProviderEventType, Reason: q.Reason, BodySHA256: q.BodySHA256,
 		})
-	case aggregate.TypeUserPointsCredited:
-		c, err := eventcodec.PointsCredited(e.Event)
-		if err != nil {
-			return fmt.Errorf("decode %s at %s: %w", e.Type, e.Position, err)
-		}
-		return a.pointsCredited(e, c)
-	case aggregate.TypeEntityEventRecorded:
-		f, err := eventcodec.EntityEventRecorded(e.Event)
-		if err != nil {
-			return fmt.Errorf("decode %s at %s: %w", e.Type, e.Position, err)
-		}
-		return a.entityEvent(e, f)
+	case d.credit != nil:
+		return a.pointsCredited(e, d, *d.credit)
+	case d.entity != nil:
+		return a.entityEvent(e, *d.entity)
 	default:
 		// Event types of later versions or of other read models: nothing to do.
 		return nil
 	}
 }
 
-func (a applier) stageRecorded(e eventstore.RecordedEvent, f aggregate.StageRecorded) error {
+func (a *applier) stageRecorded(e eventstore.RecordedEvent, d *decodedEvent, f aggregate.StageRecorded) error {
 	if f.Source == "" || f.ReceiptID == "" {
 		return fmt.Errorf("%s at %s names no source or receipt: %w", e.Type, e.Position, aggregate.ErrBadEvent)
 	}
-	rk := key(f.Source, f.ReceiptID)
-	factsB, receiptsB := a.tx.Bucket(bucketReceiptFacts), a.tx.Bucket(bucketReceipts)
-
-	r := aggregate.NewReceipt(f.Source, f.ReceiptID)
-	var facts []aggregate.StageRecorded
-	if err := getJSON(factsB, rk, &facts); err != nil && !errors.Is(err, ErrNotFound) {
-		return fmt.Errorf("receipt %s facts: %w", f.ReceiptID, err)
+	re, err := a.receipt(f.Source, f.ReceiptID)
+	if err != nil {
+		return err
 	}
-	for _, old := range facts {
-		if _, err := r.Add(old); err != nil {
-			return err
-		}
-	}
-	added, err := r.Add(f)
+	added, err := re.agg.Add(f)
 	if err != nil {
 		return err
 	}
 	if !added {
 		return nil // the same fact twice in the log: the view is unchanged
 	}
-	if err := putJSON(factsB, rk, r.Facts()); err != nil {
-		return err
+	existed := re.existed
+	if !existed {
+		re.rec.FirstPosition = e.Position.Commit
 	}
-
-	var rec receiptRecord
-	existed := true
-	if err := getJSON(receiptsB, rk, &rec); errors.Is(err, ErrNotFound) {
-		existed = false
-		rec.FirstPosition = e.Position.Commit
-	} else if err != nil {
-		return err
-	}
+	rec := &re.rec
 	old := rec.View
-	rec.View = r.View()
+	rec.View = re.agg.View()
 	rec.LastPosition = e.Position.Commit
-	if err := putJSON(receiptsB, rk, rec); err != nil {
-		return err
-	}
+	re.existed = true
+	a.c.changedReceipt(re)
 	a.touch(ReceiptKey(f.Source, f.ReceiptID))
 
 	// Every user a fact names has a balance view.
@@ -266,13 +326,13 @@ func (a applier) stageRecorded(e eventstore.RecordedEvent, f aggregate.StageReco
 	if existed {
 		prev = &old
 	}
-	if err := a.ledgerReceipt(e, prev, rec.View); err != nil {
+	if err := a.ledgerReceipt(e, d, prev, rec.View); err != nil {
 		return err
 	}
-	return a.receiptStats(e, f, rec.View)
+	return a.receiptStats(e, d, re, f)
 }
 
-func (a applier) userEnrolled(f aggregate.UserEnrolled) error {
+func (a *applier) userEnrolled(f aggregate.UserEnrolled) error {
 	if f.Source == "" || f.UserID == "" {
 		return fmt.Errorf("enrolment names no source or user: %w", aggregate.ErrBadEvent)
 	}
@@ -290,7 +350,7 @@ func (a applier) userEnrolled(f aggregate.UserEnrolled) error {
 // creating that balance view if it is new. Each credit event is applied
 // once (the checkpoint sees to it); one credit per provider transaction is
 // the webhook layer's dedupe.
-func (a applier) pointsCredited(e eventstore.RecordedEvent, c aggregate.PointsCredited) error {
+func (a *applier) pointsCredited(e eventstore.RecordedEvent, d *decodedEvent, c aggregate.PointsCredited) error {
 	ns := c.BalanceSource
 	if ns == "" {
 		ns = c.Source
@@ -314,21 +374,22 @@ func (a applier) pointsCredited(e eventstore.RecordedEvent, c aggregate.PointsCr
 		}
 		agg.CreditAnomalies++
 	}
-	return a.ledgerCredit(e, ns, c)
+	return a.ledgerCredit(e, d, ns, c)
 }
 
 // entityEvent applies one event to its entity's view, timeline and index,
 // and gives the users it names a balance view.
-func (a applier) entityEvent(e eventstore.RecordedEvent, f aggregate.EntityEventRecorded) error {
+func (a *applier) entityEvent(e eventstore.RecordedEvent, f aggregate.EntityEventRecorded) error {
 	if !validKeyPart(f.Source) || !validKeyPart(f.Kind) || f.EntityID == "" {
 		return fmt.Errorf("%s at %s names no valid source, kind or entity: %w", e.Type, e.Position, aggregate.ErrBadEvent)
 	}
-	entities := a.tx.Bucket(bucketEntities)
-	ek := entityKey(f.Source, f.Kind, f.EntityID)
-	var rec entityRecord
-	switch err := getJSON(entities, ek, &rec); {
-	case errors.Is(err, ErrNotFound):
-		rec = entityRecord{
+	ent, err := a.entity(f.Source, f.Kind, f.EntityID)
+	if err != nil {
+		return err
+	}
+	rec := &ent.rec
+	if !ent.existed {
+		*rec = entityRecord{
 			View: Entity{
 				Source: f.Source, Kind: f.Kind, ID: f.EntityID,
 				FirstSeen: e.RecordedAt, FirstPosition: e.Position.Commit,
@@ -339,8 +400,7 @@ func (a applier) entityEvent(e eventstore.RecordedEvent, f aggregate.EntityEvent
 		if err := a.tx.Bucket(bucketEntityIndex).Put(ik, []byte(f.EntityID)); err != nil {
 			return err
 		}
-	case err != nil:
-		return fmt.Errorf("entity %s/%s: %w", f.Kind, f.EntityID, err)
+		ent.existed = true
 	}
 
 	v := &rec.View
@@ -360,9 +420,7 @@ func (a applier) entityEvent(e eventstore.RecordedEvent, f aggregate.EntityEvent
 	if f.UserID != "" && chooses(&rec.UserRank, rank{At: at, BodySHA256: f.BodySHA256, Position: e.Position}) {
 		v.UserID = f.UserID
 	}
-	if err := putJSON(entities, ek, rec); err != nil {
-		return err
-	}
+	a.c.changedEntity(ent)
 
 	// The timeline: this event at the end, the oldest out past MaxTimeline.
 	// Events are applied in log order, so the entity's keys stay sorted.
@@ -399,81 +457,33 @@ func (a applier) entityEvent(e eventstore.RecordedEvent, f aggregate.EntityEvent
 }
 
 // ensureUser creates a user's (empty) balance view if it does not exist.
-func (a applier) ensureUser(source, userID string) error {
+func (a *applier) ensureUser(source, userID string) error {
 	u, err := a.user(source, userID)
 	if err != nil {
 		return err
 	}
 	if !u.existed && !u.dirty {
-		u.dirty = true
+		a.c.changedUser(u)
 		a.touch(UserKey(source, userID))
 	}
 	return nil
 }
 
 // updateUser changes a user's balance state, creating it if need be.
-func (a applier) updateUser(source, userID string, change func(*userRecord)) error {
+func (a *applier) updateUser(source, userID string, change func(*userRecord)) error {
 	u, err := a.user(source, userID)
 	if err != nil {
 		return err
 	}
 	change(&u.rec)
-	u.dirty = true
+	a.c.changedUser(u)
 	a.touch(UserKey(source, userID))
-	return nil
-}
-
-// userEntry is a user's balance state read into a batch.
-type userEntry struct {
-	key     []byte
-	rec     userRecord
-	existed bool // it was stored before the batch
-	dirty   bool // the batch changed or created it: flushUsers writes it
-}
-
-// user returns the batch's copy of a user's balance state, reading it on
-// first use (a new user's is empty). The copies are written back once per
-// batch by flushUsers: an event touches its user's state several times,
-// and a batch often holds several events of one user.
-func (a applier) user(source, userID string) (*userEntry, error) {
-	k := key(source, userID)
-	if u, ok := a.users[string(k)]; ok {
-		return u, nil
-	}
-	u := &userEntry{key: k, rec: userRecord{Totals: aggregate.Totals{Points: decimal.Zero, CO2e: decimal.Zero, HealthPoints: decimal.Zero}, Credited: decimal.Zero}}
-	switch err := getJSON(a.tx.Bucket(bucketUsers), k, &u.rec); {
-	case err == nil:
-		u.existed = true
-	case !errors.Is(err, ErrNotFound):
-		return nil, fmt.Errorf("user %s: %w", userID, err)
-	}
-	a.users[string(k)] = u
-	return u, nil
-}
-
-// flushUsers writes the users the batch changed, in key order.
-func (a applier) flushUsers() error {
-	keys := make([]string, 0, len(a.users))
-	for k, u := range a.users {
-		if u.dirty {
-			keys = append(keys, k)
-		}
-	}
-	slices.Sort(keys)
-	b := a.tx.Bucket(bucketUsers)
-	for _, k := range keys {
-		u := a.users[k]
-		if err := putJSON(b, u.key, u.rec); err != nil {
-			return err
-		}
-	}
-	clear(a.users)
 	return nil
 }
 
 // skip records an event that cannot be applied, so one bad event does not
 // stop every read model; an audit lists them.
-func (a applier) skip(e eventstore.RecordedEvent, cause error) error {
+func (a *applier) skip(e eventstore.RecordedEvent, cause error) error {
 	k := binary.BigEndian.AppendUint64(nil, e.Position.Commit)
 	return putJSON(a.tx.Bucket(bucketSkipped), k, map[string]string{
 		"stream": e.Stream, "type": e.Type, "id": e.ID, "error": cause.Error(),

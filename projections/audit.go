@@ -200,6 +200,9 @@ func (d *DB) Audit(ctx context.Context, store eventstore.Store, opts AuditOption
 	if got := scratch.Checkpoint(); got != at {
 		return fail(fmt.Errorf("the log ends at %s, the read models are at %s: %w", got, at, ErrAheadOfLog))
 	}
+	if err := scratch.flushAll(); err != nil {
+		return fail(err)
+	}
 	rebuilt, err := scratch.bdb.Begin(false)
 	if err != nil {
 		return fail(err)

@@ -8,6 +8,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -48,6 +50,15 @@ type DB struct {
 	touched touchRing     // which views the latest batches changed
 
 	discarded string // schema version of the read models Open discarded
+	torn      bool   // Open removed a file left unsynced by a machine restart
+
+	// cache holds decoded records across batches (under applyMu); decoded
+	// is Apply's buffer. With deferWrites (a scratch file), changed
+	// records are written when they leave the cache or by flushAll, not
+	// at every commit.
+	cache       *cache
+	decoded     []decodedEvent
+	deferWrites bool
 }
 
 // Open opens (creating if needed) the read-model file at path.
@@ -62,10 +73,33 @@ type DB struct {
 // The file is locked while open: Open of a file another process holds
 // fails after DefaultLockTimeout (or WithLockTimeout's) with an error
 // matching ErrLocked.
+//
+// The read models are derived data, so commits are not fsynced (on Linux,
+// where the machine's boot id tells a process crash from a machine
+// crash): a process that dies leaves its commits in the page cache,
+// whole, and the next Open resumes from the last checkpoint. While the
+// file is open, a marker beside it (path + "-unsynced") holds the boot
+// id; Close fsyncs the file and removes it. If Open finds a marker of
+// another boot, the machine went down with commits that may never have
+// reached the disk, so the file may be torn: Open removes it and the
+// Runner rebuilds the read models from the log (DiscardedUnsynced
+// reports it).
 func Open(path string, opts ...OpenOption) (*DB, error) {
-	o := openOptions{lockTimeout: DefaultLockTimeout}
+	o := openOptions{lockTimeout: DefaultLockTimeout, cacheBytes: DefaultCacheBytes}
 	for _, opt := range opts {
 		opt(&o)
+	}
+	boot := bootID()
+	torn := false
+	if !o.scratch {
+		if m, err := os.ReadFile(unsyncedPath(path)); err == nil && (boot == "" || string(m) != boot) {
+			// No process of this boot holds the file: it would have
+			// stamped the marker with this boot's id.
+			if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return nil, fmt.Errorf("projections: open %s: remove the read models left unsynced by a machine restart: %w", path, err)
+			}
+			torn = true
+		}
 	}
 	bdb, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: o.lockTimeout})
 	if errors.Is(err, berrors.ErrTimeout) {
@@ -74,7 +108,14 @@ func Open(path string, opts ...OpenOption) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("projections: open %s: %w", path, err)
 	}
-	d := &DB{path: path, bdb: bdb, changed: make(chan struct{})}
+	d := &DB{path: path, bdb: bdb, changed: make(chan struct{}), cache: newCache(o.cacheBytes), torn: torn}
+	if !o.scratch && boot != "" {
+		if err := writeSynced(unsyncedPath(path), []byte(boot)); err != nil {
+			bdb.Close()
+			return nil, fmt.Errorf("projections: open %s: %w", path, err)
+		}
+		bdb.NoSync = true
+	}
 	err = bdb.Update(func(tx *bolt.Tx) error {
 		if meta := tx.Bucket(bucketMeta); meta != nil {
 			if v := meta.Get(keySchema); v != nil && string(v) != schemaVersion {
@@ -114,6 +155,55 @@ type OpenOption func(*openOptions)
 
 type openOptions struct {
 	lockTimeout time.Duration
+	cacheBytes  int64
+	scratch     bool // a rebuild's or audit's file: no marker, no fsync
+}
+
+// unsyncedPath is the marker of an open file whose commits are not
+// fsynced (see Open).
+func unsyncedPath(path string) string { return path + "-unsynced" }
+
+// bootID identifies the machine's current boot ("" where unknown: then
+// every commit is fsynced).
+func bootID() string {
+	b, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// writeSynced writes a small file and makes it durable, directory entry
+// included.
+func writeSynced(path string, b []byte) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+// WithCacheBytes sets the budget, in bytes, of the cache of decoded
+// records the applier keeps across batches (DefaultCacheBytes if not
+// given). Rebuilds and audits use as much again for the read models they
+// build. It is what a memory budget gives the read models.
+func WithCacheBytes(n int64) OpenOption {
+	return func(o *openOptions) {
+		if n > 0 {
+			o.cacheBytes = n
+		}
+	}
 }
 
 // WithLockTimeout sets how long Open waits for the file's lock (a positive
@@ -149,6 +239,11 @@ func dropAll(tx *bolt.Tx) error {
 // if it kept them. For the server to log.
 func (d *DB) DiscardedSchema() string { return d.discarded }
 
+// DiscardedUnsynced reports whether Open removed a read-model file that
+// the machine went down with before its commits were fsynced (see Open):
+// the Runner rebuilds the read models from the log. For the server to log.
+func (d *DB) DiscardedUnsynced() bool { return d.torn }
+
 // Path returns the path of the read-model file.
 func (d *DB) Path() string { return d.path }
 
@@ -159,7 +254,21 @@ func (d *DB) Close() error {
 	defer d.admin.Unlock()
 	d.fileMu.Lock()
 	defer d.fileMu.Unlock()
-	return d.bdb.Close()
+	if !d.bdb.NoSync {
+		return d.bdb.Close()
+	}
+	// Commits were not fsynced: make them durable, then say so.
+	if err := d.bdb.Sync(); err != nil {
+		d.bdb.Close()
+		return fmt.Errorf("projections: close %s: %w", d.path, err)
+	}
+	if err := d.bdb.Close(); err != nil {
+		return fmt.Errorf("projections: close %s: %w", d.path, err)
+	}
+	if err := os.Remove(unsyncedPath(d.path)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("projections: close %s: %w", d.path, err)
+	}
+	return syncDir(filepath.Dir(d.path))
 }
 
 // view runs fn in a read transaction of the current file.
@@ -275,18 +384,24 @@ func (d *DB) Apply(events []eventstore.RecordedEvent) error {
 	defer d.applyMu.Unlock()
 	d.fileMu.RLock()
 	defer d.fileMu.RUnlock()
+	if cap(d.decoded) < len(events) {
+		d.decoded = make([]decodedEvent, len(events))
+	}
+	dec := d.decoded[:len(events)]
+	clear(dec)
+	decodeEvents(events, dec)
 	var from, last eventstore.Position
 	var touched map[Key]struct{}
 	err := d.bdb.Update(func(tx *bolt.Tx) error {
 		meta := tx.Bucket(bucketMeta)
 		cp := decodePosition(meta.Get(keyCheckpoint))
 		from = cp
-		a := applier{tx: tx, touched: make(map[Key]struct{}), stats: make(map[string]*statsEntry), users: make(map[string]*userEntry)}
-		for _, e := range events {
+		a := applier{tx: tx, c: d.cache, touched: make(map[Key]struct{})}
+		for i, e := range events {
 			if !cp.Less(e.Position) {
 				continue
 			}
-			if err := a.apply(e); err != nil {
+			if err := a.apply(e, &dec[i]); err != nil {
 				if !errors.Is(err, aggregate.ErrBadEvent) {
 					return err
 				}
@@ -296,10 +411,11 @@ func (d *DB) Apply(events []eventstore.RecordedEvent) error {
 			}
 			cp = e.Position
 		}
-		if err := a.flushStats(); err != nil {
-			return err
-		}
-		if err := a.flushUsers(); err != nil {
+		if d.deferWrites {
+			if err := d.cache.shrink(tx); err != nil {
+				return err
+			}
+		} else if err := d.cache.flush(tx); err != nil {
 			return err
 		}
 		last = cp
@@ -309,8 +425,13 @@ func (d *DB) Apply(events []eventstore.RecordedEvent) error {
 		}
 		return meta.Put(keyCheckpoint, encodePosition(cp))
 	})
+	clear(dec)
 	if err != nil {
+		d.cache.reset() // it may hold changes the file does not
 		return fmt.Errorf("projections: apply batch ending at %s: %w", events[len(events)-1].Position, err)
+	}
+	if !d.deferWrites {
+		d.cache.shrink(nil)
 	}
 	d.advance(from, last, touched)
 	return nil

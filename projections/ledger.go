@@ -50,6 +50,12 @@ type EventMeta struct {
 // (the entry then shows less): a ledger must not stop at an odd envelope.
 func eventMeta(e eventstore.RecordedEvent) EventMeta {
 	m, err := eventcodec.Metadata(e.Event)
+	return metaOf(m, err)
+}
+
+// metaOf is eventMeta of decoded metadata (empty when it could not be
+// decoded).
+func metaOf(m aggregate.Metadata, err error) EventMeta {
 	if err != nil {
 		return EventMeta{}
 	}
@@ -108,7 +114,7 @@ func awardFor(v *aggregate.ReceiptView, user string) (decimal.Decimal, bool) {
 // the event changed through the receipt: prev is the receipt's view before
 // the event (nil for a new receipt), now after. Called after the users'
 // records were updated.
-func (a applier) ledgerReceipt(e eventstore.RecordedEvent, prev *aggregate.ReceiptView, now aggregate.ReceiptView) error {
+func (a *applier) ledgerReceipt(e eventstore.RecordedEvent, d *decodedEvent, prev *aggregate.ReceiptView, now aggregate.ReceiptView) error {
 	users := []string{now.UserID}
 	if prev != nil && prev.UserID != now.UserID {
 		users = append(users, prev.UserID)
@@ -132,7 +138,7 @@ func (a applier) ledgerReceipt(e eventstore.RecordedEvent, prev *aggregate.Recei
 			continue
 		}
 		if meta == nil {
-			m := eventMeta(e)
+			m := metaOf(d.meta, d.metaErr)
 			meta = &m
 		}
 		delta := decimal.Zero
@@ -158,15 +164,15 @@ func (a applier) ledgerReceipt(e eventstore.RecordedEvent, prev *aggregate.Recei
 
 // ledgerCredit writes the ledger entry of a credit to user userID of
 // namespace ns.
-func (a applier) ledgerCredit(e eventstore.RecordedEvent, ns string, c aggregate.PointsCredited) error {
+func (a *applier) ledgerCredit(e eventstore.RecordedEvent, d *decodedEvent, ns string, c aggregate.PointsCredited) error {
 	return a.ledgerPut(c.UserID, LedgerEntry{
 		Position: e.Position.Commit, RecordedAt: e.RecordedAt, Kind: LedgerCredit, Source: c.Source,
-		TransactionID: c.TransactionID, Points: c.Points, Event: eventMeta(e),
+		TransactionID: c.TransactionID, Points: c.Points, Event: metaOf(d.meta, d.metaErr),
 	}, ns, e.Position)
 }
 
 // ledgerPut completes entry with the user's running total and stores it.
-func (a applier) ledgerPut(userID string, entry LedgerEntry, ns string, p eventstore.Position) error {
+func (a *applier) ledgerPut(userID string, entry LedgerEntry, ns string, p eventstore.Position) error {
 	u, err := a.user(ns, userID)
 	if err != nil {
 		return fmt.Errorf("ledger of user %s: %w", userID, err)

@@ -1,10 +1,12 @@
 package projections_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -305,5 +307,61 @@ func TestCheckpointSurvivesReopen(t *testing.T) {
 	}
 	if b := mustBalance(t, db, "u1"); b.DerivedPoints.String() != "1.1" {
 		t.Fatalf("balance after re-delivery = %s", b.DerivedPoints)
+	}
+}
+
+// Commits are not fsynced; a marker beside the file says so while it is
+// open. A marker of another boot (the machine went down meanwhile) makes
+// Open discard the file, which may be torn; one of this boot (the process
+// died) keeps it.
+func TestUnsyncedMarker(t *testing.T) {
+	boot, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	if err != nil {
+		t.Skip("no boot id on this system: every commit is fsynced")
+	}
+	path := filepath.Join(t.TempDir(), "views.db")
+	var l log
+	l.award("r1", "u1", "1", "a", nil)
+	for _, tt := range []struct {
+		name   string
+		marker []byte
+		keep   bool
+	}{
+		{"process crash", bytes.TrimSpace(boot), true},
+		{"machine restart", []byte("another-boot"), false},
+		{"clean close", nil, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			os.Remove(path)
+			db, err := projections.Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := db.Apply(l.events); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := os.Stat(path + "-unsynced"); err != nil {
+				t.Fatalf("no marker while open: %v", err)
+			}
+			if err := db.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := os.Stat(path + "-unsynced"); !errors.Is(err, os.ErrNotExist) {
+				t.Fatalf("marker left after Close: %v", err)
+			}
+			if tt.marker != nil {
+				if err := os.WriteFile(path+"-unsynced", tt.marker, 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			db, err = projections.Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			if got := db.Checkpoint().Commit == l.pos; got != tt.keep || db.DiscardedUnsynced() == tt.keep {
+				t.Fatalf("checkpoint %s, discarded %v; want kept %v", db.Checkpoint(), db.DiscardedUnsynced(), tt.keep)
+			}
+		})
 	}
 }

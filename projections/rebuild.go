@@ -33,12 +33,25 @@ const scratchSuffix = ".scratch-"
 // caller removes it with discard unless it was swapped in.
 func (d *DB) openScratch(purpose string) (*DB, error) {
 	path := d.path + scratchSuffix + purpose + "-" + rand.Text()[:8]
-	s, err := Open(path)
+	s, err := Open(path, WithCacheBytes(d.cache.budget), func(o *openOptions) { o.scratch = true })
 	if err != nil {
 		return nil, err
 	}
 	s.bdb.NoSync = true
+	s.deferWrites = true
 	return s, nil
+}
+
+// flushAll writes every changed record of the cache (a scratch file's,
+// whose writes are deferred) in one transaction.
+func (d *DB) flushAll() error {
+	d.applyMu.Lock()
+	defer d.applyMu.Unlock()
+	if err := d.bdb.Update(func(tx *bolt.Tx) error { return d.cache.flush(tx) }); err != nil {
+		d.cache.reset()
+		return fmt.Errorf("write the records of %s: %w", d.path, err)
+	}
+	return nil
 }
 
 // discard closes a scratch file and removes it.
@@ -242,6 +255,9 @@ func (d *DB) Rebuild(ctx context.Context, store eventstore.Store, opts RebuildOp
 		// Otherwise the new file is at or past the live position; a new
 		// file short of it (read models built from another log) still
 		// replaces them: the log is the record.
+		if err := scratch.flushAll(); err != nil {
+			return err
+		}
 		if err := scratch.bdb.Sync(); err != nil {
 			return fmt.Errorf("sync %s: %w", scratch.path, err)
 		}
@@ -287,9 +303,12 @@ func (d *DB) adopt(scratch *DB) error {
 		d.fileMu.Unlock()
 		return fmt.Errorf("swap in %s: %w", scratch.path, err)
 	}
-	scratch.bdb.NoSync = false
+	scratch.bdb.NoSync = old.NoSync // the live file's marker covers it
 	d.bdb = scratch.bdb
 	scratch.bdb = nil
+	// The scratch file's cache holds its records, all written: the live
+	// cache's are of the old file.
+	d.cache = scratch.cache
 	d.publishSwap(scratch.Checkpoint())
 	d.fileMu.Unlock()
 	// The old file is unlinked; its handle closes now that no read holds it.
@@ -338,6 +357,8 @@ func (d *DB) replaceBuckets(scratch *DB, p projection) error {
 			return nil
 		})
 	})
+	// The cache may hold records of the buckets just replaced.
+	d.cache.reset()
 	if err != nil {
 		return fmt.Errorf("copy %s into the live read models: %w", p.name, err)
 	}

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/receiptd/receiptd/aggregate"
-	"github.com/receiptd/receiptd/eventcodec"
 	"github.com/receiptd/receiptd/eventstore"
 	"github.com/shopspring/decimal"
 	bolt "go.etcd.io/bbolt"
@@ -196,9 +195,9 @@ func (s *statsAgg) merge(t statsAgg) {
 
 // receivedAt is when receiptd received an event: its metadata's
 // received_at, or the store's RecordedAt for an event without one.
-func receivedAt(e eventstore.RecordedEvent) time.Time {
-	if m, err := eventcodec.Metadata(e.Event); err == nil && !m.ReceivedAt.IsZero() {
-		return m.ReceivedAt
+func receivedAt(e eventstore.RecordedEvent, d *decodedEvent) time.Time {
+	if d.metaErr == nil && !d.meta.ReceivedAt.IsZero() {
+		return d.meta.ReceivedAt
 	}
 	return e.RecordedAt
 }
@@ -253,21 +252,16 @@ func contribution(v aggregate.ReceiptView, received map[aggregate.Stage]time.Tim
 
 // receiptStats updates the statistics for a receipt event: the stage's
 // first received time, and the receipt's contribution if it changed.
-func (a applier) receiptStats(e eventstore.RecordedEvent, f aggregate.StageRecorded, v aggregate.ReceiptView) error {
-	b := a.tx.Bucket(bucketStatsReceipts)
-	rk := key(f.Source, f.ReceiptID)
-	var sr statsReceipt
-	if err := getJSON(b, rk, &sr); err != nil && !errors.Is(err, ErrNotFound) {
-		return fmt.Errorf("stats of receipt %s: %w", f.ReceiptID, err)
-	}
+func (a *applier) receiptStats(e eventstore.RecordedEvent, d *decodedEvent, re *receiptEntry, f aggregate.StageRecorded) error {
+	sr := &re.stats
 	if sr.Received == nil {
 		sr.Received = map[aggregate.Stage]time.Time{}
 	}
-	at := receivedAt(e)
+	at := receivedAt(e, d)
 	if t, ok := sr.Received[f.Stage]; !ok || at.Before(t) {
 		sr.Received[f.Stage] = at
 	}
-	c := contribution(v, sr.Received)
+	c := contribution(re.rec.View, sr.Received)
 	if sr.Counted == nil || !sameContribution(*sr.Counted, c) {
 		if sr.Counted != nil {
 			if err := a.statsAdd(f.Source, *sr.Counted, -1); err != nil {
@@ -279,21 +273,21 @@ func (a applier) receiptStats(e eventstore.RecordedEvent, f aggregate.StageRecor
 		}
 		sr.Counted = &c
 	}
-	return putJSON(b, rk, sr)
+	return nil
 }
 
+// sameContribution reports whether two contributions encode alike.
 func sameContribution(a, b statsContribution) bool {
-	x, err1 := json.Marshal(a)
-	y, err2 := json.Marshal(b)
-	return err1 == nil && err2 == nil && bytes.Equal(x, y)
+	return a.Status == b.Status && a.Day == b.Day && a.FailureStage == b.FailureStage &&
+		a.ProviderTimed == b.ProviderTimed && a.AmountAnomaly == b.AmountAnomaly &&
+		(a.DurationMS == nil) == (b.DurationMS == nil) && (a.DurationMS == nil || *a.DurationMS == *b.DurationMS) &&
+		a.Points.String() == b.Points.String() && a.CO2e.String() == b.CO2e.String()
 }
 
 // statsAdd adds (or removes) a contribution to its source's totals and,
-// for a terminal receipt, to its day. It changes the applier's copies of
-// those records; flushStats writes them back once per batch, so a batch
-// decodes and encodes each record once, not once per event (a source's
-// totals change with every receipt).
-func (a applier) statsAdd(source string, c statsContribution, sign int64) error {
+// for a terminal receipt, to its day, in the cache: a batch decodes and
+// encodes each record once, not once per event.
+func (a *applier) statsAdd(source string, c statsContribution, sign int64) error {
 	agg, err := a.statsRecord(bucketStatsTotals, []byte(source))
 	if err != nil {
 		return err
@@ -306,53 +300,6 @@ func (a applier) statsAdd(source string, c statsContribution, sign int64) error 
 		return err
 	}
 	agg.add(c, sign)
-	return nil
-}
-
-// statsEntry is a statistics record read into a batch, to be written back.
-type statsEntry struct {
-	bucket, key []byte
-	agg         statsAgg
-}
-
-// statsRecord returns the batch's copy of the statistics record at key in
-// bucket, reading it on first use.
-func (a applier) statsRecord(bucket, k []byte) (*statsAgg, error) {
-	ck := string(bucket) + "\x00" + string(k)
-	if e, ok := a.stats[ck]; ok {
-		return &e.agg, nil
-	}
-	e := &statsEntry{bucket: bucket, key: append([]byte(nil), k...), agg: newStatsAgg()}
-	if err := getJSON(a.tx.Bucket(bucket), k, &e.agg); err != nil && !errors.Is(err, ErrNotFound) {
-		return nil, fmt.Errorf("stats %q: %w", k, err)
-	}
-	a.stats[ck] = e
-	return &e.agg, nil
-}
-
-// flushStats writes the batch's statistics records back, in key order;
-// a record whose receipts all went away is deleted, so a set of receipts
-// has one encoding.
-func (a applier) flushStats() error {
-	keys := make([]string, 0, len(a.stats))
-	for k := range a.stats {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		e := a.stats[k]
-		b := a.tx.Bucket(e.bucket)
-		if e.agg.empty() {
-			if err := b.Delete(e.key); err != nil {
-				return err
-			}
-			continue
-		}
-		if err := putJSON(b, e.key, e.agg); err != nil {
-			return err
-		}
-	}
-	clear(a.stats)
 	return nil
 }
 
