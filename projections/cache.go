@@ -133,13 +133,14 @@ func (c *cache) changedReceipt(r *receiptEntry) {
 }
 
 func (r *receiptEntry) write(tx *bolt.Tx) error {
-	if err := putJSON(tx.Bucket(bucketReceiptFacts), r.key, r.agg.Facts()); err != nil {
+	facts := r.agg.Facts()
+	if err := putEncoded(tx.Bucket(bucketReceiptFacts), r.key, 400*len(facts), func(e *enc) { e.facts(facts) }, facts); err != nil {
 		return err
 	}
-	if err := putJSON(tx.Bucket(bucketReceipts), r.key, r.rec); err != nil {
+	if err := putEncoded(tx.Bucket(bucketReceipts), r.key, 1024, func(e *enc) { e.receiptRecord(&r.rec) }, r.rec); err != nil {
 		return err
 	}
-	if err := putJSON(tx.Bucket(bucketStatsReceipts), r.key, r.stats); err != nil {
+	if err := putEncoded(tx.Bucket(bucketStatsReceipts), r.key, 320, func(e *enc) { e.statsReceipt(&r.stats) }, r.stats); err != nil {
 		return err
 	}
 	r.dirty = false
@@ -216,7 +217,7 @@ func (e *statsEntry) write(tx *bolt.Tx) error {
 	if e.agg.empty() {
 		return b.Delete(e.key)
 	}
-	return putJSON(b, e.key, e.agg)
+	return putEncoded(b, e.key, 256, func(w *enc) { w.statsAgg(&e.agg) }, e.agg)
 }
 
 // entityEntry is an entity's record (bucketEntities).
@@ -263,7 +264,7 @@ func (c *cache) flush(tx *bolt.Tx) error {
 	slices.SortFunc(c.dirtyUsers, func(a, b *userEntry) int { return bytes.Compare(a.key, b.key) })
 	users := tx.Bucket(bucketUsers)
 	for _, u := range c.dirtyUsers {
-		if err := putJSON(users, u.key, u.rec); err != nil {
+		if err := putEncoded(users, u.key, 320, func(e *enc) { e.userRecord(&u.rec) }, u.rec); err != nil {
 			return err
 		}
 		u.existed, u.dirty = true, false
