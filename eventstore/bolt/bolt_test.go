@@ -49,6 +49,9 @@ func TestConformance(t *testing.T) {
 		{"GroupCommit", bolt.Options{}},
 		{"NoGroupCommit", bolt.Options{NoGroupCommit: true}},
 		{"BoltBatch", bolt.WithBoltBatch(bolt.Options{})},
+		// Every subscriber reads the file; or falls behind the tail often.
+		{"NoTail", bolt.Options{TailBytes: -1}},
+		{"SmallTail", bolt.Options{TailBytes: 2048}},
 	} {
 		t.Run(mode.name, func(t *testing.T) {
 			storetest.Run(t, storetest.Harness{

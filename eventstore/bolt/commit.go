@@ -258,6 +258,21 @@ func (s *Store) commit(batch []*request) {
 				return
 			}
 			s.stats.commits.Add(1)
+			// The tail first: a subscriber woken by publish finds the
+			// events there.
+			var (
+				first uint64
+				recs  [][]byte
+			)
+			for i, r := range live {
+				if outs[i].err == nil {
+					if first == 0 {
+						first = binary.BigEndian.Uint64(r.posKeys[0])
+					}
+					recs = append(recs, r.recs...)
+				}
+			}
+			s.tail.add(first, recs)
 			s.publish(head)
 		}
 		for i, r := range live {
@@ -277,6 +292,9 @@ func (s *Store) commit(batch []*request) {
 // ErrUnavailable. A failed commit may still have reached the file (bbolt
 // writes the meta page before its last fsync), so the head is re-read.
 func (s *Store) failAll(live []*request, err error) {
+	// The file may hold events of this commit: the tail no longer ends at
+	// the head.
+	s.tail.reset()
 	// Counted before answering: a caller that reads Stats after its
 	// Append failed sees its failure.
 	s.stats.unavailable.Add(uint64(len(live)))

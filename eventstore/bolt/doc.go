@@ -30,7 +30,25 @@
 // eventstore.ErrWrongRevision.
 //
 // Subscribe catches up with short read transactions and then waits for the
-// committer's notification; handlers never run inside a transaction.
+// committer's notification; handlers never run inside a transaction. Once
+// caught up, it takes new events from a tail of the latest commits the
+// committer keeps in memory (Options.TailBytes) instead of reading the
+// file; a subscriber that falls behind the tail reads the file, and never
+// holds the committer back.
+//
+// # Memory
+//
+// bbolt reads the file through a memory map, and every page read through
+// it stays in the process's resident memory (RSS) until the kernel needs it
+// back. So that RSS does not grow with the log: scans (ReadAll, a
+// subscriber's catch-up) read ahead with MADV_WILLNEED and drop the pages
+// they went through with MADV_DONTNEED once their batch is copied out; live
+// subscribers read the in-memory tail; and every Options.TrimInterval the
+// whole map is dropped (MADV_DONTNEED), so the resident part of the file is
+// what was touched since (index and branch pages fault back in from the
+// page cache when next used). The map is read-only and shared, so dropping
+// a page loses nothing; the advice is given inside a read transaction, so
+// the map cannot move meanwhile (see advise.go).
 //
 // # Caveats
 //
@@ -45,9 +63,9 @@
 // version 1 (written before events had a Body) are read as they are, never
 // rewritten; new records are version 2.
 //
-// A cold ReadAll or Subscribe from Start reads the file in key order, but
-// bbolt disables readahead on its memory map, so it is far slower than a
-// sequential read of the same bytes.
+// bbolt disables readahead on its memory map (MADV_RANDOM); a scan asks for
+// it itself (see Memory), so a cold ReadAll from Start reads ahead. Random
+// reads (ReadStream) do not.
 //
 // This package imports only eventstore, aggregate and bbolt (and the
 // standard library); it never imports projections or handlers.

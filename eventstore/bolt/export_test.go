@@ -46,6 +46,12 @@ func WithPageSize(o Options, n int) Options {
 	return o
 }
 
+// WithoutScanAdvice turns off the madvise calls of scans (see scanRange).
+func WithoutScanAdvice(o Options) Options {
+	o.noScanAdvice = true
+	return o
+}
+
 // QueueLen returns the number of appends waiting for the committer.
 func QueueLen(s *Store) int {
 	s.mu.Lock()

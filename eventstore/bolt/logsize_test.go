@@ -36,8 +36,8 @@ type loggedEvent struct {
 }
 
 var (
-	loggedOnce   sync.Once
-	loggedEvents []loggedEvent
+	loggedMu     sync.Mutex
+	loggedEvents = map[int][]loggedEvent{}
 )
 
 // benchLog returns the deliveries of the bench's universe (seed 1, 1
@@ -46,7 +46,13 @@ var (
 // sends them shuffled).
 func benchLog(tb testing.TB, receipts int) []loggedEvent {
 	tb.Helper()
-	loggedOnce.Do(func() {
+	loggedMu.Lock()
+	defer loggedMu.Unlock()
+	if evs, ok := loggedEvents[receipts]; ok {
+		return evs
+	}
+	var out []loggedEvent
+	func() {
 		p, err := reewild.New(reewild.Config{Source: "reewild", Secrets: [][]byte{[]byte("bench-secret-0123456789")}})
 		if err != nil {
 			tb.Fatal(err)
@@ -71,12 +77,13 @@ func benchLog(tb testing.TB, receipts int) []loggedEvent {
 				tb.Fatal(err)
 			}
 			v1 := aggregate.Event{ID: id, Type: n.Fact.Type, Data: encodeJSON(tb, n.Fact.Data), Metadata: encodeJSON(tb, meta)}
-			loggedEvents = append(loggedEvents, loggedEvent{stream: n.Fact.Stream, v1: v1, v2: v2, body: len(body)})
+			out = append(out, loggedEvent{stream: n.Fact.Stream, v1: v1, v2: v2, body: len(body)})
 		}
 		rng := rand.New(rand.NewPCG(1, 2))
-		rng.Shuffle(len(loggedEvents), func(i, j int) { loggedEvents[i], loggedEvents[j] = loggedEvents[j], loggedEvents[i] })
-	})
-	return loggedEvents
+		rng.Shuffle(len(out), func(i, j int) { out[i], out[j] = out[j], out[i] })
+	}()
+	loggedEvents[receipts] = out
+	return out
 }
 
 // encodeJSON is how the webhook handler wrote v1 data (with the raw body,
@@ -174,6 +181,16 @@ func appendAll(tb testing.TB, path string, opts bolt.Options, evs []loggedEvent,
 	if err != nil {
 		tb.Fatal(err)
 	}
+	appendEvents(tb, s, evs, v2)
+	if err := s.Close(); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// appendTo appends the v2 events of evs to s with 64 writers.
+func appendTo(tb testing.TB, s *bolt.Store, evs []loggedEvent) { appendEvents(tb, s, evs, true) }
+
+func appendEvents(tb testing.TB, s *bolt.Store, evs []loggedEvent, v2 bool) {
 	var (
 		next   atomic.Int64
 		failed atomic.Value
@@ -199,9 +216,6 @@ func appendAll(tb testing.TB, path string, opts bolt.Options, evs []loggedEvent,
 	}
 	wg.Wait()
 	if err, _ := failed.Load().(error); err != nil {
-		tb.Fatal(err)
-	}
-	if err := s.Close(); err != nil {
 		tb.Fatal(err)
 	}
 }

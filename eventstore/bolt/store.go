@@ -52,6 +52,19 @@ type Options struct {
 	// holds the file open. Zero means 5 seconds.
 	LockTimeout time.Duration
 
+	// TrimInterval is how often the pages of the file that the process has
+	// read are dropped from its resident memory (see trimResident): every
+	// page read through bbolt's memory map otherwise stays counted in the
+	// process's RSS, up to the whole file. Zero means every second;
+	// negative never.
+	TrimInterval time.Duration
+
+	// TailBytes bounds the memory that keeps the records of the latest
+	// commits for subscribers that have caught up, which then get new
+	// events without reading the file (see tail.go). Zero means 8 MiB;
+	// negative keeps none (every subscriber reads the file).
+	TailBytes int
+
 	// boltBatch makes Append use bbolt's DB.Batch instead of the committer;
 	// benchmarks compare against it (see export_test.go).
 	boltBatch bool
@@ -66,12 +79,17 @@ type Options struct {
 	recordV1 bool
 	// pageSize is the page size of a new file (zero: the OS page size).
 	pageSize int
+	// noScanAdvice turns off the read-ahead and page dropping of scans
+	// (see scanRange), for benchmarks comparing with it.
+	noScanAdvice bool
 }
 
 const (
 	defaultMaxAppendBytes   = 4 << 20
 	defaultMaxQueuedAppends = 16384
 	defaultLockTimeout      = 5 * time.Second
+	defaultTailBytes        = 8 << 20
+	defaultTrimInterval     = time.Second
 
 	// maxBatchBytes bounds the encoded size of one group commit; one larger
 	// append still commits alone.
@@ -89,6 +107,12 @@ func (o Options) withDefaults() Options {
 	}
 	if o.LockTimeout <= 0 {
 		o.LockTimeout = defaultLockTimeout
+	}
+	if o.TailBytes == 0 {
+		o.TailBytes = defaultTailBytes
+	}
+	if o.TrimInterval == 0 {
+		o.TrimInterval = defaultTrimInterval
 	}
 	return o
 }
@@ -108,11 +132,15 @@ type Store struct {
 	wake          chan struct{} // capacity 1: the queue may be non-empty
 	closing       chan struct{} // closed when Close starts
 	committerDone chan struct{} // closed when the committer has exited
+	trimmerDone   chan struct{} // closed when the trimmer has exited
 
 	// life guards db against Close: reads and uncommitted direct writes
 	// hold it shared, Close takes it exclusively before closing db.
 	life     sync.RWMutex
 	dbClosed bool
+
+	// tail keeps the latest commits' records for live subscribers.
+	tail tail
 
 	// head is the position of the last durable event; notify is closed and
 	// replaced after every commit (see publish).
@@ -122,6 +150,7 @@ type Store struct {
 	stats struct {
 		appends, events, commits, wrongRevisions, unavailable atomic.Uint64
 		lastTx                                                atomic.Int64
+		tailEvents, fileEvents                                atomic.Uint64
 	}
 }
 
@@ -162,8 +191,10 @@ func Open(path string, opts Options) (*Store, error) {
 		wake:          make(chan struct{}, 1),
 		closing:       make(chan struct{}),
 		committerDone: make(chan struct{}),
+		trimmerDone:   make(chan struct{}),
 	}
 	s.head.Store(head)
+	s.tail.max = opts.TailBytes
 	ch := make(chan struct{})
 	s.notify.Store(&ch)
 	if opts.NoGroupCommit || opts.boltBatch {
@@ -171,7 +202,31 @@ func Open(path string, opts Options) (*Store, error) {
 	} else {
 		go s.runCommitter()
 	}
+	if opts.TrimInterval > 0 {
+		go s.runTrimmer(opts.TrimInterval)
+	} else {
+		close(s.trimmerDone)
+	}
 	return s, nil
+}
+
+// runTrimmer drops the file's pages from the process's resident memory
+// every interval until the store closes.
+func (s *Store) runTrimmer(interval time.Duration) {
+	defer close(s.trimmerDone)
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.closing:
+			return
+		case <-t.C:
+			_ = s.viewTx(func(tx *bbolt.Tx, _ buckets) error {
+				trimResident(tx)
+				return nil
+			})
+		}
+	}
 }
 
 // Path returns the file the store is in.
@@ -191,6 +246,9 @@ type Stats struct {
 	// Unavailable is the number of appends failed with
 	// eventstore.ErrUnavailable (failed commit, full queue).
 	Unavailable uint64
+	// TailEvents and FileEvents count the events Subscribe delivered from
+	// the tail of recent commits kept in memory and from the file.
+	TailEvents, FileEvents uint64
 }
 
 // Stats returns the store's counters.
@@ -201,6 +259,8 @@ func (s *Store) Stats() Stats {
 		Commits:        s.stats.commits.Load(),
 		WrongRevisions: s.stats.wrongRevisions.Load(),
 		Unavailable:    s.stats.unavailable.Load(),
+		TailEvents:     s.stats.tailEvents.Load(),
+		FileEvents:     s.stats.fileEvents.Load(),
 	}
 }
 
@@ -323,6 +383,11 @@ func (s *Store) changed() <-chan struct{} { return *s.notify.Load() }
 
 // view runs fn in a read transaction unless the store is closed.
 func (s *Store) view(fn func(buckets) error) error {
+	return s.viewTx(func(_ *bbolt.Tx, b buckets) error { return fn(b) })
+}
+
+// viewTx is view with the transaction.
+func (s *Store) viewTx(fn func(*bbolt.Tx, buckets) error) error {
 	s.life.RLock()
 	defer s.life.RUnlock()
 	if s.dbClosed {
@@ -333,7 +398,7 @@ func (s *Store) view(fn func(buckets) error) error {
 		if err != nil {
 			return err
 		}
-		return fn(b)
+		return fn(tx, b)
 	})
 }
 
@@ -401,10 +466,15 @@ func (s *Store) readAll(ctx context.Context, after eventstore.Position, limit in
 		return nil, nil
 	}
 	var out []eventstore.RecordedEvent
-	err := s.view(func(b buckets) error {
+	err := s.viewTx(func(tx *bbolt.Tx, b buckets) error {
 		out = make([]eventstore.RecordedEvent, 0, min(limit, readBatch))
+		// The pages read are advised (read ahead, then dropped): see
+		// scanRange.
+		scan := newScanRange(tx, s.opts.noScanAdvice)
+		defer scan.done()
 		c := b.events.Cursor()
 		for k, v := c.Seek(be64(first)); k != nil && len(out) < limit; k, v = c.Next() {
+			scan.saw(v)
 			if len(out)%readBatch == readBatch-1 {
 				if err := ctx.Err(); err != nil {
 					return err
@@ -462,6 +532,7 @@ func (s *Store) Close() error {
 	s.mu.Unlock()
 	close(s.closing)
 	<-s.committerDone
+	<-s.trimmerDone
 	s.life.Lock()
 	s.dbClosed = true
 	s.life.Unlock()

@@ -7,8 +7,11 @@ import (
 	"github.com/receiptd/receiptd/eventstore"
 )
 
-// Subscribe implements eventstore.Store. It reads the log in batches of at
-// most 2048 events, each in its own short read transaction, and calls handle
+// Subscribe implements eventstore.Store. Once it has caught up it takes new
+// events from the tail of recent commits the committer keeps in memory
+// (Options.TailBytes), without reading the file; otherwise (catching up,
+// or when it fell behind the tail) it reads the log in batches of at
+// most 2048 events, each in its own short read transaction. It calls handle
 // with no transaction open: a slow handler never holds back the writer (a
 // long read transaction would block bbolt's remap of a growing file). Once it
 // has read everything, it waits for the next commit, having taken the
@@ -25,7 +28,15 @@ func (s *Store) Subscribe(ctx context.Context, after eventstore.Position, handle
 			return err
 		}
 		changed := s.changed()
-		batch, err := s.readAll(ctx, pos, readBatch)
+		batch, fromTail, err := s.tail.after(pos, readBatch)
+		if err == nil && !fromTail {
+			batch, err = s.readAll(ctx, pos, readBatch)
+		}
+		if fromTail {
+			s.stats.tailEvents.Add(uint64(len(batch)))
+		} else {
+			s.stats.fileEvents.Add(uint64(len(batch)))
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
