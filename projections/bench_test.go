@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/receiptd/receiptd/aggregate"
+	"github.com/receiptd/receiptd/eventcodec"
 	"github.com/receiptd/receiptd/eventstore"
 	"github.com/receiptd/receiptd/projections"
 	"github.com/shopspring/decimal"
@@ -26,6 +27,12 @@ import (
 // ten. With shuffle, a receipt's events lie anywhere in the log (the
 // bench's out-of-order load); without, they follow each other.
 func realisticEvents(tb testing.TB, n int, shuffle bool) []eventstore.RecordedEvent {
+	return realisticLog(tb, n, shuffle, false)
+}
+
+// realisticLog is realisticEvents, its events in the v2 encoding
+// (eventcodec: what ingest writes) if v2.
+func realisticLog(tb testing.TB, n int, shuffle, v2 bool) []eventstore.RecordedEvent {
 	tb.Helper()
 	raws := map[aggregate.Stage][]byte{}
 	for s, f := range map[aggregate.Stage]string{
@@ -89,22 +96,42 @@ func realisticEvents(tb testing.TB, n int, shuffle bool) []eventstore.RecordedEv
 	}
 	out := make([]eventstore.RecordedEvent, 0, len(all))
 	for i, p := range all {
-		data, err := json.Marshal(p.data)
-		if err != nil {
-			tb.Fatal(err)
-		}
 		received := t0.Add(time.Duration(i) * time.Millisecond)
-		meta, err := json.Marshal(aggregate.Metadata{
+		m := aggregate.Metadata{
 			Source: "reewild", ProviderEventType: p.provider, DeliveryID: fmt.Sprintf("dlv-%d", i),
 			ReceivedAt: received, Scheme: "hmac-sha256", KeyID: "sha256:0123456789ab",
 			BodySHA256: fmt.Sprintf("%064x", i), DedupeKey: fmt.Sprintf("%s:%064x", p.provider, i), SlotKey: "stage:" + p.provider,
-		})
-		if err != nil {
-			tb.Fatal(err)
+		}
+		var ev aggregate.Event
+		if v2 {
+			var raw []byte
+			switch f := p.data.(type) {
+			case aggregate.StageRecorded:
+				raw, f.Raw = f.Raw, nil
+				p.data = f
+			case aggregate.UserEnrolled:
+				raw, f.Raw = f.Raw, nil
+				p.data = f
+			}
+			var err error
+			ev, err = eventcodec.Encode(fmt.Sprintf("%032x", i), aggregate.Fact{Stream: p.stream, Type: p.typ, Data: p.data, DedupeKey: m.DedupeKey, SlotKey: m.SlotKey}, m, raw)
+			if err != nil {
+				tb.Fatal(err)
+			}
+		} else {
+			data, err := json.Marshal(p.data)
+			if err != nil {
+				tb.Fatal(err)
+			}
+			meta, err := json.Marshal(m)
+			if err != nil {
+				tb.Fatal(err)
+			}
+			ev = aggregate.Event{ID: fmt.Sprintf("%032x", i), Type: p.typ, Data: data, Metadata: meta}
 		}
 		pos := uint64(i + 1)
 		out = append(out, eventstore.RecordedEvent{
-			Event:    aggregate.Event{ID: fmt.Sprintf("%032x", i), Type: p.typ, Data: data, Metadata: meta},
+			Event:    ev,
 			Stream:   p.stream,
 			Position: eventstore.Position{Commit: pos, Prepare: pos}, RecordedAt: received,
 		})
@@ -190,9 +217,12 @@ func (m *memStore) ReadAll(_ context.Context, after eventstore.Position, limit i
 //
 //	go test -run '^$' -bench RebuildRealistic -benchtime 3x -benchmem ./projections/
 func BenchmarkRebuildRealistic(b *testing.B) {
-	for _, n := range []int{10_000, 40_000} {
-		b.Run(fmt.Sprintf("receipts=%d", n), func(b *testing.B) {
-			store := &memStore{events: realisticEvents(b, n, true)}
+	for _, c := range []struct {
+		n  int
+		v2 bool
+	}{{10_000, false}, {10_000, true}, {40_000, true}} {
+		b.Run(fmt.Sprintf("receipts=%d/v2=%v", c.n, c.v2), func(b *testing.B) {
+			store := &memStore{events: realisticLog(b, c.n, true, c.v2)}
 			b.ReportAllocs()
 			b.ResetTimer()
 			var cpu time.Duration
