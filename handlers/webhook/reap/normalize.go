@@ -9,18 +9,10 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/receiptd/receiptd/aggregate"
 	"github.com/receiptd/receiptd/handlers/webhook"
 	"github.com/receiptd/receiptd/handlers/webhook/internal/jsonfield"
-)
-
-// The field readers every provider shares (handlers/webhook/internal/jsonfield).
-var (
-	present      = jsonfield.Present
-	jsonString   = jsonfield.String
-	isJSONNumber = jsonfield.IsNumber
 )
 
 // EventAccountStatusChange is the one event type Reap sends.
@@ -69,7 +61,7 @@ func (p *Provider) Normalize(d webhook.Delivery) (webhook.Normalized, error) {
 		// Not an object, or not JSON at all (the handler tells those apart).
 		return webhook.Normalized{}, p.unnormalizable("", "decode body: %v", err)
 	}
-	eventType, _ := jsonString(top["eventType"])
+	eventType, _ := jsonfield.String(top["eventType"])
 	n := webhook.Normalized{EventType: eventType}
 	if eventType == "" {
 		return n, p.unnormalizable(eventType, "no eventType string")
@@ -77,10 +69,7 @@ func (p *Provider) Normalize(d webhook.Delivery) (webhook.Normalized, error) {
 	if eventType != EventAccountStatusChange {
 		return n, fmt.Errorf("reap: normalize delivery to %q: event type %.64q: %w", p.source, eventType, aggregate.ErrUnknownEvent)
 	}
-	var data map[string]json.RawMessage
-	if raw := top["data"]; len(raw) > 0 && raw[0] == '{' {
-		data, _ = jsonfield.Object(raw) // checked with the body
-	}
+	data, _ := jsonfield.ObjectValue(top["data"]) // checked with the body
 	if data == nil {
 		return n, p.unnormalizable(eventType, "no data object")
 	}
@@ -101,8 +90,8 @@ func (p *Provider) Normalize(d webhook.Delivery) (webhook.Normalized, error) {
 		sum := sha256.Sum256(d.Body)
 		rec.BodySHA256 = hex.EncodeToString(sum[:])
 	}
-	if raw := data["status"]; present(raw) {
-		status, ok := jsonString(raw)
+	if raw := data["status"]; jsonfield.Present(raw) {
+		status, ok := jsonfield.String(raw)
 		if !ok {
 			return n, p.unnormalizable(eventType, "data.status is not a string")
 		}
@@ -161,7 +150,7 @@ func attributes(top, data map[string]json.RawMessage) map[string]string {
 	attrs := make(map[string]string, 7)
 	put := func(name, value string) {
 		if value != "" {
-			attrs[name] = truncate(value, maxAttributeLen)
+			attrs[name] = jsonfield.Truncate(value, maxAttributeLen)
 		}
 	}
 	scalar := func(raw json.RawMessage) string { s, _ := scalarText(raw); return s }
@@ -205,7 +194,7 @@ func scalarText(raw json.RawMessage) (string, bool) {
 	case len(raw) == 0:
 		return "", false
 	case raw[0] == '"':
-		return jsonString(raw)
+		return jsonfield.String(raw)
 	case string(raw) == "true" || string(raw) == "false":
 		return string(raw), true
 	}
@@ -219,7 +208,7 @@ func scalarText(raw json.RawMessage) (string, bool) {
 // is not a JSON number, or one beyond a double's range (JavaScript reads it
 // as Infinity and writes null).
 func jsNumber(raw json.RawMessage) (string, bool) {
-	if len(raw) == 0 || len(raw) > 512 || !isJSONNumber(string(raw)) {
+	if len(raw) == 0 || len(raw) > 512 || !jsonfield.IsNumber(string(raw)) {
 		return "", false
 	}
 	f, err := strconv.ParseFloat(string(raw), 64)
@@ -229,30 +218,18 @@ func jsNumber(raw json.RawMessage) (string, bool) {
 	return string(appendJSNumber(nil, f)), true
 }
 
-// maxIDLen bounds an entity or event id: it becomes part of a stream id or
-// a dedupe key.
-const maxIDLen = 256
-
 // jsonID returns an identifier sent as a JSON string, or as a JSON number
 // (as JavaScript prints it: 42.0 is "42", like 42). ok is false for
-// anything else, an empty string, an id longer than 256 bytes or one
-// holding a control character or U+FFFD (which is what invalid UTF-8 and
-// lone surrogates decode to).
+// anything else and for a text jsonfield.IsID refuses (empty, longer than
+// 256 bytes, a control character or U+FFFD).
 func jsonID(raw json.RawMessage) (id string, ok bool) {
 	if len(raw) > 0 && (raw[0] == '-' || isDigit(raw[0])) {
-		if id, ok = jsNumber(raw); !ok {
-			return "", false
-		}
-	} else if id, ok = jsonString(raw); !ok {
-		return "", false
+		id, ok = jsNumber(raw)
+	} else {
+		id, ok = jsonfield.String(raw)
 	}
-	if id == "" || len(id) > maxIDLen {
+	if !ok || !jsonfield.IsID(id) {
 		return "", false
-	}
-	for _, r := range id {
-		if r < 0x20 || r == 0x7f || r == utf8.RuneError {
-			return "", false
-		}
 	}
 	return id, true
 }
@@ -263,10 +240,7 @@ func requiredID(raw json.RawMessage, name string) (string, error) {
 	if id, ok := jsonID(raw); ok {
 		return id, nil
 	}
-	if !present(raw) {
-		return "", fmt.Errorf("no %s", name)
-	}
-	return "", fmt.Errorf("%s is not an id (a non-empty string or number of at most %d printable bytes)", name, maxIDLen)
+	return "", jsonfield.NotID(raw, name)
 }
 
 // timeLayouts are the timestamp strings accepted: RFC 3339 as the seed
@@ -295,7 +269,7 @@ const (
 // returns nil for an absent, null or empty timestamp, and an error for one
 // it cannot read: a status whose time is misread would be misordered.
 func parseTimestamp(raw json.RawMessage) (*time.Time, error) {
-	if !present(raw) {
+	if !jsonfield.Present(raw) {
 		return nil, nil
 	}
 	var text string
@@ -305,7 +279,7 @@ func parseTimestamp(raw json.RawMessage) (*time.Time, error) {
 			text = string(raw)
 		}
 	} else {
-		s, ok := jsonString(raw)
+		s, ok := jsonfield.String(raw)
 		if !ok {
 			return nil, fmt.Errorf("data.timestamp is not a string")
 		}
@@ -313,11 +287,9 @@ func parseTimestamp(raw json.RawMessage) (*time.Time, error) {
 			return nil, nil
 		}
 		text = s
-		for _, layout := range timeLayouts {
-			if t, err := time.Parse(layout, s); err == nil && jsonfield.TimeInRange(t) {
-				t = t.UTC()
-				return &t, nil
-			}
+		if t, ok := jsonfield.ParseTime(s, time.UTC, timeLayouts); ok {
+			t = t.UTC()
+			return &t, nil
 		}
 	}
 	if t, ok := parseEpoch(text); ok {
@@ -345,15 +317,4 @@ func parseEpoch(s string) (time.Time, bool) {
 		return time.Unix(n, 0).UTC(), true
 	}
 	return time.UnixMilli(n).UTC(), true
-}
-
-// truncate cuts s to at most n bytes, on a rune boundary.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n]
 }

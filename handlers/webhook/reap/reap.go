@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/receiptd/receiptd/handlers/webhook"
+	"github.com/receiptd/receiptd/handlers/webhook/internal/sigcheck"
+	"github.com/receiptd/receiptd/handlers/webhook/signer"
 )
 
 const (
@@ -26,7 +28,7 @@ const (
 	// SignatureHeader carries the base64 RSA-SHA512 signature. Reap spells
 	// it reap-signature; header names are case-insensitive and this is
 	// the canonical form.
-	SignatureHeader = "Reap-Signature"
+	SignatureHeader = signer.ReapHeader
 	// SchemeRaw is the verification scheme recorded when the signature
 	// covers the body exactly as received.
 	SchemeRaw = "rsa-sha512-raw"
@@ -222,11 +224,10 @@ func (p *Provider) Source() string { return p.source }
 // Kind returns Kind.
 func (p *Provider) Kind() string { return Kind }
 
-// Errors of Verify, all wrapping webhook.ErrUnauthenticated. They never
-// carry the header's value.
+// The header Verify reads, and the errors of Verify, all wrapping
+// webhook.ErrUnauthenticated. They never carry the header's value.
 var (
-	errNoSignature        = fmt.Errorf("reap: verify: no %s header: %w", SignatureHeader, webhook.ErrUnauthenticated)
-	errSeveralSignatures  = fmt.Errorf("reap: verify: more than one %s header: %w", SignatureHeader, webhook.ErrUnauthenticated)
+	signature             = sigcheck.NewHeader(Kind, SignatureHeader)
 	errMalformedSignature = fmt.Errorf("reap: verify: %s is not base64: %w", SignatureHeader, webhook.ErrUnauthenticated)
 	errSignatureSize      = fmt.Errorf("reap: verify: %s is not the size of any active key's signatures: %w", SignatureHeader, webhook.ErrUnauthenticated)
 	errSignatureMismatch  = fmt.Errorf("reap: verify: signature matches no active key over the raw body or its compact JSON form: %w", webhook.ErrUnauthenticated)
@@ -245,17 +246,9 @@ var (
 // costs at most two SHA-512 hashes of the body, one CompactJSON pass and
 // 2 × MaxKeys RSA verifications.
 func (p *Provider) Verify(r *http.Request, body []byte, _ time.Time) (webhook.Verification, error) {
-	values := r.Header.Values(SignatureHeader)
-	switch len(values) {
-	case 0:
-		return webhook.Verification{}, errNoSignature
-	case 1:
-	default:
-		return webhook.Verification{}, errSeveralSignatures
-	}
-	sig, ok := decodeSignature(values[0], p.maxSigLen)
-	if !ok {
-		return webhook.Verification{}, errMalformedSignature
+	sig, err := p.readSignature(r.Header)
+	if err != nil {
+		return webhook.Verification{}, err
 	}
 	sized := false
 	for _, k := range p.keys {
@@ -303,13 +296,17 @@ var (
 	unpaddedEncodings = []*base64.Encoding{base64.RawStdEncoding.Strict(), base64.RawURLEncoding.Strict()}
 )
 
-// decodeSignature decodes a base64 signature of at most maxLen bytes, in
-// the standard or URL-safe alphabet, padded or not, ignoring surrounding
-// spaces.
-func decodeSignature(v string, maxLen int) ([]byte, bool) {
+// readSignature decodes the request's one signature header: base64 of at
+// most the longest active key's signature size, in the standard or
+// URL-safe alphabet, padded or not, ignoring surrounding spaces.
+func (p *Provider) readSignature(h http.Header) ([]byte, error) {
+	v, err := signature.Value(h)
+	if err != nil {
+		return nil, err
+	}
 	v = strings.TrimSpace(v)
-	if v == "" || len(v) > base64.StdEncoding.EncodedLen(maxLen) {
-		return nil, false
+	if v == "" || len(v) > base64.StdEncoding.EncodedLen(p.maxSigLen) {
+		return nil, errMalformedSignature
 	}
 	encs := unpaddedEncodings
 	if strings.HasSuffix(v, "=") {
@@ -318,24 +315,15 @@ func decodeSignature(v string, maxLen int) ([]byte, bool) {
 	for _, enc := range encs {
 		sig, err := enc.DecodeString(v)
 		if err == nil && len(sig) > 0 {
-			return sig, true
+			return sig, nil
 		}
 	}
-	return nil, false
+	return nil, errMalformedSignature
 }
 
 // Sign returns the reap-signature value of body under key, as Reap makes
 // it: the standard base64 of the RSA-SHA512 PKCS #1 v1.5 signature of the
 // bytes given (sign the CompactJSON form to sign as Reap's documentation
-// describes). receiptctl and tests use it to send signed deliveries.
-func Sign(key *rsa.PrivateKey, body []byte) (string, error) {
-	if key == nil {
-		return "", errors.New("reap: sign: nil private key")
-	}
-	digest := sha512.Sum512(body)
-	sig, err := rsa.SignPKCS1v15(nil, key, crypto.SHA512, digest[:])
-	if err != nil {
-		return "", fmt.Errorf("reap: sign: %w", err)
-	}
-	return base64.StdEncoding.EncodeToString(sig), nil
-}
+// describes). It is signer.Reap; receiptctl and tests use it to send
+// signed deliveries.
+func Sign(key *rsa.PrivateKey, body []byte) (string, error) { return signer.Reap(key, body) }

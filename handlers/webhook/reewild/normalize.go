@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"time"
 
 	"github.com/shopspring/decimal"
 
@@ -14,23 +13,6 @@ import (
 	"github.com/receiptd/receiptd/handlers/webhook"
 	"github.com/receiptd/receiptd/handlers/webhook/internal/jsonfield"
 )
-
-// The field readers every provider shares (handlers/webhook/internal/jsonfield).
-var (
-	present      = jsonfield.Present
-	jsonString   = jsonfield.String
-	isJSONNumber = jsonfield.IsNumber
-	jsonID       = jsonfield.ID
-)
-
-// maxIDLen bounds an id: it becomes part of a stream id or a dedupe key.
-const maxIDLen = jsonfield.MaxIDLen
-
-// decimalField is jsonfield.Decimal without the number's text.
-func decimalField(raw json.RawMessage, name string) (decimal.Decimal, bool, error) {
-	d, _, ok, err := jsonfield.Decimal(raw, name)
-	return d, ok, err
-}
 
 // event is what an eventType means.
 type event struct {
@@ -132,7 +114,7 @@ func (p *Provider) Normalize(d webhook.Delivery) (webhook.Normalized, error) {
 	decodeErr := payloadDecoder.Decode(d.Body, &w)
 	// The event type may be known even if the body is not an object
 	// throughout, for the quarantine record.
-	eventType, _ := jsonString(w.EventType)
+	eventType, _ := jsonfield.String(w.EventType)
 	n := webhook.Normalized{EventType: eventType}
 	if decodeErr != nil {
 		return n, p.unnormalizable(eventType, "decode body: %v", decodeErr)
@@ -172,11 +154,11 @@ func (p *Provider) unnormalizable(eventType, format string, args ...any) error {
 
 // enrolled maps user.enrolled.
 func (p *Provider) enrolled(ev event, d *wireData, sha string, body []byte) (aggregate.Fact, error) {
-	userID, err := requiredID(d.UserID, "data.userID")
+	userID, err := jsonfield.RequiredID(d.UserID, "data.userID")
 	if err != nil {
 		return aggregate.Fact{}, err
 	}
-	email, _ := jsonString(d.Email)
+	email, _ := jsonfield.String(d.Email)
 	return aggregate.Fact{
 		Stream: aggregate.StreamID(aggregate.CategoryUser, p.source, userID),
 		Type:   aggregate.TypeUserEnrolled,
@@ -184,7 +166,7 @@ func (p *Provider) enrolled(ev event, d *wireData, sha string, body []byte) (agg
 			Source:     p.source,
 			UserID:     userID,
 			Email:      email,
-			EnrolledAt: parseTime(d.CreatedAt),
+			EnrolledAt: jsonfield.Time(d.CreatedAt, timeLayouts),
 			BodySHA256: sha,
 			Raw:        body,
 		},
@@ -212,10 +194,10 @@ func (p *Provider) stage(ev event, d *wireData, sha string, body []byte) (aggreg
 	// rewards.awarded names the receipt by the transaction's external id;
 	// a data.receiptID is taken if that is absent.
 	idRaw, idName := d.ReceiptID, "data.receiptID"
-	if ev.stage == aggregate.StageAwarded && (present(tx.ExternalTransactionID) || !present(d.ReceiptID)) {
+	if ev.stage == aggregate.StageAwarded && (jsonfield.Present(tx.ExternalTransactionID) || !jsonfield.Present(d.ReceiptID)) {
 		idRaw, idName = tx.ExternalTransactionID, "data.transaction.externalTransactionID"
 	}
-	receiptID, err := requiredID(idRaw, idName)
+	receiptID, err := jsonfield.RequiredID(idRaw, idName)
 	if err != nil {
 		return aggregate.Fact{}, err
 	}
@@ -223,15 +205,15 @@ func (p *Provider) stage(ev event, d *wireData, sha string, body []byte) (aggreg
 	rec := aggregate.StageRecorded{
 		Source:     p.source,
 		ReceiptID:  receiptID,
-		UserID:     firstID(d.UserID, d.ProfileID, userID),
+		UserID:     jsonfield.FirstID(d.UserID, d.ProfileID, userID),
 		Stage:      ev.stage,
 		BodySHA256: sha,
-		Merchant:   firstString(d.MerchantName, d.Brand, d.BusinessName, txBrand),
-		Currency:   firstString(d.Currency),
+		Merchant:   jsonfield.FirstString(d.MerchantName, d.Brand, d.BusinessName, txBrand),
+		Currency:   jsonfield.FirstString(d.Currency),
 		Raw:        body,
 	}
 	if ev.stage == aggregate.StageUploaded {
-		rec.OccurredAt = parseTime(d.UploadedAt)
+		rec.OccurredAt = jsonfield.Time(d.UploadedAt, timeLayouts)
 	}
 	for _, f := range []struct {
 		raw  json.RawMessage
@@ -241,7 +223,7 @@ func (p *Provider) stage(ev event, d *wireData, sha string, body []byte) (aggreg
 		{d.SubTotal, "data.subTotal"},
 		{txAmount, "data.transaction.totalAmount"},
 	} {
-		amount, ok, err := decimalField(f.raw, f.name)
+		amount, _, ok, err := jsonfield.Decimal(f.raw, f.name)
 		if err != nil {
 			return aggregate.Fact{}, err
 		}
@@ -274,8 +256,8 @@ func (p *Provider) stage(ev event, d *wireData, sha string, body []byte) (aggreg
 // totalPoints is required: an award without it cannot be credited.
 func award(tx *wireTransaction, user *wireUser) (*aggregate.Award, error) {
 	a := &aggregate.Award{}
-	a.TransactionID, _ = jsonID(tx.TransactionID)
-	points, ok, err := decimalField(tx.TotalPoints, "data.transaction.totalPoints")
+	a.TransactionID, _ = jsonfield.ID(tx.TransactionID)
+	points, _, ok, err := jsonfield.Decimal(tx.TotalPoints, "data.transaction.totalPoints")
 	if err != nil {
 		return nil, err
 	}
@@ -292,19 +274,19 @@ func award(tx *wireTransaction, user *wireUser) (*aggregate.Award, error) {
 		{&a.HealthPoints, tx.TotalHealthPoints, "data.transaction.totalHealthPoints"},
 		{&a.CO2e, tx.TotalCO2e, "data.transaction.totalCO2e"},
 	} {
-		if *f.dst, _, err = decimalField(f.raw, f.name); err != nil {
+		if *f.dst, _, _, err = jsonfield.Decimal(f.raw, f.name); err != nil {
 			return nil, err
 		}
 	}
 	if a.GreenProducts, _, err = intField(tx.TotalGreenProducts, "data.transaction.totalGreenProducts"); err != nil {
 		return nil, err
 	}
-	if user != nil && (present(user.AvailablePoints) || present(user.LifetimePoints) || present(user.NumOfTransactions)) {
+	if user != nil && (jsonfield.Present(user.AvailablePoints) || jsonfield.Present(user.LifetimePoints) || jsonfield.Present(user.NumOfTransactions)) {
 		s := &aggregate.Snapshot{}
-		if s.AvailablePoints, _, err = decimalField(user.AvailablePoints, "data.user.availablePoints"); err != nil {
+		if s.AvailablePoints, _, _, err = jsonfield.Decimal(user.AvailablePoints, "data.user.availablePoints"); err != nil {
 			return nil, err
 		}
-		if s.LifetimePoints, _, err = decimalField(user.LifetimePoints, "data.user.lifetimePoints"); err != nil {
+		if s.LifetimePoints, _, _, err = jsonfield.Decimal(user.LifetimePoints, "data.user.lifetimePoints"); err != nil {
 			return nil, err
 		}
 		if s.NumTransactions, _, err = intField(user.NumOfTransactions, "data.user.numOfTransactions"); err != nil {
@@ -320,8 +302,8 @@ func award(tx *wireTransaction, user *wireUser) (*aggregate.Award, error) {
 // that is not an integer is left at zero rather than failing the delivery.
 func failure(d *wireData) *aggregate.Failure {
 	f := &aggregate.Failure{
-		Name:    firstString(d.FailureStageName),
-		Message: firstString(d.ErrorMessage),
+		Name:    jsonfield.FirstString(d.FailureStageName),
+		Message: jsonfield.FirstString(d.ErrorMessage),
 	}
 	if code, ok, err := intField(d.FailureStage, "data.failureStage"); ok && err == nil {
 		f.Code = code
@@ -329,42 +311,9 @@ func failure(d *wireData) *aggregate.Failure {
 	return f
 }
 
-// firstString returns the first non-empty string among raws.
-func firstString(raws ...json.RawMessage) string {
-	for _, raw := range raws {
-		if s, ok := jsonString(raw); ok && s != "" {
-			return s
-		}
-	}
-	return ""
-}
-
-// requiredID is jsonID for a field the delivery cannot be normalized
-// without.
-func requiredID(raw json.RawMessage, name string) (string, error) {
-	id, ok := jsonID(raw)
-	if ok {
-		return id, nil
-	}
-	if !present(raw) {
-		return "", fmt.Errorf("no %s", name)
-	}
-	return "", fmt.Errorf("%s is not an id (a non-empty string of at most %d printable bytes)", name, maxIDLen)
-}
-
-// firstID returns the first valid id among raws.
-func firstID(raws ...json.RawMessage) string {
-	for _, raw := range raws {
-		if id, ok := jsonID(raw); ok {
-			return id
-		}
-	}
-	return ""
-}
-
 // intField parses an integer count; 38 and 38.0 are both 38.
 func intField(raw json.RawMessage, name string) (n int64, ok bool, err error) {
-	d, ok, err := decimalField(raw, name)
+	d, _, ok, err := jsonfield.Decimal(raw, name)
 	if err != nil || !ok {
 		return 0, ok, err
 	}
@@ -378,24 +327,4 @@ func intField(raw json.RawMessage, name string) (n int64, ok bool, err error) {
 // ("2025-11-07T19:12:34.567Z", "2025-10-08T00:00:00+00:00") and local times
 // with up to nine fraction digits and no zone ("2025-11-21T15:00:45.1070976"),
 // read as UTC.
-var timeLayouts = []string{
-	time.RFC3339Nano,
-	"2006-01-02T15:04:05.999999999",
-	"2006-01-02 15:04:05.999999999",
-}
-
-// parseTime parses an optional timestamp; a missing or unparsable one is
-// omitted (nil), never an error.
-func parseTime(raw json.RawMessage) *time.Time {
-	s, ok := jsonString(raw)
-	if !ok || s == "" {
-		return nil
-	}
-	for _, layout := range timeLayouts {
-		if t, err := time.Parse(layout, s); err == nil && jsonfield.TimeInRange(t) {
-			t = t.UTC()
-			return &t
-		}
-	}
-	return nil
-}
+var timeLayouts = jsonfield.RFC3339OrLocal

@@ -1,25 +1,22 @@
 package reewild
 
 import (
-	"crypto/hmac"
 	"crypto/sha256"
-	"encoding/base64"
-	"encoding/hex"
 	"fmt"
-	"hash"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/receiptd/receiptd/handlers/webhook"
+	"github.com/receiptd/receiptd/handlers/webhook/internal/sigcheck"
+	"github.com/receiptd/receiptd/handlers/webhook/signer"
 )
 
 const (
 	// Kind is the provider scheme name, as in the config's `kind: reewild`.
 	Kind = "reewild"
 	// SignatureHeader carries the HMAC-SHA256 of the raw body.
-	SignatureHeader = "X-Reewild-Signature"
+	SignatureHeader = signer.ReewildHeader
 	// Scheme is the verification scheme recorded in the event metadata.
 	Scheme = "hmac-sha256"
 )
@@ -40,13 +37,7 @@ type Config struct {
 // implements webhook.Provider and is safe for concurrent use.
 type Provider struct {
 	source string
-	keys   []*key
-}
-
-// key is one active secret.
-type key struct {
-	id   string    // webhook.KeyID of the secret
-	macs sync.Pool // of hash.Hash: HMAC-SHA256 keyed with the secret
+	keys   []*sigcheck.Key
 }
 
 // New returns the Provider of cfg. It fails when the source name is invalid,
@@ -55,20 +46,11 @@ func New(cfg Config) (*Provider, error) {
 	if err := webhook.CheckSourceName(cfg.Source); err != nil {
 		return nil, fmt.Errorf("reewild: new provider: %w", err)
 	}
-	if len(cfg.Secrets) == 0 {
-		return nil, fmt.Errorf("reewild: new provider for source %q: no secret configured", cfg.Source)
+	keys, err := sigcheck.NewKeys(cfg.Secrets)
+	if err != nil {
+		return nil, fmt.Errorf("reewild: new provider for source %q: %w", cfg.Source, err)
 	}
-	p := &Provider{source: cfg.Source, keys: make([]*key, 0, len(cfg.Secrets))}
-	for i, s := range cfg.Secrets {
-		if len(s) == 0 {
-			return nil, fmt.Errorf("reewild: new provider for source %q: secret %d is empty", cfg.Source, i)
-		}
-		secret := append([]byte(nil), s...)
-		k := &key{id: webhook.KeyID(secret)}
-		k.macs.New = func() any { return hmac.New(sha256.New, secret) }
-		p.keys = append(p.keys, k)
-	}
-	return p, nil
+	return &Provider{source: cfg.Source, keys: keys}, nil
 }
 
 // Source returns the configured source name.
@@ -77,11 +59,10 @@ func (p *Provider) Source() string { return p.source }
 // Kind returns Kind.
 func (p *Provider) Kind() string { return Kind }
 
-// Errors of Verify, all wrapping webhook.ErrUnauthenticated. They never
-// carry the header's value.
+// The header Verify reads, and the errors of Verify, all wrapping
+// webhook.ErrUnauthenticated. They never carry the header's value.
 var (
-	errNoSignature        = fmt.Errorf("reewild: verify: no %s header: %w", SignatureHeader, webhook.ErrUnauthenticated)
-	errSeveralSignatures  = fmt.Errorf("reewild: verify: more than one %s header: %w", SignatureHeader, webhook.ErrUnauthenticated)
+	signature             = sigcheck.NewHeader(Kind, SignatureHeader)
 	errMalformedSignature = fmt.Errorf("reewild: verify: %s is not a hex or base64 HMAC-SHA256: %w", SignatureHeader, webhook.ErrUnauthenticated)
 	errSignatureMismatch  = fmt.Errorf("reewild: verify: signature matches no active secret: %w", webhook.ErrUnauthenticated)
 )
@@ -93,80 +74,38 @@ var (
 // receivedAt is not used: replays are answered as duplicates by the
 // aggregate.
 func (p *Provider) Verify(r *http.Request, body []byte, _ time.Time) (webhook.Verification, error) {
-	values := r.Header.Values(SignatureHeader)
-	switch len(values) {
-	case 0:
-		return webhook.Verification{}, errNoSignature
-	case 1:
-	default:
-		return webhook.Verification{}, errSeveralSignatures
-	}
 	var got [sha256.Size]byte
-	if !decodeSignature(values[0], &got) {
-		return webhook.Verification{}, errMalformedSignature
+	if err := readSignature(r.Header, &got); err != nil {
+		return webhook.Verification{}, err
 	}
 	for _, k := range p.keys {
-		if k.matches(body, got[:]) {
-			return webhook.Verification{Scheme: Scheme, KeyID: k.id}, nil
+		if k.Matches(body, got[:]) {
+			return webhook.Verification{Scheme: Scheme, KeyID: k.ID}, nil
 		}
 	}
 	return webhook.Verification{}, errSignatureMismatch
 }
 
-// matches reports whether sig is the HMAC of body under k.
-func (k *key) matches(body, sig []byte) bool {
-	mac := k.macs.Get().(hash.Hash)
-	mac.Write(body)
-	var sum [sha256.Size]byte
-	ok := hmac.Equal(mac.Sum(sum[:0]), sig)
-	mac.Reset()
-	k.macs.Put(mac)
-	return ok
-}
-
-// decodeSignature decodes a signature header value into dst: hex (64
-// digits) or base64 in any of its four alphabets and paddings (43 or 44
-// characters), after an optional "sha256=" prefix (any case).
-func decodeSignature(v string, dst *[sha256.Size]byte) bool {
+// readSignature decodes the request's one signature header into dst: hex
+// (64 digits) or base64 in any of its four alphabets and paddings (43 or
+// 44 characters), after an optional "sha256=" prefix (any case).
+func readSignature(h http.Header, dst *[sha256.Size]byte) error {
+	v, err := signature.Value(h)
+	if err != nil {
+		return err
+	}
 	v = strings.TrimSpace(v)
 	const prefix = "sha256="
 	if len(v) >= len(prefix) && strings.EqualFold(v[:len(prefix)], prefix) {
 		v = v[len(prefix):]
 	}
-	switch len(v) {
-	case hex.EncodedLen(sha256.Size):
-		n, err := hex.Decode(dst[:], []byte(v))
-		return err == nil && n == sha256.Size
-	case base64.StdEncoding.EncodedLen(sha256.Size):
-		return decodeBase64(dst, v, base64.StdEncoding.Strict(), base64.URLEncoding.Strict())
-	case base64.RawStdEncoding.EncodedLen(sha256.Size):
-		return decodeBase64(dst, v, base64.RawStdEncoding.Strict(), base64.RawURLEncoding.Strict())
-	default:
-		return false
+	if !sigcheck.DecodeHex(v, dst) && !sigcheck.DecodeBase64(v, dst, true) {
+		return errMalformedSignature
 	}
-}
-
-// decodeBase64 decodes v into dst with the first encoding that takes it.
-func decodeBase64(dst *[sha256.Size]byte, v string, encs ...*base64.Encoding) bool {
-	var buf [sha256.Size + 3]byte // Decode may write up to DecodedLen bytes
-	for _, enc := range encs {
-		if enc.DecodedLen(len(v)) > len(buf) {
-			continue
-		}
-		n, err := enc.Decode(buf[:], []byte(v))
-		if err == nil && n == sha256.Size {
-			copy(dst[:], buf[:n])
-			return true
-		}
-	}
-	return false
+	return nil
 }
 
 // Sign returns the lower-case hex HMAC-SHA256 of body under secret: the
-// X-Reewild-Signature value Reewild sends. receiptctl and tests use it to
-// send signed deliveries.
-func Sign(secret, body []byte) string {
-	mac := hmac.New(sha256.New, secret)
-	mac.Write(body)
-	return hex.EncodeToString(mac.Sum(nil))
-}
+// X-Reewild-Signature value Reewild sends (signer.Reewild). receiptctl and
+// tests use it to send signed deliveries.
+func Sign(secret, body []byte) string { return signer.Reewild(secret, body) }

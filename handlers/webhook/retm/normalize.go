@@ -159,7 +159,7 @@ type delivery struct {
 func (p *Provider) Normalize(d webhook.Delivery) (webhook.Normalized, error) {
 	var w wireBody
 	decodeErr := bodyDecoder.Decode(d.Body, &w)
-	event, eventIsString := jsonString(w.Event)
+	event, eventIsString := jsonfield.String(w.Event)
 	n := webhook.Normalized{EventType: event}
 	if decodeErr != nil {
 		return n, p.unnormalizable(event, "decode body: %v", decodeErr)
@@ -167,7 +167,7 @@ func (p *Provider) Normalize(d webhook.Delivery) (webhook.Normalized, error) {
 	if trimmed := bytes.TrimLeft(d.Body, " \t\r\n"); len(trimmed) == 0 || trimmed[0] != '{' {
 		return n, p.unnormalizable(event, "body is not a JSON object")
 	}
-	if present(w.Event) && !eventIsString {
+	if jsonfield.Present(w.Event) && !eventIsString {
 		return n, p.unnormalizable(event, "event is not a string")
 	}
 
@@ -176,7 +176,7 @@ func (p *Provider) Normalize(d webhook.Delivery) (webhook.Normalized, error) {
 		sum := sha256.Sum256(d.Body)
 		dv.sha = hex.EncodeToString(sum[:])
 	}
-	dv.merchant = firstID(w.BusinessRefrence, w.BusinessReference)
+	dv.merchant = jsonfield.FirstID(w.BusinessRefrence, w.BusinessReference)
 	if dv.merchant == "" {
 		dv.merchant = p.merchantByKeyID[d.Verification.KeyID]
 	}
@@ -194,14 +194,14 @@ func (p *Provider) Normalize(d webhook.Delivery) (webhook.Normalized, error) {
 		fact, err = p.order(dv, event)
 	case event != "":
 		return n, fmt.Errorf("retm: normalize delivery to %q: event %.64q: %w", p.source, event, aggregate.ErrUnknownEvent)
-	case present(w.RewardCode) && (present(w.BranchID) || present(w.Date)):
+	case jsonfield.Present(w.RewardCode) && (jsonfield.Present(w.BranchID) || jsonfield.Present(w.Date)):
 		n.EventType = EventRedeemReward
 		fact, err = p.redemption(dv)
-	case present(w.RewardCode):
+	case jsonfield.Present(w.RewardCode):
 		n.EventType = EventCheckReward
 		fact = p.question(dv)
 		n.Reply = &webhook.Reply{Status: http.StatusBadRequest, Body: checkRewardReply}
-	case present(w.Endpoint):
+	case jsonfield.Present(w.Endpoint):
 		n.EventType = EventError
 		fact, err = p.notice(dv)
 	default:
@@ -255,7 +255,7 @@ func (p *Provider) fact(rec aggregate.EntityEventRecorded, dedupe, slot string) 
 // total and references, on the order's stream.
 func (p *Provider) invoice(dv delivery, event string) (aggregate.Fact, error) {
 	w := dv.w
-	id, err := requiredID(w.InvoiceID, "invoice_id")
+	id, err := jsonfield.RequiredID(w.InvoiceID, "invoice_id")
 	if err != nil {
 		return aggregate.Fact{}, err
 	}
@@ -268,7 +268,7 @@ func (p *Provider) invoice(dv delivery, event string) (aggregate.Fact, error) {
 	setString(attrs, "created_at", w.CreatedAt)
 
 	rec := p.record(dv, aggregate.CategoryOrder, id, event, attrs)
-	total, _, ok, err := decimalField(w.TotalPrice, "total_price")
+	total, _, ok, err := jsonfield.Decimal(w.TotalPrice, "total_price")
 	if err != nil {
 		return aggregate.Fact{}, err
 	}
@@ -280,7 +280,7 @@ func (p *Provider) invoice(dv delivery, event string) (aggregate.Fact, error) {
 		raw  json.RawMessage
 		name string
 	}{{w.SubtotalPrice, "subtotal_price"}, {w.Tax, "tax"}} {
-		_, text, ok, err := decimalField(f.raw, f.name)
+		_, text, ok, err := jsonfield.Decimal(f.raw, f.name)
 		if err != nil {
 			return aggregate.Fact{}, err
 		}
@@ -318,7 +318,7 @@ func (p *Provider) invoice(dv delivery, event string) (aggregate.Fact, error) {
 // only order id RETM's published order.* payloads carry) and keeps the raw
 // body; nothing else is read.
 func (p *Provider) order(dv delivery, event string) (aggregate.Fact, error) {
-	id, err := requiredID(dv.w.InvoiceID, "invoice_id (the order id of RETM's order.* payloads)")
+	id, err := jsonfield.RequiredID(dv.w.InvoiceID, "invoice_id (the order id of RETM's order.* payloads)")
 	if err != nil {
 		return aggregate.Fact{}, err
 	}
@@ -331,14 +331,14 @@ func (p *Provider) order(dv delivery, event string) (aggregate.Fact, error) {
 
 // customer maps customer.created, customer.updated and customer.deleted.
 func (p *Provider) customer(dv delivery, event string) (aggregate.Fact, error) {
-	if !present(dv.w.Customer) || dv.w.Customer[0] != '{' {
+	if !jsonfield.Present(dv.w.Customer) || dv.w.Customer[0] != '{' {
 		return aggregate.Fact{}, fmt.Errorf("no customer object")
 	}
 	var c wireCustomer
 	if err := customerDecoder.Decode(dv.w.Customer, &c); err != nil {
 		return aggregate.Fact{}, fmt.Errorf("customer: %v", err)
 	}
-	id, err := requiredID(c.ID, "customer.id")
+	id, err := jsonfield.RequiredID(c.ID, "customer.id")
 	if err != nil {
 		return aggregate.Fact{}, err
 	}
@@ -367,7 +367,7 @@ func (p *Provider) customer(dv delivery, event string) (aggregate.Fact, error) {
 // redemption maps Redeem Reward: the reward code, redeemed at a branch.
 func (p *Provider) redemption(dv delivery) (aggregate.Fact, error) {
 	w := dv.w
-	code, err := requiredID(w.RewardCode, "reward_code")
+	code, err := jsonfield.RequiredID(w.RewardCode, "reward_code")
 	if err != nil {
 		return aggregate.Fact{}, err
 	}
@@ -403,15 +403,15 @@ func (p *Provider) question(dv delivery) aggregate.Fact {
 // notice maps the error webhook, on the stream of the endpoint it is about.
 func (p *Provider) notice(dv delivery) (aggregate.Fact, error) {
 	w := dv.w
-	endpoint, ok := jsonString(w.Endpoint)
+	endpoint, ok := jsonfield.String(w.Endpoint)
 	if !ok || endpoint == "" {
 		return aggregate.Fact{}, fmt.Errorf("endpoint is not a non-empty string")
 	}
 	sum := sha256.Sum256([]byte(endpoint))
 	id := hex.EncodeToString(sum[:])
 	attrs := make(map[string]string, 4)
-	attrs["endpoint"] = truncate(endpoint, maxAttrLen)
-	if code, ok := jsonID(w.Code); ok {
+	attrs["endpoint"] = jsonfield.Truncate(endpoint, maxAttrLen)
+	if code, ok := jsonfield.ID(w.Code); ok {
 		attrs["code"] = code
 	}
 	setString(attrs, "message", w.Message)
@@ -431,13 +431,13 @@ func (p *Provider) references(w *wireBody, attrs map[string]string) {
 // and a status sent as a name as sent. code is the code's text, if it was
 // one.
 func invoiceStatus(raw json.RawMessage) (name, code string) {
-	text, ok := jsonID(raw)
+	text, ok := jsonfield.ID(raw)
 	if !ok {
 		return "", ""
 	}
 	n, err := strconv.ParseInt(text, 10, 64)
 	if err != nil {
-		return truncate(text, maxAttrLen), ""
+		return jsonfield.Truncate(text, maxAttrLen), ""
 	}
 	if s, known := invoiceStatuses[n]; known {
 		return s, text
@@ -447,24 +447,14 @@ func invoiceStatus(raw json.RawMessage) (name, code string) {
 
 // setID sets attrs[name] to the first valid id among raws.
 func setID(attrs map[string]string, name string, raws ...json.RawMessage) {
-	if id := firstID(raws...); id != "" {
+	if id := jsonfield.FirstID(raws...); id != "" {
 		attrs[name] = id
 	}
 }
 
 // setString sets attrs[name] to a non-empty string field, bounded.
 func setString(attrs map[string]string, name string, raw json.RawMessage) {
-	if s, ok := jsonString(raw); ok && s != "" {
-		attrs[name] = truncate(s, maxAttrLen)
+	if s, ok := jsonfield.String(raw); ok && s != "" {
+		attrs[name] = jsonfield.Truncate(s, maxAttrLen)
 	}
-}
-
-// firstID returns the first valid id among raws.
-func firstID(raws ...json.RawMessage) string {
-	for _, raw := range raws {
-		if id, ok := jsonID(raw); ok {
-			return id
-		}
-	}
-	return ""
 }

@@ -79,8 +79,8 @@ func New(cfg Config) (*Provider, error) {
 	values := make([][]byte, len(cfg.Tokens))
 	merchants := make([]string, len(cfg.Tokens))
 	for i, t := range cfg.Tokens {
-		if len(t.Merchant) > maxIDLen {
-			return nil, fmt.Errorf("retm: new provider for source %q: token %d: merchant longer than %d bytes", cfg.Source, i, maxIDLen)
+		if len(t.Merchant) > jsonfield.MaxIDLen {
+			return nil, fmt.Errorf("retm: new provider for source %q: token %d: merchant longer than %d bytes", cfg.Source, i, jsonfield.MaxIDLen)
 		}
 		values[i], merchants[i] = t.Value, t.Merchant
 	}
@@ -168,10 +168,10 @@ func checkMerchant(body []byte, merchant string) error {
 		{w.BusinessRefrence, "business_refrence"},
 		{w.BusinessReference, "business_reference"},
 	} {
-		if !present(f.raw) {
+		if !jsonfield.Present(f.raw) {
 			continue
 		}
-		if ref, ok := jsonID(f.raw); !ok || ref != merchant {
+		if ref, ok := jsonfield.ID(f.raw); !ok || ref != merchant {
 			return fmt.Errorf("retm: %s %.64s is not the token's merchant %.64q: %w", f.name, f.raw, merchant, webhook.ErrUnauthenticated)
 		}
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/receiptd/receiptd/aggregate"
 	"github.com/receiptd/receiptd/handlers/webhook"
+	"github.com/receiptd/receiptd/handlers/webhook/internal/jsonfield"
 )
 
 // The event types of the seed. Both state the offer's status.
@@ -66,7 +67,7 @@ func (p *Provider) Normalize(d webhook.Delivery) (webhook.Normalized, error) {
 	if env.data == nil {
 		return n, p.unnormalizable(env.eventType, "no data object")
 	}
-	boxID, err := requiredID(env.data["box_id"], "data.box_id")
+	boxID, err := jsonfield.RequiredID(env.data["box_id"], "data.box_id")
 	if err != nil {
 		return n, p.unnormalizable(env.eventType, "%v", err)
 	}
@@ -86,17 +87,17 @@ func (p *Provider) Normalize(d webhook.Delivery) (webhook.Normalized, error) {
 		BodySHA256: sha,
 		Raw:        d.Body,
 	}
-	if status, ok := jsonString(env.data["status"]); ok && status != "" {
+	if status, ok := jsonfield.String(env.data["status"]); ok && status != "" {
 		rec.Status, rec.StatusAt = status, &at
 	}
-	amount, ok, err := decimalField(env.data["payout_amount"], "data.payout_amount")
+	amount, _, ok, err := jsonfield.Decimal(env.data["payout_amount"], "data.payout_amount")
 	if err != nil {
 		return n, p.unnormalizable(env.eventType, "%v", err)
 	}
 	if ok {
 		rec.Amount = &amount
 	}
-	rec.Currency, _ = jsonString(env.data["payout_currency_symbol"])
+	rec.Currency, _ = jsonfield.String(env.data["payout_currency_symbol"])
 	rec.Attributes = map[string]string{"object_id": env.pair.objectID}
 	for _, name := range attributes {
 		if v, ok := attribute(env.data[name]); ok {

@@ -4,18 +4,17 @@ import (
 	"cmp"
 	"crypto/hmac"
 	"crypto/sha256"
-	"encoding/base64"
-	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"hash"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/receiptd/receiptd/handlers/webhook"
 	"github.com/receiptd/receiptd/handlers/webhook/internal/jsonfield"
+	"github.com/receiptd/receiptd/handlers/webhook/internal/sigcheck"
+	"github.com/receiptd/receiptd/handlers/webhook/signer"
 )
 
 const (
@@ -23,21 +22,21 @@ const (
 	Kind = "reusely"
 	// SignatureHeader carries the signature of object_id ‖ timestamp, bare
 	// (no "Bearer" or other prefix).
-	SignatureHeader = "Authorization"
+	SignatureHeader = signer.ReuselyHeader
 
 	// AlgorithmHMACSHA256 (the default): HMAC-SHA256 keyed with the secret
 	// over object_id followed by timestamp.
-	AlgorithmHMACSHA256 = "hmac-sha256"
+	AlgorithmHMACSHA256 = signer.ReuselyHMACSHA256
 	// AlgorithmSHA256: plain SHA-256 of secret ‖ object_id ‖ timestamp, for
 	// an account whose signatures are a keyed hash that is not an HMAC (the
 	// seed's "hash … using SHA-256 and your secret key" reads either way).
-	AlgorithmSHA256 = "sha256"
+	AlgorithmSHA256 = signer.ReuselySHA256
 
 	// EncodingHex (the default): the digest in hex, either case.
-	EncodingHex = "hex"
+	EncodingHex = signer.ReuselyHex
 	// EncodingBase64: the digest in base64, standard or URL alphabet,
 	// padded or not.
-	EncodingBase64 = "base64"
+	EncodingBase64 = signer.ReuselyBase64
 
 	// SchemeHMACSHA256 and SchemeSHA256 are the verification schemes
 	// recorded in the event metadata. They name what was checked: a keyed
@@ -84,14 +83,7 @@ type Provider struct {
 	scheme    string
 	encoding  string
 	tolerance time.Duration
-	keys      []*key
-}
-
-// key is one active secret.
-type key struct {
-	id     string // webhook.KeyID of the secret
-	secret []byte
-	macs   sync.Pool // of hash.Hash: HMAC-SHA256 keyed with the secret (AlgorithmHMACSHA256 only)
+	keys      []*sigcheck.Key
 }
 
 // New returns the Provider of cfg. It fails when the source name is invalid,
@@ -125,18 +117,9 @@ func New(cfg Config) (*Provider, error) {
 	if cfg.Tolerance < 0 {
 		return fail("negative tolerance %v", cfg.Tolerance)
 	}
-	if len(cfg.Secrets) == 0 {
-		return fail("no secret configured")
-	}
-	p.keys = make([]*key, 0, len(cfg.Secrets))
-	for i, s := range cfg.Secrets {
-		if len(s) == 0 {
-			return fail("secret %d is empty", i)
-		}
-		secret := append([]byte(nil), s...)
-		k := &key{id: webhook.KeyID(secret), secret: secret}
-		k.macs.New = func() any { return hmac.New(sha256.New, secret) }
-		p.keys = append(p.keys, k)
+	var err error
+	if p.keys, err = sigcheck.NewKeys(cfg.Secrets); err != nil {
+		return fail("%v", err)
 	}
 	return p, nil
 }
@@ -147,11 +130,11 @@ func (p *Provider) Source() string { return p.source }
 // Kind returns Kind.
 func (p *Provider) Kind() string { return Kind }
 
-// Errors of Verify, all wrapping webhook.ErrUnauthenticated. They never
-// carry the header's value or a secret.
+// The header Verify reads, and the errors of Verify, all wrapping
+// webhook.ErrUnauthenticated. They never carry the header's value or a
+// secret.
 var (
-	errNoSignature        = fmt.Errorf("reusely: verify: no %s header: %w", SignatureHeader, webhook.ErrUnauthenticated)
-	errSeveralSignatures  = fmt.Errorf("reusely: verify: more than one %s header: %w", SignatureHeader, webhook.ErrUnauthenticated)
+	signature             = sigcheck.NewHeader(Kind, SignatureHeader)
 	errMalformedSignature = fmt.Errorf("reusely: verify: %s is not a SHA-256 digest in the configured encoding: %w", SignatureHeader, webhook.ErrUnauthenticated)
 	errSignatureMismatch  = fmt.Errorf("reusely: verify: signature of object_id and timestamp matches no active secret: %w", webhook.ErrUnauthenticated)
 )
@@ -169,17 +152,9 @@ var (
 // Normalize returns and the handler records in the log (see the package
 // documentation). Verify itself keeps no state.
 func (p *Provider) Verify(r *http.Request, body []byte, receivedAt time.Time) (webhook.Verification, error) {
-	values := r.Header.Values(SignatureHeader)
-	switch len(values) {
-	case 0:
-		return webhook.Verification{}, errNoSignature
-	case 1:
-	default:
-		return webhook.Verification{}, errSeveralSignatures
-	}
 	var got [sha256.Size]byte
-	if !p.decodeSignature(values[0], &got) {
-		return webhook.Verification{}, errMalformedSignature
+	if err := p.readSignature(r.Header, &got); err != nil {
+		return webhook.Verification{}, err
 	}
 	env, err := decodeEnvelope(body)
 	if err == nil {
@@ -191,9 +166,9 @@ func (p *Provider) Verify(r *http.Request, body []byte, receivedAt time.Time) (w
 	if err := p.checkTime(env.pair, receivedAt); err != nil {
 		return webhook.Verification{}, err
 	}
-	var match *key
+	var match *sigcheck.Key
 	for _, k := range p.keys {
-		sum := k.sum(p.algorithm, env.pair.objectID, env.pair.timestamp)
+		sum := p.sum(k, env.pair.objectID, env.pair.timestamp)
 		if hmac.Equal(sum[:], got[:]) && match == nil {
 			match = k
 		}
@@ -201,7 +176,7 @@ func (p *Provider) Verify(r *http.Request, body []byte, receivedAt time.Time) (w
 	if match == nil {
 		return webhook.Verification{}, errSignatureMismatch
 	}
-	return webhook.Verification{Scheme: p.scheme, KeyID: match.id}, nil
+	return webhook.Verification{Scheme: p.scheme, KeyID: match.ID}, nil
 }
 
 // maxUnix bounds a timestamp so that time.Unix cannot overflow (year ~36800).
@@ -223,57 +198,36 @@ func (p *Provider) checkTime(pair signedPair, receivedAt time.Time) error {
 	return nil
 }
 
-// sum is the keyed SHA-256 of objectID ‖ timestamp under k.
-func (k *key) sum(algorithm, objectID, timestamp string) [sha256.Size]byte {
-	var out [sha256.Size]byte
-	if algorithm == AlgorithmSHA256 {
+// sum is the keyed SHA-256 of objectID ‖ timestamp under k, with the
+// source's algorithm.
+func (p *Provider) sum(k *sigcheck.Key, objectID, timestamp string) [sha256.Size]byte {
+	if p.algorithm == AlgorithmSHA256 {
+		var out [sha256.Size]byte
 		h := sha256.New()
-		h.Write(k.secret)
+		h.Write(k.Secret)
 		h.Write([]byte(objectID))
 		h.Write([]byte(timestamp))
 		h.Sum(out[:0])
 		return out
 	}
-	mac := k.macs.Get().(hash.Hash)
-	mac.Write([]byte(objectID))
-	mac.Write([]byte(timestamp))
-	mac.Sum(out[:0])
-	mac.Reset()
-	k.macs.Put(mac)
-	return out
+	return k.Sum([]byte(objectID), []byte(timestamp))
 }
 
-// decodeSignature decodes an Authorization value in the configured
-// encoding into dst: 64 hex digits of either case, or base64 in the
-// standard or URL alphabet, padded (44 characters) or not (43).
+// readSignature decodes the request's one Authorization value, in the
+// configured encoding, into dst: 64 hex digits of either case, or base64
+// in the standard or URL alphabet, padded (44 characters) or not (43).
 // Surrounding spaces are ignored.
-func (p *Provider) decodeSignature(v string, dst *[sha256.Size]byte) bool {
+func (p *Provider) readSignature(h http.Header, dst *[sha256.Size]byte) error {
+	v, err := signature.Value(h)
+	if err != nil {
+		return err
+	}
 	v = strings.TrimSpace(v)
-	if p.encoding == EncodingHex {
-		if len(v) != hex.EncodedLen(sha256.Size) {
-			return false
-		}
-		n, err := hex.Decode(dst[:], []byte(v))
-		return err == nil && n == sha256.Size
+	if p.encoding == EncodingHex && !sigcheck.DecodeHex(v, dst) ||
+		p.encoding != EncodingHex && !sigcheck.DecodeBase64(v, dst, true) {
+		return errMalformedSignature
 	}
-	var encs []*base64.Encoding
-	switch len(v) {
-	case base64.StdEncoding.EncodedLen(sha256.Size):
-		encs = []*base64.Encoding{base64.StdEncoding.Strict(), base64.URLEncoding.Strict()}
-	case base64.RawStdEncoding.EncodedLen(sha256.Size):
-		encs = []*base64.Encoding{base64.RawStdEncoding.Strict(), base64.RawURLEncoding.Strict()}
-	default:
-		return false
-	}
-	var buf [sha256.Size + 3]byte // Decode may write up to DecodedLen bytes
-	for _, enc := range encs {
-		n, err := enc.Decode(buf[:], []byte(v))
-		if err == nil && n == sha256.Size {
-			copy(dst[:], buf[:n])
-			return true
-		}
-	}
-	return false
+	return nil
 }
 
 // Sign returns the Authorization value Reusely sends for a delivery whose
@@ -281,30 +235,15 @@ func (p *Provider) decodeSignature(v string, dst *[sha256.Size]byte) bool {
 // body): the lower-case hex HMAC-SHA256 of objectID ‖ timestamp under
 // secret. receiptctl and tests use it to send signed deliveries.
 func Sign(secret []byte, objectID, timestamp string) string {
-	mac := hmac.New(sha256.New, secret)
-	mac.Write([]byte(objectID))
-	mac.Write([]byte(timestamp))
-	return hex.EncodeToString(mac.Sum(nil))
+	sig, _ := signer.Reusely(secret, AlgorithmHMACSHA256, EncodingHex, objectID, timestamp) // the defaults cannot fail
+	return sig
 }
 
 // SignWith is Sign for a source configured with another algorithm or
 // encoding (empty strings select the defaults, as in Config). Base64 is
-// standard and padded.
+// standard and padded. It is signer.Reusely.
 func SignWith(secret []byte, algorithm, encoding, objectID, timestamp string) (string, error) {
-	k := &key{secret: secret}
-	k.macs.New = func() any { return hmac.New(sha256.New, secret) }
-	algorithm = cmp.Or(algorithm, AlgorithmHMACSHA256)
-	if algorithm != AlgorithmHMACSHA256 && algorithm != AlgorithmSHA256 {
-		return "", fmt.Errorf("reusely: sign: algorithm %q: want %q or %q", algorithm, AlgorithmHMACSHA256, AlgorithmSHA256)
-	}
-	sum := k.sum(algorithm, objectID, timestamp)
-	switch cmp.Or(encoding, EncodingHex) {
-	case EncodingHex:
-		return hex.EncodeToString(sum[:]), nil
-	case EncodingBase64:
-		return base64.StdEncoding.EncodeToString(sum[:]), nil
-	}
-	return "", fmt.Errorf("reusely: sign: encoding %q: want %q or %q", encoding, EncodingHex, EncodingBase64)
+	return signer.Reusely(secret, algorithm, encoding, objectID, timestamp)
 }
 
 // signedPair is what a Reusely signature covers: the envelope's object_id
@@ -337,7 +276,7 @@ type envelope struct {
 	// pairErr says why pair could not be read.
 	pairErr error
 	// data is the body's "data" object; nil if absent or not an object.
-	data object
+	data map[string]json.RawMessage
 }
 
 // errNotObject: a body that is not a JSON object.
@@ -351,23 +290,23 @@ func decodeEnvelope(body []byte) (envelope, error) {
 		return envelope{}, fmt.Errorf("%w: %v", errNotObject, err)
 	}
 	var env envelope
-	env.eventType, _ = jsonString(top["type"])
-	env.data, _ = decodeObject(top["data"])
+	env.eventType, _ = jsonfield.String(top["type"])
+	env.data, _ = jsonfield.ObjectValue(top["data"])
 	env.pair, env.pairErr = readPair(top)
 	return env, nil
 }
 
 // readPair reads the signed fields of a decoded body.
-func readPair(top object) (signedPair, error) {
+func readPair(top map[string]json.RawMessage) (signedPair, error) {
 	var pair signedPair
 	var err error
-	if !present(top["object_id"]) {
+	if !jsonfield.Present(top["object_id"]) {
 		return pair, errors.New("no object_id")
 	}
 	if pair.objectID, err = signedDigits(top["object_id"]); err != nil {
 		return pair, fmt.Errorf("object_id: %w", err)
 	}
-	if !present(top["timestamp"]) {
+	if !jsonfield.Present(top["timestamp"]) {
 		return pair, errors.New("no timestamp")
 	}
 	if pair.timestamp, err = signedDigits(top["timestamp"]); err != nil {

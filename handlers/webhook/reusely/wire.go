@@ -3,61 +3,10 @@ package reusely
 import (
 	"encoding/json"
 	"errors"
-	"fmt"
 	"strconv"
-
-	"github.com/shopspring/decimal"
 
 	"github.com/receiptd/receiptd/handlers/webhook/internal/jsonfield"
 )
-
-// The field readers every provider shares (handlers/webhook/internal/jsonfield).
-var (
-	present      = jsonfield.Present
-	jsonString   = jsonfield.String
-	isJSONNumber = jsonfield.IsNumber
-	jsonID       = jsonfield.ID
-)
-
-// maxIDLen bounds an id: it becomes part of a stream id or a dedupe key.
-const maxIDLen = jsonfield.MaxIDLen
-
-// decimalField is jsonfield.Decimal without the number's text.
-func decimalField(raw json.RawMessage, name string) (decimal.Decimal, bool, error) {
-	d, _, ok, err := jsonfield.Decimal(raw, name)
-	return d, ok, err
-}
-
-// object is a JSON object decoded one level deep by jsonfield.Object: every
-// member kept as its raw JSON text. Keys match exactly (encoding/json's
-// struct decoding would match "OBJECT_ID" to object_id); of a key sent
-// twice, the last wins — as the sender's JavaScript reads the body.
-type object map[string]json.RawMessage
-
-// decodeObject decodes raw as a JSON object. ok is false for any other JSON
-// value, including null.
-func decodeObject(raw json.RawMessage) (o object, ok bool) {
-	if len(raw) == 0 || raw[0] != '{' {
-		return nil, false
-	}
-	o, err := jsonfield.Object(raw)
-	if err != nil {
-		return nil, false
-	}
-	return o, true
-}
-
-// requiredID is jsonID for a field the delivery cannot be normalized
-// without.
-func requiredID(raw json.RawMessage, name string) (string, error) {
-	if id, ok := jsonID(raw); ok {
-		return id, nil
-	}
-	if !present(raw) {
-		return "", fmt.Errorf("no %s", name)
-	}
-	return "", fmt.Errorf("%s is not an id (a non-empty string of at most %d printable bytes)", name, maxIDLen)
-}
 
 // maxSignedDigits bounds object_id and timestamp: 19 digits always fit an
 // int64.
@@ -75,7 +24,7 @@ func signedDigits(raw json.RawMessage) (string, error) {
 	s := string(raw)
 	if len(raw) > 0 && raw[0] == '"' {
 		var ok bool
-		if s, ok = jsonString(raw); !ok {
+		if s, ok = jsonfield.String(raw); !ok {
 			return "", errNotDigits
 		}
 	}
@@ -96,13 +45,13 @@ func signedDigits(raw json.RawMessage) (string, error) {
 // string.
 func attribute(raw json.RawMessage) (string, bool) {
 	switch {
-	case !present(raw):
+	case !jsonfield.Present(raw):
 		return "", false
 	case raw[0] == '"':
-		s, ok := jsonString(raw)
+		s, ok := jsonfield.String(raw)
 		return s, ok && s != ""
 	case raw[0] == '-' || isDigit(raw[0]):
-		return string(raw), isJSONNumber(string(raw))
+		return string(raw), jsonfield.IsNumber(string(raw))
 	case string(raw) == "true" || string(raw) == "false":
 		return string(raw), true
 	}

@@ -55,7 +55,7 @@ var envelopeDecoder = jsonfield.NewDecoder[wireEnvelope]()
 func (p *Provider) Normalize(d webhook.Delivery) (webhook.Normalized, error) {
 	var w wireEnvelope
 	decodeErr := envelopeDecoder.Decode(d.Body, &w)
-	eventType, _ := jsonString(w.Type)
+	eventType, _ := jsonfield.String(w.Type)
 	n := webhook.Normalized{EventType: eventType}
 	if decodeErr != nil {
 		return n, p.unnormalizable(eventType, "decode body: %v", decodeErr)
@@ -75,8 +75,8 @@ func (p *Provider) Normalize(d webhook.Delivery) (webhook.Normalized, error) {
 		sha = hex.EncodeToString(sum[:])
 	}
 	dedupe := "body:" + sha
-	if present(w.ID) && string(w.ID) != `""` {
-		id, err := requiredID(w.ID, "id")
+	if jsonfield.Present(w.ID) && string(w.ID) != `""` {
+		id, err := jsonfield.RequiredID(w.ID, "id")
 		if err != nil {
 			return n, p.unnormalizable(eventType, "%v", err)
 		}
@@ -91,7 +91,7 @@ func (p *Provider) Normalize(d webhook.Delivery) (webhook.Normalized, error) {
 	if w.Data.User != nil {
 		userRaw = w.Data.User.ID
 	}
-	userID, err := requiredID(userRaw, "data.user.id")
+	userID, err := jsonfield.RequiredID(userRaw, "data.user.id")
 	if err != nil {
 		return n, p.unnormalizable(eventType, "%v", err)
 	}
@@ -118,14 +118,14 @@ func (p *Provider) unnormalizable(eventType, format string, args ...any) error {
 // by the envelope id.
 func (p *Provider) trigger(w wireEnvelope, userID, dedupe, sha string, body []byte) (aggregate.Fact, error) {
 	attrs := make(map[string]string, 2)
-	if t := w.Data.Trigger; t != nil && present(t.ID) {
-		id, err := requiredID(t.ID, "data.trigger.id")
+	if t := w.Data.Trigger; t != nil && jsonfield.Present(t.ID) {
+		id, err := jsonfield.RequiredID(t.ID, "data.trigger.id")
 		if err != nil {
 			return aggregate.Fact{}, err
 		}
 		attrs["trigger_id"] = id
 	}
-	_, value, ok, err := decimalField(w.Data.Value, "data.value")
+	_, value, ok, err := jsonfield.Decimal(w.Data.Value, "data.value")
 	if err != nil {
 		return aggregate.Fact{}, err
 	}
@@ -143,7 +143,7 @@ func (p *Provider) trigger(w wireEnvelope, userID, dedupe, sha string, body []by
 			Kind:       KindUser,
 			EntityID:   userID,
 			EventType:  EventTriggerCreated,
-			OccurredAt: parseTime(w.Time),
+			OccurredAt: jsonfield.Time(w.Time, timeLayouts),
 			UserID:     userID,
 			Attributes: attrs,
 			BodySHA256: sha,
@@ -161,11 +161,11 @@ func (p *Provider) credit(w wireEnvelope, userID, sha string, body []byte) (aggr
 	if tx == nil {
 		return aggregate.Fact{}, fmt.Errorf("no data.transaction object")
 	}
-	txID, err := requiredID(tx.ID, "data.transaction.id")
+	txID, err := jsonfield.RequiredID(tx.ID, "data.transaction.id")
 	if err != nil {
 		return aggregate.Fact{}, err
 	}
-	points, _, ok, err := decimalField(tx.Amount, "data.transaction.amount")
+	points, _, ok, err := jsonfield.Decimal(tx.Amount, "data.transaction.amount")
 	if err != nil {
 		return aggregate.Fact{}, err
 	}
@@ -184,7 +184,7 @@ func (p *Provider) credit(w wireEnvelope, userID, sha string, body []byte) (aggr
 			BalanceSource: p.balanceSource,
 			TransactionID: txID,
 			Points:        points,
-			OccurredAt:    parseTime(w.Time),
+			OccurredAt:    jsonfield.Time(w.Time, timeLayouts),
 			BodySHA256:    sha,
 			Raw:           body,
 		},
@@ -192,3 +192,8 @@ func (p *Provider) credit(w wireEnvelope, userID, sha string, body []byte) (aggr
 		OnConflict: aggregate.Correct,
 	}, nil
 }
+
+// timeLayouts are the timestamp forms accepted: RFC 3339 (what Reward
+// documents: "2024-12-14T15:29:18.821Z") and, leniently, a zoneless time
+// with up to nine fraction digits, read as UTC.
+var timeLayouts = jsonfield.RFC3339OrLocal

@@ -27,7 +27,7 @@ const maxEventType = 128
 // a correction rather than silently taken for a retry.
 func (p *Provider) Normalize(d webhook.Delivery) (webhook.Normalized, error) {
 	top, decodeErr := jsonfield.Object(d.Body)
-	eventType, _ := jsonString(top["type"])
+	eventType, _ := jsonfield.String(top["type"])
 	n := webhook.Normalized{EventType: eventType}
 	switch {
 	case errors.Is(decodeErr, jsonfield.ErrNotObject):
@@ -42,7 +42,7 @@ func (p *Provider) Normalize(d webhook.Delivery) (webhook.Normalized, error) {
 	}
 
 	fields := resolver{top: top}
-	entityID, err := requiredID(fields.get(p.entityPath), p.entityField)
+	entityID, err := jsonfield.RequiredID(fields.get(p.entityPath), p.entityField)
 	if err != nil {
 		return n, p.unnormalizable(eventType, "%v", err)
 	}
@@ -51,7 +51,9 @@ func (p *Provider) Normalize(d webhook.Delivery) (webhook.Normalized, error) {
 		sum := sha256.Sum256(d.Body)
 		sha = hex.EncodeToString(sum[:])
 	}
-	occurred := parseTime(top["timestamp"])
+	// The payload timestamp the spec recommends, RFC 3339
+	// ("2022-11-03T20:26:10.344522Z"); omitted when it is not one.
+	occurred := jsonfield.Time(top["timestamp"], jsonfield.RFC3339)
 	rec := aggregate.EntityEventRecorded{
 		Source:     p.source,
 		Kind:       p.category,
@@ -61,7 +63,7 @@ func (p *Provider) Normalize(d webhook.Delivery) (webhook.Normalized, error) {
 		BodySHA256: sha,
 		Raw:        d.Body,
 	}
-	if status, ok := jsonString(fields.get(p.statusPath)); ok && status != "" {
+	if status, ok := jsonfield.String(fields.get(p.statusPath)); ok && status != "" {
 		rec.Status, rec.StatusAt = status, occurred
 	}
 
@@ -104,8 +106,8 @@ func (p *Provider) unnormalizable(eventType, format string, args ...any) error {
 // resolver reads fields by path from a decoded body, decoding each nested
 // object once.
 type resolver struct {
-	top    object
-	nested map[string]object // by the path prefix, joined with '.'
+	top    map[string]json.RawMessage
+	nested map[string]map[string]json.RawMessage // by the path prefix, joined with '.'
 }
 
 // get returns the raw value at path; nil when a step is absent or not an
@@ -116,11 +118,11 @@ func (r *resolver) get(path []string) json.RawMessage {
 		prefix := strings.Join(path[:i+1], ".")
 		sub, ok := r.nested[prefix]
 		if !ok {
-			if sub, ok = decodeObject(o[k]); !ok {
+			if sub, ok = jsonfield.ObjectValue(o[k]); !ok {
 				return nil
 			}
 			if r.nested == nil {
-				r.nested = make(map[string]object, 1)
+				r.nested = make(map[string]map[string]json.RawMessage, 1)
 			}
 			r.nested[prefix] = sub
 		}

@@ -4,18 +4,16 @@ import (
 	"cmp"
 	"crypto/hmac"
 	"crypto/sha256"
-	"encoding/base64"
-	"errors"
 	"fmt"
-	"hash"
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/receiptd/receiptd/aggregate"
 	"github.com/receiptd/receiptd/handlers/webhook"
+	"github.com/receiptd/receiptd/handlers/webhook/internal/sigcheck"
+	"github.com/receiptd/receiptd/handlers/webhook/signer"
 )
 
 const (
@@ -23,16 +21,16 @@ const (
 	Kind = "standard"
 
 	// The headers of a Standard Webhooks delivery.
-	HeaderID        = "webhook-id"
-	HeaderTimestamp = "webhook-timestamp"
-	HeaderSignature = "webhook-signature"
+	HeaderID        = signer.StandardID
+	HeaderTimestamp = signer.StandardTimestamp
+	HeaderSignature = signer.StandardSignature
 
 	// Scheme is the verification scheme recorded in the event metadata:
 	// the spec's symmetric signature, "v1".
 	Scheme = "standard-webhooks-v1"
 	// SecretPrefix marks a secret serialized as the spec says: "whsec_"
 	// and the base64 of the key.
-	SecretPrefix = "whsec_"
+	SecretPrefix = signer.StandardSecretPrefix
 
 	// DefaultTolerance bounds |received − webhook-timestamp|, as the spec's
 	// reference implementations do.
@@ -88,13 +86,7 @@ type Provider struct {
 	entityField string
 	entityPath  []string
 	statusPath  []string
-	keys        []*key
-}
-
-// key is one active secret.
-type key struct {
-	id   string    // webhook.KeyID of the decoded key
-	macs sync.Pool // of hash.Hash: HMAC-SHA256 keyed with the decoded key
+	keys        []*sigcheck.Key // of the decoded keys
 }
 
 // New returns the Provider of cfg. It fails when the source name is invalid,
@@ -130,50 +122,21 @@ func New(cfg Config) (*Provider, error) {
 	if len(cfg.Secrets) == 0 {
 		return fail("no secret configured")
 	}
-	p.keys = make([]*key, 0, len(cfg.Secrets))
+	p.keys = make([]*sigcheck.Key, 0, len(cfg.Secrets))
 	for i, s := range cfg.Secrets {
 		k, err := DecodeSecret(s)
 		if err != nil {
 			return fail("secret %d: %v", i, err)
 		}
-		p.keys = append(p.keys, newKey(k))
+		p.keys = append(p.keys, sigcheck.NewKey(k))
 	}
 	return p, nil
 }
 
-func newKey(k []byte) *key {
-	out := &key{id: webhook.KeyID(k)}
-	out.macs.New = func() any { return hmac.New(sha256.New, k) }
-	return out
-}
-
-// Errors of DecodeSecret. They never carry the secret.
-var (
-	errEmptySecret = errors.New("empty secret")
-	errBadSecret   = errors.New(`not "whsec_" followed by standard base64`)
-)
-
 // DecodeSecret returns the HMAC key of a secret as Config.Secrets takes it:
-// the base64 after "whsec_", or the bytes themselves without that prefix.
-// The result is a copy.
-func DecodeSecret(secret []byte) ([]byte, error) {
-	rest, prefixed := strings.CutPrefix(string(secret), SecretPrefix)
-	if !prefixed {
-		if len(secret) == 0 {
-			return nil, errEmptySecret
-		}
-		return append([]byte(nil), secret...), nil
-	}
-	for _, enc := range []*base64.Encoding{base64.StdEncoding.Strict(), base64.RawStdEncoding.Strict()} {
-		if k, err := enc.DecodeString(rest); err == nil {
-			if len(k) == 0 {
-				return nil, errEmptySecret
-			}
-			return k, nil
-		}
-	}
-	return nil, errBadSecret
-}
+// the base64 after "whsec_", or the bytes themselves without that prefix
+// (signer.StandardKey). The result is a copy.
+func DecodeSecret(secret []byte) ([]byte, error) { return signer.StandardKey(secret) }
 
 // maxCategory bounds a category: it is part of every stream id.
 const maxCategory = 32
@@ -217,6 +180,13 @@ func (p *Provider) Source() string { return p.source }
 // Kind returns Kind.
 func (p *Provider) Kind() string { return Kind }
 
+// The headers Verify reads.
+var (
+	idHeader        = sigcheck.NewHeader(Kind, HeaderID)
+	timestampHeader = sigcheck.NewHeader(Kind, HeaderTimestamp)
+	signatureHeader = sigcheck.NewHeader(Kind, HeaderSignature)
+)
+
 // Errors of Verify, all wrapping webhook.ErrUnauthenticated. They never
 // carry a signature or a secret.
 var (
@@ -235,17 +205,17 @@ var (
 // the tolerance of receivedAt, either way. The webhook-id becomes the
 // Verification's DeliveryID.
 func (p *Provider) Verify(r *http.Request, body []byte, receivedAt time.Time) (webhook.Verification, error) {
-	id, err := single(r.Header, HeaderID)
+	id, err := idHeader.Value(r.Header)
 	if err != nil {
 		return webhook.Verification{}, err
 	}
-	ts, err := single(r.Header, HeaderTimestamp)
+	ts, err := timestampHeader.Value(r.Header)
 	if err != nil {
 		return webhook.Verification{}, err
 	}
-	signatures := r.Header.Values(HeaderSignature)
-	if len(signatures) == 0 {
-		return webhook.Verification{}, fmt.Errorf("standard: verify: no %s header: %w", HeaderSignature, webhook.ErrUnauthenticated)
+	signatures, err := signatureHeader.Values(r.Header)
+	if err != nil {
+		return webhook.Verification{}, err
 	}
 	if !validID(id) {
 		return webhook.Verification{}, errMalformedID
@@ -274,7 +244,7 @@ func (p *Provider) Verify(r *http.Request, body []byte, receivedAt time.Time) (w
 			}
 			sawV1 = true
 			var sum [sha256.Size]byte
-			if decodeSignature(sig, &sum) {
+			if sigcheck.DecodeBase64(sig, &sum, false) {
 				candidates = append(candidates, sum)
 			}
 		}
@@ -286,27 +256,14 @@ func (p *Provider) Verify(r *http.Request, body []byte, receivedAt time.Time) (w
 		return webhook.Verification{}, errMalformedSignature
 	}
 	for _, k := range p.keys {
-		want := k.sum(id, ts, body)
+		want := k.Sum([]byte(id), dot, []byte(ts), dot, body)
 		for _, got := range candidates {
 			if hmac.Equal(want[:], got[:]) {
-				return webhook.Verification{Scheme: Scheme, KeyID: k.id, DeliveryID: id}, nil
+				return webhook.Verification{Scheme: Scheme, KeyID: k.ID, DeliveryID: id}, nil
 			}
 		}
 	}
 	return webhook.Verification{}, errSignatureMismatch
-}
-
-// single returns the one value of a header; none or several fail.
-func single(h http.Header, name string) (string, error) {
-	values := h.Values(name)
-	switch len(values) {
-	case 0:
-		return "", fmt.Errorf("standard: verify: no %s header: %w", name, webhook.ErrUnauthenticated)
-	case 1:
-		return values[0], nil
-	default:
-		return "", fmt.Errorf("standard: verify: more than one %s header: %w", name, webhook.ErrUnauthenticated)
-	}
 }
 
 // maxWebhookIDLen bounds webhook-id: it is the delivery id of the metadata
@@ -351,53 +308,15 @@ func parseTimestamp(ts string) (int64, bool) {
 	return n, true
 }
 
-// decodeSignature decodes the base64 of a v1 signature into dst: standard
-// alphabet, padded as the spec sends it, or unpadded.
-func decodeSignature(v string, dst *[sha256.Size]byte) bool {
-	var enc *base64.Encoding
-	switch len(v) {
-	case base64.StdEncoding.EncodedLen(sha256.Size):
-		enc = base64.StdEncoding.Strict()
-	case base64.RawStdEncoding.EncodedLen(sha256.Size):
-		enc = base64.RawStdEncoding.Strict()
-	default:
-		return false
-	}
-	var buf [sha256.Size + 3]byte // Decode may write up to DecodedLen bytes
-	n, err := enc.Decode(buf[:], []byte(v))
-	if err != nil || n != sha256.Size {
-		return false
-	}
-	copy(dst[:], buf[:n])
-	return true
-}
-
-// sum is the HMAC-SHA256 of id "." ts "." body under k.
-func (k *key) sum(id, ts string, body []byte) [sha256.Size]byte {
-	mac := k.macs.Get().(hash.Hash)
-	mac.Write([]byte(id))
-	mac.Write([]byte{'.'})
-	mac.Write([]byte(ts))
-	mac.Write([]byte{'.'})
-	mac.Write(body)
-	var out [sha256.Size]byte
-	mac.Sum(out[:0])
-	mac.Reset()
-	k.macs.Put(mac)
-	return out
-}
+// dot separates the parts of the signed content.
+var dot = []byte{'.'}
 
 // Sign returns the webhook-signature value ("v1," and the standard base64
 // of the HMAC-SHA256) of a delivery with webhook-id id, webhook-timestamp
 // ts (whole Unix seconds) and body. secret is taken as Config.Secrets takes
 // it; a "whsec_" secret whose base64 does not decode is used as raw bytes
-// (check it with DecodeSecret first). receiptctl and tests use it to send
-// signed deliveries.
+// (check it with DecodeSecret first). It is signer.Standard; receiptctl and
+// tests use it to send signed deliveries.
 func Sign(secret []byte, id string, ts time.Time, body []byte) string {
-	k, err := DecodeSecret(secret)
-	if err != nil {
-		k = secret
-	}
-	sum := newKey(k).sum(id, strconv.FormatInt(ts.Unix(), 10), body)
-	return "v1," + base64.StdEncoding.EncodeToString(sum[:])
+	return signer.Standard(secret, id, ts, body)
 }

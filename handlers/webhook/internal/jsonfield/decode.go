@@ -66,6 +66,19 @@ func Object(data []byte) (map[string]json.RawMessage, error) {
 	return out, s.end()
 }
 
+// ObjectValue decodes a member's value as Object does; ok is false for any
+// value that is not a JSON object, including null.
+func ObjectValue(raw json.RawMessage) (o map[string]json.RawMessage, ok bool) {
+	if len(raw) == 0 || raw[0] != '{' {
+		return nil, false
+	}
+	o, err := Object(raw)
+	if err != nil {
+		return nil, false
+	}
+	return o, true
+}
+
 // Decoder decodes a JSON object into a struct of type T by the struct's
 // `json:"name"` tags, matched exactly (see the package's decoding rules).
 // A field is a json.RawMessage (the member's value as its JSON text, nil

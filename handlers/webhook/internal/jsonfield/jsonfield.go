@@ -7,8 +7,8 @@
 // its raw JSON text (json.RawMessage); nothing else is built. A body is
 // JSON here exactly when json.Valid says so.
 //
-// Reading (String, ID, Decimal) takes one field's raw text: a number is
-// parsed from its text, never through float64, and a field of an
+// Reading (String, ID, Decimal, Time) takes one field's raw text: a number
+// is parsed from its text, never through float64, and a field of an
 // unexpected type can be told from an absent one.
 package jsonfield
 
@@ -16,7 +16,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"time"
 	"unicode/utf8"
 
 	"github.com/shopspring/decimal"
@@ -47,10 +46,9 @@ func String(raw json.RawMessage) (s string, ok bool) {
 const MaxIDLen = 256
 
 // ID returns an identifier sent as a JSON string or as a JSON number
-// (its text). ok is false for anything else, an empty string, an id longer
-// than MaxIDLen bytes, or one holding a control character or invalid UTF-8.
+// (its text). ok is false for anything else and for a text IsID refuses.
 func ID(raw json.RawMessage) (id string, ok bool) {
-	if len(raw) > 0 && (raw[0] == '-' || '0' <= raw[0] && raw[0] <= '9') {
+	if len(raw) > 0 && (raw[0] == '-' || isDigit(raw[0])) {
 		if !IsNumber(string(raw)) {
 			return "", false
 		}
@@ -58,15 +56,25 @@ func ID(raw json.RawMessage) (id string, ok bool) {
 	} else if id, ok = String(raw); !ok {
 		return "", false
 	}
-	if id == "" || len(id) > MaxIDLen {
+	if !IsID(id) {
 		return "", false
+	}
+	return id, true
+}
+
+// IsID reports whether id can name an entity: not empty, at most MaxIDLen
+// bytes, and no control character or U+FFFD (what invalid UTF-8 and lone
+// surrogates decode to).
+func IsID(id string) bool {
+	if id == "" || len(id) > MaxIDLen {
+		return false
 	}
 	for _, r := range id {
 		if r < 0x20 || r == 0x7f || r == utf8.RuneError {
-			return "", false
+			return false
 		}
 	}
-	return id, true
+	return true
 }
 
 // RequiredID is ID for a field the delivery cannot be normalized
@@ -75,10 +83,49 @@ func RequiredID(raw json.RawMessage, name string) (string, error) {
 	if id, ok := ID(raw); ok {
 		return id, nil
 	}
+	return "", NotID(raw, name)
+}
+
+// NotID is the error of a required id field named name whose value raw an
+// ID reader refused.
+func NotID(raw json.RawMessage, name string) error {
 	if !Present(raw) {
-		return "", fmt.Errorf("no %s", name)
+		return fmt.Errorf("no %s", name)
 	}
-	return "", fmt.Errorf("%s is not an id (a non-empty string or number of at most %d printable bytes)", name, MaxIDLen)
+	return fmt.Errorf("%s is not an id (a non-empty string or number of at most %d printable bytes)", name, MaxIDLen)
+}
+
+// FirstID returns the first valid id (ID) among raws; "" if none is.
+func FirstID(raws ...json.RawMessage) string {
+	for _, raw := range raws {
+		if id, ok := ID(raw); ok {
+			return id
+		}
+	}
+	return ""
+}
+
+// FirstString returns the first non-empty JSON string among raws; "" if
+// none is.
+func FirstString(raws ...json.RawMessage) string {
+	for _, raw := range raws {
+		if s, ok := String(raw); ok && s != "" {
+			return s
+		}
+	}
+	return ""
+}
+
+// Truncate cuts s to at most n bytes, on a rune boundary: a descriptive
+// field is recorded bounded (the raw body keeps it whole).
+func Truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
 
 // Bounds on a decimal: enough for any amount or point total, small enough
@@ -162,12 +209,3 @@ func IsNumber(s string) bool {
 }
 
 func isDigit(c byte) bool { return '0' <= c && c <= '9' }
-
-// TimeInRange reports whether t, in UTC, falls in the years 0001 to 9999:
-// what RFC 3339 and an event's JSON can hold. A zoned text can parse to a
-// time outside them ("0000-01-01T00:00:00+01:00" is in year −1 in UTC,
-// "9999-12-31T23:00:00-01:00" in 10000), which no event could record.
-func TimeInRange(t time.Time) bool {
-	y := t.UTC().Year()
-	return 1 <= y && y <= 9999
-}

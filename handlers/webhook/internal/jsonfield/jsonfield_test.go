@@ -55,3 +55,52 @@ func TestDecimal(t *testing.T) {
 		}
 	}
 }
+
+func TestIDReaders(t *testing.T) {
+	for id, want := range map[string]bool{
+		"a": true, "00B4N5": true, strings.Repeat("x", jsonfield.MaxIDLen): true,
+		"": false, strings.Repeat("x", jsonfield.MaxIDLen+1): false, "a\tb": false, "a\x7f": false, "a\ufffd": false,
+	} {
+		if got := jsonfield.IsID(id); got != want {
+			t.Errorf("IsID(%.20q) = %v", id, got)
+		}
+	}
+	if got := jsonfield.FirstID(nil, json.RawMessage(`""`), json.RawMessage(`{}`), json.RawMessage(`7`), json.RawMessage(`"b"`)); got != "7" {
+		t.Errorf("FirstID = %q, want 7", got)
+	}
+	if got := jsonfield.FirstString(json.RawMessage(`7`), json.RawMessage(`""`), json.RawMessage(`"b"`)); got != "b" {
+		t.Errorf("FirstString = %q, want b", got)
+	}
+	if err := jsonfield.NotID(json.RawMessage(`true`), "data.id"); err == nil || !strings.Contains(err.Error(), "data.id is not an id") {
+		t.Errorf("NotID of a boolean: %v", err)
+	}
+	if err := jsonfield.NotID(json.RawMessage(`null`), "data.id"); err == nil || err.Error() != "no data.id" {
+		t.Errorf("NotID of null: %v", err)
+	}
+}
+
+func TestTruncate(t *testing.T) {
+	for _, c := range []struct {
+		s    string
+		n    int
+		want string
+	}{
+		{"abc", 5, "abc"}, {"abc", 2, "ab"}, {"aé", 2, "a"}, {"éé", 3, "é"}, {"é", 0, ""},
+	} {
+		if got := jsonfield.Truncate(c.s, c.n); got != c.want {
+			t.Errorf("Truncate(%q, %d) = %q, want %q", c.s, c.n, got, c.want)
+		}
+	}
+}
+
+func TestObjectValue(t *testing.T) {
+	for raw, want := range map[string]int{`{"a":1,"A":2,"a":3}`: 2, `{}`: 0, `null`: -1, `[]`: -1, `"{}"`: -1, ``: -1, `{"a":}`: -1} {
+		o, ok := jsonfield.ObjectValue(json.RawMessage(raw))
+		if ok != (want >= 0) || ok && len(o) != want {
+			t.Errorf("ObjectValue(%s) = %v, %v", raw, o, ok)
+		}
+	}
+	if o, _ := jsonfield.ObjectValue(json.RawMessage(`{"a":1,"a":3}`)); string(o["a"]) != "3" {
+		t.Errorf("a repeated key: %s, want the last", o["a"])
+	}
+}
