@@ -13,19 +13,12 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/rsa"
-	"crypto/sha256"
-	"crypto/x509"
-	"encoding/hex"
-	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
@@ -36,10 +29,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	receiptdv1 "github.com/receiptd/receiptd/gen/go/receiptd/v1"
-	"github.com/receiptd/receiptd/handlers/webhook/reap"
-	"github.com/receiptd/receiptd/handlers/webhook/reewild"
-	"github.com/receiptd/receiptd/handlers/webhook/reusely"
-	"github.com/receiptd/receiptd/handlers/webhook/standard"
+	"github.com/receiptd/receiptd/handlers/webhook/signer"
 	"github.com/receiptd/receiptd/internal/secret"
 )
 
@@ -267,64 +257,15 @@ func send(ctx context.Context, stdout io.Writer, args []string) error {
 	return nil
 }
 
-// signRequest adds the authentication a provider of kind sends with body.
+// signRequest adds the authentication a provider of kind sends with body
+// (signer.Sign, which the console's "Send test event" uses too).
 func signRequest(h http.Header, kind string, key []byte, msgID string, body []byte) error {
-	switch kind {
-	case "reewild":
-		h.Set(reewild.SignatureHeader, reewild.Sign(key, body))
-	case "reward", "retm":
-		h.Set("Authorization", "Bearer "+strings.TrimSpace(string(key)))
-	case "reusely":
-		var env struct {
-			ObjectID  json.RawMessage `json:"object_id"`
-			Timestamp json.RawMessage `json:"timestamp"`
-		}
-		if err := json.Unmarshal(body, &env); err != nil {
-			return fmt.Errorf("send: a reusely body must be a JSON object with object_id and timestamp: %v", err)
-		}
-		unquote := func(r json.RawMessage) string { return strings.Trim(string(r), `"`) }
-		h.Set(reusely.SignatureHeader, reusely.Sign(key, unquote(env.ObjectID), unquote(env.Timestamp)))
-	case "standard":
-		if msgID == "" {
-			sum := sha256.Sum256(body)
-			msgID = "msg_" + hex.EncodeToString(sum[:12])
-		}
-		now := time.Now()
-		h.Set(standard.HeaderID, msgID)
-		h.Set(standard.HeaderTimestamp, strconv.FormatInt(now.Unix(), 10))
-		h.Set(standard.HeaderSignature, standard.Sign(key, msgID, now, body))
-	case "reap":
-		priv, err := parsePrivateKey(key)
-		if err != nil {
-			return fmt.Errorf("send: reap --secret: %w", err)
-		}
-		sig, err := reap.Sign(priv, body)
-		if err != nil {
-			return err
-		}
-		h.Set(reap.SignatureHeader, sig)
-	default:
+	err := signer.Sign(h, body, signer.Request{Kind: kind, Key: key, MessageID: msgID, Now: time.Now()})
+	if errors.Is(err, signer.ErrNoSigner) {
 		return fmt.Errorf("%w: send: no signer for kind %q", errUsage, kind)
 	}
-	return nil
-}
-
-// parsePrivateKey reads an RSA private key from PEM, PKCS #1 or PKCS #8.
-func parsePrivateKey(pemData []byte) (*rsa.PrivateKey, error) {
-	block, _ := pem.Decode(pemData)
-	if block == nil {
-		return nil, errors.New("no PEM block: want an RSA private key in PEM")
-	}
-	if k, err := x509.ParsePKCS1PrivateKey(block.Bytes); err == nil {
-		return k, nil
-	}
-	k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
 	if err != nil {
-		return nil, fmt.Errorf("%q block is not an RSA private key: %v", block.Type, err)
+		return fmt.Errorf("send: %w", err)
 	}
-	rk, ok := k.(*rsa.PrivateKey)
-	if !ok {
-		return nil, fmt.Errorf("%q block is a %T, not an RSA private key", block.Type, k)
-	}
-	return rk, nil
+	return nil
 }

@@ -14,7 +14,7 @@
 //     refused deliveries), and the quarantine list with a re-process action.
 //   - Health: store, read model checkpoint and lag, version.
 //   - Send test event: sign an example payload with a source's scheme and
-//     deliver it to this server over loopback HTTP.
+//     deliver it to this server over loopback HTTP (see Signing).
 //
 // # Raw bodies
 //
@@ -51,7 +51,35 @@
 // themselves are read through the API).
 // The Deliveries chart samples the ingest counters of this process.
 //
-// It imports gen, handlers/api (the Authenticator, limits), the providers'
-// signers under handlers/webhook, aggregate (stream ids) and eventstore
-// (types of the log); nothing imports it but cmd/receiptd.
+// # Signing
+//
+// "Send test event" stays in the console, and signs through
+// handlers/webhook/signer: the package receiptctl send signs with, which
+// imports the standard library only. The console imports no provider
+// package (a test holds it to that); it is a client of the webhook route
+// like any sender, and a test delivery is verified, decided and recorded
+// by the same code as a provider's.
+//
+// Why it may sign at all: every scheme it signs for is symmetric. The
+// HMAC secrets (Reewild, Reusely, Standard Webhooks) and the shared
+// tokens (Reward, RETM) are what the server verifies with, so it holds
+// them whether the console signs or not; moving the button to receiptctl
+// would take no secret out of the server, only the convenience out of
+// the page. Reap's scheme is asymmetric: the server holds Reap's public
+// keys only, the console cannot sign for it, and says so (receiptctl send
+// signs with the private key the operator holds). What the console adds
+// is the use of a secret, so that use is narrow: an admin session with
+// its CSRF token, the embedded example payloads only (no body of the
+// operator's choosing), over loopback, a log line naming the principal,
+// and a Standard Webhooks message id that starts "msg_console_". A test
+// event lands in the source's log like any delivery: on a production
+// source, an example award credits the example user, so send test events
+// to a test source.
+//
+// # Imports
+//
+// It imports gen, handlers/api (the Authenticator, limits),
+// handlers/webhook/signer, aggregate (stream ids), eventstore (types of
+// the log) and eventcodec (a raw body as the log keeps it); nothing
+// imports it but cmd/receiptd.
 package console

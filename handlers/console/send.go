@@ -17,9 +17,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/receiptd/receiptd/handlers/webhook/reewild"
-	"github.com/receiptd/receiptd/handlers/webhook/reusely"
-	"github.com/receiptd/receiptd/handlers/webhook/standard"
+	"github.com/receiptd/receiptd/handlers/webhook/signer"
 )
 
 // sendChoice is one source and example payload the page offers.
@@ -69,8 +67,12 @@ func (c *Console) choices() ([]sendChoice, []string) {
 	return out, unsigned
 }
 
+// signable are the kinds whose key the server holds to verify: a shared
+// secret or token signs as well as it verifies. Reap's is a public key.
+var signable = []string{signer.KindReewild, signer.KindReusely, signer.KindStandard, signer.KindReward, signer.KindRETM}
+
 func canSign(s Source) bool {
-	return len(s.Key) > 0 && slices.Contains([]string{"reewild", "reusely", "standard", "reward", "retm"}, s.Kind)
+	return len(s.Key) > 0 && slices.Contains(signable, s.Kind)
 }
 
 func (c *Console) sendPage(w http.ResponseWriter, r *http.Request) {
@@ -153,36 +155,18 @@ func freshTimestamp(body []byte, now time.Time) ([]byte, error) {
 	return json.MarshalIndent(env, "", "  ")
 }
 
-// sign adds the authentication src's provider sends with body, as
-// receiptctl send does.
+// sign adds the authentication src's provider sends with body, through
+// signer, as receiptctl send does (see the package documentation for why
+// the console signs at all). A Standard Webhooks message id names the
+// console, so that the log shows where a test delivery came from.
 func sign(h http.Header, src Source, body []byte, now time.Time) error {
-	switch src.Kind {
-	case "reewild":
-		h.Set(reewild.SignatureHeader, reewild.Sign(src.Key, body))
-	case "reward", "retm":
-		h.Set("Authorization", "Bearer "+strings.TrimSpace(string(src.Key)))
-	case "reusely":
-		var env struct {
-			ObjectID  json.RawMessage `json:"object_id"`
-			Timestamp json.RawMessage `json:"timestamp"`
-		}
-		if err := json.Unmarshal(body, &env); err != nil {
-			return fmt.Errorf("a reusely body must be a JSON object with object_id and timestamp: %v", err)
-		}
-		unquote := func(r json.RawMessage) string { return strings.Trim(string(r), `"`) }
-		sig, err := reusely.SignWith(src.Key, src.Algorithm, src.Encoding, unquote(env.ObjectID), unquote(env.Timestamp))
-		if err != nil {
-			return err
-		}
-		h.Set(reusely.SignatureHeader, sig)
-	case "standard":
+	req := signer.Request{Kind: src.Kind, Key: src.Key, Algorithm: src.Algorithm, Encoding: src.Encoding, Now: now}
+	if src.Kind == signer.KindStandard {
 		sum := sha256.Sum256(body)
-		id := "msg_console_" + hex.EncodeToString(sum[:8]) + "_" + strconv.FormatInt(now.UnixNano(), 36)
-		h.Set(standard.HeaderID, id)
-		h.Set(standard.HeaderTimestamp, strconv.FormatInt(now.Unix(), 10))
-		h.Set(standard.HeaderSignature, standard.Sign(src.Key, id, now, body))
-	default:
+		req.MessageID = "msg_console_" + hex.EncodeToString(sum[:8]) + "_" + strconv.FormatInt(now.UnixNano(), 36)
+	}
+	if !canSign(src) {
 		return errors.New("the console cannot sign for a " + src.Kind + " source")
 	}
-	return nil
+	return signer.Sign(h, body, req)
 }
