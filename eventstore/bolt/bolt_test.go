@@ -52,6 +52,8 @@ func TestConformance(t *testing.T) {
 		// Every subscriber reads the file; or falls behind the tail often.
 		{"NoTail", bolt.Options{TailBytes: -1}},
 		{"SmallTail", bolt.Options{TailBytes: 2048}},
+		// A file in the layout written before schema 2.
+		{"Schema1", bolt.WithSchema1(bolt.Options{})},
 	} {
 		t.Run(mode.name, func(t *testing.T) {
 			storetest.Run(t, storetest.Harness{

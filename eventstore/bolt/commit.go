@@ -21,12 +21,21 @@ type request struct {
 	stream   string
 	expected eventstore.ExpectedRevision
 
-	prefix  []byte   // uvarint(len(stream)) ‖ stream
-	seek    []byte   // prefix ‖ be64(MaxUint64), to find the last revision
+	schema  int
 	recs    [][]byte // records, stamped by apply
-	posKeys [][]byte // events keys; also the stream index values
+	posKeys [][]byte // events keys; also the stream index values in schema 1
 	idxKeys [][]byte // stream index keys
 	size    int      // encoded bytes
+
+	// Schema 1: the stream's index key prefix, and prefix ‖
+	// be64(MaxUint64) to find its last revision.
+	prefix []byte // uvarint(len(stream)) ‖ stream
+	seek   []byte
+	// Schema 2: the stream's name (its names key), ord(id) (filled by
+	// apply: the id is known in the transaction), and the index values.
+	name    []byte
+	idKey   []byte
+	idxVals [][]byte
 
 	done chan outcome // capacity 1: the committer never blocks on it
 }
@@ -47,7 +56,7 @@ func checkStreamName(stream string) error {
 }
 
 // newRequest validates an append and encodes it.
-func newRequest(ctx context.Context, stream string, expected eventstore.ExpectedRevision, events []aggregate.Event, maxBytes int, v1 bool) (*request, error) {
+func newRequest(ctx context.Context, stream string, expected eventstore.ExpectedRevision, events []aggregate.Event, maxBytes int, v1 bool, schema int) (*request, error) {
 	invalid := func(err error) (*request, error) {
 		return nil, fmt.Errorf("bolt: append %q: %w", stream, err)
 	}
@@ -62,7 +71,10 @@ func newRequest(ctx context.Context, stream string, expected eventstore.Expected
 	}
 	n := len(events)
 	keyLen := streamPrefixLen(stream) + 8
-	size := keyLen // seek
+	if schema != schema1 {
+		keyLen = 2*maxOrd + binary.MaxVarintLen64 // index key and value
+	}
+	size := keyLen // seek, or name and id
 	for i, e := range events {
 		if e.Type == "" {
 			return invalid(fmt.Errorf("%w: event %d has no type", eventstore.ErrInvalid, i))
@@ -80,6 +92,7 @@ func newRequest(ctx context.Context, stream string, expected eventstore.Expected
 		ctx:      ctx,
 		stream:   stream,
 		expected: expected,
+		schema:   schema,
 		recs:     make([][]byte, n),
 		posKeys:  make([][]byte, n),
 		idxKeys:  make([][]byte, n),
@@ -94,8 +107,14 @@ func newRequest(ctx context.Context, stream string, expected eventstore.Expected
 		buf = appendTo(buf)
 		return buf[start:len(buf):len(buf)]
 	}
-	r.seek = carve(func(b []byte) []byte { return appendStreamKey(b, stream, math.MaxUint64) })
-	r.prefix = r.seek[: keyLen-8 : keyLen-8]
+	if schema == schema1 {
+		r.seek = carve(func(b []byte) []byte { return appendStreamKey(b, stream, math.MaxUint64) })
+		r.prefix = r.seek[: keyLen-8 : keyLen-8]
+	} else {
+		r.name = carve(func(b []byte) []byte { return append(b, stream...) })
+		r.idKey = carve(func(b []byte) []byte { return append(b, make([]byte, maxOrd)...) })[:0]
+		r.idxVals = make([][]byte, n)
+	}
 	for i, e := range events {
 		if v1 {
 			r.recs[i] = carve(func(b []byte) []byte { return appendRecordV1(b, stream, e) })
@@ -103,7 +122,13 @@ func newRequest(ctx context.Context, stream string, expected eventstore.Expected
 			r.recs[i] = carve(func(b []byte) []byte { return appendRecord(b, stream, e) })
 		}
 		r.posKeys[i] = carve(func(b []byte) []byte { return append(b, make([]byte, 8)...) })
-		r.idxKeys[i] = carve(func(b []byte) []byte { return appendStreamKey(b, stream, 0) })
+		if schema == schema1 {
+			r.idxKeys[i] = carve(func(b []byte) []byte { return appendStreamKey(b, stream, 0) })
+		} else {
+			// Room to fill in apply: ord(id) ‖ ord(rev), uvarint(position).
+			r.idxKeys[i] = carve(func(b []byte) []byte { return append(b, make([]byte, 2*maxOrd)...) })[:0]
+			r.idxVals[i] = carve(func(b []byte) []byte { return append(b, make([]byte, binary.MaxVarintLen64)...) })[:0]
+		}
 	}
 	return r, nil
 }
@@ -115,6 +140,9 @@ func newRequest(ctx context.Context, stream string, expected eventstore.Expected
 // other error may leave partial writes, so the transaction must be rolled
 // back.
 func apply(b buckets, r *request, at int64) (eventstore.AppendResult, error) {
+	if b.schema != schema1 {
+		return apply2(b, r, at)
+	}
 	last, exists := lastRevision(b.streams, r.prefix, r.seek)
 	actual := eventstore.NoStream
 	if exists {
@@ -140,6 +168,72 @@ func apply(b buckets, r *request, at int64) (eventstore.AppendResult, error) {
 			return eventstore.AppendResult{}, fmt.Errorf("put event %d: %w", pos, err)
 		}
 		if err := b.streams.Put(r.idxKeys[i], r.posKeys[i]); err != nil {
+			return eventstore.AppendResult{}, fmt.Errorf("put index of event %d: %w", pos, err)
+		}
+	}
+	if err := b.events.SetSequence(pos); err != nil {
+		return eventstore.AppendResult{}, fmt.Errorf("set sequence %d: %w", pos, err)
+	}
+	return eventstore.AppendResult{
+		NextRevision: next + uint64(len(r.recs)) - 1,
+		Position:     eventstore.Position{Commit: pos, Prepare: pos},
+	}, nil
+}
+
+// apply2 is apply in schema 2.
+func apply2(b buckets, r *request, at int64) (eventstore.AppendResult, error) {
+	var (
+		last   uint64
+		exists bool
+		id     uint64
+	)
+	if v := b.names.Get(r.name); v != nil {
+		var ok bool
+		if id, _, ok = parseOrd(v); !ok {
+			return eventstore.AppendResult{}, fmt.Errorf("%w: id of stream %q", errCorrupt, r.stream)
+		}
+		r.idKey = appendOrd(r.idKey[:0], id)
+		var err error
+		if last, exists, err = lastRevision2(b.index, r.idKey); err != nil {
+			return eventstore.AppendResult{}, err
+		}
+		if !exists {
+			return eventstore.AppendResult{}, fmt.Errorf("%w: stream %q has an id and no events", errCorrupt, r.stream)
+		}
+	}
+	actual := eventstore.NoStream
+	if exists {
+		actual = eventstore.Exact(last)
+	}
+	if r.expected != eventstore.Any && r.expected != actual {
+		return eventstore.AppendResult{}, fmt.Errorf("bolt: append %q: %w", r.stream,
+			&eventstore.WrongRevisionError{Stream: r.stream, Expected: r.expected, Actual: actual})
+	}
+	var next uint64
+	if exists {
+		next = last + 1
+	} else {
+		var err error
+		if id, err = b.names.NextSequence(); err != nil {
+			return eventstore.AppendResult{}, fmt.Errorf("new stream id: %w", err)
+		}
+		r.idKey = appendOrd(r.idKey[:0], id)
+		if err := b.names.Put(r.name, r.idKey); err != nil {
+			return eventstore.AppendResult{}, fmt.Errorf("put id of stream %q: %w", r.stream, err)
+		}
+	}
+	pos := b.events.Sequence()
+	for i, rec := range r.recs {
+		pos++
+		rev := next + uint64(i)
+		stampRecord(rec, rev, at)
+		binary.BigEndian.PutUint64(r.posKeys[i], pos)
+		r.idxKeys[i] = appendOrd(append(r.idxKeys[i][:0], r.idKey...), rev)
+		r.idxVals[i] = binary.AppendUvarint(r.idxVals[i][:0], pos)
+		if err := b.events.Put(r.posKeys[i], rec); err != nil {
+			return eventstore.AppendResult{}, fmt.Errorf("put event %d: %w", pos, err)
+		}
+		if err := b.index.Put(r.idxKeys[i], r.idxVals[i]); err != nil {
 			return eventstore.AppendResult{}, fmt.Errorf("put index of event %d: %w", pos, err)
 		}
 	}
@@ -216,7 +310,7 @@ func (s *Store) commit(batch []*request) {
 			s.failAll(live, err)
 			return
 		}
-		b, err := openBuckets(tx)
+		b, err := openBuckets(tx, s.schema)
 		if err != nil {
 			_ = tx.Rollback()
 			s.failAll(live, err)

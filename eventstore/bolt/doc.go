@@ -61,7 +61,9 @@
 // Events are never deleted; the file only grows. Every event is a separate
 // bbolt value, and one of a few KiB takes a page of its own. Records of
 // version 1 (written before events had a Body) are read as they are, never
-// rewritten; new records are version 2.
+// rewritten; new records are version 2. Likewise a file created before
+// streams had ids (schema 1) keeps its stream index layout; a new file is
+// created in schema 2 (see schema.go).
 //
 // bbolt disables readahead on its memory map (MADV_RANDOM); a scan asks for
 // it itself (see Memory), so a cold ReadAll from Start reads ahead. Random

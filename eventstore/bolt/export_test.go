@@ -1,7 +1,6 @@
 package bolt
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -52,6 +51,13 @@ func WithoutScanAdvice(o Options) Options {
 	return o
 }
 
+// WithSchema1 makes a new file in schema 1, as the store did before schema
+// 2.
+func WithSchema1(o Options) Options {
+	o.schema1 = true
+	return o
+}
+
 // QueueLen returns the number of appends waiting for the committer.
 func QueueLen(s *Store) int {
 	s.mu.Lock()
@@ -81,7 +87,8 @@ func Verify(path string) error {
 		if err != nil {
 			return fmt.Errorf("verify %s: %w", path, err)
 		}
-		b, err := openBuckets(tx)
+		schema := int(binary.BigEndian.Uint64(tx.Bucket(bucketMeta).Get(keySchema)))
+		b, err := openBuckets(tx, schema)
 		if err != nil {
 			return err
 		}
@@ -101,8 +108,13 @@ func Verify(path string) error {
 				return fmt.Errorf("%s@%d at position %d, revision %d was due", ev.Stream, ev.Revision, pos, next[ev.Stream])
 			}
 			next[ev.Stream]++
-			idx := b.streams.Get(appendStreamKey(nil, ev.Stream, ev.Revision))
-			if !bytes.Equal(idx, k) {
+			var idx []byte
+			if schema == schema1 {
+				idx = b.streams.Get(appendStreamKey(nil, ev.Stream, ev.Revision))
+			} else if id := b.names.Get([]byte(ev.Stream)); id != nil {
+				idx = b.index.Get(appendOrd(append([]byte(nil), id...), ev.Revision))
+			}
+			if got, ok := indexPosition(schema, idx); !ok || got != pos {
 				return fmt.Errorf("index of %s@%d points at %x, the event is at %d", ev.Stream, ev.Revision, idx, pos)
 			}
 			return nil
@@ -113,7 +125,14 @@ func Verify(path string) error {
 		if want != head {
 			return fmt.Errorf("verify %s: %d events, head at %d", path, want, head)
 		}
-		if n := uint64(b.streams.Stats().KeyN); n != want {
+		index := b.streams
+		if schema != schema1 {
+			index = b.index
+			if n := b.names.Stats().KeyN; n != len(next) {
+				return fmt.Errorf("verify %s: %d stream ids for %d streams", path, n, len(next))
+			}
+		}
+		if n := uint64(index.Stats().KeyN); n != want {
 			return fmt.Errorf("verify %s: %d index entries for %d events", path, n, want)
 		}
 		return nil
@@ -153,10 +172,12 @@ func Space(path string) (SpaceStats, error) {
 	defer db.Close()
 	st.PageSize = db.Info().PageSize
 	err = db.View(func(tx *bbolt.Tx) error {
-		for _, name := range [][]byte{bucketEvents, bucketStreams} {
-			bs := tx.Bucket(name).Stats()
-			st.Alloc[string(name)] = bs.BranchAlloc + bs.LeafAlloc
-			st.InUse[string(name)] = bs.BranchInuse + bs.LeafInuse
+		for _, name := range [][]byte{bucketEvents, bucketStreams, bucketNames, bucketIndex} {
+			if b := tx.Bucket(name); b != nil {
+				bs := b.Stats()
+				st.Alloc[string(name)] = bs.BranchAlloc + bs.LeafAlloc
+				st.InUse[string(name)] = bs.BranchInuse + bs.LeafInuse
+			}
 		}
 		st.HighWater = tx.Size()
 		return nil

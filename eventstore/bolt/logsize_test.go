@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -103,7 +104,8 @@ func encodeJSON(tb testing.TB, v any) []byte {
 // server's handlers do) to a new file and reports what the file holds per
 // event: file-B (the file's size: bbolt grows it in steps of up to 16
 // MiB), used-B (the pages bbolt has used), events-B and streams-B (the
-// pages of the events bucket and of the streams index), record-B (the
+// pages of the events bucket and of the streams index: names and index in
+// schema 2), record-B (the
 // mean record), written-B (bytes written to the file, per event), beside
 // body-B, the mean delivered body. Modes: v1 (JSON events in version 1 records, as the
 // store was written before v2) and v2 (eventcodec's events in version 2
@@ -118,10 +120,10 @@ func BenchmarkLogSize(b *testing.B) {
 		v2   bool
 		opts bolt.Options
 	}{
-		{"v1", false, bolt.WithRecordV1(bolt.Options{})},
+		{"v1", false, bolt.WithSchema1(bolt.WithRecordV1(bolt.Options{}))},
+		{"v2-schema1", true, bolt.WithSchema1(bolt.Options{})},
 		{"v2", true, bolt.Options{}},
 		{"v2-page8k", true, bolt.WithPageSize(bolt.Options{}, 8192)},
-		{"v2-page16k", true, bolt.WithPageSize(bolt.Options{}, 16384)},
 	} {
 		b.Run(m.name, func(b *testing.B) {
 			var (
@@ -150,7 +152,7 @@ func BenchmarkLogSize(b *testing.B) {
 				b.ReportMetric(float64(rec)/n, "record-B")
 			}
 			b.ReportMetric(float64(st.Alloc["events"])/n, "events-B")
-			b.ReportMetric(float64(st.Alloc["streams"])/n, "streams-B")
+			b.ReportMetric(float64(st.Alloc["streams"]+st.Alloc["names"]+st.Alloc["index"])/n, "streams-B")
 			b.ReportMetric(float64(body)/n, "body-B")
 			if written > 0 {
 				b.ReportMetric(float64(written)/n, "written-B")
@@ -217,5 +219,47 @@ func appendEvents(tb testing.TB, s *bolt.Store, evs []loggedEvent, v2 bool) {
 	wg.Wait()
 	if err, _ := failed.Load().(error); err != nil {
 		tb.Fatal(err)
+	}
+}
+
+// BenchmarkReadStream reads whole streams (a receipt's six events, a
+// user's one) at random from a log of the bench's deliveries, in the
+// layout written before schema 2 and in schema 2, same run.
+//
+//	go test -run '^$' -bench ReadStream -benchmem ./eventstore/bolt/
+func BenchmarkReadStream(b *testing.B) {
+	evs := benchLog(b, 4000)
+	streams := map[string]bool{}
+	for _, e := range evs {
+		streams[e.stream] = true
+	}
+	names := make([]string, 0, len(streams))
+	for s := range streams {
+		names = append(names, s)
+	}
+	slices.Sort(names)
+	rand.New(rand.NewPCG(3, 4)).Shuffle(len(names), func(i, j int) { names[i], names[j] = names[j], names[i] })
+	for _, m := range []struct {
+		name string
+		opts bolt.Options
+	}{
+		{"schema1", bolt.WithSchema1(bolt.Options{})},
+		{"schema2", bolt.Options{}},
+	} {
+		path := filepath.Join(b.TempDir(), "events.db")
+		appendAll(b, path, m.opts, evs, true)
+		s, err := bolt.Open(path, m.opts)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(m.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				if evs, err := s.ReadStream(context.Background(), names[i%len(names)], 0, 0); err != nil || len(evs) == 0 {
+					b.Fatal(err, len(evs))
+				}
+			}
+		})
+		s.Close()
 	}
 }

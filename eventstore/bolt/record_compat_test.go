@@ -9,13 +9,13 @@ import (
 	"github.com/receiptd/receiptd/eventstore/bolt"
 )
 
-// TestVersion1RecordsReadOn: a file written before records had a Body
-// (version 1 records) opens, reads back as it was written, and takes
-// version 2 records after them; both read back in one ReadStream and
-// ReadAll.
+// TestVersion1RecordsReadOn: a file written before records had a Body and
+// streams an id (version 1 records, schema 1) opens, reads back as it was
+// written, and takes version 2 records after them in its own layout; both
+// read back in one ReadStream and ReadAll.
 func TestVersion1RecordsReadOn(t *testing.T) {
 	ctx := deadline(t)
-	s, path := openStore(t, bolt.WithRecordV1(bolt.Options{}))
+	s, path := openStore(t, bolt.WithSchema1(bolt.WithRecordV1(bolt.Options{})))
 	old := []aggregate.Event{
 		{ID: "7d444840-9dc0-11d1-b245-5ffdce74fad2", Type: aggregate.TypeReceiptStageRecorded,
 			Data: []byte(`{"source":"reewild","raw":{"a":1}}`), Metadata: []byte(`{"source":"reewild"}`)},
@@ -39,14 +39,20 @@ func TestVersion1RecordsReadOn(t *testing.T) {
 	if _, err := s.Append(ctx, "receipt-reewild.r1", eventstore.Exact(1), now...); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := s.Append(ctx, "receipt-reewild.r2", eventstore.NoStream, now[0]); err != nil {
+		t.Fatal(err)
+	}
 	want := append(old, now...)
 	got, err := s.ReadStream(ctx, "receipt-reewild.r1", 0, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	all, err := s.ReadAll(ctx, eventstore.Start, 10)
+	all, err := s.ReadAll(ctx, eventstore.Start, 3)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if r2, err := s.ReadStream(ctx, "receipt-reewild.r2", 0, 0); err != nil || len(r2) != 1 || r2[0].ID != now[0].ID {
+		t.Fatalf("the stream begun in the old file: %v %v", r2, err)
 	}
 	if len(got) != len(want) || len(all) != len(want) {
 		t.Fatalf("read %d and %d events, want %d", len(got), len(all), len(want))

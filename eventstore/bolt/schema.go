@@ -9,30 +9,54 @@ import (
 	bbolt "go.etcd.io/bbolt"
 )
 
-// Every bucket and fixed key of the file, in one place.
+// Every bucket and fixed key of the file, in one place. Schema 2, the
+// layout of every new file:
 //
-//	meta     "schema"                                  -> be64(schemaVersion)
-//	events   be64(position)                            -> record (see record.go)
+//	meta     "schema"                         -> be64(2)
+//	events   be64(position)                   -> record (see record.go)
+//	names    stream                           -> ord(id)
+//	index    ord(id) ‖ ord(rev)               -> uvarint(position)
+//
+// A stream gets an id, 1, 2, 3… (the names bucket's sequence), with its
+// first event. ord(v) is an order-preserving, prefix-free encoding of a
+// number: one byte n, then v in n big-endian bytes, n as small as it can be
+// (0 for 0). So the index keys of one stream are exactly those starting
+// with ord(id), contiguous and in revision order; a key costs 3 to 6 bytes
+// for any realistic stream, and the keys of streams created one after
+// another sit next to one another, so a commit's index writes land on few
+// pages when a receipt's deliveries arrive close in time.
+//
+// Schema 1, the layout of files written before (still read and written,
+// never converted):
+//
+//	meta     "schema"                                  -> be64(1)
+//	events   be64(position)                            -> record
 //	streams  uvarint(len(stream)) ‖ stream ‖ be64(rev) -> be64(position)
+//
+// The length prefix makes stream keys prefix-free: the keys of one stream
+// are exactly those starting with uvarint(len(stream)) ‖ stream.
 //
 // Positions start at 1 and the events bucket's sequence (bbolt's per-bucket
 // counter, written in the same transaction as the events) is the last one
-// used. A stream's current revision is its last key in streams: no separate
-// heads bucket, so an append dirties one index page per stream, not two.
-//
-// The length prefix makes stream keys prefix-free: the keys of one stream are
-// exactly those starting with uvarint(len(stream)) ‖ stream, contiguous and
-// in revision order, whatever bytes stream names contain.
+// used. A stream's current revision is its last key in the index: no
+// separate heads bucket, so an append dirties one index page per stream,
+// not two.
 var (
 	bucketMeta    = []byte("meta")
 	bucketEvents  = []byte("events")
-	bucketStreams = []byte("streams")
+	bucketStreams = []byte("streams") // schema 1
+	bucketNames   = []byte("names")   // schema 2
+	bucketIndex   = []byte("index")   // schema 2
 
 	keySchema = []byte("schema")
 )
 
-// schemaVersion is the layout above. A file with another version is refused.
-const schemaVersion = 1
+// The schemas: a new file is written in schemaVersion; a file in another
+// version than these two is refused.
+const (
+	schema1       = 1
+	schemaVersion = 2
+)
 
 // fillAppendOnly is the FillPercent of the events bucket: its keys only ever
 // grow, so a split page never receives a key again and half-filling it (the
@@ -44,13 +68,24 @@ const maxStreamLen = 1024
 
 // buckets are the buckets of one transaction.
 type buckets struct {
+	schema  int
 	events  *bbolt.Bucket
-	streams *bbolt.Bucket
+	streams *bbolt.Bucket // schema 1
+	names   *bbolt.Bucket // schema 2
+	index   *bbolt.Bucket // schema 2
 }
 
-func openBuckets(tx *bbolt.Tx) (buckets, error) {
-	b := buckets{events: tx.Bucket(bucketEvents), streams: tx.Bucket(bucketStreams)}
-	if b.events == nil || b.streams == nil {
+func openBuckets(tx *bbolt.Tx, schema int) (buckets, error) {
+	b := buckets{schema: schema, events: tx.Bucket(bucketEvents)}
+	missing := b.events == nil
+	if schema == schema1 {
+		b.streams = tx.Bucket(bucketStreams)
+		missing = missing || b.streams == nil
+	} else {
+		b.names, b.index = tx.Bucket(bucketNames), tx.Bucket(bucketIndex)
+		missing = missing || b.names == nil || b.index == nil
+	}
+	if missing {
 		return buckets{}, fmt.Errorf("%w: missing bucket", errCorrupt)
 	}
 	if tx.Writable() {
@@ -59,19 +94,20 @@ func openBuckets(tx *bbolt.Tx) (buckets, error) {
 	return b, nil
 }
 
-// initSchema creates the buckets of a new file and checks an existing one.
-func initSchema(db *bbolt.DB) error {
-	return db.Update(func(tx *bbolt.Tx) error {
+// initSchema creates the buckets of a new file (schemaVersion) and checks
+// an existing one, returning its schema.
+func initSchema(db *bbolt.DB, newSchema int) (schema int, err error) {
+	err = db.Update(func(tx *bbolt.Tx) error {
 		meta := tx.Bucket(bucketMeta)
 		if meta == nil {
-			if tx.Bucket(bucketEvents) != nil || tx.Bucket(bucketStreams) != nil {
+			if tx.Bucket(bucketEvents) != nil || tx.Bucket(bucketStreams) != nil || tx.Bucket(bucketIndex) != nil {
 				return fmt.Errorf("%w: events without a schema version", errCorrupt)
 			}
 			var err error
 			if meta, err = tx.CreateBucket(bucketMeta); err != nil {
 				return err
 			}
-			if err := meta.Put(keySchema, be64(schemaVersion)); err != nil {
+			if err := meta.Put(keySchema, be64(uint64(newSchema))); err != nil {
 				return err
 			}
 		}
@@ -79,27 +115,35 @@ func initSchema(db *bbolt.DB) error {
 		if len(v) != 8 {
 			return fmt.Errorf("%w: malformed schema version", errCorrupt)
 		}
-		if got := binary.BigEndian.Uint64(v); got != schemaVersion {
-			return fmt.Errorf("unsupported schema version %d (this build reads %d)", got, schemaVersion)
+		got := binary.BigEndian.Uint64(v)
+		names := [][]byte{bucketEvents, bucketNames, bucketIndex}
+		switch got {
+		case schemaVersion:
+		case schema1:
+			names = [][]byte{bucketEvents, bucketStreams}
+		default:
+			return fmt.Errorf("unsupported schema version %d (this build reads %d and %d)", got, schema1, schemaVersion)
 		}
-		for _, name := range [][]byte{bucketEvents, bucketStreams} {
+		schema = int(got)
+		for _, name := range names {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
+	return schema, err
 }
 
 // lastPosition returns the position of the last event, checking that the
 // events bucket's sequence agrees with its last key.
 func lastPosition(tx *bbolt.Tx) (uint64, error) {
-	b, err := openBuckets(tx)
-	if err != nil {
-		return 0, err
+	events := tx.Bucket(bucketEvents)
+	if events == nil {
+		return 0, fmt.Errorf("%w: missing bucket", errCorrupt)
 	}
-	seq := b.events.Sequence()
-	k, _ := b.events.Cursor().Last()
+	seq := events.Sequence()
+	k, _ := events.Cursor().Last()
 	var last uint64
 	if k != nil {
 		if len(k) != 8 {
@@ -115,6 +159,56 @@ func lastPosition(tx *bbolt.Tx) (uint64, error) {
 
 func be64(v uint64) []byte { return binary.BigEndian.AppendUint64(make([]byte, 0, 8), v) }
 
+// appendOrd appends ord(v) (see the schema) to dst.
+func appendOrd(dst []byte, v uint64) []byte {
+	n := 0
+	for x := v; x > 0; x >>= 8 {
+		n++
+	}
+	dst = append(dst, byte(n))
+	for i := n - 1; i >= 0; i-- {
+		dst = append(dst, byte(v>>(8*i)))
+	}
+	return dst
+}
+
+// maxOrd is the longest ord.
+const maxOrd = 9
+
+// parseOrd reads ord(v) from the start of b.
+func parseOrd(b []byte) (v uint64, n int, ok bool) {
+	if len(b) == 0 || b[0] > 8 || len(b) < 1+int(b[0]) {
+		return 0, 0, false
+	}
+	for _, c := range b[1 : 1+b[0]] {
+		v = v<<8 | uint64(c)
+	}
+	return v, 1 + int(b[0]), true
+}
+
+// lastRevision2 returns the revision of the last event of the stream whose
+// index keys start with prefix (ord(id)), in schema 2.
+func lastRevision2(index *bbolt.Bucket, prefix []byte) (rev uint64, exists bool, err error) {
+	// prefix ‖ 0xff sorts after every key of the stream (an ord starts with
+	// 0…8) and before those of the next id.
+	var seek [maxOrd + 1]byte
+	c := index.Cursor()
+	k, _ := c.Seek(append(append(seek[:0], prefix...), 0xff))
+	if k == nil {
+		k, _ = c.Last()
+	} else {
+		k, _ = c.Prev()
+	}
+	if k == nil || !bytes.HasPrefix(k, prefix) {
+		return 0, false, nil
+	}
+	rev, n, ok := parseOrd(k[len(prefix):])
+	if !ok || len(prefix)+n != len(k) {
+		return 0, false, fmt.Errorf("%w: index key %x", errCorrupt, k)
+	}
+	return rev, true, nil
+}
+
 // streamPrefixLen is the length of uvarint(len(stream)) ‖ stream.
 func streamPrefixLen(stream string) int {
 	return uvarintLen(uint64(len(stream))) + len(stream)
@@ -129,8 +223,23 @@ func appendStreamKey(dst []byte, stream string, rev uint64) []byte {
 
 // inStream reports whether k is an index key of the stream whose prefix is
 // prefix.
-func inStream(k, prefix []byte) bool {
-	return len(k) == len(prefix)+8 && bytes.HasPrefix(k, prefix)
+func inStream(schema int, k, prefix []byte) bool {
+	if schema == schema1 {
+		return len(k) == len(prefix)+8 && bytes.HasPrefix(k, prefix)
+	}
+	return bytes.HasPrefix(k, prefix)
+}
+
+// indexPosition reads the position an index value holds.
+func indexPosition(schema int, v []byte) (uint64, bool) {
+	if schema == schema1 {
+		if len(v) != 8 {
+			return 0, false
+		}
+		return binary.BigEndian.Uint64(v), true
+	}
+	pos, n := binary.Uvarint(v)
+	return pos, n == len(v) && n > 0
 }
 
 // lastRevision returns the revision of the last event of the stream whose
@@ -147,7 +256,7 @@ func lastRevision(streams *bbolt.Bucket, prefix, seek []byte) (rev uint64, exist
 	default:
 		k, _ = c.Prev()
 	}
-	if k == nil || !inStream(k, prefix) {
+	if k == nil || !inStream(schema1, k, prefix) {
 		return 0, false
 	}
 	return binary.BigEndian.Uint64(k[len(prefix):]), true

@@ -79,6 +79,9 @@ type Options struct {
 	recordV1 bool
 	// pageSize is the page size of a new file (zero: the OS page size).
 	pageSize int
+	// schema1 creates a new file in schema 1 (see schema.go), as the store
+	// did before schema 2: for tests of old files and benchmarks.
+	schema1 bool
 	// noScanAdvice turns off the read-ahead and page dropping of scans
 	// (see scanRange), for benchmarks comparing with it.
 	noScanAdvice bool
@@ -120,9 +123,10 @@ func (o Options) withDefaults() Options {
 // Store is an eventstore.Store in one bbolt file. Its methods are safe for
 // concurrent use.
 type Store struct {
-	db   *bbolt.DB
-	path string
-	opts Options
+	db     *bbolt.DB
+	path   string
+	opts   Options
+	schema int // of the file (see schema.go)
 
 	// mu guards queue and closed.
 	mu     sync.Mutex
@@ -173,7 +177,11 @@ func Open(path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
 	}
 	var head uint64
-	err = initSchema(db)
+	newSchema := schemaVersion
+	if opts.schema1 {
+		newSchema = schema1
+	}
+	schema, err := initSchema(db, newSchema)
 	if err == nil {
 		err = db.View(func(tx *bbolt.Tx) (err error) {
 			head, err = lastPosition(tx)
@@ -188,6 +196,7 @@ func Open(path string, opts Options) (*Store, error) {
 		db:            db,
 		path:          path,
 		opts:          opts,
+		schema:        schema,
 		wake:          make(chan struct{}, 1),
 		closing:       make(chan struct{}),
 		committerDone: make(chan struct{}),
@@ -271,7 +280,7 @@ func (s *Store) Append(ctx context.Context, stream string, expected eventstore.E
 	if err := ctx.Err(); err != nil {
 		return eventstore.AppendResult{}, fmt.Errorf("bolt: append %q: %w", stream, err)
 	}
-	r, err := newRequest(ctx, stream, expected, events, s.opts.MaxAppendBytes, s.opts.recordV1)
+	r, err := newRequest(ctx, stream, expected, events, s.opts.MaxAppendBytes, s.opts.recordV1, s.schema)
 	if err != nil {
 		return eventstore.AppendResult{}, err
 	}
@@ -325,7 +334,7 @@ func (s *Store) appendDirect(r *request) (eventstore.AppendResult, error) {
 		update = s.db.Batch
 	}
 	err := update(func(tx *bbolt.Tx) error {
-		b, err := openBuckets(tx)
+		b, err := openBuckets(tx, s.schema)
 		if err == nil {
 			res, err = apply(b, r, time.Now().UnixNano())
 		}
@@ -394,7 +403,7 @@ func (s *Store) viewTx(fn func(*bbolt.Tx, buckets) error) error {
 		return eventstore.ErrClosed
 	}
 	return s.db.View(func(tx *bbolt.Tx) error {
-		b, err := openBuckets(tx)
+		b, err := openBuckets(tx, s.schema)
 		if err != nil {
 			return err
 		}
@@ -410,12 +419,31 @@ func (s *Store) ReadStream(ctx context.Context, stream string, from uint64, limi
 	if err := checkStreamName(stream); err != nil {
 		return nil, fmt.Errorf("bolt: read stream %q: %w", stream, err)
 	}
-	seek := appendStreamKey(nil, stream, from)
-	prefix := seek[:len(seek)-8]
 	var out []eventstore.RecordedEvent
 	err := s.view(func(b buckets) error {
-		c := b.streams.Cursor()
-		for k, v := c.Seek(seek); k != nil && inStream(k, prefix); k, v = c.Next() {
+		var (
+			c            *bbolt.Cursor
+			seek, prefix []byte
+		)
+		if b.schema == schema1 {
+			seek = appendStreamKey(nil, stream, from)
+			prefix = seek[:len(seek)-8]
+			c = b.streams.Cursor()
+		} else {
+			v := b.names.Get([]byte(stream))
+			if v == nil {
+				return nil
+			}
+			id, _, ok := parseOrd(v)
+			if !ok {
+				return fmt.Errorf("%w: id of stream %q", errCorrupt, stream)
+			}
+			prefix = appendOrd(nil, id)
+			seek = appendOrd(prefix[:len(prefix):len(prefix)], from)
+			c = b.index.Cursor()
+		}
+		var key [8]byte
+		for k, v := c.Seek(seek); k != nil && inStream(b.schema, k, prefix); k, v = c.Next() {
 			if limit > 0 && len(out) >= limit {
 				break
 			}
@@ -424,14 +452,15 @@ func (s *Store) ReadStream(ctx context.Context, stream string, from uint64, limi
 					return err
 				}
 			}
+			pos, ok := indexPosition(b.schema, v)
 			var rec []byte
-			if len(v) == 8 {
-				rec = b.events.Get(v)
+			if ok {
+				rec = b.events.Get(binary.BigEndian.AppendUint64(key[:0], pos))
 			}
 			if rec == nil {
 				return fmt.Errorf("%w: index entry without its event", errCorrupt)
 			}
-			ev, err := decodeRecord(binary.BigEndian.Uint64(v), rec)
+			ev, err := decodeRecord(pos, rec)
 			if err != nil {
 				return err
 			}
