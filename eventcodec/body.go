@@ -13,7 +13,12 @@ import (
 // accepts.
 const MaxBodyBytes = 64 << 20
 
-// bodyLevel is the zstd level of raw bodies.
+// bodyLevel is the zstd level of raw bodies. On the bench's bodies (mean
+// 1,071 B) the levels make frames of 447 (fastest), 439 (default), 438
+// (better) and 437 B (best), for 10.5, 11.6, 18.6 and 64.3 us of CPU per
+// body on this project's 2-core test machine (BenchmarkBodyLevel, same
+// run, medians of 4): the 8 B that default saves cost 11% more CPU on the
+// ingest path, so fastest.
 const bodyLevel = zstd.SpeedFastest
 
 // The encoder and decoder are shared: their EncodeAll and DecodeAll are safe
