@@ -5,7 +5,6 @@ import (
 	"crypto/rsa"
 	"crypto/sha512"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"reflect"
 	"strings"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/receiptd/receiptd/aggregate"
 	"github.com/receiptd/receiptd/handlers/webhook"
+	"github.com/receiptd/receiptd/handlers/webhook/internal/webhooktest"
 	"github.com/receiptd/receiptd/handlers/webhook/reap"
 )
 
@@ -34,14 +34,14 @@ func FuzzVerify(f *testing.F) {
 	valid := make(map[string]accepted) // body + "\x00" + header
 	for _, ex := range loadExamples(f) {
 		for _, k := range []*rsa.PrivateKey{primary, second} {
-			raw, compact := sign(f, k, ex.body), signCompact(f, k, ex.body)
-			valid[string(ex.body)+"\x00"+raw] = accepted{reap.SchemeRaw, keyID(f, k)}
-			valid[string(ex.body)+"\x00"+compact] = accepted{reap.SchemeCompactJSON, keyID(f, k)}
-			f.Add(ex.body, raw)
-			f.Add(ex.body, compact)
+			raw, compact := sign(f, k, ex.Body), signCompact(f, k, ex.Body)
+			valid[string(ex.Body)+"\x00"+raw] = accepted{reap.SchemeRaw, keyID(f, k)}
+			valid[string(ex.Body)+"\x00"+compact] = accepted{reap.SchemeCompactJSON, keyID(f, k)}
+			f.Add(ex.Body, raw)
+			f.Add(ex.Body, compact)
 		}
-		f.Add(ex.body, sign(f, stranger, ex.body))
-		f.Add(ex.body, signCompact(f, stranger, ex.body))
+		f.Add(ex.Body, sign(f, stranger, ex.Body))
+		f.Add(ex.Body, signCompact(f, stranger, ex.Body))
 	}
 	f.Add([]byte{}, "")
 	f.Add([]byte(`{"a":1.0}`), strings.Repeat("A", 342)+"==")
@@ -111,7 +111,7 @@ func signs(keys []*rsa.PublicKey, header string, msgs ...[]byte) bool {
 // or status.
 func FuzzNormalize(f *testing.F) {
 	for _, ex := range loadExamples(f) {
-		f.Add(ex.body)
+		f.Add(ex.Body)
 	}
 	f.Add([]byte(`{"eventType":"account_status_change","data":{"entityId":7,"timestamp":1710928800123,"status":"APPROVED","status":1}}`))
 	f.Add([]byte(`{"eventType":"account_status_change","data":{"entityId":"e","timestamp":"2024-03-20T10:00:00+0000","rejectLabels":["a",{"b":1}]}}`))
@@ -140,14 +140,8 @@ func FuzzNormalize(f *testing.F) {
 				}
 			}
 		}
-		if err != nil {
-			if !errors.Is(err, aggregate.ErrUnknownEvent) && !errors.Is(err, aggregate.ErrUnnormalizable) {
-				t.Fatalf("Normalize error %v is neither ErrUnknownEvent nor ErrUnnormalizable", err)
-			}
+		if webhooktest.Refused(t, err) {
 			return
-		}
-		if !json.Valid(body) {
-			t.Fatalf("Normalize accepted a body that is not JSON")
 		}
 		category, source, id, err := aggregate.ParseStreamID(n.Fact.Stream)
 		if err != nil || category != aggregate.CategoryAccount || source != "reap" || id == "" {
@@ -170,15 +164,6 @@ func FuzzNormalize(f *testing.F) {
 				t.Fatalf("attribute %s = %q", k, v)
 			}
 		}
-		data, err := json.Marshal(n.Fact.Data)
-		if err != nil {
-			t.Fatalf("marshal data: %v", err)
-		}
-		var back struct {
-			Raw json.RawMessage `json:"raw"`
-		}
-		if err := json.Unmarshal(data, &back); err != nil || len(back.Raw) == 0 {
-			t.Fatalf("data %s lost the raw body (%v)", data, err)
-		}
+		webhooktest.CheckAccepted(t, body, n.Fact)
 	})
 }

@@ -1,19 +1,13 @@
 package reap_test
 
 import (
-	"bytes"
-	"encoding/json"
-	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"testing"
 	"time"
 
 	"github.com/receiptd/receiptd/aggregate"
 	"github.com/receiptd/receiptd/eventcodec"
-	"github.com/receiptd/receiptd/handlers/webhook"
-	"github.com/receiptd/receiptd/handlers/webhook/internal/storedouble"
+	"github.com/receiptd/receiptd/handlers/webhook/internal/webhooktest"
 	"github.com/receiptd/receiptd/handlers/webhook/reap"
 )
 
@@ -23,32 +17,15 @@ import (
 // unauthenticated with nothing stored.
 func TestThroughHandler(t *testing.T) {
 	primary, second, stranger := testKeys(t)
-	store := storedouble.NewMemStoreDouble()
-	now := time.Date(2025, 5, 31, 12, 5, 2, 0, time.UTC)
-	h, err := webhook.New(store, []webhook.Provider{newProvider(t, primary, second)}, webhook.Options{
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Clock:  func() time.Time { return now },
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mux := http.NewServeMux()
-	h.Register(mux)
+	srv := webhooktest.NewServer(t, nil, time.Date(2025, 5, 31, 12, 5, 2, 0, time.UTC), newProvider(t, primary, second))
+	store := srv.Store
 
 	post := func(body []byte, signatures ...string) (int, map[string]string) {
 		t.Helper()
-		r := httptest.NewRequest(http.MethodPost, "/webhooks/reap", bytes.NewReader(body))
+		r := requestWith(body, signatures...)
 		r.Header.Set("Content-Type", "application/json")
-		for _, s := range signatures {
-			r.Header.Add("reap-signature", s)
-		}
-		w := httptest.NewRecorder()
-		mux.ServeHTTP(w, r)
-		var answer map[string]string
-		if err := json.Unmarshal(w.Body.Bytes(), &answer); err != nil {
-			t.Fatalf("answer %q: %v", w.Body, err)
-		}
-		return w.Code, answer
+		w := srv.Serve(r)
+		return w.Code, webhooktest.Answer(t, w, w.Code)
 	}
 
 	pretty := loadExample(t, "account_status_change.approved")
@@ -85,7 +62,7 @@ func TestThroughHandler(t *testing.T) {
 		}
 		if meta.Source != "reap" || meta.Scheme != reap.SchemeCompactJSON || meta.KeyID != keyID(t, primary) ||
 			meta.DedupeKey != "event:7f3c2a1e-4b5d-4c6e-9f80-1a2b3c4d5e6f" || meta.DeliveryID != "7f3c2a1e-4b5d-4c6e-9f80-1a2b3c4d5e6f" ||
-			meta.ProviderEventType != "account_status_change" || !meta.ReceivedAt.Equal(now) {
+			meta.ProviderEventType != "account_status_change" || !meta.ReceivedAt.Equal(srv.Now) {
 			t.Fatalf("metadata = %+v", meta)
 		}
 		data, err := eventcodec.EntityEventRecorded(events[0].Event)

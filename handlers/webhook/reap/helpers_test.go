@@ -5,55 +5,25 @@ import (
 	"crypto/rsa"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
 
+	"github.com/receiptd/receiptd/handlers/webhook/internal/webhooktest"
 	"github.com/receiptd/receiptd/handlers/webhook/reap"
 )
 
 // examplesDir holds the example deliveries and the seed's public keys.
 const examplesDir = "../../../examples/reap"
 
-// example is one example delivery.
-type example struct {
-	name string // the file's base name without .json
-	body []byte
+// loadExamples reads every example, sorted by name.
+func loadExamples(tb testing.TB) []webhooktest.Example {
+	return webhooktest.Examples(tb, examplesDir, 4)
 }
 
-// loadExamples reads every example delivery, sorted by name.
-func loadExamples(tb testing.TB) []example {
-	tb.Helper()
-	paths, err := filepath.Glob(filepath.Join(examplesDir, "*.json"))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if len(paths) != 4 {
-		tb.Fatalf("want the 4 example deliveries in %s, found %d", examplesDir, len(paths))
-	}
-	sort.Strings(paths)
-	out := make([]example, 0, len(paths))
-	for _, p := range paths {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		out = append(out, example{name: strings.TrimSuffix(filepath.Base(p), ".json"), body: b})
-	}
-	return out
-}
-
-// loadExample reads one example delivery by name.
+// loadExample reads the example of one event type.
 func loadExample(tb testing.TB, name string) []byte {
-	tb.Helper()
-	b, err := os.ReadFile(filepath.Join(examplesDir, name+".json"))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return b
+	return webhooktest.ReadExample(tb, examplesDir, name)
 }
 
 // Test keys are generated once per test binary: 2048-bit keys keep the

@@ -6,31 +6,21 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"flag"
 	"maps"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/receiptd/receiptd/aggregate"
 	"github.com/receiptd/receiptd/handlers/webhook"
+	"github.com/receiptd/receiptd/handlers/webhook/internal/webhooktest"
 	"github.com/receiptd/receiptd/handlers/webhook/reap"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files under testdata/golden")
 
 var receivedAt = time.Date(2025, 6, 3, 17, 45, 1, 0, time.UTC)
 
 func delivery(body []byte) webhook.Delivery {
-	sum := sha256.Sum256(body)
-	return webhook.Delivery{
-		Body:         body,
-		BodySHA256:   hex.EncodeToString(sum[:]),
-		ReceivedAt:   receivedAt,
-		Verification: webhook.Verification{Scheme: reap.SchemeCompactJSON, KeyID: "sha256:0d2501a7"},
-	}
+	return webhooktest.Delivery(body, receivedAt, webhook.Verification{Scheme: reap.SchemeCompactJSON, KeyID: "sha256:0d2501a7"})
 }
 
 // normalizer is a provider for Normalize only (its key is never used).
@@ -42,10 +32,7 @@ func normalizer(tb testing.TB) *reap.Provider {
 
 func normalize(tb testing.TB, body []byte) (webhook.Normalized, aggregate.EntityEventRecorded) {
 	tb.Helper()
-	n, err := normalizer(tb).Normalize(delivery(body))
-	if err != nil {
-		tb.Fatalf("Normalize: %v", err)
-	}
+	n := webhooktest.Normalize(tb, normalizer(tb), delivery(body))
 	rec, ok := n.Fact.Data.(aggregate.EntityEventRecorded)
 	if !ok {
 		tb.Fatalf("Data is %T", n.Fact.Data)
@@ -53,73 +40,13 @@ func normalize(tb testing.TB, body []byte) (webhook.Normalized, aggregate.Entity
 	return n, rec
 }
 
-// goldenView is what a golden file holds: the fact as the handler appends
-// it (Data as the JSON it stores) and the event type as sent.
-type goldenView struct {
-	EventType  string          `json:"event_type"`
-	DeliveryID string          `json:"delivery_id,omitempty"`
-	Stream     string          `json:"stream"`
-	Type       string          `json:"type"`
-	DedupeKey  string          `json:"dedupe_key"`
-	SlotKey    string          `json:"slot_key"`
-	OnConflict int             `json:"on_conflict"`
-	Data       json.RawMessage `json:"data"`
-}
-
 func TestNormalizeGolden(t *testing.T) {
 	for _, ex := range loadExamples(t) {
-		t.Run(ex.name, func(t *testing.T) {
-			n, _ := normalize(t, ex.body)
-			// Encoded as the handler encodes event data: no HTML escaping.
-			data, err := encodeJSON(n.Fact.Data, "")
-			if err != nil {
-				t.Fatal(err)
-			}
-			got, err := encodeJSON(goldenView{
-				EventType:  n.EventType,
-				DeliveryID: n.DeliveryID,
-				Stream:     n.Fact.Stream,
-				Type:       n.Fact.Type,
-				DedupeKey:  n.Fact.DedupeKey,
-				SlotKey:    n.Fact.SlotKey,
-				OnConflict: int(n.Fact.OnConflict),
-				Data:       data,
-			}, "  ")
-			if err != nil {
-				t.Fatal(err)
-			}
-			path := filepath.Join("testdata", "golden", ex.name+".json")
-			if *update {
-				if err := os.WriteFile(path, got, 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("%v (run go test -update to create it)", err)
-			}
-			if !bytes.Equal(got, want) {
-				t.Errorf("normalized %s differs from %s (go test -update rewrites it):\n got: %s\nwant: %s", ex.name, path, got, want)
-			}
+		t.Run(ex.Name, func(t *testing.T) {
+			n, _ := normalize(t, ex.Body)
+			webhooktest.Golden(t, ex.Name, n)
 		})
 	}
-}
-
-// encodeJSON is json.Marshal (or MarshalIndent) without HTML escaping,
-// ending in a newline when indented.
-func encodeJSON(v any, indent string) ([]byte, error) {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	enc.SetIndent("", indent)
-	if err := enc.Encode(v); err != nil {
-		return nil, err
-	}
-	if indent == "" {
-		return bytes.TrimSuffix(b.Bytes(), []byte{'\n'}), nil
-	}
-	return b.Bytes(), nil
 }
 
 func ts(tb testing.TB, s string) *time.Time {

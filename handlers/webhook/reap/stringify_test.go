@@ -75,15 +75,15 @@ func TestCompactJSONAndJSONCompact(t *testing.T) {
 		return buf.String()
 	}
 	for _, ex := range loadExamples(t) {
-		got, err := reap.CompactJSON(ex.body)
+		got, err := reap.CompactJSON(ex.Body)
 		if err != nil {
-			t.Fatalf("%s: %v", ex.name, err)
+			t.Fatalf("%s: %v", ex.Name, err)
 		}
-		if want := goCompact(ex.body); string(got) != want {
-			t.Errorf("%s: CompactJSON = %s, json.Compact = %s", ex.name, got, want)
+		if want := goCompact(ex.Body); string(got) != want {
+			t.Errorf("%s: CompactJSON = %s, json.Compact = %s", ex.Name, got, want)
 		}
 		if again, err := reap.CompactJSON(got); err != nil || !bytes.Equal(again, got) {
-			t.Errorf("%s: CompactJSON is not idempotent: %s, %v", ex.name, again, err)
+			t.Errorf("%s: CompactJSON is not idempotent: %s, %v", ex.Name, again, err)
 		}
 	}
 	for _, tc := range []struct{ in, stringify string }{
@@ -240,7 +240,7 @@ func TestCompactJSONMatchesNode(t *testing.T) {
 		inputs[i] = base64.StdEncoding.EncodeToString([]byte(b.String()))
 	}
 	for _, ex := range loadExamples(t) {
-		inputs = append(inputs, base64.StdEncoding.EncodeToString(ex.body))
+		inputs = append(inputs, base64.StdEncoding.EncodeToString(ex.Body))
 	}
 	// Bodies travel as base64 both ways, so that nothing (a lone surrogate
 	// in particular) is re-encoded on the way.
@@ -304,7 +304,7 @@ func FuzzCompactJSON(f *testing.F) {
 		f.Add([]byte(v.Input))
 	}
 	for _, ex := range loadExamples(f) {
-		f.Add(ex.body)
+		f.Add(ex.Body)
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
 		out, err := reap.CompactJSON(in)

@@ -5,7 +5,6 @@ import (
 	"crypto/hmac"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/receiptd/receiptd/aggregate"
 	"github.com/receiptd/receiptd/handlers/webhook"
+	"github.com/receiptd/receiptd/handlers/webhook/internal/webhooktest"
 )
 
 // FuzzVerify: a body verifies under its own signature in every accepted
@@ -21,7 +21,7 @@ import (
 // Nothing panics.
 func FuzzVerify(f *testing.F) {
 	for _, ex := range loadExamples(f) {
-		f.Add(ex.body, testSecret, []byte(`{"eventType":"receipt.failed"}`), "sha256="+hex.EncodeToString(mac(testSecret, ex.body)))
+		f.Add(ex.Body, testSecret, []byte(`{"eventType":"receipt.failed"}`), "sha256="+hex.EncodeToString(mac(testSecret, ex.Body)))
 	}
 	f.Add([]byte{}, []byte("k"), []byte{0}, "")
 	f.Add([]byte("not json"), []byte("k\x00"), []byte("not json"), strings.Repeat("A", 43))
@@ -91,8 +91,8 @@ func decodesTo(v string, sum []byte) bool {
 // key, and its data encodes to JSON that keeps the body.
 func FuzzNormalize(f *testing.F) {
 	for _, ex := range loadExamples(f) {
-		f.Add(ex.body)
-		f.Add(withEventType(f, ex.body, strings.ReplaceAll(ex.name, ".", "_")))
+		f.Add(ex.Body)
+		f.Add(withEventType(f, ex.Body, strings.ReplaceAll(ex.Name, ".", "_")))
 	}
 	f.Add([]byte(`{"eventType":"rewards.awarded","data":{"transaction":{"externalTransactionID":7,"totalPoints":"1e3"}}}`))
 	// Times outside the years 1–9999 once in UTC: unparsable, not an event
@@ -107,14 +107,8 @@ func FuzzNormalize(f *testing.F) {
 	p := newProvider(f, testSecret)
 	f.Fuzz(func(t *testing.T, body []byte) {
 		n, err := p.Normalize(delivery(body))
-		if err != nil {
-			if !errors.Is(err, aggregate.ErrUnknownEvent) && !errors.Is(err, aggregate.ErrUnnormalizable) {
-				t.Fatalf("Normalize error %v is neither ErrUnknownEvent nor ErrUnnormalizable", err)
-			}
+		if webhooktest.Refused(t, err) {
 			return
-		}
-		if !json.Valid(body) {
-			t.Fatalf("Normalize accepted a body that is not JSON")
 		}
 		if n.Fact.Stream == "" || n.Fact.DedupeKey == "" || n.Fact.Type == "" || n.Fact.SlotKey == "" {
 			t.Fatalf("incomplete fact %+v", n.Fact)
@@ -123,15 +117,6 @@ func FuzzNormalize(f *testing.F) {
 		if err != nil || source != "reewild" || id == "" {
 			t.Fatalf("stream %q: source %q id %q err %v", n.Fact.Stream, source, id, err)
 		}
-		data, err := json.Marshal(n.Fact.Data)
-		if err != nil {
-			t.Fatalf("marshal data: %v", err)
-		}
-		var back struct {
-			Raw json.RawMessage `json:"raw"`
-		}
-		if err := json.Unmarshal(data, &back); err != nil || len(back.Raw) == 0 {
-			t.Fatalf("data %s lost the raw body (%v)", data, err)
-		}
+		webhooktest.CheckAccepted(t, body, n.Fact)
 	})
 }

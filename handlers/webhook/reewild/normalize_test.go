@@ -2,13 +2,8 @@ package reewild_test
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"flag"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -17,85 +12,25 @@ import (
 
 	"github.com/receiptd/receiptd/aggregate"
 	"github.com/receiptd/receiptd/handlers/webhook"
+	"github.com/receiptd/receiptd/handlers/webhook/internal/webhooktest"
 	"github.com/receiptd/receiptd/handlers/webhook/reewild"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files under testdata/golden")
 
 var receivedAt = time.Date(2025, 11, 21, 15, 6, 0, 0, time.UTC)
 
 func delivery(body []byte) webhook.Delivery {
-	sum := sha256.Sum256(body)
-	return webhook.Delivery{
-		Body:         body,
-		BodySHA256:   hex.EncodeToString(sum[:]),
-		ReceivedAt:   receivedAt,
-		Verification: webhook.Verification{Scheme: reewild.Scheme, KeyID: webhook.KeyID(testSecret)},
-	}
+	return webhooktest.Delivery(body, receivedAt, webhook.Verification{Scheme: reewild.Scheme, KeyID: webhook.KeyID(testSecret)})
 }
 
 func normalize(tb testing.TB, body []byte) webhook.Normalized {
 	tb.Helper()
-	n, err := newProvider(tb, testSecret).Normalize(delivery(body))
-	if err != nil {
-		tb.Fatalf("Normalize: %v", err)
-	}
-	return n
-}
-
-// goldenView is what a golden file holds: the fact as the handler appends
-// it (Data as the JSON it stores) and the event type as sent.
-type goldenView struct {
-	EventType  string          `json:"event_type"`
-	DeliveryID string          `json:"delivery_id,omitempty"`
-	Stream     string          `json:"stream"`
-	Type       string          `json:"type"`
-	DedupeKey  string          `json:"dedupe_key"`
-	SlotKey    string          `json:"slot_key"`
-	OnConflict int             `json:"on_conflict"`
-	Data       json.RawMessage `json:"data"`
-}
-
-func viewOf(tb testing.TB, n webhook.Normalized) goldenView {
-	tb.Helper()
-	data, err := json.Marshal(n.Fact.Data)
-	if err != nil {
-		tb.Fatalf("marshal fact data: %v", err)
-	}
-	return goldenView{
-		EventType:  n.EventType,
-		DeliveryID: n.DeliveryID,
-		Stream:     n.Fact.Stream,
-		Type:       n.Fact.Type,
-		DedupeKey:  n.Fact.DedupeKey,
-		SlotKey:    n.Fact.SlotKey,
-		OnConflict: int(n.Fact.OnConflict),
-		Data:       data,
-	}
+	return webhooktest.Normalize(tb, newProvider(tb, testSecret), delivery(body))
 }
 
 func TestNormalizeGolden(t *testing.T) {
 	for _, ex := range loadExamples(t) {
-		t.Run(ex.name, func(t *testing.T) {
-			got, err := json.MarshalIndent(viewOf(t, normalize(t, ex.body)), "", "  ")
-			if err != nil {
-				t.Fatal(err)
-			}
-			got = append(got, '\n')
-			path := filepath.Join("testdata", "golden", ex.name+".json")
-			if *update {
-				if err := os.WriteFile(path, got, 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("%v (run go test -update to create it)", err)
-			}
-			if !bytes.Equal(got, want) {
-				t.Errorf("normalized %s differs from %s (go test -update rewrites it):\n got: %s\nwant: %s", ex.name, path, got, want)
-			}
+		t.Run(ex.Name, func(t *testing.T) {
+			webhooktest.Golden(t, ex.Name, normalize(t, ex.Body))
 		})
 	}
 }

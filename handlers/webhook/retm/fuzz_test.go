@@ -11,6 +11,7 @@ import (
 
 	"github.com/receiptd/receiptd/aggregate"
 	"github.com/receiptd/receiptd/handlers/webhook"
+	"github.com/receiptd/receiptd/handlers/webhook/internal/webhooktest"
 	"github.com/receiptd/receiptd/handlers/webhook/retm"
 )
 
@@ -20,9 +21,9 @@ import (
 // body whose business references all name its merchant.
 func FuzzVerify(f *testing.F) {
 	for _, ex := range loadExamples(f) {
-		f.Add(ex.body, "Bearer "+string(testToken), "")
-		f.Add(ex.body, "Bearer "+string(merchantToken), "")
-		f.Add(ex.body, "", string(merchantToken))
+		f.Add(ex.Body, "Bearer "+string(testToken), "")
+		f.Add(ex.Body, "Bearer "+string(merchantToken), "")
+		f.Add(ex.Body, "", string(merchantToken))
 	}
 	f.Add([]byte(`{"business_refrence":"other","reward_code":"x"}`), "Bearer "+string(merchantToken), "")
 	f.Add([]byte(`{"business_reference":1,"business_refrence":"`+merchant+`"}`), "", string(merchantToken))
@@ -81,7 +82,7 @@ func FuzzVerify(f *testing.F) {
 // body; a Reply is the documented 400, only for questions.
 func FuzzNormalize(f *testing.F) {
 	for _, ex := range loadExamples(f) {
-		f.Add(ex.body)
+		f.Add(ex.Body)
 	}
 	f.Add([]byte(`{"event":"order.created","invoice_id":"1","total_price":"-0.0e+5","status":"9","timestamp":"2025-1-7 9:05:00"}`))
 	f.Add([]byte(`{"event":"order.voided","invoice_id":1e3}`))
@@ -100,17 +101,11 @@ func FuzzNormalize(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		n, err := p.Normalize(delivery(body))
-		if err != nil {
-			if !errors.Is(err, aggregate.ErrUnknownEvent) && !errors.Is(err, aggregate.ErrUnnormalizable) {
-				t.Fatalf("Normalize error %v is neither ErrUnknownEvent nor ErrUnnormalizable", err)
-			}
+		if webhooktest.Refused(t, err) {
 			if n.Reply != nil {
 				t.Fatalf("failed Normalize has a Reply")
 			}
 			return
-		}
-		if !json.Valid(body) {
-			t.Fatalf("Normalize accepted a body that is not JSON")
 		}
 		if n.Fact.DedupeKey == "" || n.Fact.Type != aggregate.TypeEntityEventRecorded || n.Fact.Data == nil || n.EventType == "" {
 			t.Fatalf("incomplete fact %+v (event type %q)", n.Fact, n.EventType)
@@ -129,15 +124,6 @@ func FuzzNormalize(f *testing.F) {
 		if n.Reply != nil {
 			checkReply(t, n.Reply.Status, n.Reply.Body)
 		}
-		data, err := json.Marshal(n.Fact.Data)
-		if err != nil {
-			t.Fatalf("marshal data: %v", err)
-		}
-		var back struct {
-			Raw json.RawMessage `json:"raw"`
-		}
-		if err := json.Unmarshal(data, &back); err != nil || len(back.Raw) == 0 {
-			t.Fatalf("data %s lost the raw body (%v)", data, err)
-		}
+		webhooktest.CheckAccepted(t, body, n.Fact)
 	})
 }

@@ -4,10 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"flag"
+	"maps"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -16,62 +14,18 @@ import (
 
 	"github.com/receiptd/receiptd/aggregate"
 	"github.com/receiptd/receiptd/handlers/webhook"
+	"github.com/receiptd/receiptd/handlers/webhook/internal/webhooktest"
 	"github.com/receiptd/receiptd/handlers/webhook/retm"
 )
 
-var update = flag.Bool("update", false, "rewrite the golden files under testdata/golden")
-
 func normalizeWith(tb testing.TB, p *retm.Provider, d webhook.Delivery) webhook.Normalized {
 	tb.Helper()
-	n, err := p.Normalize(d)
-	if err != nil {
-		tb.Fatalf("Normalize: %v", err)
-	}
-	return n
+	return webhooktest.Normalize(tb, p, d)
 }
 
 func normalize(tb testing.TB, body []byte) webhook.Normalized {
 	tb.Helper()
 	return normalizeWith(tb, newProvider(tb, retm.Config{}), delivery(body))
-}
-
-// goldenView is what a golden file holds: the fact as the handler appends
-// it (Data as the JSON it stores), the event type, and the reply.
-type goldenView struct {
-	EventType  string          `json:"event_type"`
-	Stream     string          `json:"stream"`
-	Type       string          `json:"type"`
-	DedupeKey  string          `json:"dedupe_key"`
-	SlotKey    string          `json:"slot_key"`
-	OnConflict int             `json:"on_conflict"`
-	Data       json.RawMessage `json:"data"`
-	Reply      *goldenReply    `json:"reply,omitempty"`
-}
-
-type goldenReply struct {
-	Status int             `json:"status"`
-	Body   json.RawMessage `json:"body"`
-}
-
-func viewOf(tb testing.TB, n webhook.Normalized) goldenView {
-	tb.Helper()
-	data, err := json.Marshal(n.Fact.Data)
-	if err != nil {
-		tb.Fatalf("marshal fact data: %v", err)
-	}
-	v := goldenView{
-		EventType:  n.EventType,
-		Stream:     n.Fact.Stream,
-		Type:       n.Fact.Type,
-		DedupeKey:  n.Fact.DedupeKey,
-		SlotKey:    n.Fact.SlotKey,
-		OnConflict: int(n.Fact.OnConflict),
-		Data:       data,
-	}
-	if n.Reply != nil {
-		v.Reply = &goldenReply{Status: n.Reply.Status, Body: n.Reply.Body}
-	}
-	return v
 }
 
 // goldenProvider is the configuration the golden files are made with: a
@@ -83,26 +37,8 @@ func goldenProvider(tb testing.TB) *retm.Provider {
 func TestNormalizeGolden(t *testing.T) {
 	p := goldenProvider(t)
 	for _, ex := range loadExamples(t) {
-		t.Run(ex.name, func(t *testing.T) {
-			got, err := json.MarshalIndent(viewOf(t, normalizeWith(t, p, delivery(ex.body))), "", "  ")
-			if err != nil {
-				t.Fatal(err)
-			}
-			got = append(got, '\n')
-			path := filepath.Join("testdata", "golden", ex.name+".json")
-			if *update {
-				if err := os.WriteFile(path, got, 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("%v (run go test -update to create it)", err)
-			}
-			if !bytes.Equal(got, want) {
-				t.Errorf("normalized %s differs from %s (go test -update rewrites it):\n got: %s\nwant: %s", ex.name, path, got, want)
-			}
+		t.Run(ex.Name, func(t *testing.T) {
+			webhooktest.Golden(t, ex.Name, normalizeWith(t, p, delivery(ex.Body)))
 		})
 	}
 }
@@ -129,8 +65,8 @@ type want struct {
 // that a wrong golden file cannot hide a wrong mapping.
 func TestNormalizeExamples(t *testing.T) {
 	p := goldenProvider(t)
-	sha := func(name string) string { return bodySHA(loadExample(t, name)) }
-	endpointHash := bodySHA([]byte("https://receiptd.example.com/webhooks/retm"))
+	sha := func(name string) string { return webhooktest.BodySHA256(loadExample(t, name)) }
+	endpointHash := webhooktest.BodySHA256([]byte("https://receiptd.example.com/webhooks/retm"))
 	invoiceAttrs := func(reference, eventType, status string) map[string]string {
 		return map[string]string{
 			"business_reference": merchant, "reference": reference, "event_type": eventType,
@@ -209,7 +145,7 @@ func TestNormalizeExamples(t *testing.T) {
 			}
 			if rec.Source != "retm" || rec.Kind != w.kind || rec.EntityID != w.id || rec.EventType != w.eventType ||
 				rec.Status != w.status || rec.Currency != w.currency || rec.UserID != "" ||
-				rec.BodySHA256 != bodySHA(body) || !bytes.Equal(rec.Raw, body) {
+				rec.BodySHA256 != webhooktest.BodySHA256(body) || !bytes.Equal(rec.Raw, body) {
 				t.Fatalf("Data = %+v", rec)
 			}
 			if !sameTime(rec.StatusAt, w.statusAt) || !sameTime(rec.OccurredAt, w.occurredAt) {
@@ -218,7 +154,7 @@ func TestNormalizeExamples(t *testing.T) {
 			if w.amount == "" && rec.Amount != nil || w.amount != "" && (rec.Amount == nil || !rec.Amount.Equal(decimal.RequireFromString(w.amount))) {
 				t.Fatalf("Amount = %v, want %q", rec.Amount, w.amount)
 			}
-			if !equalMaps(rec.Attributes, w.attrs) {
+			if !maps.Equal(rec.Attributes, w.attrs) {
 				t.Fatalf("Attributes = %v\nwant %v", rec.Attributes, w.attrs)
 			}
 			if (n.Reply != nil) != w.reply {
@@ -259,18 +195,6 @@ func sameTime(a, b *time.Time) bool {
 		return a == b
 	}
 	return a.Equal(*b)
-}
-
-func equalMaps(a, b map[string]string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if w, ok := b[k]; !ok || w != v {
-			return false
-		}
-	}
-	return true
 }
 
 // TestNormalizeMerchantFromToken: a body without a business reference is
@@ -417,11 +341,11 @@ func TestNormalizeUnpublishedOrderEvents(t *testing.T) {
 	n := normalize(t, body)
 	rec := n.Fact.Data.(aggregate.EntityEventRecorded)
 	if n.EventType != "order.delivery_status_updated" || n.Fact.Stream != "order-retm.1532" || n.Fact.SlotKey != "" ||
-		n.Fact.DedupeKey != "order.delivery_status_updated:1532:"+bodySHA(body) {
+		n.Fact.DedupeKey != "order.delivery_status_updated:1532:"+webhooktest.BodySHA256(body) {
 		t.Fatalf("fact %+v", n.Fact)
 	}
 	if rec.Kind != "order" || rec.Status != "" || rec.Amount != nil || !sameTime(rec.OccurredAt, utc("2025-12-17 20:00:00")) ||
-		!equalMaps(rec.Attributes, map[string]string{"business_reference": "b1"}) || !bytes.Equal(rec.Raw, body) {
+		!maps.Equal(rec.Attributes, map[string]string{"business_reference": "b1"}) || !bytes.Equal(rec.Raw, body) {
 		t.Fatalf("Data = %+v", rec)
 	}
 	_, err := newProvider(t, retm.Config{}).Normalize(delivery([]byte(`{"event":"order.delivery_status_updated","order_id":9}`)))
@@ -492,7 +416,7 @@ func TestNormalizeLenient(t *testing.T) {
 			if n.Fact.Stream != "order-retm.magna dolore" || rec.OccurredAt != nil || rec.Amount != nil || rec.Status != "" {
 				t.Fatalf("fact %+v", n.Fact)
 			}
-			if want := map[string]string{"reference": "dolore et aliquip", "event_type": "labore culpa"}; !equalMaps(rec.Attributes, want) {
+			if want := map[string]string{"reference": "dolore et aliquip", "event_type": "labore culpa"}; !maps.Equal(rec.Attributes, want) {
 				t.Fatalf("Attributes = %v, want %v", rec.Attributes, want)
 			}
 		}},

@@ -6,30 +6,25 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/receiptd/receiptd/aggregate"
 	"github.com/receiptd/receiptd/eventcodec"
 	"github.com/receiptd/receiptd/handlers/webhook"
 	"github.com/receiptd/receiptd/handlers/webhook/internal/storedouble"
+	"github.com/receiptd/receiptd/handlers/webhook/internal/webhooktest"
 	"github.com/receiptd/receiptd/handlers/webhook/reusely"
 )
 
 // fixture serves one Reusely source, "reusely", through the real
 // webhook.Handler over a storedouble.MemStoreDouble.
 type fixture struct {
-	t     *testing.T
-	store *storedouble.MemStoreDouble
-	reg   *prometheus.Registry
-	mux   *http.ServeMux
-	now   time.Time
+	*webhooktest.Server
+	t *testing.T
 }
 
 func newFixture(t *testing.T, now time.Time) *fixture {
@@ -41,69 +36,26 @@ func newFixture(t *testing.T, now time.Time) *fixture {
 // another ingest node on the same log, with its own Provider and Handler.
 func newFixtureOn(t *testing.T, store *storedouble.MemStoreDouble, now time.Time) *fixture {
 	t.Helper()
-	p := newProvider(t, testSecret, otherSecret)
-	f := &fixture{t: t, store: store, reg: prometheus.NewRegistry(), mux: http.NewServeMux(), now: now}
-	h, err := webhook.New(f.store, []webhook.Provider{p}, webhook.Options{
-		Logger:  slog.New(slog.DiscardHandler),
-		Metrics: webhook.NewMetrics(f.reg),
-		Clock:   func() time.Time { return f.now },
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.Register(f.mux)
-	return f
+	return &fixture{Server: webhooktest.NewServer(t, store, now, newProvider(t, testSecret, otherSecret)), t: t}
 }
 
 // post delivers body with the given Authorization value ("" for none) and
 // checks the status code.
 func (f *fixture) post(body []byte, authorization string, code int) map[string]string {
 	f.t.Helper()
-	w := f.send(body, authorization)
-	if w.Code != code {
-		f.t.Fatalf("status %d, want %d; body %s", w.Code, code, w.Body)
-	}
-	var answer map[string]string
-	if err := json.Unmarshal(w.Body.Bytes(), &answer); err != nil {
-		f.t.Fatalf("answer %q: %v", w.Body, err)
-	}
-	return answer
+	return webhooktest.Answer(f.t, f.send(body, authorization), code)
 }
 
-// send delivers body with the given Authorization value ("" for none).
+// send delivers body with the given Authorization value ("" for none): the
+// header Reusely signs in.
 func (f *fixture) send(body []byte, authorization string) *httptest.ResponseRecorder {
-	r := httptest.NewRequest(http.MethodPost, "/webhooks/reusely", bytes.NewReader(body))
-	r.Header.Set("Content-Type", "application/json")
-	if authorization != "" {
-		r.Header.Set(reusely.SignatureHeader, authorization)
-	}
-	w := httptest.NewRecorder()
-	f.mux.ServeHTTP(w, r)
-	return w
+	return f.Post("/webhooks/reusely", authorization, body)
 }
 
 // counter reads receiptd_webhook_deliveries_total{source="reusely",outcome}.
 func (f *fixture) counter(outcome string) float64 {
 	f.t.Helper()
-	mfs, err := f.reg.Gather()
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != "receiptd_webhook_deliveries_total" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			labels := map[string]string{}
-			for _, l := range m.GetLabel() {
-				labels[l.GetName()] = l.GetValue()
-			}
-			if labels["source"] == "reusely" && labels["outcome"] == outcome {
-				return m.GetCounter().GetValue()
-			}
-		}
-	}
-	return 0
+	return f.Counter(f.t, "reusely", outcome)
 }
 
 const (
@@ -123,8 +75,8 @@ func TestHandlerSignedPair(t *testing.T) {
 	if a := f.post(body, sig, http.StatusOK); a["status"] != "accepted" {
 		t.Fatalf("first delivery: %v", a)
 	}
-	checkClaim(t, f.store, offerStream, body)
-	events := f.store.Stream(offerStream)
+	checkClaim(t, f.Store, offerStream, body)
+	events := f.Store.Stream(offerStream)
 	if len(events) != 1 || events[0].Type != aggregate.TypeEntityEventRecordedV2 {
 		t.Fatalf("stream %s holds %+v", offerStream, events)
 	}
@@ -139,15 +91,15 @@ func TestHandlerSignedPair(t *testing.T) {
 	}
 
 	// Reusely's retry at +10 minutes: the same body, so a duplicate.
-	f.now = f.now.Add(10 * time.Minute)
+	f.Now = f.Now.Add(10 * time.Minute)
 	if a := f.post(body, sig, http.StatusOK); a["status"] != "duplicate" {
 		t.Fatalf("retry: %v", a)
 	}
 
 	// Another body under the same signed pair, same offer: refused, counted.
-	other := replace(t, body, `"Active Leads"`, `"Completed"`)
+	other := webhooktest.Replace(t, body, `"Active Leads"`, `"Completed"`)
 	f.post(other, sig, http.StatusConflict)
-	if n := len(f.store.Stream(offerStream)); n != 1 {
+	if n := len(f.Store.Stream(offerStream)); n != 1 {
 		t.Fatalf("%d events after the conflict, want 1", n)
 	}
 	if got := f.counter("conflict"); got != 1 {
@@ -156,38 +108,38 @@ func TestHandlerSignedPair(t *testing.T) {
 
 	// Another body under the same signed pair, another offer: refused by the
 	// claim on the pair, nothing stored.
-	moved := replace(t, body, `"STAG03U2O"`, `"STAG99ZZZ"`)
+	moved := webhooktest.Replace(t, body, `"STAG03U2O"`, `"STAG99ZZZ"`)
 	f.post(moved, sig, http.StatusUnauthorized)
-	if n := len(f.store.Stream("offer-reusely.STAG99ZZZ")); n != 0 {
+	if n := len(f.Store.Stream("offer-reusely.STAG99ZZZ")); n != 0 {
 		t.Fatalf("%d events in the other box's stream", n)
 	}
 
 	// Not signed, signed with another secret, signed for another pair,
 	// replayed past the tolerance: 401, nothing stored.
-	appends := f.store.AppendCalls()
+	appends := f.Store.AppendCalls()
 	f.post(body, "", http.StatusUnauthorized)
 	f.post(other, reusely.Sign([]byte("guessed"), createdObjectID, createdTS), http.StatusUnauthorized)
 	f.post(other, reusely.Sign(testSecret, updatedObjectID, updatedTS), http.StatusUnauthorized)
 	f.post([]byte("object_id=93092&timestamp=1749441740"), sig, http.StatusUnauthorized)
-	late := f.now
-	f.now = unix(t, createdTS).Add(reusely.DefaultTolerance + time.Second)
+	late := f.Now
+	f.Now = unix(t, createdTS).Add(reusely.DefaultTolerance + time.Second)
 	f.post(body, sig, http.StatusUnauthorized)
-	f.now = late
+	f.Now = late
 
 	if got := f.counter("bad_signature"); got != 6 {
 		t.Fatalf("bad_signature counted %v times, want 6", got)
 	}
-	if f.store.AppendCalls() != appends || f.store.Count() != 2 { // the claim and the offer
-		t.Fatalf("a refused delivery reached the store: %d appends (was %d), %d events", f.store.AppendCalls(), appends, f.store.Count())
+	if f.Store.AppendCalls() != appends || f.Store.Count() != 2 { // the claim and the offer
+		t.Fatalf("a refused delivery reached the store: %d appends (was %d), %d events", f.Store.AppendCalls(), appends, f.Store.Count())
 	}
 
 	// The offer's next event, at its own time, lands in the same stream.
-	f.now = unix(t, updatedTS).Add(time.Second)
+	f.Now = unix(t, updatedTS).Add(time.Second)
 	update := loadExample(t, "offer.status.updated")
 	if a := f.post(update, reusely.Sign(otherSecret, updatedObjectID, updatedTS), http.StatusOK); a["status"] != "accepted" {
 		t.Fatalf("status update: %v", a)
 	}
-	if n := len(f.store.Stream(offerStream)); n != 2 {
+	if n := len(f.Store.Stream(offerStream)); n != 2 {
 		t.Fatalf("%d events in %s, want 2", n, offerStream)
 	}
 }
@@ -227,20 +179,20 @@ func TestHandlerClaimSurvivesRestart(t *testing.T) {
 	first := newFixture(t, at)
 	first.post(body, sig, http.StatusOK)
 
-	forged := replace(t, replace(t, body, `"STAG03U2O"`, `"STAG99ZZZ"`), `"960.00"`, `"9999.00"`)
-	forgedSameBox := replace(t, body, `"960.00"`, `"9999.00"`)
+	forged := webhooktest.Replace(t, webhooktest.Replace(t, body, `"STAG03U2O"`, `"STAG99ZZZ"`), `"960.00"`, `"9999.00"`)
+	forgedSameBox := webhooktest.Replace(t, body, `"960.00"`, `"9999.00"`)
 	first.post(forged, sig, http.StatusUnauthorized)
 
 	// The restart: a new Provider and Handler (nothing in memory) on the
 	// same log, inside the tolerance.
-	restarted := newFixtureOn(t, first.store, at.Add(10*time.Minute))
-	stored := restarted.store.Count()
+	restarted := newFixtureOn(t, first.Store, at.Add(10*time.Minute))
+	stored := restarted.Store.Count()
 	restarted.post(forged, sig, http.StatusUnauthorized)
 	restarted.post(forgedSameBox, sig, http.StatusConflict)
-	if got := restarted.store.Count(); got != stored {
+	if got := restarted.Store.Count(); got != stored {
 		t.Fatalf("%d events stored by the forged bodies after the restart", got-stored)
 	}
-	if n := len(restarted.store.Stream("offer-reusely.STAG99ZZZ")); n != 0 {
+	if n := len(restarted.Store.Stream("offer-reusely.STAG99ZZZ")); n != 0 {
 		t.Fatalf("the forged offer was stored: %d events", n)
 	}
 	if a := restarted.post(body, sig, http.StatusOK); a["status"] != "duplicate" {
@@ -249,7 +201,7 @@ func TestHandlerClaimSurvivesRestart(t *testing.T) {
 	if restarted.counter("bad_signature") != 1 || restarted.counter("conflict") != 1 {
 		t.Fatalf("bad_signature %v, conflict %v; want 1 each", restarted.counter("bad_signature"), restarted.counter("conflict"))
 	}
-	checkClaim(t, restarted.store, offerStream, body)
+	checkClaim(t, restarted.Store, offerStream, body)
 }
 
 // TestHandlerClaimSharedByNodes: two ingest nodes on one log receive
@@ -266,8 +218,8 @@ func TestHandlerClaimSharedByNodes(t *testing.T) {
 		nodes := []*fixture{newFixtureOn(t, store, at), newFixtureOn(t, store, at)}
 		bodies := [][]byte{body, body}
 		for i := range 6 {
-			bodies = append(bodies, replace(t, body, `"STAG03U2O"`, fmt.Sprintf(`"FORGED%d"`, i%3)))
-			bodies = append(bodies, replace(t, body, `"960.00"`, fmt.Sprintf(`"99%d9.00"`, i%3)))
+			bodies = append(bodies, webhooktest.Replace(t, body, `"STAG03U2O"`, fmt.Sprintf(`"FORGED%d"`, i%3)))
+			bodies = append(bodies, webhooktest.Replace(t, body, `"960.00"`, fmt.Sprintf(`"99%d9.00"`, i%3)))
 		}
 		codes := make([]int, len(bodies))
 		var wg sync.WaitGroup
@@ -316,12 +268,12 @@ func TestHandlerClaimSharedByNodes(t *testing.T) {
 // TestHandlerQuarantinesUnknownEvent: a signed delivery of an event type
 // this version does not know is kept, not dropped.
 func TestHandlerQuarantinesUnknownEvent(t *testing.T) {
-	body := replace(t, loadExample(t, "offer.created"), `"offer.created"`, `"offer.deleted"`)
+	body := webhooktest.Replace(t, loadExample(t, "offer.created"), `"offer.created"`, `"offer.deleted"`)
 	f := newFixture(t, unix(t, createdTS))
 	if a := f.post(body, reusely.Sign(testSecret, createdObjectID, createdTS), http.StatusOK); a["status"] != "quarantined" {
 		t.Fatalf("answer %v", a)
 	}
-	if n := len(f.store.Stream(aggregate.QuarantineStream("reusely"))); n != 1 {
+	if n := len(f.Store.Stream(aggregate.QuarantineStream("reusely"))); n != 1 {
 		t.Fatalf("%d quarantined events, want 1", n)
 	}
 }

@@ -4,15 +4,12 @@ import (
 	"bytes"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
-	"sort"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/receiptd/receiptd/handlers/webhook"
+	"github.com/receiptd/receiptd/handlers/webhook/internal/webhooktest"
 	"github.com/receiptd/receiptd/handlers/webhook/reusely"
 )
 
@@ -36,42 +33,14 @@ const (
 	exampleBoxID    = "STAG03U2O"
 )
 
-// example is one example delivery.
-type example struct {
-	name string // the event type, the file's base name
-	body []byte
+// loadExamples reads every example, sorted by name.
+func loadExamples(tb testing.TB) []webhooktest.Example {
+	return webhooktest.Examples(tb, examplesDir, 2)
 }
 
-// loadExamples reads every example payload, sorted by name.
-func loadExamples(tb testing.TB) []example {
-	tb.Helper()
-	paths, err := filepath.Glob(filepath.Join(examplesDir, "*.json"))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if len(paths) != 2 {
-		tb.Fatalf("want the 2 examples in %s, found %d", examplesDir, len(paths))
-	}
-	sort.Strings(paths)
-	out := make([]example, 0, len(paths))
-	for _, p := range paths {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		out = append(out, example{name: strings.TrimSuffix(filepath.Base(p), ".json"), body: b})
-	}
-	return out
-}
-
-// loadExample reads the example payload of one event type.
+// loadExample reads the example of one event type.
 func loadExample(tb testing.TB, name string) []byte {
-	tb.Helper()
-	b, err := os.ReadFile(filepath.Join(examplesDir, name+".json"))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return b
+	return webhooktest.ReadExample(tb, examplesDir, name)
 }
 
 // unix parses a Unix-seconds string.
@@ -108,13 +77,4 @@ func requestWith(body []byte, signatures ...string) *http.Request {
 		r.Header.Add(reusely.SignatureHeader, s)
 	}
 	return r
-}
-
-// replace returns body with old replaced by new exactly once.
-func replace(tb testing.TB, body []byte, old, new string) []byte {
-	tb.Helper()
-	if bytes.Count(body, []byte(old)) != 1 {
-		tb.Fatalf("%q is not in the body exactly once", old)
-	}
-	return bytes.Replace(body, []byte(old), []byte(new), 1)
 }

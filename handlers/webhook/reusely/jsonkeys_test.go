@@ -1,10 +1,10 @@
 package reusely_test
 
 import (
-	"errors"
 	"testing"
 
 	"github.com/receiptd/receiptd/aggregate"
+	"github.com/receiptd/receiptd/handlers/webhook/internal/webhooktest"
 )
 
 // TestNormalizeReadsAsJavaScript: keys match exactly and the last of a
@@ -30,14 +30,8 @@ func TestNormalizeReadsAsJavaScript(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			n, err := newProvider(t, testSecret).Normalize(delivery(t, []byte(tc.body)))
-			if tc.unnormalizable {
-				if !errors.Is(err, aggregate.ErrUnnormalizable) {
-					t.Fatalf("Normalize = %+v, %v; want ErrUnnormalizable", n.Fact, err)
-				}
+			if !webhooktest.Normalized(t, n, err, tc.unnormalizable) {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			rec := n.Fact.Data.(aggregate.EntityEventRecorded)
 			amount := ""

@@ -1,19 +1,14 @@
 package reward_test
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"net/http"
-	"net/http/httptest"
-	"net/netip"
 	"os"
-	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/receiptd/receiptd/handlers/webhook"
+	"github.com/receiptd/receiptd/handlers/webhook/internal/webhooktest"
 	"github.com/receiptd/receiptd/handlers/webhook/reward"
 	"github.com/receiptd/receiptd/handlers/webhook/tokenauth"
 )
@@ -30,42 +25,14 @@ var (
 	receivedAt = time.Date(2024, 12, 14, 15, 30, 0, 0, time.UTC)
 )
 
-// example is one example delivery.
-type example struct {
-	name string // the event type, the file's base name
-	body []byte
+// loadExamples reads every example, sorted by name.
+func loadExamples(tb testing.TB) []webhooktest.Example {
+	return webhooktest.Examples(tb, examplesDir, 2)
 }
 
-// loadExamples reads every example delivery, sorted by name.
-func loadExamples(tb testing.TB) []example {
-	tb.Helper()
-	paths, err := filepath.Glob(filepath.Join(examplesDir, "*.json"))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if len(paths) != 2 {
-		tb.Fatalf("want the 2 Reward examples in %s, found %d", examplesDir, len(paths))
-	}
-	sort.Strings(paths)
-	out := make([]example, 0, len(paths))
-	for _, p := range paths {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		out = append(out, example{name: strings.TrimSuffix(filepath.Base(p), ".json"), body: b})
-	}
-	return out
-}
-
-// loadExample reads the example delivery of one event type.
+// loadExample reads the example of one event type.
 func loadExample(tb testing.TB, name string) []byte {
-	tb.Helper()
-	b, err := os.ReadFile(filepath.Join(examplesDir, name+".json"))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return b
+	return webhooktest.ReadExample(tb, examplesDir, name)
 }
 
 func newProvider(tb testing.TB, cfg reward.Config) *reward.Provider {
@@ -84,47 +51,17 @@ func newProvider(tb testing.TB, cfg reward.Config) *reward.Provider {
 }
 
 func delivery(body []byte) webhook.Delivery {
-	sum := sha256.Sum256(body)
-	return webhook.Delivery{
-		Body:         body,
-		BodySHA256:   hex.EncodeToString(sum[:]),
-		ReceivedAt:   receivedAt,
-		Verification: webhook.Verification{Scheme: tokenauth.SchemePath, KeyID: webhook.KeyID(testToken)},
-	}
+	return webhooktest.Delivery(body, receivedAt, webhook.Verification{Scheme: tokenauth.SchemePath, KeyID: webhook.KeyID(testToken)})
 }
 
 // request builds a delivery from remote with an optional path token and
-// Authorization header, routed through a ServeMux on webhook.Pattern and
-// webhook.TokenPattern so that PathValue is set as in production.
+// Authorization header, routed as in production.
 func request(tb testing.TB, remote, pathToken, authorization string, body []byte) *http.Request {
 	tb.Helper()
-	target := "/webhooks/reward"
-	if pathToken != "" {
-		target += "/" + pathToken
+	if authorization == "" {
+		return webhooktest.TokenRequest(tb, "reward", remote, pathToken, body)
 	}
-	r := httptest.NewRequest(http.MethodPost, target, strings.NewReader(string(body)))
-	r.RemoteAddr = remote
-	if authorization != "" {
-		r.Header.Set("Authorization", authorization)
-	}
-	var routed *http.Request
-	mux := http.NewServeMux()
-	capture := http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) { routed = r })
-	mux.Handle(webhook.Pattern, capture)
-	mux.Handle(webhook.TokenPattern, capture)
-	mux.ServeHTTP(httptest.NewRecorder(), r)
-	if routed == nil {
-		tb.Fatalf("request to %s not routed", target)
-	}
-	return routed
-}
-
-func prefixes(ss ...string) []netip.Prefix {
-	out := make([]netip.Prefix, len(ss))
-	for i, s := range ss {
-		out[i] = netip.MustParsePrefix(s)
-	}
-	return out
+	return webhooktest.TokenRequest(tb, "reward", remote, pathToken, body, authorization)
 }
 
 // seedFile is the Reward seed document, beside the repository in shared/.

@@ -1,10 +1,10 @@
 package reward_test
 
 import (
-	"errors"
 	"testing"
 
 	"github.com/receiptd/receiptd/aggregate"
+	"github.com/receiptd/receiptd/handlers/webhook/internal/webhooktest"
 	"github.com/receiptd/receiptd/handlers/webhook/reward"
 )
 
@@ -32,14 +32,8 @@ func TestNormalizeReadsAsJavaScript(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			n, err := newProvider(t, reward.Config{}).Normalize(delivery([]byte(tc.body)))
-			if tc.unnormalizable {
-				if !errors.Is(err, aggregate.ErrUnnormalizable) {
-					t.Fatalf("Normalize = %+v, %v; want ErrUnnormalizable", n.Fact, err)
-				}
+			if !webhooktest.Normalized(t, n, err, tc.unnormalizable) {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if got := n.Fact.Data.(aggregate.PointsCredited); n.Fact.Stream != tc.stream || got.Points.String() != tc.points {
 				t.Fatalf("stream %s, points %s; want %s, %s", n.Fact.Stream, got.Points, tc.stream, tc.points)

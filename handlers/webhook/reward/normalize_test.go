@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"flag"
-	"os"
-	"path/filepath"
+	"maps"
 	"strings"
 	"testing"
 	"time"
@@ -15,75 +13,20 @@ import (
 
 	"github.com/receiptd/receiptd/aggregate"
 	"github.com/receiptd/receiptd/handlers/webhook"
+	"github.com/receiptd/receiptd/handlers/webhook/internal/webhooktest"
 	"github.com/receiptd/receiptd/handlers/webhook/reward"
 )
 
-var update = flag.Bool("update", false, "rewrite the golden files under testdata/golden")
-
 func normalize(tb testing.TB, p *reward.Provider, body []byte) webhook.Normalized {
 	tb.Helper()
-	n, err := p.Normalize(delivery(body))
-	if err != nil {
-		tb.Fatalf("Normalize: %v", err)
-	}
-	return n
-}
-
-// goldenView is what a golden file holds: the fact as the handler appends
-// it (Data as the JSON it stores) and the event type and delivery id as
-// sent.
-type goldenView struct {
-	EventType  string          `json:"event_type"`
-	DeliveryID string          `json:"delivery_id,omitempty"`
-	Stream     string          `json:"stream"`
-	Type       string          `json:"type"`
-	DedupeKey  string          `json:"dedupe_key"`
-	SlotKey    string          `json:"slot_key"`
-	OnConflict int             `json:"on_conflict"`
-	Data       json.RawMessage `json:"data"`
-}
-
-func viewOf(tb testing.TB, n webhook.Normalized) goldenView {
-	tb.Helper()
-	data, err := json.Marshal(n.Fact.Data)
-	if err != nil {
-		tb.Fatalf("marshal fact data: %v", err)
-	}
-	return goldenView{
-		EventType:  n.EventType,
-		DeliveryID: n.DeliveryID,
-		Stream:     n.Fact.Stream,
-		Type:       n.Fact.Type,
-		DedupeKey:  n.Fact.DedupeKey,
-		SlotKey:    n.Fact.SlotKey,
-		OnConflict: int(n.Fact.OnConflict),
-		Data:       data,
-	}
+	return webhooktest.Normalize(tb, p, delivery(body))
 }
 
 func TestNormalizeGolden(t *testing.T) {
 	p := newProvider(t, reward.Config{})
 	for _, ex := range loadExamples(t) {
-		t.Run(ex.name, func(t *testing.T) {
-			got, err := json.MarshalIndent(viewOf(t, normalize(t, p, ex.body)), "", "  ")
-			if err != nil {
-				t.Fatal(err)
-			}
-			got = append(got, '\n')
-			path := filepath.Join("testdata", "golden", ex.name+".json")
-			if *update {
-				if err := os.WriteFile(path, got, 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("%v (run go test -update to create it)", err)
-			}
-			if !bytes.Equal(got, want) {
-				t.Errorf("normalized %s differs from %s (go test -update rewrites it):\n got: %s\nwant: %s", ex.name, path, got, want)
-			}
+		t.Run(ex.Name, func(t *testing.T) {
+			webhooktest.Golden(t, ex.Name, normalize(t, p, ex.Body))
 		})
 	}
 }
@@ -112,7 +55,7 @@ func TestNormalizeExamples(t *testing.T) {
 			got.BodySHA256 != delivery(body).BodySHA256 || !bytes.Equal(got.Raw, body) {
 			t.Fatalf("Data = %+v", got)
 		}
-		if want := map[string]string{"trigger_id": "successful_payment", "value": "2.99"}; !equalMaps(got.Attributes, want) {
+		if want := map[string]string{"trigger_id": "successful_payment", "value": "2.99"}; !maps.Equal(got.Attributes, want) {
 			t.Fatalf("Attributes = %v, want %v", got.Attributes, want)
 		}
 	})
@@ -144,18 +87,6 @@ func checkFact(t *testing.T, n webhook.Normalized, stream, typ, dedupe string) {
 	if f.Stream != stream || f.Type != typ || f.DedupeKey != dedupe || f.SlotKey != "" || f.OnConflict != aggregate.Correct {
 		t.Fatalf("fact = {%s %s %s %q %v}, want {%s %s %s \"\" Correct}", f.Stream, f.Type, f.DedupeKey, f.SlotKey, f.OnConflict, stream, typ, dedupe)
 	}
-}
-
-func equalMaps(a, b map[string]string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if w, ok := b[k]; !ok || w != v {
-			return false
-		}
-	}
-	return true
 }
 
 func TestNormalizeBalanceSource(t *testing.T) {

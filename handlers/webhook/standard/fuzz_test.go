@@ -24,7 +24,7 @@ import (
 // panics, and every failure is ErrUnauthenticated.
 func FuzzVerify(f *testing.F) {
 	for _, ex := range loadExamples(f) {
-		f.Add(ex.body, testKey, msgID, int64(0), standard.Sign(testKey, msgID, now, ex.body))
+		f.Add(ex.Body, testKey, msgID, int64(0), standard.Sign(testKey, msgID, now, ex.Body))
 	}
 	f.Add([]byte(vectorBody), []byte("k"), vectorID, int64(-300), vectorSignature+" v1a,x v1,")
 	f.Add([]byte{}, []byte{0}, "m", int64(301), "v1,"+strings.Repeat("A", 43)+"=")
@@ -107,7 +107,7 @@ func FuzzVerify(f *testing.F) {
 // body.
 func FuzzNormalize(f *testing.F) {
 	for _, ex := range loadExamples(f) {
-		f.Add(ex.body)
+		f.Add(ex.Body)
 	}
 	f.Add([]byte(vectorBody))
 	f.Add([]byte(`{"type":"a","data":{"id":-0.5e3,"status":"\ud800"}}`))

@@ -2,7 +2,6 @@ package standard_test
 
 import (
 	"bytes"
-	"encoding/json"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -10,85 +9,44 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/receiptd/receiptd/aggregate"
 	"github.com/receiptd/receiptd/eventcodec"
 	"github.com/receiptd/receiptd/handlers/webhook"
 	"github.com/receiptd/receiptd/handlers/webhook/internal/storedouble"
+	"github.com/receiptd/receiptd/handlers/webhook/internal/webhooktest"
 	"github.com/receiptd/receiptd/handlers/webhook/standard"
 )
 
 // fixture serves one Standard Webhooks source, "storefront" (orders),
 // through the real webhook.Handler over a storedouble.MemStoreDouble.
 type fixture struct {
-	t     *testing.T
-	store *storedouble.MemStoreDouble
-	reg   *prometheus.Registry
-	mux   *http.ServeMux
-	now   time.Time
+	*webhooktest.Server
+	t *testing.T
 }
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	p := newProvider(t, testSecret, otherSecret)
-	f := &fixture{t: t, store: storedouble.NewMemStoreDouble(), reg: prometheus.NewRegistry(), mux: http.NewServeMux(), now: now}
-	h, err := webhook.New(f.store, []webhook.Provider{p}, webhook.Options{
-		Logger:  slog.New(slog.DiscardHandler),
-		Metrics: webhook.NewMetrics(f.reg),
-		Clock:   func() time.Time { return f.now },
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.Register(f.mux)
-	return f
+	return &fixture{Server: webhooktest.NewServer(t, nil, now, newProvider(t, testSecret, otherSecret)), t: t}
 }
 
 // post delivers body with h and checks the status code; it returns the
 // answer's "status" (or "error").
 func (f *fixture) post(body []byte, h headers, code int) string {
 	f.t.Helper()
-	w := httptest.NewRecorder()
-	f.mux.ServeHTTP(w, requestWith(body, h))
-	if w.Code != code {
-		f.t.Fatalf("status %d, want %d; body %s", w.Code, code, w.Body)
-	}
-	var answer struct{ Status, Error string }
-	if err := json.Unmarshal(w.Body.Bytes(), &answer); err != nil {
-		f.t.Fatalf("answer %q: %v", w.Body, err)
-	}
-	return answer.Status + answer.Error
+	answer := webhooktest.Answer(f.t, f.Serve(requestWith(body, h)), code)
+	return answer["status"] + answer["error"]
 }
 
-// counter reads receiptd_webhook_deliveries_total{source="storefront",outcome}.
+// counter reads receiptd_webhook_deliveries_total{source=testSource,outcome}.
 func (f *fixture) counter(outcome string) float64 {
 	f.t.Helper()
-	mfs, err := f.reg.Gather()
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != "receiptd_webhook_deliveries_total" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			labels := map[string]string{}
-			for _, l := range m.GetLabel() {
-				labels[l.GetName()] = l.GetValue()
-			}
-			if labels["source"] == testSource && labels["outcome"] == outcome {
-				return m.GetCounter().GetValue()
-			}
-		}
-	}
-	return 0
+	return f.Counter(f.t, testSource, outcome)
 }
 
 func (f *fixture) metadata(stream string) []aggregate.Metadata {
 	f.t.Helper()
 	var out []aggregate.Metadata
-	for _, e := range f.store.Stream(stream) {
+	for _, e := range f.Store.Stream(stream) {
 		m, err := eventcodec.Metadata(e.Event)
 		if err != nil {
 			f.t.Fatal(err)
@@ -108,7 +66,7 @@ const orderStream = "order-" + testSource + "." + orderID
 func TestHandlerDeliveries(t *testing.T) {
 	f := newFixture(t)
 	created := loadExample(t, "order.created")
-	if got := f.post(created, signed(testSecret, msgID, f.now, created), http.StatusOK); got != "accepted" {
+	if got := f.post(created, signed(testSecret, msgID, f.Now, created), http.StatusOK); got != "accepted" {
 		t.Fatalf("first delivery: %s", got)
 	}
 	m := f.metadata(orderStream)
@@ -119,36 +77,36 @@ func TestHandlerDeliveries(t *testing.T) {
 
 	// The sender's retry a minute later: new timestamp, new signature, same
 	// id and body.
-	f.now = f.now.Add(time.Minute)
-	if got := f.post(created, signed(otherSecret, msgID, f.now, created), http.StatusOK); got != "duplicate" {
+	f.Now = f.Now.Add(time.Minute)
+	if got := f.post(created, signed(otherSecret, msgID, f.Now, created), http.StatusOK); got != "duplicate" {
 		t.Fatalf("retry: %s", got)
 	}
 
 	// The other examples, each its own message.
 	for i, name := range []string{"order.paid", "order.note_added", "order.refunded"} {
 		body := loadExample(t, name)
-		if got := f.post(body, signed(testSecret, msgID+"_"+strings.ReplaceAll(name, ".", "_"), f.now, body), http.StatusOK); got != "accepted" {
+		if got := f.post(body, signed(testSecret, msgID+"_"+strings.ReplaceAll(name, ".", "_"), f.Now, body), http.StatusOK); got != "accepted" {
 			t.Fatalf("%s: %s", name, got)
 		}
-		if n := len(f.store.Stream(orderStream)); n != i+2 {
+		if n := len(f.Store.Stream(orderStream)); n != i+2 {
 			t.Fatalf("%d events after %s", n, name)
 		}
 	}
 
 	// Another body under a recorded id: appended, flagged as a correction.
 	changed := bytes.Replace(created, []byte(`"pending"`), []byte(`"on_hold"`), 1)
-	if got := f.post(changed, signed(testSecret, msgID, f.now, changed), http.StatusOK); got != "accepted" {
+	if got := f.post(changed, signed(testSecret, msgID, f.Now, changed), http.StatusOK); got != "accepted" {
 		t.Fatalf("changed body: %s", got)
 	}
 	m = f.metadata(orderStream)
 	if last := m[len(m)-1]; !last.Correction || last.DeliveryID != msgID {
 		t.Fatalf("changed body recorded as %+v, want a correction", last)
 	}
-	stored := f.store.Count()
-	appends := f.store.AppendCalls()
+	stored := f.Store.Count()
+	appends := f.Store.AppendCalls()
 
 	// Refused: nothing read, nothing stored.
-	good := signed(testSecret, "msg_refused", f.now, created)
+	good := signed(testSecret, "msg_refused", f.Now, created)
 	for name, tc := range map[string]struct {
 		body []byte
 		h    headers
@@ -156,8 +114,8 @@ func TestHandlerDeliveries(t *testing.T) {
 		"unsigned":      {created, headers{id: good.id, timestamp: good.timestamp}},
 		"no headers":    {created, headers{}},
 		"tampered body": {changed, good},
-		"wrong secret":  {created, signed([]byte("whsec_Z3Vlc3NlZA=="), "msg_refused", f.now, created)},
-		"expired":       {created, signed(testSecret, "msg_refused", f.now.Add(-standard.DefaultTolerance-time.Second), created)},
+		"wrong secret":  {created, signed([]byte("whsec_Z3Vlc3NlZA=="), "msg_refused", f.Now, created)},
+		"expired":       {created, signed(testSecret, "msg_refused", f.Now.Add(-standard.DefaultTolerance-time.Second), created)},
 		"only v1a":      {created, headers{id: good.id, timestamp: good.timestamp, signature: []string{"v1a," + good.signature[0][3:]}}},
 	} {
 		if got := f.post(tc.body, tc.h, http.StatusUnauthorized); got != "unauthenticated" {
@@ -167,20 +125,20 @@ func TestHandlerDeliveries(t *testing.T) {
 	if got := f.counter("bad_signature"); got != 6 {
 		t.Fatalf("bad_signature counted %v times, want 6", got)
 	}
-	if f.store.Count() != stored || f.store.AppendCalls() != appends {
+	if f.Store.Count() != stored || f.Store.AppendCalls() != appends {
 		t.Fatalf("a refused delivery reached the store")
 	}
 
 	// Verified but without an entity id: quarantined, not dropped; verified
 	// but not JSON at all: 400, nothing stored.
 	thin := []byte(`{"type":"order.archived","data":{}}`)
-	if got := f.post(thin, signed(testSecret, "msg_thin", f.now, thin), http.StatusOK); got != "quarantined" {
+	if got := f.post(thin, signed(testSecret, "msg_thin", f.Now, thin), http.StatusOK); got != "quarantined" {
 		t.Fatalf("no entity id: %s", got)
 	}
 	junk := []byte(`order=1`)
-	f.post(junk, signed(testSecret, "msg_junk", f.now, junk), http.StatusBadRequest)
-	if n := len(f.store.Stream(aggregate.QuarantineStream(testSource))); n != 1 || f.store.Count() != stored+1 {
-		t.Fatalf("%d quarantined, %d events in all", n, f.store.Count())
+	f.post(junk, signed(testSecret, "msg_junk", f.Now, junk), http.StatusBadRequest)
+	if n := len(f.Store.Stream(aggregate.QuarantineStream(testSource))); n != 1 || f.Store.Count() != stored+1 {
+		t.Fatalf("%d quarantined, %d events in all", n, f.Store.Count())
 	}
 }
 

@@ -5,15 +5,12 @@ import (
 	"encoding/base64"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
-	"sort"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/receiptd/receiptd/handlers/webhook"
+	"github.com/receiptd/receiptd/handlers/webhook/internal/webhooktest"
 	"github.com/receiptd/receiptd/handlers/webhook/standard"
 )
 
@@ -51,41 +48,14 @@ const (
 // covers Standard Webhooks).
 const examplesDir = "../../../examples/standard"
 
-type example struct {
-	name string // the event type, the file's base name
-	body []byte
+// loadExamples reads every example, sorted by name.
+func loadExamples(tb testing.TB) []webhooktest.Example {
+	return webhooktest.Examples(tb, examplesDir, 4)
 }
 
-// loadExamples reads every example payload, sorted by name.
-func loadExamples(tb testing.TB) []example {
-	tb.Helper()
-	paths, err := filepath.Glob(filepath.Join(examplesDir, "*.json"))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if len(paths) != 4 {
-		tb.Fatalf("want the 4 examples in %s, found %d", examplesDir, len(paths))
-	}
-	sort.Strings(paths)
-	out := make([]example, 0, len(paths))
-	for _, p := range paths {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		out = append(out, example{name: strings.TrimSuffix(filepath.Base(p), ".json"), body: b})
-	}
-	return out
-}
-
-// loadExample reads the example payload of one event type.
+// loadExample reads the example of one event type.
 func loadExample(tb testing.TB, name string) []byte {
-	tb.Helper()
-	b, err := os.ReadFile(filepath.Join(examplesDir, name+".json"))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return b
+	return webhooktest.ReadExample(tb, examplesDir, name)
 }
 
 // newProvider returns a provider of source "storefront" for orders, with

@@ -2,42 +2,25 @@ package standard_test
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
-	"flag"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/receiptd/receiptd/aggregate"
 	"github.com/receiptd/receiptd/handlers/webhook"
+	"github.com/receiptd/receiptd/handlers/webhook/internal/webhooktest"
 	"github.com/receiptd/receiptd/handlers/webhook/standard"
 )
 
-var update = flag.Bool("update", false, "rewrite the golden files under testdata/golden")
-
 // delivery is body as Verify passed it, with webhook-id msgID.
 func delivery(body []byte) webhook.Delivery {
-	sum := sha256.Sum256(body)
-	return webhook.Delivery{
-		Body:         body,
-		BodySHA256:   hex.EncodeToString(sum[:]),
-		ReceivedAt:   now,
-		Verification: webhook.Verification{Scheme: standard.Scheme, KeyID: webhook.KeyID(testKey), DeliveryID: msgID},
-	}
+	return webhooktest.Delivery(body, now, webhook.Verification{Scheme: standard.Scheme, KeyID: webhook.KeyID(testKey), DeliveryID: msgID})
 }
 
 func normalizeWith(tb testing.TB, p *standard.Provider, body []byte) webhook.Normalized {
 	tb.Helper()
-	n, err := p.Normalize(delivery(body))
-	if err != nil {
-		tb.Fatalf("Normalize: %v", err)
-	}
-	return n
+	return webhooktest.Normalize(tb, p, delivery(body))
 }
 
 func normalize(tb testing.TB, body []byte) webhook.Normalized {
@@ -54,59 +37,10 @@ func record(tb testing.TB, n webhook.Normalized) aggregate.EntityEventRecorded {
 	return rec
 }
 
-// goldenView is what a golden file holds: the fact as the handler appends
-// it (Data as the JSON it stores) and the event type as sent.
-type goldenView struct {
-	EventType  string          `json:"event_type"`
-	DeliveryID string          `json:"delivery_id,omitempty"`
-	Stream     string          `json:"stream"`
-	Type       string          `json:"type"`
-	DedupeKey  string          `json:"dedupe_key"`
-	SlotKey    string          `json:"slot_key"`
-	OnConflict int             `json:"on_conflict"`
-	Data       json.RawMessage `json:"data"`
-}
-
-func viewOf(tb testing.TB, n webhook.Normalized) goldenView {
-	tb.Helper()
-	data, err := json.Marshal(n.Fact.Data)
-	if err != nil {
-		tb.Fatalf("marshal fact data: %v", err)
-	}
-	return goldenView{
-		EventType:  n.EventType,
-		DeliveryID: n.DeliveryID,
-		Stream:     n.Fact.Stream,
-		Type:       n.Fact.Type,
-		DedupeKey:  n.Fact.DedupeKey,
-		SlotKey:    n.Fact.SlotKey,
-		OnConflict: int(n.Fact.OnConflict),
-		Data:       data,
-	}
-}
-
 func TestNormalizeGolden(t *testing.T) {
 	for _, ex := range loadExamples(t) {
-		t.Run(ex.name, func(t *testing.T) {
-			got, err := json.MarshalIndent(viewOf(t, normalize(t, ex.body)), "", "  ")
-			if err != nil {
-				t.Fatal(err)
-			}
-			got = append(got, '\n')
-			path := filepath.Join("testdata", "golden", ex.name+".json")
-			if *update {
-				if err := os.WriteFile(path, got, 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("%v (run go test -update to create it)", err)
-			}
-			if !bytes.Equal(got, want) {
-				t.Errorf("normalized %s differs from %s (go test -update rewrites it):\n got: %s\nwant: %s", ex.name, path, got, want)
-			}
+		t.Run(ex.Name, func(t *testing.T) {
+			webhooktest.Golden(t, ex.Name, normalize(t, ex.Body))
 		})
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/receiptd/receiptd/handlers/webhook"
+	"github.com/receiptd/receiptd/handlers/webhook/internal/webhooktest"
 	"github.com/receiptd/receiptd/handlers/webhook/standard"
 )
 
@@ -56,20 +57,7 @@ func TestNew(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p, err := standard.New(tc.cfg)
-			if (err == nil) != tc.ok {
-				t.Fatalf("New(%+v): err = %v, want ok = %v", tc.cfg, err, tc.ok)
-			}
-			if err != nil {
-				for _, s := range tc.cfg.Secrets {
-					if len(s) > len("whsec_") && strings.Contains(err.Error(), string(s)) {
-						t.Fatalf("error %q reveals a secret", err)
-					}
-				}
-				return
-			}
-			if p.Source() != "storefront" || p.Kind() != standard.Kind {
-				t.Fatalf("Source, Kind = %q, %q", p.Source(), p.Kind())
-			}
+			webhooktest.CheckNew(t, p, err, tc.ok, testSource, standard.Kind, len("whsec_")+1, tc.cfg.Secrets...)
 		})
 	}
 }
@@ -205,25 +193,14 @@ func TestVerify(t *testing.T) {
 			p := newProvider(t, testSecret, otherSecret)
 			v, err := p.Verify(requestWith(tc.body, tc.h), tc.body, tc.at)
 			if tc.keyID == "" {
-				if err == nil {
-					t.Fatalf("Verify succeeded (%+v), want failure", v)
-				}
-				if !errors.Is(err, webhook.ErrUnauthenticated) {
-					t.Fatalf("Verify error %v does not wrap webhook.ErrUnauthenticated", err)
-				}
+				var sent []string
 				for _, s := range tc.h.signature {
 					for _, entry := range strings.Fields(s) {
-						if _, value, _ := strings.Cut(entry, ","); len(value) > 8 && strings.Contains(err.Error(), value) {
-							t.Fatalf("Verify error %q repeats a signature", err)
-						}
+						_, value, _ := strings.Cut(entry, ",")
+						sent = append(sent, value)
 					}
 				}
-				if strings.Contains(err.Error(), string(testSecret)) || strings.Contains(err.Error(), string(testKey)) {
-					t.Fatalf("Verify error %q reveals the secret", err)
-				}
-				if v != (webhook.Verification{}) {
-					t.Fatalf("failed Verify returned %+v", v)
-				}
+				webhooktest.CheckUnauthenticated(t, v, err, append(sent, string(testSecret), string(testKey))...)
 				return
 			}
 			if err != nil {

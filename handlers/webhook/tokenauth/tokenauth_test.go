@@ -3,12 +3,12 @@ package tokenauth_test
 import (
 	"errors"
 	"net/http"
-	"net/http/httptest"
 	"net/netip"
 	"strings"
 	"testing"
 
 	"github.com/receiptd/receiptd/handlers/webhook"
+	"github.com/receiptd/receiptd/handlers/webhook/internal/webhooktest"
 	"github.com/receiptd/receiptd/handlers/webhook/tokenauth"
 )
 
@@ -27,31 +27,10 @@ func newChecker(tb testing.TB, allow []netip.Prefix, tokens ...[]byte) *tokenaut
 }
 
 // request builds a delivery to /webhooks/src or, with a path token,
-// /webhooks/src/{token}, routed through a ServeMux so that PathValue is
-// set as in production.
+// /webhooks/src/{token}, routed as in production.
 func request(tb testing.TB, remote, pathToken string, authorization ...string) *http.Request {
 	tb.Helper()
-	target := "/webhooks/src"
-	if pathToken != "" {
-		target += "/" + pathToken
-	}
-	r := httptest.NewRequest(http.MethodPost, target, strings.NewReader("{}"))
-	if remote != "" {
-		r.RemoteAddr = remote
-	}
-	for _, a := range authorization {
-		r.Header.Add("Authorization", a)
-	}
-	var routed *http.Request
-	mux := http.NewServeMux()
-	capture := http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) { routed = r })
-	mux.Handle(webhook.Pattern, capture)
-	mux.Handle(webhook.TokenPattern, capture)
-	mux.ServeHTTP(httptest.NewRecorder(), r)
-	if routed == nil {
-		tb.Fatalf("request %s not routed", target)
-	}
-	return routed
+	return webhooktest.TokenRequest(tb, "src", remote, pathToken, []byte("{}"), authorization...)
 }
 
 func TestNew(t *testing.T) {
