@@ -5,6 +5,8 @@
 //	receiptd serve [--data-dir DIR] [--http-addr ADDR] [--grpc-addr ADDR] [--config FILE]
 //	receiptd audit [--data-dir DIR] [--config FILE] [--source S] [--limit N] [--json]
 //	receiptd rebuild [--data-dir DIR] [--config FILE] [--projection NAME] [--json]
+//	receiptd backup --to FILE [--data-dir DIR | --server HOST:GRPC_PORT]
+//	receiptd restore --from FILE [--data-dir DIR] [--force]
 //
 // audit and rebuild open the data directly when no server runs on it, or
 // ask a running server with --server HOST:GRPC_PORT.
@@ -30,6 +32,8 @@ Usage:
   receiptd serve [flags]    run the server
   receiptd audit [flags]    compare the read models with a rebuild from the log
   receiptd rebuild [flags]  rebuild the read models from the log and swap them in
+  receiptd backup [flags]   copy the log to a backup file (online with --server)
+  receiptd restore [flags]  restore a backup into a data directory and rebuild the read models
   receiptd version          print the version
 
 Run 'receiptd COMMAND -h' for the flags.
@@ -81,6 +85,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runAudit(args[1:], stdout, stderr)
 	case "rebuild":
 		return runRebuild(args[1:], stdout, stderr)
+	case "backup":
+		return runBackup(args[1:], stdout, stderr)
+	case "restore":
+		return runRestore(args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "receiptd", version)
 		return 0

@@ -68,6 +68,11 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	if v := views.DiscardedSchema(); v != "" {
 		logger.Warn("read models of an older schema were discarded; rebuilding them from the log", "old_schema", v)
 	}
+	// Read models past the log's head were built from a log that has
+	// since gone back in time (a restored backup): never serve them.
+	if err := rebuildIfAhead(ctx, store, views, logger); err != nil {
+		return err
+	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -151,11 +156,16 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	backupSvc, err := api.NewBackupService(backupSnapshotter(store), apiOpts...)
+	if err != nil {
+		return err
+	}
 	healthSrv := health.NewServer()
 	for _, s := range []*grpc.Server{gs, gws} {
 		receiptdv1.RegisterReceiptServiceServer(s, svc)
 		receiptdv1.RegisterStatsServiceServer(s, statsSvc)
 		receiptdv1.RegisterAuditServiceServer(s, auditSvc)
+		receiptdv1.RegisterBackupServiceServer(s, backupSvc)
 		healthpb.RegisterHealthServer(s, healthSrv)
 	}
 	reflection.Register(gs)

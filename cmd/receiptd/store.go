@@ -13,6 +13,13 @@ import (
 	"github.com/receiptd/receiptd/eventstore/esdb"
 )
 
+// storeMmapBytes is the embedded store's initial memory map (address space,
+// not memory): a commit that must grow the map waits for every open read
+// transaction, and an online backup holds one for as long as it streams.
+// Below this size the map never grows. (etcd maps 10 GiB for the same
+// reason.)
+const storeMmapBytes = 8 << 30
+
 // storeOpenTimeout bounds connecting to KurrentDB at startup.
 const storeOpenTimeout = 15 * time.Second
 
@@ -25,7 +32,7 @@ const storeOpenTimeout = 15 * time.Second
 func openStore(cfg Config) (eventstore.Store, error) {
 	switch cfg.Store.Kind {
 	case "embedded":
-		s, err := bolt.Open(filepath.Join(cfg.DataDir, "events.db"), bolt.Options{})
+		s, err := bolt.Open(filepath.Join(cfg.DataDir, "events.db"), bolt.Options{InitialMmapSize: storeMmapBytes})
 		if err != nil {
 			return nil, fmt.Errorf("embedded store: %w", err)
 		}

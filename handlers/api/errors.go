@@ -29,6 +29,7 @@ var statusTable = [...]struct {
 	{projections.ErrUnknownProjection, codes.InvalidArgument, "unknown projection"},
 	{projections.ErrBusy, codes.Aborted, "another audit or rebuild is running; retry when it is done"},
 	{projections.ErrAheadOfLog, codes.FailedPrecondition, "the read models are ahead of the log; rebuild every read model"},
+	{ErrBackupUnsupported, codes.FailedPrecondition, "the log is not the embedded store: back it up with its own tools (README: Operating receiptd)"},
 	{context.DeadlineExceeded, codes.DeadlineExceeded, "deadline exceeded"},
 	{context.Canceled, codes.Canceled, "canceled"},
 }

@@ -30,6 +30,7 @@ func TestToStatus(t *testing.T) {
 		{projections.ErrUnknownProjection, codes.InvalidArgument},
 		{projections.ErrBusy, codes.Aborted},
 		{projections.ErrAheadOfLog, codes.FailedPrecondition},
+		{ErrBackupUnsupported, codes.FailedPrecondition},
 		{context.DeadlineExceeded, codes.DeadlineExceeded},
 		{context.Canceled, codes.Canceled},
 	}

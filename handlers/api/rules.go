@@ -115,6 +115,9 @@ var rules = map[string]Rule{
 	// The quarantine: raw bodies of any user's deliveries, and appends.
 	receiptdv1.AuditService_ListQuarantined_FullMethodName:      operator,
 	receiptdv1.AuditService_ReprocessQuarantined_FullMethodName: operator,
+	// receiptd.v1.BackupService: a copy of the whole log, every user's
+	// deliveries with their raw bodies.
+	receiptdv1.BackupService_Backup_FullMethodName: operator,
 
 	// grpc.health.v1: load balancers and orchestrators probe without
 	// credentials; it tells only SERVING or not.
