@@ -15,9 +15,11 @@
 // It implements what the adapter uses, the way KurrentDB answers it:
 //
 //   - Streams.Append: expected revision (a revision, no-stream, any,
-//     stream-exists); a mismatch answers AppendResp.WrongExpectedVersion with
-//     the current revision, in both the current and the 20.6.0 fields, which
-//     the client turns into its ErrorCodeWrongExpectedVersion.
+//     stream-exists); success answers the stream's revision and the position
+//     of the append's last event; a mismatch answers
+//     AppendResp.WrongExpectedVersion with the current revision, in both the
+//     current and the 20.6.0 fields, which the client turns into its
+//     ErrorCodeWrongExpectedVersion.
 //   - Streams.Read of a stream, forwards and backwards, from a revision, the
 //     start or the end, with a count; a stream never written answers
 //     ReadResp.StreamNotFound, which the client turns into
@@ -27,9 +29,12 @@
 //     event-type filter (prefixes or a regular expression).
 //   - Streams.Read as a subscription to $all, filtered or not, from the
 //     start, the end or after a position: a confirmation, the events already
-//     in the log (catch-up), caught-up, then new events as they are appended
-//     (live), with checkpoints every max-search-window × multiplier events
-//     scanned by a filtered subscription.
+//     in the log (catch-up), caught-up (with the time and the position it
+//     caught up at, as KurrentDB 24.10 and later send it), then new events
+//     as they are appended (live). A filtered subscription gets a checkpoint
+//     every window × multiplier events scanned, the window being the
+//     filter's max search window, or 32 (the server's read batch) for a
+//     count window.
 //   - ServerFeatures.GetSupportedMethods, which the client calls when it
 //     connects to a single node.
 //
@@ -47,19 +52,29 @@
 //
 // # Caveats
 //
-// Not implemented: stream subscriptions, Delete, Tombstone, BatchAppend,
-// persistent subscriptions, projections, gossip (so no cluster discovery:
-// connect to the double with a single-node esdb:// URL), users and ACLs
-// (credentials are ignored), resolving links, stream metadata ($max-count,
-// truncation), explicit transactions, and the server's event-id cache: the
+// Not implemented, and answered with codes.Unimplemented and a message
+// naming what is missing, so that a test never passes on something the
+// double only pretends to do: stream subscriptions, Delete, Tombstone,
+// BatchAppend, resolving links, and stream metadata (any read or append of
+// a "$$stream" metadata stream: $maxCount, $maxAge, truncation, ACLs).
+// Persistent subscriptions, projections, users, operations and gossip are
+// services the double does not serve (so no cluster discovery: connect to
+// it with a single-node esdb:// URL). Also not implemented, silently:
+// credentials (ignored), fell-behind, and the server's event-id cache: the
 // double never recognises a retried append by its event ids, which is what
 // a real server does once the id has left its in-memory cache or after a
 // restart. eventstore/esdb must not rely on that cache, and its tests use the
 // double to show it does not.
 //
+// TestNodeClient runs the official KurrentDB Node client against the double
+// (testdata/nodecheck, pinned by its lockfile; CI installs it with npm ci),
+// so that a second client, written by the server's authors, checks what the
+// Go client does not look at.
+//
 // The log lives in memory and is lost with the process. The double listens
 // on 127.0.0.1 only, in plain text unless Options.TLS is set.
 //
 // This package imports the client module's generated protobuf and gRPC
-// code (protos/...), gRPC and the standard library. It is used by tests only.
+// code (protos/...), gRPC, protobuf and the standard library. It is used by
+// tests only.
 package esdbdouble

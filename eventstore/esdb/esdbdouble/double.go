@@ -68,6 +68,7 @@ type StreamsDouble struct {
 
 	delay atomic.Int64 // nanoseconds every call waits before it is handled
 	sent  atomic.Int64 // events sent by subscriptions
+	reads atomic.Int64 // Read calls: reads of a stream or $all, subscriptions
 
 	srvMu  sync.Mutex
 	srv    *grpc.Server
@@ -266,6 +267,11 @@ func (d *StreamsDouble) wait(ctx context.Context) error {
 // SubscriptionEventsSent returns how many events the double's subscriptions
 // have sent, to check that a filter was applied on the server's side.
 func (d *StreamsDouble) SubscriptionEventsSent() int64 { return d.sent.Load() }
+
+// Reads returns how many Read calls the double has received (reads of a
+// stream or of $all, and subscriptions), to check that a client did not
+// read back what it needed not.
+func (d *StreamsDouble) Reads() int64 { return d.reads.Load() }
 
 // AppendSystemEvent appends an event of eventType to stream with no
 // expected revision check, as the server itself writes its $-prefixed

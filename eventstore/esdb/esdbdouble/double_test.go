@@ -14,6 +14,9 @@ import (
 	"github.com/google/uuid"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/receiptd/receiptd/eventstore/esdb/esdbdouble"
 )
@@ -98,6 +101,10 @@ func TestAppendAndExpectedRevision(t *testing.T) {
 	}
 	if wr.NextExpectedVersion != 1 || wr.CommitPosition != wr.PreparePosition {
 		t.Fatalf("append of 2 events: %+v", wr)
+	}
+	// As KurrentDB: the position of the write's last event, not its first.
+	if last := d.StreamEvents("s-1")[1]; wr.CommitPosition != last.Position {
+		t.Fatalf("append of 2 events answered position %d; its last event is at %d", wr.CommitPosition, last.Position)
 	}
 	for _, tc := range []struct {
 		name string
@@ -381,5 +388,211 @@ func TestFilteredReadAll(t *testing.T) {
 	}
 	if got := read(streams.ReadReq_Options_Backwards, end, byType); strings.Join(got, " ") != "drop-1/dropped.v1 drop-1/dropped.v1 drop-1/dropped.v1" {
 		t.Errorf("backwards by event type regex: %v", got)
+	}
+}
+
+// TestCheckpointsAndCaughtUp: a filtered subscription gets a checkpoint
+// every window × multiplier events scanned, for a count window (the
+// server's read batch, 32) as for a max window, and its caught-up message
+// carries the time and the position it caught up at, as KurrentDB 24.10
+// and later send them.
+func TestCheckpointsAndCaughtUp(t *testing.T) {
+	d, c := start(t, esdbdouble.Options{NoSystemEvents: true})
+	ctx := ctxFor(t)
+	const n = 100
+	for i := range n {
+		stream := "skip-1"
+		if i%10 == 0 {
+			stream = "keep-1"
+		}
+		if _, err := c.AppendToStream(ctx, stream, esdb.AppendToStreamOptions{}, event("t.v1")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	head := d.StreamEvents("skip-1")[89].Position // the log's last event
+
+	conn, err := grpc.NewClient(d.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	raw := streams.NewStreamsClient(conn)
+	for _, tc := range []struct {
+		name   string
+		window any // *streams.ReadReq_Options_FilterOptions_{Count,Max}
+		mult   uint32
+		want   int // checkpoints in catch-up
+	}{
+		{"Count", &streams.ReadReq_Options_FilterOptions_Count{Count: &shared.Empty{}}, 1, n / 32},
+		{"CountTimes2", &streams.ReadReq_Options_FilterOptions_Count{Count: &shared.Empty{}}, 2, n / 64},
+		{"Max", &streams.ReadReq_Options_FilterOptions_Max{Max: 5}, 2, n / 10},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := &streams.ReadReq_Options_FilterOptions{
+				Filter:                       &streams.ReadReq_Options_FilterOptions_StreamIdentifier{StreamIdentifier: &streams.ReadReq_Options_FilterOptions_Expression{Prefix: []string{"keep-"}}},
+				CheckpointIntervalMultiplier: tc.mult,
+			}
+			switch w := tc.window.(type) {
+			case *streams.ReadReq_Options_FilterOptions_Count:
+				f.Window = w
+			case *streams.ReadReq_Options_FilterOptions_Max:
+				f.Window = w
+			}
+			sctx, cancel := context.WithCancel(ctx)
+			defer cancel()
+			rc, err := raw.Read(sctx, &streams.ReadReq{Options: &streams.ReadReq_Options{
+				StreamOption:  &streams.ReadReq_Options_All{All: &streams.ReadReq_Options_AllOptions{AllOption: &streams.ReadReq_Options_AllOptions_Start{Start: &shared.Empty{}}}},
+				ReadDirection: streams.ReadReq_Options_Forwards,
+				CountOption:   &streams.ReadReq_Options_Subscription{Subscription: &streams.ReadReq_Options_SubscriptionOptions{}},
+				FilterOption:  &streams.ReadReq_Options_Filter{Filter: f},
+				UuidOption:    &streams.ReadReq_Options_UUIDOption{Content: &streams.ReadReq_Options_UUIDOption_String_{String_: &shared.Empty{}}},
+			}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			events, checkpoints := 0, 0
+			for {
+				resp, err := rc.Recv()
+				if err != nil {
+					t.Fatal(err)
+				}
+				switch {
+				case resp.GetEvent() != nil:
+					events++
+				case resp.GetCheckpoint() != nil:
+					checkpoints++
+				case resp.GetCaughtUp() != nil:
+					if events != n/10 || checkpoints != tc.want {
+						t.Fatalf("catch-up: %d events and %d checkpoints, want %d and %d", events, checkpoints, n/10, tc.want)
+					}
+					at, commit, prepare := caughtUpFields(t, resp.GetCaughtUp())
+					if commit != head || prepare != head {
+						t.Fatalf("caught up at %d/%d, want the last event's position %d", commit, prepare, head)
+					}
+					if d := time.Since(at); d < -time.Minute || d > time.Minute {
+						t.Fatalf("caught-up timestamp %s is %s from now", at, d)
+					}
+					return
+				}
+			}
+		})
+	}
+}
+
+// caughtUpFields decodes the fields of a caught-up message that the v4
+// client's protos do not know: timestamp (1) and position (3).
+func caughtUpFields(t *testing.T, m *streams.ReadResp_CaughtUp) (at time.Time, commit, prepare uint64) {
+	t.Helper()
+	var ts timestamppb.Timestamp
+	seen := 0
+	for b := []byte(m.ProtoReflect().GetUnknown()); len(b) > 0; {
+		num, typ, n := protowire.ConsumeTag(b)
+		b = b[max(n, 0):]
+		v, m := protowire.ConsumeBytes(b)
+		if n < 0 || typ != protowire.BytesType || m < 0 {
+			t.Fatalf("caught-up: unexpected field %d of type %d", num, typ)
+		}
+		b = b[m:]
+		switch num {
+		case 1:
+			if err := proto.Unmarshal(v, &ts); err != nil {
+				t.Fatal(err)
+			}
+			seen++
+		case 3:
+			for len(v) > 0 {
+				pnum, _, n := protowire.ConsumeTag(v)
+				x, m := protowire.ConsumeVarint(v[n:])
+				if n < 0 || m < 0 {
+					t.Fatal("caught-up: bad position")
+				}
+				v = v[n+m:]
+				if pnum == 1 {
+					commit = x
+				} else {
+					prepare = x
+				}
+			}
+			seen++
+		}
+	}
+	if seen != 2 {
+		t.Fatalf("caught-up without its timestamp and position: %x", m.ProtoReflect().GetUnknown())
+	}
+	return ts.AsTime(), commit, prepare
+}
+
+// TestUnimplementedFailsLoudly: what the double does not implement answers
+// UNIMPLEMENTED with a message naming it, and changes nothing; stream
+// metadata above all, which it would otherwise store and never apply.
+func TestUnimplementedFailsLoudly(t *testing.T) {
+	d, c := start(t, esdbdouble.Options{NoSystemEvents: true})
+	ctx := ctxFor(t)
+	if _, err := c.AppendToStream(ctx, "s-4", esdb.AppendToStreamOptions{}, event("a.v1")); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := grpc.NewClient(d.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	raw := streams.NewStreamsClient(conn)
+	id := &shared.StreamIdentifier{StreamName: []byte("s-4")}
+	any := &streams.DeleteReq_Options_Any{Any: &shared.Empty{}}
+	drainRead := func(rc grpc.ServerStreamingClient[streams.ReadResp], err error) error {
+		for err == nil {
+			_, err = rc.Recv()
+		}
+		return err
+	}
+	for _, tc := range []struct {
+		name, want string
+		call       func() error
+	}{
+		{"SetStreamMetadata", "stream metadata", func() error {
+			var md esdb.StreamMetadata
+			md.SetMaxCount(1)
+			_, err := c.SetStreamMetadata(ctx, "s-4", esdb.AppendToStreamOptions{}, md)
+			return err
+		}},
+		{"ReadMetastream", "stream metadata", func() error {
+			return drainRead(raw.Read(ctx, &streams.ReadReq{Options: &streams.ReadReq_Options{
+				StreamOption:  &streams.ReadReq_Options_Stream{Stream: &streams.ReadReq_Options_StreamOptions{StreamIdentifier: &shared.StreamIdentifier{StreamName: []byte("$$s-4")}, RevisionOption: &streams.ReadReq_Options_StreamOptions_Start{Start: &shared.Empty{}}}},
+				CountOption:   &streams.ReadReq_Options_Count{Count: 1},
+				FilterOption:  &streams.ReadReq_Options_NoFilter{NoFilter: &shared.Empty{}},
+				UuidOption:    &streams.ReadReq_Options_UUIDOption{Content: &streams.ReadReq_Options_UUIDOption_String_{String_: &shared.Empty{}}},
+				ReadDirection: streams.ReadReq_Options_Forwards,
+			}}))
+		}},
+		{"Delete", "deleting a stream", func() error {
+			_, err := raw.Delete(ctx, &streams.DeleteReq{Options: &streams.DeleteReq_Options{StreamIdentifier: id, ExpectedStreamRevision: any}})
+			return err
+		}},
+		{"Tombstone", "tombstoning a stream", func() error {
+			_, err := raw.Tombstone(ctx, &streams.TombstoneReq{Options: &streams.TombstoneReq_Options{StreamIdentifier: id, ExpectedStreamRevision: &streams.TombstoneReq_Options_Any{Any: &shared.Empty{}}}})
+			return err
+		}},
+		{"SubscribeToStream", "subscriptions to a stream", func() error {
+			return drainRead(raw.Read(ctx, &streams.ReadReq{Options: &streams.ReadReq_Options{
+				StreamOption:  &streams.ReadReq_Options_Stream{Stream: &streams.ReadReq_Options_StreamOptions{StreamIdentifier: id, RevisionOption: &streams.ReadReq_Options_StreamOptions_Start{Start: &shared.Empty{}}}},
+				CountOption:   &streams.ReadReq_Options_Subscription{Subscription: &streams.ReadReq_Options_SubscriptionOptions{}},
+				FilterOption:  &streams.ReadReq_Options_NoFilter{NoFilter: &shared.Empty{}},
+				UuidOption:    &streams.ReadReq_Options_UUIDOption{Content: &streams.ReadReq_Options_UUIDOption_String_{String_: &shared.Empty{}}},
+				ReadDirection: streams.ReadReq_Options_Forwards,
+			}}))
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.call()
+			if err == nil {
+				t.Fatal("succeeded, want UNIMPLEMENTED")
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want an error naming %q", err, tc.want)
+			}
+		})
+	}
+	if n := len(d.StreamEvents("s-4")); n != 1 || len(d.StreamEvents("$$s-4")) != 0 {
+		t.Fatalf("s-4 holds %d events after the refused calls, want 1, and no metadata", n)
 	}
 }

@@ -18,6 +18,9 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
 // Metadata keys and values of KurrentDB's gRPC API.
@@ -50,6 +53,9 @@ func (s *streamsService) Append(srv streams.Streams_AppendServer) error {
 	stream := string(opts.GetStreamIdentifier().GetStreamName())
 	if stream == "" {
 		return status.Error(codes.InvalidArgument, "esdbdouble: empty stream name")
+	}
+	if isMetastream(stream) {
+		return errMetadata(stream)
 	}
 	var events []proposed
 	size := 0
@@ -121,12 +127,38 @@ func (s *streamsService) Append(srv streams.Streams_AppendServer) error {
 	if len(written) == 0 {
 		success.PositionOption = &streams.AppendResp_Success_NoPosition{NoPosition: &shared.Empty{}}
 	} else {
-		// KurrentDB answers with the position of the write's implicit
-		// transaction, which is that of its first event.
-		p := written[0].pos
+		// KurrentDB answers with the position of the write's last event.
+		p := written[len(written)-1].pos
 		success.PositionOption = &streams.AppendResp_Success_Position{Position: &streams.AppendResp_Position{CommitPosition: p, PreparePosition: p}}
 	}
 	return srv.SendAndClose(&streams.AppendResp{Result: &streams.AppendResp_Success_{Success: success}})
+}
+
+// Delete answers that the double does not implement deleting a stream.
+func (s *streamsService) Delete(context.Context, *streams.DeleteReq) (*streams.DeleteResp, error) {
+	return nil, status.Error(codes.Unimplemented, "esdbdouble: deleting a stream (soft delete) is not implemented")
+}
+
+// Tombstone answers that the double does not implement tombstones.
+func (s *streamsService) Tombstone(context.Context, *streams.TombstoneReq) (*streams.TombstoneResp, error) {
+	return nil, status.Error(codes.Unimplemented, "esdbdouble: tombstoning a stream (hard delete) is not implemented")
+}
+
+// BatchAppend answers that the double does not implement batch appends
+// (ServerFeatures does not list it, so clients use Append).
+func (s *streamsService) BatchAppend(streams.Streams_BatchAppendServer) error {
+	return status.Error(codes.Unimplemented, "esdbdouble: batch append is not implemented (use Append)")
+}
+
+// isMetastream reports whether stream is the metadata stream of another
+// ("$$name"), where KurrentDB keeps $maxCount, $maxAge, $tb, ACLs…
+func isMetastream(stream string) bool { return strings.HasPrefix(stream, "$$") }
+
+// errMetadata refuses a read or write of stream metadata: the double would
+// otherwise store $maxCount or $tb and never apply them, which a test could
+// not tell from a server that did.
+func errMetadata(stream string) error {
+	return status.Errorf(codes.Unimplemented, "esdbdouble: stream metadata ($maxCount, $maxAge, $tb, $acl) is not implemented: %q", stream)
 }
 
 // wrongExpectedVersion fills both the current fields and the 20.6.0 ones, as
@@ -182,6 +214,7 @@ func toProposed(msg *streams.AppendReq_ProposedMessage) (proposed, error) {
 
 // Read serves stream reads, $all reads and $all subscriptions.
 func (s *streamsService) Read(req *streams.ReadReq, srv streams.Streams_ReadServer) error {
+	s.d.reads.Add(1)
 	if err := s.d.wait(srv.Context()); err != nil {
 		return err
 	}
@@ -201,7 +234,7 @@ func (s *streamsService) Read(req *streams.ReadReq, srv streams.Streams_ReadServ
 	case *streams.ReadReq_Options_Subscription:
 		all := opts.GetAll()
 		if all == nil {
-			return status.Error(codes.Unimplemented, "esdbdouble: only subscriptions to $all are implemented")
+			return status.Error(codes.Unimplemented, "esdbdouble: subscriptions to a stream are not implemented (only to $all)")
 		}
 		return s.subscribe(srv.Context(), w, all, f)
 	case *streams.ReadReq_Options_Count:
@@ -209,6 +242,9 @@ func (s *streamsService) Read(req *streams.ReadReq, srv streams.Streams_ReadServ
 		case opts.GetStream() != nil:
 			if f != nil {
 				return status.Error(codes.InvalidArgument, "esdbdouble: a filter applies to $all only")
+			}
+			if name := string(opts.GetStream().GetStreamIdentifier().GetStreamName()); isMetastream(name) {
+				return errMetadata(name)
 			}
 			return s.readStream(w, opts.GetStream(), opts.GetReadDirection(), count.Count)
 		case opts.GetAll() != nil:
@@ -341,6 +377,10 @@ func (s *streamsService) subscribe(ctx context.Context, w writer, o *streams.Rea
 	}}); err != nil {
 		return err
 	}
+	if f != nil && f.mult == 0 {
+		// As the server, which refuses it (ArgumentOutOfRangeException).
+		return status.Error(codes.InvalidArgument, "esdbdouble: subscription filter with checkpoint interval multiplier 0")
+	}
 	every := f.checkpointEvery()
 	scanned := 0
 	caughtUp := false
@@ -370,7 +410,7 @@ func (s *streamsService) subscribe(ctx context.Context, w writer, o *streams.Rea
 		}
 		if !caughtUp {
 			caughtUp = true
-			if err := w.srv.Send(&streams.ReadResp{Content: &streams.ReadResp_CaughtUp_{CaughtUp: &streams.ReadResp_CaughtUp{}}}); err != nil {
+			if err := w.srv.Send(caughtUpAt(time.Now(), cursor)); err != nil {
 				return err
 			}
 		}
@@ -382,6 +422,30 @@ func (s *streamsService) subscribe(ctx context.Context, w writer, o *streams.Rea
 			return status.Error(codes.Unavailable, "esdbdouble: stopped")
 		}
 	}
+}
+
+// caughtUpAt returns the caught-up message of a subscription to $all, as
+// KurrentDB 24.10 and later send it: the server's time (field 1, a
+// google.protobuf.Timestamp) and the position caught up at, that of the
+// last event the subscription scanned (field 3, commit and prepare). The v4
+// Go client's protos predate both fields, so they travel as unknown fields,
+// which the encoder writes as they are and a current client reads.
+func caughtUpAt(now time.Time, at position) *streams.ReadResp {
+	const fieldTimestamp, fieldPosition = 1, 3
+	ts, _ := proto.Marshal(timestamppb.New(now)) // cannot fail
+	var pos []byte
+	pos = protowire.AppendTag(pos, 1, protowire.VarintType)
+	pos = protowire.AppendVarint(pos, at.commit)
+	pos = protowire.AppendTag(pos, 2, protowire.VarintType)
+	pos = protowire.AppendVarint(pos, at.prepare)
+	var raw []byte
+	raw = protowire.AppendTag(raw, fieldTimestamp, protowire.BytesType)
+	raw = protowire.AppendBytes(raw, ts)
+	raw = protowire.AppendTag(raw, fieldPosition, protowire.BytesType)
+	raw = protowire.AppendBytes(raw, pos)
+	m := &streams.ReadResp_CaughtUp{}
+	m.ProtoReflect().SetUnknown(raw)
+	return &streams.ReadResp{Content: &streams.ReadResp_CaughtUp_{CaughtUp: m}}
 }
 
 // writer sends events as the server does.
@@ -426,9 +490,13 @@ type filter struct {
 	onType   bool // the event type, else the stream name
 	prefixes []string
 	re       *regexp.Regexp
-	window   int // max search window; 0 when unbounded
-	mult     int
+	window   int // max search window, or countWindow
+	mult     int // checkpoint interval multiplier, > 0
 }
+
+// countWindow is the search window of a filter whose window is "count":
+// the server's read batch size.
+const countWindow = 32
 
 func newFilter(o *streams.ReadReq_Options_FilterOptions) (*filter, error) {
 	if o == nil {
@@ -444,8 +512,16 @@ func newFilter(o *streams.ReadReq_Options_FilterOptions) (*filter, error) {
 	default:
 		return nil, status.Error(codes.InvalidArgument, "esdbdouble: filter on neither stream name nor event type")
 	}
-	if w, ok := o.Window.(*streams.ReadReq_Options_FilterOptions_Max); ok {
+	switch w := o.Window.(type) {
+	case *streams.ReadReq_Options_FilterOptions_Max:
 		f.window = int(w.Max)
+	case *streams.ReadReq_Options_FilterOptions_Count:
+		f.window = countWindow
+	default:
+		return nil, status.Error(codes.InvalidArgument, "esdbdouble: filter with no window (max or count)")
+	}
+	if f.window <= 0 {
+		return nil, status.Error(codes.InvalidArgument, "esdbdouble: filter max search window 0")
 	}
 	if expr.GetRegex() != "" {
 		re, err := regexp.Compile(expr.GetRegex())
@@ -479,12 +555,13 @@ func (f *filter) match(r record) bool {
 }
 
 // checkpointEvery returns after how many scanned events a filtered
-// subscription sends a checkpoint (0: never).
+// subscription sends a checkpoint: window × multiplier, for a max window as
+// for a count window (0: never, without a filter).
 func (f *filter) checkpointEvery() int {
-	if f == nil || f.window <= 0 {
+	if f == nil {
 		return 0
 	}
-	return f.window * max(f.mult, 1)
+	return f.window * f.mult
 }
 
 func searchLog(log []record, pred func(record) bool) int {
