@@ -83,12 +83,12 @@
 // with a new one. A call abandoned at its deadline may still complete on the
 // server.
 //
-// An append of several events is answered by the server with one position;
-// the Store reads the position of the last event back from the stream, so
-// AppendResult.Position is that of the last event whatever the server
-// reports. When a server reports no position for events read from a stream
-// (older EventStoreDB versions did not), ReadStream returns them at Start;
-// events read from $all always carry theirs.
+// The server answers an append with the position of its last event, which
+// is AppendResult.Position; only when it answers with no position does the
+// Store read the last event back from the stream for it. When a server
+// reports no position for events read from a stream (older EventStoreDB
+// versions did not), ReadStream returns them at Start; events read from
+// $all always carry theirs.
 //
 // Reading $all needs the $all read permission (an admin user on a secured
 // cluster); Open checks it with one read.

@@ -209,3 +209,33 @@ func TestAppendRefusedBeforeTheServer(t *testing.T) {
 		t.Fatalf("refused appends wrote %d events", len(evs))
 	}
 }
+
+// TestAppendPositionFromTheServer: the position an Append returns is the
+// one the server answered, that of the write's last event, with no read
+// back, for one event as for many.
+func TestAppendPositionFromTheServer(t *testing.T) {
+	d := startDouble(t, esdbdouble.Options{})
+	s := open(t, d.URL(), esdb.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	const stream = "receipt-test.position"
+	for _, n := range []int{1, 3} {
+		reads := d.Reads()
+		events := make([]aggregate.Event, n)
+		for i := range events {
+			events[i] = newEvent(i)
+		}
+		res, err := s.Append(ctx, stream, eventstore.Any, events...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := d.Reads() - reads; r != 0 {
+			t.Errorf("append of %d events read the server %d times, want none", n, r)
+		}
+		held := d.StreamEvents(stream)
+		last := held[len(held)-1]
+		if res.NextRevision != last.Revision || res.Position != (eventstore.Position{Commit: last.Position, Prepare: last.Position}) {
+			t.Fatalf("append of %d events: revision %d at %s, want the last event's: %d at %d", n, res.NextRevision, res.Position, last.Revision, last.Position)
+		}
+	}
+}

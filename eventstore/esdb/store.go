@@ -247,9 +247,10 @@ func (s *Store) Append(ctx context.Context, stream string, expected eventstore.E
 		NextRevision: wr.NextExpectedVersion,
 		Position:     eventstore.Position{Commit: wr.CommitPosition, Prepare: wr.PreparePosition},
 	}
-	if len(events) > 1 || res.Position.IsStart() {
-		// The server answers a multi-event append with one position for the
-		// write; the contract wants the last event's.
+	if res.Position.IsStart() {
+		// KurrentDB answers with the position of the write's last event,
+		// which is what the contract wants. Without one (no_position), the
+		// last event is read back for it.
 		last, err := s.readStream(cctx, stream, res.NextRevision, 1)
 		switch {
 		case err == nil && len(last) == 1 && last[0].Revision == res.NextRevision && !last[0].Position.IsStart():
