@@ -334,3 +334,26 @@ func TestReadModelsAheadOfRestoredLogAreRebuilt(t *testing.T) {
 		t.Errorf("online audit after the start: exit %d\n%s%s", code, out, errOut)
 	}
 }
+
+// TestBackupOfKurrentDBLogIsRefused: a server whose log is in KurrentDB
+// answers the Backup RPC FAILED_PRECONDITION (its cluster has its own
+// backup), and the offline backup and restore refuse a kurrentdb config.
+func TestBackupOfKurrentDBLogIsRefused(t *testing.T) {
+	d := startKurrentDB(t)
+	cfg := kurrentdbConfig(t, d.URL()) + operatorAccess()
+	s := startServer(t, t.TempDir(), cfg, "E2E_REEWILD_SECRET="+e2eSecret)
+	_, stderr, code := runCLI(t, "backup", "--server", s.grpcAddr, "--api-key", e2eOperatorKey, "--to", filepath.Join(t.TempDir(), "x"))
+	if code != 1 || !strings.Contains(stderr, "FailedPrecondition") || !strings.Contains(stderr, "not the embedded store") {
+		t.Errorf("online backup of a KurrentDB log: exit %d\n%s", code, stderr)
+	}
+	cfgPath := filepath.Join(t.TempDir(), "kurrentdb.yaml")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, stderr, code := runCLI(t, "backup", "--config", cfgPath, "--data-dir", t.TempDir(), "--to", filepath.Join(t.TempDir(), "x")); code != 1 || !strings.Contains(stderr, "cluster's own backup") {
+		t.Errorf("offline backup with a kurrentdb config: exit %d\n%s", code, stderr)
+	}
+	if _, stderr, code := runCLI(t, "restore", "--config", cfgPath, "--data-dir", t.TempDir(), "--from", filepath.Join(t.TempDir(), "x")); code != 1 || !strings.Contains(stderr, "cluster's own tools") {
+		t.Errorf("restore with a kurrentdb config: exit %d\n%s", code, stderr)
+	}
+}
