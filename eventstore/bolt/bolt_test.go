@@ -58,7 +58,7 @@ func TestConformance(t *testing.T) {
 		t.Run(mode.name, func(t *testing.T) {
 			storetest.Run(t, storetest.Harness{
 				NewLog:   newLog(mode.opts),
-				Features: storetest.Features{FreshLog: true, Reopen: true},
+				Features: storetest.Features{FreshLog: true, Reopen: true, Subscribe: true},
 			})
 		})
 	}

@@ -62,7 +62,7 @@ func TestConformanceDouble(t *testing.T) {
 		},
 		// The double's own system events are not receiptd's: the Store's
 		// view of a fresh double is empty.
-		Features: storetest.Features{FreshLog: true, Reopen: true},
+		Features: storetest.Features{FreshLog: true, Reopen: true, Subscribe: true},
 	})
 }
 
@@ -79,7 +79,7 @@ func TestConformanceServer(t *testing.T) {
 				return esdb.Open(ctx, url, esdb.Options{Categories: []string{testCategory}})
 			}
 		},
-		Features: storetest.Features{Reopen: true},
+		Features: storetest.Features{Reopen: true, Subscribe: true},
 	})
 }
 

@@ -15,7 +15,7 @@
 //					return bolt.Open(path, bolt.Options{})
 //				}
 //			},
-//			Features: storetest.Features{FreshLog: true, Reopen: true},
+//			Features: storetest.Features{FreshLog: true, Reopen: true, Subscribe: true},
 //		})
 //	}
 //

@@ -139,15 +139,18 @@ func testBody(t *testing.T, h Harness) {
 		for i := range want {
 			sameRecorded(t, what+": ReadAll vs ReadStream", all[i], got[i])
 		}
-		k := newCollector(t, c.own, from)
-		sub := c.subscribe(c.ctx, s, from, k.handle)
-		if err := k.await(c.ctx, sub, atLeast(len(want))); err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-		sub.cancel()
-		for i, e := range k.events() {
-			sameRecorded(t, what+": Subscribe vs ReadStream", e, got[i])
-		}
+		t.Run("Subscribe_"+what, func(t *testing.T) {
+			needSubscribe(t, h)
+			k := newCollector(t, c.own, from)
+			sub := c.in(t).subscribe(c.ctx, s, from, k.handle)
+			if err := k.await(c.ctx, sub, atLeast(len(want))); err != nil {
+				t.Fatalf("%s: %v", what, err)
+			}
+			sub.cancel()
+			for i, e := range k.events() {
+				sameRecorded(t, what+": Subscribe vs ReadStream", e, got[i])
+			}
+		})
 	}
 	check("appended", s)
 	if h.Features.Reopen {

@@ -48,6 +48,13 @@ type Features struct {
 	// acknowledged, at the same revisions and positions. A file-backed
 	// store reopens its file; a client of a server reconnects.
 	Reopen bool
+
+	// Subscribe: the store implements Subscribe (catch-up, then live). A
+	// store without it (a test double for code that never subscribes) must
+	// say so at once: its Subscribe returns an error matching
+	// errors.ErrUnsupported, which SubscribeUnsupported checks, and every
+	// case or part of a case that subscribes is skipped.
+	Subscribe bool
 }
 
 const (
@@ -88,6 +95,7 @@ func Run(t *testing.T, h Harness) {
 		{"SubscribeFromMiddle", testSubscribeFromMiddle},
 		{"SubscribeHandlerError", testSubscribeHandlerError},
 		{"SubscribeCancel", testSubscribeCancel},
+		{"SubscribeUnsupported", testSubscribeUnsupported},
 		{"CancelledContext", testCancelledContext},
 		{"Close", testClose},
 		{"CloseInFlight", testCloseInFlight},

@@ -115,6 +115,14 @@ func atLeast(n int) func([]eventstore.RecordedEvent) bool {
 	return func(evs []eventstore.RecordedEvent) bool { return len(evs) >= n }
 }
 
+// needSubscribe skips t unless the store implements Subscribe.
+func needSubscribe(t *testing.T, h Harness) {
+	t.Helper()
+	if !h.Features.Subscribe {
+		t.Skip("Features.Subscribe is false: the store does not implement Subscribe")
+	}
+}
+
 // subscription is a Subscribe running in its own goroutine.
 type subscription struct {
 	cancel context.CancelFunc
@@ -159,6 +167,7 @@ func (sub *subscription) wait(t *testing.T, d time.Duration, why string) error {
 // subscribed are all delivered once, in order, across the switch from
 // catch-up to live.
 func testSubscribeCatchUpThenLive(t *testing.T, h Harness) {
+	needSubscribe(t, h)
 	const (
 		k       = 120 // events before, and again while, subscribed
 		writers = 4
@@ -253,6 +262,7 @@ func testSubscribeCatchUpThenLive(t *testing.T, h Harness) {
 // testSubscribeFromMiddle: a subscription starts strictly after its
 // position.
 func testSubscribeFromMiddle(t *testing.T, h Harness) {
+	needSubscribe(t, h)
 	c := start(t, h)
 	s := c.openStore()
 	stream := c.stream("middle")
@@ -285,6 +295,7 @@ func testSubscribeFromMiddle(t *testing.T, h Harness) {
 
 // testSubscribeHandlerError: a handler's error ends Subscribe with it.
 func testSubscribeHandlerError(t *testing.T, h Harness) {
+	needSubscribe(t, h)
 	c := start(t, h)
 	s := c.openStore()
 	from := c.from(s)
@@ -307,6 +318,7 @@ func testSubscribeHandlerError(t *testing.T, h Harness) {
 // testSubscribeCancel: cancelling the context ends Subscribe with
 // ctx.Err(), promptly, whatever it is doing.
 func testSubscribeCancel(t *testing.T, h Harness) {
+	needSubscribe(t, h)
 	c := start(t, h)
 	s := c.openStore()
 
@@ -352,4 +364,23 @@ func testSubscribeCancel(t *testing.T, h Harness) {
 			t.Fatalf("got %v, want context.Canceled", err)
 		}
 	})
+}
+
+// testSubscribeUnsupported: a store that declares no Subscribe says so at
+// once, with an error matching errors.ErrUnsupported, rather than block or
+// deliver nothing.
+func testSubscribeUnsupported(t *testing.T, h Harness) {
+	if h.Features.Subscribe {
+		t.Skip("Features.Subscribe is true: the Subscribe cases cover it")
+	}
+	c := start(t, h)
+	s := c.openStore()
+	c.append(s, c.stream("unsupported"), eventstore.NoStream, c.newEvent())
+	sub := c.subscribe(c.ctx, s, eventstore.Start, func(context.Context, []eventstore.RecordedEvent) error {
+		t.Error("Subscribe called its handler, but the harness says it is not implemented")
+		return nil
+	})
+	if err := sub.wait(t, promptly, "the harness says it is not implemented"); !errors.Is(err, errors.ErrUnsupported) {
+		t.Fatalf("Subscribe: got %v, want an error matching errors.ErrUnsupported", err)
+	}
 }
