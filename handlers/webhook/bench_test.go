@@ -14,8 +14,8 @@ import (
 	"github.com/receiptd/receiptd/eventstore"
 	"github.com/receiptd/receiptd/eventstore/bolt"
 	"github.com/receiptd/receiptd/handlers/webhook"
-	"github.com/receiptd/receiptd/handlers/webhook/internal/storedouble"
 	"github.com/receiptd/receiptd/handlers/webhook/reewild"
+	"github.com/receiptd/receiptd/internal/storedouble"
 )
 
 // The example deliveries name three receipts; oneReceipt moves them all to

@@ -12,7 +12,7 @@ import (
 	"github.com/receiptd/receiptd/eventcodec"
 	"github.com/receiptd/receiptd/eventstore"
 	"github.com/receiptd/receiptd/eventstore/bolt"
-	"github.com/receiptd/receiptd/handlers/webhook/internal/storedouble"
+	"github.com/receiptd/receiptd/internal/storedouble"
 )
 
 // readAndDecide is how a delivery was decided before the decision cache

@@ -11,8 +11,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/receiptd/receiptd/handlers/webhook"
-	"github.com/receiptd/receiptd/handlers/webhook/internal/storedouble"
 	"github.com/receiptd/receiptd/handlers/webhook/reewild"
+	"github.com/receiptd/receiptd/internal/storedouble"
 )
 
 // A Handler serves one Reewild source at POST /webhooks/reewild. The store

@@ -19,8 +19,8 @@ import (
 	"github.com/receiptd/receiptd/eventstore"
 	"github.com/receiptd/receiptd/eventstore/bolt"
 	"github.com/receiptd/receiptd/handlers/webhook"
-	"github.com/receiptd/receiptd/handlers/webhook/internal/storedouble"
 	"github.com/receiptd/receiptd/handlers/webhook/reewild"
+	"github.com/receiptd/receiptd/internal/storedouble"
 )
 
 // This file injects store faults under ingest: a store that cannot fsync,

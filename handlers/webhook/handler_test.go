@@ -26,8 +26,8 @@ import (
 	"github.com/receiptd/receiptd/eventcodec"
 	"github.com/receiptd/receiptd/eventstore"
 	"github.com/receiptd/receiptd/handlers/webhook"
-	"github.com/receiptd/receiptd/handlers/webhook/internal/storedouble"
 	"github.com/receiptd/receiptd/handlers/webhook/reewild"
+	"github.com/receiptd/receiptd/internal/storedouble"
 )
 
 var (

@@ -12,9 +12,9 @@ import (
 
 	"github.com/receiptd/receiptd/aggregate"
 	"github.com/receiptd/receiptd/handlers/webhook"
-	"github.com/receiptd/receiptd/handlers/webhook/internal/storedouble"
 	"github.com/receiptd/receiptd/handlers/webhook/reewild"
 	"github.com/receiptd/receiptd/handlers/webhook/standard"
+	"github.com/receiptd/receiptd/internal/storedouble"
 )
 
 // TestReprocess: a delivery quarantined by one configuration is appended

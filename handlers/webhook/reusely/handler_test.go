@@ -15,9 +15,9 @@ import (
 	"github.com/receiptd/receiptd/aggregate"
 	"github.com/receiptd/receiptd/eventcodec"
 	"github.com/receiptd/receiptd/handlers/webhook"
-	"github.com/receiptd/receiptd/handlers/webhook/internal/storedouble"
 	"github.com/receiptd/receiptd/handlers/webhook/internal/webhooktest"
 	"github.com/receiptd/receiptd/handlers/webhook/reusely"
+	"github.com/receiptd/receiptd/internal/storedouble"
 )
 
 // fixture serves one Reusely source, "reusely", through the real

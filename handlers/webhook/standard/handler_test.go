@@ -12,9 +12,9 @@ import (
 	"github.com/receiptd/receiptd/aggregate"
 	"github.com/receiptd/receiptd/eventcodec"
 	"github.com/receiptd/receiptd/handlers/webhook"
-	"github.com/receiptd/receiptd/handlers/webhook/internal/storedouble"
 	"github.com/receiptd/receiptd/handlers/webhook/internal/webhooktest"
 	"github.com/receiptd/receiptd/handlers/webhook/standard"
+	"github.com/receiptd/receiptd/internal/storedouble"
 )
 
 // fixture serves one Standard Webhooks source, "storefront" (orders),

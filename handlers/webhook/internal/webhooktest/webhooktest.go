@@ -30,7 +30,7 @@ import (
 
 	"github.com/receiptd/receiptd/aggregate"
 	"github.com/receiptd/receiptd/handlers/webhook"
-	"github.com/receiptd/receiptd/handlers/webhook/internal/storedouble"
+	"github.com/receiptd/receiptd/internal/storedouble"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/golden")

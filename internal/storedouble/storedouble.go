@@ -1,14 +1,19 @@
-// Package storedouble is a test double of eventstore.Store for the tests of
-// handlers/webhook and its providers: an in-memory log, correct for Append
-// (expected revision, global positions), ReadStream, ReadAll, Head and
-// Close; Subscribe is not supported. Hooks inject faults. It is not a store
-// to run receiptd on.
+// Package storedouble is a test double of eventstore.Store: an in-memory
+// log for the tests of handlers/webhook and its providers, and for the
+// bench's ingest-only server (ingest with no disk). It passes the store
+// conformance suite (eventstore/storetest) for Append (expected revision,
+// global positions), ReadStream, ReadAll, Head and Close; Subscribe is not
+// implemented and says so (errors.ErrUnsupported). Hooks inject faults. It
+// is not a store to run receiptd on: nothing is durable.
+//
+// This package imports eventstore, aggregate and the standard library.
 package storedouble
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"sync"
 	"time"
 
@@ -76,6 +81,7 @@ func (s *MemStoreDouble) AppendDirect(stream string, expected eventstore.Expecte
 		return eventstore.AppendResult{}, &eventstore.WrongRevisionError{Stream: stream, Expected: expected, Actual: actual}
 	}
 	var res eventstore.AppendResult
+	now := time.Now().UTC()
 	for _, e := range events {
 		rev := uint64(len(cur))
 		pos := uint64(len(s.all) + 1)
@@ -90,7 +96,7 @@ func (s *MemStoreDouble) AppendDirect(stream string, expected eventstore.Expecte
 			Stream:     stream,
 			Revision:   rev,
 			Position:   eventstore.Position{Commit: pos, Prepare: pos},
-			RecordedAt: time.Unix(int64(pos), 0).UTC(),
+			RecordedAt: now,
 		}
 		cur = append(cur, rec)
 		s.all = append(s.all, rec)
@@ -118,16 +124,21 @@ func (s *MemStoreDouble) ReadStream(ctx context.Context, stream string, from uin
 	if s.closed {
 		return nil, fmt.Errorf("MemStoreDouble: read %q: %w", stream, eventstore.ErrClosed)
 	}
-	var out []eventstore.RecordedEvent
-	for _, e := range s.streams[stream] {
-		if e.Revision >= from && (limit <= 0 || len(out) < limit) {
-			out = append(out, e)
-		}
+	cur := s.streams[stream] // cur[rev] has revision rev
+	if from >= uint64(len(cur)) {
+		return nil, nil
 	}
-	return out, nil
+	cur = cur[from:]
+	if limit > 0 && len(cur) > limit {
+		cur = cur[:limit]
+	}
+	return append([]eventstore.RecordedEvent(nil), cur...), nil
 }
 
 func (s *MemStoreDouble) ReadAll(ctx context.Context, after eventstore.Position, limit int) ([]eventstore.RecordedEvent, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("MemStoreDouble: read all: %w", err)
+	}
 	if limit <= 0 {
 		return nil, fmt.Errorf("MemStoreDouble: read all: limit %d: %w", limit, eventstore.ErrInvalid)
 	}
@@ -136,22 +147,29 @@ func (s *MemStoreDouble) ReadAll(ctx context.Context, after eventstore.Position,
 	if s.closed {
 		return nil, fmt.Errorf("MemStoreDouble: read all: %w", eventstore.ErrClosed)
 	}
-	var out []eventstore.RecordedEvent
-	for _, e := range s.all {
-		if after.Less(e.Position) && len(out) < limit {
-			out = append(out, e)
-		}
+	i := sort.Search(len(s.all), func(i int) bool { return after.Less(s.all[i].Position) })
+	out := s.all[i:]
+	if len(out) > limit {
+		out = out[:limit]
 	}
-	return out, nil
+	return append([]eventstore.RecordedEvent(nil), out...), nil
 }
 
+// Subscribe is not implemented: it returns an error matching
+// errors.ErrUnsupported at once.
 func (s *MemStoreDouble) Subscribe(context.Context, eventstore.Position, func(context.Context, []eventstore.RecordedEvent) error) error {
 	return fmt.Errorf("MemStoreDouble: subscribe: %w", errors.ErrUnsupported)
 }
 
-func (s *MemStoreDouble) Head(context.Context) (eventstore.Position, error) {
+func (s *MemStoreDouble) Head(ctx context.Context) (eventstore.Position, error) {
+	if err := ctx.Err(); err != nil {
+		return eventstore.Position{}, fmt.Errorf("MemStoreDouble: head: %w", err)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.closed {
+		return eventstore.Position{}, fmt.Errorf("MemStoreDouble: head: %w", eventstore.ErrClosed)
+	}
 	if len(s.all) == 0 {
 		return eventstore.Start, nil
 	}
