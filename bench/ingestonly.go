@@ -1,8 +1,6 @@
 package main
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -12,14 +10,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sync"
 	"time"
 
-	"github.com/receiptd/receiptd/aggregate"
 	"github.com/receiptd/receiptd/eventstore"
 	"github.com/receiptd/receiptd/eventstore/bolt"
 	"github.com/receiptd/receiptd/handlers/webhook"
 	"github.com/receiptd/receiptd/handlers/webhook/reewild"
+	"github.com/receiptd/receiptd/internal/storedouble"
 )
 
 // The ablation servers split ingest's cost: the webhook handler alone over
@@ -37,7 +34,9 @@ func runIngestOnly(kind, dir string) error {
 	var store eventstore.Store
 	switch kind {
 	case "mem":
-		store = newMemStore()
+		// The shared in-memory double: appends and stream reads as the
+		// real stores do them (storetest checks it), nothing durable.
+		store = storedouble.NewMemStoreDouble()
 	case "bolt":
 		s, err := bolt.Open(filepath.Join(dir, "events.db"), bolt.Options{})
 		if err != nil {
@@ -79,70 +78,3 @@ func startIngestOnly(kind, dir string) (*child, error) {
 	}
 	return startChild(exec.Command(self, ingestOnlyArg, kind, dir))
 }
-
-// memStore is a minimal in-memory eventstore.Store: appends with the
-// expected-revision check, stream reads, head. No durability, no
-// subscriptions: only what ingest uses.
-type memStore struct {
-	mu      sync.RWMutex
-	streams map[string][]eventstore.RecordedEvent
-	head    uint64
-}
-
-func newMemStore() *memStore { return &memStore{streams: map[string][]eventstore.RecordedEvent{}} }
-
-func (s *memStore) Append(_ context.Context, stream string, expected eventstore.ExpectedRevision, events ...aggregate.Event) (eventstore.AppendResult, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	cur := s.streams[stream]
-	actual := eventstore.NoStream
-	if len(cur) > 0 {
-		actual = eventstore.Exact(cur[len(cur)-1].Revision)
-	}
-	if expected != eventstore.Any && expected != actual {
-		return eventstore.AppendResult{}, &eventstore.WrongRevisionError{Stream: stream, Expected: expected, Actual: actual}
-	}
-	var res eventstore.AppendResult
-	for _, e := range events {
-		s.head++
-		rec := eventstore.RecordedEvent{Event: e, Stream: stream, Revision: uint64(len(cur)),
-			Position: eventstore.Position{Commit: s.head, Prepare: s.head}, RecordedAt: time.Now()}
-		rec.Data = append([]byte(nil), e.Data...)
-		rec.Metadata = append([]byte(nil), e.Metadata...)
-		rec.Body = append([]byte(nil), e.Body...)
-		cur = append(cur, rec)
-		res = eventstore.AppendResult{NextRevision: rec.Revision, Position: rec.Position}
-	}
-	s.streams[stream] = cur
-	return res, nil
-}
-
-func (s *memStore) ReadStream(_ context.Context, stream string, from uint64, limit int) ([]eventstore.RecordedEvent, error) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	cur := s.streams[stream]
-	if from >= uint64(len(cur)) {
-		return nil, nil
-	}
-	out := cur[from:]
-	if limit > 0 && len(out) > limit {
-		out = out[:limit]
-	}
-	return append([]eventstore.RecordedEvent(nil), out...), nil
-}
-
-func (s *memStore) ReadAll(context.Context, eventstore.Position, int) ([]eventstore.RecordedEvent, error) {
-	return nil, errors.ErrUnsupported
-}
-
-func (s *memStore) Subscribe(context.Context, eventstore.Position, func(context.Context, []eventstore.RecordedEvent) error) error {
-	return errors.ErrUnsupported
-}
-
-func (s *memStore) Head(context.Context) (eventstore.Position, error) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return eventstore.Position{Commit: s.head, Prepare: s.head}, nil
-}
-
-func (s *memStore) Close() error { return nil }

@@ -151,7 +151,7 @@ func (l ingestLoad) run(ctx context.Context) *stats {
 					exhausted.Store(true)
 					return
 				}
-				buf = l.seq.u.delivery(buf[:0], k)
+				buf = l.seq.u.Delivery(buf[:0], k)
 				req, err := http.NewRequestWithContext(context.WithoutCancel(ctx), http.MethodPost, l.url, bytes.NewReader(buf))
 				if err != nil {
 					panic(err)

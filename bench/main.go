@@ -54,6 +54,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/receiptd/receiptd/bench/benchdata"
 )
 
 type options struct {
@@ -201,14 +203,14 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
-	u := universe{seed: o.seed, nUsers: o.users, nReceipts: o.receipts}
+	u := benchdata.Universe{Seed: o.seed, Users: o.users, Receipts: o.receipts}
 	rep := &report{opts: o, started: time.Now(), sizes: sizeStats(u, 20_000), bins: bins}
 	err = measureAll(ctx, o, bins, u, tmp, rep)
 	rep.print(os.Stdout)
 	return err
 }
 
-func measureAll(ctx context.Context, o options, bins []receiptdBin, u universe, tmp string, rep *report) error {
+func measureAll(ctx context.Context, o options, bins []receiptdBin, u benchdata.Universe, tmp string, rep *report) error {
 	for n := 1; n <= o.rounds; n++ {
 		rd, err := runRound(ctx, o, bins, u, tmp, n)
 		rep.rounds = append(rep.rounds, rd)
@@ -269,7 +271,7 @@ func binaries(o options, tmp string) ([]receiptdBin, error) {
 // The deliveries go to the source named reewild; the server must have it
 // configured with -secret.
 func runTarget(ctx context.Context, o options) error {
-	u := universe{seed: o.seed, nUsers: o.users, nReceipts: o.receipts}
+	u := benchdata.Universe{Seed: o.seed, Users: o.users, Receipts: o.receipts}
 	o.rounds = 1
 	run := &binRun{}
 	rep := &report{opts: o, started: time.Now(), sizes: sizeStats(u, 20_000),

@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/receiptd/receiptd/bench/benchdata"
 )
 
 // A round measures every binary once, on fresh data dirs, after the
@@ -47,7 +49,7 @@ type rebuildSet struct {
 
 // runRound measures the reference handler, then (in round 1, with
 // -ablation) the webhook handler alone, then each binary.
-func runRound(ctx context.Context, o options, bins []receiptdBin, u universe, tmp string, n int) (*round, error) {
+func runRound(ctx context.Context, o options, bins []receiptdBin, u benchdata.Universe, tmp string, n int) (*round, error) {
 	rd := &round{}
 	logf("round %d/%d: reference handler, %d connections, %v", n, o.rounds, o.conns, o.duration)
 	ref, err := startReference()
@@ -76,7 +78,7 @@ func runRound(ctx context.Context, o options, bins []receiptdBin, u universe, tm
 
 // ablation measures the webhook handler alone (this source tree's, in
 // this binary), over an in-memory and over the embedded store.
-func ablation(ctx context.Context, o options, u universe, tmp string) ([]ablationResult, error) {
+func ablation(ctx context.Context, o options, u benchdata.Universe, tmp string) ([]ablationResult, error) {
 	var out []ablationResult
 	for _, kind := range []string{"mem", "bolt"} {
 		logf("ablation: webhook handler over the %s store, no read models, %d connections, %v", kind, o.conns, o.duration)
@@ -99,7 +101,7 @@ func ablation(ctx context.Context, o options, u universe, tmp string) ([]ablatio
 }
 
 // measureBinary runs every measured phase of one binary in round n.
-func measureBinary(ctx context.Context, b receiptdBin, tmp string, o options, u universe, n int) (*binRun, error) {
+func measureBinary(ctx context.Context, b receiptdBin, tmp string, o options, u benchdata.Universe, n int) (*binRun, error) {
 	run := &binRun{}
 	name := fmt.Sprintf("%s-r%d", b.name, n)
 	dir := filepath.Join(tmp, name)
@@ -225,7 +227,7 @@ func (s *session) memory(ctx context.Context, run *binRun) error {
 // deliveries of the sequence, then times an offline rebuild with the log
 // in the page cache, and the catch-up of empty read models at server
 // start, cold and warm.
-func rebuildPhase(ctx context.Context, b receiptdBin, dir string, o options, u universe, name string) (*rebuildSet, error) {
+func rebuildPhase(ctx context.Context, b receiptdBin, dir string, o options, u benchdata.Universe, name string) (*rebuildSet, error) {
 	defer os.RemoveAll(dir)
 	set := &rebuildSet{}
 	srv, err := startReceiptd(b, dir, false)
@@ -271,7 +273,7 @@ type growResult struct {
 // speed, then rebuilds its read models offline and by a catch-up at
 // server start, each with the page cache dropped.
 func growRun(ctx context.Context, b receiptdBin, tmp string, o options, n int) (growResult, error) {
-	u := universe{seed: o.seed + uint64(n), nUsers: max(1, n/10), nReceipts: n}
+	u := benchdata.Universe{Seed: o.seed + uint64(n), Users: max(1, n/10), Receipts: n}
 	dir := filepath.Join(tmp, fmt.Sprintf("grow-%s-%d", b.name, n))
 	defer os.RemoveAll(dir)
 	g := growResult{bin: b.name, receipts: n}
@@ -281,7 +283,7 @@ func growRun(ctx context.Context, b receiptdBin, tmp string, o options, n int) (
 	}
 	defer srv.kill()
 	seq := newSequence(u, o.dup, o.seed)
-	logf("grow %d receipts, %s: ingest of %d distinct deliveries (+%.0f%% re-deliveries), %d connections", n, b.name, u.size(), o.dup*100, o.conns)
+	logf("grow %d receipts, %s: ingest of %d distinct deliveries (+%.0f%% re-deliveries), %d connections", n, b.name, u.Size(), o.dup*100, o.conns)
 	g.fill = ingestLoad{url: "http://" + srv.httpAddr + "/webhooks/reewild", seq: seq, sign: newSigner([]byte(benchSecret)), conns: o.conns}.run(ctx)
 	g.distinct, g.fill.sent, g.fill.sentDups = seq.counts()
 	if err := waitCaughtUp(ctx, srv, 3*time.Hour); err != nil {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/receiptd/receiptd/aggregate"
+	"github.com/receiptd/receiptd/bench/benchdata"
 	"github.com/receiptd/receiptd/handlers/webhook"
 	"github.com/receiptd/receiptd/handlers/webhook/reewild"
 )
@@ -18,7 +19,7 @@ import (
 // fact of the receipt (or user) it was generated for — so the bench
 // measures accepted deliveries, not quarantine.
 func TestDeliveriesVerifyAndNormalize(t *testing.T) {
-	u := universe{seed: 7, nUsers: 50, nReceipts: 500}
+	u := benchdata.Universe{Seed: 7, Users: 50, Receipts: 500}
 	p, err := reewild.New(reewild.Config{Source: "reewild", Secrets: [][]byte{[]byte(benchSecret)}})
 	if err != nil {
 		t.Fatal(err)
@@ -26,8 +27,8 @@ func TestDeliveriesVerifyAndNormalize(t *testing.T) {
 	sign := newSigner([]byte(benchSecret))
 	types := map[string]int{}
 	var buf []byte
-	for k := range u.size() {
-		buf = u.delivery(buf[:0], k)
+	for k := range u.Size() {
+		buf = u.Delivery(buf[:0], k)
 		if !json.Valid(buf) {
 			t.Fatalf("delivery %d is not JSON: %s", k, buf)
 		}
@@ -42,19 +43,19 @@ func TestDeliveriesVerifyAndNormalize(t *testing.T) {
 			t.Fatalf("delivery %d does not normalize: %v\n%s", k, err, buf)
 		}
 		types[n.EventType]++
-		if k < u.nUsers {
-			if want := aggregate.StreamID(aggregate.CategoryUser, "reewild", u.userID(k)); n.Fact.Stream != want {
+		if k < u.Users {
+			if want := aggregate.StreamID(aggregate.CategoryUser, "reewild", u.UserID(k)); n.Fact.Stream != want {
 				t.Fatalf("delivery %d: stream %s, want %s", k, n.Fact.Stream, want)
 			}
 			continue
 		}
-		r2 := (k - u.nUsers) / eventsPerReceipt
-		if want := aggregate.StreamID(aggregate.CategoryReceipt, "reewild", string(u.receiptID(r2))); n.Fact.Stream != want {
+		r2 := (k - u.Users) / benchdata.EventsPerReceipt
+		if want := aggregate.StreamID(aggregate.CategoryReceipt, "reewild", string(u.ReceiptID(r2))); n.Fact.Stream != want {
 			t.Fatalf("delivery %d: stream %s, want %s", k, n.Fact.Stream, want)
 		}
 		rec := n.Fact.Data.(aggregate.StageRecorded)
-		if rec.UserID != u.userID(u.receiptUser(r2)) {
-			t.Fatalf("delivery %d: user %q, want %q", k, rec.UserID, u.userID(u.receiptUser(r2)))
+		if rec.UserID != u.UserID(u.ReceiptUser(r2)) {
+			t.Fatalf("delivery %d: user %q, want %q", k, rec.UserID, u.UserID(u.ReceiptUser(r2)))
 		}
 		if rec.Stage == aggregate.StageAwarded && (rec.Award == nil || rec.Award.Points.IsZero()) {
 			t.Fatalf("delivery %d: award without points: %s", k, buf)
@@ -70,9 +71,9 @@ func TestDeliveriesVerifyAndNormalize(t *testing.T) {
 // TestSequence: every delivery is handed out once, plus the configured
 // share of re-deliveries of earlier ones.
 func TestSequence(t *testing.T) {
-	u := universe{seed: 1, nUsers: 100, nReceipts: 2000}
+	u := benchdata.Universe{Seed: 1, Users: 100, Receipts: 2000}
 	s := newSequence(u, 0.2, 3)
-	seen := make([]int, u.size())
+	seen := make([]int, u.Size())
 	dups := 0
 	for {
 		k, dup, ok := s.take()
@@ -93,8 +94,8 @@ func TestSequence(t *testing.T) {
 		}
 	}
 	distinct, total, _ := s.counts()
-	if distinct != u.size() || total != u.size()+dups {
-		t.Fatalf("counts %d/%d, want %d/%d", distinct, total, u.size(), u.size()+dups)
+	if distinct != u.Size() || total != u.Size()+dups {
+		t.Fatalf("counts %d/%d, want %d/%d", distinct, total, u.Size(), u.Size()+dups)
 	}
 	if share := float64(dups) / float64(total); share < 0.18 || share > 0.22 {
 		t.Fatalf("re-delivery share %.3f, want about 0.2", share)
@@ -102,7 +103,7 @@ func TestSequence(t *testing.T) {
 }
 
 func TestSizes(t *testing.T) {
-	s := sizeStats(universe{seed: 1, nUsers: 1000, nReceipts: 10000}, 5000)
+	s := sizeStats(benchdata.Universe{Seed: 1, Users: 1000, Receipts: 10000}, 5000)
 	t.Logf("%+v", s)
 	if s.mean < 900 || s.max > 4000 || s.perEventType["rewards.awarded"] < 1500 {
 		t.Fatalf("bodies are not Reewild-sized: %+v", s)

@@ -13,12 +13,13 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
+	"github.com/receiptd/receiptd/bench/benchdata"
 	receiptdv1 "github.com/receiptd/receiptd/gen/go/receiptd/v1"
 )
 
 // known collects ids the server acknowledged, for queries that hit.
 type known struct {
-	u        universe
+	u        benchdata.Universe
 	mu       sync.Mutex
 	receipts []int
 	users    []int
@@ -30,14 +31,14 @@ const maxKnown = 200_000
 func (kn *known) add(k int) {
 	kn.mu.Lock()
 	defer kn.mu.Unlock()
-	if k < kn.u.nUsers {
+	if k < kn.u.Users {
 		if len(kn.users) < maxKnown {
 			kn.users = append(kn.users, k)
 		}
 		return
 	}
 	if len(kn.receipts) < maxKnown {
-		kn.receipts = append(kn.receipts, (k-kn.u.nUsers)/eventsPerReceipt)
+		kn.receipts = append(kn.receipts, (k-kn.u.Users)/benchdata.EventsPerReceipt)
 	}
 }
 
@@ -84,9 +85,9 @@ func queryLoad(ctx context.Context, addr string, kn *known, conns, workers int, 
 				}
 				var err error
 				if i%2 == 0 {
-					_, err = c.GetReceipt(ctx, &receiptdv1.GetReceiptRequest{ReceiptId: string(kn.u.receiptID(r))})
+					_, err = c.GetReceipt(ctx, &receiptdv1.GetReceiptRequest{ReceiptId: string(kn.u.ReceiptID(r))})
 				} else {
-					_, err = c.GetBalance(ctx, &receiptdv1.GetBalanceRequest{UserId: kn.u.userID(kn.u.receiptUser(r))})
+					_, err = c.GetBalance(ctx, &receiptdv1.GetBalanceRequest{UserId: kn.u.UserID(kn.u.ReceiptUser(r))})
 				}
 				done := time.Now()
 				if done.Before(t0) || !done.Before(t1) {

@@ -1,6 +1,10 @@
 package main
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/receiptd/receiptd/bench/benchdata"
+)
 
 type sizeSummary struct {
 	mean          float64
@@ -11,14 +15,14 @@ type sizeSummary struct {
 }
 
 // sizeStats measures the bodies of n deliveries spread over the universe.
-func sizeStats(u universe, n int) sizeSummary {
+func sizeStats(u benchdata.Universe, n int) sizeSummary {
 	s := sizeSummary{min: 1 << 30, perEventType: map[string]float64{}}
 	counts := map[string]int{}
 	total, inRange := 0, 0
 	var buf []byte
 	for i := range n {
-		k := int(mix(u.seed, uint64(i)|1<<57) % uint64(u.size()))
-		buf = u.delivery(buf[:0], k)
+		k := int(benchdata.Mix(u.Seed, uint64(i)|1<<57) % uint64(u.Size()))
+		buf = u.Delivery(buf[:0], k)
 		l := len(buf)
 		total += l
 		s.min, s.max = min(s.min, l), max(s.max, l)

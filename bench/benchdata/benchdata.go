@@ -3,8 +3,8 @@
 // main package: the codec's and the embedded store's benchmarks measure the
 // same payload shapes the load test sends.
 //
-// It is a copy of the generator in bench/payloads.go, kept identical by
-// bench's TestBenchdataMatches until the bench itself imports it.
+// The bench (bench/payloads.go) sends exactly these: it shuffles, signs and
+// re-delivers them, and this package is where they are made.
 package benchdata
 
 import (
@@ -34,8 +34,9 @@ const EventsPerReceipt = 6
 // Size is the number of distinct deliveries.
 func (u Universe) Size() int { return u.Users + EventsPerReceipt*u.Receipts }
 
-// mix is SplitMix64: a cheap, well-spread hash of (seed, x).
-func mix(seed, x uint64) uint64 {
+// Mix is SplitMix64: a cheap, well-spread hash of (seed, x). The bench uses
+// it to sample deliveries reproducibly.
+func Mix(seed, x uint64) uint64 {
 	z := seed + x*0x9e3779b97f4a7c15
 	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
 	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
@@ -56,7 +57,7 @@ func (u Universe) UserID(i int) string {
 
 // ReceiptID is a UUID-shaped id, unique per receipt.
 func (u Universe) ReceiptID(r int) []byte {
-	h := mix(u.Seed, uint64(r)|1<<62)
+	h := Mix(u.Seed, uint64(r)|1<<62)
 	var raw [16]byte
 	binary.BigEndian.PutUint64(raw[:8], uint64(r))
 	binary.BigEndian.PutUint64(raw[8:], h)
@@ -75,11 +76,11 @@ func (u Universe) ReceiptID(r int) []byte {
 	return out[:]
 }
 
-// receiptUser is the user a receipt belongs to.
-func (u Universe) receiptUser(r int) int { return int(mix(u.Seed, uint64(r)|1<<61) % uint64(u.Users)) }
+// ReceiptUser is the user (an index for UserID) a receipt belongs to.
+func (u Universe) ReceiptUser(r int) int { return int(Mix(u.Seed, uint64(r)|1<<61) % uint64(u.Users)) }
 
 // awarded reports whether receipt r ends in rewards.awarded (else failed).
-func (u Universe) awarded(r int) bool { return mix(u.Seed, uint64(r)|1<<60)%5 != 0 }
+func (u Universe) awarded(r int) bool { return Mix(u.Seed, uint64(r)|1<<60)%5 != 0 }
 
 // product is one line of a receipt, from the seed's examples and their kind.
 type product struct {
@@ -110,11 +111,11 @@ var merchants = []string{"TESCO", "SAINSBURYS", "ASDA", "MORRISONS", "WAITROSE",
 
 // items returns receipt r's lines: 3 to 7 products.
 func (u Universe) items(r int) []int {
-	h := mix(u.Seed, uint64(r)|1<<59)
+	h := Mix(u.Seed, uint64(r)|1<<59)
 	n := 3 + int(h%5)
 	out := make([]int, n)
 	for i := range out {
-		h = mix(h, uint64(i))
+		h = Mix(h, uint64(i))
 		out[i] = int(h % uint64(len(products)))
 	}
 	return out
@@ -174,8 +175,8 @@ func (u Universe) Delivery(b []byte, k int) []byte {
 	}
 	r, ev := (k-u.Users)/EventsPerReceipt, (k-u.Users)%EventsPerReceipt
 	rid := u.ReceiptID(r)
-	uid := u.UserID(u.receiptUser(r))
-	h := mix(u.Seed, uint64(r)|1<<58)
+	uid := u.UserID(u.ReceiptUser(r))
+	h := Mix(u.Seed, uint64(r)|1<<58)
 	merchant := merchants[h%uint64(len(merchants))]
 	lines := u.items(r)
 	subTotal := 0
@@ -265,7 +266,7 @@ func (u Universe) Delivery(b []byte, k int) []byte {
 				b = append(b, ',')
 			}
 			b = append(b, `{"id":"`...)
-			b = strconv.AppendUint(b, mix(h, uint64(i))%0xffffffff, 16)
+			b = strconv.AppendUint(b, Mix(h, uint64(i))%0xffffffff, 16)
 			b = append(b, `",`...)
 			b = appendNum(b, "itemTotal", appendCents(num[:0], products[p].cents))
 			b = appendStr(b, "name", products[p].name)
@@ -317,10 +318,10 @@ func (u Universe) Delivery(b []byte, k int) []byte {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		ext := strconv.FormatUint(mix(h, uint64(i))%0xffffffff, 16)
+		ext := strconv.FormatUint(Mix(h, uint64(i))%0xffffffff, 16)
 		health := products[p].cents * 6
 		points := health * 2
-		co2 := 300 + int(mix(h, uint64(i)+100)%900)
+		co2 := 300 + int(Mix(h, uint64(i)+100)%900)
 		totalPoints += points
 		totalHealth += health
 		totalCO2 += co2
