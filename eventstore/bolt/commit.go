@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/receiptd/receiptd/aggregate"
@@ -292,93 +293,122 @@ func (s *Store) take(batch []*request) ([]*request, bool) {
 
 // commit writes batch in one write transaction and answers every request.
 func (s *Store) commit(batch []*request) {
-	live := batch[:0:0]
+	live := answerCancelled(batch)
+	for len(live) > 0 {
+		outs, bad, err := s.tryCommit(live)
+		switch {
+		case err != nil:
+			s.failAll(live, err)
+			return
+		case bad >= 0:
+			// live[bad] failed midway and the transaction was rolled back:
+			// fail that request alone and write the others again.
+			s.stats.unavailable.Add(1)
+			live[bad].done <- outs[bad]
+			live = slices.Delete(live, bad, bad+1)
+		default:
+			s.answer(live, outs)
+			return
+		}
+	}
+}
+
+// answerCancelled answers the requests whose caller stopped waiting before
+// the commit started, with a definite "not written", and returns the
+// others.
+func answerCancelled(batch []*request) []*request {
+	live := make([]*request, 0, len(batch))
 	for _, r := range batch {
-		// A caller that stopped waiting before its append started gets a
-		// definite "not written".
 		if err := r.ctx.Err(); err != nil {
 			r.done <- outcome{err: fmt.Errorf("bolt: append %q: before commit: %w", r.stream, err)}
 			continue
 		}
 		live = append(live, r)
 	}
-	outs := make([]outcome, 0, len(live))
-	for len(live) > 0 {
-		outs = outs[:0]
-		tx, err := s.db.Begin(true)
-		if err != nil {
-			s.failAll(live, err)
-			return
+	return live
+}
+
+// tryCommit applies live, in order, in one write transaction, and commits
+// it unless every append was refused by its expected revision. It returns
+// each request's outcome. bad >= 0 means live[bad] failed midway: the
+// transaction was rolled back and nothing is written. err means the
+// transaction could not begin or commit.
+func (s *Store) tryCommit(live []*request) (outs []outcome, bad int, err error) {
+	tx, err := s.db.Begin(true)
+	if err != nil {
+		return nil, -1, err
+	}
+	b, err := openBuckets(tx, s.schema)
+	if err != nil {
+		_ = tx.Rollback()
+		return nil, -1, err
+	}
+	outs, written, bad := applyAll(b, live, time.Now().UnixNano())
+	if bad >= 0 || written == 0 {
+		_ = tx.Rollback() // a partial write, or nothing to make durable
+		return outs, bad, nil
+	}
+	head := b.events.Sequence()
+	if s.opts.beforeCommit != nil {
+		s.opts.beforeCommit()
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, -1, err
+	}
+	s.stats.commits.Add(1)
+	s.publishCommitted(live, outs, head)
+	return outs, -1, nil
+}
+
+// applyAll applies every request in b, each seeing the ones before it, and
+// returns their outcomes and how many were written. It stops at the first
+// that fails other than by its expected revision: bad is its index (-1 when
+// none did).
+func applyAll(b buckets, live []*request, at int64) (outs []outcome, written, bad int) {
+	outs = make([]outcome, 0, len(live))
+	for i, r := range live {
+		res, err := apply(b, r, at)
+		if err != nil && !errors.Is(err, eventstore.ErrWrongRevision) {
+			return append(outs, outcome{err: unavailable(r.stream, err)}), written, i
 		}
-		b, err := openBuckets(tx, s.schema)
-		if err != nil {
-			_ = tx.Rollback()
-			s.failAll(live, err)
-			return
+		if err == nil {
+			written++
 		}
-		at := time.Now().UnixNano()
-		written, bad := 0, -1
-		for i, r := range live {
-			res, err := apply(b, r, at)
-			if err != nil && !errors.Is(err, eventstore.ErrWrongRevision) {
-				bad = i
-				outs = append(outs, outcome{err: unavailable(r.stream, err)})
-				break
+		outs = append(outs, outcome{res: res, err: err})
+	}
+	return outs, written, -1
+}
+
+// publishCommitted puts the records just committed in the tail, then wakes
+// the subscribers: one woken by publish finds the events there.
+func (s *Store) publishCommitted(live []*request, outs []outcome, head uint64) {
+	var (
+		first uint64
+		recs  [][]byte
+	)
+	for i, r := range live {
+		if outs[i].err == nil {
+			if first == 0 {
+				first = binary.BigEndian.Uint64(r.posKeys[0])
 			}
-			if err == nil {
-				written++
-			}
-			outs = append(outs, outcome{res: res, err: err})
+			recs = append(recs, r.recs...)
 		}
-		if bad >= 0 {
-			// The transaction holds part of live[bad]: roll it back, fail
-			// that request alone and write the others again.
-			_ = tx.Rollback()
-			s.stats.unavailable.Add(1)
-			live[bad].done <- outs[bad]
-			live = append(live[:bad], live[bad+1:]...)
-			continue
-		}
-		if written == 0 {
-			// Every request failed its check: nothing to make durable.
-			_ = tx.Rollback()
+	}
+	s.tail.add(first, recs)
+	s.publish(head)
+}
+
+// answer counts the outcomes of a committed (or wholly refused) transaction
+// and answers every request.
+func (s *Store) answer(live []*request, outs []outcome) {
+	for i, r := range live {
+		if outs[i].err != nil {
+			s.stats.wrongRevisions.Add(1)
 		} else {
-			head := b.events.Sequence()
-			if s.opts.beforeCommit != nil {
-				s.opts.beforeCommit()
-			}
-			if err := tx.Commit(); err != nil {
-				s.failAll(live, err)
-				return
-			}
-			s.stats.commits.Add(1)
-			// The tail first: a subscriber woken by publish finds the
-			// events there.
-			var (
-				first uint64
-				recs  [][]byte
-			)
-			for i, r := range live {
-				if outs[i].err == nil {
-					if first == 0 {
-						first = binary.BigEndian.Uint64(r.posKeys[0])
-					}
-					recs = append(recs, r.recs...)
-				}
-			}
-			s.tail.add(first, recs)
-			s.publish(head)
+			s.stats.appends.Add(1)
+			s.stats.events.Add(uint64(len(r.recs)))
 		}
-		for i, r := range live {
-			if outs[i].err != nil {
-				s.stats.wrongRevisions.Add(1)
-			} else {
-				s.stats.appends.Add(1)
-				s.stats.events.Add(uint64(len(r.recs)))
-			}
-			r.done <- outs[i]
-		}
-		return
+		r.done <- outs[i]
 	}
 }
 
