@@ -18,7 +18,7 @@ import (
 
 // BenchmarkAppend measures durable appends of one ~3 KB event, each to a new
 // stream (a webhook for a new receipt), by 1, 16 and 64 concurrent writers:
-// group commit, one transaction per append (NoGroupCommit), and bbolt's own
+// group commit, one transaction per append (WithNoGroupCommit), and bbolt's own
 // DB.Batch with its default 10 ms delay. b.N is the total number of appends.
 //
 //	go test -run x -bench Append -benchtime 2000x ./eventstore/bolt/
@@ -28,7 +28,7 @@ func BenchmarkAppend(b *testing.B) {
 		opts bolt.Options
 	}{
 		{"GroupCommit", bolt.Options{}},
-		{"NoGroupCommit", bolt.Options{NoGroupCommit: true}},
+		{"NoGroupCommit", bolt.WithNoGroupCommit(bolt.Options{})},
 		{"BoltBatch10ms", bolt.WithBoltBatch(bolt.Options{})},
 	}
 	for _, writers := range []int{1, 16, 64} {

@@ -47,7 +47,7 @@ func TestConformance(t *testing.T) {
 		opts bolt.Options
 	}{
 		{"GroupCommit", bolt.Options{}},
-		{"NoGroupCommit", bolt.Options{NoGroupCommit: true}},
+		{"NoGroupCommit", bolt.WithNoGroupCommit(bolt.Options{})},
 		{"BoltBatch", bolt.WithBoltBatch(bolt.Options{})},
 		// Every subscriber reads the file; or falls behind the tail often.
 		{"NoTail", bolt.Options{TailBytes: -1}},
@@ -208,7 +208,7 @@ func TestStatsWithoutCommitter(t *testing.T) {
 		opts   bolt.Options
 		shared bool
 	}{
-		{"NoGroupCommit", bolt.Options{NoGroupCommit: true}, false},
+		{"NoGroupCommit", bolt.WithNoGroupCommit(bolt.Options{}), false},
 		{"BoltBatch", bolt.WithBoltBatch(bolt.Options{}), true},
 	} {
 		t.Run(mode.name, func(t *testing.T) {
@@ -326,7 +326,7 @@ func TestSubscribeCommitBetweenReadAndWait(t *testing.T) {
 		opts bolt.Options
 	}{
 		{"GroupCommit", bolt.Options{}},
-		{"NoGroupCommit", bolt.Options{NoGroupCommit: true}},
+		{"NoGroupCommit", bolt.WithNoGroupCommit(bolt.Options{})},
 	} {
 		t.Run(mode.name, func(t *testing.T) {
 			ctx := deadline(t)

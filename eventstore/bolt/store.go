@@ -18,12 +18,6 @@ import (
 // Options tune a Store. The zero value is the safe default: every append is
 // fsynced before Append returns, appends are group-committed.
 type Options struct {
-	// NoGroupCommit makes every Append run its own bbolt write transaction,
-	// so its own fsync, serialised by bbolt's writer lock. It is the baseline
-	// group commit is measured against; a server leaves it off. Without the
-	// committer, Append checks ctx only before it starts.
-	NoGroupCommit bool
-
 	// MaxAppendBytes bounds the encoded size of one Append's events; a larger
 	// append fails with eventstore.ErrInvalid. Zero means 4 MiB.
 	MaxAppendBytes int
@@ -65,9 +59,10 @@ type Options struct {
 	// negative keeps none (every subscriber reads the file).
 	TailBytes int
 
-	// boltBatch makes Append use bbolt's DB.Batch instead of the committer;
-	// benchmarks compare against it (see export_test.go).
-	boltBatch bool
+	// appendVia, when set, replaces the committer: Append hands it the
+	// encoded request. The benchmarks' baselines (one transaction per
+	// append, bbolt's DB.Batch) are written this way, in export_test.go.
+	appendVia func(*Store, *request) (eventstore.AppendResult, error)
 	// beforeCommit, when set, runs in the committer before each commit.
 	beforeCommit func()
 	// afterSubscribeRead, when set, runs in Subscribe after each read, with
@@ -138,8 +133,8 @@ type Store struct {
 	committerDone chan struct{} // closed when the committer has exited
 	trimmerDone   chan struct{} // closed when the trimmer has exited
 
-	// life guards db against Close: reads and uncommitted direct writes
-	// hold it shared, Close takes it exclusively before closing db.
+	// life guards db against Close: reads (and the benchmarks' direct
+	// writes) hold it shared, Close takes it exclusively before closing db.
 	life     sync.RWMutex
 	dbClosed bool
 
@@ -153,7 +148,6 @@ type Store struct {
 
 	stats struct {
 		appends, events, commits, wrongRevisions, unavailable atomic.Uint64
-		lastTx                                                atomic.Int64
 		tailEvents, fileEvents                                atomic.Uint64
 	}
 }
@@ -206,7 +200,7 @@ func Open(path string, opts Options) (*Store, error) {
 	s.tail.max = opts.TailBytes
 	ch := make(chan struct{})
 	s.notify.Store(&ch)
-	if opts.NoGroupCommit || opts.boltBatch {
+	if opts.appendVia != nil {
 		close(s.committerDone)
 	} else {
 		go s.runCommitter()
@@ -284,8 +278,8 @@ func (s *Store) Append(ctx context.Context, stream string, expected eventstore.E
 	if err != nil {
 		return eventstore.AppendResult{}, err
 	}
-	if s.opts.NoGroupCommit || s.opts.boltBatch {
-		return s.appendDirect(r)
+	if s.opts.appendVia != nil {
+		return s.opts.appendVia(s, r)
 	}
 	s.mu.Lock()
 	switch {
@@ -314,58 +308,6 @@ func (s *Store) Append(ctx context.Context, stream string, expected eventstore.E
 		default:
 			return eventstore.AppendResult{}, fmt.Errorf("bolt: append %q: waiting for commit: %w", stream, ctx.Err())
 		}
-	}
-}
-
-// appendDirect runs one append in its own write transaction (NoGroupCommit),
-// or in bbolt's DB.Batch.
-func (s *Store) appendDirect(r *request) (eventstore.AppendResult, error) {
-	s.life.RLock()
-	defer s.life.RUnlock()
-	if s.dbClosed {
-		return eventstore.AppendResult{}, fmt.Errorf("bolt: append %q: %w", r.stream, eventstore.ErrClosed)
-	}
-	var (
-		res    eventstore.AppendResult
-		fnErr  error
-		update = s.db.Update
-	)
-	if s.opts.boltBatch {
-		update = s.db.Batch
-	}
-	err := update(func(tx *bbolt.Tx) error {
-		b, err := openBuckets(tx, s.schema)
-		if err == nil {
-			res, err = apply(b, r, time.Now().UnixNano())
-		}
-		if err == nil {
-			// tx.ID is gone once the commit handlers run.
-			id := tx.ID()
-			tx.OnCommit(func() { s.countCommit(id) })
-		}
-		fnErr = err
-		return err
-	})
-	switch {
-	case err == nil:
-		s.stats.appends.Add(1)
-		s.stats.events.Add(uint64(len(r.recs)))
-		s.publish(res.Position.Commit)
-		return res, nil
-	case err == fnErr && errors.Is(err, eventstore.ErrWrongRevision):
-		s.stats.wrongRevisions.Add(1)
-		return eventstore.AppendResult{}, err
-	default:
-		s.stats.unavailable.Add(1)
-		return eventstore.AppendResult{}, unavailable(r.stream, err)
-	}
-}
-
-// countCommit counts the commit of write transaction id once, however many
-// batched appends registered it.
-func (s *Store) countCommit(id int) {
-	if s.stats.lastTx.Swap(int64(id)) != int64(id) {
-		s.stats.commits.Add(1)
 	}
 }
 
