@@ -63,12 +63,16 @@ func (c *cache) reset() {
 }
 
 // Estimated sizes in memory of cached records: what the budget counts.
+// Measured: 20,000 six-event receipts (and their 5,000 users) held
+// 4.3 KB of Go heap per receipt. The budget counts live records; the Go
+// heap around them may grow to twice as much between collections
+// (GOGC=100) unless the process sets a memory limit.
 const (
-	entryOverhead = 160
-	factSize      = 420
-	userSize      = 360
-	statsAggSize  = 320
-	entitySize    = 720
+	entryOverhead = 400
+	factSize      = 560
+	userSize      = 480
+	statsAggSize  = 480
+	entitySize    = 960
 )
 
 // receiptEntry is a receipt's records: the aggregate (its facts), the
@@ -256,6 +260,11 @@ func (c *cache) changedEntity(e *entityEntry) {
 // flush writes every changed record, each kind in key order.
 func (c *cache) flush(tx *bolt.Tx) error {
 	slices.SortFunc(c.dirtyReceipts, func(a, b *receiptEntry) int { return bytes.Compare(a.key, b.key) })
+	return c.flushSorted(tx)
+}
+
+// flushSorted is flush with the changed receipts already in key order.
+func (c *cache) flushSorted(tx *bolt.Tx) error {
 	for _, r := range c.dirtyReceipts {
 		if err := r.write(tx); err != nil {
 			return err

@@ -1,12 +1,14 @@
 package projections
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -43,16 +45,41 @@ func (d *DB) openScratch(purpose string) (*DB, error) {
 }
 
 // flushAll writes every changed record of the cache (a scratch file's,
-// whose writes are deferred) in one transaction.
+// whose writes are deferred), in key order, flushChunk receipts per
+// transaction so that a transaction's pages stay few.
 func (d *DB) flushAll() error {
 	d.applyMu.Lock()
 	defer d.applyMu.Unlock()
-	if err := d.bdb.Update(func(tx *bolt.Tx) error { return d.cache.flush(tx) }); err != nil {
+	c := d.cache
+	slices.SortFunc(c.dirtyReceipts, func(a, b *receiptEntry) int { return bytes.Compare(a.key, b.key) })
+	all := c.dirtyReceipts
+	err := func() error {
+		for len(all) > flushChunk {
+			c.dirtyReceipts = all[:flushChunk]
+			if err := d.bdb.Update(func(tx *bolt.Tx) error {
+				for _, r := range c.dirtyReceipts {
+					if err := r.write(tx); err != nil {
+						return err
+					}
+				}
+				return nil
+			}); err != nil {
+				return err
+			}
+			all = all[flushChunk:]
+		}
+		c.dirtyReceipts = all
+		return d.bdb.Update(c.flushSorted)
+	}()
+	if err != nil {
 		d.cache.reset()
 		return fmt.Errorf("write the records of %s: %w", d.path, err)
 	}
 	return nil
 }
+
+// flushChunk is how many receipts flushAll writes per transaction.
+const flushChunk = 8192
 
 // discard closes a scratch file and removes it.
 func (s *DB) discard() {
