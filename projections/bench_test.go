@@ -146,10 +146,10 @@ func realisticLog(tb testing.TB, n int, shuffle, v2 bool) []eventstore.RecordedE
 //
 //	go test -run '^$' -bench 'Apply$' -benchmem ./projections/
 func BenchmarkApply(b *testing.B) {
-	for _, shuffled := range []bool{false, true} {
-		b.Run(fmt.Sprintf("shuffled=%v", shuffled), func(b *testing.B) {
+	for _, c := range []struct{ shuffled, v2 bool }{{false, false}, {true, false}, {false, true}, {true, true}} {
+		b.Run(fmt.Sprintf("shuffled=%v/v2=%v", c.shuffled, c.v2), func(b *testing.B) {
 			const warm = 20_000
-			events := realisticEvents(b, warm+max(b.N/6, 1)+1, shuffled)
+			events := realisticLog(b, warm+max(b.N/6, 1)+1, c.shuffled, c.v2)
 			db, err := projections.Open(filepath.Join(b.TempDir(), "views.db"))
 			if err != nil {
 				b.Fatal(err)
