@@ -182,6 +182,9 @@ func (d *DB) Audit(ctx context.Context, store eventstore.Store, opts AuditOption
 		return fail(err)
 	}
 	defer scratch.discard()
+	if _, err := bulkReplay(ctx, store, scratch, d.Checkpoint()); err != nil {
+		return fail(err)
+	}
 	if _, err := converge(ctx, store, scratch, d.Checkpoint); err != nil {
 		return fail(err)
 	}

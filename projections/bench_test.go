@@ -291,19 +291,23 @@ func rebuildMemory(b *testing.B, store *memStore, budget int64) {
 	base, _ := memStatus()
 	b.ResetTimer()
 	var anon, file int64
+	var cpu time.Duration
 	for range b.N {
 		db, err := projections.Open(filepath.Join(b.TempDir(), "views.db"), projections.WithCacheBytes(budget))
 		if err != nil {
 			b.Fatal(err)
 		}
+		cpu0 := cpuTime()
 		if _, err := db.Rebuild(context.Background(), store, projections.RebuildOptions{}); err != nil {
 			b.Fatal(err)
 		}
+		cpu += cpuTime() - cpu0
 		debug.FreeOSMemory()
 		anon, file = memStatus()
 		db.Close()
 	}
 	b.ReportMetric(float64(len(store.events))*float64(b.N)/b.Elapsed().Seconds(), "events/s")
+	b.ReportMetric(float64(cpu)/float64(len(store.events)*b.N), "cpu-ns/event")
 	b.ReportMetric(float64(base)/(1<<20), "base-anon-MiB")
 	b.ReportMetric(float64(anon)/(1<<20), "anon-MiB")
 	b.ReportMetric(float64(file)/(1<<20), "file-MiB")

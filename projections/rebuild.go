@@ -261,7 +261,12 @@ func (d *DB) Rebuild(ctx context.Context, store eventstore.Store, opts RebuildOp
 			return head
 		}
 	}
+	bulk, err := bulkReplay(ctx, store, scratch, target())
+	if err != nil {
+		return fail(err)
+	}
 	replayed, err := converge(ctx, store, scratch, target)
+	replayed += bulk
 	if err != nil {
 		return fail(err)
 	}
