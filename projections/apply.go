@@ -292,8 +292,11 @@ func (a *applier) stageRecorded(e eventstore.RecordedEvent, d *decodedEvent, f a
 			return err
 		}
 	}
-	// Move the receipt's contribution from its old owner to its new one.
-	if existed && old.UserID != "" {
+	// Move the receipt's contribution from its old owner to its new one
+	// (nothing to move when it is the same: the sums would come back to
+	// the same values).
+	same := existed && sameTotals(&old, &rec.View)
+	if existed && old.UserID != "" && !same {
 		if err := a.updateUser(f.Source, old.UserID, func(u *userRecord) { u.Totals.Add(old, -1) }); err != nil {
 			return err
 		}
@@ -303,12 +306,14 @@ func (a *applier) stageRecorded(e eventstore.RecordedEvent, d *decodedEvent, f a
 			}
 		}
 	}
-	if rec.View.UserID != "" {
+	if rec.View.UserID != "" && !same {
 		if err := a.updateUser(f.Source, rec.View.UserID, func(u *userRecord) { u.Totals.Add(rec.View, +1) }); err != nil {
 			return err
 		}
-		if err := a.tx.Bucket(bucketUserReceipts).Put(indexKey(f.Source, rec.View.UserID, rec.FirstPosition, f.ReceiptID), nil); err != nil {
-			return err
+		if !existed || old.UserID != rec.View.UserID {
+			if err := a.tx.Bucket(bucketUserReceipts).Put(indexKey(f.Source, rec.View.UserID, rec.FirstPosition, f.ReceiptID), nil); err != nil {
+				return err
+			}
 		}
 	}
 	// A snapshot reports the balance of the user the award names.
@@ -496,4 +501,15 @@ func indexKey(source, userID string, firstPos uint64, receiptID string) []byte {
 	k = append(append(k, userID...), 0)
 	k = binary.BigEndian.AppendUint64(k, firstPos)
 	return append(k, receiptID...)
+}
+
+// sameTotals reports whether two views of a receipt add the same to
+// their user's totals (aggregate.Totals.Add): same user, same status,
+// and for a completed receipt the same amounts.
+func sameTotals(a, b *aggregate.ReceiptView) bool {
+	if a.UserID != b.UserID || a.Status != b.Status || a.HasAmountAnomaly() != b.HasAmountAnomaly() {
+		return false
+	}
+	return a.Status != aggregate.StatusCompleted || (a.Points.Equal(b.Points) && a.CO2e.Equal(b.CO2e) &&
+		a.HealthPoints.Equal(b.HealthPoints) && a.GreenProducts == b.GreenProducts)
 }
