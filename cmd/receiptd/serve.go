@@ -68,6 +68,9 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	if v := views.DiscardedSchema(); v != "" {
 		logger.Warn("read models of an older schema were discarded; rebuilding them from the log", "old_schema", v)
 	}
+	if views.DiscardedUnsynced() {
+		logger.Warn("read models left unsynced by a machine restart were discarded; rebuilding them from the log")
+	}
 	// Read models past the log's head were built from a log that has
 	// since gone back in time (a restored backup): never serve them.
 	if err := rebuildIfAhead(ctx, store, views, logger); err != nil {
