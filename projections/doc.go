@@ -48,6 +48,15 @@
 // both for the API. DB.Mark and DB.WaitChange tell a watcher when the view
 // it follows may have changed.
 //
+// # Cost
+//
+// Records an event changes are kept decoded in a cache across batches
+// (bounded by WithCacheBytes) and written once per commit, with
+// hand-written JSON encoders that write encoding/json's bytes; commits are
+// not fsynced (see Open for what happens after a crash). A rebuild or an
+// audit replays the log in passes sized to the cache (bulk.go), writing
+// each record once, in key order, into a scratch file.
+//
 // # Caveats
 //
 // The file's layout is versioned (schema.go). Open discards read models of
