@@ -32,8 +32,7 @@ type AuditService struct {
 	receiptdv1.UnsafeAuditServiceServer
 
 	auditor Auditor
-	sources []string
-	options
+	service
 }
 
 var _ receiptdv1.AuditServiceServer = (*AuditService)(nil)
@@ -41,43 +40,37 @@ var _ receiptdv1.AuditServiceServer = (*AuditService)(nil)
 // NewAuditService returns the AuditService over a for the configured
 // sources.
 func NewAuditService(a Auditor, sources []string, opts ...Option) (*AuditService, error) {
-	const what = "audit service"
 	if a == nil {
 		return nil, errors.New("api: new audit service: nil Auditor")
 	}
-	if err := validateSources(what, sources); err != nil {
-		return nil, err
-	}
-	o, err := newOptions(what, opts)
+	svc, err := newService("audit service", a, sources, opts)
 	if err != nil {
 		return nil, err
 	}
-	return &AuditService{auditor: a, sources: slices.Clone(sources), options: o}, nil
+	return &AuditService{auditor: a, service: svc}, nil
 }
 
 // Audit implements receiptdv1.AuditServiceServer.
 func (s *AuditService) Audit(ctx context.Context, req *receiptdv1.AuditRequest) (*receiptdv1.AuditReport, error) {
 	const op = "Audit"
-	if req.GetSource() != "" && !slices.Contains(s.sources, req.GetSource()) {
-		return nil, status.Errorf(codes.NotFound, "%s: unknown source %q", op, req.GetSource())
+	source, err := s.sourceOrAll(op, req.GetSource())
+	if err != nil {
+		return nil, err
 	}
 	if req.GetLimit() < 0 {
 		return nil, status.Errorf(codes.InvalidArgument, "%s: limit %d is negative", op, req.GetLimit())
 	}
-	const subject = "the read models"
-	if err := waitFor(ctx, s.auditor, s.maxWait, req.GetMinPosition()); err != nil {
-		return nil, toStatus(ctx, s.log, op, subject, err)
-	}
-	rep, err := s.auditor.Audit(ctx, projections.AuditOptions{Source: req.GetSource(), Limit: int(req.GetLimit())})
-	if err != nil {
-		return nil, toStatus(ctx, s.log, op, subject, err)
-	}
-	out, err := auditReportToProto(rep)
-	if err != nil {
-		return nil, toStatus(ctx, s.log, op, subject, err)
-	}
-	s.log.InfoContext(ctx, "audit", "position", rep.Position.String(), "clean", rep.Clean(), "took", rep.Took.String())
-	return out, nil
+	return query(ctx, &s.service, op, "the read models", req.GetMinPosition(),
+		func(ctx context.Context) (projections.AuditReport, error) {
+			return s.auditor.Audit(ctx, projections.AuditOptions{Source: source, Limit: int(req.GetLimit())})
+		},
+		func(rep projections.AuditReport) (*receiptdv1.AuditReport, error) {
+			out, err := auditReportToProto(rep)
+			if err == nil {
+				s.log.InfoContext(ctx, "audit", "position", rep.Position.String(), "clean", rep.Clean(), "took", rep.Took.String())
+			}
+			return out, err
+		})
 }
 
 // Rebuild implements receiptdv1.AuditServiceServer.
@@ -91,13 +84,12 @@ func (s *AuditService) Rebuild(ctx context.Context, req *receiptdv1.RebuildReque
 	if p := req.GetProjection(); p != "" {
 		subject = fmt.Sprintf("read model %q", p)
 	}
-	if err := waitFor(ctx, s.auditor, s.maxWait, req.GetMinPosition()); err != nil {
-		return nil, toStatus(ctx, s.log, op, subject, err)
-	}
-	res, err := s.auditor.Rebuild(ctx, projections.RebuildOptions{Projection: req.GetProjection()})
-	if err != nil {
-		return nil, toStatus(ctx, s.log, op, subject, err)
-	}
-	s.log.InfoContext(ctx, "rebuilt read models", "projection", res.Projection, "position", res.Position.String(), "events", res.Events, "took", res.Took.String())
-	return rebuildResultToProto(res), nil
+	return query(ctx, &s.service, op, subject, req.GetMinPosition(),
+		func(ctx context.Context) (projections.RebuildResult, error) {
+			return s.auditor.Rebuild(ctx, projections.RebuildOptions{Projection: req.GetProjection()})
+		},
+		func(res projections.RebuildResult) (*receiptdv1.RebuildResponse, error) {
+			s.log.InfoContext(ctx, "rebuilt read models", "projection", res.Projection, "position", res.Position.String(), "events", res.Events, "took", res.Took.String())
+			return rebuildResultToProto(res), nil
+		})
 }

@@ -9,8 +9,11 @@
 // sizes), resolves ?source= (empty means the default, the first configured
 // source; an unknown one is NOT_FOUND), waits for min_position with a bounded
 // wait, and converts the aggregate and projections views to the receiptd.v1
-// messages (convert.go). Every error from the read side becomes a gRPC status
-// in one table (errors.go), matched with errors.Is.
+// messages (convert.go). Every RPC that reads runs one skeleton (query and
+// list in service.go: checks, source, bounded wait, read, convert), and
+// every error becomes a gRPC status in one table (errors.go), matched with
+// errors.Is, which has a row for every exported sentinel of the packages
+// the API fronts (a test parses them and fails on one without a row).
 //
 // The same read side serves the history (ListReceiptEvents from the log
 // through an EventLog given WithEventLog, ListUserLedger), and the watches
@@ -81,7 +84,8 @@
 // checked with the Access given in GatewayOptions before a byte of its
 // body is read, and a refusal closes the connection.
 //
-// The package imports aggregate, projections, gen, internal/ratelimit and
-// the JWT libraries (golang-jwt, keyfunc/jwkset); never eventstore, a store
-// driver or cmd.
+// The package imports aggregate, projections, eventstore (its sentinels and
+// value types only, for the status table and the conversions), gen,
+// internal/ratelimit and the JWT libraries (golang-jwt, keyfunc/jwkset);
+// never a store driver or cmd.
 package api

@@ -3,7 +3,9 @@ package api_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -139,5 +141,25 @@ func TestListUserLedger(t *testing.T) {
 	env.reader.Set(func(f *fakeReader) { f.err = errors.New("disk on fire") })
 	if _, err := env.client.ListUserLedger(ctx, &receiptdv1.ListUserLedgerRequest{UserId: "027KO2"}); status.Code(err) != codes.Internal {
 		t.Errorf("internal: %v", err)
+	}
+}
+
+// TestListReceiptEventsLogDown: with the log unavailable (KurrentDB down)
+// or closed (the server stopping), a receipt's events are UNAVAILABLE, 503
+// over REST (clients retry), never INTERNAL.
+func TestListReceiptEventsLogDown(t *testing.T) {
+	env := newTestEnv(t)
+	env.reader.Set(func(f *fakeReader) { f.receipts["reewild/fb2c91"] = completedReceipt() })
+	for _, cause := range []error{eventstore.ErrUnavailable, eventstore.ErrClosed} {
+		env.events.mu.Lock()
+		env.events.err = fmt.Errorf("esdb: read stream receipt-reewild.fb2c91: %w", cause)
+		env.events.mu.Unlock()
+		_, err := env.client.ListReceiptEvents(context.Background(), &receiptdv1.ListReceiptEventsRequest{ReceiptId: "fb2c91"})
+		if status.Code(err) != codes.Unavailable || strings.Contains(err.Error(), "esdb") {
+			t.Errorf("%v: %v, want UNAVAILABLE without the store's text", cause, err)
+		}
+		if code, _ := get(t, env, "/v1/receipts/fb2c91/events", nil); code != http.StatusServiceUnavailable {
+			t.Errorf("%v: REST %d, want 503", cause, code)
+		}
 	}
 }

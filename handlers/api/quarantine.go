@@ -3,7 +3,6 @@ package api
 import (
 	"context"
 	"encoding/base64"
-	"slices"
 	"strconv"
 	"time"
 
@@ -73,17 +72,13 @@ const (
 	MaxReprocess = 500
 )
 
+// quarantineSource resolves a quarantine request's source, once the
+// service has a quarantine.
 func (s *AuditService) quarantineSource(op, source string) (string, error) {
 	if s.quarantine == nil {
 		return "", status.Errorf(codes.Unimplemented, "%s: this server keeps no quarantine to read", op)
 	}
-	if source == "" {
-		source = s.sources[0]
-	}
-	if !slices.Contains(s.sources, source) {
-		return "", status.Errorf(codes.NotFound, "%s: unknown source %q", op, source)
-	}
-	return source, nil
+	return s.source(op, source)
 }
 
 // ListQuarantined implements receiptdv1.AuditServiceServer.

@@ -142,22 +142,84 @@ func WithEventLog(l EventLog) Option {
 	return func(o *options) { o.events = l }
 }
 
-// validateSources checks a service's configured sources.
-func validateSources(what string, sources []string) error {
+// service is what every service shares: the configured sources (the
+// first is the default) and the options.
+type service struct {
+	sources []string
+	// waiter is the read side min_position waits on.
+	waiter positionWaiter
+	options
+}
+
+// newService checks a service's sources and options; what names the service
+// in errors, w is its read side.
+func newService(what string, w positionWaiter, sources []string, opts []Option) (service, error) {
 	if len(sources) == 0 {
-		return fmt.Errorf("api: new %s: no sources configured", what)
+		return service{}, fmt.Errorf("api: new %s: no sources configured", what)
 	}
 	seen := make(map[string]bool, len(sources))
 	for _, src := range sources {
 		if src == "" {
-			return fmt.Errorf("api: new %s: empty source name", what)
+			return service{}, fmt.Errorf("api: new %s: empty source name", what)
 		}
 		if seen[src] {
-			return fmt.Errorf("api: new %s: source %q configured twice", what, src)
+			return service{}, fmt.Errorf("api: new %s: source %q configured twice", what, src)
 		}
 		seen[src] = true
 	}
-	return nil
+	o, err := newOptions(what, opts)
+	if err != nil {
+		return service{}, err
+	}
+	return service{sources: slices.Clone(sources), waiter: w, options: o}, nil
+}
+
+// resolveSource is the one check of a request's source: an unknown one is
+// NOT_FOUND, an empty one is ifEmpty (the default source, or "" where a
+// request without one means every source).
+func resolveSource(op string, sources []string, requested, ifEmpty string) (string, error) {
+	if requested == "" {
+		return ifEmpty, nil
+	}
+	if slices.Contains(sources, requested) {
+		return requested, nil
+	}
+	return "", status.Errorf(codes.NotFound, "%s: unknown source %q", op, requested)
+}
+
+// source resolves a request's source after its own fields' checks (the
+// first error among them answers): empty is the default source.
+func (s *service) source(op, requested string, checks ...error) (string, error) {
+	for _, err := range checks {
+		if err != nil {
+			return "", err
+		}
+	}
+	return resolveSource(op, s.sources, requested, s.sources[0])
+}
+
+// sourceOrAll resolves the source of a request about every source unless
+// it names one: empty stays empty.
+func (s *service) sourceOrAll(op, requested string) (string, error) {
+	return resolveSource(op, s.sources, requested, "")
+}
+
+// listRequest is what every list request carries.
+type listRequest interface {
+	GetSource() string
+	GetPageSize() int32
+}
+
+// listArgs resolves a list request's source and page size after its own
+// fields' checks, in that order.
+func (s *service) listArgs(op string, req listRequest, checks ...error) (source string, size int, err error) {
+	if source, err = s.source(op, req.GetSource(), checks...); err != nil {
+		return "", 0, err
+	}
+	if size, err = resolvePageSize(op, req.GetPageSize()); err != nil {
+		return "", 0, err
+	}
+	return source, size, nil
 }
 
 // ReceiptService implements receiptdv1.ReceiptServiceServer over a Reader
@@ -169,9 +231,8 @@ type ReceiptService struct {
 	// compile error here rather than a silent UNIMPLEMENTED at run time.
 	receiptdv1.UnsafeReceiptServiceServer
 
-	reader  Reader
-	sources []string // sources[0] is the default
-	options
+	reader Reader
+	service
 }
 
 var _ receiptdv1.ReceiptServiceServer = (*ReceiptService)(nil)
@@ -181,189 +242,145 @@ var _ receiptdv1.ReceiptServiceServer = (*ReceiptService)(nil)
 // with no source gets. ListReceiptEvents reads the log given WithEventLog
 // (without it, it answers UNIMPLEMENTED).
 func NewReceiptService(r Reader, sources []string, opts ...Option) (*ReceiptService, error) {
-	const what = "receipt service"
 	if r == nil {
 		return nil, errors.New("api: new receipt service: nil Reader")
 	}
-	if err := validateSources(what, sources); err != nil {
-		return nil, err
-	}
-	o, err := newOptions(what, opts)
+	svc, err := newService("receipt service", r, sources, opts)
 	if err != nil {
 		return nil, err
 	}
-	return &ReceiptService{reader: r, sources: slices.Clone(sources), options: o}, nil
+	return &ReceiptService{reader: r, service: svc}, nil
 }
 
 // GetReceipt implements receiptdv1.ReceiptServiceServer.
 func (s *ReceiptService) GetReceipt(ctx context.Context, req *receiptdv1.GetReceiptRequest) (*receiptdv1.Receipt, error) {
 	const op = "GetReceipt"
-	if err := validateID(op, "receipt_id", req.GetReceiptId()); err != nil {
-		return nil, err
-	}
-	source, err := s.source(op, req.GetSource())
+	source, err := s.source(op, req.GetSource(), validateID(op, "receipt_id", req.GetReceiptId()))
 	if err != nil {
 		return nil, err
 	}
-	subject := fmt.Sprintf("receipt %q of source %q", req.GetReceiptId(), source)
-	if err := s.waitFor(ctx, req.GetMinPosition()); err != nil {
-		return nil, toStatus(ctx, s.log, op, subject, err)
-	}
-	v, err := s.reader.Receipt(ctx, source, req.GetReceiptId())
-	if err != nil {
-		return nil, toStatus(ctx, s.log, op, subject, err)
-	}
-	r, err := receiptToProto(v)
-	if err != nil {
-		return nil, toStatus(ctx, s.log, op, subject, err)
-	}
-	return r, nil
+	return query(ctx, &s.service, op, fmt.Sprintf("receipt %q of source %q", req.GetReceiptId(), source), req.GetMinPosition(),
+		func(ctx context.Context) (aggregate.ReceiptView, error) {
+			return s.reader.Receipt(ctx, source, req.GetReceiptId())
+		},
+		receiptToProto)
 }
 
 // ListUserReceipts implements receiptdv1.ReceiptServiceServer.
 func (s *ReceiptService) ListUserReceipts(ctx context.Context, req *receiptdv1.ListUserReceiptsRequest) (*receiptdv1.ListUserReceiptsResponse, error) {
 	const op = "ListUserReceipts"
-	if err := validateID(op, "user_id", req.GetUserId()); err != nil {
-		return nil, err
-	}
-	source, err := s.source(op, req.GetSource())
+	source, size, err := s.listArgs(op, req, validateID(op, "user_id", req.GetUserId()))
 	if err != nil {
 		return nil, err
 	}
-	size, err := resolvePageSize(op, req.GetPageSize())
+	receipts, next, err := list(ctx, &s.service, op, fmt.Sprintf("receipts of user %q of source %q", req.GetUserId(), source), req.GetMinPosition(),
+		func(ctx context.Context) ([]aggregate.ReceiptView, string, error) {
+			return s.reader.UserReceipts(ctx, source, req.GetUserId(), size, req.GetPageToken())
+		}, receiptToProto)
 	if err != nil {
 		return nil, err
 	}
-	subject := fmt.Sprintf("receipts of user %q of source %q", req.GetUserId(), source)
-	if err := s.waitFor(ctx, req.GetMinPosition()); err != nil {
-		return nil, toStatus(ctx, s.log, op, subject, err)
-	}
-	views, next, err := s.reader.UserReceipts(ctx, source, req.GetUserId(), size, req.GetPageToken())
-	if err != nil {
-		return nil, toStatus(ctx, s.log, op, subject, err)
-	}
-	resp := &receiptdv1.ListUserReceiptsResponse{
-		Receipts:      make([]*receiptdv1.Receipt, 0, len(views)),
-		NextPageToken: next,
-	}
-	for _, v := range views {
-		r, err := receiptToProto(v)
-		if err != nil {
-			return nil, toStatus(ctx, s.log, op, subject, err)
-		}
-		resp.Receipts = append(resp.Receipts, r)
-	}
-	return resp, nil
+	return &receiptdv1.ListUserReceiptsResponse{Receipts: receipts, NextPageToken: next}, nil
 }
 
 // GetBalance implements receiptdv1.ReceiptServiceServer.
 func (s *ReceiptService) GetBalance(ctx context.Context, req *receiptdv1.GetBalanceRequest) (*receiptdv1.Balance, error) {
 	const op = "GetBalance"
-	if err := validateID(op, "user_id", req.GetUserId()); err != nil {
-		return nil, err
-	}
-	source, err := s.source(op, req.GetSource())
+	source, err := s.source(op, req.GetSource(), validateID(op, "user_id", req.GetUserId()))
 	if err != nil {
 		return nil, err
 	}
-	subject := fmt.Sprintf("balance of user %q of source %q", req.GetUserId(), source)
-	if err := s.waitFor(ctx, req.GetMinPosition()); err != nil {
-		return nil, toStatus(ctx, s.log, op, subject, err)
-	}
-	b, err := s.reader.Balance(ctx, source, req.GetUserId())
-	if err != nil {
-		return nil, toStatus(ctx, s.log, op, subject, err)
-	}
-	out, err := balanceToProto(b)
-	if err != nil {
-		return nil, toStatus(ctx, s.log, op, subject, err)
-	}
-	return out, nil
+	return query(ctx, &s.service, op, fmt.Sprintf("balance of user %q of source %q", req.GetUserId(), source), req.GetMinPosition(),
+		func(ctx context.Context) (projections.Balance, error) {
+			return s.reader.Balance(ctx, source, req.GetUserId())
+		},
+		balanceToProto)
 }
 
 // GetEntity implements receiptdv1.ReceiptServiceServer.
 func (s *ReceiptService) GetEntity(ctx context.Context, req *receiptdv1.GetEntityRequest) (*receiptdv1.Entity, error) {
 	const op = "GetEntity"
-	if err := validateKind(op, req.GetKind()); err != nil {
-		return nil, err
-	}
-	if err := validateID(op, "entity_id", req.GetEntityId()); err != nil {
-		return nil, err
-	}
-	source, err := s.source(op, req.GetSource())
+	source, err := s.source(op, req.GetSource(), validateKind(op, req.GetKind()), validateID(op, "entity_id", req.GetEntityId()))
 	if err != nil {
 		return nil, err
 	}
-	subject := fmt.Sprintf("%s %q of source %q", req.GetKind(), req.GetEntityId(), source)
-	if err := s.waitFor(ctx, req.GetMinPosition()); err != nil {
-		return nil, toStatus(ctx, s.log, op, subject, err)
-	}
-	v, err := s.reader.Entity(ctx, source, req.GetKind(), req.GetEntityId())
-	if err != nil {
-		return nil, toStatus(ctx, s.log, op, subject, err)
-	}
-	out, err := entityToProto(v)
-	if err != nil {
-		return nil, toStatus(ctx, s.log, op, subject, err)
-	}
-	return out, nil
+	return query(ctx, &s.service, op, fmt.Sprintf("%s %q of source %q", req.GetKind(), req.GetEntityId(), source), req.GetMinPosition(),
+		func(ctx context.Context) (projections.Entity, error) {
+			return s.reader.Entity(ctx, source, req.GetKind(), req.GetEntityId())
+		}, entityToProto)
 }
 
 // ListEntities implements receiptdv1.ReceiptServiceServer.
 func (s *ReceiptService) ListEntities(ctx context.Context, req *receiptdv1.ListEntitiesRequest) (*receiptdv1.ListEntitiesResponse, error) {
 	const op = "ListEntities"
-	if err := validateKind(op, req.GetKind()); err != nil {
-		return nil, err
-	}
-	source, err := s.source(op, req.GetSource())
+	source, size, err := s.listArgs(op, req, validateKind(op, req.GetKind()))
 	if err != nil {
 		return nil, err
 	}
-	size, err := resolvePageSize(op, req.GetPageSize())
+	entities, next, err := list(ctx, &s.service, op, fmt.Sprintf("entities of kind %q of source %q", req.GetKind(), source), req.GetMinPosition(),
+		func(ctx context.Context) ([]projections.Entity, string, error) {
+			return s.reader.Entities(ctx, source, req.GetKind(), size, req.GetPageToken())
+		}, entityToProto)
 	if err != nil {
 		return nil, err
 	}
-	subject := fmt.Sprintf("entities of kind %q of source %q", req.GetKind(), source)
-	if err := s.waitFor(ctx, req.GetMinPosition()); err != nil {
-		return nil, toStatus(ctx, s.log, op, subject, err)
+	return &receiptdv1.ListEntitiesResponse{Entities: entities, NextPageToken: next}, nil
+}
+
+// query is the skeleton of every read RPC once its request is checked and
+// its source resolved: wait for min_position (bounded), read, convert.
+// Every error goes through the status table as op's, on subject.
+func query[V, P any](ctx context.Context, s *service, op, subject string, minPosition uint64,
+	read func(context.Context) (V, error), convert func(V) (P, error),
+) (P, error) {
+	var zero P
+	if err := s.waitFor(ctx, minPosition); err != nil {
+		return zero, toStatus(ctx, s.log, op, subject, err)
 	}
-	views, next, err := s.reader.Entities(ctx, source, req.GetKind(), size, req.GetPageToken())
+	v, err := read(ctx)
 	if err != nil {
-		return nil, toStatus(ctx, s.log, op, subject, err)
+		return zero, toStatus(ctx, s.log, op, subject, err)
 	}
-	resp := &receiptdv1.ListEntitiesResponse{
-		Entities:      make([]*receiptdv1.Entity, 0, len(views)),
-		NextPageToken: next,
+	out, err := convert(v)
+	if err != nil {
+		return zero, toStatus(ctx, s.log, op, subject, err)
 	}
-	for _, v := range views {
-		e, err := entityToProto(v)
-		if err != nil {
-			return nil, toStatus(ctx, s.log, op, subject, err)
-		}
-		resp.Entities = append(resp.Entities, e)
-	}
-	return resp, nil
+	return out, nil
 }
 
-// source resolves a request's source: empty is the default, an unknown one
-// is NOT_FOUND.
-func (s *ReceiptService) source(op, requested string) (string, error) {
-	return resolveSource(op, s.sources, requested)
+// page is one page of a list and the next page's token.
+type page[T any] struct {
+	items []T
+	next  string
 }
 
-func resolveSource(op string, sources []string, requested string) (string, error) {
-	if requested == "" {
-		return sources[0], nil
-	}
-	if slices.Contains(sources, requested) {
-		return requested, nil
-	}
-	return "", status.Errorf(codes.NotFound, "%s: unknown source %q", op, requested)
+// list is query for a list RPC: read returns one page and the next page's
+// token, and convert is applied to each item.
+func list[V, P any](ctx context.Context, s *service, op, subject string, minPosition uint64,
+	read func(context.Context) ([]V, string, error), convert func(V) (P, error),
+) ([]P, string, error) {
+	p, err := query(ctx, s, op, subject, minPosition,
+		func(ctx context.Context) (page[V], error) {
+			items, next, err := read(ctx)
+			return page[V]{items, next}, err
+		},
+		func(in page[V]) (page[P], error) {
+			out := page[P]{items: make([]P, 0, len(in.items)), next: in.next}
+			for _, v := range in.items {
+				item, err := convert(v)
+				if err != nil {
+					return page[P]{}, err
+				}
+				out.items = append(out.items, item)
+			}
+			return out, nil
+		})
+	return p.items, p.next, err
 }
 
-// waitFor waits, at most s.maxWait, for the read models to apply position.
-func (s *ReceiptService) waitFor(ctx context.Context, position uint64) error {
-	return waitFor(ctx, s.reader, s.maxWait, position)
+// waitFor waits, at most s.maxWait, for the read side to apply position.
+func (s *service) waitFor(ctx context.Context, position uint64) error {
+	return waitFor(ctx, s.waiter, s.maxWait, position)
 }
 
 // positionWaiter is what waitFor needs of a read side.

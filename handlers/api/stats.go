@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -28,9 +27,8 @@ var _ StatsReader = (*projections.DB)(nil)
 type StatsService struct {
 	receiptdv1.UnsafeStatsServiceServer
 
-	reader  StatsReader
-	sources []string
-	options
+	reader StatsReader
+	service
 }
 
 var _ receiptdv1.StatsServiceServer = (*StatsService)(nil)
@@ -39,25 +37,22 @@ var _ receiptdv1.StatsServiceServer = (*StatsService)(nil)
 // sources. A request names one of them, or none for every source with
 // statistics.
 func NewStatsService(r StatsReader, sources []string, opts ...Option) (*StatsService, error) {
-	const what = "stats service"
 	if r == nil {
 		return nil, errors.New("api: new stats service: nil StatsReader")
 	}
-	if err := validateSources(what, sources); err != nil {
-		return nil, err
-	}
-	o, err := newOptions(what, opts)
+	svc, err := newService("stats service", r, sources, opts)
 	if err != nil {
 		return nil, err
 	}
-	return &StatsService{reader: r, sources: slices.Clone(sources), options: o}, nil
+	return &StatsService{reader: r, service: svc}, nil
 }
 
 // GetStats implements receiptdv1.StatsServiceServer.
 func (s *StatsService) GetStats(ctx context.Context, req *receiptdv1.GetStatsRequest) (*receiptdv1.Stats, error) {
 	const op = "GetStats"
-	if req.GetSource() != "" && !slices.Contains(s.sources, req.GetSource()) {
-		return nil, status.Errorf(codes.NotFound, "%s: unknown source %q", op, req.GetSource())
+	source, err := s.sourceOrAll(op, req.GetSource())
+	if err != nil {
+		return nil, err
 	}
 	for _, d := range []struct{ field, value string }{{"from", req.GetFrom()}, {"to", req.GetTo()}} {
 		if d.value == "" {
@@ -68,19 +63,11 @@ func (s *StatsService) GetStats(ctx context.Context, req *receiptdv1.GetStatsReq
 		}
 	}
 	subject := "statistics of every source"
-	if req.GetSource() != "" {
-		subject = fmt.Sprintf("statistics of source %q", req.GetSource())
+	if source != "" {
+		subject = fmt.Sprintf("statistics of source %q", source)
 	}
-	if err := waitFor(ctx, s.reader, s.maxWait, req.GetMinPosition()); err != nil {
-		return nil, toStatus(ctx, s.log, op, subject, err)
-	}
-	st, err := s.reader.Stats(ctx, projections.StatsQuery{Source: req.GetSource(), From: req.GetFrom(), To: req.GetTo()})
-	if err != nil {
-		return nil, toStatus(ctx, s.log, op, subject, err)
-	}
-	out, err := statsToProto(st)
-	if err != nil {
-		return nil, toStatus(ctx, s.log, op, subject, err)
-	}
-	return out, nil
+	return query(ctx, &s.service, op, subject, req.GetMinPosition(),
+		func(ctx context.Context) (projections.Stats, error) {
+			return s.reader.Stats(ctx, projections.StatsQuery{Source: source, From: req.GetFrom(), To: req.GetTo()})
+		}, statsToProto)
 }
