@@ -18,13 +18,13 @@ import (
 	"text/tabwriter"
 	"time"
 
-	berrors "go.etcd.io/bbolt/errors"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 
 	"github.com/receiptd/receiptd/eventstore"
+	"github.com/receiptd/receiptd/eventstore/bolt"
 	receiptdv1 "github.com/receiptd/receiptd/gen/go/receiptd/v1"
 	"github.com/receiptd/receiptd/internal/secret"
 	"github.com/receiptd/receiptd/projections"
@@ -111,7 +111,7 @@ func openOffline(cfg Config, command string) (eventstore.Store, *projections.DB,
 		return nil, nil, nil, fmt.Errorf("%s: %w", command, err)
 	}
 	store, err := openStore(cfg)
-	if errors.Is(err, berrors.ErrTimeout) {
+	if errors.Is(err, bolt.ErrLocked) {
 		views.Close()
 		return nil, nil, nil, fmt.Errorf(online, fmt.Errorf("the embedded store under %s is %w", cfg.DataDir, errServerRunning))
 	}

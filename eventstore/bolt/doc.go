@@ -52,7 +52,8 @@
 //
 // # Caveats
 //
-// The file is locked by the process that opened it: one Store per file.
+// The file is locked by the process that opened it: one Store per file
+// (Open of a file another Store holds fails with ErrLocked).
 //
 // An Append whose commit failed with ErrUnavailable may still be in the file
 // (bbolt can have written its meta page when the last fsync fails), like an

@@ -154,6 +154,11 @@ type Store struct {
 
 var _ eventstore.Store = (*Store)(nil)
 
+// ErrLocked: Open found the file held open by another Store, in this
+// process or another (a running server), for longer than
+// Options.LockTimeout.
+var ErrLocked = errors.New("bolt: file locked by another process")
+
 // Open opens the store in the file at path, creating it if needed. The file
 // is locked: a second Open of the same path, in this process or another,
 // waits up to opts.LockTimeout and fails.
@@ -167,6 +172,9 @@ func Open(path string, opts Options) (*Store, error) {
 		MaxSize:         opts.MaxSize,
 		PageSize:        opts.pageSize,
 	})
+	if errors.Is(err, berrors.ErrTimeout) {
+		return nil, fmt.Errorf("bolt: open %s: %w", path, ErrLocked)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
 	}
