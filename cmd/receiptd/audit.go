@@ -10,11 +10,8 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/shopspring/decimal"
-
-	"github.com/receiptd/receiptd/aggregate"
-	"github.com/receiptd/receiptd/eventstore"
 	receiptdv1 "github.com/receiptd/receiptd/gen/go/receiptd/v1"
+	"github.com/receiptd/receiptd/handlers/api"
 	"github.com/receiptd/receiptd/projections"
 )
 
@@ -86,7 +83,7 @@ func runAudit(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "receiptd audit: %s: %v\n", a.server, err)
 			return auditFailed
 		}
-		if rep, err = auditReportFromProto(resp); err != nil {
+		if rep, err = api.AuditReportFromProto(resp); err != nil {
 			fmt.Fprintf(stderr, "receiptd audit: %s: %v\n", a.server, err)
 			return auditFailed
 		}
@@ -210,67 +207,4 @@ func short(h string) string {
 		return h[:16] + "…"
 	}
 	return h
-}
-
-// auditReportFromProto turns a server's answer back into the report the
-// offline path makes, so both print alike.
-func auditReportFromProto(r *receiptdv1.AuditReport) (projections.AuditReport, error) {
-	var errs []error
-	dec := func(s string) decimal.Decimal {
-		d, err := decimal.NewFromString(s)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("decimal %q: %w", s, err))
-		}
-		return d
-	}
-	rep := projections.AuditReport{
-		Position:          eventstore.Position{Commit: r.GetPosition(), Prepare: r.GetPosition()},
-		Source:            r.GetSource(),
-		Took:              r.GetTook().AsDuration(),
-		UnreconciledTotal: int64(r.GetUnreconciledUsersTotal()),
-		AnomaliesTotal:    int64(r.GetAnomalousReceiptsTotal()),
-		QuarantinedTotal:  int64(r.GetQuarantinedTotal()),
-		SkippedTotal:      int64(r.GetSkippedTotal()),
-		Unreconciled:      []projections.UnreconciledUser{},
-		Anomalies:         []projections.AnomalousReceipt{},
-		Quarantined:       []projections.QuarantinedDelivery{},
-		Skipped:           []projections.SkippedEvent{},
-	}
-	summary := func(m *receiptdv1.ModelSummary) projections.ModelSummary {
-		return projections.ModelSummary{Name: m.GetName(), Keys: m.GetKeys(), Digest: m.GetDigest()}
-	}
-	for _, m := range r.GetModels() {
-		c := projections.ModelCheck{Name: m.GetName(), Matches: m.GetMatches(), Differences: int64(m.GetDifferences()), Live: summary(m.GetLive()), Rebuilt: summary(m.GetRebuilt())}
-		if f := m.GetFirstDifference(); f != nil {
-			c.First = &projections.KeyDifference{Bucket: f.GetBucket(), Key: f.GetKey(), KeyHex: f.GetKeyHex(), Kind: f.GetKind()}
-		}
-		rep.Models = append(rep.Models, c)
-	}
-	for _, u := range r.GetUnreconciledUsers() {
-		rep.Unreconciled = append(rep.Unreconciled, projections.UnreconciledUser{
-			Source: u.GetSource(), UserID: u.GetUserId(),
-			ReportedLifetime: dec(u.GetReportedLifetimePoints()), ReportedAvailable: dec(u.GetReportedAvailablePoints()),
-			Awarded: dec(u.GetAwardedPoints()), Credited: dec(u.GetCreditedPoints()), Derived: dec(u.GetDerivedPoints()), Difference: dec(u.GetDifference()),
-		})
-	}
-	for _, a := range r.GetAnomalousReceipts() {
-		ar := projections.AnomalousReceipt{Source: a.GetSource(), ReceiptID: a.GetReceiptId(), UserID: a.GetUserId(),
-			Status: aggregate.ReceiptStatus(strings.TrimPrefix(a.GetStatus().String(), "RECEIPT_STATUS_"))}
-		for _, an := range a.GetAnomalies() {
-			ar.Anomalies = append(ar.Anomalies, aggregate.Anomaly{Kind: an.GetKind(), Detail: an.GetDetail()})
-		}
-		rep.Anomalies = append(rep.Anomalies, ar)
-	}
-	for _, q := range r.GetQuarantined() {
-		rep.Quarantined = append(rep.Quarantined, projections.QuarantinedDelivery{
-			Source: q.GetSource(), Position: q.GetPosition(), ProviderEventType: q.GetProviderEventType(), Reason: q.GetReason(), BodySHA256: q.GetBodySha256(),
-		})
-	}
-	for _, k := range r.GetSkipped() {
-		rep.Skipped = append(rep.Skipped, projections.SkippedEvent{Position: k.GetPosition(), Stream: k.GetStream(), Type: k.GetEventType(), EventID: k.GetEventId(), Error: k.GetError()})
-	}
-	if r.GetClean() != rep.Clean() {
-		errs = append(errs, errors.New("the report's clean flag disagrees with its read models"))
-	}
-	return rep, errors.Join(errs...)
 }

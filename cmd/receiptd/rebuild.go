@@ -26,6 +26,7 @@ import (
 	"github.com/receiptd/receiptd/eventstore"
 	"github.com/receiptd/receiptd/eventstore/bolt"
 	receiptdv1 "github.com/receiptd/receiptd/gen/go/receiptd/v1"
+	"github.com/receiptd/receiptd/handlers/api"
 	"github.com/receiptd/receiptd/internal/secret"
 	"github.com/receiptd/receiptd/projections"
 )
@@ -230,7 +231,7 @@ func runRebuild(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "receiptd rebuild: %s: %v\n", a.server, err)
 			return 1
 		}
-		res = rebuildResultFromProto(resp)
+		res = api.RebuildResultFromProto(resp)
 	} else {
 		store, views, closeAll, err := openOffline(a.cfg, "rebuild")
 		if err != nil {
@@ -278,18 +279,4 @@ func printRebuild(w io.Writer, res projections.RebuildResult) {
 		fmt.Fprintf(tw, "%s\t%d\t%s\n", m.Name, m.Keys, m.Digest)
 	}
 	tw.Flush()
-}
-
-func rebuildResultFromProto(r *receiptdv1.RebuildResponse) projections.RebuildResult {
-	res := projections.RebuildResult{
-		Projection:      r.GetProjection(),
-		Position:        eventstore.Position{Commit: r.GetPosition(), Prepare: r.GetPosition()},
-		Events:          r.GetEvents(),
-		SummaryPosition: eventstore.Position{Commit: r.GetSummaryPosition(), Prepare: r.GetSummaryPosition()},
-		Took:            r.GetTook().AsDuration(),
-	}
-	for _, m := range r.GetModels() {
-		res.Models = append(res.Models, projections.ModelSummary{Name: m.GetName(), Keys: m.GetKeys(), Digest: m.GetDigest()})
-	}
-	return res
 }

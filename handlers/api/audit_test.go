@@ -3,7 +3,9 @@ package api_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,6 +15,7 @@ import (
 	"github.com/receiptd/receiptd/aggregate"
 	"github.com/receiptd/receiptd/eventstore"
 	receiptdv1 "github.com/receiptd/receiptd/gen/go/receiptd/v1"
+	"github.com/receiptd/receiptd/handlers/api"
 	"github.com/receiptd/receiptd/projections"
 )
 
@@ -101,5 +104,56 @@ func TestRebuild(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK || env.auditor.rebuilds[1].Projection != "" {
 		t.Errorf("REST rebuild of everything: %d %+v", resp.StatusCode, env.auditor.rebuilds)
+	}
+}
+
+// TestReportsFromProto: what a client turns the server's answers back into
+// is the report and the result the server made (as JSON, which is what
+// `receiptd audit --json` prints).
+func TestReportsFromProto(t *testing.T) {
+	rep := auditReport()
+	rep.SkippedTotal = 1
+	rep.Skipped = []projections.SkippedEvent{{Position: 9, Stream: "receipt-reewild.r1", Type: "receipt.stage_recorded.v1", EventID: "e9", Error: "bad"}}
+	env := newTestEnv(t)
+	env.auditor.report = rep
+	env.auditor.result = projections.RebuildResult{Projection: "balances", Position: eventstoreAt(310), Events: 310, SummaryPosition: eventstoreAt(312),
+		Took: time.Second, Models: []projections.ModelSummary{{Name: "balances", Keys: 3, Digest: "dd"}}}
+	ctx := context.Background()
+
+	resp, err := env.auditC.Audit(ctx, &receiptdv1.AuditRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := api.AuditReportFromProto(resp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantSameJSON(t, got, rep)
+
+	resp.Clean = !resp.Clean
+	resp.UnreconciledUsers[0].Difference = "lots"
+	if _, err := api.AuditReportFromProto(resp); err == nil || !strings.Contains(err.Error(), "clean flag") || !strings.Contains(err.Error(), `"lots"`) {
+		t.Errorf("a report with a bad decimal and a wrong clean flag: %v", err)
+	}
+
+	rb, err := env.auditC.Rebuild(ctx, &receiptdv1.RebuildRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantSameJSON(t, api.RebuildResultFromProto(rb), env.auditor.result)
+}
+
+func wantSameJSON(t *testing.T, got, want any) {
+	t.Helper()
+	g, err := json.Marshal(got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := json.Marshal(want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(g, w) {
+		t.Errorf("got  %s\nwant %s", g, w)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"math"
+	"strings"
 	"time"
 
 	"github.com/shopspring/decimal"
@@ -12,6 +13,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/receiptd/receiptd/aggregate"
+	"github.com/receiptd/receiptd/eventstore"
 	receiptdv1 "github.com/receiptd/receiptd/gen/go/receiptd/v1"
 	"github.com/receiptd/receiptd/projections"
 )
@@ -542,4 +544,95 @@ func rebuildResultToProto(r projections.RebuildResult) *receiptdv1.RebuildRespon
 		out.Models = append(out.Models, modelSummaryToProto(m))
 	}
 	return out
+}
+
+// AuditReportFromProto turns an AuditService.Audit answer back into the
+// report it was made from, so that a client (receiptd audit --server)
+// prints a server's report as it prints one made offline. Log positions
+// come back as Commit and Prepare alike. It fails on a decimal it cannot
+// parse and on a clean flag that disagrees with the read models, keeping
+// what it could convert.
+func AuditReportFromProto(r *receiptdv1.AuditReport) (projections.AuditReport, error) {
+	var errs []error
+	dec := func(s string) decimal.Decimal {
+		d, err := decimal.NewFromString(s)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("decimal %q: %w", s, err))
+		}
+		return d
+	}
+	rep := projections.AuditReport{
+		Position:          positionFromProto(r.GetPosition()),
+		Source:            r.GetSource(),
+		Took:              r.GetTook().AsDuration(),
+		UnreconciledTotal: int64(r.GetUnreconciledUsersTotal()),
+		AnomaliesTotal:    int64(r.GetAnomalousReceiptsTotal()),
+		QuarantinedTotal:  int64(r.GetQuarantinedTotal()),
+		SkippedTotal:      int64(r.GetSkippedTotal()),
+		Unreconciled:      []projections.UnreconciledUser{},
+		Anomalies:         []projections.AnomalousReceipt{},
+		Quarantined:       []projections.QuarantinedDelivery{},
+		Skipped:           []projections.SkippedEvent{},
+	}
+	for _, m := range r.GetModels() {
+		c := projections.ModelCheck{Name: m.GetName(), Matches: m.GetMatches(), Differences: int64(m.GetDifferences()),
+			Live: modelSummaryFromProto(m.GetLive()), Rebuilt: modelSummaryFromProto(m.GetRebuilt())}
+		if f := m.GetFirstDifference(); f != nil {
+			c.First = &projections.KeyDifference{Bucket: f.GetBucket(), Key: f.GetKey(), KeyHex: f.GetKeyHex(), Kind: f.GetKind()}
+		}
+		rep.Models = append(rep.Models, c)
+	}
+	for _, u := range r.GetUnreconciledUsers() {
+		rep.Unreconciled = append(rep.Unreconciled, projections.UnreconciledUser{
+			Source: u.GetSource(), UserID: u.GetUserId(),
+			ReportedLifetime: dec(u.GetReportedLifetimePoints()), ReportedAvailable: dec(u.GetReportedAvailablePoints()),
+			Awarded: dec(u.GetAwardedPoints()), Credited: dec(u.GetCreditedPoints()), Derived: dec(u.GetDerivedPoints()), Difference: dec(u.GetDifference()),
+		})
+	}
+	for _, a := range r.GetAnomalousReceipts() {
+		ar := projections.AnomalousReceipt{Source: a.GetSource(), ReceiptID: a.GetReceiptId(), UserID: a.GetUserId(),
+			Status: aggregate.ReceiptStatus(strings.TrimPrefix(a.GetStatus().String(), "RECEIPT_STATUS_"))}
+		for _, an := range a.GetAnomalies() {
+			ar.Anomalies = append(ar.Anomalies, aggregate.Anomaly{Kind: an.GetKind(), Detail: an.GetDetail()})
+		}
+		rep.Anomalies = append(rep.Anomalies, ar)
+	}
+	for _, q := range r.GetQuarantined() {
+		rep.Quarantined = append(rep.Quarantined, projections.QuarantinedDelivery{
+			Source: q.GetSource(), Position: q.GetPosition(), ProviderEventType: q.GetProviderEventType(), Reason: q.GetReason(), BodySHA256: q.GetBodySha256(),
+		})
+	}
+	for _, k := range r.GetSkipped() {
+		rep.Skipped = append(rep.Skipped, projections.SkippedEvent{Position: k.GetPosition(), Stream: k.GetStream(), Type: k.GetEventType(), EventID: k.GetEventId(), Error: k.GetError()})
+	}
+	if r.GetClean() != rep.Clean() {
+		errs = append(errs, errors.New("the report's clean flag disagrees with its read models"))
+	}
+	return rep, errors.Join(errs...)
+}
+
+// RebuildResultFromProto turns an AuditService.Rebuild answer back into the
+// result it was made from (see AuditReportFromProto).
+func RebuildResultFromProto(r *receiptdv1.RebuildResponse) projections.RebuildResult {
+	res := projections.RebuildResult{
+		Projection:      r.GetProjection(),
+		Position:        positionFromProto(r.GetPosition()),
+		Events:          r.GetEvents(),
+		SummaryPosition: positionFromProto(r.GetSummaryPosition()),
+		Took:            r.GetTook().AsDuration(),
+	}
+	for _, m := range r.GetModels() {
+		res.Models = append(res.Models, modelSummaryFromProto(m))
+	}
+	return res
+}
+
+func modelSummaryFromProto(m *receiptdv1.ModelSummary) projections.ModelSummary {
+	return projections.ModelSummary{Name: m.GetName(), Keys: m.GetKeys(), Digest: m.GetDigest()}
+}
+
+// positionFromProto is a log position as the API sends it, the commit
+// position only: Prepare is set equal to it.
+func positionFromProto(p uint64) eventstore.Position {
+	return eventstore.Position{Commit: p, Prepare: p}
 }
