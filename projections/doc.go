@@ -33,6 +33,8 @@
 // and audits use; schema.go says which buckets each owns.
 //
 // History reads the events behind a receipt from the log itself.
+// Collector (metrics.go) exports the checkpoint, the lag behind the log and
+// the pipeline statistics as Prometheus metrics.
 //
 // # Rebuilds, audits, watches
 //
@@ -67,5 +69,6 @@
 // renames the new file over the old one while both are open, which POSIX
 // file systems allow.
 //
-// It imports aggregate and eventstore; never handlers, gen or cmd.
+// It imports aggregate, eventstore, eventcodec and the Prometheus client;
+// never handlers, gen or cmd.
 package projections

@@ -22,7 +22,6 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
 
-	"github.com/receiptd/receiptd/eventstore"
 	receiptdv1 "github.com/receiptd/receiptd/gen/go/receiptd/v1"
 	"github.com/receiptd/receiptd/handlers/api"
 	"github.com/receiptd/receiptd/handlers/console"
@@ -79,8 +78,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	registerProjectionMetrics(reg, store, views)
-	reg.MustRegister(&statsCollector{views: views, logger: logger})
+	reg.MustRegister(projections.NewCollector(views, store, logger))
 
 	ingestHealth := webhook.NewStoreHealth(store, webhook.HealthOptions{}) // /readyz: false while appends fail
 	hooks, err := webhook.New(ingestHealth, providers, webhook.Options{
@@ -287,94 +285,4 @@ func querySources(cfg Config) []string {
 		names = []string{"reewild"}
 	}
 	return names
-}
-
-func registerProjectionMetrics(reg prometheus.Registerer, store eventstore.Store, views *projections.DB) {
-	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "receiptd_projection_lag_events",
-		Help: "How far the read models are behind the log: head position minus the read models' checkpoint (events, on the embedded store).",
-	}, func() float64 {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		head, err := store.Head(ctx)
-		if err != nil {
-			return -1
-		}
-		cp := views.Checkpoint()
-		if !cp.Less(head) {
-			return 0
-		}
-		return float64(head.Commit - cp.Commit)
-	}))
-	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "receiptd_projection_checkpoint",
-		Help: "Commit position of the last event applied to the read models.",
-	}, func() float64 { return float64(views.Checkpoint().Commit) }))
-}
-
-// statsCollector exports the pipeline statistics read model (all days,
-// every source) as Prometheus gauges, read at each scrape. They are gauges,
-// not counters: a late or corrected fact can move a receipt from FAILED to
-// COMPLETED, or change its points.
-type statsCollector struct {
-	views  *projections.DB
-	logger *slog.Logger
-}
-
-var (
-	statsReceiptsDesc = prometheus.NewDesc("receiptd_pipeline_receipts",
-		"Receipts by source and status (completed, failed, in_progress), from the pipeline statistics read model.", []string{"source", "status"}, nil)
-	statsFailuresDesc = prometheus.NewDesc("receiptd_pipeline_failures",
-		"Failed receipts by source and failure stage as the provider sent it.", []string{"source", "failure_stage"}, nil)
-	statsPointsDesc = prometheus.NewDesc("receiptd_pipeline_points",
-		"Points awarded to completed receipts, by source (the exact sum is GET /v1/stats).", []string{"source"}, nil)
-	statsCO2eDesc = prometheus.NewDesc("receiptd_pipeline_co2e",
-		"CO2e of completed receipts, by source (the exact sum is GET /v1/stats).", []string{"source"}, nil)
-	statsDurationDesc = prometheus.NewDesc("receiptd_pipeline_time_to_terminal_seconds",
-		"Time from UPLOADED to the terminal stage over every terminal receipt with a known time, by source and quantile (within 0.8%).", []string{"source", "quantile"}, nil)
-	statsAmountAnomaliesDesc = prometheus.NewDesc("receiptd_amount_anomalies",
-		"Amounts outside the sanity bounds (negative, or points above 10,000,000), kept as sent and flagged: receipts whose view has an amount_out_of_bounds anomaly (kind receipt) and credits (kind credit), by source.", []string{"source", "kind"}, nil)
-	statsTimedDesc = prometheus.NewDesc("receiptd_pipeline_time_to_terminal_receipts",
-		"Terminal receipts by source and how their time to terminal is known: provider (timestamps), received (receiptd's clock) or missing (no UPLOADED).", []string{"source", "clock"}, nil)
-)
-
-func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{statsReceiptsDesc, statsFailuresDesc, statsPointsDesc, statsCO2eDesc, statsDurationDesc, statsTimedDesc, statsAmountAnomaliesDesc} {
-		ch <- d
-	}
-}
-
-func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	totals, err := c.views.StatsTotals(ctx)
-	if err != nil {
-		c.logger.Warn("metrics: read the pipeline statistics", "err", err)
-		return
-	}
-	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
-	}
-	for _, s := range totals {
-		t := s.Total
-		gauge(statsReceiptsDesc, float64(t.Completed), s.Source, "completed")
-		gauge(statsReceiptsDesc, float64(t.Failed), s.Source, "failed")
-		gauge(statsReceiptsDesc, float64(s.InProgress), s.Source, "in_progress")
-		for stage, n := range t.FailedByStage {
-			gauge(statsFailuresDesc, float64(n), s.Source, stage)
-		}
-		gauge(statsPointsDesc, t.Points.InexactFloat64(), s.Source)
-		gauge(statsCO2eDesc, t.CO2e.InexactFloat64(), s.Source)
-		d := t.TimeToTerminal
-		gauge(statsTimedDesc, float64(d.ProviderTimed), s.Source, "provider")
-		gauge(statsTimedDesc, float64(d.Count-d.ProviderTimed), s.Source, "received")
-		gauge(statsTimedDesc, float64(d.Missing), s.Source, "missing")
-		gauge(statsAmountAnomaliesDesc, float64(s.AmountAnomalies), s.Source, "receipt")
-		gauge(statsAmountAnomaliesDesc, float64(s.CreditAnomalies), s.Source, "credit")
-		if d.Count > 0 {
-			gauge(statsDurationDesc, d.P50.Seconds(), s.Source, "0.5")
-			gauge(statsDurationDesc, d.P90.Seconds(), s.Source, "0.9")
-			gauge(statsDurationDesc, d.P99.Seconds(), s.Source, "0.99")
-		}
-	}
 }
