@@ -22,7 +22,10 @@
 // NewStatsService serves the pipeline statistics and NewAuditService the
 // administrative audit and rebuild, over a *projections.Admin, and the
 // quarantine (ListQuarantined, ReprocessQuarantined) over a Quarantine
-// given WithQuarantine.
+// given WithQuarantine: the *webhook.Handler that quarantined the
+// deliveries. AuditReportFromProto and RebuildResultFromProto turn the
+// audit's and the rebuild's answers back into projections' values for a
+// client (receiptd audit/rebuild --server).
 //
 // NewGateway returns the REST handler: a grpc-gateway mux registered from a
 // *grpc.ClientConn to the gRPC server, so a REST request goes through the
@@ -53,7 +56,7 @@
 //	grpcServer := grpc.NewServer(grpc.ChainUnaryInterceptor(rec.Unary, access.Unary), grpc.ChainStreamInterceptor(rec.Stream, access.Stream))
 //	receiptdv1.RegisterReceiptServiceServer(grpcServer, svc)
 //	stats, err := api.NewStatsService(views, sources)
-//	audit, err := api.NewAuditService(projections.NewAdmin(views, store), sources)
+//	audit, err := api.NewAuditService(projections.NewAdmin(views, store), sources, api.WithQuarantine(webhookHandler))
 //	go grpcServer.Serve(gwl) // gwl := api.NewGatewayListener(), beside the TCP listener
 //	conn, err := grpc.NewClient("passthrough:///receiptd-gateway", grpc.WithContextDialer(gwl.DialContext), ...)
 //	gw, err := api.NewGateway(ctx, conn, api.GatewayOptions{Access: access})
@@ -85,7 +88,8 @@
 // body is read, and a refusal closes the connection.
 //
 // The package imports aggregate, projections, eventstore (its sentinels and
-// value types only, for the status table and the conversions), gen,
+// value types only, for the status table and the conversions),
+// handlers/webhook (the quarantine's records and sentinels), gen,
 // internal/ratelimit and the JWT libraries (golang-jwt, keyfunc/jwkset);
 // never a store driver or cmd.
 package api

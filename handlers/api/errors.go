@@ -11,6 +11,7 @@ import (
 
 	"github.com/receiptd/receiptd/aggregate"
 	"github.com/receiptd/receiptd/eventstore"
+	"github.com/receiptd/receiptd/handlers/webhook"
 	"github.com/receiptd/receiptd/projections"
 )
 
@@ -21,7 +22,7 @@ import (
 // (paths, keys, driver errors). It is never modified.
 //
 // Every exported sentinel of the packages the API fronts (projections,
-// eventstore, aggregate) has a row, those answered Internal on purpose
+// eventstore, aggregate, and handlers/webhook for the quarantine) has a row, those answered Internal on purpose
 // included (last): TestStatusTableKnowsEverySentinel parses those packages
 // and fails on a sentinel without one.
 var statusTable = [...]struct {
@@ -41,6 +42,8 @@ var statusTable = [...]struct {
 	{eventstore.ErrUnavailable, codes.Unavailable, "the event log is unavailable; retry later"},
 	{eventstore.ErrClosed, codes.Unavailable, "the event log is closed; retry later"},
 	{eventstore.ErrWrongRevision, codes.Aborted, "the stream was written concurrently; retry"},
+	// The quarantine (ingest's).
+	{webhook.ErrNotQuarantined, codes.NotFound, "not found"},
 	// The backup (this package's).
 	{ErrBackupUnsupported, codes.FailedPrecondition, "the log is not the embedded store: back it up with its own tools (README: Operating receiptd)"},
 	// The caller's context.
@@ -55,6 +58,8 @@ var statusTable = [...]struct {
 	{aggregate.ErrUnknownEvent, codes.Internal, ""},   // ingest: a re-processed delivery stays quarantined instead
 	{aggregate.ErrUnnormalizable, codes.Internal, ""}, // ingest: likewise
 	{aggregate.ErrConflict, codes.Internal, ""},       // ingest: likewise
+	{webhook.ErrUnauthenticated, codes.Internal, ""},  // ingest: likewise
+	{webhook.ErrNotReady, codes.Internal, ""},         // ingest's health check only
 }
 
 // toStatus returns the gRPC status error for err, which op (the RPC name)

@@ -22,6 +22,7 @@ import (
 
 	"github.com/receiptd/receiptd/aggregate"
 	"github.com/receiptd/receiptd/eventstore"
+	"github.com/receiptd/receiptd/handlers/webhook"
 	"github.com/receiptd/receiptd/projections"
 )
 
@@ -31,6 +32,7 @@ var sentinelPackages = map[string]string{
 	"eventstore":  "../../eventstore",
 	"projections": "../../projections",
 	"aggregate":   "../../aggregate",
+	"webhook":     "../webhook",
 }
 
 // wantCodes is the code each sentinel must get, by qualified name: every
@@ -57,6 +59,9 @@ var wantCodes = map[string]struct {
 	"aggregate.ErrUnknownEvent":        {aggregate.ErrUnknownEvent, codes.Internal},
 	"aggregate.ErrUnnormalizable":      {aggregate.ErrUnnormalizable, codes.Internal},
 	"aggregate.ErrConflict":            {aggregate.ErrConflict, codes.Internal},
+	"webhook.ErrNotQuarantined":        {webhook.ErrNotQuarantined, codes.NotFound},
+	"webhook.ErrUnauthenticated":       {webhook.ErrUnauthenticated, codes.Internal},
+	"webhook.ErrNotReady":              {webhook.ErrNotReady, codes.Internal},
 	"api.ErrBackupUnsupported":         {ErrBackupUnsupported, codes.FailedPrecondition},
 	"context.DeadlineExceeded":         {context.DeadlineExceeded, codes.DeadlineExceeded},
 	"context.Canceled":                 {context.Canceled, codes.Canceled},

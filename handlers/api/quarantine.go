@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/base64"
 	"strconv"
-	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -12,40 +11,25 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/receiptd/receiptd/aggregate"
 	receiptdv1 "github.com/receiptd/receiptd/gen/go/receiptd/v1"
+	"github.com/receiptd/receiptd/handlers/webhook"
 )
 
 // Quarantine reads a source's quarantined deliveries from the log and runs
-// them through the current decoders; cmd/receiptd implements it over the
-// store and the webhook handler. Errors matching projections.ErrNotFound
-// become NOT_FOUND.
+// them through the current decoders: *webhook.Handler, the ingest that
+// quarantined them. Errors matching webhook.ErrNotQuarantined become
+// NOT_FOUND.
 type Quarantine interface {
 	// Quarantined returns up to limit records of source's quarantine
 	// stream, from stream revision from on, oldest first.
-	Quarantined(ctx context.Context, source string, from uint64, limit int) ([]QuarantineRecord, error)
-	// Reprocess re-processes source's quarantined delivery at commit
-	// position position, or (position 0) its first limit ones; more
-	// reports whether the stream holds others after them.
-	Reprocess(ctx context.Context, source string, position uint64, limit int) (results []Reprocessed, more bool, err error)
+	Quarantined(ctx context.Context, source string, from uint64, limit int) ([]webhook.QuarantineRecord, error)
+	// ReprocessQuarantined re-processes source's quarantined delivery at
+	// commit position position, or (position 0) its first limit ones;
+	// more reports whether the stream holds others after them.
+	ReprocessQuarantined(ctx context.Context, source string, position uint64, limit int) (results []webhook.ReprocessedDelivery, more bool, err error)
 }
 
-// QuarantineRecord is one event of a quarantine stream.
-type QuarantineRecord struct {
-	Revision   uint64
-	Position   uint64
-	ReceivedAt time.Time
-	aggregate.Quarantined
-}
-
-// Reprocessed is what re-processing did to one quarantined delivery (see
-// ReprocessedDelivery in the proto).
-type Reprocessed struct {
-	QuarantinedPosition uint64
-	Outcome, Stream     string
-	Position            uint64
-	EventType, Reason   string
-}
+var _ Quarantine = (*webhook.Handler)(nil)
 
 // WithQuarantine gives an AuditService the quarantine its ListQuarantined
 // and ReprocessQuarantined use. Without it they answer UNIMPLEMENTED.
@@ -151,7 +135,7 @@ func (s *AuditService) ReprocessQuarantined(ctx context.Context, req *receiptdv1
 	if p := req.GetPosition(); p != 0 {
 		subject = "quarantined delivery at " + strconv.FormatUint(p, 10) + " of source " + strconv.Quote(source)
 	}
-	res, more, err := s.quarantine.Reprocess(ctx, source, req.GetPosition(), MaxReprocess)
+	res, more, err := s.quarantine.ReprocessQuarantined(ctx, source, req.GetPosition(), MaxReprocess)
 	if err != nil {
 		return nil, toStatus(ctx, s.log, op, subject, err)
 	}
@@ -159,9 +143,9 @@ func (s *AuditService) ReprocessQuarantined(ctx context.Context, req *receiptdv1
 	for _, r := range res {
 		out.Results = append(out.Results, &receiptdv1.ReprocessedDelivery{
 			QuarantinedPosition: r.QuarantinedPosition, Outcome: r.Outcome, Stream: r.Stream,
-			Position: r.Position, ProviderEventType: r.EventType, Reason: r.Reason,
+			Position: r.Position.Commit, ProviderEventType: r.EventType, Reason: r.Reason,
 		})
-		s.log.InfoContext(ctx, "re-processed a quarantined delivery", "source", source, "quarantined_position", r.QuarantinedPosition, "outcome", r.Outcome, "stream", r.Stream, "position", r.Position)
+		s.log.InfoContext(ctx, "re-processed a quarantined delivery", "source", source, "quarantined_position", r.QuarantinedPosition, "outcome", r.Outcome, "stream", r.Stream, "position", r.Position.Commit)
 	}
 	return out, nil
 }

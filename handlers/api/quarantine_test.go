@@ -16,19 +16,20 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/receiptd/receiptd/aggregate"
+	"github.com/receiptd/receiptd/eventstore"
 	receiptdv1 "github.com/receiptd/receiptd/gen/go/receiptd/v1"
 	"github.com/receiptd/receiptd/handlers/api"
-	"github.com/receiptd/receiptd/projections"
+	"github.com/receiptd/receiptd/handlers/webhook"
 )
 
 // fakeQuarantine holds quarantine records per source, revision = index.
 type fakeQuarantine struct {
 	mu        sync.Mutex
-	records   map[string][]api.QuarantineRecord
+	records   map[string][]webhook.QuarantineRecord
 	reprocess []string // "source@position" per call
 }
 
-func (q *fakeQuarantine) Quarantined(_ context.Context, source string, from uint64, limit int) ([]api.QuarantineRecord, error) {
+func (q *fakeQuarantine) Quarantined(_ context.Context, source string, from uint64, limit int) ([]webhook.QuarantineRecord, error) {
 	recs := q.records[source]
 	if from >= uint64(len(recs)) {
 		return nil, nil
@@ -37,28 +38,30 @@ func (q *fakeQuarantine) Quarantined(_ context.Context, source string, from uint
 	return recs[:min(limit, len(recs))], nil
 }
 
-func (q *fakeQuarantine) Reprocess(_ context.Context, source string, position uint64, limit int) ([]api.Reprocessed, bool, error) {
+func (q *fakeQuarantine) ReprocessQuarantined(_ context.Context, source string, position uint64, limit int) ([]webhook.ReprocessedDelivery, bool, error) {
 	q.mu.Lock()
 	q.reprocess = append(q.reprocess, fmt.Sprintf("%s@%d", source, position))
 	q.mu.Unlock()
-	var out []api.Reprocessed
+	var out []webhook.ReprocessedDelivery
 	for _, r := range q.records[source] {
 		if position != 0 && r.Position != position {
 			continue
 		}
-		out = append(out, api.Reprocessed{QuarantinedPosition: r.Position, Outcome: "quarantined", Stream: "quarantine-" + source, Position: r.Position, EventType: r.ProviderEventType, Reason: "still unknown"})
+		out = append(out, webhook.ReprocessedDelivery{QuarantinedPosition: r.Position, Reprocessed: webhook.Reprocessed{
+			Outcome: "quarantined", Stream: "quarantine-" + source, Position: eventstore.Position{Commit: r.Position, Prepare: r.Position},
+			EventType: r.ProviderEventType, Reason: "still unknown"}})
 	}
 	if position != 0 && len(out) == 0 {
-		return nil, false, fmt.Errorf("nothing at %d: %w", position, projections.ErrNotFound)
+		return nil, false, fmt.Errorf("nothing at %d: %w", position, webhook.ErrNotQuarantined)
 	}
 	return out, len(out) > limit, nil
 }
 
 func newQuarantineEnv(t *testing.T) (*testEnv, *fakeQuarantine) {
-	q := &fakeQuarantine{records: map[string][]api.QuarantineRecord{}}
+	q := &fakeQuarantine{records: map[string][]webhook.QuarantineRecord{}}
 	at := time.Date(2025, 11, 21, 15, 4, 19, 0, time.UTC)
 	for i := range 5 {
-		q.records["reewild"] = append(q.records["reewild"], api.QuarantineRecord{Revision: uint64(i), Position: uint64(10 + i), ReceivedAt: at,
+		q.records["reewild"] = append(q.records["reewild"], webhook.QuarantineRecord{Revision: uint64(i), Position: uint64(10 + i), ReceivedAt: at,
 			Quarantined: aggregate.Quarantined{Source: "reewild", ProviderEventType: "receipt.teleported", Reason: "unknown event type", BodySHA256: "ab", Raw: json.RawMessage(`{"eventType":"receipt.teleported"}`)}})
 	}
 	return newTestEnv(t, api.WithQuarantine(q)), q
@@ -164,11 +167,11 @@ func TestReprocessQuarantined(t *testing.T) {
 // and an answer that is over a client's limit anyway is a 500 over REST,
 // not the 429 of a rate limit, which a client would retry.
 func TestQuarantinePagesByBytes(t *testing.T) {
-	q := &fakeQuarantine{records: map[string][]api.QuarantineRecord{}}
+	q := &fakeQuarantine{records: map[string][]webhook.QuarantineRecord{}}
 	add := func(source string, n, size int) {
 		for i := range n {
 			raw := fmt.Sprintf(`{"eventType":"receipt.teleported","pad":"%s"}`, strings.Repeat(string(rune('a'+i)), size))
-			q.records[source] = append(q.records[source], api.QuarantineRecord{Revision: uint64(i), Position: uint64(100 + i),
+			q.records[source] = append(q.records[source], webhook.QuarantineRecord{Revision: uint64(i), Position: uint64(100 + i),
 				Quarantined: aggregate.Quarantined{Source: source, ProviderEventType: "receipt.teleported", Reason: "unknown event type", Raw: json.RawMessage(raw)}})
 		}
 	}

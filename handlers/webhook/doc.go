@@ -96,6 +96,9 @@
 // Provider (after an upgrade or a config fix) and, if it now normalizes,
 // decides and appends the fact like a new delivery, with the metadata it
 // arrived with; the quarantine event itself is never touched.
+// Handler.Quarantined and Handler.ReprocessQuarantined (quarantine.go) read
+// a source's quarantine stream and re-process its deliveries by position:
+// they are what the API's ListQuarantined and ReprocessQuarantined serve.
 //
 // The body is read once into a pooled buffer and hashed once; a Provider
 // decodes only the fields it needs, once, and that decoding is also what
