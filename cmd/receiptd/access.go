@@ -2,15 +2,12 @@ package main
 
 import (
 	"log/slog"
-	"net/http"
-	"strconv"
 	"strings"
-	"time"
 
 	"google.golang.org/grpc"
 
 	"github.com/receiptd/receiptd/handlers/api"
-	"github.com/receiptd/receiptd/internal/ratelimit"
+	"github.com/receiptd/receiptd/handlers/webhook"
 )
 
 // access decides who may query, in one place: the gRPC interceptors of
@@ -29,9 +26,9 @@ type access struct {
 	// gateway carries the REST gateway's connection: serve the gRPC server
 	// on it and dial the gateway's conn with gateway.DialContext.
 	gateway *api.GatewayListener
-	// ingest wraps the webhook routes with the per-source rate limit (the
-	// handler itself when the limit is off).
-	ingest func(http.Handler) http.Handler
+	// ingestLimit is the per-source rate limit of webhook deliveries
+	// (webhook.Options.SourceLimit); nil when it is off.
+	ingestLimit webhook.Limiter
 }
 
 // newAccess builds the access control from the config's access section.
@@ -77,49 +74,13 @@ func newAccess(cfg Config, logger *slog.Logger) (*access, error) {
 	if err != nil {
 		return nil, err
 	}
+	out := &access{unary: a.Unary, stream: a.Stream, api: a, gateway: o.Gateway}
 	ingestLimit, err := ac.RateLimits.IngestPerSource.limiter(RateConfig{})
 	if err != nil {
 		return nil, err
 	}
-	var names []string
-	for _, s := range cfg.Sources {
-		names = append(names, s.Name)
+	if ingestLimit != nil { // not a nil *Keyed in a non-nil interface
+		out.ingestLimit = ingestLimit
 	}
-	return &access{
-		unary:   a.Unary,
-		stream:  a.Stream,
-		api:     a,
-		gateway: o.Gateway,
-		ingest:  ingestLimiter(ingestLimit, names, logger),
-	}, nil
-}
-
-// ingestLimiter returns middleware for the webhook routes
-// (/webhooks/{source}[/{token}]) taking one token per delivery from the
-// source's bucket, before verification: 429 with Retry-After when empty.
-// Paths naming no configured source pass (they are 404 anyway), so they
-// cannot fill the table. The path is never logged: it may hold a token.
-func ingestLimiter(lim *ratelimit.Keyed, sources []string, logger *slog.Logger) func(http.Handler) http.Handler {
-	if lim == nil {
-		return func(h http.Handler) http.Handler { return h }
-	}
-	known := make(map[string]bool, len(sources))
-	for _, s := range sources {
-		known[s] = true
-	}
-	return func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			source, _, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/webhooks/"), "/")
-			if known[source] {
-				if ok, wait := lim.Take(source, time.Now()); !ok {
-					secs := ratelimit.RetryAfterSeconds(wait)
-					w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
-					http.Error(w, "too many deliveries for this source; retry later", http.StatusTooManyRequests)
-					logger.DebugContext(r.Context(), "webhook rate limited", "source", source, "retry_after_s", secs)
-					return
-				}
-			}
-			next.ServeHTTP(w, r)
-		})
-	}
+	return out, nil
 }

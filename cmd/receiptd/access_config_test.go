@@ -79,8 +79,11 @@ func TestNewAccessResolvesSecrets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a.gateway == nil || a.unary == nil || a.stream == nil || a.ingest == nil {
+	if a.gateway == nil || a.unary == nil || a.stream == nil {
 		t.Fatalf("incomplete access: %+v", a)
+	}
+	if a.ingestLimit != nil { // off by default, and then a nil interface
+		t.Errorf("an ingest limit without ingest_per_source: %+v", a.ingestLimit)
 	}
 	if !strings.Contains(logs.String(), "access control on") || strings.Contains(logs.String(), "loopback clients only") {
 		t.Errorf("start log: %s", logs.String())

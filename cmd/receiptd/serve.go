@@ -80,6 +80,10 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(projections.NewCollector(views, store, logger))
 
+	access, err := newAccess(cfg, logger)
+	if err != nil {
+		return err
+	}
 	ingestHealth := webhook.NewStoreHealth(store, webhook.HealthOptions{}) // /readyz: false while appends fail
 	hooks, err := webhook.New(ingestHealth, providers, webhook.Options{
 		MaxBodyBytes:       cfg.Ingest.MaxBodyBytes,
@@ -87,6 +91,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		DecisionCacheBytes: cfg.Ingest.DecisionCacheBytes,
 		Logger:             logger,
 		Metrics:            webhook.NewMetrics(reg),
+		SourceLimit:        access.ingestLimit,
 	})
 	if err != nil {
 		return err
@@ -130,10 +135,6 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		return err
 	}
 	onPanic := registerServerMetrics(reg, map[string]*ratelimit.Listener{"grpc": grpcLis, "http": httpLis})
-	access, err := newAccess(cfg, logger)
-	if err != nil {
-		return err
-	}
 	tcpOpts, gatewayOpts := grpcServerOptions(cfg, access, api.Recovery{Logger: logger, OnPanic: onPanic}, certs)
 	gs, gws := grpc.NewServer(tcpOpts...), grpc.NewServer(gatewayOpts...)
 	// Watches end when the server starts shutting down (UNAVAILABLE: their
@@ -192,7 +193,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	mux := http.NewServeMux()
 	hookMux := http.NewServeMux()
 	hooks.Register(hookMux)
-	mux.Handle("/webhooks/", access.ingest(hookMux))
+	mux.Handle("/webhooks/", hookMux)
 	mux.Handle("/v1/", gw)
 	mux.Handle("/openapi.json", api.OpenAPIHandler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })

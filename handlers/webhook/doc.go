@@ -22,6 +22,7 @@
 // fails answers:
 //
 //	unknown {source}                                  404
+//	over the source's Options.SourceLimit             429 + Retry-After (the bucket's wait)
 //	method other than POST                            405 (Allow: POST)
 //	Content-Type not application/json or              415
 //	  application/*+json (parameters allowed)

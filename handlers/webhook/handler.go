@@ -77,8 +77,21 @@ type Options struct {
 	Logger *slog.Logger
 	// Metrics, if not nil, counts deliveries and times them.
 	Metrics *Metrics
+	// SourceLimit, if not nil, is taken from once per delivery to a
+	// configured source, keyed by the source's name, before anything else
+	// is checked (before verification, so it bounds what unverified
+	// senders cost too): a delivery it refuses is answered 429 with
+	// Retry-After.
+	SourceLimit Limiter
 	// Clock stamps received_at. Default time.Now.
 	Clock func() time.Time
+}
+
+// Limiter is a token bucket per key, such as internal/ratelimit's Keyed:
+// Take reports whether key may go on at now and, if not, how long until it
+// may.
+type Limiter interface {
+	Take(key string, now time.Time) (ok bool, retryAfter time.Duration)
 }
 
 // Handler is the generic ingest endpoint, POST /webhooks/{source}. For each
@@ -95,6 +108,7 @@ type Handler struct {
 	maxAttempts int
 	log         *slog.Logger
 	clock       func() time.Time
+	limit       Limiter            // nil without a limit
 	unknown     prometheus.Counter // nil without metrics
 	bufs        sync.Pool          // of *bytes.Buffer
 	decisions   *decisions
@@ -127,6 +141,7 @@ func New(store eventstore.Store, providers []Provider, opts Options) (*Handler, 
 		maxAttempts: cmp.Or(opts.MaxAttempts, DefaultMaxAttempts),
 		log:         opts.Logger,
 		clock:       opts.Clock,
+		limit:       opts.SourceLimit,
 		unknown:     opts.Metrics.unknownSource(),
 		decisions:   newDecisions(cmp.Or(opts.DecisionCacheBytes, DefaultDecisionCacheBytes)),
 	}
@@ -173,7 +188,9 @@ type result struct {
 	// quarantineDuplicate: the quarantined body was already quarantined.
 	quarantineDuplicate bool
 	reply               *Reply
-	err                 error
+	// retryAfter is the wait a 429 asks for.
+	retryAfter time.Duration
+	err        error
 }
 
 // ServeHTTP handles one delivery. It must be reached through Pattern (or any
@@ -192,9 +209,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // ingest runs one delivery to a configured source through every step up to
 // its outcome. The steps, and so the statuses, are in the order of the
-// external contract: 405, 415, 413, 401, 400, then quarantine or
-// decide-and-append.
+// external contract: 429 (Options.SourceLimit), 405, 415, 413, 401, 400,
+// then quarantine or decide-and-append.
 func (h *Handler) ingest(w http.ResponseWriter, r *http.Request, src *source, receivedAt time.Time) result {
+	if h.limit != nil {
+		if ok, wait := h.limit.Take(src.name, receivedAt); !ok {
+			return result{outcome: outcomeRateLimited, retryAfter: wait}
+		}
+	}
 	if r.Method != http.MethodPost {
 		return result{outcome: outcomeMethodNotAllowed}
 	}
@@ -509,6 +531,8 @@ func (h *Handler) answer(w http.ResponseWriter, res result) int {
 		hdr.Set("Allow", http.MethodPost)
 	case res.outcome == outcomeStoreUnavailable:
 		hdr.Set("Retry-After", h.retryAfter)
+	case res.outcome == outcomeRateLimited:
+		hdr.Set("Retry-After", strconv.FormatInt(max(1, int64(math.Ceil(res.retryAfter.Seconds()))), 10))
 	}
 	if body == nil {
 		body, _ = json.Marshal(ans) // strings only: it cannot fail

@@ -11,7 +11,7 @@ import (
 //
 // outcome is one of accepted, duplicate, quarantined, bad_signature,
 // malformed, conflict, too_large, unsupported_media_type, store_unavailable,
-// method_not_allowed, internal_error, and unknown_source (counted with an
+// method_not_allowed, rate_limited, internal_error, and unknown_source (counted with an
 // empty source label, so that probing random paths cannot grow the series).
 // The histogram times every delivery to a configured source, from the
 // request reaching the handler to the answer being written.

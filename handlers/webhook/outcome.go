@@ -20,6 +20,7 @@ const (
 	outcomeDuplicate
 	outcomeQuarantined
 	outcomeUnknownSource
+	outcomeRateLimited
 	outcomeMethodNotAllowed
 	outcomeUnsupportedMediaType
 	outcomeTooLarge
@@ -44,6 +45,7 @@ var outcomes = [numOutcomes]outcomeInfo{
 	outcomeDuplicate:            {"duplicate", http.StatusOK, slog.LevelDebug, ""},
 	outcomeQuarantined:          {"quarantined", http.StatusOK, slog.LevelWarn, ""},
 	outcomeUnknownSource:        {"unknown_source", http.StatusNotFound, slog.LevelWarn, "unknown source"},
+	outcomeRateLimited:          {"rate_limited", http.StatusTooManyRequests, slog.LevelDebug, "too many deliveries for this source; retry later"},
 	outcomeMethodNotAllowed:     {"method_not_allowed", http.StatusMethodNotAllowed, slog.LevelWarn, "method not allowed: use POST"},
 	outcomeUnsupportedMediaType: {"unsupported_media_type", http.StatusUnsupportedMediaType, slog.LevelWarn, "content type must be application/json"},
 	outcomeTooLarge:             {"too_large", http.StatusRequestEntityTooLarge, slog.LevelWarn, "body too large"},
