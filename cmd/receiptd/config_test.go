@@ -41,6 +41,7 @@ func TestServerLimitsConfig(t *testing.T) {
 		{"tiny header limit", "http: {max_header_bytes: 100}", "http: max_header_bytes"},
 		{"negative duration", "grpc: {max_connection_idle: -1s}", "negative duration"},
 		{"unknown field", "grpc: {max_streams: 5}", "max_streams"},
+		{"cert_file without key_file", "tls: {cert_file: x}", "both cert_file and key_file"},
 		{"answer limit below a page at a raised ingest limit", "ingest: {max_body_bytes: 20971520}\ngrpc: {max_send_msg_bytes: 16777216}", "grpc: max_send_msg_bytes"},
 	} {
 		t.Run(c.name, func(t *testing.T) {

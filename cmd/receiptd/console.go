@@ -18,6 +18,7 @@ import (
 	"github.com/receiptd/receiptd/handlers/console"
 	"github.com/receiptd/receiptd/handlers/webhook"
 	"github.com/receiptd/receiptd/internal/secret"
+	"github.com/receiptd/receiptd/internal/tlsreload"
 	"github.com/receiptd/receiptd/projections"
 )
 
@@ -29,7 +30,7 @@ type consoleDeps struct {
 	health   *webhook.StoreHealth
 	gatherer prometheus.Gatherer
 	httpAddr net.Addr
-	certs    *certReloader // TLS on the HTTP listener, or nil
+	certs    *tlsreload.Reloader // TLS on the HTTP listener, or nil
 	lifetime context.Context
 	logger   *slog.Logger
 }
@@ -63,7 +64,7 @@ func newConsole(cfg Config, d consoleDeps) (*console.Console, error) {
 	var client *http.Client
 	if d.certs != nil {
 		base = "https" + strings.TrimPrefix(base, "http")
-		client = d.certs.selfClient()
+		client = d.certs.SelfClient()
 	}
 	return console.New(console.Options{
 		Conn:     d.conn,

@@ -27,6 +27,7 @@ import (
 	"github.com/receiptd/receiptd/handlers/console"
 	"github.com/receiptd/receiptd/handlers/webhook"
 	"github.com/receiptd/receiptd/internal/ratelimit"
+	"github.com/receiptd/receiptd/internal/tlsreload"
 	"github.com/receiptd/receiptd/projections"
 )
 
@@ -108,19 +109,19 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 
 	// TLS on both listeners, if configured: the certificate is read now
 	// and again on SIGHUP.
-	var certs *certReloader
+	var certs *tlsreload.Reloader
 	if cfg.TLS.enabled() {
-		if certs, err = newCertReloader(cfg.TLS); err != nil {
+		if certs, err = tlsreload.New(cfg.TLS.CertFile, cfg.TLS.KeyFile); err != nil {
 			return err
 		}
-		logger.Info("TLS on the HTTP and gRPC listeners", certs.logAttrs()...)
+		logger.Info("TLS on the HTTP and gRPC listeners", certs.LogAttrs()...)
 	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 	hupDone := make(chan struct{})
 	defer close(hupDone)
-	go reloadOnSignal(certs, hup, hupDone, logger)
+	go certs.ReloadOn(hup, hupDone, logger)
 
 	// gRPC: one server on --grpc-addr and one the REST gateway reaches in
 	// process, with the same services and interceptors (see

@@ -15,6 +15,7 @@ import (
 
 	"github.com/receiptd/receiptd/handlers/api"
 	"github.com/receiptd/receiptd/internal/ratelimit"
+	"github.com/receiptd/receiptd/internal/tlsreload"
 )
 
 // The bounds of the two listeners and of the gRPC servers, from the http:
@@ -28,7 +29,7 @@ import (
 // connection, and the HTTP listener bounds those.
 // With certs, the --grpc-addr server speaks TLS; the gateway's in-process
 // connection stays plain.
-func grpcServerOptions(cfg Config, a *access, rec api.Recovery, certs *certReloader) (tcp, gateway []grpc.ServerOption) {
+func grpcServerOptions(cfg Config, a *access, rec api.Recovery, certs *tlsreload.Reloader) (tcp, gateway []grpc.ServerOption) {
 	g := cfg.GRPC
 	common := []grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(rec.Unary, a.unary),
@@ -53,18 +54,18 @@ func grpcServerOptions(cfg Config, a *access, rec api.Recovery, certs *certReloa
 		}),
 	)
 	if certs != nil {
-		tcp = append(tcp, grpc.Creds(credentials.NewTLS(certs.serverConfig())))
+		tcp = append(tcp, grpc.Creds(credentials.NewTLS(certs.ServerConfig())))
 	}
 	return tcp, common
 }
 
 // newHTTPServer is the server of the HTTP listener; with certs it is to
 // serve TLS (ServeTLS with no file names).
-func newHTTPServer(cfg Config, h http.Handler, certs *certReloader, logger *slog.Logger) *http.Server {
+func newHTTPServer(cfg Config, h http.Handler, certs *tlsreload.Reloader, logger *slog.Logger) *http.Server {
 	c := cfg.HTTP
 	var tc *tls.Config
 	if certs != nil {
-		tc = certs.serverConfig()
+		tc = certs.ServerConfig()
 	}
 	return &http.Server{
 		TLSConfig:         tc,
