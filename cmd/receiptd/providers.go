@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"net/netip"
 	"time"
 
@@ -30,7 +29,7 @@ func buildProviders(cfg Config, logger *slog.Logger) ([]webhook.Provider, error)
 		}
 		if s.Insecure {
 			logger.Warn("source accepts deliveries WITHOUT verification (insecure: true); development only", "source", s.Name)
-			p = insecureProvider{p}
+			p = webhook.Insecure(p)
 		}
 		out = append(out, p)
 	}
@@ -46,7 +45,7 @@ var errNoVerifier = errors.New("nothing to verify deliveries with: a source must
 func buildProvider(s SourceConfig) (webhook.Provider, error) {
 	// credentials resolves the source's secrets, tokens or keys. With none
 	// and insecure set, the provider gets a random throwaway credential it
-	// never checks: insecureProvider bypasses Verify.
+	// never checks: webhook.Insecure bypasses Verify.
 	credentials := func(refs []string, field string) ([][]byte, error) {
 		vals, err := secret.ResolveAll(refs)
 		if err != nil {
@@ -139,11 +138,4 @@ func parseAllowIPs(list []string) ([]netip.Prefix, error) {
 		out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
 	}
 	return out, nil
-}
-
-// insecureProvider accepts every delivery unverified, for development.
-type insecureProvider struct{ webhook.Provider }
-
-func (p insecureProvider) Verify(*http.Request, []byte, time.Time) (webhook.Verification, error) {
-	return webhook.Verification{Scheme: "none-insecure"}, nil
 }
