@@ -11,7 +11,12 @@
 // audit and rebuild open the data directly when no server runs on it, or
 // ask a running server with --server HOST:GRPC_PORT.
 //
-// All wiring, flags and config live in this package; nothing imports it.
+// This package is wiring only: flags, config, construction and lifecycle,
+// and the audit and rebuild commands' output. What it wires lives beside
+// the code it belongs to: the quarantine and the ingest rate limit in
+// handlers/webhook, the read models' metrics in projections (Collector),
+// the proto conversions in handlers/api, the certificate reloading in
+// internal/tlsreload. It imports no aggregate; nothing imports it.
 package main
 
 import (
