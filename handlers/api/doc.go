@@ -26,6 +26,9 @@
 // deliveries. AuditReportFromProto and RebuildResultFromProto turn the
 // audit's and the rebuild's answers back into projections' values for a
 // client (receiptd audit/rebuild --server).
+// NewBackupService streams a copy of the log (BackupService.Backup, gRPC
+// only) from a Snapshotter: the embedded store's snapshots; it has none
+// for a KurrentDB log (ErrBackupUnsupported).
 //
 // NewGateway returns the REST handler: a grpc-gateway mux registered from a
 // *grpc.ClientConn to the gRPC server, so a REST request goes through the
