@@ -15,8 +15,6 @@ import (
 	"path/filepath"
 	"time"
 
-	berrors "go.etcd.io/bbolt/errors"
-
 	"github.com/receiptd/receiptd/eventstore"
 	"github.com/receiptd/receiptd/eventstore/bolt"
 	receiptdv1 "github.com/receiptd/receiptd/gen/go/receiptd/v1"
@@ -303,7 +301,7 @@ func backupOffline(cfg Config, to string) (backupHeader, error) {
 	}
 	path := filepath.Join(cfg.DataDir, "events.db")
 	sn, err := bolt.OpenSnapshot(path, time.Second)
-	if errors.Is(err, berrors.ErrTimeout) {
+	if errors.Is(err, bolt.ErrLocked) {
 		return backupHeader{}, fmt.Errorf("the embedded store %s is %w: back it up online instead, through that server: `receiptd backup --server HOST:GRPC_PORT --to %s` (gRPC receiptd.v1.BackupService/Backup)", path, errServerRunning, to)
 	}
 	if err != nil {

@@ -50,12 +50,15 @@ func (s *Store) Snapshot() (*Snapshot, error) {
 // server running, and begins a snapshot of it; Close closes the file. It
 // never creates or changes the file. A process holding the file open (a
 // server) holds its lock: then OpenSnapshot fails after lockTimeout with an
-// error matching bbolt's ErrTimeout (go.etcd.io/bbolt/errors).
+// error matching ErrLocked.
 func OpenSnapshot(path string, lockTimeout time.Duration) (*Snapshot, error) {
 	if _, err := os.Stat(path); err != nil {
 		return nil, fmt.Errorf("bolt: snapshot %s: %w", path, err)
 	}
 	db, err := bbolt.Open(path, 0o600, &bbolt.Options{ReadOnly: true, Timeout: lockTimeout})
+	if errors.Is(err, berrors.ErrTimeout) {
+		return nil, fmt.Errorf("bolt: snapshot %s: %w", path, ErrLocked)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("bolt: snapshot %s: %w", path, err)
 	}
@@ -135,6 +138,10 @@ func (sn *Snapshot) Close() error {
 // schema version, and a head that is the last event's position. It returns
 // the head. The file is opened read-only and never changed.
 func CheckFile(path string) (uint64, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return 0, fmt.Errorf("bolt: check %s: %w", path, err)
+	}
 	db, err := bbolt.Open(path, 0o600, &bbolt.Options{ReadOnly: true, Timeout: time.Second})
 	if err != nil {
 		return 0, fmt.Errorf("bolt: check %s: %w", path, err)
@@ -142,6 +149,11 @@ func CheckFile(path string) (uint64, error) {
 	defer db.Close()
 	var head uint64
 	err = db.View(func(tx *bbolt.Tx) error {
+		// Pages past the end of the file are mapped but not there: reading
+		// one would fault. Only the meta page has been read so far.
+		if tx.Size() > fi.Size() {
+			return fmt.Errorf("%w: truncated: %d bytes, its pages reach %d", errCorrupt, fi.Size(), tx.Size())
+		}
 		var errs []error
 		for err := range tx.Check() { // drained: the checker blocks on a full channel
 			if len(errs) < 10 {
