@@ -44,6 +44,18 @@ func start(t *testing.T, opts esdbdouble.Options) (*esdbdouble.StreamsDouble, *e
 	return d, c
 }
 
+// rawClient returns a client of the generated gRPC code, for what the v4
+// client cannot send or does not show.
+func rawClient(t *testing.T, d *esdbdouble.StreamsDouble) streams.StreamsClient {
+	t.Helper()
+	conn, err := grpc.NewClient(d.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return streams.NewStreamsClient(conn)
+}
+
 func ctxFor(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	t.Cleanup(cancel)
@@ -339,12 +351,7 @@ func TestFilteredReadAll(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	conn, err := grpc.NewClient(d.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	raw := streams.NewStreamsClient(conn)
+	raw := rawClient(t, d)
 	read := func(dir streams.ReadReq_Options_ReadDirection, all *streams.ReadReq_Options_AllOptions, f *streams.ReadReq_Options_FilterOptions) []string {
 		t.Helper()
 		rc, err := raw.Read(ctx, &streams.ReadReq{Options: &streams.ReadReq_Options{
@@ -411,12 +418,7 @@ func TestCheckpointsAndCaughtUp(t *testing.T) {
 	}
 	head := d.StreamEvents("skip-1")[89].Position // the log's last event
 
-	conn, err := grpc.NewClient(d.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	raw := streams.NewStreamsClient(conn)
+	raw := rawClient(t, d)
 	for _, tc := range []struct {
 		name   string
 		window any // *streams.ReadReq_Options_FilterOptions_{Count,Max}
@@ -531,12 +533,7 @@ func TestUnimplementedFailsLoudly(t *testing.T) {
 	if _, err := c.AppendToStream(ctx, "s-4", esdb.AppendToStreamOptions{}, event("a.v1")); err != nil {
 		t.Fatal(err)
 	}
-	conn, err := grpc.NewClient(d.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	raw := streams.NewStreamsClient(conn)
+	raw := rawClient(t, d)
 	id := &shared.StreamIdentifier{StreamName: []byte("s-4")}
 	any := &streams.DeleteReq_Options_Any{Any: &shared.Empty{}}
 	drainRead := func(rc grpc.ServerStreamingClient[streams.ReadResp], err error) error {
