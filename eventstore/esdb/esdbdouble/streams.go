@@ -350,6 +350,10 @@ func (s *streamsService) readAll(w writer, o *streams.ReadReq_Options_AllOptions
 // subscribe serves a subscription to $all: confirmation, catch-up,
 // caught-up, live, until the client goes away or the double stops.
 func (s *streamsService) subscribe(ctx context.Context, w writer, o *streams.ReadReq_Options_AllOptions, f *filter) error {
+	if f != nil && f.mult == 0 {
+		// As the server, which refuses it before confirming.
+		return status.Error(codes.InvalidArgument, "esdbdouble: subscription filter with checkpoint interval multiplier 0")
+	}
 	d := s.d
 	d.mu.Lock()
 	stopped := d.stopped
@@ -376,10 +380,6 @@ func (s *streamsService) subscribe(ctx context.Context, w writer, o *streams.Rea
 		Confirmation: &streams.ReadResp_SubscriptionConfirmation{SubscriptionId: formatUUID(id)},
 	}}); err != nil {
 		return err
-	}
-	if f != nil && f.mult == 0 {
-		// As the server, which refuses it (ArgumentOutOfRangeException).
-		return status.Error(codes.InvalidArgument, "esdbdouble: subscription filter with checkpoint interval multiplier 0")
 	}
 	every := f.checkpointEvery()
 	scanned := 0
