@@ -28,6 +28,13 @@ const nodeCheckDir = "testdata/nodecheck"
 // Without node or the installed module the test skips, saying how to run
 // it; under CI (CI set) it fails instead.
 func TestNodeClient(t *testing.T) {
+	// Read here, not only by node, so that go test's cache sees a change to
+	// the script or to the pinned versions.
+	for _, f := range []string{"check.js", "package.json", "package-lock.json"} {
+		if _, err := os.ReadFile(filepath.Join(nodeCheckDir, f)); err != nil {
+			t.Fatal(err)
+		}
+	}
 	node, err := exec.LookPath("node")
 	if err != nil {
 		unavailable(t, "no node binary on this machine (install Node.js 18 or later)")
