@@ -144,6 +144,11 @@ var (
 	ErrUnavailable = errors.New("eventstore: store unavailable")
 	// ErrInvalid: the request itself is wrong (no events, empty stream name).
 	ErrInvalid = errors.New("eventstore: invalid request")
+	// ErrStreamDeleted: the stream was deleted for good (a KurrentDB
+	// tombstone): it reads as this error and can never be written again.
+	// Only stores that delete streams return it; receiptd deletes none of
+	// the streams its read models follow.
+	ErrStreamDeleted = errors.New("eventstore: stream deleted")
 )
 
 // WrongRevisionError details ErrWrongRevision.

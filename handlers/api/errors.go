@@ -53,6 +53,7 @@ var statusTable = [...]struct {
 	// is logged with its full text.
 	{projections.ErrLocked, codes.Internal, ""},       // Open only: a serving process holds the file
 	{eventstore.ErrInvalid, codes.Internal, ""},       // the API validates what it asks the log
+	{eventstore.ErrStreamDeleted, codes.Internal, ""}, // only the privacy key streams are ever deleted, and privacy maps it
 	{aggregate.ErrBadEvent, codes.Internal, ""},       // a stored event that cannot be decoded
 	{aggregate.ErrBadStreamID, codes.Internal, ""},    // a stream name the API built wrong
 	{aggregate.ErrUnknownEvent, codes.Internal, ""},   // ingest: a re-processed delivery stays quarantined instead

@@ -54,6 +54,7 @@ var wantCodes = map[string]struct {
 	"eventstore.ErrClosed":             {eventstore.ErrClosed, codes.Unavailable},
 	"eventstore.ErrWrongRevision":      {eventstore.ErrWrongRevision, codes.Aborted},
 	"eventstore.ErrInvalid":            {eventstore.ErrInvalid, codes.Internal},
+	"eventstore.ErrStreamDeleted":      {eventstore.ErrStreamDeleted, codes.Internal},
 	"aggregate.ErrBadEvent":            {aggregate.ErrBadEvent, codes.Internal},
 	"aggregate.ErrBadStreamID":         {aggregate.ErrBadStreamID, codes.Internal},
 	"aggregate.ErrUnknownEvent":        {aggregate.ErrUnknownEvent, codes.Internal},

@@ -1,0 +1,442 @@
+package privacy
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+)
+
+// The FileStore's buckets.
+var (
+	bucketKeys      = []byte("keys")      // key id -> wrapped key
+	bucketSubjects  = []byte("subjects")  // source \0 id -> current key id
+	bucketDestroyed = []byte("destroyed") // key id -> when destroyed (unix ns, big endian)
+	bucketForgotten = []byte("forgotten") // source \0 id -> when last forgotten
+	bucketMeta      = []byte("meta")      // "pepper" -> wrapped pepper
+	keyPepper       = []byte("pepper")
+)
+
+// FileStore keeps the data keys of the embedded store in a small bbolt
+// file of their own (keys.db beside events.db), never in the log: so a
+// backup of the log holds sealed values only, and destroying a key
+// rewrites a few kilobytes, not the log.
+//
+// bbolt never overwrites a page in place: a deleted key's bytes would
+// stay in a freed page of the file. So Destroy and Rewrap end with a
+// compaction: the live records are copied into a new file, which replaces
+// the old one, and the old file is overwritten with zeros, synced and
+// removed (a hard link "keys.db.shred" to it, made before the swap, lets
+// Open finish the job after a crash). What this cannot reach is below
+// the file system: a copy-on-write file system or its snapshots, an SSD's
+// remapped blocks. See the README's "Personal data".
+type FileStore struct {
+	path    string
+	timeout time.Duration
+
+	mu     sync.RWMutex // write-locked while the file is swapped
+	db     *bolt.DB
+	closed bool
+}
+
+// shredSuffix and compactSuffix name the files of a compaction.
+const (
+	shredSuffix   = ".shred"
+	compactSuffix = ".compact"
+)
+
+// OpenFileStore opens (creating it if need be) the key file at path. It
+// finishes a compaction a crash interrupted. Another process holding the
+// file makes it fail after lockTimeout (a second by default).
+func OpenFileStore(path string, lockTimeout time.Duration) (*FileStore, error) {
+	if lockTimeout <= 0 {
+		lockTimeout = time.Second
+	}
+	s := &FileStore{path: path, timeout: lockTimeout}
+	if err := s.recover(); err != nil {
+		return nil, fmt.Errorf("privacy: open key file %s: %w", path, err)
+	}
+	db, err := s.open()
+	if err != nil {
+		return nil, err
+	}
+	s.db = db
+	return s, nil
+}
+
+func (s *FileStore) open() (*bolt.DB, error) {
+	db, err := bolt.Open(s.path, 0o600, &bolt.Options{Timeout: s.timeout})
+	if err != nil {
+		if errors.Is(err, berrors.ErrTimeout) {
+			return nil, fmt.Errorf("privacy: open key file %s: held by another process", s.path)
+		}
+		return nil, fmt.Errorf("privacy: open key file %s: %w", s.path, err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketKeys, bucketSubjects, bucketDestroyed, bucketForgotten, bucketMeta} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("privacy: open key file %s: %w", s.path, err)
+	}
+	return db, nil
+}
+
+// recover finishes what a crash interrupted: a shred link to a replaced
+// file is zeroed and removed; a link to the file still in place means the
+// swap never happened, so the compaction is done again once open.
+func (s *FileStore) recover() error {
+	_ = os.Remove(s.path + compactSuffix)
+	shred := s.path + shredSuffix
+	si, err := os.Stat(shred)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if pi, err := os.Stat(s.path); err == nil && os.SameFile(si, pi) {
+		if err := os.Remove(shred); err != nil {
+			return err
+		}
+		db, err := s.open()
+		if err != nil {
+			return err
+		}
+		s.db = db
+		err = s.compactLocked()
+		if s.db != nil {
+			s.db.Close()
+			s.db = nil
+		}
+		return err
+	}
+	return zeroAndRemove(shred)
+}
+
+func subjectKey(sub Subject) []byte {
+	k := make([]byte, 0, len(sub.Source)+1+len(sub.ID))
+	return append(append(append(k, sub.Source...), 0), sub.ID...)
+}
+
+func (s *FileStore) view(fn func(*bolt.Tx) error) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return ErrClosed
+	}
+	return s.db.View(fn)
+}
+
+func (s *FileStore) update(fn func(*bolt.Tx) error) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return ErrClosed
+	}
+	return s.db.Update(fn)
+}
+
+// Current implements Store.
+func (s *FileStore) Current(_ context.Context, sub Subject) (rec Record, ok bool, err error) {
+	err = s.view(func(tx *bolt.Tx) error {
+		rec, ok = current(tx, sub)
+		return nil
+	})
+	return rec, ok, err
+}
+
+func current(tx *bolt.Tx, sub Subject) (Record, bool) {
+	id := tx.Bucket(bucketSubjects).Get(subjectKey(sub))
+	if len(id) != len(KeyID{}) {
+		return Record{}, false
+	}
+	w := tx.Bucket(bucketKeys).Get(id)
+	if w == nil {
+		return Record{}, false
+	}
+	var rec Record
+	copy(rec.ID[:], id)
+	rec.Wrapped = bytes.Clone(w)
+	return rec, true
+}
+
+// Get implements Store.
+func (s *FileStore) Get(_ context.Context, id KeyID) (Record, error) {
+	rec := Record{ID: id}
+	err := s.view(func(tx *bolt.Tx) error {
+		if w := tx.Bucket(bucketKeys).Get(id[:]); w != nil {
+			rec.Wrapped = bytes.Clone(w)
+			return nil
+		}
+		if tx.Bucket(bucketDestroyed).Get(id[:]) != nil {
+			return fmt.Errorf("privacy: key %s: destroyed: %w", id, ErrForgotten)
+		}
+		return fmt.Errorf("privacy: key %s: %w", id, ErrUnknownKey)
+	})
+	return rec, err
+}
+
+// Create implements Store: one fsynced bbolt transaction.
+func (s *FileStore) Create(_ context.Context, sub Subject, rec Record) (Record, error) {
+	out := rec
+	err := s.update(func(tx *bolt.Tx) error {
+		if cur, ok := current(tx, sub); ok {
+			out = cur
+			return nil
+		}
+		if err := tx.Bucket(bucketKeys).Put(rec.ID[:], rec.Wrapped); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketSubjects).Put(subjectKey(sub), rec.ID[:])
+	})
+	return out, err
+}
+
+func encodeTime(t time.Time) []byte { return binary.BigEndian.AppendUint64(nil, uint64(t.UnixNano())) }
+
+func decodeTime(b []byte) time.Time {
+	if len(b) != 8 {
+		return time.Time{}
+	}
+	return time.Unix(0, int64(binary.BigEndian.Uint64(b))).UTC()
+}
+
+// Destroy implements Store: the key's record is deleted in one
+// transaction, then the file is compacted and the old one zeroed.
+func (s *FileStore) Destroy(_ context.Context, sub Subject, at time.Time) ([]KeyID, error) {
+	var ids []KeyID
+	err := s.update(func(tx *bolt.Tx) error {
+		sk := subjectKey(sub)
+		if id := tx.Bucket(bucketSubjects).Get(sk); len(id) == len(KeyID{}) {
+			var k KeyID
+			copy(k[:], id)
+			ids = append(ids, k)
+			if err := tx.Bucket(bucketKeys).Delete(k[:]); err != nil {
+				return err
+			}
+			if err := tx.Bucket(bucketDestroyed).Put(k[:], encodeTime(at)); err != nil {
+				return err
+			}
+			if err := tx.Bucket(bucketSubjects).Delete(sk); err != nil {
+				return err
+			}
+		}
+		return tx.Bucket(bucketForgotten).Put(sk, encodeTime(at))
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	return ids, s.compact()
+}
+
+// Forgotten implements Store.
+func (s *FileStore) Forgotten(_ context.Context, sub Subject) (time.Time, error) {
+	var at time.Time
+	err := s.view(func(tx *bolt.Tx) error {
+		at = decodeTime(tx.Bucket(bucketForgotten).Get(subjectKey(sub)))
+		return nil
+	})
+	return at, err
+}
+
+// Pepper implements Store.
+func (s *FileStore) Pepper(_ context.Context, candidate []byte) ([]byte, error) {
+	var out []byte
+	err := s.update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketMeta)
+		if p := b.Get(keyPepper); p != nil {
+			out = bytes.Clone(p)
+			return nil
+		}
+		out = candidate
+		return b.Put(keyPepper, candidate)
+	})
+	return out, err
+}
+
+// Rewrap implements Rewrapper, then compacts the file so that no key
+// wrapped by a retired KEK survives in it.
+func (s *FileStore) Rewrap(_ context.Context, pepper func([]byte) ([]byte, bool, error), key func(Record) ([]byte, bool, error)) (int, error) {
+	n := 0
+	err := s.update(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		if p := meta.Get(keyPepper); p != nil {
+			nw, ok, err := pepper(bytes.Clone(p))
+			if err != nil {
+				return fmt.Errorf("the pepper: %w", err)
+			}
+			if ok {
+				if err := meta.Put(keyPepper, nw); err != nil {
+					return err
+				}
+				n++
+			}
+		}
+		keys := tx.Bucket(bucketKeys)
+		var changes []Record
+		err := keys.ForEach(func(k, v []byte) error {
+			var rec Record
+			copy(rec.ID[:], k)
+			rec.Wrapped = bytes.Clone(v)
+			nw, ok, err := key(rec)
+			if err != nil {
+				return fmt.Errorf("key %s: %w", rec.ID, err)
+			}
+			if ok {
+				changes = append(changes, Record{ID: rec.ID, Wrapped: nw})
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, c := range changes {
+			if err := keys.Put(c.ID[:], c.Wrapped); err != nil {
+				return err
+			}
+		}
+		n += len(changes)
+		return nil
+	})
+	if err != nil || n == 0 {
+		return n, err
+	}
+	return n, s.compact()
+}
+
+// compact rewrites the file with its live records only and zeroes the
+// old one (see FileStore).
+func (s *FileStore) compact() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
+	if err := s.compactLocked(); err != nil {
+		return fmt.Errorf("privacy: compact key file %s: %w", s.path, err)
+	}
+	return nil
+}
+
+// compactLocked: s.db open, s.mu held (or s not yet shared). On return
+// s.db is open again, on the new file, unless reopening failed.
+func (s *FileStore) compactLocked() error {
+	tmp := s.path + compactSuffix
+	_ = os.Remove(tmp)
+	dst, err := bolt.Open(tmp, 0o600, &bolt.Options{Timeout: s.timeout})
+	if err != nil {
+		return err
+	}
+	if err := bolt.Compact(dst, s.db, 0); err != nil {
+		dst.Close()
+		os.Remove(tmp)
+		return err
+	}
+	if err := dst.Sync(); err != nil {
+		dst.Close()
+		os.Remove(tmp)
+		return err
+	}
+	if err := dst.Close(); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	shred := s.path + shredSuffix
+	_ = os.Remove(shred)
+	if err := os.Link(s.path, shred); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	if err := syncDir(s.path); err != nil {
+		return err
+	}
+	if err := s.db.Close(); err != nil {
+		return err
+	}
+	s.db = nil
+	if err := os.Rename(tmp, s.path); err != nil {
+		return err
+	}
+	if err := syncDir(s.path); err != nil {
+		return err
+	}
+	if err := zeroAndRemove(shred); err != nil {
+		return err
+	}
+	db, err := s.open()
+	if err != nil {
+		return err
+	}
+	s.db = db
+	return nil
+}
+
+// zeroAndRemove overwrites path with zeros, syncs it and removes it.
+func zeroAndRemove(path string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	fi, err := f.Stat()
+	if err == nil {
+		_, err = io.CopyN(f, zeroReader{}, fi.Size())
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	if err := os.Remove(path); err != nil {
+		return err
+	}
+	return syncDir(path)
+}
+
+type zeroReader struct{}
+
+func (zeroReader) Read(p []byte) (int, error) { clear(p); return len(p), nil }
+
+func syncDir(path string) error {
+	d, err := os.Open(filepath.Dir(path))
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// Close implements Store.
+func (s *FileStore) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	if s.db == nil {
+		return nil
+	}
+	return s.db.Close()
+}
