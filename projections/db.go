@@ -59,6 +59,9 @@ type DB struct {
 	cache       *cache
 	decoded     []decodedEvent
 	deferWrites bool
+
+	// The trimmer (runTrimmer) runs until stopTrim is closed.
+	stopTrim, trimDone chan struct{}
 }
 
 // Open opens (creating if needed) the read-model file at path.
@@ -142,7 +145,19 @@ func Open(path string, opts ...OpenOption) (*DB, error) {
 		return nil, fmt.Errorf("projections: open %s: %w", path, err)
 	}
 	d.commit.Store(d.applied.Commit)
+	d.stopTrim, d.trimDone = make(chan struct{}), make(chan struct{})
+	go d.runTrimmer(TrimInterval, d.stopTrim, d.trimDone)
 	return d, nil
+}
+
+// stopTrimmer stops the trimmer and waits for it (once).
+func (d *DB) stopTrimmer() {
+	select {
+	case <-d.stopTrim:
+	default:
+		close(d.stopTrim)
+	}
+	<-d.trimDone
 }
 
 // DefaultLockTimeout is how long Open waits for another process to
@@ -250,6 +265,7 @@ func (d *DB) Path() string { return d.path }
 // Close closes the file. It waits for a rebuild or audit in progress to
 // end (cancel its context first).
 func (d *DB) Close() error {
+	d.stopTrimmer()
 	d.admin.Lock()
 	defer d.admin.Unlock()
 	d.fileMu.Lock()

@@ -83,6 +83,7 @@ const flushChunk = 8192
 
 // discard closes a scratch file and removes it.
 func (s *DB) discard() {
+	s.stopTrimmer()
 	if s.bdb != nil {
 		s.bdb.Close()
 	}
@@ -329,6 +330,7 @@ func (d *DB) Rebuild(ctx context.Context, store eventstore.Store, opts RebuildOp
 // adopt swaps scratch's file in for d's: it renames it over d's path and
 // publishes its checkpoint. d.applyMu is held; scratch is consumed.
 func (d *DB) adopt(scratch *DB) error {
+	scratch.stopTrimmer() // d's trims the file from now on
 	d.fileMu.Lock()
 	old := d.bdb
 	if err := os.Rename(scratch.path, d.path); err != nil {
