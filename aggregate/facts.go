@@ -111,6 +111,10 @@ type UserEnrolled struct {
 	EnrolledAt *time.Time      `json:"enrolled_at,omitempty"`
 	BodySHA256 string          `json:"body_sha256"`
 	Raw        json.RawMessage `json:"raw,omitempty"`
+	// Sealed, when privacy is configured, holds Email sealed under the
+	// user's data key (package privacy), and Email is empty until
+	// eventcodec opens it. Opaque here: nothing the domain decides needs it.
+	Sealed []byte `json:"sealed,omitempty"`
 }
 
 // Quarantined is the data of TypeDeliveryQuarantined: a verified delivery
@@ -173,4 +177,9 @@ type EntityEventRecorded struct {
 	Attributes map[string]string `json:"attributes,omitempty"`
 	BodySHA256 string            `json:"body_sha256"`
 	Raw        json.RawMessage   `json:"raw,omitempty"`
+	// Sealed, when privacy is configured and the event is about a person,
+	// holds the personal attributes sealed under that person's data key
+	// (package privacy); Attributes then holds only the others. Opaque
+	// here: eventcodec opens it for the readers that show personal data.
+	Sealed []byte `json:"sealed,omitempty"`
 }

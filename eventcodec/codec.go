@@ -15,6 +15,7 @@ import (
 
 	"github.com/receiptd/receiptd/aggregate"
 	eventsv2 "github.com/receiptd/receiptd/gen/go/receiptd/events/v2"
+	"github.com/receiptd/receiptd/privacy"
 	"github.com/shopspring/decimal"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -67,6 +68,12 @@ var marshal = proto.MarshalOptions{Deterministic: true}
 // the matching struct (aggregate.StageRecorded, …, or a pointer to one);
 // the struct's Raw field is not encoded: raw is.
 func Encode(id string, f aggregate.Fact, meta aggregate.Metadata, raw []byte) (aggregate.Event, error) {
+	return EncodeSealed(id, f, meta, raw, Sealing{})
+}
+
+// EncodeSealed is Encode, sealing what s says under s.Key (see Sealing);
+// with s.Key nil it is Encode.
+func EncodeSealed(id string, f aggregate.Fact, meta aggregate.Metadata, raw []byte, s Sealing) (aggregate.Event, error) {
 	fail := func(err error) (aggregate.Event, error) {
 		return aggregate.Event{}, fmt.Errorf("eventcodec: encode %s event %s: %w", f.Type, id, err)
 	}
@@ -110,6 +117,11 @@ func Encode(id string, f aggregate.Fact, meta aggregate.Metadata, raw []byte) (a
 	if !dataOK {
 		return fail(fmt.Errorf("data of type %T", payload))
 	}
+	if s.Key != nil {
+		if err := sealFields(m, s); err != nil {
+			return fail(err)
+		}
+	}
 	hashInMetadata(m, meta.BodySHA256)
 	data, err := marshalValid(m)
 	if err != nil {
@@ -123,6 +135,11 @@ func Encode(id string, f aggregate.Fact, meta aggregate.Metadata, raw []byte) (a
 	if raw != nil {
 		if e.Body, err = compress(raw); err != nil {
 			return fail(err)
+		}
+		if s.Key != nil {
+			if e.Body, err = s.Key.Seal(nil, privacy.PurposeBody, e.Body); err != nil {
+				return fail(err)
+			}
 		}
 	}
 	return e, nil
@@ -381,6 +398,9 @@ func EntityEventRecorded(e aggregate.Event) (aggregate.EntityEventRecorded, erro
 		if len(m.GetAttributes()) > 0 {
 			f.Attributes = m.GetAttributes()
 		}
+		if len(m.GetSealed()) > 0 {
+			f.Sealed = m.GetSealed()
+		}
 		var err error
 		if f.Amount, err = decimalPtr(m.GetAmount()); err == nil {
 			f.BodySHA256, err = payloadHash(e, m.GetBodySha256(), m.GetBodySha256Text(), m.GetBodySha256InMetadata())
@@ -429,22 +449,11 @@ func RawBody(e aggregate.Event) ([]byte, error) {
 		if len(e.Body) == 0 {
 			return nil, nil
 		}
-		raw, err := decompress(e.Body)
-		if err != nil {
-			return nil, badEvent(e, "body", err)
+		if privacy.IsSealed(e.Body) {
+			id, _ := privacy.SealedKeyID(e.Body)
+			return nil, fmt.Errorf("eventcodec: raw body of %s event %s, sealed under key %s: %w", e.Type, e.ID, id, ErrSealed)
 		}
-		// The frames carry no checksum: the body's SHA-256 in the metadata
-		// is checked instead.
-		want, _, err := metadataHash(e.Metadata)
-		if err != nil {
-			return nil, badEvent(e, "metadata", err)
-		}
-		if len(want) == hashLen {
-			if sum := sha256.Sum256(raw); !bytes.Equal(sum[:], want) {
-				return nil, badEvent(e, "body", errors.New("the body does not match its SHA-256 in the metadata"))
-			}
-		}
-		return raw, nil
+		return openedBody(e, e.Body)
 	}
 	var d struct {
 		Raw json.RawMessage `json:"raw"`
@@ -456,6 +465,27 @@ func RawBody(e aggregate.Event) ([]byte, error) {
 		return nil, nil
 	}
 	return d.Raw, nil
+}
+
+// openedBody decompresses a v2 body's zstd frame and checks it against the
+// metadata's SHA-256.
+func openedBody(e aggregate.Event, frame []byte) ([]byte, error) {
+	raw, err := decompress(frame)
+	if err != nil {
+		return nil, badEvent(e, "body", err)
+	}
+	// The frames carry no checksum: the body's SHA-256 in the metadata
+	// is checked instead.
+	want, _, err := metadataHash(e.Metadata)
+	if err != nil {
+		return nil, badEvent(e, "metadata", err)
+	}
+	if len(want) == hashLen {
+		if sum := sha256.Sum256(raw); !bytes.Equal(sum[:], want) {
+			return nil, badEvent(e, "body", errors.New("the body does not match its SHA-256 in the metadata"))
+		}
+	}
+	return raw, nil
 }
 
 // --- conversions between aggregate structs and the v2 messages ---

@@ -34,6 +34,25 @@
 //		...
 //	}
 //
+// # Sealed events
+//
+// EncodeSealed seals an event about a person under that person's data key
+// (package privacy; Sealing names the key and the personal attributes):
+// Body becomes the zstd frame in a privacy box, and the personal fields of
+// the payload (a user.enrolled's email, an entity event's personal
+// attributes) move into the payload's sealed field, a Personal message in
+// a box. Everything else — ids, amounts, points, CO2e, statuses, stages,
+// the metadata — stays in the clear, byte for byte as Encode writes it.
+//
+// The decoders read a sealed event without any key: they return the clear
+// fields, leave the sealed ones empty and pass the box in the struct's
+// Sealed field, so every read model, audit and decision works the same on
+// a log whose keys were destroyed. OpenPersonal and OpenRawBody open the
+// boxes with a privacy.Opener (a Keyring); when the key was destroyed they
+// answer forgotten=true with a nil error: a forgotten subject is shown as
+// forgotten, never as a failure. RawBody refuses a sealed body
+// (ErrSealed); SealedKeys names the keys an event is sealed under.
+//
 // # Caveats
 //
 // Decoding errors wrap aggregate.ErrBadEvent. A decoder given an event of
@@ -42,7 +61,7 @@
 // The v2 bytes are a storage format: fields of the messages are only ever
 // added, and the golden test (testdata/golden) pins the bytes of each type.
 //
-// This package imports aggregate, the generated events protos, protobuf,
-// klauspost/compress/zstd and the decimal library; never a store, a
-// projection or a handler.
+// This package imports aggregate, privacy, the generated events protos,
+// protobuf, klauspost/compress/zstd and the decimal library; never a
+// store, a projection or a handler.
 package eventcodec

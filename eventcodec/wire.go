@@ -744,7 +744,7 @@ func decodeUserEnrolledWire(b, metadata []byte, f *aggregate.UserEnrolled) error
 		ss                            spanSet
 		source, user, email, hashText = -1, -1, -1, -1
 		enrolled                      wireTime
-		hashRaw                       []byte
+		hashRaw, sealed               []byte
 		inMetadata                    uint64
 	)
 	for {
@@ -759,6 +759,8 @@ func decodeUserEnrolledWire(b, metadata []byte, f *aggregate.UserEnrolled) error
 			w.sstr(typ, num, &ss, &user)
 		case 3:
 			w.sstr(typ, num, &ss, &email)
+		case 8:
+			w.raw(typ, num, &sealed)
 		case 4:
 			if sub, ok := w.msg(typ, num); ok {
 				enrolled.merge(&sub)
@@ -795,5 +797,8 @@ func decodeUserEnrolledWire(b, metadata []byte, f *aggregate.UserEnrolled) error
 		f.BodySHA256 = ss.get(hashText)
 	}
 	f.EnrolledAt = enrolled.ptr().time()
+	if len(sealed) > 0 {
+		f.Sealed = append([]byte(nil), sealed...)
+	}
 	return nil
 }

@@ -86,6 +86,9 @@ func userEnrolledFromPB(m *eventsv2.UserEnrolled, metadata []byte) (aggregate.Us
 	f := aggregate.UserEnrolled{
 		Source: m.GetSource(), UserID: m.GetUserId(), Email: m.GetEmail(), EnrolledAt: timePtr(m.GetEnrolledAt()),
 	}
+	if len(m.GetSealed()) > 0 {
+		f.Sealed = m.GetSealed()
+	}
 	var err error
 	f.BodySHA256, err = refHash(m.GetBodySha256(), m.GetBodySha256Text(), m.GetBodySha256InMetadata(), metadata)
 	return f, err

@@ -33,6 +33,7 @@ type Config struct {
 	GRPC    GRPCConfig     `yaml:"grpc"`
 	Access  *AccessConfig  `yaml:"access"`
 	Console ConsoleConfig  `yaml:"console"`
+	Privacy *PrivacyConfig `yaml:"privacy"`
 }
 
 // ConsoleConfig turns on the operator console at /ui/ (handlers/console).
@@ -358,6 +359,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Access != nil {
 		errs = append(errs, c.Access.validate(querySources(*c))...)
+	}
+	if c.Privacy != nil {
+		errs = append(errs, c.Privacy.validate()...)
 	}
 	if c.Console.Enabled && !c.Access.hasAdminKey() {
 		errs = append(errs, errors.New("console: enabled, but no API key in the access section holds the admin scope: the console is an admin surface and signs operators in with such a key"))

@@ -85,6 +85,17 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	// The data keys personal data is sealed under (privacy: in the
+	// config); without it, everything is stored in the clear.
+	keyring, err := openKeyring(ctx, cfg, store)
+	if err != nil {
+		return err
+	}
+	var keys webhook.Keys
+	if keyring != nil {
+		defer keyring.Close()
+		keys = keyring
+	}
 	ingestHealth := webhook.NewStoreHealth(store, webhook.HealthOptions{}) // /readyz: false while appends fail
 	hooks, err := webhook.New(ingestHealth, providers, webhook.Options{
 		MaxBodyBytes:       cfg.Ingest.MaxBodyBytes,
@@ -93,6 +104,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		Logger:             logger,
 		Metrics:            webhook.NewMetrics(reg),
 		SourceLimit:        access.ingestLimit,
+		Keys:               keys,
 	})
 	if err != nil {
 		return err

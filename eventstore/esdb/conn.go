@@ -238,6 +238,8 @@ func (s *Store) sentinel(err error) error {
 			return eventstore.ErrUnavailable
 		case esdb.ErrorUnavailable, esdb.ErrorCodeNotLeader, esdb.ErrorCodeDeadlineExceeded, esdb.ErrorAborted:
 			return eventstore.ErrUnavailable
+		case esdb.ErrorCodeStreamDeleted:
+			return eventstore.ErrStreamDeleted
 		}
 	}
 	switch grpcCode(err) {

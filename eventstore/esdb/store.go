@@ -263,6 +263,27 @@ func (s *Store) Append(ctx context.Context, stream string, expected eventstore.E
 	return res, nil
 }
 
+// Tombstone deletes stream for good (KurrentDB's hard delete): it reads,
+// and answers appends, as deleted (eventstore.ErrStreamDeleted) from now
+// on, and its events leave the server's disks at the next scavenge. Only
+// the privacy key store (privacy.StreamStore) tombstones streams; none of
+// the categories the read models follow is ever deleted.
+func (s *Store) Tombstone(ctx context.Context, stream string) error {
+	op := fmt.Sprintf("tombstone %q", stream)
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("esdb: %s: %w", op, err)
+	}
+	if err := checkStreamName(stream); err != nil {
+		return fmt.Errorf("esdb: %s: %w", op, err)
+	}
+	cctx, cancel := s.callCtx(ctx)
+	defer cancel()
+	_, err := call(s, cctx, func(ctx context.Context, c *esdb.Client) (*esdb.DeleteResult, error) {
+		return c.TombstoneStream(ctx, stream, esdb.TombstoneStreamOptions{ExpectedRevision: esdb.Any{}})
+	})
+	return s.wrap(ctx, op, err)
+}
+
 // proposed validates an append and converts its events.
 func (s *Store) proposed(stream string, expected eventstore.ExpectedRevision, events []aggregate.Event) ([]esdb.EventData, esdb.ExpectedRevision, error) {
 	if err := checkStreamName(stream); err != nil {

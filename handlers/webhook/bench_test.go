@@ -129,7 +129,9 @@ var benchStores = []struct {
 	}},
 }
 
-// BenchmarkServeHTTP times one delivery through the handler, on each store:
+// BenchmarkServeHTTP times one delivery through the handler, on each store,
+// each case also with privacy on ("-sealed": body and personal fields
+// sealed under the user's data key):
 //
 //   - accepted: a rewards.awarded of a new receipt each time;
 //   - duplicate: a re-delivery of a stage of a receipt whose stream holds
@@ -148,72 +150,83 @@ func BenchmarkServeHTTP(b *testing.B) {
 	}
 	for _, st := range benchStores {
 		b.Run(st.name, func(b *testing.B) {
-			b.Run("accepted", func(b *testing.B) {
-				h := newReewildHandler(b, st.open(b), webhook.Options{})
-				body := readExample(b, "rewards.awarded")
-				b.SetBytes(int64(len(body)))
-				b.ReportAllocs()
-				i := 0
-				for b.Loop() {
-					i++
-					next := bytes.Replace(body, []byte(burstReceipt), fmt.Appendf(nil, "%036d", i), 1)
-					if code := serve(h, next); code != http.StatusOK {
-						b.Fatal(code)
+			// Each case in the clear and, with the suffix "-sealed", with
+			// privacy on: every delivery sealed under its user's data key
+			// (a key file in the benchmark's temporary directory).
+			for _, mode := range []string{"", "-sealed"} {
+				opts := func(b *testing.B) webhook.Options {
+					if mode == "" {
+						return webhook.Options{}
 					}
+					return webhook.Options{Keys: newKeyring(b)}
 				}
-			})
-			b.Run("duplicate", func(b *testing.B) {
-				h := newReewildHandler(b, st.open(b), webhook.Options{})
-				bodies := oneReceipt(b, burstReceipt)
-				for _, body := range bodies {
-					if code := serve(h, body); code != http.StatusOK {
-						b.Fatal(code)
+				b.Run("accepted"+mode, func(b *testing.B) {
+					h := newReewildHandler(b, st.open(b), opts(b))
+					body := readExample(b, "rewards.awarded")
+					b.SetBytes(int64(len(body)))
+					b.ReportAllocs()
+					i := 0
+					for b.Loop() {
+						i++
+						next := bytes.Replace(body, []byte(burstReceipt), fmt.Appendf(nil, "%036d", i), 1)
+						if code := serve(h, next); code != http.StatusOK {
+							b.Fatal(code)
+						}
 					}
-				}
-				body := bodies[4]
-				b.SetBytes(int64(len(body)))
-				b.ReportAllocs()
-				for b.Loop() {
-					if code := serve(h, body); code != http.StatusOK {
-						b.Fatal(code)
+				})
+				b.Run("duplicate"+mode, func(b *testing.B) {
+					h := newReewildHandler(b, st.open(b), opts(b))
+					bodies := oneReceipt(b, burstReceipt)
+					for _, body := range bodies {
+						if code := serve(h, body); code != http.StatusOK {
+							b.Fatal(code)
+						}
 					}
-				}
-			})
-			b.Run("receipt", func(b *testing.B) {
-				store := st.open(b)
-				h := newReewildHandler(b, store, webhook.Options{})
-				g := newReceiptGen(b)
-				var buf []byte
-				n, bodies := 0, 0
-				b.ReportAllocs()
-				for b.Loop() {
-					buf = g.body(buf, n/len(g.templates), n%len(g.templates))
-					n++
-					bodies += len(buf)
-					if code := serve(h, buf); code != http.StatusOK {
-						b.Fatal(code)
+					body := bodies[4]
+					b.SetBytes(int64(len(body)))
+					b.ReportAllocs()
+					for b.Loop() {
+						if code := serve(h, body); code != http.StatusOK {
+							b.Fatal(code)
+						}
 					}
-				}
-				// What the log holds per event (data, metadata, body), beside
-				// the mean body delivered.
-				stored, events := 0, 0
-				for after := eventstore.Start; ; {
-					page, err := store.ReadAll(context.Background(), after, 1000)
-					if err != nil {
-						b.Fatal(err)
+				})
+				b.Run("receipt"+mode, func(b *testing.B) {
+					store := st.open(b)
+					h := newReewildHandler(b, store, opts(b))
+					g := newReceiptGen(b)
+					var buf []byte
+					n, bodies := 0, 0
+					b.ReportAllocs()
+					for b.Loop() {
+						buf = g.body(buf, n/len(g.templates), n%len(g.templates))
+						n++
+						bodies += len(buf)
+						if code := serve(h, buf); code != http.StatusOK {
+							b.Fatal(code)
+						}
 					}
-					if len(page) == 0 {
-						break
+					// What the log holds per event (data, metadata, body), beside
+					// the mean body delivered.
+					stored, events := 0, 0
+					for after := eventstore.Start; ; {
+						page, err := store.ReadAll(context.Background(), after, 1000)
+						if err != nil {
+							b.Fatal(err)
+						}
+						if len(page) == 0 {
+							break
+						}
+						for _, e := range page {
+							stored += len(e.Data) + len(e.Metadata) + len(e.Body)
+						}
+						events += len(page)
+						after = page[len(page)-1].Position
 					}
-					for _, e := range page {
-						stored += len(e.Data) + len(e.Metadata) + len(e.Body)
-					}
-					events += len(page)
-					after = page[len(page)-1].Position
-				}
-				b.ReportMetric(float64(stored)/float64(events), "stored-B/event")
-				b.ReportMetric(float64(bodies)/float64(n), "body-B/delivery")
-			})
+					b.ReportMetric(float64(stored)/float64(events), "stored-B/event")
+					b.ReportMetric(float64(bodies)/float64(n), "body-B/delivery")
+				})
+			}
 		})
 	}
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/receiptd/receiptd/aggregate"
 	"github.com/receiptd/receiptd/eventcodec"
 	"github.com/receiptd/receiptd/eventstore"
+	"github.com/receiptd/receiptd/privacy"
 )
 
 // Pattern is the net/http.ServeMux pattern the Handler serves. It names no
@@ -85,6 +86,19 @@ type Options struct {
 	SourceLimit Limiter
 	// Clock stamps received_at. Default time.Now.
 	Clock func() time.Time
+	// Keys, if not nil, seals the personal data of every delivery about a
+	// person (see PersonalData) under that person's data key before it is
+	// appended. Nil stores everything in the clear.
+	Keys Keys
+}
+
+// Keys is what the Handler needs of a privacy.Keyring: a subject's key to
+// seal with, the pseudonym of a subject named by personal data, and keys
+// to open sealed quarantined deliveries to re-process them.
+type Keys interface {
+	SealKey(ctx context.Context, s privacy.Subject) (*privacy.Key, error)
+	Pseudonym(kind, value string) string
+	privacy.Opener
 }
 
 // Limiter is a token bucket per key, such as internal/ratelimit's Keyed:
@@ -112,6 +126,7 @@ type Handler struct {
 	unknown     prometheus.Counter // nil without metrics
 	bufs        sync.Pool          // of *bytes.Buffer
 	decisions   *decisions
+	keys        Keys // nil: nothing sealed
 }
 
 // source is one configured source.
@@ -144,6 +159,7 @@ func New(store eventstore.Store, providers []Provider, opts Options) (*Handler, 
 		limit:       opts.SourceLimit,
 		unknown:     opts.Metrics.unknownSource(),
 		decisions:   newDecisions(cmp.Or(opts.DecisionCacheBytes, DefaultDecisionCacheBytes)),
+		keys:        opts.Keys,
 	}
 	retryAfter := cmp.Or(opts.RetryAfter, DefaultRetryAfter)
 	h.retryAfter = strconv.FormatInt(max(1, int64(math.Ceil(retryAfter.Seconds()))), 10)
@@ -275,10 +291,10 @@ func (h *Handler) ingest(w http.ResponseWriter, r *http.Request, src *source, re
 	defer cancel()
 
 	if err != nil {
-		return h.quarantine(ctx, src, d, res, meta, err)
+		return h.quarantine(ctx, src, d, n, res, meta, err)
 	}
 	res.stream = n.Fact.Stream
-	a, err := h.record(ctx, n, meta, body)
+	a, err := h.record(ctx, n, meta, body, h.sealing(src, d, n))
 	res.reply = n.Reply
 	switch {
 	case err != nil:
@@ -302,7 +318,7 @@ const (
 // its source's quarantine stream, with its raw body and the reason, deduped
 // by body hash so that a retried delivery is recorded once. meta is the
 // delivery's metadata.
-func (h *Handler) quarantine(ctx context.Context, src *source, d Delivery, res result, meta aggregate.Metadata, cause error) result {
+func (h *Handler) quarantine(ctx context.Context, src *source, d Delivery, n Normalized, res result, meta aggregate.Metadata, cause error) result {
 	res.stream = aggregate.QuarantineStream(src.name)
 	f := aggregate.Fact{
 		Stream: res.stream,
@@ -317,7 +333,8 @@ func (h *Handler) quarantine(ctx context.Context, src *source, d Delivery, res r
 		DedupeKey:  "quarantined:" + d.BodySHA256,
 		OnConflict: aggregate.Correct,
 	}
-	a, err := h.decideAndAppend(ctx, f, meta, d.Body)
+	n.Fact = aggregate.Fact{}
+	a, err := h.decideAndAppend(ctx, f, meta, d.Body, h.sealing(src, d, n))
 	if err != nil {
 		res.outcome, res.err = outcomeOf(err), fmt.Errorf("webhook: quarantine delivery (%v): %w", cause, err)
 		return res
@@ -343,8 +360,10 @@ type appended struct {
 // decides again, up to MaxAttempts times. meta is the delivery's metadata;
 // the fact's dedupe and slot keys, the event id and the correction flag are
 // added here. The event is the v2 encoding (eventcodec.Encode) of the fact,
-// the metadata and raw, the provider's body exactly as received.
-func (h *Handler) decideAndAppend(ctx context.Context, f aggregate.Fact, meta aggregate.Metadata, raw []byte) (appended, error) {
+// the metadata and raw, the provider's body exactly as received; sealed
+// (eventcodec.EncodeSealed) under its subject's data key when seal is not
+// nil.
+func (h *Handler) decideAndAppend(ctx context.Context, f aggregate.Fact, meta aggregate.Metadata, raw []byte, seal *sealing) (appended, error) {
 	s, err := h.decisions.acquire(ctx, f.Stream)
 	if err != nil {
 		return appended{}, err
@@ -354,6 +373,7 @@ func (h *Handler) decideAndAppend(ctx context.Context, f aggregate.Fact, meta ag
 	var (
 		ev      aggregate.Event
 		encoded bool
+		sealBy  eventcodec.Sealing
 	)
 	id := EventID(meta.Source, f.DedupeKey, meta.BodySHA256)
 	meta.DedupeKey, meta.SlotKey = f.DedupeKey, f.SlotKey
@@ -378,9 +398,18 @@ func (h *Handler) decideAndAppend(ctx context.Context, f aggregate.Fact, meta ag
 			return appended{}, fmt.Errorf("webhook: decide on stream %q: unexpected outcome %v", f.Stream, decision.Outcome)
 		}
 
+		if seal != nil && sealBy.Key == nil {
+			// Only now, once the delivery is known to be appended: a
+			// duplicate creates no key.
+			key, err := h.keys.SealKey(ctx, seal.subject)
+			if err != nil {
+				return appended{}, fmt.Errorf("webhook: the data key for stream %q: %w: %w", f.Stream, eventstore.ErrUnavailable, err)
+			}
+			sealBy = eventcodec.Sealing{Key: key, Attributes: seal.attributes}
+		}
 		if !encoded || meta.Correction != decision.Correction {
 			meta.Correction = decision.Correction
-			if ev, err = eventcodec.Encode(id, f, meta, raw); err != nil {
+			if ev, err = eventcodec.EncodeSealed(id, f, meta, raw, sealBy); err != nil {
 				return appended{}, fmt.Errorf("webhook: encode the event for stream %q: %w", f.Stream, err)
 			}
 			encoded = true
@@ -413,14 +442,51 @@ func encodeJSON(v any) ([]byte, error) {
 }
 
 // record claims n's signature if it has a claim (see Handler.claim), then
-// decides and appends its fact, with raw, the delivery's body.
-func (h *Handler) record(ctx context.Context, n Normalized, meta aggregate.Metadata, raw []byte) (appended, error) {
+// decides and appends its fact, with raw, the delivery's body, sealed as
+// seal says (nil: in the clear).
+func (h *Handler) record(ctx context.Context, n Normalized, meta aggregate.Metadata, raw []byte, seal *sealing) (appended, error) {
 	if n.Claim != "" {
 		if err := h.claim(ctx, n, meta); err != nil {
 			return appended{}, err
 		}
 	}
-	return h.decideAndAppend(ctx, n.Fact, meta, raw)
+	return h.decideAndAppend(ctx, n.Fact, meta, raw, seal)
+}
+
+// sealing is whose data key a delivery is sealed under, and which of its
+// attributes are personal.
+type sealing struct {
+	subject    privacy.Subject
+	attributes []string
+}
+
+// sealing returns how to seal delivery d of src (n what Normalize made of
+// it), or nil to store it in the clear: without Options.Keys, for a
+// provider that carries no personal data, or a delivery about no one.
+func (h *Handler) sealing(src *source, d Delivery, n Normalized) *sealing {
+	if h.keys == nil {
+		return nil
+	}
+	pd, ok := src.provider.(PersonalData)
+	if !ok {
+		return nil
+	}
+	p := pd.Personal(d, n)
+	if p.Subject.IsZero() {
+		return nil
+	}
+	s := privacy.Subject{Source: cmp.Or(p.Subject.Namespace, src.name), ID: p.Subject.ID}
+	if p.Subject.Pseudonymous != "" {
+		s.ID = h.keys.Pseudonym(p.Subject.Pseudonymous, s.ID)
+	} else if s.Check() != nil {
+		// An id that cannot name a subject as it is (too long, a NUL
+		// byte) is named by its pseudonym.
+		s.ID = h.keys.Pseudonym("id", s.ID)
+	}
+	if s.Check() != nil {
+		return nil
+	}
+	return &sealing{subject: s, attributes: p.Attributes}
 }
 
 // checkNormalized refuses what no provider should return: a fact the

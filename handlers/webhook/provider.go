@@ -113,6 +113,50 @@ type Normalized struct {
 	Claim string
 }
 
+// Subject names the person a delivery is about, for sealing its personal
+// data under that person's data key (package privacy). The zero Subject
+// names no one: the delivery is stored in the clear.
+type Subject struct {
+	// Namespace is the user id namespace the person is known in: the
+	// source itself, or the source whose user ids it shares (Reward's
+	// user_namespace), so that one forget covers both.
+	Namespace string
+	// ID is the person's id as the provider names them.
+	ID string
+	// Pseudonymous, when not empty, says ID is itself personal data (an
+	// e-mail address) of this kind ("email"): the subject is then named by
+	// the keyring's pseudonym of it (privacy.Keyring.Pseudonym), which is
+	// what the log and the key store hold.
+	Pseudonymous string
+}
+
+// IsZero reports whether s names no one.
+func (s Subject) IsZero() bool { return s.ID == "" }
+
+// Personal is what a delivery holds of a person: whose it is, and which
+// of its normalized fields are personal. Its raw body is always sealed
+// when it has a subject; of the normalized payload, a user.enrolled's
+// email and the entity attributes named here are; the rest (ids, amounts,
+// points, statuses) stays in the clear.
+type Personal struct {
+	Subject Subject
+	// Attributes are the names of the fact's EntityEventRecorded
+	// attributes that are personal data.
+	Attributes []string
+}
+
+// PersonalData is implemented by a Provider whose deliveries carry
+// personal data. With privacy configured (Options.Keys), the Handler asks
+// it about every delivery it records.
+type PersonalData interface {
+	// Personal says whose delivery d is. n is what Normalize made of it;
+	// for a delivery Normalize could not map (it is quarantined) n.Fact is
+	// zero, and Personal reads the subject from the body as far as it can
+	// (a zero Subject then stores the delivery in the clear). It must not
+	// fail and must be cheap: it runs on every delivery.
+	Personal(d Delivery, n Normalized) Personal
+}
+
 // Reply is a provider-specific answer to a recorded delivery.
 type Reply struct {
 	// Status is the HTTP status to answer with.

@@ -22,6 +22,9 @@ type QuarantineRecord struct {
 	// Quarantined holds the source, provider event type, reason, body
 	// SHA-256 and the raw body as received.
 	aggregate.Quarantined
+	// Forgotten: the raw body was sealed under the data key of a subject
+	// since forgotten; Raw is nil.
+	Forgotten bool
 }
 
 // ReprocessedDelivery is what ReprocessQuarantined did to one quarantined
@@ -49,7 +52,7 @@ func (h *Handler) Quarantined(ctx context.Context, source string, from uint64, l
 		r := QuarantineRecord{Revision: e.Revision, Position: e.Position.Commit}
 		var err error
 		if r.Quarantined, err = eventcodec.Quarantined(e.Event); err == nil {
-			r.Raw, err = eventcodec.RawBody(e.Event)
+			r.Raw, r.Forgotten, err = eventcodec.OpenRawBody(ctx, h.keys, e.Event)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("webhook: quarantine of %s: event at %v: %w", source, e.Position, err)

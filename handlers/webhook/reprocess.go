@@ -56,13 +56,20 @@ func (h *Handler) Reprocess(ctx context.Context, e eventstore.RecordedEvent) (Re
 	if err != nil {
 		return Reprocessed{}, fmt.Errorf("webhook: reprocess event at %v: %w", e.Position, err)
 	}
-	raw, err := eventcodec.RawBody(e.Event)
+	raw, forgotten, err := eventcodec.OpenRawBody(ctx, h.keys, e.Event)
 	if err != nil {
 		return Reprocessed{}, fmt.Errorf("webhook: reprocess event at %v: %w", e.Position, err)
 	}
 	src, ok := h.sources[q.Source]
 	if !ok || e.Stream != aggregate.QuarantineStream(q.Source) {
 		return Reprocessed{}, fmt.Errorf("webhook: reprocess event at %v of source %q: %w", e.Position, q.Source, ErrNotQuarantined)
+	}
+	if forgotten {
+		// Its subject was forgotten: nothing is left to re-process.
+		return Reprocessed{
+			Outcome: outcomeQuarantined.info().label, Reason: "the delivery's subject was forgotten: its body is gone",
+			EventType: q.ProviderEventType, Stream: e.Stream, Position: e.Position,
+		}, nil
 	}
 	d := Delivery{
 		Body:         raw,
@@ -88,7 +95,7 @@ func (h *Handler) Reprocess(ctx context.Context, e eventstore.RecordedEvent) (Re
 		Scheme:            meta.Scheme,
 		KeyID:             meta.KeyID,
 		BodySHA256:        q.BodySHA256,
-	}, raw)
+	}, raw, h.sealing(src, d, n))
 	if errors.Is(err, ErrUnauthenticated) || errors.Is(err, aggregate.ErrConflict) {
 		// Refused as a new delivery would be (its signature claimed for
 		// another stream or body, or a Reject slot taken): it stays

@@ -13,6 +13,11 @@
 // Metadata message; and Body, the provider's raw body as a zstd frame, byte
 // for byte. Package eventcodec is the only reader and writer of these bytes.
 //
+// With privacy configured, an event about a person is sealed: Body is the
+// zstd frame sealed in a privacy box (package privacy: a magic, the
+// subject's data key id, a nonce, the AES-256-GCM ciphertext and its tag),
+// and the personal fields of the payload move into its `sealed` field.
+//
 // These messages are stored in the log forever: fields are only ever added,
 // never renumbered, retyped or reused.
 
@@ -648,8 +653,12 @@ type UserEnrolled struct {
 	// The body hash is the metadata's (body_sha256 and body_sha256_text are
 	// then left out).
 	BodySha256InMetadata bool `protobuf:"varint,7,opt,name=body_sha256_in_metadata,json=bodySha256InMetadata,proto3" json:"body_sha256_in_metadata,omitempty"`
-	unknownFields        protoimpl.UnknownFields
-	sizeCache            protoimpl.SizeCache
+	// The personal fields (email), sealed under the subject's data key (a
+	// Personal message in a privacy box: magic, key id, nonce, AES-256-GCM
+	// ciphertext and tag); those fields are then left out above.
+	Sealed        []byte `protobuf:"bytes,8,opt,name=sealed,proto3" json:"sealed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *UserEnrolled) Reset() {
@@ -729,6 +738,13 @@ func (x *UserEnrolled) GetBodySha256InMetadata() bool {
 		return x.BodySha256InMetadata
 	}
 	return false
+}
+
+func (x *UserEnrolled) GetSealed() []byte {
+	if x != nil {
+		return x.Sealed
+	}
+	return nil
 }
 
 // Quarantined is the Data of delivery.quarantined.v2
@@ -995,8 +1011,12 @@ type EntityEventRecorded struct {
 	// The body hash is the metadata's (body_sha256 and body_sha256_text are
 	// then left out).
 	BodySha256InMetadata bool `protobuf:"varint,14,opt,name=body_sha256_in_metadata,json=bodySha256InMetadata,proto3" json:"body_sha256_in_metadata,omitempty"`
-	unknownFields        protoimpl.UnknownFields
-	sizeCache            protoimpl.SizeCache
+	// The personal attributes, sealed under the subject's data key (a
+	// Personal message in a privacy box); they are then left out of
+	// attributes.
+	Sealed        []byte `protobuf:"bytes,15,opt,name=sealed,proto3" json:"sealed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *EntityEventRecorded) Reset() {
@@ -1127,6 +1147,70 @@ func (x *EntityEventRecorded) GetBodySha256InMetadata() bool {
 	return false
 }
 
+func (x *EntityEventRecorded) GetSealed() []byte {
+	if x != nil {
+		return x.Sealed
+	}
+	return nil
+}
+
+// Personal is the plaintext of a payload's sealed field: the personal
+// fields of a normalized event, sealed under the data key of the person
+// they are about. Once that key is destroyed they are gone for good.
+type Personal struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// UserEnrolled's email.
+	Email string `protobuf:"bytes,1,opt,name=email,proto3" json:"email,omitempty"`
+	// EntityEventRecorded's personal attributes, by name.
+	Attributes    map[string]string `protobuf:"bytes,2,rep,name=attributes,proto3" json:"attributes,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Personal) Reset() {
+	*x = Personal{}
+	mi := &file_receiptd_events_v2_events_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Personal) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Personal) ProtoMessage() {}
+
+func (x *Personal) ProtoReflect() protoreflect.Message {
+	mi := &file_receiptd_events_v2_events_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Personal.ProtoReflect.Descriptor instead.
+func (*Personal) Descriptor() ([]byte, []int) {
+	return file_receiptd_events_v2_events_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *Personal) GetEmail() string {
+	if x != nil {
+		return x.Email
+	}
+	return ""
+}
+
+func (x *Personal) GetAttributes() map[string]string {
+	if x != nil {
+		return x.Attributes
+	}
+	return nil
+}
+
 // Metadata is the Metadata of every v2 event (aggregate.Metadata), without
 // what the event itself already holds.
 type Metadata struct {
@@ -1171,7 +1255,7 @@ type Metadata struct {
 
 func (x *Metadata) Reset() {
 	*x = Metadata{}
-	mi := &file_receiptd_events_v2_events_proto_msgTypes[10]
+	mi := &file_receiptd_events_v2_events_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1183,7 +1267,7 @@ func (x *Metadata) String() string {
 func (*Metadata) ProtoMessage() {}
 
 func (x *Metadata) ProtoReflect() protoreflect.Message {
-	mi := &file_receiptd_events_v2_events_proto_msgTypes[10]
+	mi := &file_receiptd_events_v2_events_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1196,7 +1280,7 @@ func (x *Metadata) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Metadata.ProtoReflect.Descriptor instead.
 func (*Metadata) Descriptor() ([]byte, []int) {
-	return file_receiptd_events_v2_events_proto_rawDescGZIP(), []int{10}
+	return file_receiptd_events_v2_events_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Metadata) GetSource() string {
@@ -1352,7 +1436,7 @@ const file_receiptd_events_v2_events_proto_rawDesc = "" +
 	"\aFailure\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\x03R\x04code\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x18\n" +
-	"\amessage\x18\x03 \x01(\tR\amessage\"\x92\x02\n" +
+	"\amessage\x18\x03 \x01(\tR\amessage\"\xaa\x02\n" +
 	"\fUserEnrolled\x12\x16\n" +
 	"\x06source\x18\x01 \x01(\tR\x06source\x12\x17\n" +
 	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x14\n" +
@@ -1362,7 +1446,8 @@ const file_receiptd_events_v2_events_proto_rawDesc = "" +
 	"\vbody_sha256\x18\x05 \x01(\fR\n" +
 	"bodySha256\x12(\n" +
 	"\x10body_sha256_text\x18\x06 \x01(\tR\x0ebodySha256Text\x125\n" +
-	"\x17body_sha256_in_metadata\x18\a \x01(\bR\x14bodySha256InMetadata\"\xef\x01\n" +
+	"\x17body_sha256_in_metadata\x18\a \x01(\bR\x14bodySha256InMetadata\x12\x16\n" +
+	"\x06sealed\x18\b \x01(\fR\x06sealed\"\xef\x01\n" +
 	"\vQuarantined\x12\x16\n" +
 	"\x06source\x18\x01 \x01(\tR\x06source\x12.\n" +
 	"\x13provider_event_type\x18\x02 \x01(\tR\x11providerEventType\x12\x16\n" +
@@ -1385,7 +1470,7 @@ const file_receiptd_events_v2_events_proto_rawDesc = "" +
 	"\vdescription\x18\t \x01(\tR\vdescription\x123\n" +
 	"\x06amount\x18\n" +
 	" \x01(\v2\x1b.receiptd.events.v2.DecimalR\x06amount\x125\n" +
-	"\x17body_sha256_in_metadata\x18\v \x01(\bR\x14bodySha256InMetadata\"\x8b\x05\n" +
+	"\x17body_sha256_in_metadata\x18\v \x01(\bR\x14bodySha256InMetadata\"\xa3\x05\n" +
 	"\x13EntityEventRecorded\x12\x16\n" +
 	"\x06source\x18\x01 \x01(\tR\x06source\x12\x12\n" +
 	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x1b\n" +
@@ -1406,7 +1491,16 @@ const file_receiptd_events_v2_events_proto_rawDesc = "" +
 	"\vbody_sha256\x18\f \x01(\fR\n" +
 	"bodySha256\x12(\n" +
 	"\x10body_sha256_text\x18\r \x01(\tR\x0ebodySha256Text\x125\n" +
-	"\x17body_sha256_in_metadata\x18\x0e \x01(\bR\x14bodySha256InMetadata\x1a=\n" +
+	"\x17body_sha256_in_metadata\x18\x0e \x01(\bR\x14bodySha256InMetadata\x12\x16\n" +
+	"\x06sealed\x18\x0f \x01(\fR\x06sealed\x1a=\n" +
+	"\x0fAttributesEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xad\x01\n" +
+	"\bPersonal\x12\x14\n" +
+	"\x05email\x18\x01 \x01(\tR\x05email\x12L\n" +
+	"\n" +
+	"attributes\x18\x02 \x03(\v2,.receiptd.events.v2.Personal.AttributesEntryR\n" +
+	"attributes\x1a=\n" +
 	"\x0fAttributesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xef\x04\n" +
@@ -1458,7 +1552,7 @@ func file_receiptd_events_v2_events_proto_rawDescGZIP() []byte {
 }
 
 var file_receiptd_events_v2_events_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_receiptd_events_v2_events_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_receiptd_events_v2_events_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_receiptd_events_v2_events_proto_goTypes = []any{
 	(Stage)(0),                  // 0: receiptd.events.v2.Stage
 	(*Decimal)(nil),             // 1: receiptd.events.v2.Decimal
@@ -1471,8 +1565,10 @@ var file_receiptd_events_v2_events_proto_goTypes = []any{
 	(*Quarantined)(nil),         // 8: receiptd.events.v2.Quarantined
 	(*PointsCredited)(nil),      // 9: receiptd.events.v2.PointsCredited
 	(*EntityEventRecorded)(nil), // 10: receiptd.events.v2.EntityEventRecorded
-	(*Metadata)(nil),            // 11: receiptd.events.v2.Metadata
-	nil,                         // 12: receiptd.events.v2.EntityEventRecorded.AttributesEntry
+	(*Personal)(nil),            // 11: receiptd.events.v2.Personal
+	(*Metadata)(nil),            // 12: receiptd.events.v2.Metadata
+	nil,                         // 13: receiptd.events.v2.EntityEventRecorded.AttributesEntry
+	nil,                         // 14: receiptd.events.v2.Personal.AttributesEntry
 }
 var file_receiptd_events_v2_events_proto_depIdxs = []int32{
 	0,  // 0: receiptd.events.v2.StageRecorded.stage:type_name -> receiptd.events.v2.Stage
@@ -1494,13 +1590,14 @@ var file_receiptd_events_v2_events_proto_depIdxs = []int32{
 	2,  // 16: receiptd.events.v2.EntityEventRecorded.status_at:type_name -> receiptd.events.v2.Time
 	2,  // 17: receiptd.events.v2.EntityEventRecorded.occurred_at:type_name -> receiptd.events.v2.Time
 	1,  // 18: receiptd.events.v2.EntityEventRecorded.amount:type_name -> receiptd.events.v2.Decimal
-	12, // 19: receiptd.events.v2.EntityEventRecorded.attributes:type_name -> receiptd.events.v2.EntityEventRecorded.AttributesEntry
-	2,  // 20: receiptd.events.v2.Metadata.received_at:type_name -> receiptd.events.v2.Time
-	21, // [21:21] is the sub-list for method output_type
-	21, // [21:21] is the sub-list for method input_type
-	21, // [21:21] is the sub-list for extension type_name
-	21, // [21:21] is the sub-list for extension extendee
-	0,  // [0:21] is the sub-list for field type_name
+	13, // 19: receiptd.events.v2.EntityEventRecorded.attributes:type_name -> receiptd.events.v2.EntityEventRecorded.AttributesEntry
+	14, // 20: receiptd.events.v2.Personal.attributes:type_name -> receiptd.events.v2.Personal.AttributesEntry
+	2,  // 21: receiptd.events.v2.Metadata.received_at:type_name -> receiptd.events.v2.Time
+	22, // [22:22] is the sub-list for method output_type
+	22, // [22:22] is the sub-list for method input_type
+	22, // [22:22] is the sub-list for extension type_name
+	22, // [22:22] is the sub-list for extension extendee
+	0,  // [0:22] is the sub-list for field type_name
 }
 
 func init() { file_receiptd_events_v2_events_proto_init() }
@@ -1508,14 +1605,14 @@ func file_receiptd_events_v2_events_proto_init() {
 	if File_receiptd_events_v2_events_proto != nil {
 		return
 	}
-	file_receiptd_events_v2_events_proto_msgTypes[10].OneofWrappers = []any{}
+	file_receiptd_events_v2_events_proto_msgTypes[11].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_receiptd_events_v2_events_proto_rawDesc), len(file_receiptd_events_v2_events_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   12,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
