@@ -57,7 +57,26 @@ const (
 	// holds this one event, appended with expected revision "no stream". It
 	// describes no entity: no read model applies it.
 	TypeSignatureClaimed = "signature.claimed.v1"
+	// TypeSubjectForgotten: a person's data keys were destroyed (package
+	// privacy; PrivacyService.ForgetSubject), so every value sealed under
+	// them is gone for good. Data: SubjectForgotten (JSON). Stream:
+	// subject-{source}.{subject}. An audit record: no read model applies it
+	// (the sealed values it erases were never in them in the clear).
+	TypeSubjectForgotten = "subject.forgotten.v1"
 )
+
+// SubjectForgotten is the data of TypeSubjectForgotten.
+type SubjectForgotten struct {
+	// Source is the user id namespace of the subject.
+	Source string `json:"source"`
+	// SubjectID is the subject's id as receiptd stores it: a user,
+	// customer or account id, or a pseudonym (never an e-mail address).
+	SubjectID string `json:"subject_id"`
+	// KeyIDs are the destroyed data keys' ids (random: they name no one).
+	KeyIDs []string `json:"key_ids"`
+	// ForgottenAt is when the keys were destroyed.
+	ForgottenAt time.Time `json:"forgotten_at"`
+}
 
 // The v2 event types: the same facts as their v1 namesakes, with a binary
 // (protobuf) payload in Data that leaves out the raw body, binary metadata,
@@ -97,6 +116,9 @@ const (
 	// CategoryClaim: a signature's claim (TypeSignatureClaimed), one stream
 	// per claimed signature. Not an entity: no provider fact may go there.
 	CategoryClaim = "claim"
+	// CategorySubject: a person's privacy record (TypeSubjectForgotten),
+	// one stream per subject. Not an entity.
+	CategorySubject = "subject"
 )
 
 // StreamID returns "{category}-{source}.{id}". The source is the configured

@@ -87,6 +87,19 @@ func (p *PrivacyConfig) parseKEKs() ([]*privacy.KEK, error) {
 	return keks, nil
 }
 
+// userNamespaces maps each source whose user ids are another source's
+// (user_namespace) to that source: a privacy request naming it is about
+// the other's subject, as its deliveries are sealed.
+func userNamespaces(cfg Config) map[string]string {
+	m := map[string]string{}
+	for _, s := range cfg.Sources {
+		if s.UserNamespace != "" && s.UserNamespace != s.Name {
+			m[s.Name] = s.UserNamespace
+		}
+	}
+	return m
+}
+
 // openKeyring opens the data keys beside the log: the key file for the
 // embedded store, the key streams for kurrentdb. Nil without a privacy
 // section.

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -156,7 +157,17 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	defer stopWatches()
 	apiOpts := []api.Option{api.WithMaxWait(time.Duration(cfg.Query.MaxWait)), api.WithLogger(logger), api.WithLifetime(watchCtx)}
 	sources := querySources(cfg)
-	svc, err := api.NewReceiptService(views, sources, append(apiOpts, api.WithEventLog(projections.NewHistory(store)))...)
+	// With privacy, the API opens sealed personal fields and shows
+	// forgotten subjects as such.
+	var privacyOpts []api.Option
+	if keyring != nil {
+		privacyOpts = append(privacyOpts, api.WithSubjects(keyring))
+	}
+	svc, err := api.NewReceiptService(views, sources, slices.Concat(apiOpts, privacyOpts, []api.Option{api.WithEventLog(projections.NewHistory(store))})...)
+	if err != nil {
+		return err
+	}
+	privacySvc, err := api.NewPrivacyService(store, views, sources, slices.Concat(apiOpts, privacyOpts, []api.Option{api.WithUserNamespaces(userNamespaces(cfg))})...)
 	if err != nil {
 		return err
 	}
@@ -181,6 +192,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		receiptdv1.RegisterStatsServiceServer(s, statsSvc)
 		receiptdv1.RegisterAuditServiceServer(s, auditSvc)
 		receiptdv1.RegisterBackupServiceServer(s, backupSvc)
+		receiptdv1.RegisterPrivacyServiceServer(s, privacySvc)
 		healthpb.RegisterHealthServer(s, healthSrv)
 	}
 	reflection.Register(gs)

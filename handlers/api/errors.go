@@ -10,8 +10,10 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/receiptd/receiptd/aggregate"
+	"github.com/receiptd/receiptd/eventcodec"
 	"github.com/receiptd/receiptd/eventstore"
 	"github.com/receiptd/receiptd/handlers/webhook"
+	"github.com/receiptd/receiptd/privacy"
 	"github.com/receiptd/receiptd/projections"
 )
 
@@ -22,7 +24,8 @@ import (
 // (paths, keys, driver errors). It is never modified.
 //
 // Every exported sentinel of the packages the API fronts (projections,
-// eventstore, aggregate, and handlers/webhook for the quarantine) has a row, those answered Internal on purpose
+// eventstore, aggregate, handlers/webhook for the quarantine, privacy and
+// eventcodec for personal data) has a row, those answered Internal on purpose
 // included (last): TestStatusTableKnowsEverySentinel parses those packages
 // and fails on a sentinel without one.
 var statusTable = [...]struct {
@@ -46,6 +49,10 @@ var statusTable = [...]struct {
 	{webhook.ErrNotQuarantined, codes.NotFound, "not found"},
 	// The backup (this package's).
 	{ErrBackupUnsupported, codes.FailedPrecondition, "the log is not the embedded store: back it up with its own tools (README: Operating receiptd)"},
+	// Privacy (this package's and the key store's).
+	{ErrPrivacyNotConfigured, codes.FailedPrecondition, "privacy is not configured: personal data is stored in the clear and cannot be forgotten (README: Personal data)"},
+	{privacy.ErrBadSubject, codes.InvalidArgument, "invalid subject"},
+	{privacy.ErrClosed, codes.Unavailable, "the key store is closed; retry later"},
 	// The caller's context.
 	{context.DeadlineExceeded, codes.DeadlineExceeded, "deadline exceeded"},
 	{context.Canceled, codes.Canceled, "canceled"},
@@ -61,6 +68,12 @@ var statusTable = [...]struct {
 	{aggregate.ErrConflict, codes.Internal, ""},       // ingest: likewise
 	{webhook.ErrUnauthenticated, codes.Internal, ""},  // ingest: likewise
 	{webhook.ErrNotReady, codes.Internal, ""},         // ingest's health check only
+	{privacy.ErrForgotten, codes.Internal, ""},        // readers show it as forgotten; never an answer
+	{privacy.ErrUnknownKey, codes.Internal, ""},       // a key store that is not this log's, or lost
+	{privacy.ErrNoKEK, codes.Internal, ""},            // a key-encryption key missing from the config
+	{privacy.ErrBadKEK, codes.Internal, ""},           // refused at start
+	{privacy.ErrTampered, codes.Internal, ""},         // a sealed value or key that does not authenticate
+	{eventcodec.ErrSealed, codes.Internal, ""},        // a reader that should have opened the body
 }
 
 // toStatus returns the gRPC status error for err, which op (the RPC name)

@@ -21,8 +21,10 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/receiptd/receiptd/aggregate"
+	"github.com/receiptd/receiptd/eventcodec"
 	"github.com/receiptd/receiptd/eventstore"
 	"github.com/receiptd/receiptd/handlers/webhook"
+	"github.com/receiptd/receiptd/privacy"
 	"github.com/receiptd/receiptd/projections"
 )
 
@@ -33,6 +35,8 @@ var sentinelPackages = map[string]string{
 	"projections": "../../projections",
 	"aggregate":   "../../aggregate",
 	"webhook":     "../webhook",
+	"privacy":     "../../privacy",
+	"eventcodec":  "../../eventcodec",
 }
 
 // wantCodes is the code each sentinel must get, by qualified name: every
@@ -64,6 +68,15 @@ var wantCodes = map[string]struct {
 	"webhook.ErrUnauthenticated":       {webhook.ErrUnauthenticated, codes.Internal},
 	"webhook.ErrNotReady":              {webhook.ErrNotReady, codes.Internal},
 	"api.ErrBackupUnsupported":         {ErrBackupUnsupported, codes.FailedPrecondition},
+	"api.ErrPrivacyNotConfigured":      {ErrPrivacyNotConfigured, codes.FailedPrecondition},
+	"privacy.ErrBadSubject":            {privacy.ErrBadSubject, codes.InvalidArgument},
+	"privacy.ErrClosed":                {privacy.ErrClosed, codes.Unavailable},
+	"privacy.ErrForgotten":             {privacy.ErrForgotten, codes.Internal},
+	"privacy.ErrUnknownKey":            {privacy.ErrUnknownKey, codes.Internal},
+	"privacy.ErrNoKEK":                 {privacy.ErrNoKEK, codes.Internal},
+	"privacy.ErrBadKEK":                {privacy.ErrBadKEK, codes.Internal},
+	"privacy.ErrTampered":              {privacy.ErrTampered, codes.Internal},
+	"eventcodec.ErrSealed":             {eventcodec.ErrSealed, codes.Internal},
 	"context.DeadlineExceeded":         {context.DeadlineExceeded, codes.DeadlineExceeded},
 	"context.Canceled":                 {context.Canceled, codes.Canceled},
 }

@@ -140,6 +140,9 @@ func NewGateway(ctx context.Context, conn *grpc.ClientConn, o GatewayOptions) (h
 	if err := receiptdv1.RegisterAuditServiceHandler(ctx, g.mux, conn); err != nil {
 		return nil, fmt.Errorf("api: new gateway: register AuditService: %w", err)
 	}
+	if err := receiptdv1.RegisterPrivacyServiceHandler(ctx, g.mux, conn); err != nil {
+		return nil, fmt.Errorf("api: new gateway: register PrivacyService: %w", err)
+	}
 	return g, nil
 }
 
@@ -164,6 +167,8 @@ type route struct {
 var longUnary = map[string]bool{
 	receiptdv1.AuditService_Audit_FullMethodName:   true,
 	receiptdv1.AuditService_Rebuild_FullMethodName: true,
+	// An export reads the whole log.
+	receiptdv1.PrivacyService_ExportSubject_FullMethodName: true,
 }
 
 // gatewayRoutes reads the route table from the OpenAPI document generated

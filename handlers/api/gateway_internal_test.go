@@ -29,6 +29,10 @@ func TestGatewayRoutes(t *testing.T) {
 		"POST /v1/rebuild":              {rpc: receiptdv1.AuditService_Rebuild_FullMethodName, body: true, long: true},
 		"GET /v1/quarantine":            {rpc: receiptdv1.AuditService_ListQuarantined_FullMethodName},
 		"POST /v1/quarantine/reprocess": {rpc: receiptdv1.AuditService_ReprocessQuarantined_FullMethodName, body: true},
+		// The subject routes differ in their custom verb (":forget",
+		// ":export"), which a route key leaves out with the variable.
+		"POST /v1/subjects/*": {rpc: receiptdv1.PrivacyService_ForgetSubject_FullMethodName},
+		"GET /v1/subjects/*":  {rpc: receiptdv1.PrivacyService_ExportSubject_FullMethodName, long: true},
 	}
 	for k, w := range want {
 		if got, ok := routes[k]; !ok || got != w {

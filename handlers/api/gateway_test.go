@@ -163,6 +163,7 @@ func TestRESTGetBalance(t *testing.T) {
 		"userId", "source", "reportedAvailablePoints", "reportedLifetimePoints", "reportedNumTransactions",
 		"awardedPoints", "creditedPoints", "derivedPoints", "reconciled", "receiptsCompleted", "receiptsFailed",
 		"receiptsInProgress", "totalCo2e", "totalGreenProducts", "totalHealthPoints", "enrolled", "amountAnomalies",
+		"forgotten", "forgottenAt",
 	}
 	wantKeys(t, "Balance", b, balanceFields...)
 	wantFields(t, "Balance", b, map[string]any{
@@ -243,7 +244,7 @@ func TestRESTListUserReceipts(t *testing.T) {
 
 var entityFields = []string{
 	"kind", "entityId", "source", "status", "statusAt", "amount", "currency", "userId",
-	"firstSeen", "lastSeen", "firstPosition", "lastPosition", "eventCount", "timeline",
+	"firstSeen", "lastSeen", "firstPosition", "lastPosition", "eventCount", "timeline", "forgotten",
 }
 
 func TestRESTGetEntity(t *testing.T) {
@@ -279,7 +280,7 @@ func TestRESTGetEntity(t *testing.T) {
 	if len(timeline) != 2 {
 		t.Fatalf("timeline = %v, want 2 events", e["timeline"])
 	}
-	eventFields := []string{"eventType", "status", "statusAt", "occurredAt", "amount", "currency", "userId", "attributes", "bodySha256", "position", "recordedAt"}
+	eventFields := []string{"eventType", "status", "statusAt", "occurredAt", "amount", "currency", "userId", "attributes", "bodySha256", "position", "recordedAt", "forgotten"}
 	created, _ := timeline[0].(map[string]any)
 	wantKeys(t, "timeline[0]", created, slices.DeleteFunc(slices.Clone(eventFields), func(k string) bool { return k == "amount" })...)
 	wantFields(t, "timeline[0]", created, map[string]any{

@@ -104,7 +104,7 @@ func (s *AuditService) ListQuarantined(ctx context.Context, req *receiptdv1.List
 		for _, r := range recs {
 			d := &receiptdv1.QuarantinedDelivery{
 				Source: r.Source, Position: r.Position, ProviderEventType: r.ProviderEventType,
-				Reason: r.Reason, BodySha256: r.BodySHA256, RawBody: string(r.Raw),
+				Reason: r.Reason, BodySha256: r.BodySHA256, RawBody: string(r.Raw), Forgotten: r.Forgotten,
 			}
 			if !r.ReceivedAt.IsZero() {
 				d.ReceivedAt = timestamppb.New(r.ReceivedAt)

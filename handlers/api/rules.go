@@ -118,6 +118,10 @@ var rules = map[string]Rule{
 	// receiptd.v1.BackupService: a copy of the whole log, every user's
 	// deliveries with their raw bodies.
 	receiptdv1.BackupService_Backup_FullMethodName: operator,
+	// receiptd.v1.PrivacyService: a person's erasure (irreversible) and
+	// everything held about them, raw bodies included.
+	receiptdv1.PrivacyService_ForgetSubject_FullMethodName: operator,
+	receiptdv1.PrivacyService_ExportSubject_FullMethodName: operator,
 
 	// grpc.health.v1: load balancers and orchestrators probe without
 	// credentials; it tells only SERVING or not.

@@ -13,7 +13,9 @@ import (
 
 	"github.com/receiptd/receiptd/aggregate"
 	receiptdv1 "github.com/receiptd/receiptd/gen/go/receiptd/v1"
+	"github.com/receiptd/receiptd/privacy"
 	"github.com/receiptd/receiptd/projections"
+	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
 // Reader is the read side the API serves from, implemented by
@@ -94,6 +96,12 @@ type options struct {
 	// quarantine lists and re-processes quarantined deliveries
 	// (AuditService).
 	quarantine Quarantine
+	// subjects are the data keys personal fields are sealed under
+	// (ReceiptService, PrivacyService); nil without privacy.
+	subjects Subjects
+	// namespaces maps a source to its user id namespace where that is
+	// another source's (PrivacyService).
+	namespaces map[string]string
 }
 
 func newOptions(what string, opts []Option) (options, error) {
@@ -291,10 +299,35 @@ func (s *ReceiptService) GetBalance(ctx context.Context, req *receiptdv1.GetBala
 		return nil, err
 	}
 	return query(ctx, &s.service, op, fmt.Sprintf("balance of user %q of source %q", req.GetUserId(), source), req.GetMinPosition(),
-		func(ctx context.Context) (projections.Balance, error) {
-			return s.reader.Balance(ctx, source, req.GetUserId())
+		func(ctx context.Context) (*receiptdv1.Balance, error) {
+			return s.balance(ctx, source, req.GetUserId())
 		},
-		balanceToProto)
+		func(b *receiptdv1.Balance) (*receiptdv1.Balance, error) { return b, nil })
+}
+
+// balance reads a user's balance view, marked forgotten if the user was
+// (WithSubjects).
+func (s *ReceiptService) balance(ctx context.Context, source, userID string) (*receiptdv1.Balance, error) {
+	b, err := s.reader.Balance(ctx, source, userID)
+	if err != nil {
+		return nil, err
+	}
+	out, err := balanceToProto(b)
+	if err != nil || s.subjects == nil {
+		return out, err
+	}
+	sub := privacy.Subject{Source: source, ID: userID}
+	if sub.Check() != nil {
+		return out, nil // no subject can have such an id
+	}
+	at, err := s.subjects.Forgotten(ctx, sub)
+	if err != nil {
+		return nil, err
+	}
+	if !at.IsZero() {
+		markForgotten(out, timestamppb.New(at))
+	}
+	return out, nil
 }
 
 // GetEntity implements receiptdv1.ReceiptServiceServer.

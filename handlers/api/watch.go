@@ -68,11 +68,7 @@ func (s *ReceiptService) WatchUser(req *receiptdv1.WatchUserRequest, stream grpc
 	return watch(s, stream.Context(), op, subject, req.GetMinPosition(), req.GetAllowMissing(),
 		projections.UserKey(source, req.GetUserId()),
 		func(ctx context.Context) (*receiptdv1.Balance, error) {
-			b, err := s.reader.Balance(ctx, source, req.GetUserId())
-			if err != nil {
-				return nil, err
-			}
-			return balanceToProto(b)
+			return s.balance(ctx, source, req.GetUserId())
 		},
 		func(*receiptdv1.Balance) bool { return false },
 		stream.SendHeader, stream.Send)

@@ -503,7 +503,7 @@ func checkNormalized(src *source, n Normalized) error {
 		return bad(err.Error())
 	case source != src.name:
 		return bad(fmt.Sprintf("stream %q is not of source %q", f.Stream, src.name))
-	case category == aggregate.CategoryQuarantine || category == aggregate.CategoryClaim || id == "":
+	case category == aggregate.CategoryQuarantine || category == aggregate.CategoryClaim || category == aggregate.CategorySubject || id == "":
 		return bad(fmt.Sprintf("stream %q is not an entity stream", f.Stream))
 	case f.Type == "":
 		return bad("no event type")

@@ -20,3 +20,13 @@ type insecureProvider struct{ Provider }
 func (insecureProvider) Verify(*http.Request, []byte, time.Time) (Verification, error) {
 	return Verification{Scheme: SchemeInsecure}, nil
 }
+
+// Personal is p's (PersonalData), so that an insecure source's personal
+// data is sealed as a verified one's would be; none for a provider that
+// carries none.
+func (p insecureProvider) Personal(d Delivery, n Normalized) Personal {
+	if pd, ok := p.Provider.(PersonalData); ok {
+		return pd.Personal(d, n)
+	}
+	return Personal{}
+}

@@ -1187,8 +1187,13 @@ type Balance struct {
 	// negative or above 10,000,000. Such amounts are kept as sent and counted
 	// in the sums above; a non-zero count says to look.
 	AmountAnomalies int32 `protobuf:"varint,17,opt,name=amount_anomalies,json=amountAnomalies,proto3" json:"amount_anomalies,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// The user was forgotten (PrivacyService.ForgetSubject): the personal
+	// data receiptd held about them is gone; their points and receipts stay.
+	Forgotten bool `protobuf:"varint,18,opt,name=forgotten,proto3" json:"forgotten,omitempty"`
+	// When the user was last forgotten; null if never.
+	ForgottenAt   *timestamppb.Timestamp `protobuf:"bytes,19,opt,name=forgotten_at,json=forgottenAt,proto3" json:"forgotten_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Balance) Reset() {
@@ -1340,6 +1345,20 @@ func (x *Balance) GetAmountAnomalies() int32 {
 	return 0
 }
 
+func (x *Balance) GetForgotten() bool {
+	if x != nil {
+		return x.Forgotten
+	}
+	return false
+}
+
+func (x *Balance) GetForgottenAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ForgottenAt
+	}
+	return nil
+}
+
 // An entity other than a receipt, as the events its source reported about
 // it resolve it: an offer, an account, an order, a customer, a redemption,
 // or (kind "user") a user's trigger events.
@@ -1390,7 +1409,10 @@ type Entity struct {
 	EventCount int32 `protobuf:"varint,13,opt,name=event_count,json=eventCount,proto3" json:"event_count,omitempty"`
 	// The entity's latest events (at most 200), in the order receiptd
 	// received them, oldest first. Empty in ListEntities responses.
-	Timeline      []*EntityEvent `protobuf:"bytes,14,rep,name=timeline,proto3" json:"timeline,omitempty"`
+	Timeline []*EntityEvent `protobuf:"bytes,14,rep,name=timeline,proto3" json:"timeline,omitempty"`
+	// Some event of the timeline was about a person since forgotten: its
+	// personal attributes are gone (see EntityEvent.forgotten).
+	Forgotten     bool `protobuf:"varint,15,opt,name=forgotten,proto3" json:"forgotten,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1523,6 +1545,13 @@ func (x *Entity) GetTimeline() []*EntityEvent {
 	return nil
 }
 
+func (x *Entity) GetForgotten() bool {
+	if x != nil {
+		return x.Forgotten
+	}
+	return false
+}
+
 // One event of an entity's timeline: what the provider's event stated,
 // normalized, and where it is in receiptd's log. The provider's raw body is
 // kept in the log, not here.
@@ -1553,7 +1582,11 @@ type EntityEvent struct {
 	// JSON string.
 	Position uint64 `protobuf:"varint,10,opt,name=position,proto3" json:"position,omitempty"`
 	// When receiptd recorded the event.
-	RecordedAt    *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=recorded_at,json=recordedAt,proto3" json:"recorded_at,omitempty"`
+	RecordedAt *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=recorded_at,json=recordedAt,proto3" json:"recorded_at,omitempty"`
+	// The event was about a person since forgotten: its personal attributes
+	// (a customer's name, phone and e-mail, a moderator's comment, …) are
+	// gone; attributes holds the others.
+	Forgotten     bool `protobuf:"varint,12,opt,name=forgotten,proto3" json:"forgotten,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1663,6 +1696,13 @@ func (x *EntityEvent) GetRecordedAt() *timestamppb.Timestamp {
 		return x.RecordedAt
 	}
 	return nil
+}
+
+func (x *EntityEvent) GetForgotten() bool {
+	if x != nil {
+		return x.Forgotten
+	}
+	return false
 }
 
 // Request of ListReceiptEvents.
@@ -3621,7 +3661,9 @@ type QuarantinedDelivery struct {
 	ReceivedAt *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=received_at,json=receivedAt,proto3" json:"received_at,omitempty"`
 	// The delivery's body as receiptd keeps it (compacted JSON). Set by
 	// ListQuarantined only.
-	RawBody       string `protobuf:"bytes,7,opt,name=raw_body,json=rawBody,proto3" json:"raw_body,omitempty"`
+	RawBody string `protobuf:"bytes,7,opt,name=raw_body,json=rawBody,proto3" json:"raw_body,omitempty"`
+	// The delivery was about a person since forgotten: raw_body is gone.
+	Forgotten     bool `protobuf:"varint,8,opt,name=forgotten,proto3" json:"forgotten,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3703,6 +3745,13 @@ func (x *QuarantinedDelivery) GetRawBody() string {
 		return x.RawBody
 	}
 	return ""
+}
+
+func (x *QuarantinedDelivery) GetForgotten() bool {
+	if x != nil {
+		return x.Forgotten
+	}
+	return false
 }
 
 // Request of ListQuarantined.
@@ -4337,7 +4386,7 @@ const file_receiptd_v1_receiptd_proto_rawDesc = "" +
 	"\amessage\x18\x03 \x01(\tR\amessage\"5\n" +
 	"\aAnomaly\x12\x12\n" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x16\n" +
-	"\x06detail\x18\x02 \x01(\tR\x06detail\"\xd5\x05\n" +
+	"\x06detail\x18\x02 \x01(\tR\x06detail\"\xb2\x06\n" +
 	"\aBalance\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x16\n" +
 	"\x06source\x18\x02 \x01(\tR\x06source\x12:\n" +
@@ -4359,7 +4408,9 @@ const file_receiptd_v1_receiptd_proto_rawDesc = "" +
 	"\benrolled\x18\x0e \x01(\bR\benrolled\x12%\n" +
 	"\x0eawarded_points\x18\x0f \x01(\tR\rawardedPoints\x12'\n" +
 	"\x0fcredited_points\x18\x10 \x01(\tR\x0ecreditedPoints\x12)\n" +
-	"\x10amount_anomalies\x18\x11 \x01(\x05R\x0famountAnomalies\"\x96\x04\n" +
+	"\x10amount_anomalies\x18\x11 \x01(\x05R\x0famountAnomalies\x12\x1c\n" +
+	"\tforgotten\x18\x12 \x01(\bR\tforgotten\x12=\n" +
+	"\fforgotten_at\x18\x13 \x01(\v2\x1a.google.protobuf.TimestampR\vforgottenAt\"\xb4\x04\n" +
 	"\x06Entity\x12\x12\n" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x1b\n" +
 	"\tentity_id\x18\x02 \x01(\tR\bentityId\x12\x16\n" +
@@ -4377,8 +4428,9 @@ const file_receiptd_v1_receiptd_proto_rawDesc = "" +
 	"\rlast_position\x18\f \x01(\x04R\flastPosition\x12\x1f\n" +
 	"\vevent_count\x18\r \x01(\x05R\n" +
 	"eventCount\x124\n" +
-	"\btimeline\x18\x0e \x03(\v2\x18.receiptd.v1.EntityEventR\btimelineB\t\n" +
-	"\a_amount\"\x9a\x04\n" +
+	"\btimeline\x18\x0e \x03(\v2\x18.receiptd.v1.EntityEventR\btimeline\x12\x1c\n" +
+	"\tforgotten\x18\x0f \x01(\bR\tforgottenB\t\n" +
+	"\a_amount\"\xb8\x04\n" +
 	"\vEntityEvent\x12\x1d\n" +
 	"\n" +
 	"event_type\x18\x01 \x01(\tR\teventType\x12\x16\n" +
@@ -4397,7 +4449,8 @@ const file_receiptd_v1_receiptd_proto_rawDesc = "" +
 	"\bposition\x18\n" +
 	" \x01(\x04R\bposition\x12;\n" +
 	"\vrecorded_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"recordedAt\x1a=\n" +
+	"recordedAt\x12\x1c\n" +
+	"\tforgotten\x18\f \x01(\bR\tforgotten\x1a=\n" +
 	"\x0fAttributesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\t\n" +
@@ -4567,7 +4620,7 @@ const file_receiptd_v1_receiptd_proto_rawDesc = "" +
 	"receipt_id\x18\x02 \x01(\tR\treceiptId\x12\x17\n" +
 	"\auser_id\x18\x03 \x01(\tR\x06userId\x122\n" +
 	"\x06status\x18\x04 \x01(\x0e2\x1a.receiptd.v1.ReceiptStatusR\x06status\x122\n" +
-	"\tanomalies\x18\x05 \x03(\v2\x14.receiptd.v1.AnomalyR\tanomalies\"\x8a\x02\n" +
+	"\tanomalies\x18\x05 \x03(\v2\x14.receiptd.v1.AnomalyR\tanomalies\"\xa8\x02\n" +
 	"\x13QuarantinedDelivery\x12\x16\n" +
 	"\x06source\x18\x01 \x01(\tR\x06source\x12\x1a\n" +
 	"\bposition\x18\x02 \x01(\x04R\bposition\x12.\n" +
@@ -4577,7 +4630,8 @@ const file_receiptd_v1_receiptd_proto_rawDesc = "" +
 	"bodySha256\x12;\n" +
 	"\vreceived_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"receivedAt\x12\x19\n" +
-	"\braw_body\x18\a \x01(\tR\arawBody\"l\n" +
+	"\braw_body\x18\a \x01(\tR\arawBody\x12\x1c\n" +
+	"\tforgotten\x18\b \x01(\bR\tforgotten\"l\n" +
 	"\x16ListQuarantinedRequest\x12\x16\n" +
 	"\x06source\x18\x01 \x01(\tR\x06source\x12\x1b\n" +
 	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
@@ -4739,83 +4793,84 @@ var file_receiptd_v1_receiptd_proto_depIdxs = []int32{
 	13, // 5: receiptd.v1.Receipt.anomalies:type_name -> receiptd.v1.Anomaly
 	1,  // 6: receiptd.v1.StageProgress.stage:type_name -> receiptd.v1.Stage
 	50, // 7: receiptd.v1.StageProgress.occurred_at:type_name -> google.protobuf.Timestamp
-	50, // 8: receiptd.v1.Entity.status_at:type_name -> google.protobuf.Timestamp
-	50, // 9: receiptd.v1.Entity.first_seen:type_name -> google.protobuf.Timestamp
-	50, // 10: receiptd.v1.Entity.last_seen:type_name -> google.protobuf.Timestamp
-	16, // 11: receiptd.v1.Entity.timeline:type_name -> receiptd.v1.EntityEvent
-	50, // 12: receiptd.v1.EntityEvent.status_at:type_name -> google.protobuf.Timestamp
-	50, // 13: receiptd.v1.EntityEvent.occurred_at:type_name -> google.protobuf.Timestamp
-	48, // 14: receiptd.v1.EntityEvent.attributes:type_name -> receiptd.v1.EntityEvent.AttributesEntry
-	50, // 15: receiptd.v1.EntityEvent.recorded_at:type_name -> google.protobuf.Timestamp
-	20, // 16: receiptd.v1.ListReceiptEventsResponse.events:type_name -> receiptd.v1.ReceiptEvent
-	50, // 17: receiptd.v1.Delivery.received_at:type_name -> google.protobuf.Timestamp
-	50, // 18: receiptd.v1.ReceiptEvent.recorded_at:type_name -> google.protobuf.Timestamp
-	19, // 19: receiptd.v1.ReceiptEvent.delivery:type_name -> receiptd.v1.Delivery
-	1,  // 20: receiptd.v1.ReceiptEvent.stage:type_name -> receiptd.v1.Stage
-	50, // 21: receiptd.v1.ReceiptEvent.occurred_at:type_name -> google.protobuf.Timestamp
-	12, // 22: receiptd.v1.ReceiptEvent.failure:type_name -> receiptd.v1.Failure
-	23, // 23: receiptd.v1.ListUserLedgerResponse.entries:type_name -> receiptd.v1.LedgerEntry
-	2,  // 24: receiptd.v1.LedgerEntry.kind:type_name -> receiptd.v1.LedgerEntryKind
-	50, // 25: receiptd.v1.LedgerEntry.recorded_at:type_name -> google.protobuf.Timestamp
-	19, // 26: receiptd.v1.LedgerEntry.delivery:type_name -> receiptd.v1.Delivery
-	28, // 27: receiptd.v1.Stats.sources:type_name -> receiptd.v1.SourceStats
-	30, // 28: receiptd.v1.SourceStats.total:type_name -> receiptd.v1.PipelineStats
-	29, // 29: receiptd.v1.SourceStats.days:type_name -> receiptd.v1.DayStats
-	30, // 30: receiptd.v1.DayStats.stats:type_name -> receiptd.v1.PipelineStats
-	49, // 31: receiptd.v1.PipelineStats.failed_by_stage:type_name -> receiptd.v1.PipelineStats.FailedByStageEntry
-	31, // 32: receiptd.v1.PipelineStats.time_to_terminal:type_name -> receiptd.v1.TimeToTerminal
-	51, // 33: receiptd.v1.TimeToTerminal.p50:type_name -> google.protobuf.Duration
-	51, // 34: receiptd.v1.TimeToTerminal.p90:type_name -> google.protobuf.Duration
-	51, // 35: receiptd.v1.TimeToTerminal.p99:type_name -> google.protobuf.Duration
-	34, // 36: receiptd.v1.AuditReport.models:type_name -> receiptd.v1.ModelCheck
-	37, // 37: receiptd.v1.AuditReport.unreconciled_users:type_name -> receiptd.v1.UnreconciledUser
-	38, // 38: receiptd.v1.AuditReport.anomalous_receipts:type_name -> receiptd.v1.AnomalousReceipt
-	39, // 39: receiptd.v1.AuditReport.quarantined:type_name -> receiptd.v1.QuarantinedDelivery
-	45, // 40: receiptd.v1.AuditReport.skipped:type_name -> receiptd.v1.SkippedEvent
-	51, // 41: receiptd.v1.AuditReport.took:type_name -> google.protobuf.Duration
-	36, // 42: receiptd.v1.ModelCheck.first_difference:type_name -> receiptd.v1.KeyDifference
-	35, // 43: receiptd.v1.ModelCheck.live:type_name -> receiptd.v1.ModelSummary
-	35, // 44: receiptd.v1.ModelCheck.rebuilt:type_name -> receiptd.v1.ModelSummary
-	0,  // 45: receiptd.v1.AnomalousReceipt.status:type_name -> receiptd.v1.ReceiptStatus
-	13, // 46: receiptd.v1.AnomalousReceipt.anomalies:type_name -> receiptd.v1.Anomaly
-	50, // 47: receiptd.v1.QuarantinedDelivery.received_at:type_name -> google.protobuf.Timestamp
-	39, // 48: receiptd.v1.ListQuarantinedResponse.deliveries:type_name -> receiptd.v1.QuarantinedDelivery
-	44, // 49: receiptd.v1.ReprocessQuarantinedResponse.results:type_name -> receiptd.v1.ReprocessedDelivery
-	35, // 50: receiptd.v1.RebuildResponse.models:type_name -> receiptd.v1.ModelSummary
-	51, // 51: receiptd.v1.RebuildResponse.took:type_name -> google.protobuf.Duration
-	3,  // 52: receiptd.v1.ReceiptService.GetReceipt:input_type -> receiptd.v1.GetReceiptRequest
-	4,  // 53: receiptd.v1.ReceiptService.ListUserReceipts:input_type -> receiptd.v1.ListUserReceiptsRequest
-	6,  // 54: receiptd.v1.ReceiptService.GetBalance:input_type -> receiptd.v1.GetBalanceRequest
-	7,  // 55: receiptd.v1.ReceiptService.GetEntity:input_type -> receiptd.v1.GetEntityRequest
-	8,  // 56: receiptd.v1.ReceiptService.ListEntities:input_type -> receiptd.v1.ListEntitiesRequest
-	17, // 57: receiptd.v1.ReceiptService.ListReceiptEvents:input_type -> receiptd.v1.ListReceiptEventsRequest
-	21, // 58: receiptd.v1.ReceiptService.ListUserLedger:input_type -> receiptd.v1.ListUserLedgerRequest
-	24, // 59: receiptd.v1.ReceiptService.WatchReceipt:input_type -> receiptd.v1.WatchReceiptRequest
-	25, // 60: receiptd.v1.ReceiptService.WatchUser:input_type -> receiptd.v1.WatchUserRequest
-	26, // 61: receiptd.v1.StatsService.GetStats:input_type -> receiptd.v1.GetStatsRequest
-	32, // 62: receiptd.v1.AuditService.Audit:input_type -> receiptd.v1.AuditRequest
-	46, // 63: receiptd.v1.AuditService.Rebuild:input_type -> receiptd.v1.RebuildRequest
-	40, // 64: receiptd.v1.AuditService.ListQuarantined:input_type -> receiptd.v1.ListQuarantinedRequest
-	42, // 65: receiptd.v1.AuditService.ReprocessQuarantined:input_type -> receiptd.v1.ReprocessQuarantinedRequest
-	10, // 66: receiptd.v1.ReceiptService.GetReceipt:output_type -> receiptd.v1.Receipt
-	5,  // 67: receiptd.v1.ReceiptService.ListUserReceipts:output_type -> receiptd.v1.ListUserReceiptsResponse
-	14, // 68: receiptd.v1.ReceiptService.GetBalance:output_type -> receiptd.v1.Balance
-	15, // 69: receiptd.v1.ReceiptService.GetEntity:output_type -> receiptd.v1.Entity
-	9,  // 70: receiptd.v1.ReceiptService.ListEntities:output_type -> receiptd.v1.ListEntitiesResponse
-	18, // 71: receiptd.v1.ReceiptService.ListReceiptEvents:output_type -> receiptd.v1.ListReceiptEventsResponse
-	22, // 72: receiptd.v1.ReceiptService.ListUserLedger:output_type -> receiptd.v1.ListUserLedgerResponse
-	10, // 73: receiptd.v1.ReceiptService.WatchReceipt:output_type -> receiptd.v1.Receipt
-	14, // 74: receiptd.v1.ReceiptService.WatchUser:output_type -> receiptd.v1.Balance
-	27, // 75: receiptd.v1.StatsService.GetStats:output_type -> receiptd.v1.Stats
-	33, // 76: receiptd.v1.AuditService.Audit:output_type -> receiptd.v1.AuditReport
-	47, // 77: receiptd.v1.AuditService.Rebuild:output_type -> receiptd.v1.RebuildResponse
-	41, // 78: receiptd.v1.AuditService.ListQuarantined:output_type -> receiptd.v1.ListQuarantinedResponse
-	43, // 79: receiptd.v1.AuditService.ReprocessQuarantined:output_type -> receiptd.v1.ReprocessQuarantinedResponse
-	66, // [66:80] is the sub-list for method output_type
-	52, // [52:66] is the sub-list for method input_type
-	52, // [52:52] is the sub-list for extension type_name
-	52, // [52:52] is the sub-list for extension extendee
-	0,  // [0:52] is the sub-list for field type_name
+	50, // 8: receiptd.v1.Balance.forgotten_at:type_name -> google.protobuf.Timestamp
+	50, // 9: receiptd.v1.Entity.status_at:type_name -> google.protobuf.Timestamp
+	50, // 10: receiptd.v1.Entity.first_seen:type_name -> google.protobuf.Timestamp
+	50, // 11: receiptd.v1.Entity.last_seen:type_name -> google.protobuf.Timestamp
+	16, // 12: receiptd.v1.Entity.timeline:type_name -> receiptd.v1.EntityEvent
+	50, // 13: receiptd.v1.EntityEvent.status_at:type_name -> google.protobuf.Timestamp
+	50, // 14: receiptd.v1.EntityEvent.occurred_at:type_name -> google.protobuf.Timestamp
+	48, // 15: receiptd.v1.EntityEvent.attributes:type_name -> receiptd.v1.EntityEvent.AttributesEntry
+	50, // 16: receiptd.v1.EntityEvent.recorded_at:type_name -> google.protobuf.Timestamp
+	20, // 17: receiptd.v1.ListReceiptEventsResponse.events:type_name -> receiptd.v1.ReceiptEvent
+	50, // 18: receiptd.v1.Delivery.received_at:type_name -> google.protobuf.Timestamp
+	50, // 19: receiptd.v1.ReceiptEvent.recorded_at:type_name -> google.protobuf.Timestamp
+	19, // 20: receiptd.v1.ReceiptEvent.delivery:type_name -> receiptd.v1.Delivery
+	1,  // 21: receiptd.v1.ReceiptEvent.stage:type_name -> receiptd.v1.Stage
+	50, // 22: receiptd.v1.ReceiptEvent.occurred_at:type_name -> google.protobuf.Timestamp
+	12, // 23: receiptd.v1.ReceiptEvent.failure:type_name -> receiptd.v1.Failure
+	23, // 24: receiptd.v1.ListUserLedgerResponse.entries:type_name -> receiptd.v1.LedgerEntry
+	2,  // 25: receiptd.v1.LedgerEntry.kind:type_name -> receiptd.v1.LedgerEntryKind
+	50, // 26: receiptd.v1.LedgerEntry.recorded_at:type_name -> google.protobuf.Timestamp
+	19, // 27: receiptd.v1.LedgerEntry.delivery:type_name -> receiptd.v1.Delivery
+	28, // 28: receiptd.v1.Stats.sources:type_name -> receiptd.v1.SourceStats
+	30, // 29: receiptd.v1.SourceStats.total:type_name -> receiptd.v1.PipelineStats
+	29, // 30: receiptd.v1.SourceStats.days:type_name -> receiptd.v1.DayStats
+	30, // 31: receiptd.v1.DayStats.stats:type_name -> receiptd.v1.PipelineStats
+	49, // 32: receiptd.v1.PipelineStats.failed_by_stage:type_name -> receiptd.v1.PipelineStats.FailedByStageEntry
+	31, // 33: receiptd.v1.PipelineStats.time_to_terminal:type_name -> receiptd.v1.TimeToTerminal
+	51, // 34: receiptd.v1.TimeToTerminal.p50:type_name -> google.protobuf.Duration
+	51, // 35: receiptd.v1.TimeToTerminal.p90:type_name -> google.protobuf.Duration
+	51, // 36: receiptd.v1.TimeToTerminal.p99:type_name -> google.protobuf.Duration
+	34, // 37: receiptd.v1.AuditReport.models:type_name -> receiptd.v1.ModelCheck
+	37, // 38: receiptd.v1.AuditReport.unreconciled_users:type_name -> receiptd.v1.UnreconciledUser
+	38, // 39: receiptd.v1.AuditReport.anomalous_receipts:type_name -> receiptd.v1.AnomalousReceipt
+	39, // 40: receiptd.v1.AuditReport.quarantined:type_name -> receiptd.v1.QuarantinedDelivery
+	45, // 41: receiptd.v1.AuditReport.skipped:type_name -> receiptd.v1.SkippedEvent
+	51, // 42: receiptd.v1.AuditReport.took:type_name -> google.protobuf.Duration
+	36, // 43: receiptd.v1.ModelCheck.first_difference:type_name -> receiptd.v1.KeyDifference
+	35, // 44: receiptd.v1.ModelCheck.live:type_name -> receiptd.v1.ModelSummary
+	35, // 45: receiptd.v1.ModelCheck.rebuilt:type_name -> receiptd.v1.ModelSummary
+	0,  // 46: receiptd.v1.AnomalousReceipt.status:type_name -> receiptd.v1.ReceiptStatus
+	13, // 47: receiptd.v1.AnomalousReceipt.anomalies:type_name -> receiptd.v1.Anomaly
+	50, // 48: receiptd.v1.QuarantinedDelivery.received_at:type_name -> google.protobuf.Timestamp
+	39, // 49: receiptd.v1.ListQuarantinedResponse.deliveries:type_name -> receiptd.v1.QuarantinedDelivery
+	44, // 50: receiptd.v1.ReprocessQuarantinedResponse.results:type_name -> receiptd.v1.ReprocessedDelivery
+	35, // 51: receiptd.v1.RebuildResponse.models:type_name -> receiptd.v1.ModelSummary
+	51, // 52: receiptd.v1.RebuildResponse.took:type_name -> google.protobuf.Duration
+	3,  // 53: receiptd.v1.ReceiptService.GetReceipt:input_type -> receiptd.v1.GetReceiptRequest
+	4,  // 54: receiptd.v1.ReceiptService.ListUserReceipts:input_type -> receiptd.v1.ListUserReceiptsRequest
+	6,  // 55: receiptd.v1.ReceiptService.GetBalance:input_type -> receiptd.v1.GetBalanceRequest
+	7,  // 56: receiptd.v1.ReceiptService.GetEntity:input_type -> receiptd.v1.GetEntityRequest
+	8,  // 57: receiptd.v1.ReceiptService.ListEntities:input_type -> receiptd.v1.ListEntitiesRequest
+	17, // 58: receiptd.v1.ReceiptService.ListReceiptEvents:input_type -> receiptd.v1.ListReceiptEventsRequest
+	21, // 59: receiptd.v1.ReceiptService.ListUserLedger:input_type -> receiptd.v1.ListUserLedgerRequest
+	24, // 60: receiptd.v1.ReceiptService.WatchReceipt:input_type -> receiptd.v1.WatchReceiptRequest
+	25, // 61: receiptd.v1.ReceiptService.WatchUser:input_type -> receiptd.v1.WatchUserRequest
+	26, // 62: receiptd.v1.StatsService.GetStats:input_type -> receiptd.v1.GetStatsRequest
+	32, // 63: receiptd.v1.AuditService.Audit:input_type -> receiptd.v1.AuditRequest
+	46, // 64: receiptd.v1.AuditService.Rebuild:input_type -> receiptd.v1.RebuildRequest
+	40, // 65: receiptd.v1.AuditService.ListQuarantined:input_type -> receiptd.v1.ListQuarantinedRequest
+	42, // 66: receiptd.v1.AuditService.ReprocessQuarantined:input_type -> receiptd.v1.ReprocessQuarantinedRequest
+	10, // 67: receiptd.v1.ReceiptService.GetReceipt:output_type -> receiptd.v1.Receipt
+	5,  // 68: receiptd.v1.ReceiptService.ListUserReceipts:output_type -> receiptd.v1.ListUserReceiptsResponse
+	14, // 69: receiptd.v1.ReceiptService.GetBalance:output_type -> receiptd.v1.Balance
+	15, // 70: receiptd.v1.ReceiptService.GetEntity:output_type -> receiptd.v1.Entity
+	9,  // 71: receiptd.v1.ReceiptService.ListEntities:output_type -> receiptd.v1.ListEntitiesResponse
+	18, // 72: receiptd.v1.ReceiptService.ListReceiptEvents:output_type -> receiptd.v1.ListReceiptEventsResponse
+	22, // 73: receiptd.v1.ReceiptService.ListUserLedger:output_type -> receiptd.v1.ListUserLedgerResponse
+	10, // 74: receiptd.v1.ReceiptService.WatchReceipt:output_type -> receiptd.v1.Receipt
+	14, // 75: receiptd.v1.ReceiptService.WatchUser:output_type -> receiptd.v1.Balance
+	27, // 76: receiptd.v1.StatsService.GetStats:output_type -> receiptd.v1.Stats
+	33, // 77: receiptd.v1.AuditService.Audit:output_type -> receiptd.v1.AuditReport
+	47, // 78: receiptd.v1.AuditService.Rebuild:output_type -> receiptd.v1.RebuildResponse
+	41, // 79: receiptd.v1.AuditService.ListQuarantined:output_type -> receiptd.v1.ListQuarantinedResponse
+	43, // 80: receiptd.v1.AuditService.ReprocessQuarantined:output_type -> receiptd.v1.ReprocessQuarantinedResponse
+	67, // [67:81] is the sub-list for method output_type
+	53, // [53:67] is the sub-list for method input_type
+	53, // [53:53] is the sub-list for extension type_name
+	53, // [53:53] is the sub-list for extension extendee
+	0,  // [0:53] is the sub-list for field type_name
 }
 
 func init() { file_receiptd_v1_receiptd_proto_init() }
