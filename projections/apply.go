@@ -433,7 +433,7 @@ func (a *applier) entityEvent(e eventstore.RecordedEvent, f aggregate.EntityEven
 	prefix := encodePosition(rec.First)
 	entry := EntityEvent{
 		EventType: f.EventType, Status: f.Status, StatusAt: f.StatusAt, OccurredAt: f.OccurredAt,
-		Amount: f.Amount, Currency: f.Currency, UserID: f.UserID, Attributes: f.Attributes,
+		Amount: f.Amount, Currency: f.Currency, UserID: f.UserID, Attributes: f.Attributes, Sealed: f.Sealed,
 		BodySHA256: f.BodySHA256, Position: e.Position.Commit, RecordedAt: e.RecordedAt,
 	}
 	if err := putJSON(timeline, append(bytes.Clone(prefix), encodePosition(e.Position)...), entry); err != nil {

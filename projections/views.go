@@ -131,7 +131,12 @@ type EntityEvent struct {
 	// Attributes are the other normalized fields the provider's event
 	// carries, by name.
 	Attributes map[string]string `json:"attributes,omitempty"`
-	BodySHA256 string            `json:"body_sha256"`
+	// Sealed holds the event's personal attributes sealed under its
+	// subject's data key, as the log holds them (package privacy): the
+	// read models never hold personal data in the clear, so destroying
+	// the key erases it here too. The API opens it.
+	Sealed     []byte `json:"sealed,omitempty"`
+	BodySHA256 string `json:"body_sha256"`
 	// Position is the event's commit position; RecordedAt when the store
 	// recorded it.
 	Position   uint64    `json:"position"`

@@ -311,11 +311,39 @@ func (s *PrivacyService) ExportSubject(ctx context.Context, req *receiptdv1.Expo
 		if err != nil {
 			return nil, toStatus(ctx, s.log, op, what, err)
 		}
-		pe, err := entityToProto(v)
+		pe, err := openEntity(ctx, s.subjects, v)
 		if err != nil {
 			return nil, toStatus(ctx, s.log, op, what, err)
 		}
 		out.Entities = append(out.Entities, pe)
+	}
+	return out, nil
+}
+
+// openEntity converts an entity view with its timeline, opening each
+// event's sealed personal attributes with subjects (nil: left sealed, so
+// not shown); an event whose key was destroyed is marked forgotten, and so
+// is the entity.
+func openEntity(ctx context.Context, subjects Subjects, v projections.Entity) (*receiptdv1.Entity, error) {
+	out, err := entityToProto(v)
+	if err != nil {
+		return nil, err
+	}
+	if subjects == nil {
+		return out, nil
+	}
+	for i, ev := range v.Timeline {
+		if len(ev.Sealed) == 0 {
+			continue
+		}
+		pe := out.Timeline[i]
+		forgotten, err := openEntityAttributes(ctx, subjects, &pe.Attributes, ev.Sealed)
+		if err != nil {
+			return nil, err
+		}
+		if forgotten {
+			pe.Forgotten, out.Forgotten = true, true
+		}
 	}
 	return out, nil
 }

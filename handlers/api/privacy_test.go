@@ -210,9 +210,29 @@ func TestPrivacyService(t *testing.T) {
 	if balanceAfter.DerivedPoints != balanceBefore.DerivedPoints || balanceAfter.ReportedLifetimePoints != balanceBefore.ReportedLifetimePoints {
 		t.Errorf("points changed: %s/%s -> %s/%s", balanceBefore.DerivedPoints, balanceBefore.ReportedLifetimePoints, balanceAfter.DerivedPoints, balanceAfter.ReportedLifetimePoints)
 	}
+	// The customer's entity shows its personal attributes, opened.
+	entity := func() *receiptdv1.Entity {
+		t.Helper()
+		e, err := receipts.GetEntity(ctx, &receiptdv1.GetEntityRequest{Source: "retm", Kind: "customer", EntityId: "4821"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	if e := entity(); e.Forgotten || e.Timeline[0].Attributes["phone"] != "0551234567" || e.Timeline[0].Attributes["reference"] == "" {
+		t.Errorf("customer before forgetting: %v", e)
+	}
 	// The customer, another subject, is untouched.
 	if _, cjs := export("retm", "4821"); !strings.Contains(cjs, "sara@example.com") {
 		t.Error("forgetting one subject erased another")
+	}
+	// Forget the customer: the entity stays, its personal attributes go,
+	// the clear ones stay, and it reads as forgotten.
+	if _, err := svc.ForgetSubject(ctx, &receiptdv1.ForgetSubjectRequest{Source: "retm", SubjectId: "4821"}); err != nil {
+		t.Fatal(err)
+	}
+	if e := entity(); !e.Forgotten || !e.Timeline[0].Forgotten || e.Timeline[0].Attributes["phone"] != "" || e.Timeline[0].Attributes["reference"] == "" || e.Status != "created" {
+		t.Errorf("customer after forgetting: %v", e)
 	}
 	// Twice: nothing left to destroy, still fine.
 	res, err = svc.ForgetSubject(ctx, &receiptdv1.ForgetSubjectRequest{SubjectId: "027KO2"})

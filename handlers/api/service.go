@@ -338,9 +338,13 @@ func (s *ReceiptService) GetEntity(ctx context.Context, req *receiptdv1.GetEntit
 		return nil, err
 	}
 	return query(ctx, &s.service, op, fmt.Sprintf("%s %q of source %q", req.GetKind(), req.GetEntityId(), source), req.GetMinPosition(),
-		func(ctx context.Context) (projections.Entity, error) {
-			return s.reader.Entity(ctx, source, req.GetKind(), req.GetEntityId())
-		}, entityToProto)
+		func(ctx context.Context) (*receiptdv1.Entity, error) {
+			v, err := s.reader.Entity(ctx, source, req.GetKind(), req.GetEntityId())
+			if err != nil {
+				return nil, err
+			}
+			return openEntity(ctx, s.subjects, v)
+		}, func(e *receiptdv1.Entity) (*receiptdv1.Entity, error) { return e, nil })
 }
 
 // ListEntities implements receiptdv1.ReceiptServiceServer.
