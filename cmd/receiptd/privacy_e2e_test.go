@@ -1,0 +1,310 @@
+package main_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/receiptd/receiptd/handlers/webhook/reap"
+	"github.com/receiptd/receiptd/handlers/webhook/reusely"
+)
+
+// The person TestForgetSubjectEndToEnd follows through every provider
+// that carries personal data, and what of them must vanish.
+const (
+	alice         = "alice01"
+	aliceEmail    = "alicia.person@example.org"
+	aliceFirst    = "Alicia"
+	aliceLast     = "Quixote-Privat"
+	alicePhone    = "+966500000777"
+	alicePayPal   = "alicia.paypal@example.net"
+	aliceTracking = "TRACK-ALICIA-777"
+	aliceComment  = "Alicia's passport photo was blurred"
+	aliceCustomer = "9911"
+	aliceAccount  = "acct-alice-0001"
+	alicePrivKey  = "8f1d9a7c3b5e2f4a6c8e0b1d3f5a7c9e1b3d5f7a9c1e3b5d7f9a1c3e5b7d9f1a"
+)
+
+// alicesSecrets are the byte strings no file of the data dir may hold once
+// she is forgotten (nor before: they are sealed at rest).
+var alicesSecrets = []string{aliceEmail, aliceLast, aliceFirst + " " + aliceLast, alicePhone, alicePayPal, aliceTracking, aliceComment}
+
+// privacyConfig is every provider, an operator key, and privacy on.
+func privacyConfig(reapPEM string) string {
+	return allProvidersConfig(reapPEM) + operatorAccess() + "privacy: {key: env:E2E_PRIVACY_KEY}\n"
+}
+
+// TestForgetSubjectEndToEnd: a person's whole history, in every provider
+// that carries personal data (Reewild, Reward joined to its users,
+// Reusely, Reap, RETM), beside another user's; exported, then forgotten in
+// each source. Afterwards no byte of their e-mail, names, phone, PayPal
+// address, tracking number or moderator's comment is in any file of the
+// data dir (read raw); every read model's audit digest is unchanged
+// (balances and points too), and an offline rebuild reproduces them; the
+// export before held the personal data, the export after holds none, and
+// the balance and customer read as forgotten, with the same points.
+func TestForgetSubjectEndToEnd(t *testing.T) {
+	dir := t.TempDir()
+	dataDir := filepath.Join(dir, "data")
+	reapKey, reapPEM, env := allProvidersSetup(t, dir)
+	env = append(env, "E2E_PRIVACY_KEY="+alicePrivKey)
+	s := startServer(t, dataDir, privacyConfig(reapPEM), env...)
+	s.auth = "Bearer " + e2eOperatorKey
+
+	reewildAuth := func(h http.Header, b []byte) { h.Set("X-Reewild-Signature", sign(b)) }
+	bearer := func(token string) func(http.Header, []byte) {
+		return func(h http.Header, _ []byte) { h.Set("Authorization", "Bearer "+token) }
+	}
+	var deliveries []signedDelivery
+	add := func(source string, body []byte, auth func(http.Header, []byte)) {
+		deliveries = append(deliveries, signedDelivery{source: source, body: body, auth: auth, wantCode: http.StatusOK})
+	}
+	// Reewild: Alice and Bob enrol; each has a receipt through to its award.
+	for _, u := range []struct{ id, email, first, last, receipt string }{
+		{alice, aliceEmail, aliceFirst, aliceLast, "rcpt-alice-1"},
+		{"bob01", "bob@example.com", "Bob", "Keepme", "rcpt-bob-1"},
+	} {
+		enrol := template(t, "reewild/user.enrolled.json")
+		sub(enrol, "data")["userID"], sub(enrol, "data")["email"] = u.id, u.email
+		add("reewild", mustJSON(enrol), reewildAuth)
+		up := template(t, "reewild/receipt.uploaded.json")
+		sub(up, "data")["profileID"], sub(up, "data")["receiptID"] = u.id, u.receipt
+		add("reewild", mustJSON(up), reewildAuth)
+		award := template(t, "reewild/rewards.awarded.json")
+		user := sub(sub(award, "data"), "user")
+		user["id"], user["email"], user["firstName"], user["lastName"] = u.id, u.email, u.first, u.last
+		sub(sub(award, "data"), "transaction")["externalTransactionID"] = u.receipt
+		add("reewild", mustJSON(award), reewildAuth)
+	}
+	// Reward: a credit to Alice, in the Reewild users' namespace.
+	credit := template(t, "reward/balance.credit_points_issued.json")
+	sub(sub(credit, "data"), "user")["id"] = alice
+	add("reward", mustJSON(credit), bearer(e2eRewardToken))
+	// Reusely: Alice's offer.
+	offer := template(t, "reusely/offer.created.json")
+	ts := strconv.FormatInt(time.Now().Unix(), 10)
+	offer["timestamp"], offer["object_id"] = ts, json.Number("777001")
+	data := sub(offer, "data")
+	data["box_id"], data["customer_email"], data["customer_name"], data["tracking_number"] = "BOX-ALICE", aliceEmail, aliceFirst+" "+aliceLast, aliceTracking
+	data["payout_information"].([]any)[0].(map[string]any)["value"] = alicePayPal
+	add("reusely", mustJSON(offer), func(h http.Header, _ []byte) {
+		h.Set(reusely.SignatureHeader, reusely.Sign([]byte(e2eReuselyKey), "777001", ts))
+	})
+	// Reap: Alice's account, rejected with a moderator's comment.
+	account := template(t, "reap/account_status_change.rejected-final.json")
+	sub(account, "data")["entityId"], sub(account, "data")["moderationComment"] = aliceAccount, aliceComment
+	add("reap", mustJSON(account), func(h http.Header, b []byte) {
+		sig, err := reap.Sign(reapKey, b)
+		if err != nil {
+			t.Error(err)
+		}
+		h.Set(reap.SignatureHeader, sig)
+	})
+	// RETM: Alice as a restaurant's customer.
+	customer := template(t, "retm/customer.created.json")
+	c := sub(customer, "customer")
+	c["id"], c["name"], c["name_localized"], c["phone"], c["email"] = json.Number(aliceCustomer), aliceFirst+" "+aliceLast, aliceLast, alicePhone, aliceEmail
+	add("retm", mustJSON(customer), bearer(e2eRETMToken))
+
+	last := sendMixed(t, s, deliveries, 1)
+	var balance map[string]any
+	if code := s.getJSON(t, fmt.Sprintf("/v1/users/%s/balance?min_position=%d", alice, last), &balance); code != http.StatusOK {
+		t.Fatalf("balance: %d", code)
+	}
+	if balance["forgotten"] != false {
+		t.Fatalf("balance before forgetting: %v", balance)
+	}
+
+	// Sealed at rest already: the raw files hold none of it.
+	checkDataDir(t, dataDir, "before forgetting")
+
+	// The exports hold it all.
+	subjects := []struct{ source, id string }{{"reewild", alice}, {"reusely", aliceEmail}, {"reap", aliceAccount}, {"retm", aliceCustomer}}
+	var before string
+	for _, sj := range subjects {
+		before += exportSubject(t, s, sj.source, sj.id)
+	}
+	for _, secret := range alicesSecrets {
+		if !strings.Contains(before, secret) {
+			t.Errorf("the exports before forgetting lack %q", secret)
+		}
+	}
+
+	digests := auditDigests(t, s)
+
+	for _, sj := range subjects {
+		forgetSubject(t, s, sj.source, sj.id)
+	}
+
+	// Every read model as it was: same digests, clean audit.
+	if after := auditDigests(t, s); fmt.Sprint(after) != fmt.Sprint(digests) {
+		t.Errorf("read model digests changed by forgetting:\n before %v\n after  %v", digests, after)
+	}
+	var after map[string]any
+	if code := s.getJSON(t, "/v1/users/"+alice+"/balance", &after); code != http.StatusOK || after["forgotten"] != true || after["forgottenAt"] == nil {
+		t.Fatalf("balance after forgetting: %d %v", code, after)
+	}
+	for _, k := range []string{"derivedPoints", "awardedPoints", "creditedPoints", "reportedLifetimePoints", "receiptsCompleted"} {
+		if fmt.Sprint(after[k]) != fmt.Sprint(balance[k]) {
+			t.Errorf("balance %s: %v before, %v after forgetting", k, balance[k], after[k])
+		}
+	}
+	var cust map[string]any
+	if code := s.getJSON(t, "/v1/entities/customer/"+aliceCustomer+"?source=retm", &cust); code != http.StatusOK || cust["forgotten"] != true || cust["status"] != "created" {
+		t.Fatalf("customer after forgetting: %d %v", code, cust)
+	}
+	var bob map[string]any
+	if code := s.getJSON(t, "/v1/users/bob01/balance", &bob); code != http.StatusOK || bob["forgotten"] != false {
+		t.Fatalf("Bob after Alice was forgotten: %d %v", code, bob)
+	}
+	var afterExports string
+	for _, sj := range subjects {
+		afterExports += exportSubject(t, s, sj.source, sj.id)
+	}
+	for _, secret := range alicesSecrets {
+		if strings.Contains(afterExports, secret) {
+			t.Errorf("an export after forgetting holds %q", secret)
+		}
+	}
+	if bobs := exportSubject(t, s, "reewild", "bob01"); !strings.Contains(bobs, "bob@example.com") {
+		t.Error("Bob's export lost his e-mail when Alice was forgotten")
+	}
+
+	stopServer(t, s)
+	checkDataDir(t, dataDir, "after forgetting")
+
+	// An offline rebuild of the stopped server's log: the same digests.
+	cfg := filepath.Join(dir, "rebuild.yaml")
+	if err := os.WriteFile(cfg, []byte(privacyConfig(reapPEM)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(receiptdBin, "rebuild", "--data-dir", dataDir, "--config", cfg, "--json")
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("rebuild: %v\n%s", err, out)
+	}
+	var rebuilt struct {
+		Models []struct{ Name, Digest string }
+	}
+	if err := json.Unmarshal(out, &rebuilt); err != nil {
+		t.Fatalf("rebuild --json: %v in %s", err, out)
+	}
+	got := map[string]string{}
+	for _, m := range rebuilt.Models {
+		got[m.Name] = m.Digest
+	}
+	if fmt.Sprint(got) != fmt.Sprint(digests) {
+		t.Errorf("rebuilt digests differ:\n live    %v\n rebuilt %v", digests, got)
+	}
+	checkDataDir(t, dataDir, "after the rebuild")
+}
+
+// checkDataDir reads every file under dir raw and fails on any of Alice's
+// personal values.
+func checkDataDir(t *testing.T, dir, when string) {
+	t.Helper()
+	n := 0
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		n++
+		for _, secret := range alicesSecrets {
+			if bytes.Contains(b, []byte(secret)) {
+				t.Errorf("%s: %s holds %q", when, filepath.Base(path), secret)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n < 3 {
+		t.Fatalf("%s: %d files in the data dir, want the log, the read models and the keys", when, n)
+	}
+}
+
+// exportSubject answers GET /v1/subjects/{id}:export?source= as text.
+func exportSubject(t *testing.T, s *server, source, id string) string {
+	t.Helper()
+	return subjectCall(t, s, http.MethodGet, source, id, "export")
+}
+
+func forgetSubject(t *testing.T, s *server, source, id string) {
+	t.Helper()
+	var res struct {
+		DestroyedKeyIDs []string `json:"destroyedKeyIds"`
+	}
+	if err := json.Unmarshal([]byte(subjectCall(t, s, http.MethodPost, source, id, "forget")), &res); err != nil {
+		t.Fatal(err)
+	}
+	if len(res.DestroyedKeyIDs) != 1 {
+		t.Errorf("forget %s/%s destroyed %d keys, want 1", source, id, len(res.DestroyedKeyIDs))
+	}
+}
+
+func subjectCall(t *testing.T, s *server, method, source, id, verb string) string {
+	t.Helper()
+	req, err := http.NewRequest(method, s.url("/v1/subjects/"+url.PathEscape(id)+":"+verb+"?source="+source), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", s.auth)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("%s %s/%s:%s: %d %s", method, source, id, verb, resp.StatusCode, b)
+	}
+	return string(b)
+}
+
+// auditDigests runs an online audit and returns each read model's live
+// digest; the audit must be clean.
+func auditDigests(t *testing.T, s *server) map[string]string {
+	t.Helper()
+	cmd := exec.Command(receiptdBin, "audit", "--server", s.grpcAddr, "--api-key", e2eOperatorKey, "--json")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("audit: %v\n%s", err, out)
+	}
+	var rep struct {
+		Clean  bool `json:"clean"`
+		Models []struct {
+			Name string `json:"name"`
+			Live struct {
+				Digest string `json:"digest"`
+			} `json:"live"`
+		} `json:"models"`
+	}
+	if err := json.Unmarshal(out, &rep); err != nil {
+		t.Fatalf("audit --json: %v in %s", err, out)
+	}
+	if !rep.Clean {
+		t.Errorf("audit not clean: %s", out)
+	}
+	d := map[string]string{}
+	for _, m := range rep.Models {
+		d[m.Name] = m.Live.Digest
+	}
+	return d
+}
