@@ -2,10 +2,12 @@ package webhook
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 
 	"github.com/receiptd/receiptd/aggregate"
 	"github.com/receiptd/receiptd/eventcodec"
@@ -13,7 +15,7 @@ import (
 )
 
 // DefaultDecisionCacheBytes is Options.DecisionCacheBytes' default: about
-// 20,000 six-event receipt streams.
+// 45,000 six-event receipt streams (748 B each; TestDecisionCacheEstimate).
 const DefaultDecisionCacheBytes int64 = 32 << 20
 
 // decisions is what the Handler knows of the streams it decides on, and
@@ -67,22 +69,83 @@ type streamState struct {
 	listed     bool // in decisions.lru
 
 	// Guarded by the turn:
-	known bool // rev, dedupe and slots hold a prefix of the stream
+	known bool // rev, the dedupe keys and the slots hold a prefix of the stream
 	stale bool // the stream may hold more: catch up before deciding
 	// rev is the number of events known: the revision of the next one.
-	rev    uint64
-	dedupe map[string]eventstore.Position // first event of each dedupe key
-	slots  map[string]struct{}
-	size   int64 // estimated heap bytes of the state
+	rev uint64
+	// The dedupe keys (with the position of the first event of each) and
+	// the slot keys of the events known, by fingerprint: in small slices
+	// searched in order while the stream is short (a receipt's few
+	// events), in maps once it is long (an entity or quarantine stream).
+	dedupe    []dedupeEntry
+	slots     []fingerprint
+	dedupeMap map[fingerprint]eventstore.Position
+	slotMap   map[fingerprint]struct{}
+	size      int64 // estimated heap bytes of the state
 }
 
-// Estimated heap bytes, for the budget: a state's fixed part, and each map
-// entry beyond its key's bytes (bucket share, string header, value).
+// A fingerprint stands for a dedupe or slot key in the decision state:
+// the first 128 bits of its SHA-256. Two keys with one fingerprint would
+// be taken for one (a new fact answered as a duplicate), which needs a
+// SHA-256 collision; the keys themselves (a Reewild dedupe key is ~120
+// bytes) would make the state several times larger.
+type fingerprint [16]byte
+
+func fingerprintOf(key string) fingerprint {
+	// The key's bytes as they are (Sum256 neither keeps nor changes
+	// them): a []byte copy would cost an allocation per delivery.
+	sum := sha256.Sum256(unsafe.Slice(unsafe.StringData(key), len(key)))
+	return fingerprint(sum[:16])
+}
+
+// factKeys are the fingerprints of an event's dedupe key and slot key.
+type factKeys struct {
+	dedupe  fingerprint
+	slot    fingerprint
+	hasSlot bool
+}
+
+func keysOf(dedupeKey, slotKey string) factKeys {
+	k := factKeys{dedupe: fingerprintOf(dedupeKey), hasSlot: slotKey != ""}
+	if k.hasSlot {
+		k.slot = fingerprintOf(slotKey)
+	}
+	return k
+}
+
+type dedupeEntry struct {
+	key fingerprint
+	pos eventstore.Position
+}
+
+// Keys past which a stream's dedupe keys (or slot keys) move from their
+// slice to a map.
+const mapAbove = 32
+
+// Heap bytes of a state, for the budget, measured (TestDecisionCacheEstimate
+// holds the estimate within 15% of the Go heap a state takes): the state,
+// its turn channel, its entry in decisions.streams and its name's bytes;
+// the slices' capacity (append grows a slice to fill its allocation, so
+// cap is what it takes); a map's slots (mapSlots) at their size with the
+// map's control bytes and headers.
 const (
-	stateOverhead  = 256
-	dedupeOverhead = 64
-	slotOverhead   = 48
+	stateOverhead   = 312
+	dedupeEntrySize = int64(unsafe.Sizeof(dedupeEntry{}))
+	slotEntrySize   = int64(unsafe.Sizeof(fingerprint{}))
+	dedupeMapSlot   = 36
+	slotMapSlot     = 20
 )
+
+// mapSlots is the number of slots of a map made with room for mapAbove+1
+// keys and holding n: Go's maps keep at most 7 keys in 8 slots and double
+// when full.
+func mapSlots(n int) int64 {
+	slots := int64(8)
+	for slots*7/8 < int64(max(n, mapAbove+1)) {
+		slots *= 2
+	}
+	return slots
+}
 
 func newDecisions(budget int64) *decisions {
 	return &decisions{budget: budget, streams: make(map[string]*streamState)}
@@ -151,30 +214,95 @@ func (d *decisions) doneLocked(s *streamState) {
 // reset forgets what s knew. Under the turn.
 func (s *streamState) reset() {
 	s.known, s.stale, s.rev = false, false, 0
-	s.dedupe, s.slots = nil, nil
+	s.dedupe, s.slots, s.dedupeMap, s.slotMap = nil, nil, nil, nil
 	s.size = 0
 }
 
-// record adds an event of the stream at revision s.rev. Under the turn.
-func (s *streamState) record(dedupeKey, slotKey string, pos eventstore.Position) {
-	if s.dedupe == nil {
-		s.dedupe = make(map[string]eventstore.Position, 8)
-		s.size = stateOverhead + int64(len(s.name))
+// record adds an event of the stream at revision s.rev, with the keys k.
+// Under the turn.
+func (s *streamState) record(k factKeys, pos eventstore.Position) {
+	if !s.hasDedupe(k.dedupe) {
+		s.addDedupe(k.dedupe, pos)
 	}
-	if _, ok := s.dedupe[dedupeKey]; !ok {
-		s.dedupe[dedupeKey] = pos
-		s.size += int64(len(dedupeKey)) + dedupeOverhead
-	}
-	if slotKey != "" {
-		if s.slots == nil {
-			s.slots = make(map[string]struct{}, 8)
-		}
-		if _, ok := s.slots[slotKey]; !ok {
-			s.slots[slotKey] = struct{}{}
-			s.size += int64(len(slotKey)) + slotOverhead
-		}
+	if k.hasSlot && !s.hasSlot(k.slot) {
+		s.addSlot(k.slot)
 	}
 	s.rev++
+	s.resize()
+}
+
+// dedupeAt returns the position of the first event recorded under the
+// dedupe key of fingerprint k.
+func (s *streamState) dedupeAt(k fingerprint) (eventstore.Position, bool) {
+	if s.dedupeMap != nil {
+		pos, ok := s.dedupeMap[k]
+		return pos, ok
+	}
+	for _, e := range s.dedupe {
+		if e.key == k {
+			return e.pos, true
+		}
+	}
+	return eventstore.Position{}, false
+}
+
+func (s *streamState) hasDedupe(k fingerprint) bool {
+	_, ok := s.dedupeAt(k)
+	return ok
+}
+
+func (s *streamState) addDedupe(k fingerprint, pos eventstore.Position) {
+	if s.dedupeMap == nil && len(s.dedupe) < mapAbove {
+		s.dedupe = append(s.dedupe, dedupeEntry{k, pos})
+		return
+	}
+	if s.dedupeMap == nil {
+		s.dedupeMap = make(map[fingerprint]eventstore.Position, mapAbove+1)
+		for _, e := range s.dedupe {
+			s.dedupeMap[e.key] = e.pos
+		}
+		s.dedupe = nil
+	}
+	s.dedupeMap[k] = pos
+}
+
+func (s *streamState) hasSlot(k fingerprint) bool {
+	if s.slotMap != nil {
+		_, ok := s.slotMap[k]
+		return ok
+	}
+	for _, e := range s.slots {
+		if e == k {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *streamState) addSlot(k fingerprint) {
+	if s.slotMap == nil && len(s.slots) < mapAbove {
+		s.slots = append(s.slots, k)
+		return
+	}
+	if s.slotMap == nil {
+		s.slotMap = make(map[fingerprint]struct{}, mapAbove+1)
+		for _, e := range s.slots {
+			s.slotMap[e] = struct{}{}
+		}
+		s.slots = nil
+	}
+	s.slotMap[k] = struct{}{}
+}
+
+// resize sets s.size to the estimated heap bytes of what s knows.
+func (s *streamState) resize() {
+	s.size = stateOverhead + int64(len(s.name)) + int64(cap(s.dedupe))*dedupeEntrySize + int64(cap(s.slots))*slotEntrySize
+	if s.dedupeMap != nil {
+		s.size += mapSlots(len(s.dedupeMap)) * dedupeMapSlot
+	}
+	if s.slotMap != nil {
+		s.size += mapSlots(len(s.slotMap)) * slotMapSlot
+	}
 }
 
 // expected is the expected revision of an append decided on s.
@@ -191,17 +319,15 @@ func (s *streamState) expected() eventstore.ExpectedRevision {
 // key, one holding f's slot — are all the history it needs; the rule
 // itself stays in aggregate. For a duplicate it also returns the position
 // of the event duplicated.
-func (s *streamState) decide(f aggregate.Fact) (aggregate.Decision, eventstore.Position, error) {
+func (s *streamState) decide(f aggregate.Fact, k factKeys) (aggregate.Decision, eventstore.Position, error) {
 	var buf [2]aggregate.Metadata
 	history := buf[:0]
-	pos, dup := s.dedupe[f.DedupeKey]
+	pos, dup := s.dedupeAt(k.dedupe)
 	if dup {
 		history = append(history, aggregate.Metadata{DedupeKey: f.DedupeKey})
 	}
-	if f.SlotKey != "" {
-		if _, taken := s.slots[f.SlotKey]; taken {
-			history = append(history, aggregate.Metadata{SlotKey: f.SlotKey})
-		}
+	if k.hasSlot && s.hasSlot(k.slot) {
+		history = append(history, aggregate.Metadata{SlotKey: f.SlotKey})
 	}
 	dec, err := aggregate.Decide(history, f)
 	return dec, pos, err
@@ -232,11 +358,9 @@ func (h *Handler) catchUp(ctx context.Context, s *streamState) error {
 			s.known, s.stale = true, true // a prefix still; the next delivery reads from here again
 			return fmt.Errorf("webhook: decide on stream %q: revision %d: %w: %w", s.name, e.Revision, aggregate.ErrBadEvent, err)
 		}
-		s.record(m.DedupeKey, m.SlotKey, e.Position)
+		s.record(keysOf(m.DedupeKey, m.SlotKey), e.Position)
 	}
-	if s.dedupe == nil {
-		s.size = stateOverhead + int64(len(s.name)) // an empty stream is worth remembering too
-	}
+	s.resize() // an empty stream is worth remembering too
 	s.known, s.stale = true, false
 	return nil
 }

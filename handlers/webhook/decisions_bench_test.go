@@ -120,7 +120,7 @@ func BenchmarkDecide(b *testing.B) {
 							b.Fatal(err)
 						}
 					}
-					dec, _, err := s.decide(tc.fact)
+					dec, _, err := s.decide(tc.fact, keysOf(tc.fact.DedupeKey, tc.fact.SlotKey))
 					d.release(s)
 					if err != nil || dec.Outcome != tc.want {
 						b.Fatal(dec, err)

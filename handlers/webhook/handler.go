@@ -375,6 +375,7 @@ func (h *Handler) decideAndAppend(ctx context.Context, f aggregate.Fact, meta ag
 		encoded bool
 		sealBy  eventcodec.Sealing
 	)
+	fk := keysOf(f.DedupeKey, f.SlotKey)
 	id := EventID(meta.Source, f.DedupeKey, meta.BodySHA256)
 	meta.DedupeKey, meta.SlotKey = f.DedupeKey, f.SlotKey
 	meta.CorrelationID, meta.CausationID = id, id
@@ -386,7 +387,7 @@ func (h *Handler) decideAndAppend(ctx context.Context, f aggregate.Fact, meta ag
 		} else {
 			h.decisions.hits.Add(1)
 		}
-		decision, dupOf, err := s.decide(f)
+		decision, dupOf, err := s.decide(f, fk)
 		if err != nil {
 			return appended{}, err
 		}
@@ -419,7 +420,7 @@ func (h *Handler) decideAndAppend(ctx context.Context, f aggregate.Fact, meta ag
 			if ar.NextRevision != s.rev {
 				s.stale = true // the store counts otherwise: trust the log next time
 			}
-			s.record(f.DedupeKey, f.SlotKey, ar.Position)
+			s.record(fk, ar.Position)
 			return appended{correction: decision.Correction, position: ar.Position}, nil
 		}
 		s.afterFailedAppend(err)
