@@ -456,10 +456,14 @@ func RawBody(e aggregate.Event) ([]byte, error) {
 		return openedBody(e, e.Body)
 	}
 	var d struct {
-		Raw json.RawMessage `json:"raw"`
+		Raw       json.RawMessage `json:"raw"`
+		RawSealed []byte          `json:"raw_sealed"`
 	}
 	if err := json.Unmarshal(e.Data, &d); err != nil {
 		return nil, badEvent(e, "data", err)
+	}
+	if id, ok := privacy.SealedKeyID(d.RawSealed); ok {
+		return nil, fmt.Errorf("eventcodec: raw body of %s event %s, sealed under key %s: %w", e.Type, e.ID, id, ErrSealed)
 	}
 	if len(d.Raw) == 0 || string(d.Raw) == "null" {
 		return nil, nil

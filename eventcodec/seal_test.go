@@ -3,8 +3,10 @@ package eventcodec_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"maps"
+	"os"
 	"path/filepath"
 	"reflect"
 	"testing"
@@ -232,4 +234,121 @@ func openFields(t *testing.T, o privacy.Opener, v any) any {
 		return x
 	}
 	return v
+}
+
+// goldenEvents reads the stored events of a golden file.
+func goldenEvents(t *testing.T, file string) []aggregate.Event {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var golden []goldenEvent
+	if err := json.Unmarshal(b, &golden); err != nil {
+		t.Fatal(err)
+	}
+	out := make([]aggregate.Event, 0, len(golden))
+	for _, g := range golden {
+		out = append(out, g.event())
+	}
+	return out
+}
+
+// TestSealEventInPlace: an existing event of either version, sealed in
+// place (receiptd privacy seal), keeps its id, type and metadata, decodes
+// to the same clear fields, opens to the same personal fields and raw
+// body, holds none of them in the clear, and reads as forgotten once the
+// key is gone. Sealing twice changes nothing.
+func TestSealEventInPlace(t *testing.T) {
+	ctx := context.Background()
+	ring := newKeyring(t)
+	sub := privacy.Subject{Source: "s", ID: "in-place"}
+	key, err := ring.SealKey(ctx, sub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sealed []aggregate.Event
+	// The golden logs, and a customer with personal attributes in both
+	// versions.
+	pf := personalFacts(t)
+	customer := pf[len(pf)-1]
+	v2customer, err := eventcodec.Encode(customer.id, customer.fact, customer.meta, customer.body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := map[string][]aggregate.Event{
+		"v1_log.json":    goldenEvents(t, "v1_log.json"),
+		"golden_v2.json": goldenEvents(t, "golden_v2.json"),
+		"customer":       {v1Event(t, customer), v2customer},
+	}
+	for _, file := range []string{"v1_log.json", "golden_v2.json", "customer"} {
+		for _, e := range logs[file] {
+			if eventcodec.IsSealed(e) {
+				t.Fatalf("%s %s: sealed before sealing", file, e.ID)
+			}
+			s, err := eventcodec.SealEvent(e, eventcodec.Sealing{Key: key, Attributes: personalAttributes})
+			if err != nil {
+				t.Fatalf("%s %s: %v", file, e.ID, err)
+			}
+			if s.ID != e.ID || s.Type != e.Type || !bytes.Equal(s.Metadata, e.Metadata) {
+				t.Fatalf("%s %s: id, type or metadata changed", file, e.ID)
+			}
+			want, err := decode(e)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := decode(s)
+			if err != nil {
+				t.Fatalf("%s %s: decode sealed: %v", file, e.ID, err)
+			}
+			if g, w := canonical(t, openFields(t, ring, got)), canonical(t, want); g != w {
+				t.Errorf("%s %s:\n got %s\nwant %s", file, e.ID, g, w)
+			}
+			raw, err := eventcodec.RawBody(e)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(raw) > 0 {
+				opened, forgotten, err := eventcodec.OpenRawBody(ctx, ring, s)
+				if err != nil || forgotten || !bytes.Equal(opened, raw) {
+					t.Fatalf("%s %s: OpenRawBody %q %v %v, want %q", file, e.ID, opened, forgotten, err, raw)
+				}
+				if _, err := eventcodec.RawBody(s); !errors.Is(err, eventcodec.ErrSealed) {
+					t.Errorf("%s %s: RawBody of the sealed event: %v", file, e.ID, err)
+				}
+				if bytes.Contains(s.Data, raw[:min(len(raw), 40)]) || bytes.Contains(s.Body, raw[:min(len(raw), 40)]) {
+					t.Errorf("%s %s: the raw body is still in the clear", file, e.ID)
+				}
+				if ids := eventcodec.SealedKeys(s); len(ids) == 0 || ids[0] != key.ID {
+					t.Errorf("%s %s: SealedKeys %v", file, e.ID, ids)
+				}
+			}
+			if f, ok := want.(aggregate.UserEnrolled); ok && f.Email != "" && bytes.Contains(s.Data, []byte(f.Email)) {
+				t.Errorf("%s %s: the e-mail is still in the clear", file, e.ID)
+			}
+			if f, ok := want.(aggregate.EntityEventRecorded); ok {
+				for _, a := range personalAttributes {
+					if v := f.Attributes[a]; v != "" && bytes.Contains(s.Data, []byte(v)) {
+						t.Errorf("%s %s: attribute %s is still in the clear", file, e.ID, a)
+					}
+				}
+			}
+			again, err := eventcodec.SealEvent(s, eventcodec.Sealing{Key: key})
+			if err != nil || !reflect.DeepEqual(again, s) && eventcodec.IsSealed(s) {
+				t.Errorf("%s %s: sealing twice changed it: %v", file, e.ID, err)
+			}
+			sealed = append(sealed, s)
+		}
+	}
+	if _, _, err := ring.Forget(ctx, sub); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range sealed {
+		if _, err := decode(s); err != nil {
+			t.Errorf("%s: decode after forgetting: %v", s.ID, err)
+		}
+		if raw, forgotten, err := eventcodec.OpenRawBody(ctx, ring, s); eventcodec.IsSealed(s) && (err != nil || raw != nil || !forgotten) {
+			t.Errorf("%s: OpenRawBody after forgetting: %q %v %v", s.ID, raw, forgotten, err)
+		}
+	}
 }

@@ -389,6 +389,12 @@ func (s *FileStore) compactLocked() error {
 	return nil
 }
 
+// Shred overwrites the file at path with zeros, syncs it and removes it:
+// what receiptd does to a file that held personal data in the clear (the
+// read models of a log sealed in place by receiptd privacy seal). As with
+// FileStore, what lies below the file system is out of its reach.
+func Shred(path string) error { return zeroAndRemove(path) }
+
 // zeroAndRemove overwrites path with zeros, syncs it and removes it.
 func zeroAndRemove(path string) error {
 	f, err := os.OpenFile(path, os.O_WRONLY, 0)

@@ -7,6 +7,7 @@
 //	receiptd rebuild [--data-dir DIR] [--config FILE] [--projection NAME] [--json]
 //	receiptd backup --to FILE [--data-dir DIR | --server HOST:GRPC_PORT]
 //	receiptd restore --from FILE [--data-dir DIR] [--force]
+//	receiptd privacy seal|rewrap --data-dir DIR --config FILE
 //
 // audit and rebuild open the data directly when no server runs on it, or
 // ask a running server with --server HOST:GRPC_PORT.
@@ -39,6 +40,7 @@ Usage:
   receiptd rebuild [flags]  rebuild the read models from the log and swap them in
   receiptd backup [flags]   copy the log to a backup file (online with --server)
   receiptd restore [flags]  restore a backup into a data directory and rebuild the read models
+  receiptd privacy seal|rewrap [flags]  seal a log written before privacy; rewrap the data keys (offline)
   receiptd version          print the version
 
 Run 'receiptd COMMAND -h' for the flags.
@@ -94,6 +96,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runBackup(args[1:], stdout, stderr)
 	case "restore":
 		return runRestore(args[1:], stdout, stderr)
+	case "privacy":
+		return runPrivacy(args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "receiptd", version)
 		return 0

@@ -2,6 +2,7 @@ package main_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -16,6 +17,10 @@ import (
 	"testing"
 	"time"
 
+	"crypto/rsa"
+
+	"github.com/receiptd/receiptd/eventstore"
+	"github.com/receiptd/receiptd/eventstore/bolt"
 	"github.com/receiptd/receiptd/handlers/webhook/reap"
 	"github.com/receiptd/receiptd/handlers/webhook/reusely"
 )
@@ -62,61 +67,7 @@ func TestForgetSubjectEndToEnd(t *testing.T) {
 	s := startServer(t, dataDir, privacyConfig(reapPEM), env...)
 	s.auth = "Bearer " + e2eOperatorKey
 
-	reewildAuth := func(h http.Header, b []byte) { h.Set("X-Reewild-Signature", sign(b)) }
-	bearer := func(token string) func(http.Header, []byte) {
-		return func(h http.Header, _ []byte) { h.Set("Authorization", "Bearer "+token) }
-	}
-	var deliveries []signedDelivery
-	add := func(source string, body []byte, auth func(http.Header, []byte)) {
-		deliveries = append(deliveries, signedDelivery{source: source, body: body, auth: auth, wantCode: http.StatusOK})
-	}
-	// Reewild: Alice and Bob enrol; each has a receipt through to its award.
-	for _, u := range []struct{ id, email, first, last, receipt string }{
-		{alice, aliceEmail, aliceFirst, aliceLast, "rcpt-alice-1"},
-		{"bob01", "bob@example.com", "Bob", "Keepme", "rcpt-bob-1"},
-	} {
-		enrol := template(t, "reewild/user.enrolled.json")
-		sub(enrol, "data")["userID"], sub(enrol, "data")["email"] = u.id, u.email
-		add("reewild", mustJSON(enrol), reewildAuth)
-		up := template(t, "reewild/receipt.uploaded.json")
-		sub(up, "data")["profileID"], sub(up, "data")["receiptID"] = u.id, u.receipt
-		add("reewild", mustJSON(up), reewildAuth)
-		award := template(t, "reewild/rewards.awarded.json")
-		user := sub(sub(award, "data"), "user")
-		user["id"], user["email"], user["firstName"], user["lastName"] = u.id, u.email, u.first, u.last
-		sub(sub(award, "data"), "transaction")["externalTransactionID"] = u.receipt
-		add("reewild", mustJSON(award), reewildAuth)
-	}
-	// Reward: a credit to Alice, in the Reewild users' namespace.
-	credit := template(t, "reward/balance.credit_points_issued.json")
-	sub(sub(credit, "data"), "user")["id"] = alice
-	add("reward", mustJSON(credit), bearer(e2eRewardToken))
-	// Reusely: Alice's offer.
-	offer := template(t, "reusely/offer.created.json")
-	ts := strconv.FormatInt(time.Now().Unix(), 10)
-	offer["timestamp"], offer["object_id"] = ts, json.Number("777001")
-	data := sub(offer, "data")
-	data["box_id"], data["customer_email"], data["customer_name"], data["tracking_number"] = "BOX-ALICE", aliceEmail, aliceFirst+" "+aliceLast, aliceTracking
-	data["payout_information"].([]any)[0].(map[string]any)["value"] = alicePayPal
-	add("reusely", mustJSON(offer), func(h http.Header, _ []byte) {
-		h.Set(reusely.SignatureHeader, reusely.Sign([]byte(e2eReuselyKey), "777001", ts))
-	})
-	// Reap: Alice's account, rejected with a moderator's comment.
-	account := template(t, "reap/account_status_change.rejected-final.json")
-	sub(account, "data")["entityId"], sub(account, "data")["moderationComment"] = aliceAccount, aliceComment
-	add("reap", mustJSON(account), func(h http.Header, b []byte) {
-		sig, err := reap.Sign(reapKey, b)
-		if err != nil {
-			t.Error(err)
-		}
-		h.Set(reap.SignatureHeader, sig)
-	})
-	// RETM: Alice as a restaurant's customer.
-	customer := template(t, "retm/customer.created.json")
-	c := sub(customer, "customer")
-	c["id"], c["name"], c["name_localized"], c["phone"], c["email"] = json.Number(aliceCustomer), aliceFirst+" "+aliceLast, aliceLast, alicePhone, aliceEmail
-	add("retm", mustJSON(customer), bearer(e2eRETMToken))
-
+	deliveries := alicesHistory(t, reapKey)
 	last := sendMixed(t, s, deliveries, 1)
 	var balance map[string]any
 	if code := s.getJSON(t, fmt.Sprintf("/v1/users/%s/balance?min_position=%d", alice, last), &balance); code != http.StatusOK {
@@ -209,6 +160,68 @@ func TestForgetSubjectEndToEnd(t *testing.T) {
 		t.Errorf("rebuilt digests differ:\n live    %v\n rebuilt %v", digests, got)
 	}
 	checkDataDir(t, dataDir, "after the rebuild")
+}
+
+// alicesHistory is Alice's deliveries to every provider that carries
+// personal data, and Bob's to Reewild.
+func alicesHistory(t *testing.T, reapKey *rsa.PrivateKey) []signedDelivery {
+	t.Helper()
+	reewildAuth := func(h http.Header, b []byte) { h.Set("X-Reewild-Signature", sign(b)) }
+	bearer := func(token string) func(http.Header, []byte) {
+		return func(h http.Header, _ []byte) { h.Set("Authorization", "Bearer "+token) }
+	}
+	var deliveries []signedDelivery
+	add := func(source string, body []byte, auth func(http.Header, []byte)) {
+		deliveries = append(deliveries, signedDelivery{source: source, body: body, auth: auth, wantCode: http.StatusOK})
+	}
+	// Reewild: Alice and Bob enrol; each has a receipt through to its award.
+	for _, u := range []struct{ id, email, first, last, receipt string }{
+		{alice, aliceEmail, aliceFirst, aliceLast, "rcpt-alice-1"},
+		{"bob01", "bob@example.com", "Bob", "Keepme", "rcpt-bob-1"},
+	} {
+		enrol := template(t, "reewild/user.enrolled.json")
+		sub(enrol, "data")["userID"], sub(enrol, "data")["email"] = u.id, u.email
+		add("reewild", mustJSON(enrol), reewildAuth)
+		up := template(t, "reewild/receipt.uploaded.json")
+		sub(up, "data")["profileID"], sub(up, "data")["receiptID"] = u.id, u.receipt
+		add("reewild", mustJSON(up), reewildAuth)
+		award := template(t, "reewild/rewards.awarded.json")
+		user := sub(sub(award, "data"), "user")
+		user["id"], user["email"], user["firstName"], user["lastName"] = u.id, u.email, u.first, u.last
+		sub(sub(award, "data"), "transaction")["externalTransactionID"] = u.receipt
+		add("reewild", mustJSON(award), reewildAuth)
+	}
+	// Reward: a credit to Alice, in the Reewild users' namespace.
+	credit := template(t, "reward/balance.credit_points_issued.json")
+	sub(sub(credit, "data"), "user")["id"] = alice
+	add("reward", mustJSON(credit), bearer(e2eRewardToken))
+	// Reusely: Alice's offer.
+	offer := template(t, "reusely/offer.created.json")
+	ts := strconv.FormatInt(time.Now().Unix(), 10)
+	offer["timestamp"], offer["object_id"] = ts, json.Number("777001")
+	data := sub(offer, "data")
+	data["box_id"], data["customer_email"], data["customer_name"], data["tracking_number"] = "BOX-ALICE", aliceEmail, aliceFirst+" "+aliceLast, aliceTracking
+	data["payout_information"].([]any)[0].(map[string]any)["value"] = alicePayPal
+	add("reusely", mustJSON(offer), func(h http.Header, _ []byte) {
+		h.Set(reusely.SignatureHeader, reusely.Sign([]byte(e2eReuselyKey), "777001", ts))
+	})
+	// Reap: Alice's account, rejected with a moderator's comment.
+	account := template(t, "reap/account_status_change.rejected-final.json")
+	sub(account, "data")["entityId"], sub(account, "data")["moderationComment"] = aliceAccount, aliceComment
+	add("reap", mustJSON(account), func(h http.Header, b []byte) {
+		sig, err := reap.Sign(reapKey, b)
+		if err != nil {
+			t.Error(err)
+		}
+		h.Set(reap.SignatureHeader, sig)
+	})
+	// RETM: Alice as a restaurant's customer.
+	customer := template(t, "retm/customer.created.json")
+	c := sub(customer, "customer")
+	c["id"], c["name"], c["name_localized"], c["phone"], c["email"] = json.Number(aliceCustomer), aliceFirst+" "+aliceLast, aliceLast, alicePhone, aliceEmail
+	add("retm", mustJSON(customer), bearer(e2eRETMToken))
+
+	return deliveries
 }
 
 // checkDataDir reads every file under dir raw and fails on any of Alice's
@@ -307,4 +320,111 @@ func auditDigests(t *testing.T, s *server) map[string]string {
 		d[m.Name] = m.Live.Digest
 	}
 	return d
+}
+
+// TestPrivacySealEndToEnd: a log written without privacy (Alice's
+// history in the clear in the log and the read models) is sealed in place
+// by `receiptd privacy seal`: afterwards no data-dir file holds her
+// personal data; every event keeps its position, stream, revision, id and
+// type; every read model but the entities (whose timelines now hold the
+// personal attributes sealed) has the digest it had; a server with privacy
+// exports her data, and forgetting her then works as for a log sealed
+// from the start.
+func TestPrivacySealEndToEnd(t *testing.T) {
+	dir := t.TempDir()
+	dataDir := filepath.Join(dir, "data")
+	reapKey, reapPEM, env := allProvidersSetup(t, dir)
+	env = append(env, "E2E_PRIVACY_KEY="+alicePrivKey)
+
+	s := startServer(t, dataDir, allProvidersConfig(reapPEM)+operatorAccess(), env...)
+	s.auth = "Bearer " + e2eOperatorKey
+	sendMixed(t, s, alicesHistory(t, reapKey), 1)
+	// A delivery quarantined with Alice's e-mail in it.
+	odd := []byte(`{"eventType":"receipt.teleported","data":{"userID":"` + alice + `","email":"` + aliceEmail + `"}}`)
+	if code, _ := s.post(t, "reewild", odd, sign(odd), "application/json"); code != http.StatusOK {
+		t.Fatalf("quarantined delivery: %d", code)
+	}
+	digests := auditDigests(t, s)
+	stopServer(t, s)
+
+	clearHolds := 0
+	_ = filepath.WalkDir(dataDir, func(path string, d fs.DirEntry, err error) error {
+		if b, err := os.ReadFile(path); err == nil && bytes.Contains(b, []byte(aliceEmail)) {
+			clearHolds++
+		}
+		return nil
+	})
+	if clearHolds == 0 {
+		t.Fatal("the clear log holds none of Alice's data: nothing to seal")
+	}
+	before := logEvents(t, dataDir)
+
+	cfg := filepath.Join(dir, "privacy.yaml")
+	if err := os.WriteFile(cfg, []byte(privacyConfig(reapPEM)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	seal := exec.Command(receiptdBin, "privacy", "seal", "--data-dir", dataDir, "--config", cfg)
+	seal.Env = append(os.Environ(), env...)
+	out, err := seal.CombinedOutput()
+	if err != nil {
+		t.Fatalf("privacy seal: %v\n%s", err, out)
+	}
+	t.Logf("receiptd privacy seal:\n%s", out)
+	checkDataDir(t, dataDir, "after sealing")
+
+	after := logEvents(t, dataDir)
+	if len(after) != len(before) {
+		t.Fatalf("%d events after sealing, %d before", len(after), len(before))
+	}
+	for i := range after {
+		if after[i] != before[i] {
+			t.Errorf("event %d: %+v after sealing, %+v before", i, after[i], before[i])
+		}
+	}
+
+	s = startServer(t, dataDir, privacyConfig(reapPEM), env...)
+	s.auth = "Bearer " + e2eOperatorKey
+	sealedDigests := auditDigests(t, s)
+	for name, d := range digests {
+		if name != "entities" && sealedDigests[name] != d {
+			t.Errorf("read model %s: digest %s after sealing, %s before", name, sealedDigests[name], d)
+		}
+	}
+	if exp := exportSubject(t, s, "reewild", alice); !strings.Contains(exp, aliceEmail) || !strings.Contains(exp, aliceLast) {
+		t.Error("the export of a sealed log lacks Alice's data")
+	}
+	forgetSubject(t, s, "reewild", alice)
+	if exp := exportSubject(t, s, "reewild", alice); strings.Contains(exp, aliceEmail) || strings.Contains(exp, aliceLast) {
+		t.Error("the export after forgetting holds Alice's data")
+	}
+}
+
+// loggedEvent is what sealing must not change of an event.
+type loggedEvent struct {
+	Position, Revision uint64
+	Stream, ID, Type   string
+}
+
+// logEvents reads the identity of every event of a stopped server's log.
+func logEvents(t *testing.T, dataDir string) []loggedEvent {
+	t.Helper()
+	st, err := bolt.Open(filepath.Join(dataDir, "events.db"), bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	var out []loggedEvent
+	for after := eventstore.Start; ; {
+		page, err := st.ReadAll(context.Background(), after, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page) == 0 {
+			return out
+		}
+		for _, e := range page {
+			out = append(out, loggedEvent{e.Position.Commit, e.Revision, e.Stream, e.ID, e.Type})
+		}
+		after = page[len(page)-1].Position
+	}
 }

@@ -468,26 +468,40 @@ func (h *Handler) sealing(src *source, d Delivery, n Normalized) *sealing {
 	if h.keys == nil {
 		return nil
 	}
-	pd, ok := src.provider.(PersonalData)
+	s, attrs, ok := SubjectOf(h.keys, src.name, src.provider, d, n)
 	if !ok {
 		return nil
 	}
-	p := pd.Personal(d, n)
-	if p.Subject.IsZero() {
-		return nil
+	return &sealing{subject: s, attributes: attrs}
+}
+
+// SubjectOf returns the subject whose data key delivery d of source (its
+// provider p, n what Normalize made of it) is sealed under, and the names
+// of its personal attributes; ok is false for a delivery about no one, or
+// of a provider that carries no personal data (not a PersonalData). A
+// subject named by personal data, or by an id no subject can have (too
+// long, a NUL byte), is named by its keys' pseudonym of it. The Handler
+// seals with it, and so does receiptd privacy seal, on a log written
+// before.
+func SubjectOf(keys Keys, source string, p Provider, d Delivery, n Normalized) (subject privacy.Subject, attributes []string, ok bool) {
+	pd, isPD := p.(PersonalData)
+	if !isPD {
+		return privacy.Subject{}, nil, false
 	}
-	s := privacy.Subject{Source: cmp.Or(p.Subject.Namespace, src.name), ID: p.Subject.ID}
-	if p.Subject.Pseudonymous != "" {
-		s.ID = h.keys.Pseudonym(p.Subject.Pseudonymous, s.ID)
+	personal := pd.Personal(d, n)
+	if personal.Subject.IsZero() {
+		return privacy.Subject{}, nil, false
+	}
+	s := privacy.Subject{Source: cmp.Or(personal.Subject.Namespace, source), ID: personal.Subject.ID}
+	if personal.Subject.Pseudonymous != "" {
+		s.ID = keys.Pseudonym(personal.Subject.Pseudonymous, s.ID)
 	} else if s.Check() != nil {
-		// An id that cannot name a subject as it is (too long, a NUL
-		// byte) is named by its pseudonym.
-		s.ID = h.keys.Pseudonym("id", s.ID)
+		s.ID = keys.Pseudonym("id", s.ID)
 	}
 	if s.Check() != nil {
-		return nil
+		return privacy.Subject{}, nil, false
 	}
-	return &sealing{subject: s, attributes: p.Attributes}
+	return s, personal.Attributes, true
 }
 
 // checkNormalized refuses what no provider should return: a fact the

@@ -1,0 +1,146 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/receiptd/receiptd/eventstore/bolt"
+	"github.com/receiptd/receiptd/handlers/webhook"
+	"github.com/receiptd/receiptd/privacy"
+	"github.com/receiptd/receiptd/projections"
+)
+
+const privacyUsage = `Usage:
+  receiptd privacy seal   --data-dir DIR --config FILE   seal a log written before privacy was configured
+  receiptd privacy rewrap --data-dir DIR --config FILE   rewrap every data key under the first key-encryption key
+
+Both are offline: stop the server first. The config must hold the
+privacy section and, for seal, the sources (their secrets resolved as for
+serve: seal runs each stored delivery through its provider again to find
+whose it is).
+`
+
+// runPrivacy runs `receiptd privacy SUBCOMMAND`.
+func runPrivacy(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, privacyUsage)
+		return 2
+	}
+	var cfg Config
+	fs := flag.NewFlagSet("privacy "+args[0], flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, privacyUsage); fs.PrintDefaults() }
+	fs.StringVar(&cfg.DataDir, "data-dir", "./data", "directory of the embedded store, the read models and the key file")
+	fs.StringVar(&cfg.File, "config", "", "YAML config file with the privacy section (and the sources, for seal)")
+	sub := args[0]
+	if sub != "seal" && sub != "rewrap" {
+		fmt.Fprintf(stderr, "receiptd privacy: unknown command %q\n\n%s", sub, privacyUsage)
+		return 2
+	}
+	if err := fs.Parse(args[1:]); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "receiptd privacy %s: unexpected arguments %q\n", sub, fs.Args())
+		return 2
+	}
+	fail := func(code int, err error) int {
+		fmt.Fprintf(stderr, "receiptd privacy %s: %v\n", sub, err)
+		return code
+	}
+	if err := cfg.Load(); err != nil {
+		return fail(2, err)
+	}
+	if cfg.Privacy == nil {
+		return fail(2, errors.New("the config has no privacy section: nothing to seal with"))
+	}
+	if cfg.Store.Kind != "embedded" {
+		return fail(2, errors.New("only the embedded store is sealed in place: a KurrentDB log cannot be rewritten (README: Personal data)"))
+	}
+	ctx, stop := signalContext()
+	defer stop()
+	keyring, err := openKeyring(ctx, cfg, nil)
+	if err != nil {
+		return fail(1, fmt.Errorf("%w (is a server running on %s?)", err, cfg.DataDir))
+	}
+	defer keyring.Close()
+	if sub == "rewrap" {
+		n, err := keyring.Rewrap(ctx)
+		if err != nil {
+			return fail(1, err)
+		}
+		fmt.Fprintf(stdout, "rewrapped %d keys under the first key-encryption key; the others may now leave the config\n", n)
+		return 0
+	}
+	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	res, err := sealLog(ctx, cfg, keyring, logger)
+	if err != nil {
+		return fail(1, err)
+	}
+	fmt.Fprintf(stdout, "sealed %d of %d events (%d already sealed, %d about no one, %d of unconfigured sources) under %d subjects' keys in %s; positions and ids unchanged\n",
+		res.Sealed, res.Events, res.AlreadySealed, res.NoSubject, res.NoSource, len(res.Subjects), res.took.Round(time.Millisecond))
+	if res.Sealed > 0 {
+		fmt.Fprintln(stdout, "the log was rewritten in place; its old file was overwritten with zeros and removed")
+	}
+	fmt.Fprintf(stdout, "the read models were overwritten with zeros and rebuilt from the sealed log (%d events)\n", res.rebuilt)
+	return 0
+}
+
+// sealResult is what sealLog did.
+type sealResult struct {
+	webhook.LogSealStats
+	rebuilt int64
+	took    time.Duration
+}
+
+// sealLog seals every event of the embedded log about a person in place
+// (webhook.LogSealer through bolt.Rewrite: same positions, ids, streams,
+// revisions, times and types; the old file zeroed), then replaces the
+// read models, which may hold personal attributes in the clear, by a
+// rebuild from the sealed log.
+func sealLog(ctx context.Context, cfg Config, keys *privacy.Keyring, logger *slog.Logger) (sealResult, error) {
+	start := time.Now()
+	var res sealResult
+	providers, err := buildProviders(cfg, logger)
+	if err != nil {
+		return res, err
+	}
+	// Hold the read models' lock throughout: a server cannot start on
+	// the data dir meanwhile.
+	viewsPath := filepath.Join(cfg.DataDir, "views.db")
+	views, err := projections.Open(viewsPath, projections.WithLockTimeout(time.Second))
+	if err != nil {
+		return res, fmt.Errorf("%w (is a server running on %s?)", err, cfg.DataDir)
+	}
+	sealer := webhook.NewLogSealer(ctx, keys, providers)
+	_, err = bolt.Rewrite(filepath.Join(cfg.DataDir, "events.db"), time.Second, sealer.Seal)
+	res.LogSealStats = sealer.Stats()
+	views.Close()
+	if err != nil {
+		return res, err
+	}
+	// The read models were built from the clear log: zero them and build
+	// them again from the sealed one.
+	_ = projections.RemoveScratch(viewsPath)
+	if err := privacy.Shred(viewsPath); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return res, fmt.Errorf("shred the read models: %w", err)
+	}
+	store, views, closeAll, err := openOffline(cfg, "rebuild")
+	if err != nil {
+		return res, err
+	}
+	defer closeAll()
+	rb, err := views.Rebuild(ctx, store, projections.RebuildOptions{})
+	if err != nil {
+		return res, fmt.Errorf("rebuild the read models: %w", err)
+	}
+	res.rebuilt, res.took = rb.Events, time.Since(start)
+	return res, nil
+}
