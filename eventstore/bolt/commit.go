@@ -338,6 +338,13 @@ func (s *Store) tryCommit(live []*request) (outs []outcome, bad int, err error) 
 	if err != nil {
 		return nil, -1, err
 	}
+	// bbolt reads AllocSize only in a write transaction's commit, which
+	// this goroutine runs.
+	if s.opts.growBy > 0 {
+		s.db.AllocSize = s.opts.growBy
+	} else {
+		s.db.AllocSize = growStep(tx.Size())
+	}
 	b, err := openBuckets(tx, s.schema)
 	if err != nil {
 		_ = tx.Rollback()

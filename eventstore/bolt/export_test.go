@@ -108,6 +108,13 @@ func WithoutScanAdvice(o Options) Options {
 	return o
 }
 
+// WithGrowBy makes the file grow by n bytes at a time (bbolt's default:
+// 16 MiB), instead of a step that follows its size.
+func WithGrowBy(o Options, n int) Options {
+	o.growBy = n
+	return o
+}
+
 // WithSchema1 makes a new file in schema 1, as the store did before schema
 // 2.
 func WithSchema1(o Options) Options {
@@ -209,6 +216,18 @@ type SpaceStats struct {
 	// HighWater is the size of the pages bbolt has used (the file may be
 	// longer: bbolt grows it in steps of up to 16 MiB).
 	HighWater int64
+	// FreeBytes is the bytes of free pages below the high water mark
+	// (bbolt's freelist), FreelistBytes what writing the freelist takes.
+	FreeBytes, FreelistBytes int64
+	// Buckets describes each bucket's tree.
+	Buckets []string
+}
+
+func pct(a, b int) int {
+	if b == 0 {
+		return 0
+	}
+	return 100 * a / b
 }
 
 // RecordLen is the size of e's record (version 2).
@@ -222,18 +241,24 @@ func Space(path string) (SpaceStats, error) {
 		return st, err
 	}
 	st.FileBytes = fi.Size()
-	db, err := bbolt.Open(path, 0o600, &bbolt.Options{ReadOnly: true, Timeout: time.Second})
+	// Read-write, so that bbolt loads the freelist (nothing is written).
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: time.Second})
 	if err != nil {
 		return st, err
 	}
 	defer db.Close()
 	st.PageSize = db.Info().PageSize
+	ds := db.Stats()
+	st.FreeBytes = int64(ds.FreePageN+ds.PendingPageN) * int64(st.PageSize)
+	st.FreelistBytes = int64(ds.FreelistInuse)
 	err = db.View(func(tx *bbolt.Tx) error {
 		for _, name := range [][]byte{bucketEvents, bucketStreams, bucketNames, bucketIndex} {
 			if b := tx.Bucket(name); b != nil {
 				bs := b.Stats()
 				st.Alloc[string(name)] = bs.BranchAlloc + bs.LeafAlloc
 				st.InUse[string(name)] = bs.BranchInuse + bs.LeafInuse
+				st.Buckets = append(st.Buckets, fmt.Sprintf("%s: %d keys, depth %d, %d branch pages (%d%% full), %d leaf pages (%d%% full), %d overflow",
+					name, bs.KeyN, bs.Depth, bs.BranchPageN, pct(bs.BranchInuse, bs.BranchAlloc), bs.LeafPageN, pct(bs.LeafInuse, bs.LeafAlloc), bs.LeafOverflowN))
 			}
 		}
 		st.HighWater = tx.Size()
@@ -241,3 +266,6 @@ func Space(path string) (SpaceStats, error) {
 	})
 	return st, err
 }
+
+// TxStats returns bbolt's counters of the store's write transactions.
+func TxStats(s *Store) bbolt.TxStats { return s.db.Stats().TxStats }
