@@ -26,7 +26,11 @@ const kekLen = 32
 // raw bytes, 64 hex digits, or the standard or URL base64 of 32 bytes
 // (`openssl rand -hex 32` makes one). The error never holds the value.
 func ParseKEK(v []byte) (*KEK, error) {
-	v = bytes.TrimSpace(v)
+	if len(v) != kekLen {
+		// Text forms may carry spaces and a newline; 32 raw bytes are
+		// taken as they are (they may begin or end with a space byte).
+		v = bytes.TrimSpace(v)
+	}
 	var key []byte
 	switch {
 	case len(v) == 2*kekLen && isHex(v):

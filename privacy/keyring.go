@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -76,8 +77,8 @@ type creation struct {
 // Rewrap has run). It reads the pepper from the store, creating it on
 // first use.
 func NewKeyring(ctx context.Context, store Store, keks []*KEK, opts Options) (*Keyring, error) {
-	if store == nil || len(keks) == 0 {
-		return nil, errors.New("privacy: new keyring: no store or no key-encryption key")
+	if store == nil || len(keks) == 0 || slices.Contains(keks, nil) {
+		return nil, errors.New("privacy: new keyring: no store, or no (or a nil) key-encryption key")
 	}
 	r := &Keyring{
 		store: store, keks: keks, recheck: opts.Recheck, clock: opts.Clock,

@@ -19,6 +19,7 @@ import (
 	"github.com/receiptd/receiptd/handlers/webhook"
 	"github.com/receiptd/receiptd/internal/secret"
 	"github.com/receiptd/receiptd/internal/tlsreload"
+	"github.com/receiptd/receiptd/privacy"
 	"github.com/receiptd/receiptd/projections"
 )
 
@@ -33,6 +34,7 @@ type consoleDeps struct {
 	certs    *tlsreload.Reloader // TLS on the HTTP listener, or nil
 	lifetime context.Context
 	logger   *slog.Logger
+	keys     privacy.Opener // nil without privacy
 }
 
 // newConsole builds the operator console (config section console:). Its
@@ -70,6 +72,7 @@ func newConsole(cfg Config, d consoleDeps) (*console.Console, error) {
 		Conn:     d.conn,
 		Auth:     creds,
 		Log:      d.store,
+		Keys:     d.keys,
 		Gatherer: d.gatherer,
 		Status: func(ctx context.Context) console.Status {
 			ctx, cancel := context.WithTimeout(ctx, time.Second)

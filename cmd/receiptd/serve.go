@@ -233,10 +233,14 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 
 	var consoleWG sync.WaitGroup
 	if cfg.Console.Enabled {
-		c, err := newConsole(cfg, consoleDeps{
+		deps := consoleDeps{
 			conn: conn, store: store, views: views, health: ingestHealth, gatherer: reg,
 			httpAddr: httpLis.Addr(), certs: certs, lifetime: watchCtx, logger: logger,
-		})
+		}
+		if keyring != nil {
+			deps.keys = keyring
+		}
+		c, err := newConsole(cfg, deps)
 		if err != nil {
 			return err
 		}

@@ -21,6 +21,7 @@ import (
 	receiptdv1 "github.com/receiptd/receiptd/gen/go/receiptd/v1"
 	"github.com/receiptd/receiptd/handlers/api"
 	"github.com/receiptd/receiptd/internal/ratelimit"
+	"github.com/receiptd/receiptd/privacy"
 )
 
 // Prefix is the path the console is served under.
@@ -70,6 +71,10 @@ type Options struct {
 	// Log is read for the Live feed and the raw bodies of a receipt's
 	// events.
 	Log Log
+	// Keys opens the raw bodies sealed under a person's data key (a
+	// privacy.Keyring); nil when privacy is off. A body whose key was
+	// destroyed shows as forgotten.
+	Keys privacy.Opener
 	// Gatherer holds receiptd_webhook_deliveries_total.
 	Gatherer prometheus.Gatherer
 	Status   func(context.Context) Status
@@ -104,6 +109,7 @@ type Console struct {
 	o        Options
 	api      receiptdv1.ReceiptServiceClient
 	audit    receiptdv1.AuditServiceClient
+	privacy  receiptdv1.PrivacyServiceClient
 	pages    map[string]*template.Template
 	static   http.Handler
 	sessions *sessions
@@ -156,6 +162,7 @@ func New(o Options) (*Console, error) {
 		o:        o,
 		api:      receiptdv1.NewReceiptServiceClient(o.Conn),
 		audit:    receiptdv1.NewAuditServiceClient(o.Conn),
+		privacy:  receiptdv1.NewPrivacyServiceClient(o.Conn),
 		pages:    pages,
 		static:   http.StripPrefix(Prefix+"static/", http.FileServerFS(static)),
 		sessions: newSessions(key, o.SessionTTL),
@@ -210,6 +217,9 @@ func (c *Console) Handler() http.Handler {
 	mux.HandleFunc("GET "+Prefix+"receipts/{source}/{id}", c.page(c.receiptPage))
 	mux.HandleFunc("GET "+Prefix+"receipts/{source}/{id}/events/{revision}/raw", c.page(c.receiptRaw))
 	mux.HandleFunc("GET "+Prefix+"users/{source}/{id}", c.page(c.userPage))
+	mux.HandleFunc("GET "+Prefix+"users/{source}/{id}/export", c.page(c.exportUser))
+	mux.HandleFunc("GET "+Prefix+"users/{source}/{id}/forget", c.page(c.forgetPage))
+	mux.HandleFunc("POST "+Prefix+"users/{source}/{id}/forget", c.action(c.forgetUser))
 	mux.HandleFunc("GET "+Prefix+"deliveries", c.page(c.deliveriesPage))
 	mux.HandleFunc("GET "+Prefix+"deliveries/{source}/{position}/raw", c.page(c.quarantineRaw))
 	mux.HandleFunc("POST "+Prefix+"deliveries/reprocess", c.action(c.reprocess))

@@ -212,6 +212,7 @@ type quarantined struct {
 	BodySHA256 string
 	Raw        rawView
 	raw        string // until Raw is made, in the order the page shows them
+	forgotten  bool
 }
 
 // reprocessResult is what re-processing did to one quarantined delivery.
@@ -267,7 +268,7 @@ func (c *Console) deliveriesPage(w http.ResponseWriter, r *http.Request) {
 		for _, q := range page.GetDeliveries() {
 			d.Quarantine = append(d.Quarantine, quarantined{
 				Source: q.GetSource(), Position: q.GetPosition(), ReceivedAt: fmtTime(q.GetReceivedAt()), EventType: clip(q.GetProviderEventType()),
-				Reason: clip(q.GetReason()), BodySHA256: q.GetBodySha256(), raw: q.GetRawBody(),
+				Reason: clip(q.GetReason()), BodySHA256: q.GetBodySha256(), raw: q.GetRawBody(), forgotten: q.GetForgotten(),
 			})
 		}
 	}
@@ -275,6 +276,10 @@ func (c *Console) deliveriesPage(w http.ResponseWriter, r *http.Request) {
 	budget := newRawBudget() // the newest first
 	for i := range d.Quarantine {
 		q := &d.Quarantine[i]
+		if q.forgotten {
+			q.Raw = rawView{Forgotten: true}
+			continue
+		}
 		q.Raw, q.raw = viewOf(budget, q.raw, quarantineRawHref(q.Source, q.Position)), ""
 	}
 	c.render(w, r, http.StatusOK, "deliveries", d)

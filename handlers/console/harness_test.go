@@ -3,6 +3,7 @@ package console
 import (
 	"context"
 	"errors"
+	"google.golang.org/protobuf/types/known/timestamppb"
 	"io"
 	"log/slog"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
@@ -55,12 +57,14 @@ type apiDouble struct {
 	receipts   map[string]*receiptdv1.Receipt               // by receipt id
 	events     map[string][]*receiptdv1.ReceiptEvent        // by receipt id
 	quarantine map[string][]*receiptdv1.QuarantinedDelivery // by source
+	balances   map[string]*receiptdv1.Balance               // by user id
 	revoked    bool                                         // every key is refused, as after a rotation
 	calls      []string
 }
 
 func newAPIDouble() *apiDouble {
-	return &apiDouble{receipts: map[string]*receiptdv1.Receipt{}, events: map[string][]*receiptdv1.ReceiptEvent{}, quarantine: map[string][]*receiptdv1.QuarantinedDelivery{}}
+	return &apiDouble{receipts: map[string]*receiptdv1.Receipt{}, events: map[string][]*receiptdv1.ReceiptEvent{}, quarantine: map[string][]*receiptdv1.QuarantinedDelivery{},
+		balances: map[string]*receiptdv1.Balance{}}
 }
 
 func (a *apiDouble) Invoke(ctx context.Context, method string, args, reply any, _ ...grpc.CallOption) error {
@@ -88,6 +92,28 @@ func (a *apiDouble) Invoke(ctx context.Context, method string, args, reply any, 
 			q = q[:n]
 		}
 		out = &receiptdv1.ListQuarantinedResponse{Deliveries: q}
+	case receiptdv1.ReceiptService_GetBalance_FullMethodName:
+		b := a.balances[args.(*receiptdv1.GetBalanceRequest).GetUserId()]
+		if b == nil {
+			return status.Error(codes.NotFound, "no such user")
+		}
+		out = b
+	case receiptdv1.ReceiptService_ListUserLedger_FullMethodName:
+		out = &receiptdv1.ListUserLedgerResponse{}
+	case receiptdv1.ReceiptService_ListUserReceipts_FullMethodName:
+		out = &receiptdv1.ListUserReceiptsResponse{}
+	case receiptdv1.PrivacyService_ForgetSubject_FullMethodName:
+		req := args.(*receiptdv1.ForgetSubjectRequest)
+		b := a.balances[req.GetSubjectId()]
+		if b == nil {
+			return status.Error(codes.NotFound, "no such user")
+		}
+		b.Forgotten, b.ForgottenAt = true, timestamppb.New(time.Date(2026, 12, 6, 23, 0, 0, 0, time.UTC))
+		out = &receiptdv1.ForgetSubjectResponse{Source: req.GetSource(), SubjectId: req.GetSubjectId(), DestroyedKeyIds: []string{"k1"}, Position: 77}
+	case receiptdv1.PrivacyService_ExportSubject_FullMethodName:
+		req := args.(*receiptdv1.ExportSubjectRequest)
+		out = &receiptdv1.ExportSubjectResponse{Source: req.GetSource(), SubjectId: req.GetSubjectId(), Balance: a.balances[req.GetSubjectId()],
+			Events: []*receiptdv1.ExportedEvent{{Position: 5, RawBody: `{"email":"user@example.com"}`}}}
 	default:
 		return status.Errorf(codes.Unimplemented, "%s: not in the double", method)
 	}

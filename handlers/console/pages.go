@@ -20,7 +20,7 @@ import (
 
 // pageNames are the templates besides the layout; each defines "content"
 // (and "title").
-var pageNames = []string{"login", "live", "receipt", "user", "deliveries", "health", "send", "error"}
+var pageNames = []string{"login", "live", "receipt", "user", "deliveries", "health", "send", "error", "forget"}
 
 var funcs = template.FuncMap{
 	"status":     statusName,
@@ -215,7 +215,11 @@ func (c *Console) rawBodies(r *http.Request, source, id string, n int) (map[uint
 	}
 	budget := newRawBudget()
 	for _, e := range evs {
-		if raw, err := rawBody(e); err == nil && len(raw) > 0 {
+		raw, forgotten, err := c.rawBody(r.Context(), e)
+		switch {
+		case err == nil && forgotten:
+			out[e.Position.Commit] = &rawView{Forgotten: true}
+		case err == nil && len(raw) > 0:
 			v := viewOf(budget, raw, receiptRawHref(source, id, e.Revision))
 			out[e.Position.Commit] = &v
 		}

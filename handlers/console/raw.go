@@ -53,6 +53,9 @@ type rawView struct {
 	Size int
 	// Href downloads the whole body.
 	Href string
+	// Forgotten: the body was sealed under the data key of a person since
+	// forgotten; there is nothing to show or download.
+	Forgotten bool
 }
 
 // rawBudget is what is left of a page's pageRawBudget.
@@ -217,14 +220,18 @@ func (b *cappedBuffer) WriteString(s string) (int, error) {
 	return b.Buffer.WriteString(s)
 }
 
-// rawBody returns the provider's raw body an event keeps.
-func rawBody(e eventstore.RecordedEvent) ([]byte, error) {
-	raw, err := eventcodec.RawBody(e.Event)
+// rawBody returns the provider's raw body an event keeps, opened with the
+// console's keys if it is sealed; forgotten when its key was destroyed.
+func (c *Console) rawBody(ctx context.Context, e eventstore.RecordedEvent) (raw []byte, forgotten bool, err error) {
+	raw, forgotten, err = eventcodec.OpenRawBody(ctx, c.o.Keys, e.Event)
 	if err != nil {
-		return nil, fmt.Errorf("event at %d: %w", e.Position.Commit, err)
+		return nil, false, fmt.Errorf("event at %d: %w", e.Position.Commit, err)
 	}
-	return raw, nil
+	return raw, forgotten, nil
 }
+
+// forgottenBody says why a body is not shown.
+const forgottenBody = "forgotten: the person this delivery was about was forgotten, and its body with them"
 
 // receiptRawHref is where the raw body of a receipt's event downloads.
 func receiptRawHref(source, id string, revision uint64) string {
@@ -293,11 +300,14 @@ func (c *Console) quarantineRaw(w http.ResponseWriter, r *http.Request) {
 // sendRaw answers an event's raw body as a download: an attachment of an
 // opaque type that no browser renders or sniffs, in a sandbox.
 func (c *Console) sendRaw(w http.ResponseWriter, r *http.Request, e eventstore.RecordedEvent, name string) {
-	raw, err := rawBody(e)
+	raw, forgotten, err := c.rawBody(r.Context(), e)
 	if err != nil || len(raw) == 0 {
 		msg := "the event keeps no raw body"
-		if err != nil {
+		switch {
+		case err != nil:
 			msg = err.Error()
+		case forgotten:
+			msg = forgottenBody
 		}
 		c.render(w, r, http.StatusNotFound, "error", errorData{What: "raw body", Code: "NotFound", Message: msg})
 		return
