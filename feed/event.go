@@ -1,0 +1,169 @@
+package feed
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/receiptd/receiptd/aggregate"
+)
+
+// The kinds of feed events: a contract, like the log's event types. Never
+// renamed; a changed meaning is a new version.
+const (
+	// KindReceiptProgressed: a stage of a receipt was reported for the
+	// first time (Event.Stage). Once per receipt and stage.
+	KindReceiptProgressed = "receipt.progressed.v1"
+	// KindReceiptCompleted: the receipt became COMPLETED. Once per receipt.
+	KindReceiptCompleted = "receipt.completed.v1"
+	// KindReceiptFailed: the receipt became FAILED. At most once per
+	// receipt; a later AWARDED still completes it (receipt.completed.v1
+	// follows, with a conflicting_terminal_events anomaly).
+	KindReceiptFailed = "receipt.failed.v1"
+	// KindBalanceChanged: a user's balance view changed (points, counts,
+	// totals, the reported snapshot, anomalies; not the enrolled flag
+	// alone, which user.enrolled.v1 reports).
+	KindBalanceChanged = "balance.changed.v1"
+	// KindUserEnrolled: the provider reported the user's enrolment. Once
+	// per user.
+	KindUserEnrolled = "user.enrolled.v1"
+	// KindEntityChanged: an event about an entity of the other providers
+	// (an offer, an account, an order…) was applied to its view.
+	KindEntityChanged = "entity.changed.v1"
+	// KindAnomalyDetected: an anomaly appeared on a receipt (a correction
+	// of a stage, conflicting terminal events, disagreeing users, an
+	// amount out of bounds; Event.Anomalies) or a credit's amount was out
+	// of bounds.
+	KindAnomalyDetected = "anomaly.detected.v1"
+
+	// KindCheckpoint is not an event: Subscribe's message that the feed
+	// passed a position with nothing for the subscriber.
+	KindCheckpoint = "checkpoint"
+)
+
+// Kinds lists every event kind, for validation and documentation.
+var Kinds = []string{
+	KindReceiptProgressed, KindReceiptCompleted, KindReceiptFailed, KindBalanceChanged,
+	KindUserEnrolled, KindEntityChanged, KindAnomalyDetected,
+}
+
+// KnownKind reports whether k is one of Kinds.
+func KnownKind(k string) bool { return slices.Contains(Kinds, k) }
+
+// What an event's View is.
+const (
+	ViewReceipt = "receipt" // aggregate.ReceiptView
+	ViewBalance = "balance" // the read models' balance view (projections.Balance)
+	ViewEntity  = "entity"  // the read models' entity view, without its timeline (projections.Entity)
+)
+
+// Event is one feed event.
+type Event struct {
+	// Position is the event's feed position (see Pos); it is the key the
+	// read models store the event under, not part of the stored value.
+	Position uint64 `json:"-"`
+	// ID is derived from what the event is about (EventID).
+	ID   string `json:"id"`
+	Kind string `json:"kind"`
+	// Source is the configured source the subject belongs to; for a
+	// balance, its user id namespace.
+	Source string `json:"source"`
+	// UserIDs are the users the event is about (of Source): what a user's
+	// subscription is filtered by. Empty if none (an entity no user owns).
+	UserIDs []string `json:"user_ids,omitempty"`
+	// The subject: a receipt, a user, or an entity (kind and id).
+	ReceiptID  string `json:"receipt_id,omitempty"`
+	UserID     string `json:"user_id,omitempty"`
+	EntityKind string `json:"entity_kind,omitempty"`
+	EntityID   string `json:"entity_id,omitempty"`
+	// Stage is the stage a receipt.progressed.v1 reports.
+	Stage aggregate.Stage `json:"stage,omitempty"`
+	// Anomalies are the anomalies an anomaly.detected.v1 reports.
+	Anomalies []aggregate.Anomaly `json:"anomalies,omitempty"`
+	// OccurredAt is the provider's time of the fact, where it sent one.
+	OccurredAt *time.Time `json:"occurred_at,omitempty"`
+	// RecordedAt is when receiptd's log recorded the event that caused it.
+	RecordedAt time.Time `json:"recorded_at"`
+	// ViewOf says what View holds (ViewReceipt, ViewBalance, ViewEntity).
+	ViewOf string `json:"view_of"`
+	// View is the subject's resolved view after the log event, as the
+	// read models encode it (JSON).
+	View json.RawMessage `json:"view"`
+}
+
+// LogPosition is the commit position of the log event that caused e.
+func (e Event) LogPosition() uint64 { return LogPosition(e.Position) }
+
+// IndexBits is how many low bits of a feed position count the events one
+// log event caused: at most MaxPerLogEvent.
+const IndexBits = 4
+
+// MaxPerLogEvent is the most feed events one log event may cause. A
+// receipt's stage causes at most eight (progressed, a terminal event,
+// four anomaly kinds, the balances of the receipt's old and new user); a
+// credit two; an entity's event one; an enrolment two.
+const MaxPerLogEvent = 1 << IndexBits
+
+// MaxLogPosition is the greatest log commit position a feed position can
+// hold.
+const MaxLogPosition = 1<<(64-IndexBits) - 1
+
+// Pos is the feed position of the index-th event caused by the log event
+// at commit position logCommit.
+func Pos(logCommit uint64, index int) uint64 { return logCommit<<IndexBits | uint64(index) }
+
+// LogPosition is the log commit position a feed position belongs to.
+func LogPosition(feedPos uint64) uint64 { return feedPos >> IndexBits }
+
+// HeadAt is the greatest feed position of the events caused by log events
+// up to and including commit position logCommit: the feed's head when the
+// read models' checkpoint is there.
+func HeadAt(logCommit uint64) uint64 { return logCommit<<IndexBits | (MaxPerLogEvent - 1) }
+
+// EventID is the id of a feed event of kind about the subject named by
+// source and parts: a function of them only, so a rebuild, a replay or a
+// re-delivery gives the same id. "evt_" and 32 hex digits.
+func EventID(kind, source string, parts ...string) string {
+	h := sha256.New()
+	var n [binary.MaxVarintLen64]byte
+	for _, p := range append([]string{kind, source}, parts...) {
+		h.Write(n[:binary.PutUvarint(n[:], uint64(len(p)))]) // each part length-prefixed: no two lists hash alike
+		h.Write([]byte(p))
+	}
+	return "evt_" + hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// Marshal encodes an event for storage (without its Position, which is
+// its key): deterministic JSON.
+func Marshal(e Event) ([]byte, error) {
+	b, err := json.Marshal(e)
+	if err != nil {
+		return nil, fmt.Errorf("feed: marshal %s %s: %w", e.Kind, e.ID, err)
+	}
+	return b, nil
+}
+
+// Unmarshal decodes a stored event; pos is its key.
+func Unmarshal(pos uint64, b []byte) (Event, error) {
+	var e Event
+	if err := json.Unmarshal(b, &e); err != nil {
+		return Event{}, fmt.Errorf("feed: event at %d: %w", pos, errors.Join(ErrBadEvent, err))
+	}
+	e.Position = pos
+	return e, nil
+}
+
+// Errors of the feed; match with errors.Is.
+var (
+	// ErrBadEvent: a stored feed event that cannot be decoded.
+	ErrBadEvent = errors.New("feed: bad stored event")
+	// ErrUnknownDestination: no destination of that name is configured.
+	ErrUnknownDestination = errors.New("feed: unknown destination")
+	// ErrClosed: the destinations' progress file is closed.
+	ErrClosed = errors.New("feed: closed")
+)
