@@ -121,11 +121,11 @@ func (a *AccessConfig) validate(sources []string) []error {
 			}
 		}
 		if len(k.Scopes) == 0 {
-			errs = append(errs, fmt.Errorf("%s: no scopes (read:all, admin)", where))
+			errs = append(errs, fmt.Errorf("%s: no scopes (read:all, admin, feed)", where))
 		}
 		for _, s := range k.Scopes {
 			if !slices.Contains(api.Scopes, api.Scope(s)) {
-				errs = append(errs, fmt.Errorf("%s: unknown scope %q (read:all, admin)", where, s))
+				errs = append(errs, fmt.Errorf("%s: unknown scope %q (read:all, admin, feed)", where, s))
 			}
 		}
 	}

@@ -90,10 +90,11 @@ func (p Principal) key() string {
 }
 
 // LoopbackScopes are the scopes a loopback client holds on a server without
-// access configuration: reads only. Admin is never held without a
-// configured API key holding it, loopback or not: a reverse proxy or a
-// sidecar on the same host would hand it to every remote client.
-var LoopbackScopes = []Scope{ScopeReadAll}
+// access configuration: reads only (the feed included). Admin is never
+// held without a configured API key holding it, loopback or not: a reverse
+// proxy or a sidecar on the same host would hand it to every remote
+// client.
+var LoopbackScopes = []Scope{ScopeReadAll, ScopeFeed}
 
 // Authenticator turns the credential of a call (the part of the
 // Authorization value after "Bearer ") into a principal. An error means the
@@ -170,9 +171,11 @@ func (r Rule) validate() error {
 		return errors.New("user access by field names no field")
 	case r.Users != UserField && r.UserField != "":
 		return errors.New("a user field without user access by field")
-	case r.Users != UserOwner && r.OwnerField != "":
-		return errors.New("an owner field without user access by owner")
-	case r.Users < NoUsers || r.Users > UserOwner:
+	case r.Users != UserOwner && r.Users != UserSubjects && r.OwnerField != "":
+		return errors.New("an owner field without user access by owner or subjects")
+	case r.Users == UserSubjects && r.OwnerField == "":
+		return errors.New("user access by subjects names no field")
+	case r.Users < NoUsers || r.Users > UserSubjects:
 		return fmt.Errorf("unknown user access %d", r.Users)
 	}
 	return nil
@@ -199,6 +202,20 @@ type grantKey struct{}
 func PrincipalFromContext(ctx context.Context) (Principal, bool) {
 	g, ok := ctx.Value(grantKey{}).(*grant)
 	if !ok {
+		return Principal{}, false
+	}
+	return g.principal, true
+}
+
+// RestrictedUser returns the caller of an RPC whose rule admits users for
+// their own data (UserField, UserOwner, UserSubjects) when it was admitted
+// as such a user rather than by a scope: a handler that filters what it
+// answers (the feed) filters to p.ID, and to p.Sources when set. False
+// for any other caller, and for a call that did not pass through the
+// interceptor.
+func RestrictedUser(ctx context.Context) (p Principal, ok bool) {
+	g, found := ctx.Value(grantKey{}).(*grant)
+	if !found || !g.restricted {
 		return Principal{}, false
 	}
 	return g.principal, true
@@ -301,6 +318,9 @@ func (s *guardedStream) SendMsg(m any) error {
 // message to a restricted user: the owner field must name the caller, or,
 // with no owner field, the handler must have called AuthorizeOwner.
 func (a *Access) checkAnswer(ctx context.Context, method string, g *grant, resp any) error {
+	if g.restricted && g.rule.Users == UserSubjects {
+		return a.checkSubjects(ctx, method, g, resp)
+	}
 	if !g.restricted || g.rule.Users != UserOwner {
 		return nil
 	}
@@ -326,6 +346,33 @@ func (a *Access) checkAnswer(ctx context.Context, method string, g *grant, resp 
 		return status.Error(codes.NotFound, op+": not found")
 	}
 	return nil
+}
+
+// checkSubjects is the check of a UserSubjects rule on one message to a
+// restricted user: it names the caller in the rule's repeated field, or
+// has no subject at all (an empty "id").
+func (a *Access) checkSubjects(ctx context.Context, method string, g *grant, resp any) error {
+	m, ok := resp.(proto.Message)
+	var users []string
+	isList := false
+	if ok {
+		users, isList = stringList(m.ProtoReflect(), g.rule.OwnerField)
+	}
+	id, hasID := "", false
+	if ok {
+		id, hasID = stringField(m.ProtoReflect(), "id")
+	}
+	switch {
+	case !isList || !hasID:
+		a.o.Logger.ErrorContext(ctx, "access: the rule's subject field (repeated string) or the id field (string) is missing from the response; refused", "method", method, "field", g.rule.OwnerField)
+	case id == "" && len(users) == 0:
+		return nil // a message about no one
+	case slices.Contains(users, g.principal.ID):
+		return nil
+	default:
+		a.o.Logger.ErrorContext(ctx, "access: handler sent a user a message about other users; refused", "method", method, "principal", g.principal.ID)
+	}
+	return status.Error(codes.Internal, opName(method)+": internal error")
 }
 
 // ownerError makes every NOT_FOUND of a UserOwner rule to a restricted user
@@ -533,6 +580,20 @@ func stringField(m protoreflect.Message, name string) (string, bool) {
 		return "", false
 	}
 	return m.Get(fd).String(), true
+}
+
+// stringList returns the values of a repeated string field.
+func stringList(m protoreflect.Message, name string) ([]string, bool) {
+	fd := m.Descriptor().Fields().ByName(protoreflect.Name(name))
+	if fd == nil || fd.Kind() != protoreflect.StringKind || fd.Cardinality() != protoreflect.Repeated {
+		return nil, false
+	}
+	l := m.Get(fd).List()
+	out := make([]string, l.Len())
+	for i := range out {
+		out[i] = l.Get(i).String()
+	}
+	return out, true
 }
 
 func (a *Access) refused(ctx context.Context, method string, code codes.Code, reason string, p *Principal, client netip.Addr) {

@@ -12,6 +12,7 @@ import (
 	"github.com/receiptd/receiptd/aggregate"
 	"github.com/receiptd/receiptd/eventcodec"
 	"github.com/receiptd/receiptd/eventstore"
+	"github.com/receiptd/receiptd/feed"
 	"github.com/receiptd/receiptd/handlers/webhook"
 	"github.com/receiptd/receiptd/privacy"
 	"github.com/receiptd/receiptd/projections"
@@ -25,7 +26,7 @@ import (
 //
 // Every exported sentinel of the packages the API fronts (projections,
 // eventstore, aggregate, handlers/webhook for the quarantine, privacy and
-// eventcodec for personal data) has a row, those answered Internal on purpose
+// eventcodec for personal data, feed) has a row, those answered Internal on purpose
 // included (last): TestStatusTableKnowsEverySentinel parses those packages
 // and fails on a sentinel without one.
 var statusTable = [...]struct {
@@ -53,6 +54,9 @@ var statusTable = [...]struct {
 	{ErrPrivacyNotConfigured, codes.FailedPrecondition, "privacy is not configured: personal data is stored in the clear and cannot be forgotten (README: Personal data)"},
 	{privacy.ErrBadSubject, codes.InvalidArgument, "invalid subject"},
 	{privacy.ErrClosed, codes.Unavailable, "the key store is closed; retry later"},
+	// The feed and its destinations.
+	{feed.ErrUnknownDestination, codes.NotFound, "no such destination"},
+	{feed.ErrClosed, codes.Unavailable, "the destinations' progress file is closed; retry later"},
 	// The caller's context.
 	{context.DeadlineExceeded, codes.DeadlineExceeded, "deadline exceeded"},
 	{context.Canceled, codes.Canceled, "canceled"},
@@ -74,6 +78,7 @@ var statusTable = [...]struct {
 	{privacy.ErrBadKEK, codes.Internal, ""},           // refused at start
 	{privacy.ErrTampered, codes.Internal, ""},         // a sealed value or key that does not authenticate
 	{eventcodec.ErrSealed, codes.Internal, ""},        // a reader that should have opened the body
+	{feed.ErrBadEvent, codes.Internal, ""},            // a stored feed event that cannot be decoded
 }
 
 // toStatus returns the gRPC status error for err, which op (the RPC name)

@@ -23,6 +23,7 @@ import (
 	"github.com/receiptd/receiptd/aggregate"
 	"github.com/receiptd/receiptd/eventcodec"
 	"github.com/receiptd/receiptd/eventstore"
+	"github.com/receiptd/receiptd/feed"
 	"github.com/receiptd/receiptd/handlers/webhook"
 	"github.com/receiptd/receiptd/privacy"
 	"github.com/receiptd/receiptd/projections"
@@ -37,6 +38,7 @@ var sentinelPackages = map[string]string{
 	"webhook":     "../webhook",
 	"privacy":     "../../privacy",
 	"eventcodec":  "../../eventcodec",
+	"feed":        "../../feed",
 }
 
 // wantCodes is the code each sentinel must get, by qualified name: every
@@ -77,6 +79,9 @@ var wantCodes = map[string]struct {
 	"privacy.ErrBadKEK":                {privacy.ErrBadKEK, codes.Internal},
 	"privacy.ErrTampered":              {privacy.ErrTampered, codes.Internal},
 	"eventcodec.ErrSealed":             {eventcodec.ErrSealed, codes.Internal},
+	"feed.ErrBadEvent":                 {feed.ErrBadEvent, codes.Internal},
+	"feed.ErrUnknownDestination":       {feed.ErrUnknownDestination, codes.NotFound},
+	"feed.ErrClosed":                   {feed.ErrClosed, codes.Unavailable},
 	"context.DeadlineExceeded":         {context.DeadlineExceeded, codes.DeadlineExceeded},
 	"context.Canceled":                 {context.Canceled, codes.Canceled},
 }

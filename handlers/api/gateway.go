@@ -74,7 +74,8 @@ const DefaultMaxBodyBytes = 64 << 10
 //
 // Server-streaming RPCs (the watches) answer newline-delimited JSON
 // objects, {"result": …} each; the status and headers are sent as soon as
-// the stream is established. Long routes (the server-streaming watches,
+// the stream is established. The feed (GET /v1/feed) answers Server-Sent
+// Events instead (serveFeed). Long routes (the server-streaming watches,
 // audit and rebuild) are not cut by the HTTP server's read and write
 // timeouts: see liftDeadlines.
 //
@@ -142,6 +143,9 @@ func NewGateway(ctx context.Context, conn *grpc.ClientConn, o GatewayOptions) (h
 	}
 	if err := receiptdv1.RegisterPrivacyServiceHandler(ctx, g.mux, conn); err != nil {
 		return nil, fmt.Errorf("api: new gateway: register PrivacyService: %w", err)
+	}
+	if err := g.registerFeed(ctx, conn); err != nil {
+		return nil, fmt.Errorf("api: new gateway: %w", err)
 	}
 	return g, nil
 }
@@ -213,12 +217,16 @@ func gatewayRoutes() (map[string]route, error) {
 
 // routeKey is "METHOD /v1/x/*/y": the path template with every variable
 // segment ("{receiptId}" in OpenAPI, "{receipt_id=*}" from a
-// runtime.Pattern) as "*".
+// runtime.Pattern) as "*", and a custom verb kept ("/v1/destinations/*:pause").
 func routeKey(method, template string) string {
 	segs := strings.Split(template, "/")
 	for i, s := range segs {
 		if strings.HasPrefix(s, "{") {
-			segs[i] = "*"
+			verb := ""
+			if j := strings.LastIndexByte(s, '}'); j >= 0 {
+				verb = s[j+1:]
+			}
+			segs[i] = "*" + verb
 		}
 	}
 	return method + " " + strings.Join(segs, "/")

@@ -29,10 +29,16 @@ func TestGatewayRoutes(t *testing.T) {
 		"POST /v1/rebuild":              {rpc: receiptdv1.AuditService_Rebuild_FullMethodName, body: true, long: true},
 		"GET /v1/quarantine":            {rpc: receiptdv1.AuditService_ListQuarantined_FullMethodName},
 		"POST /v1/quarantine/reprocess": {rpc: receiptdv1.AuditService_ReprocessQuarantined_FullMethodName, body: true},
-		// The subject routes differ in their custom verb (":forget",
-		// ":export"), which a route key leaves out with the variable.
-		"POST /v1/subjects/*": {rpc: receiptdv1.PrivacyService_ForgetSubject_FullMethodName},
-		"GET /v1/subjects/*":  {rpc: receiptdv1.PrivacyService_ExportSubject_FullMethodName, long: true},
+		// Custom verbs (":forget", ":pause") stay in the key.
+		"POST /v1/subjects/*:forget": {rpc: receiptdv1.PrivacyService_ForgetSubject_FullMethodName},
+		"GET /v1/subjects/*:export":  {rpc: receiptdv1.PrivacyService_ExportSubject_FullMethodName, long: true},
+		// The feed: served as Server-Sent Events, long like every stream.
+		"GET /v1/feed":                        {rpc: receiptdv1.FeedService_Subscribe_FullMethodName, long: true},
+		"GET /v1/destinations":                {rpc: receiptdv1.FeedService_ListDestinations_FullMethodName},
+		"POST /v1/destinations/*:pause":       {rpc: receiptdv1.FeedService_PauseDestination_FullMethodName},
+		"POST /v1/destinations/*:resume":      {rpc: receiptdv1.FeedService_ResumeDestination_FullMethodName},
+		"POST /v1/destinations/*:redeliver":   {rpc: receiptdv1.FeedService_RedeliverDestination_FullMethodName, body: true},
+		"GET /v1/destinations/*/dead-letters": {rpc: receiptdv1.FeedService_ListDeadLetters_FullMethodName},
 	}
 	for k, w := range want {
 		if got, ok := routes[k]; !ok || got != w {
@@ -47,5 +53,8 @@ func TestGatewayRoutes(t *testing.T) {
 	// A runtime.Pattern's template reads the same.
 	if got := routeKey("GET", "/v1/receipts/{receipt_id=*}/watch"); got != "GET /v1/receipts/*/watch" {
 		t.Errorf("routeKey of a pattern = %q", got)
+	}
+	if got := routeKey("POST", "/v1/destinations/{name=*}:pause"); got != "POST /v1/destinations/*:pause" {
+		t.Errorf("routeKey of a pattern with a verb = %q", got)
 	}
 }

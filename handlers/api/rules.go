@@ -18,10 +18,14 @@ const (
 	// ScopeAdmin runs operations: audit, rebuild, quarantine re-processing,
 	// the console. It does not imply read:all; an operator key lists both.
 	ScopeAdmin Scope = "admin"
+	// ScopeFeed subscribes to the whole feed (FeedService.Subscribe, GET
+	// /v1/feed): every user's events. A downstream system holds it; it
+	// reads nothing else.
+	ScopeFeed Scope = "feed"
 )
 
 // Scopes lists every scope, for config validation.
-var Scopes = []Scope{ScopeReadAll, ScopeAdmin}
+var Scopes = []Scope{ScopeReadAll, ScopeAdmin, ScopeFeed}
 
 // UserAccess says whether, and for which data, a user principal (a verified
 // JWT) may call an RPC it holds no scope for.
@@ -48,6 +52,15 @@ const (
 	// ("<RPC>: not found"), whether the thing is missing or someone else's,
 	// so existence does not leak.
 	UserOwner
+	// UserSubjects: a stream of messages about many users (the feed),
+	// which the handler filters to the caller's (RestrictedUser tells it
+	// whose). Rule.OwnerField names a repeated string field of every
+	// response message, the users it is about; the interceptor fails
+	// closed on a message to a restricted user that does not name them
+	// there (INTERNAL: the handler's filter is wrong), unless the message
+	// has no subject at all: an empty string field "id" (a checkpoint,
+	// which carries a position only).
+	UserSubjects
 )
 
 // Rule is what a principal needs to call one RPC. A principal holding any
@@ -62,7 +75,7 @@ type Rule struct {
 	Scopes     []Scope
 	Users      UserAccess
 	UserField  string // with Users == UserField: request field (proto name)
-	OwnerField string // with Users == UserOwner: response field, or "" if the handler checks
+	OwnerField string // with Users == UserOwner: response field, or "" if the handler checks; with UserSubjects: the repeated response field
 }
 
 // Shorthands for the table.
@@ -82,6 +95,9 @@ var (
 	// AuthorizeOwner.
 	usersOwnLoaded = Rule{Scopes: readAll, Users: UserOwner}
 	public         = Rule{Public: true}
+	// feedSubscriber: the feed scope (or admin), or a user, who gets only
+	// the events naming them.
+	feedSubscriber = Rule{Scopes: []Scope{ScopeFeed, ScopeAdmin}, Users: UserSubjects, OwnerField: "user_ids"}
 )
 
 // rules is the one table of who may call what, keyed by full gRPC method
@@ -122,6 +138,16 @@ var rules = map[string]Rule{
 	// everything held about them, raw bodies included.
 	receiptdv1.PrivacyService_ForgetSubject_FullMethodName: operator,
 	receiptdv1.PrivacyService_ExportSubject_FullMethodName: operator,
+
+	// receiptd.v1.FeedService: the feed, to downstream systems (scope
+	// feed), operators, and users (their own events only); the push
+	// destinations' state and control to operators.
+	receiptdv1.FeedService_Subscribe_FullMethodName:            feedSubscriber,
+	receiptdv1.FeedService_ListDestinations_FullMethodName:     operator,
+	receiptdv1.FeedService_PauseDestination_FullMethodName:     operator,
+	receiptdv1.FeedService_ResumeDestination_FullMethodName:    operator,
+	receiptdv1.FeedService_RedeliverDestination_FullMethodName: operator,
+	receiptdv1.FeedService_ListDeadLetters_FullMethodName:      operator,
 
 	// grpc.health.v1: load balancers and orchestrators probe without
 	// credentials; it tells only SERVING or not.

@@ -71,6 +71,12 @@ func TestEveryRPCHasARule(t *testing.T) {
 			if r.Users == api.UserOwner && r.OwnerField != "" && !isStringField(md.Output(), r.OwnerField) {
 				t.Errorf("%s: rule reads response field %q, which %s does not have as a string", m, r.OwnerField, md.Output().FullName())
 			}
+			if r.Users == api.UserSubjects {
+				fd := md.Output().Fields().ByName(protoreflect.Name(r.OwnerField))
+				if fd == nil || fd.Kind() != protoreflect.StringKind || fd.Cardinality() != protoreflect.Repeated || !isStringField(md.Output(), "id") {
+					t.Errorf("%s: rule reads response fields %q (repeated string) and \"id\" (string), which %s does not have", m, r.OwnerField, md.Output().FullName())
+				}
+			}
 		}
 	}
 	if n < 10 {
@@ -102,7 +108,11 @@ func TestUserCallableRPCs(t *testing.T) {
 		if r.Users != api.NoUsers {
 			got = append(got, m)
 		}
-		if slices.Contains(r.Scopes, api.ScopeAdmin) && r.Users != api.NoUsers {
+		// An admin RPC (one only admin opens to keys) is never a user's.
+		// The feed lets admin keys subscribe beside feed keys: that does
+		// not make it an admin RPC.
+		adminOnly := len(r.Scopes) > 0 && !slices.ContainsFunc(r.Scopes, func(s api.Scope) bool { return s != api.ScopeAdmin })
+		if adminOnly && r.Users != api.NoUsers {
 			t.Errorf("%s: an admin RPC open to users", m)
 		}
 	}
@@ -115,6 +125,7 @@ func TestUserCallableRPCs(t *testing.T) {
 		receiptdv1.ReceiptService_ListUserReceipts_FullMethodName,
 		receiptdv1.ReceiptService_WatchReceipt_FullMethodName,
 		receiptdv1.ReceiptService_WatchUser_FullMethodName,
+		receiptdv1.FeedService_Subscribe_FullMethodName,
 	}
 	slices.Sort(want)
 	if !slices.Equal(got, want) {
@@ -135,6 +146,8 @@ func TestNewAccessRejectsBadRules(t *testing.T) {
 		"user field, not by it":  {Scopes: []api.Scope{api.ScopeReadAll}, UserField: "user_id"},
 		"owner field, not owner": {Scopes: []api.Scope{api.ScopeReadAll}, Users: api.UserField, UserField: "user_id", OwnerField: "user_id"},
 		"unknown user access":    {Scopes: []api.Scope{api.ScopeReadAll}, Users: 42},
+		"subjects unnamed":       {Scopes: []api.Scope{api.ScopeFeed}, Users: api.UserSubjects},
+		"subject field, no user": {Scopes: []api.Scope{api.ScopeFeed}, OwnerField: "user_ids"},
 	} {
 		if _, err := api.NewAccess(api.AccessOptions{Rules: map[string]api.Rule{m: r}}); err == nil {
 			t.Errorf("%s: accepted", name)

@@ -13,9 +13,7 @@ import (
 
 	"github.com/receiptd/receiptd/aggregate"
 	receiptdv1 "github.com/receiptd/receiptd/gen/go/receiptd/v1"
-	"github.com/receiptd/receiptd/privacy"
 	"github.com/receiptd/receiptd/projections"
-	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
 // Reader is the read side the API serves from, implemented by
@@ -313,19 +311,11 @@ func (s *ReceiptService) balance(ctx context.Context, source, userID string) (*r
 		return nil, err
 	}
 	out, err := balanceToProto(b)
-	if err != nil || s.subjects == nil {
-		return out, err
-	}
-	sub := privacy.Subject{Source: source, ID: userID}
-	if sub.Check() != nil {
-		return out, nil // no subject can have such an id
-	}
-	at, err := s.subjects.Forgotten(ctx, sub)
 	if err != nil {
 		return nil, err
 	}
-	if !at.IsZero() {
-		markForgotten(out, timestamppb.New(at))
+	if err := markIfForgotten(ctx, s.subjects, source, userID, out); err != nil {
+		return nil, err
 	}
 	return out, nil
 }
