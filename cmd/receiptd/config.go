@@ -34,6 +34,11 @@ type Config struct {
 	Access  *AccessConfig  `yaml:"access"`
 	Console ConsoleConfig  `yaml:"console"`
 	Privacy *PrivacyConfig `yaml:"privacy"`
+	// MemoryBudget bounds the process's anonymous memory (Go heap,
+	// stacks, runtime; not the files it maps): the Go runtime's memory
+	// limit is set from it, and the caches share it (see memoryPlan).
+	// Default DefaultMemoryBudget (256 MiB).
+	MemoryBudget ByteSize `yaml:"memory_budget"`
 }
 
 // ConsoleConfig turns on the operator console at /ui/ (handlers/console).
@@ -106,7 +111,8 @@ type IngestConfig struct {
 	// durable before 503 (default 3s, well inside providers' 5s).
 	StoreDeadline Duration `yaml:"store_deadline"`
 	// DecisionCacheBytes bounds the decision state kept of recently used
-	// streams (default 32 MiB; see webhook.Options.DecisionCacheBytes).
+	// streams (see webhook.Options.DecisionCacheBytes). Default: its
+	// share of memory_budget (1/16: 16 MiB of 256 MiB).
 	DecisionCacheBytes int64 `yaml:"decision_cache_bytes"`
 }
 
@@ -249,6 +255,9 @@ func (c *Config) defaults() {
 	if c.Store.Kind == "" {
 		c.Store.Kind = "embedded"
 	}
+	if c.MemoryBudget == 0 {
+		c.MemoryBudget = DefaultMemoryBudget
+	}
 	if c.Ingest.MaxBodyBytes == 0 {
 		c.Ingest.MaxBodyBytes = 1 << 20
 	}
@@ -341,6 +350,7 @@ func (c *Config) Validate() error {
 	if c.Ingest.DecisionCacheBytes < 0 {
 		errs = append(errs, errors.New("ingest: decision_cache_bytes must be positive"))
 	}
+	errs = append(errs, c.validateMemory()...)
 	seen := map[string]bool{}
 	for i, s := range c.Sources {
 		where := fmt.Sprintf("sources[%d] (%s)", i, s.Name)

@@ -30,8 +30,9 @@ type PrivacyConfig struct {
 	// own backups too. With kurrentdb the keys are streams of the cluster
 	// (privacy.StreamStore) and KeyFile is not used.
 	KeyFile string `yaml:"key_file"`
-	// CacheBytes bounds the data keys kept unwrapped in memory (default
-	// 16 MiB, about 16,000 subjects).
+	// CacheBytes bounds the data keys kept unwrapped in memory (about
+	// 1 KiB a subject). Default: its share of memory_budget (1/32: 8 MiB
+	// of 256 MiB).
 	CacheBytes int64 `yaml:"cache_bytes"`
 }
 
@@ -103,7 +104,7 @@ func userNamespaces(cfg Config) map[string]string {
 // openKeyring opens the data keys beside the log: the key file for the
 // embedded store, the key streams for kurrentdb. Nil without a privacy
 // section.
-func openKeyring(ctx context.Context, cfg Config, store eventstore.Store) (*privacy.Keyring, error) {
+func openKeyring(ctx context.Context, cfg Config, store eventstore.Store, mem memoryPlan) (*privacy.Keyring, error) {
 	p := cfg.Privacy
 	if p == nil {
 		return nil, nil
@@ -112,7 +113,7 @@ func openKeyring(ctx context.Context, cfg Config, store eventstore.Store) (*priv
 	if err != nil {
 		return nil, err
 	}
-	opts := privacy.Options{CacheBytes: p.CacheBytes}
+	opts := privacy.Options{CacheBytes: mem.Keys}
 	var ks privacy.Store
 	switch cfg.Store.Kind {
 	case "kurrentdb":

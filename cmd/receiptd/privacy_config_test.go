@@ -32,7 +32,7 @@ func TestPrivacyConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg.DataDir = t.TempDir()
-	r, err := openKeyring(context.Background(), cfg, nil)
+	r, err := openKeyring(context.Background(), cfg, nil, cfg.memory(true))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,13 +45,13 @@ func TestPrivacyConfig(t *testing.T) {
 	}
 
 	t.Setenv("TEST_PRIVACY_KEK", "not a key")
-	_, err = openKeyring(context.Background(), cfg, nil)
+	_, err = openKeyring(context.Background(), cfg, nil, cfg.memory(true))
 	if !errors.Is(err, privacy.ErrBadKEK) || strings.Contains(err.Error(), "not a key") {
 		t.Errorf("a bad key: %v, want ErrBadKEK without the value", err)
 	}
 	// Without the section: no keyring, nothing sealed.
 	cfg.Privacy = nil
-	if r, err := openKeyring(context.Background(), cfg, nil); r != nil || err != nil {
+	if r, err := openKeyring(context.Background(), cfg, nil, cfg.memory(true)); r != nil || err != nil {
 		t.Errorf("without privacy: %v %v", r, err)
 	}
 }

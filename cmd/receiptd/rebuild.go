@@ -101,17 +101,21 @@ var errServerRunning = errors.New("in use by a running receiptd")
 func openOffline(cfg Config, command string) (eventstore.Store, *projections.DB, func(), error) {
 	online := fmt.Sprintf("%s: %%w: %s online instead, through that server: `receiptd %s --server HOST:GRPC_PORT` (gRPC receiptd.v1.AuditService/%s) or %s",
 		command, command, command, strings.ToUpper(command[:1])+command[1:], restRoute(command))
+	// This process runs within the memory budget too (the rebuild
+	// builds a second set of read models beside the live one).
+	mem := cfg.memory(false)
+	mem.apply(nil)
 	// The read models first: every server, whatever its store, holds
 	// them, and a short wait tells.
 	path := filepath.Join(cfg.DataDir, "views.db")
-	views, err := projections.Open(path, projections.WithLockTimeout(time.Second))
+	views, err := projections.Open(path, projections.WithLockTimeout(time.Second), projections.WithCacheBytes(mem.Records))
 	if errors.Is(err, projections.ErrLocked) {
 		return nil, nil, nil, fmt.Errorf(online, fmt.Errorf("the read models %s are %w", path, errServerRunning))
 	}
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("%s: %w", command, err)
 	}
-	store, err := openStore(cfg)
+	store, err := openStore(cfg, mem)
 	if errors.Is(err, bolt.ErrLocked) {
 		views.Close()
 		return nil, nil, nil, fmt.Errorf(online, fmt.Errorf("the embedded store under %s is %w", cfg.DataDir, errServerRunning))

@@ -218,13 +218,15 @@ func restore(ctx context.Context, cfg Config, from string, force bool) (restoreR
 		return restoreResult{}, err
 	}
 
-	// The read models, rebuilt from it.
-	store, err := openStore(cfg)
+	// The read models, rebuilt from it, within the memory budget.
+	mem := cfg.memory(false)
+	mem.apply(nil)
+	store, err := openStore(cfg, mem)
 	if err != nil {
 		return restoreResult{}, fmt.Errorf("open the restored log: %w", err)
 	}
 	defer store.Close()
-	views, err := projections.Open(viewsPath)
+	views, err := projections.Open(viewsPath, projections.WithCacheBytes(mem.Records))
 	if err != nil {
 		return restoreResult{}, err
 	}

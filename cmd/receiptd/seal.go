@@ -66,7 +66,9 @@ func runPrivacy(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signalContext()
 	defer stop()
-	keyring, err := openKeyring(ctx, cfg, nil)
+	mem := cfg.memory(false) // within the memory budget, as a rebuild
+	mem.apply(nil)
+	keyring, err := openKeyring(ctx, cfg, nil, mem)
 	if err != nil {
 		return fail(1, fmt.Errorf("%w (is a server running on %s?)", err, cfg.DataDir))
 	}
@@ -115,7 +117,7 @@ func sealLog(ctx context.Context, cfg Config, keys *privacy.Keyring, logger *slo
 	// Hold the read models' lock throughout: a server cannot start on
 	// the data dir meanwhile.
 	viewsPath := filepath.Join(cfg.DataDir, "views.db")
-	views, err := projections.Open(viewsPath, projections.WithLockTimeout(time.Second))
+	views, err := projections.Open(viewsPath, projections.WithLockTimeout(time.Second), projections.WithCacheBytes(cfg.memory(false).Records))
 	if err != nil {
 		return res, fmt.Errorf("%w (is a server running on %s?)", err, cfg.DataDir)
 	}

@@ -43,17 +43,19 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
+	mem := cfg.memory(true)
+	mem.apply(logger)
 	providers, err := buildProviders(cfg, logger)
 	if err != nil {
 		return err
 	}
-	store, err := openStore(cfg)
+	store, err := openStore(cfg, mem)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
 	viewsPath := filepath.Join(cfg.DataDir, "views.db")
-	views, err := projections.Open(viewsPath)
+	views, err := projections.Open(viewsPath, projections.WithCacheBytes(mem.Records))
 	if errors.Is(err, projections.ErrLocked) {
 		return fmt.Errorf("%w (is another receiptd running on --data-dir %s?)", err, cfg.DataDir)
 	}
@@ -88,7 +90,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	}
 	// The data keys personal data is sealed under (privacy: in the
 	// config); without it, everything is stored in the clear.
-	keyring, err := openKeyring(ctx, cfg, store)
+	keyring, err := openKeyring(ctx, cfg, store, mem)
 	if err != nil {
 		return err
 	}
@@ -101,7 +103,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	hooks, err := webhook.New(ingestHealth, providers, webhook.Options{
 		MaxBodyBytes:       cfg.Ingest.MaxBodyBytes,
 		StoreDeadline:      time.Duration(cfg.Ingest.StoreDeadline),
-		DecisionCacheBytes: cfg.Ingest.DecisionCacheBytes,
+		DecisionCacheBytes: mem.Decisions,
 		Logger:             logger,
 		Metrics:            webhook.NewMetrics(reg),
 		SourceLimit:        access.ingestLimit,

@@ -23,16 +23,17 @@ const storeMmapBytes = 8 << 30
 // storeOpenTimeout bounds connecting to KurrentDB at startup.
 const storeOpenTimeout = 15 * time.Second
 
-// openStore chooses the log with a switch on the config.
+// openStore chooses the log with a switch on the config; mem sizes the
+// embedded store's tail.
 //
 // With kurrentdb the log is the cluster's: this process keeps nothing of it
 // on disk. The read models stay local (views.db under --data-dir), caught up
 // from $all from their own checkpoint, so any number of receiptd processes
 // can share one cluster, each with its own data dir.
-func openStore(cfg Config) (eventstore.Store, error) {
+func openStore(cfg Config, mem memoryPlan) (eventstore.Store, error) {
 	switch cfg.Store.Kind {
 	case "embedded":
-		s, err := bolt.Open(filepath.Join(cfg.DataDir, "events.db"), bolt.Options{InitialMmapSize: storeMmapBytes})
+		s, err := bolt.Open(filepath.Join(cfg.DataDir, "events.db"), bolt.Options{InitialMmapSize: storeMmapBytes, TailBytes: int(mem.Tail)})
 		if err != nil {
 			return nil, fmt.Errorf("embedded store: %w", err)
 		}
