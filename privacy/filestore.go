@@ -74,7 +74,10 @@ func OpenFileStore(path string, lockTimeout time.Duration) (*FileStore, error) {
 }
 
 func (s *FileStore) open() (*bolt.DB, error) {
-	db, err := bolt.Open(s.path, 0o600, &bolt.Options{Timeout: s.timeout})
+	// The map is sized up front (address space, not memory) so that
+	// creating keys does not remap the file as it grows; the freelist is
+	// rebuilt at open rather than written with every key.
+	db, err := bolt.Open(s.path, 0o600, &bolt.Options{Timeout: s.timeout, InitialMmapSize: 64 << 20, NoFreelistSync: true, FreelistType: bolt.FreelistMapType})
 	if err != nil {
 		if errors.Is(err, berrors.ErrTimeout) {
 			return nil, fmt.Errorf("privacy: open key file %s: held by another process", s.path)
