@@ -428,3 +428,56 @@ func logEvents(t *testing.T, dataDir string) []loggedEvent {
 		after = page[len(page)-1].Position
 	}
 }
+
+// TestForgetSubjectKurrentDBDouble: privacy on KurrentDB (the double),
+// two servers sharing the log and the keys: Alice's deliveries sent to
+// one are exported from the other; forgotten on one, her key's stream is
+// tombstoned, the other exports nothing of her within its recheck, and the
+// read models of both keep their points.
+func TestForgetSubjectKurrentDBDouble(t *testing.T) {
+	d := startKurrentDB(t)
+	dir := t.TempDir()
+	reapKey, reapPEM, env := allProvidersSetup(t, dir)
+	env = append(env, "E2E_PRIVACY_KEY="+alicePrivKey)
+	cfg := strings.Replace(privacyConfig(reapPEM), "store: {kind: embedded}", fmt.Sprintf("store: {kind: kurrentdb, url: %q}", d.URL()), 1)
+	if !strings.Contains(cfg, "kurrentdb") {
+		t.Fatal("privacyConfig no longer names the embedded store: update the test")
+	}
+	a := startServer(t, filepath.Join(dir, "a"), cfg, env...)
+	b := startServer(t, filepath.Join(dir, "b"), cfg, env...)
+	a.auth, b.auth = "Bearer "+e2eOperatorKey, "Bearer "+e2eOperatorKey
+	last := sendMixed(t, a, alicesHistory(t, reapKey), 1)
+	var before map[string]any
+	if code := b.getJSON(t, fmt.Sprintf("/v1/users/%s/balance?min_position=%d", alice, last), &before); code != http.StatusOK {
+		t.Fatalf("balance on the other server: %d", code)
+	}
+	if exp := exportSubject(t, b, "reewild", alice); !strings.Contains(exp, aliceEmail) {
+		t.Fatal("the other server's export lacks Alice's e-mail")
+	}
+	forgetSubject(t, a, "reewild", alice)
+	// The other server trusts its cached key for at most 5 s: poll, with
+	// a deadline.
+	deadline := time.After(15 * time.Second)
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for strings.Contains(exportSubject(t, b, "reewild", alice), aliceEmail) {
+		select {
+		case <-tick.C:
+		case <-deadline:
+			t.Fatal("the other server still exports Alice's e-mail 15 s after she was forgotten")
+		}
+	}
+	tombstoned := 0
+	for _, e := range d.StreamEvents("privacysubject-reewild." + alice) {
+		if e.Type == "privacy.subject_forgotten.v1" {
+			tombstoned++
+		}
+	}
+	if tombstoned != 1 {
+		t.Errorf("%d forget records in Alice's key stream, want 1", tombstoned)
+	}
+	var after map[string]any
+	if code := b.getJSON(t, "/v1/users/"+alice+"/balance", &after); code != http.StatusOK || after["forgotten"] != true || after["derivedPoints"] != before["derivedPoints"] {
+		t.Fatalf("balance after forgetting, on the other server: %d %v (before %v)", code, after, before)
+	}
+}

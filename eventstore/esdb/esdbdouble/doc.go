@@ -50,11 +50,19 @@
 // with codes.Unavailable, as when a connection drops after the server
 // committed: the client cannot tell whether its events were written.
 //
+// Tombstone deletes a stream for good, as the server does (receiptd's
+// privacy key store tombstones a forgotten subject's key stream): a
+// $streamDeleted event ends the stream, and reading it, appending to it or
+// tombstoning it again fails with the server's stream-deleted exception,
+// which the client reports as ErrorCodeStreamDeleted. The double never
+// scavenges: the stream's events stay in $all, as on a server until its
+// next scavenge.
+//
 // # Caveats
 //
 // Not implemented, and answered with codes.Unimplemented and a message
 // naming what is missing, so that a test never passes on something the
-// double only pretends to do: stream subscriptions, Delete, Tombstone,
+// double only pretends to do: stream subscriptions, Delete (a soft delete),
 // BatchAppend, resolving links, and stream metadata (any read or append of
 // a "$$stream" metadata stream: $maxCount, $maxAge, truncation, ACLs).
 // Persistent subscriptions, projections, users, operations and gossip are

@@ -61,10 +61,12 @@ type StreamsDouble struct {
 	mu      sync.Mutex
 	log     []record         // in position order
 	streams map[string][]int // stream name -> indices into log, by revision
-	nextPos uint64
-	changed chan struct{} // closed and replaced after every append
-	drop    int           // appends left whose response is dropped
-	stopped chan struct{} // closed by Stop, replaced by Restart
+	// tombstoned are the streams deleted for good (Tombstone).
+	tombstoned map[string]bool
+	nextPos    uint64
+	changed    chan struct{} // closed and replaced after every append
+	drop       int           // appends left whose response is dropped
+	stopped    chan struct{} // closed by Stop, replaced by Restart
 
 	delay atomic.Int64 // nanoseconds every call waits before it is handled
 	sent  atomic.Int64 // events sent by subscriptions
@@ -99,10 +101,11 @@ func New(opts Options) *StreamsDouble {
 		opts.ServerVersion = defaultServerVersion
 	}
 	d := &StreamsDouble{
-		opts:    opts,
-		streams: map[string][]int{},
-		changed: make(chan struct{}),
-		stopped: make(chan struct{}),
+		opts:       opts,
+		streams:    map[string][]int{},
+		tombstoned: map[string]bool{},
+		changed:    make(chan struct{}),
+		stopped:    make(chan struct{}),
 	}
 	if !opts.NoSystemEvents {
 		for _, e := range []struct{ stream, eventType string }{

@@ -565,10 +565,6 @@ func TestUnimplementedFailsLoudly(t *testing.T) {
 			_, err := raw.Delete(ctx, &streams.DeleteReq{Options: &streams.DeleteReq_Options{StreamIdentifier: id, ExpectedStreamRevision: any}})
 			return err
 		}},
-		{"Tombstone", "tombstoning a stream", func() error {
-			_, err := raw.Tombstone(ctx, &streams.TombstoneReq{Options: &streams.TombstoneReq_Options{StreamIdentifier: id, ExpectedStreamRevision: &streams.TombstoneReq_Options_Any{Any: &shared.Empty{}}}})
-			return err
-		}},
 		{"SubscribeToStream", "subscriptions to a stream", func() error {
 			return drainRead(raw.Read(ctx, &streams.ReadReq{Options: &streams.ReadReq_Options{
 				StreamOption:  &streams.ReadReq_Options_Stream{Stream: &streams.ReadReq_Options_StreamOptions{StreamIdentifier: id, RevisionOption: &streams.ReadReq_Options_StreamOptions_Start{Start: &shared.Empty{}}}},
@@ -591,5 +587,89 @@ func TestUnimplementedFailsLoudly(t *testing.T) {
 	}
 	if n := len(d.StreamEvents("s-4")); n != 1 || len(d.StreamEvents("$$s-4")) != 0 {
 		t.Fatalf("s-4 holds %d events after the refused calls, want 1, and no metadata", n)
+	}
+}
+
+// TestTombstone: a tombstoned stream, as the official client sees the
+// server's: reads, appends and a second tombstone fail with
+// ErrorCodeStreamDeleted; the tombstone is a $streamDeleted event at a
+// position after the stream's; an expected revision is checked; other
+// streams are untouched; $all still holds the stream's events (no
+// scavenge).
+func TestTombstone(t *testing.T) {
+	d, c := start(t, esdbdouble.Options{NoSystemEvents: true})
+	ctx := ctxFor(t)
+	for _, s := range []string{"k-1", "k-2"} {
+		if _, err := c.AppendToStream(ctx, s, esdb.AppendToStreamOptions{}, event("a.v1"), event("b.v1")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deleted := func(what string, err error) {
+		t.Helper()
+		var e *esdb.Error
+		if !errors.As(err, &e) || e.Code() != esdb.ErrorCodeStreamDeleted {
+			t.Fatalf("%s: %v, want ErrorCodeStreamDeleted", what, err)
+		}
+	}
+	if _, err := c.TombstoneStream(ctx, "k-1", esdb.TombstoneStreamOptions{ExpectedRevision: esdb.Revision(0)}); err == nil {
+		t.Fatal("tombstone at a wrong expected revision succeeded")
+	}
+	res, err := c.TombstoneStream(ctx, "k-1", esdb.TombstoneStreamOptions{ExpectedRevision: esdb.Revision(1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs := d.StreamEvents("k-1")
+	if len(evs) != 3 || evs[2].Type != "$streamDeleted" || res.Position.Commit != evs[2].Position {
+		t.Fatalf("after the tombstone: %+v, answered %+v", evs, res.Position)
+	}
+	rs, err := c.ReadStream(ctx, "k-1", esdb.ReadStreamOptions{}, 10)
+	if err == nil {
+		_, err = rs.Recv()
+		rs.Close()
+	}
+	deleted("read", err)
+	_, err = c.AppendToStream(ctx, "k-1", esdb.AppendToStreamOptions{}, event("c.v1"))
+	deleted("append", err)
+	_, err = c.TombstoneStream(ctx, "k-1", esdb.TombstoneStreamOptions{})
+	deleted("a second tombstone", err)
+	// A stream never written can be tombstoned (and is then deleted).
+	if _, err := c.TombstoneStream(ctx, "k-never", esdb.TombstoneStreamOptions{ExpectedRevision: esdb.NoStream{}}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.AppendToStream(ctx, "k-never", esdb.AppendToStreamOptions{ExpectedRevision: esdb.NoStream{}}, event("a.v1"))
+	deleted("append to a stream tombstoned before its first event", err)
+	// The others read on.
+	rs, err = c.ReadStream(ctx, "k-2", esdb.ReadStreamOptions{}, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for {
+		if _, err := rs.Recv(); err != nil {
+			break
+		}
+		n++
+	}
+	rs.Close()
+	if n != 2 {
+		t.Fatalf("k-2 reads %d events after k-1 was tombstoned", n)
+	}
+	all, err := c.ReadAll(ctx, esdb.ReadAllOptions{}, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := 0
+	for {
+		e, err := all.Recv()
+		if err != nil {
+			break
+		}
+		if e.Event != nil && e.Event.StreamID == "k-1" && e.Event.EventType != "$streamDeleted" {
+			seen++
+		}
+	}
+	all.Close()
+	if seen != 2 {
+		t.Fatalf("$all holds %d of k-1's events, want its 2 (nothing scavenged)", seen)
 	}
 }

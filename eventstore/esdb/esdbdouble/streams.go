@@ -15,6 +15,7 @@ import (
 	"github.com/EventStore/EventStore-Client-Go/v4/protos/serverfeatures"
 	"github.com/EventStore/EventStore-Client-Go/v4/protos/shared"
 	"github.com/EventStore/EventStore-Client-Go/v4/protos/streams"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
@@ -86,6 +87,10 @@ func (s *streamsService) Append(srv streams.Streams_AppendServer) error {
 
 	d := s.d
 	d.mu.Lock()
+	if d.tombstoned[stream] {
+		d.mu.Unlock()
+		return streamDeleted(srv.SetTrailer, stream)
+	}
 	revs := d.streams[stream]
 	current := int64(len(revs)) - 1 // -1: no stream
 	ok := true
@@ -134,14 +139,75 @@ func (s *streamsService) Append(srv streams.Streams_AppendServer) error {
 	return srv.SendAndClose(&streams.AppendResp{Result: &streams.AppendResp_Success_{Success: success}})
 }
 
-// Delete answers that the double does not implement deleting a stream.
+// Delete answers that the double does not implement deleting a stream
+// softly (the stream's $tb metadata, which a later append writes past):
+// receiptd only ever tombstones (Tombstone).
 func (s *streamsService) Delete(context.Context, *streams.DeleteReq) (*streams.DeleteResp, error) {
-	return nil, status.Error(codes.Unimplemented, "esdbdouble: deleting a stream (soft delete) is not implemented")
+	return nil, status.Error(codes.Unimplemented, "esdbdouble: deleting a stream (soft delete) is not implemented; Tombstone is")
 }
 
-// Tombstone answers that the double does not implement tombstones.
-func (s *streamsService) Tombstone(context.Context, *streams.TombstoneReq) (*streams.TombstoneResp, error) {
-	return nil, status.Error(codes.Unimplemented, "esdbdouble: tombstoning a stream (hard delete) is not implemented")
+// Tombstone deletes a stream for good, as the server does: the stream
+// gets a $streamDeleted event, reads of it and appends to it fail with the
+// server's stream-deleted exception from then on, and a second tombstone
+// too. The double never scavenges: the stream's events stay in $all, as
+// they do on a server until its next scavenge.
+func (s *streamsService) Tombstone(ctx context.Context, req *streams.TombstoneReq) (*streams.TombstoneResp, error) {
+	if err := s.d.wait(ctx); err != nil {
+		return nil, err
+	}
+	opts := req.GetOptions()
+	stream := string(opts.GetStreamIdentifier().GetStreamName())
+	switch {
+	case stream == "":
+		return nil, status.Error(codes.InvalidArgument, "esdbdouble: empty stream name")
+	case isMetastream(stream):
+		return nil, errMetadata(stream)
+	}
+	d := s.d
+	d.mu.Lock()
+	if d.tombstoned[stream] {
+		d.mu.Unlock()
+		return nil, streamDeleted(func(md metadata.MD) { _ = grpc.SetTrailer(ctx, md) }, stream)
+	}
+	current := int64(len(d.streams[stream])) - 1
+	ok := true
+	switch want := opts.GetExpectedStreamRevision().(type) {
+	case *streams.TombstoneReq_Options_Revision:
+		ok = current == int64(want.Revision)
+	case *streams.TombstoneReq_Options_NoStream:
+		ok = current == -1
+	case *streams.TombstoneReq_Options_StreamExists:
+		ok = current >= 0
+	case *streams.TombstoneReq_Options_Any:
+	default:
+		d.mu.Unlock()
+		return nil, status.Error(codes.InvalidArgument, "esdbdouble: no expected stream revision")
+	}
+	if !ok {
+		d.mu.Unlock()
+		// As the server: FailedPrecondition with the exception in the
+		// trailers.
+		_ = grpc.SetTrailer(ctx, metadata.Pairs("exception", "wrong-expected-version", "stream-name", stream,
+			"actual-version", strconv.FormatInt(current, 10)))
+		return nil, status.Errorf(codes.FailedPrecondition, "Append failed due to WrongExpectedVersion. Stream: %s, Expected version: %v, Actual version: %d", stream, opts.GetExpectedStreamRevision(), current)
+	}
+	var id [16]byte
+	_, _ = rand.Read(id[:])
+	id[6] = id[6]&0x0f | 0x40
+	id[8] = id[8]&0x3f | 0x80
+	written := d.appendLocked(stream, []proposed{{id: id, eventType: "$streamDeleted", contentType: "application/octet-stream"}}, time.Now())
+	d.tombstoned[stream] = true
+	p := written[0].pos
+	d.mu.Unlock()
+	return &streams.TombstoneResp{PositionOption: &streams.TombstoneResp_Position_{Position: &streams.TombstoneResp_Position{CommitPosition: p, PreparePosition: p}}}, nil
+}
+
+// streamDeleted is the server's answer about a tombstoned stream:
+// FailedPrecondition, with the exception and the stream's name in the
+// trailers (which the client turns into ErrorCodeStreamDeleted).
+func streamDeleted(setTrailer func(metadata.MD), stream string) error {
+	setTrailer(metadata.Pairs("exception", "stream-deleted", "stream-name", stream))
+	return status.Errorf(codes.FailedPrecondition, "Event stream '%s' is deleted.", stream)
 }
 
 // BatchAppend answers that the double does not implement batch appends
@@ -260,6 +326,10 @@ func (s *streamsService) readStream(w writer, o *streams.ReadReq_Options_StreamO
 	name := string(o.GetStreamIdentifier().GetStreamName())
 	d := s.d
 	d.mu.Lock()
+	if d.tombstoned[name] {
+		d.mu.Unlock()
+		return streamDeleted(w.srv.SetTrailer, name)
+	}
 	revs, ok := d.streams[name]
 	if !ok {
 		d.mu.Unlock()
