@@ -22,6 +22,8 @@ type Source interface {
 	// WaitFeed blocks until the feed's head is past after, or ctx ends
 	// (an error wrapping ctx.Err()).
 	WaitFeed(ctx context.Context, after uint64) error
+	// FeedHead returns the feed's head now.
+	FeedHead() uint64
 }
 
 // Filter selects the events a subscriber or a destination gets. The zero

@@ -195,11 +195,11 @@ func TestFilterAndCheckpoints(t *testing.T) {
 		c.mu.Lock()
 		last := c.last
 		c.mu.Unlock()
-		if last == src.Head() {
+		if last == src.FeedHead() {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("last message at %d, head %d: no checkpoint", last, src.Head())
+			t.Fatalf("last message at %d, head %d: no checkpoint", last, src.FeedHead())
 		}
 		time.Sleep(time.Millisecond)
 	}

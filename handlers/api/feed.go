@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/url"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -261,17 +260,6 @@ func optionalTime(t time.Time) *timestamppb.Timestamp {
 		return nil
 	}
 	return timestamppb.New(t)
-}
-
-// RedactURL is u without user info or query, for showing a destination:
-// either may hold a credential.
-func RedactURL(u string) string {
-	p, err := url.Parse(u)
-	if err != nil {
-		return "(unparsable URL)"
-	}
-	p.User, p.RawQuery, p.ForceQuery, p.Fragment = nil, "", false, ""
-	return p.String()
 }
 
 // FeedRenderer renders feed events as the API shows them: the resolved

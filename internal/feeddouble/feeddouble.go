@@ -61,8 +61,8 @@ func (s *Source) advance(h uint64) {
 	s.changed = make(chan struct{})
 }
 
-// Head returns the feed's head position.
-func (s *Source) Head() uint64 {
+// FeedHead implements feed.Source.
+func (s *Source) FeedHead() uint64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.head
