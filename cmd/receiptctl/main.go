@@ -7,6 +7,7 @@
 //	receiptctl [--addr HOST:PORT] [--token CRED] balance get USER_ID [--source S] [--min-position N]
 //	receiptctl [--addr HOST:PORT] [--token CRED] entity get KIND ENTITY_ID [--source S] [--min-position N]
 //	receiptctl [--addr HOST:PORT] [--token CRED] entities list KIND [--source S] [--page-size N] [--page-token T]
+//	receiptctl [--addr HOST:PORT] [--token CRED] feed tail [--after N] [--kind K]... [--source S]... [--checkpoints]
 //	receiptctl send --source NAME --kind KIND --secret SECRET [--id ID] [--url URL] FILE
 package main
 
@@ -19,7 +20,9 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 	"time"
 
 	"google.golang.org/grpc"
@@ -41,12 +44,20 @@ Usage:
   receiptctl [--addr HOST:PORT] [--token CRED] balance get USER_ID [--source S] [--min-position N]
   receiptctl [--addr HOST:PORT] [--token CRED] entity get KIND ENTITY_ID [--source S] [--min-position N]
   receiptctl [--addr HOST:PORT] [--token CRED] entities list KIND [--source S] [--page-size N] [--page-token T]
+  receiptctl [--addr HOST:PORT] [--token CRED] feed tail [--after N] [--kind K]... [--source S]... [--checkpoints]
   receiptctl send --source NAME --kind KIND --secret SECRET [--id ID] [--url URL] FILE
 
 --addr is receiptd's gRPC address (default 127.0.0.1:9090). --token is the
 API key or user JWT sent as "authorization: Bearer" when the server has
 access control configured. A secret or token is a literal, env:NAME or
 file:PATH.
+
+feed tail prints the feed (FeedService.Subscribe) after position N (default
+0: from the start), one JSON object per line, until interrupted: only the
+kinds and sources given (repeat the flag, or separate with commas), and
+with --checkpoints the checkpoint messages too. The last position printed
+is the --after to resume with. It needs scope feed (or admin); a user token
+gets its own events. --timeout applies only if given.
 
 send signs FILE as a provider of KIND would and POSTs it to
 URL/webhooks/NAME (URL default http://127.0.0.1:8080), printing receiptd's
@@ -118,6 +129,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = c.query(ctx, rest[2:], "entities list KIND", 1, func(ctx context.Context, rc receiptdv1.ReceiptServiceClient, q queryArgs) (proto.Message, error) {
 			return rc.ListEntities(ctx, &receiptdv1.ListEntitiesRequest{Kind: q.args[0], Source: q.source, MinPosition: q.minPos, PageSize: q.pageSize, PageToken: q.pageToken})
 		})
+	case cmd == "feed tail":
+		explicit := false
+		global.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "timeout" })
+		tctx := context.Background()
+		if explicit {
+			tctx = ctx
+		}
+		err = c.feedTail(tctx, rest[2:])
 	case rest[0] == "send":
 		err = send(ctx, stdout, rest[1:])
 	case rest[0] == "help" || rest[0] == "-h":
@@ -268,4 +287,68 @@ func signRequest(h http.Header, kind string, key []byte, msgID string, body []by
 		return fmt.Errorf("send: %w", err)
 	}
 	return nil
+}
+
+// listFlag is a repeatable flag whose values may also be comma-separated.
+type listFlag []string
+
+func (l *listFlag) String() string { return strings.Join(*l, ",") }
+
+func (l *listFlag) Set(v string) error {
+	for p := range strings.SplitSeq(v, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			*l = append(*l, p)
+		}
+	}
+	return nil
+}
+
+// feedTail prints the feed after --after until ctx ends or the server
+// ends the subscription.
+func (c client) feedTail(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("feed tail", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	after := fs.Uint64("after", 0, "the feed position to start after")
+	var kinds, sources listFlag
+	fs.Var(&kinds, "kind", "an event kind to print (repeatable)")
+	fs.Var(&sources, "source", "a source to print the events of (repeatable)")
+	checkpoints := fs.Bool("checkpoints", false, "print checkpoint messages too")
+	if _, err := parseWithArgs(fs, args, 0); err != nil {
+		return fmt.Errorf("%w: feed tail: %v", errUsage, err)
+	}
+	conn, err := grpc.NewClient(c.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if c.token != "" {
+		ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+c.token)
+	}
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	stream, err := receiptdv1.NewFeedServiceClient(conn).Subscribe(ctx, &receiptdv1.SubscribeRequest{AfterPosition: *after, Kinds: kinds, Sources: sources})
+	if err != nil {
+		return err
+	}
+	for {
+		m, err := stream.Recv()
+		switch {
+		case errors.Is(err, io.EOF):
+			return nil
+		case err != nil && ctx.Err() != nil:
+			return nil // interrupted
+		case err != nil:
+			return err
+		}
+		if m.GetKind() == "checkpoint" && !*checkpoints {
+			continue
+		}
+		out, err := protojson.MarshalOptions{EmitUnpopulated: true}.Marshal(m)
+		if err != nil {
+			return err
+		}
+		if _, err := fmt.Fprintf(c.stdout, "%s\n", out); err != nil {
+			return err
+		}
+	}
 }

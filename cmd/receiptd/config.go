@@ -34,6 +34,8 @@ type Config struct {
 	Access  *AccessConfig  `yaml:"access"`
 	Console ConsoleConfig  `yaml:"console"`
 	Privacy *PrivacyConfig `yaml:"privacy"`
+	// Destinations receive the feed as signed webhooks (feed.go).
+	Destinations []DestinationConfig `yaml:"destinations"`
 	// MemoryBudget bounds the process's anonymous memory (Go heap,
 	// stacks, runtime; not the files it maps): the Go runtime's memory
 	// limit is set from it, and the caches share it (see memoryPlan).
@@ -373,6 +375,7 @@ func (c *Config) Validate() error {
 	if c.Privacy != nil {
 		errs = append(errs, c.Privacy.validate()...)
 	}
+	errs = append(errs, c.validateDestinations()...)
 	if c.Console.Enabled && !c.Access.hasAdminKey() {
 		errs = append(errs, errors.New("console: enabled, but no API key in the access section holds the admin scope: the console is an admin surface and signs operators in with such a key"))
 	}

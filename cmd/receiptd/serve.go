@@ -121,6 +121,16 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	var runnerWG sync.WaitGroup
 	var runnerErr error
 	runnerWG.Go(func() { runnerErr = runner.Run(runCtx) })
+	// The feed's destinations are pushed to until the runner stops.
+	var subjects api.Subjects
+	if keyring != nil {
+		subjects = keyring
+	}
+	pusher, stopPusher, err := startPusher(runCtx, cfg, views, subjects, reg, logger)
+	if err != nil {
+		return err
+	}
+	defer stopPusher()
 
 	// TLS on both listeners, if configured: the certificate is read now
 	// and again on SIGHUP.
@@ -188,6 +198,10 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	feedSvc, err := newFeedService(views, sources, slices.Concat(apiOpts, privacyOpts), pusher, reg)
+	if err != nil {
+		return err
+	}
 	healthSrv := health.NewServer()
 	for _, s := range []*grpc.Server{gs, gws} {
 		receiptdv1.RegisterReceiptServiceServer(s, svc)
@@ -195,6 +209,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		receiptdv1.RegisterAuditServiceServer(s, auditSvc)
 		receiptdv1.RegisterBackupServiceServer(s, backupSvc)
 		receiptdv1.RegisterPrivacyServiceServer(s, privacySvc)
+		receiptdv1.RegisterFeedServiceServer(s, feedSvc)
 		healthpb.RegisterHealthServer(s, healthSrv)
 	}
 	reflection.Register(gs)

@@ -110,6 +110,7 @@ type Console struct {
 	api      receiptdv1.ReceiptServiceClient
 	audit    receiptdv1.AuditServiceClient
 	privacy  receiptdv1.PrivacyServiceClient
+	feedAPI  receiptdv1.FeedServiceClient
 	pages    map[string]*template.Template
 	static   http.Handler
 	sessions *sessions
@@ -163,6 +164,7 @@ func New(o Options) (*Console, error) {
 		api:      receiptdv1.NewReceiptServiceClient(o.Conn),
 		audit:    receiptdv1.NewAuditServiceClient(o.Conn),
 		privacy:  receiptdv1.NewPrivacyServiceClient(o.Conn),
+		feedAPI:  receiptdv1.NewFeedServiceClient(o.Conn),
 		pages:    pages,
 		static:   http.StripPrefix(Prefix+"static/", http.FileServerFS(static)),
 		sessions: newSessions(key, o.SessionTTL),
@@ -224,6 +226,7 @@ func (c *Console) Handler() http.Handler {
 	mux.HandleFunc("GET "+Prefix+"deliveries/{source}/{position}/raw", c.page(c.quarantineRaw))
 	mux.HandleFunc("POST "+Prefix+"deliveries/reprocess", c.action(c.reprocess))
 	mux.HandleFunc("GET "+Prefix+"health", c.page(c.healthPage))
+	mux.HandleFunc("POST "+Prefix+"destinations/{name}/{action}", c.action(c.destinationAction))
 	mux.HandleFunc("GET "+Prefix+"send", c.page(c.sendPage))
 	mux.HandleFunc("POST "+Prefix+"send", c.action(c.send))
 	return securityHeaders(mux)

@@ -58,6 +58,7 @@ type apiDouble struct {
 	events     map[string][]*receiptdv1.ReceiptEvent        // by receipt id
 	quarantine map[string][]*receiptdv1.QuarantinedDelivery // by source
 	balances   map[string]*receiptdv1.Balance               // by user id
+	dests      []*receiptdv1.Destination                    // the feed's destinations
 	revoked    bool                                         // every key is refused, as after a rotation
 	calls      []string
 }
@@ -114,6 +115,17 @@ func (a *apiDouble) Invoke(ctx context.Context, method string, args, reply any, 
 		req := args.(*receiptdv1.ExportSubjectRequest)
 		out = &receiptdv1.ExportSubjectResponse{Source: req.GetSource(), SubjectId: req.GetSubjectId(), Balance: a.balances[req.GetSubjectId()],
 			Events: []*receiptdv1.ExportedEvent{{Position: 5, RawBody: `{"email":"user@example.com"}`}}}
+	case receiptdv1.FeedService_ListDestinations_FullMethodName:
+		out = &receiptdv1.ListDestinationsResponse{Destinations: a.dests}
+	case receiptdv1.FeedService_ResumeDestination_FullMethodName, receiptdv1.FeedService_PauseDestination_FullMethodName:
+		name := args.(interface{ GetName() string }).GetName()
+		i := slices.IndexFunc(a.dests, func(d *receiptdv1.Destination) bool { return d.GetName() == name })
+		if i < 0 {
+			return status.Error(codes.NotFound, "no such destination")
+		}
+		paused := method == receiptdv1.FeedService_PauseDestination_FullMethodName
+		a.dests[i].Paused, a.dests[i].PausedReason = paused, map[bool]string{true: "admin"}[paused]
+		out = a.dests[i]
 	default:
 		return status.Errorf(codes.Unimplemented, "%s: not in the double", method)
 	}

@@ -285,6 +285,17 @@ type healthData struct {
 	Lag     string
 	Uptime  string
 	Checked string
+	// Destinations are the feed's push destinations (FeedService,
+	// through the API as the signed-in key); DestinationsErr why they
+	// could not be listed.
+	Destinations    []destinationRow
+	DestinationsErr string
+}
+
+// destinationRow is one feed destination on the Health page.
+type destinationRow struct {
+	*receiptdv1.Destination
+	Lag string
 }
 
 func (c *Console) healthPage(w http.ResponseWriter, r *http.Request) {
@@ -301,5 +312,33 @@ func (c *Console) healthPage(w http.ResponseWriter, r *http.Request) {
 	if !s.Started.IsZero() {
 		d.Uptime = time.Since(s.Started).Round(time.Second).String()
 	}
+	if l, err := c.feedAPI.ListDestinations(apiContext(r), &receiptdv1.ListDestinationsRequest{}); err != nil {
+		d.DestinationsErr = status.Convert(err).Message()
+	} else {
+		for _, dst := range l.GetDestinations() {
+			d.Destinations = append(d.Destinations, destinationRow{Destination: dst, Lag: dst.GetLag().AsDuration().Round(time.Millisecond).String()})
+		}
+	}
 	c.render(w, r, http.StatusOK, "health", d)
+}
+
+// destinationAction pauses or resumes a feed destination (FeedService,
+// as the signed-in key), then shows the Health page again.
+func (c *Console) destinationAction(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	var err error
+	switch r.PathValue("action") {
+	case "resume":
+		_, err = c.feedAPI.ResumeDestination(apiContext(r), &receiptdv1.ResumeDestinationRequest{Name: name})
+	case "pause":
+		_, err = c.feedAPI.PauseDestination(apiContext(r), &receiptdv1.PauseDestinationRequest{Name: name})
+	default:
+		http.Error(w, "unknown action", http.StatusNotFound)
+		return
+	}
+	if err != nil {
+		c.apiError(w, r, r.PathValue("action")+" destination", err)
+		return
+	}
+	http.Redirect(w, r, Prefix+"health", http.StatusSeeOther)
 }
