@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/receiptd/receiptd/aggregate"
+	"github.com/receiptd/receiptd/feed"
 	"github.com/shopspring/decimal"
 )
 
@@ -126,11 +127,94 @@ func ingest(t *testing.T, ds []delivery) string {
 	return string(b)
 }
 
+// feedOf folds ds as ingest does and returns the feed events the receipt
+// yields on the way (feed.ReceiptEvents of each appended fact), and the
+// final view.
+func feedOf(t *testing.T, ds []delivery) ([]feed.Event, aggregate.ReceiptView) {
+	t.Helper()
+	var history []aggregate.Metadata
+	r := aggregate.NewReceipt("reewild", "r1")
+	var prev *aggregate.ReceiptView
+	var out []feed.Event
+	at := time.Date(2025, 10, 8, 12, 0, 0, 0, time.UTC)
+	for _, d := range ds {
+		dec, err := aggregate.Decide(history, aggregate.Fact{DedupeKey: d.meta().DedupeKey, SlotKey: d.meta().SlotKey})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if dec.Outcome != aggregate.Append {
+			continue
+		}
+		history = append(history, d.meta())
+		if added, err := r.Add(d.fact); err != nil || !added {
+			t.Fatalf("stream holds a duplicate the decision let through: %v %v", added, err)
+		}
+		next := r.View()
+		evs, err := feed.ReceiptEvents(prev, &next, d.fact.OccurredAt, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, evs...)
+		prev = &next
+	}
+	return out, *prev
+}
+
+// checkFeed: a receipt's feed, in any arrival order, reports its
+// completion exactly once if it is COMPLETED (never otherwise), with one
+// id; its failure at most once; each reported stage's first report exactly
+// once; and no id twice.
+func checkFeed(t *testing.T, evs []feed.Event, final aggregate.ReceiptView, completedID *string) error {
+	count := map[string]int{}
+	ids := map[string]bool{}
+	for _, e := range evs {
+		k := e.Kind
+		if e.Kind == feed.KindReceiptProgressed {
+			k += ":" + string(e.Stage)
+		}
+		count[k]++
+		if ids[e.ID] {
+			return fmt.Errorf("id %s (%s) twice", e.ID, k)
+		}
+		ids[e.ID] = true
+		if e.Kind == feed.KindReceiptCompleted {
+			if *completedID == "" {
+				*completedID = e.ID
+			}
+			if e.ID != *completedID {
+				return fmt.Errorf("receipt.completed.v1 with id %s, earlier %s", e.ID, *completedID)
+			}
+		}
+	}
+	wantCompleted := 0
+	if final.Status == aggregate.StatusCompleted {
+		wantCompleted = 1
+	}
+	if count[feed.KindReceiptCompleted] != wantCompleted {
+		return fmt.Errorf("receipt.completed.v1 %d times, status %s", count[feed.KindReceiptCompleted], final.Status)
+	}
+	if count[feed.KindReceiptFailed] > 1 || (final.Status == aggregate.StatusFailed && count[feed.KindReceiptFailed] != 1) {
+		return fmt.Errorf("receipt.failed.v1 %d times, status %s", count[feed.KindReceiptFailed], final.Status)
+	}
+	for _, s := range final.Stages {
+		want := 0
+		if s.Reported {
+			want = 1
+		}
+		if n := count[feed.KindReceiptProgressed+":"+string(s.Stage)]; n != want {
+			return fmt.Errorf("receipt.progressed.v1 of %s %d times, want %d", s.Stage, n, want)
+		}
+	}
+	return nil
+}
+
 // TestViewIndependentOfOrder: for random receipts, at least 500 random
 // permutations of each delivery set, with random exact duplicates, yield the
-// identical view.
+// identical view; and the first 100 of them the same feed facts: the
+// receipt's receipt.completed.v1 exactly once (if it completes), with one
+// id, and each stage's receipt.progressed.v1 exactly once.
 func TestViewIndependentOfOrder(t *testing.T) {
-	receipts, perms := 100, 500
+	receipts, perms, feedPerms := 100, 500, 100
 	if testing.Short() {
 		receipts = 40
 	}
@@ -138,6 +222,7 @@ func TestViewIndependentOfOrder(t *testing.T) {
 	for i := range receipts {
 		distinct := randomReceipt(rng)
 		want := ingest(t, distinct)
+		completedID := ""
 		for p := range perms {
 			ds := append([]delivery(nil), distinct...)
 			for range rng.IntN(len(distinct) + 1) { // exact re-deliveries
@@ -146,6 +231,12 @@ func TestViewIndependentOfOrder(t *testing.T) {
 			rng.Shuffle(len(ds), func(a, b int) { ds[a], ds[b] = ds[b], ds[a] })
 			if got := ingest(t, ds); got != want {
 				t.Fatalf("receipt %d, permutation %d: view differs\nfirst: %s\nthis:  %s", i, p, want, got)
+			}
+			if p < feedPerms {
+				evs, final := feedOf(t, ds)
+				if err := checkFeed(t, evs, final, &completedID); err != nil {
+					t.Fatalf("receipt %d, permutation %d: feed: %v", i, p, err)
+				}
 			}
 		}
 	}
