@@ -47,3 +47,18 @@ func TestDestinationsConfig(t *testing.T) {
 		t.Errorf("crm: %+v", d)
 	}
 }
+
+// TestExampleDestinationsConfig: examples/feed/destinations.yaml loads as
+// documented.
+func TestExampleDestinationsConfig(t *testing.T) {
+	t.Setenv("REEWILD_SECRET", "dev-secret")
+	t.Setenv("FEED_SECRET", "whsec_ZXhhbXBsZSBmZWVkIGtleQ==")
+	cfg := Config{File: "../../examples/feed/destinations.yaml"}
+	if err := cfg.Load(); err != nil {
+		t.Fatal(err)
+	}
+	ds, err := cfg.destinations()
+	if err != nil || len(ds) != 2 || ds[1].Retry.MaxAttempts != 10 || len(ds[1].Kinds) != 2 {
+		t.Fatalf("%+v %v", ds, err)
+	}
+}
