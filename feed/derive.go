@@ -16,16 +16,18 @@ import (
 // terminal, anomaly.detected.v1 for each anomaly that appeared. prev is
 // the receipt's view before the fact (nil if it had none), next after it.
 // occurredAt is the fact's provider time, recordedAt the log's. Positions
-// are left to the caller.
+// are left to the caller, and View: every event carries next's JSON (as
+// encoding/json writes an aggregate.ReceiptView), which the caller encodes
+// once (ReceiptViewJSON, or its own encoder of the same bytes).
 //
 // It is a pure function of the two views, and the views are functions of
 // the receipt's set of facts: so however its deliveries arrive (any order,
 // duplicates, corrections), a receipt's completion is reported exactly
 // once — the status only ever becomes COMPLETED once, and stays it — and
 // each stage's first report once.
-func ReceiptEvents(prev, next *aggregate.ReceiptView, occurredAt *time.Time, recordedAt time.Time) ([]Event, error) {
+func ReceiptEvents(prev, next *aggregate.ReceiptView, occurredAt *time.Time, recordedAt time.Time) []Event {
 	if next == nil {
-		return nil, nil
+		return nil
 	}
 	var before aggregate.ReceiptView
 	if prev != nil {
@@ -62,20 +64,21 @@ func ReceiptEvents(prev, next *aggregate.ReceiptView, occurredAt *time.Time, rec
 			event(KindAnomalyDetected, keys[i]).Anomalies = []aggregate.Anomaly{a}
 		}
 	}
-	if len(out) == 0 {
-		return nil, nil
-	}
-	view, err := json.Marshal(next)
-	if err != nil {
-		return nil, fmt.Errorf("feed: receipt %s/%s: %w", next.Source, next.ReceiptID, err)
-	}
-	for i := range out {
-		out[i].View = view
-		if next.UserID != "" {
+	if next.UserID != "" {
+		for i := range out {
 			out[i].UserIDs = []string{next.UserID}
 		}
 	}
-	return out, nil
+	return out
+}
+
+// ReceiptViewJSON is a receipt view's JSON, as events carry it.
+func ReceiptViewJSON(v *aggregate.ReceiptView) ([]byte, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("feed: receipt %s/%s: %w", v.Source, v.ReceiptID, err)
+	}
+	return b, nil
 }
 
 func reported(v *aggregate.ReceiptView, s aggregate.Stage) bool {

@@ -138,24 +138,140 @@ func EventID(kind, source string, parts ...string) string {
 	return "evt_" + hex.EncodeToString(h.Sum(nil)[:16])
 }
 
+// eventFormat is the first byte of a stored event (Marshal), so that a
+// later version can read an earlier one.
+const eventFormat = 1
+
 // Marshal encodes an event for storage (without its Position, which is
-// its key): deterministic JSON.
+// its key): a compact binary form, deterministic (the same event, the
+// same bytes; times in UTC), with View as it is.
 func Marshal(e Event) ([]byte, error) {
-	b, err := json.Marshal(e)
-	if err != nil {
-		return nil, fmt.Errorf("feed: marshal %s %s: %w", e.Kind, e.ID, err)
+	b := make([]byte, 0, 128+len(e.View))
+	b = append(b, eventFormat)
+	for _, s := range []string{e.ID, e.Kind, e.Source, e.ReceiptID, e.UserID, e.EntityKind, e.EntityID, string(e.Stage), e.ViewOf} {
+		b = appendString(b, s)
 	}
+	b = binary.AppendUvarint(b, uint64(len(e.UserIDs)))
+	for _, u := range e.UserIDs {
+		b = appendString(b, u)
+	}
+	b = binary.AppendUvarint(b, uint64(len(e.Anomalies)))
+	for _, a := range e.Anomalies {
+		b = appendString(appendString(b, a.Kind), a.Detail)
+	}
+	if e.OccurredAt != nil {
+		b = appendTime(append(b, 1), *e.OccurredAt)
+	} else {
+		b = append(b, 0)
+	}
+	b = appendTime(b, e.RecordedAt)
+	b = appendString(b, string(e.View))
 	return b, nil
+}
+
+func appendString(b []byte, s string) []byte {
+	return append(binary.AppendUvarint(b, uint64(len(s))), s...)
+}
+
+func appendTime(b []byte, t time.Time) []byte {
+	return binary.AppendUvarint(binary.AppendVarint(b, t.Unix()), uint64(t.Nanosecond()))
 }
 
 // Unmarshal decodes a stored event; pos is its key.
 func Unmarshal(pos uint64, b []byte) (Event, error) {
-	var e Event
-	if err := json.Unmarshal(b, &e); err != nil {
-		return Event{}, fmt.Errorf("feed: event at %d: %w", pos, errors.Join(ErrBadEvent, err))
+	d := decoder{b: b}
+	e := Event{Position: pos}
+	if f := d.byte(); f != eventFormat {
+		return Event{}, fmt.Errorf("feed: event at %d: format %d: %w", pos, f, ErrBadEvent)
 	}
-	e.Position = pos
+	var stage string
+	for _, s := range []*string{&e.ID, &e.Kind, &e.Source, &e.ReceiptID, &e.UserID, &e.EntityKind, &e.EntityID, &stage, &e.ViewOf} {
+		*s = d.string()
+	}
+	e.Stage = aggregate.Stage(stage)
+	if n := d.count(); n > 0 {
+		e.UserIDs = make([]string, n)
+		for i := range e.UserIDs {
+			e.UserIDs[i] = d.string()
+		}
+	}
+	if n := d.count(); n > 0 {
+		e.Anomalies = make([]aggregate.Anomaly, n)
+		for i := range e.Anomalies {
+			e.Anomalies[i] = aggregate.Anomaly{Kind: d.string(), Detail: d.string()}
+		}
+	}
+	if d.byte() == 1 {
+		t := d.time()
+		e.OccurredAt = &t
+	}
+	e.RecordedAt = d.time()
+	if v := d.string(); v != "" {
+		e.View = json.RawMessage(v)
+	}
+	if d.err != nil || len(d.b) != 0 {
+		return Event{}, fmt.Errorf("feed: event at %d: %w", pos, ErrBadEvent)
+	}
 	return e, nil
+}
+
+// decoder reads Marshal's encoding; a short or bad input sets err.
+type decoder struct {
+	b   []byte
+	err error
+}
+
+func (d *decoder) fail() { d.err, d.b = ErrBadEvent, nil }
+
+func (d *decoder) byte() byte {
+	if len(d.b) == 0 {
+		d.fail()
+		return 0
+	}
+	c := d.b[0]
+	d.b = d.b[1:]
+	return c
+}
+
+func (d *decoder) uvarint() uint64 {
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.fail()
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) count() int {
+	n := d.uvarint()
+	if n > uint64(len(d.b)) { // every element takes a byte at least
+		d.fail()
+		return 0
+	}
+	return int(n)
+}
+
+func (d *decoder) string() string {
+	n := d.count()
+	s := string(d.b[:n])
+	d.b = d.b[n:]
+	return s
+}
+
+func (d *decoder) time() time.Time {
+	sec, n := binary.Varint(d.b)
+	if n <= 0 {
+		d.fail()
+		return time.Time{}
+	}
+	d.b = d.b[n:]
+	ns := d.uvarint()
+	if ns >= 1e9 {
+		d.fail()
+		return time.Time{}
+	}
+	return time.Unix(sec, int64(ns)).UTC()
 }
 
 // Errors of the feed; match with errors.Is.

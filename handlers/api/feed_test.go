@@ -121,9 +121,13 @@ func (e *feedEnv) fill(t *testing.T, from uint64) []feed.Event {
 			t.Fatal(err)
 		}
 		v := r.View()
-		evs, err := feed.ReceiptEvents(nil, &v, &at, at)
+		evs := feed.ReceiptEvents(nil, &v, &at, at)
+		view, err := feed.ReceiptViewJSON(&v)
 		if err != nil {
 			t.Fatal(err)
+		}
+		for i := range evs {
+			evs[i].View = view
 		}
 		bal, _ := json.Marshal(projections.Balance{Source: "reewild", UserID: user, AwardedPoints: dec("74.28"), DerivedPoints: dec("74.28")})
 		evs = append(evs, feed.BalanceChanged("reewild", user, p, bal, &at, at))
