@@ -21,8 +21,8 @@ import (
 type Receipt struct {
 	source string
 	id     string
-	// facts by stage (index in Stages), each body hash once, in no
-	// particular order.
+	// facts by stage (index in Stages), each body hash once, in body
+	// hash order.
 	facts [numStages][]StageRecorded
 }
 
@@ -71,15 +71,23 @@ func (r *Receipt) Add(f StageRecorded) (bool, error) {
 	if f.BodySHA256 == "" {
 		return false, fmt.Errorf("aggregate: add %s fact to receipt %s: no body hash: %w", f.Stage, r.id, ErrBadEvent)
 	}
-	for i := range r.facts[si] {
-		if r.facts[si][i].BodySHA256 == f.BodySHA256 {
-			return false, nil
-		}
+	fs := r.facts[si]
+	i, found := slices.BinarySearchFunc(fs, f.BodySHA256, func(g StageRecorded, h string) int { return strings.Compare(g.BodySHA256, h) })
+	if found {
+		return false, nil
 	}
 	f.Raw = nil // the view never needs the raw body; the log keeps it
-	r.facts[si] = append(r.facts[si], f)
+	r.facts[si] = slices.Insert(fs, i, f)
 	return true, nil
 }
+
+// Source returns the receipt's source.
+func (r *Receipt) Source() string { return r.source }
+
+// StageFacts returns the distinct facts of the stage Stages[i], in body
+// hash order, without raw bodies. The slice is the aggregate's own: the
+// caller must not modify it, and it is valid until the next Add.
+func (r *Receipt) StageFacts(i int) []StageRecorded { return r.facts[i] }
 
 // Len returns the number of distinct facts.
 func (r *Receipt) Len() int {
@@ -96,9 +104,7 @@ func (r *Receipt) Len() int {
 func (r *Receipt) Facts() []StageRecorded {
 	var out []StageRecorded
 	for _, fs := range r.facts {
-		from := len(out)
 		out = append(out, fs...)
-		slices.SortFunc(out[from:], func(a, b StageRecorded) int { return strings.Compare(a.BodySHA256, b.BodySHA256) })
 	}
 	return out
 }

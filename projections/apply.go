@@ -263,11 +263,18 @@ func (a *applier) stageRecorded(e eventstore.RecordedEvent, d *decodedEvent, f a
 	if f.Source == "" || f.ReceiptID == "" {
 		return fmt.Errorf("%s at %s names no source or receipt: %w", e.Type, e.Position, aggregate.ErrBadEvent)
 	}
+	// Every time the read models show must have a JSON form (see canon.go).
+	at := receivedAt(e, d)
+	if (f.OccurredAt != nil && !timeInJSONRange(*f.OccurredAt)) || !timeInJSONRange(at) || !ledgerTimesInRange(e, d) {
+		return fmt.Errorf("%s at %s: a time outside years 0-9999: %w", e.Type, e.Position, aggregate.ErrBadEvent)
+	}
 	re, err := a.receipt(f.Source, f.ReceiptID)
 	if err != nil {
 		return err
 	}
-	added, err := re.agg.Add(f)
+	si := stageIndex(f.Stage)
+	hadStage := si >= 0 && len(re.agg.StageFacts(si)) > 0
+	added, err := re.agg.Add(f) // an unknown stage is its error
 	if err != nil {
 		return err
 	}
@@ -276,52 +283,56 @@ func (a *applier) stageRecorded(e eventstore.RecordedEvent, d *decodedEvent, f a
 	}
 	existed := re.existed
 	if !existed {
-		re.rec.FirstPosition = e.Position.Commit
+		re.first = e.Position.Commit
 	}
-	rec := &re.rec
-	old := rec.View
-	rec.View = re.agg.View()
-	rec.LastPosition = e.Position.Commit
+	if !hadStage || at.Before(re.received[si]) {
+		re.received[si] = at
+	}
+	old := re.view
+	re.view = re.agg.View()
+	re.last = e.Position.Commit
 	re.existed = true
 	a.c.changedReceipt(re)
 	a.touch(ReceiptKey(f.Source, f.ReceiptID))
+	now := &re.view
 
 	// Every user a fact names has a balance view.
 	if f.UserID != "" {
-		if err := a.updateUser(f.Source, f.UserID, func(*userRecord) {}); err != nil {
+		if err := a.ensureUser(f.Source, f.UserID); err != nil {
 			return err
 		}
 	}
 	// Move the receipt's contribution from its old owner to its new one
 	// (nothing to move when it is the same: the sums would come back to
 	// the same values).
-	same := existed && sameTotals(&old, &rec.View)
+	same := existed && sameTotals(&old, now)
 	if existed && old.UserID != "" && !same {
 		if err := a.updateUser(f.Source, old.UserID, func(u *userRecord) { u.Totals.Add(old, -1) }); err != nil {
 			return err
 		}
-		if old.UserID != rec.View.UserID {
-			if err := a.tx.Bucket(bucketUserReceipts).Delete(indexKey(f.Source, old.UserID, rec.FirstPosition, f.ReceiptID)); err != nil {
+		if old.UserID != now.UserID {
+			if err := a.tx.Bucket(bucketUserReceipts).Delete(indexKey(f.Source, old.UserID, re.first, f.ReceiptID)); err != nil {
 				return err
 			}
 		}
 	}
-	if rec.View.UserID != "" && !same {
-		if err := a.updateUser(f.Source, rec.View.UserID, func(u *userRecord) { u.Totals.Add(rec.View, +1) }); err != nil {
+	if now.UserID != "" && !same {
+		if err := a.updateUser(f.Source, now.UserID, func(u *userRecord) { u.Totals.Add(*now, +1) }); err != nil {
 			return err
 		}
-		if !existed || old.UserID != rec.View.UserID {
-			if err := a.tx.Bucket(bucketUserReceipts).Put(indexKey(f.Source, rec.View.UserID, rec.FirstPosition, f.ReceiptID), nil); err != nil {
+		if !existed || old.UserID != now.UserID {
+			if err := a.tx.Bucket(bucketUserReceipts).Put(indexKey(f.Source, now.UserID, re.first, f.ReceiptID), nil); err != nil {
 				return err
 			}
 		}
 	}
 	// A snapshot reports the balance of the user the award names.
 	if f.Award != nil && f.Award.Snapshot != nil && f.UserID != "" {
-		s := *f.Award.Snapshot
+		s := f.Award.Snapshot
 		if err := a.updateUser(f.Source, f.UserID, func(u *userRecord) {
 			if u.Reported == nil || s.Newer(*u.Reported) {
-				u.Reported = &s
+				c := *s
+				u.Reported = &c
 			}
 		}); err != nil {
 			return err
@@ -331,15 +342,44 @@ func (a *applier) stageRecorded(e eventstore.RecordedEvent, d *decodedEvent, f a
 	if existed {
 		prev = &old
 	}
-	if err := a.ledgerReceipt(e, d, prev, rec.View); err != nil {
+	if err := a.ledgerReceipt(e, d, prev, now); err != nil {
 		return err
 	}
-	return a.receiptStats(e, d, re, f)
+	return a.receiptStats(f.Source, re)
+}
+
+// stageIndex returns the index of s in aggregate.Stages, or -1.
+func stageIndex(s aggregate.Stage) int {
+	switch s {
+	case aggregate.StageUploaded:
+		return 0
+	case aggregate.StageExtracted:
+		return 1
+	case aggregate.StageEnriched:
+		return 2
+	case aggregate.StageValidated:
+		return 3
+	case aggregate.StageScored:
+		return 4
+	case aggregate.StageAwarded:
+		return 5
+	case aggregate.StageFailed:
+		return 6
+	}
+	return -1
+}
+
+// newUserRecord is the balance state of a user nothing was applied to.
+func newUserRecord() userRecord {
+	return userRecord{Totals: aggregate.Totals{Points: decimal.Zero, CO2e: decimal.Zero, HealthPoints: decimal.Zero}, Credited: decimal.Zero}
 }
 
 func (a *applier) userEnrolled(f aggregate.UserEnrolled) error {
 	if f.Source == "" || f.UserID == "" {
 		return fmt.Errorf("enrolment names no source or user: %w", aggregate.ErrBadEvent)
+	}
+	if f.EnrolledAt != nil && !timeInJSONRange(*f.EnrolledAt) {
+		return fmt.Errorf("enrolment of %s/%s at a time outside years 0-9999: %w", f.Source, f.UserID, aggregate.ErrBadEvent)
 	}
 	return a.updateUser(f.Source, f.UserID, func(u *userRecord) {
 		u.Enrolled = true
@@ -362,6 +402,9 @@ func (a *applier) pointsCredited(e eventstore.RecordedEvent, d *decodedEvent, c 
 	}
 	if ns == "" || c.UserID == "" {
 		return fmt.Errorf("%s at %s names no balance source or user: %w", e.Type, e.Position, aggregate.ErrBadEvent)
+	}
+	if !ledgerTimesInRange(e, d) {
+		return fmt.Errorf("%s at %s: a time outside years 0-9999: %w", e.Type, e.Position, aggregate.ErrBadEvent)
 	}
 	bad := !aggregate.AmountInBounds(c.Points)
 	if err := a.updateUser(ns, c.UserID, func(u *userRecord) {
@@ -501,6 +544,12 @@ func indexKey(source, userID string, firstPos uint64, receiptID string) []byte {
 	k = append(append(k, userID...), 0)
 	k = binary.BigEndian.AppendUint64(k, firstPos)
 	return append(k, receiptID...)
+}
+
+// ledgerTimesInRange reports whether the times a ledger entry of e would
+// show have a JSON form.
+func ledgerTimesInRange(e eventstore.RecordedEvent, d *decodedEvent) bool {
+	return timeInJSONRange(e.RecordedAt) && (d.metaErr != nil || timeInJSONRange(d.meta.ReceivedAt))
 }
 
 // sameTotals reports whether two views of a receipt add the same to

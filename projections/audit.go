@@ -252,36 +252,35 @@ func (g *digester) summary(name string) ModelSummary {
 	return ModelSummary{Name: name, Keys: g.keys, Digest: hex.EncodeToString(g.h.Sum(nil))}
 }
 
-// summarize describes read model p in tx.
+// summarize describes read model p in tx: a digest of its canonical form.
 func summarize(tx *bolt.Tx, p projection) (ModelSummary, error) {
 	g := newDigester()
 	for _, name := range p.buckets {
 		g.bucket(name)
-		b := tx.Bucket(name)
-		if b == nil {
-			continue
-		}
-		if err := b.ForEach(func(k, v []byte) error { g.kv(k, v); return nil }); err != nil {
+		if err := forEachCanonical(tx, canonical(name), func(k, v []byte) error { g.kv(k, v); return nil }); err != nil {
 			return ModelSummary{}, err
 		}
 	}
 	return g.summary(p.name), nil
 }
 
-// compare walks p's buckets in live and rebuilt side by side, in key order.
+// compare walks p's canonical buckets in live and rebuilt side by side, in
+// key order.
 func compare(live, rebuilt *bolt.Tx, p projection) (ModelCheck, error) {
 	gl, gr := newDigester(), newDigester()
 	c := ModelCheck{Name: p.name}
+	var bl, br []byte
 	for _, name := range p.buckets {
+		cb := canonical(name)
 		gl.bucket(name)
 		gr.bucket(name)
 		var cl, cr *bolt.Cursor
 		var kl, vl, kr, vr []byte
-		if b := live.Bucket(name); b != nil {
+		if b := live.Bucket(cb.stored); b != nil {
 			cl = b.Cursor()
 			kl, vl = cl.First()
 		}
-		if b := rebuilt.Bucket(name); b != nil {
+		if b := rebuilt.Bucket(cb.stored); b != nil {
 			cr = b.Cursor()
 			kr, vr = cr.First()
 		}
@@ -291,22 +290,49 @@ func compare(live, rebuilt *bolt.Tx, p projection) (ModelCheck, error) {
 				c.First = &KeyDifference{Bucket: string(name), Key: formatKey(name, k), KeyHex: hex.EncodeToString(k), Kind: kind}
 			}
 		}
+		// canon returns the canonical value of a stored one, in buf.
+		canon := func(buf *[]byte, k, v []byte) ([]byte, error) {
+			cv, err := cb.canonValue(*buf, k, v)
+			if err == nil && cb.value != nil {
+				*buf = cv
+			}
+			return cv, err
+		}
 		for kl != nil || kr != nil {
 			switch cmp := compareKeys(kl, kr); {
 			case cmp < 0:
 				differ(kl, DiffOnlyLive)
-				gl.kv(kl, vl)
+				v, err := canon(&bl, kl, vl)
+				if err != nil {
+					return c, err
+				}
+				gl.kv(kl, v)
 				kl, vl = cl.Next()
 			case cmp > 0:
 				differ(kr, DiffOnlyRebuilt)
-				gr.kv(kr, vr)
+				v, err := canon(&br, kr, vr)
+				if err != nil {
+					return c, err
+				}
+				gr.kv(kr, v)
 				kr, vr = cr.Next()
 			default:
-				if !bytes.Equal(vl, vr) {
-					differ(kl, DiffValue)
+				// Equal records have equal canonical values: derive it once.
+				l, err := canon(&bl, kl, vl)
+				if err != nil {
+					return c, err
 				}
-				gl.kv(kl, vl)
-				gr.kv(kr, vr)
+				r := l
+				if !bytes.Equal(vl, vr) {
+					if r, err = canon(&br, kr, vr); err != nil {
+						return c, err
+					}
+					if !bytes.Equal(l, r) {
+						differ(kl, DiffValue)
+					}
+				}
+				gl.kv(kl, l)
+				gr.kv(kr, r)
 				kl, vl = cl.Next()
 				kr, vr = cr.Next()
 			}
@@ -409,8 +435,8 @@ func findings(tx *bolt.Tx, source string, limit int, rep *AuditReport) error {
 		if !ok {
 			return nil
 		}
-		var u userRecord
-		if err := json.Unmarshal(v, &u); err != nil {
+		u, err := decodeUserRecord(v)
+		if err != nil {
 			return fmt.Errorf("user %q: %w", k, err)
 		}
 		b := u.balance(src, user)
@@ -431,22 +457,23 @@ func findings(tx *bolt.Tx, source string, limit int, rep *AuditReport) error {
 	if err != nil {
 		return err
 	}
-	err = tx.Bucket(bucketReceipts).ForEach(func(k, v []byte) error {
+	err = tx.Bucket(bucketReceiptState).ForEach(func(k, v []byte) error {
 		if _, _, ok := inSource(k); !ok {
 			return nil
 		}
-		var rec receiptRecord
-		if err := json.Unmarshal(v, &rec); err != nil {
-			return fmt.Errorf("receipt %q: %w", k, err)
+		st, err := receiptOf(k, v)
+		if err != nil {
+			return err
 		}
-		if len(rec.View.Anomalies) == 0 {
+		view := st.agg.View()
+		if len(view.Anomalies) == 0 {
 			return nil
 		}
 		rep.AnomaliesTotal++
 		if len(rep.Anomalies) < limit {
 			rep.Anomalies = append(rep.Anomalies, AnomalousReceipt{
-				Source: rec.View.Source, ReceiptID: rec.View.ReceiptID, UserID: rec.View.UserID,
-				Status: rec.View.Status, Anomalies: slices.Clone(rec.View.Anomalies),
+				Source: view.Source, ReceiptID: view.ReceiptID, UserID: view.UserID,
+				Status: view.Status, Anomalies: view.Anomalies,
 			})
 		}
 		return nil
@@ -518,19 +545,26 @@ func (d *DB) Summaries(_ context.Context) ([]ModelSummary, eventstore.Position, 
 	return out, at, nil
 }
 
-// Dump writes every key and value of every bucket, meta included, in
-// order, one per line: bucket name, key and value, each quoted. Two read
-// models with one dump are byte-identical as read models (their files'
-// page layouts may differ).
+// Dump writes every key and value of every bucket of the canonical form
+// (see canon.go), meta included, in order of bucket name and key, one per
+// line: bucket name, key and value, each quoted. Two read models with one
+// dump are byte-identical as read models (their files' page layouts may
+// differ).
 func (d *DB) Dump(w io.Writer) error {
 	bw := bufio.NewWriter(w)
+	buckets := []canonBucket{{name: bucketMeta, stored: bucketMeta}}
+	buckets = append(buckets, canonBuckets...)
+	slices.SortFunc(buckets, func(a, b canonBucket) int { return bytes.Compare(a.name, b.name) })
 	err := d.view(func(tx *bolt.Tx) error {
-		return tx.ForEach(func(name []byte, b *bolt.Bucket) error {
-			return b.ForEach(func(k, v []byte) error {
-				_, err := fmt.Fprintf(bw, "%q %q %q\n", name, k, v)
+		for _, c := range buckets {
+			if err := forEachCanonical(tx, c, func(k, v []byte) error {
+				_, err := fmt.Fprintf(bw, "%q %q %q\n", c.name, k, v)
 				return err
-			})
-		})
+			}); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err == nil {
 		err = bw.Flush()

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"syscall"
 	"testing"
 	"time"
@@ -63,12 +64,13 @@ func realisticLog(tb testing.TB, n int, shuffle, v2 bool) []eventstore.RecordedE
 		id := fmt.Sprintf("rcpt-%08d-%04x", i, rng.Uint32()&0xffff)
 		user := fmt.Sprintf("user-%06d", rng.IntN(max(n/4, 1)))
 		at := t0.Add(time.Duration(i) * time.Second)
-		stages := aggregate.Stages[:5]
 		terminal := aggregate.StageAwarded
 		if rng.IntN(5) == 0 {
 			terminal = aggregate.StageFailed
 		}
-		for j, s := range append(stages, terminal) {
+		// A new slice: appending to aggregate.Stages[:5] would overwrite
+		// its AWARDED.
+		for j, s := range append(slices.Clone(aggregate.Stages[:5]), terminal) {
 			f := aggregate.StageRecorded{
 				Source: "reewild", ReceiptID: id, UserID: user, Stage: s, OccurredAt: tp(at.Add(time.Duration(j) * time.Second)),
 				BodySHA256: fmt.Sprintf("%064x", rng.Uint64()), Raw: raws[s],

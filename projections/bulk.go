@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -269,8 +268,8 @@ func (s *DB) fixLedgerChunk(from []byte, n int) ([]byte, error) {
 			// before from, already fixed, if it is the same user's.
 			k, v = c.Seek(from)
 			if pk, pv := c.Prev(); pk != nil && len(pk) > positionLen && bytes.Equal(pk[:len(pk)-positionLen], from[:len(from)-positionLen]) {
-				var prev LedgerEntry
-				if err := json.Unmarshal(pv, &prev); err != nil {
+				prev, err := decodeLedgerEntry(pv, ledgerKeyCommit(pk))
+				if err != nil {
 					return fmt.Errorf("entry %x: %w", pk, err)
 				}
 				prefix, total = pk[:len(pk)-positionLen], prev.Total
@@ -291,8 +290,8 @@ func (s *DB) fixLedgerChunk(from []byte, n int) ([]byte, error) {
 			if p := k[:len(k)-positionLen]; !bytes.Equal(p, prefix) {
 				prefix, total = bytes.Clone(p), decimal.Zero
 			}
-			var e LedgerEntry
-			if err := json.Unmarshal(v, &e); err != nil {
+			e, err := decodeLedgerEntry(v, ledgerKeyCommit(k))
+			if err != nil {
 				return fmt.Errorf("entry %x: %w", k, err)
 			}
 			total = total.Add(e.Points)
@@ -300,11 +299,7 @@ func (s *DB) fixLedgerChunk(from []byte, n int) ([]byte, error) {
 				continue
 			}
 			e.Total = total
-			raw, err := json.Marshal(e)
-			if err != nil {
-				return err
-			}
-			updates = append(updates, update{bytes.Clone(k), raw})
+			updates = append(updates, update{bytes.Clone(k), appendLedgerEntry(nil, &e)})
 		}
 		for _, u := range updates {
 			if err := b.Put(u.k, u.v); err != nil {

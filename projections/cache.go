@@ -7,7 +7,6 @@ import (
 	"slices"
 
 	"github.com/receiptd/receiptd/aggregate"
-	"github.com/shopspring/decimal"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -75,14 +74,15 @@ const (
 	entitySize    = 960
 )
 
-// receiptEntry is a receipt's records: the aggregate (its facts), the
-// stored view (bucketReceipts) and its statistics record
-// (bucketStatsReceipts), all under one key.
+// receiptEntry is a receipt's record (bucketReceiptState), decoded, and
+// what is derived from it.
 type receiptEntry struct {
-	key   []byte
-	agg   *aggregate.Receipt
-	rec   receiptRecord
-	stats statsReceipt
+	key []byte
+	receiptState
+	// view is the aggregate's view and counted its statistics
+	// contribution (contribution of view and received), when existed.
+	view    aggregate.ReceiptView
+	counted statsContribution
 	// existed: the receipt has a view (an event of it was applied).
 	existed bool
 	dirty   bool
@@ -99,24 +99,18 @@ func (a *applier) receipt(source, receiptID string) (*receiptEntry, error) {
 	if r, ok := a.c.receipts[string(k)]; ok {
 		return r, nil
 	}
-	r := &receiptEntry{key: k, agg: aggregate.NewReceipt(source, receiptID)}
-	var facts []aggregate.StageRecorded
-	if err := getJSON(a.tx.Bucket(bucketReceiptFacts), k, &facts); err != nil && !errors.Is(err, ErrNotFound) {
-		return nil, fmt.Errorf("receipt %s facts: %w", receiptID, err)
-	}
-	for _, old := range facts {
-		if _, err := r.agg.Add(old); err != nil {
+	r := &receiptEntry{key: k}
+	if raw := a.tx.Bucket(bucketReceiptState).Get(k); raw != nil {
+		st, err := decodeReceiptState(raw, source, receiptID)
+		if err != nil {
 			return nil, err
 		}
-	}
-	switch err := getJSON(a.tx.Bucket(bucketReceipts), k, &r.rec); {
-	case err == nil:
+		r.receiptState = st
 		r.existed = true
-	case !errors.Is(err, ErrNotFound):
-		return nil, err
-	}
-	if err := getJSON(a.tx.Bucket(bucketStatsReceipts), k, &r.stats); err != nil && !errors.Is(err, ErrNotFound) {
-		return nil, fmt.Errorf("stats of receipt %s: %w", receiptID, err)
+		r.view = r.agg.View()
+		r.counted = contribution(&r.view, &r.received)
+	} else {
+		r.agg = aggregate.NewReceipt(source, receiptID)
 	}
 	r.size = r.estimate()
 	a.c.size += r.size
@@ -136,19 +130,28 @@ func (c *cache) changedReceipt(r *receiptEntry) {
 	}
 }
 
-func (r *receiptEntry) write(tx *bolt.Tx) error {
-	facts := r.agg.Facts()
-	if err := putEncoded(tx.Bucket(bucketReceiptFacts), r.key, 400*len(facts), func(e *enc) { e.facts(facts) }, facts); err != nil {
-		return err
-	}
-	if err := putEncoded(tx.Bucket(bucketReceipts), r.key, 1024, func(e *enc) { e.receiptRecord(&r.rec) }, r.rec); err != nil {
-		return err
-	}
-	if err := putEncoded(tx.Bucket(bucketStatsReceipts), r.key, 320, func(e *enc) { e.statsReceipt(&r.stats) }, r.stats); err != nil {
+func (r *receiptEntry) write(tx *bolt.Tx, ar *arena) error {
+	v := ar.add(func(b []byte) []byte { return appendReceiptState(b, &r.receiptState) })
+	if err := tx.Bucket(bucketReceiptState).Put(r.key, v); err != nil {
 		return err
 	}
 	r.dirty = false
 	return nil
+}
+
+// arena holds the encoded records of one transaction: bbolt keeps the
+// slice Put was given until the commit writes its page, so no record may
+// reuse another's bytes, but they may share allocations.
+type arena struct{ buf []byte }
+
+// add appends a record with fill and returns it.
+func (a *arena) add(fill func([]byte) []byte) []byte {
+	if cap(a.buf)-len(a.buf) < 512 {
+		a.buf = make([]byte, 0, 64<<10)
+	}
+	start := len(a.buf)
+	a.buf = fill(a.buf)
+	return a.buf[start:len(a.buf):len(a.buf)]
 }
 
 // userEntry is a user's balance state.
@@ -167,12 +170,13 @@ func (a *applier) user(source, userID string) (*userEntry, error) {
 	if u, ok := a.c.users[string(k)]; ok {
 		return u, nil
 	}
-	u := &userEntry{key: k, rec: userRecord{Totals: aggregate.Totals{Points: decimal.Zero, CO2e: decimal.Zero, HealthPoints: decimal.Zero}, Credited: decimal.Zero}}
-	switch err := getJSON(a.tx.Bucket(bucketUsers), k, &u.rec); {
-	case err == nil:
-		u.existed = true
-	case !errors.Is(err, ErrNotFound):
-		return nil, fmt.Errorf("user %s: %w", userID, err)
+	u := &userEntry{key: k, rec: newUserRecord()}
+	if raw := a.tx.Bucket(bucketUsers).Get(k); raw != nil {
+		rec, err := decodeUserRecord(raw)
+		if err != nil {
+			return nil, fmt.Errorf("user %s/%s: %w", source, userID, err)
+		}
+		u.rec, u.existed = rec, true
 	}
 	a.c.users[string(k)] = u
 	a.c.size += entryOverhead + userSize + int64(len(k))
@@ -200,8 +204,12 @@ func (a *applier) statsRecord(bucket, k []byte) (*statsAgg, error) {
 	e, ok := a.c.stats[ck]
 	if !ok {
 		e = &statsEntry{bucket: bucket, key: append([]byte(nil), k...), agg: newStatsAgg()}
-		if err := getJSON(a.tx.Bucket(bucket), k, &e.agg); err != nil && !errors.Is(err, ErrNotFound) {
-			return nil, fmt.Errorf("stats %q: %w", k, err)
+		if raw := a.tx.Bucket(bucket).Get(k); raw != nil {
+			agg, err := decodeStatsAgg(raw)
+			if err != nil {
+				return nil, fmt.Errorf("stats %q: %w", k, err)
+			}
+			e.agg = agg
 		}
 		a.c.stats[ck] = e
 		a.c.size += entryOverhead + statsAggSize + int64(len(ck))
@@ -215,13 +223,13 @@ func (a *applier) statsRecord(bucket, k []byte) (*statsAgg, error) {
 
 // write stores the record; one whose receipts all went away is deleted,
 // so a set of receipts has one encoding.
-func (e *statsEntry) write(tx *bolt.Tx) error {
+func (e *statsEntry) write(tx *bolt.Tx, ar *arena) error {
 	b := tx.Bucket(e.bucket)
 	e.dirty = false
 	if e.agg.empty() {
 		return b.Delete(e.key)
 	}
-	return putEncoded(b, e.key, 256, func(w *enc) { w.statsAgg(&e.agg) }, e.agg)
+	return b.Put(e.key, ar.add(func(b []byte) []byte { return appendStatsAgg(b, &e.agg) }))
 }
 
 // entityEntry is an entity's record (bucketEntities).
@@ -265,15 +273,16 @@ func (c *cache) flush(tx *bolt.Tx) error {
 
 // flushSorted is flush with the changed receipts already in key order.
 func (c *cache) flushSorted(tx *bolt.Tx) error {
+	var ar arena
 	for _, r := range c.dirtyReceipts {
-		if err := r.write(tx); err != nil {
+		if err := r.write(tx, &ar); err != nil {
 			return err
 		}
 	}
 	slices.SortFunc(c.dirtyUsers, func(a, b *userEntry) int { return bytes.Compare(a.key, b.key) })
 	users := tx.Bucket(bucketUsers)
 	for _, u := range c.dirtyUsers {
-		if err := putEncoded(users, u.key, 320, func(e *enc) { e.userRecord(&u.rec) }, u.rec); err != nil {
+		if err := users.Put(u.key, ar.add(func(b []byte) []byte { return appendUserRecord(b, &u.rec) })); err != nil {
 			return err
 		}
 		u.existed, u.dirty = true, false
@@ -285,7 +294,7 @@ func (c *cache) flushSorted(tx *bolt.Tx) error {
 		return bytes.Compare(a.key, b.key)
 	})
 	for _, e := range c.dirtyStats {
-		if err := e.write(tx); err != nil {
+		if err := e.write(tx, &ar); err != nil {
 			return err
 		}
 	}

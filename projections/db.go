@@ -455,21 +455,42 @@ func (d *DB) Apply(events []eventstore.RecordedEvent) error {
 
 // Receipt returns a receipt's view.
 func (d *DB) Receipt(_ context.Context, source, receiptID string) (aggregate.ReceiptView, error) {
-	var rec receiptRecord
+	var v aggregate.ReceiptView
 	err := d.view(func(tx *bolt.Tx) error {
-		return getJSON(tx.Bucket(bucketReceipts), key(source, receiptID), &rec)
+		var err error
+		v, err = receiptView(tx, source, receiptID)
+		return err
 	})
 	if err != nil {
 		return aggregate.ReceiptView{}, fmt.Errorf("projections: receipt %s/%s: %w", source, receiptID, err)
 	}
-	return rec.View, nil
+	return v, nil
+}
+
+// receiptView reads a receipt's record and resolves its view.
+func receiptView(tx *bolt.Tx, source, receiptID string) (aggregate.ReceiptView, error) {
+	raw := tx.Bucket(bucketReceiptState).Get(key(source, receiptID))
+	if raw == nil {
+		return aggregate.ReceiptView{}, ErrNotFound
+	}
+	st, err := decodeReceiptState(raw, source, receiptID)
+	if err != nil {
+		return aggregate.ReceiptView{}, err
+	}
+	return st.agg.View(), nil
 }
 
 // Balance returns a user's balance view.
 func (d *DB) Balance(_ context.Context, source, userID string) (Balance, error) {
 	var u userRecord
 	err := d.view(func(tx *bolt.Tx) error {
-		return getJSON(tx.Bucket(bucketUsers), key(source, userID), &u)
+		raw := tx.Bucket(bucketUsers).Get(key(source, userID))
+		if raw == nil {
+			return ErrNotFound
+		}
+		var err error
+		u, err = decodeUserRecord(raw)
+		return err
 	})
 	if err != nil {
 		return Balance{}, fmt.Errorf("projections: balance of %s/%s: %w", source, userID, err)
@@ -492,15 +513,14 @@ func (d *DB) UserReceipts(_ context.Context, source, userID string, pageSize int
 		if tx.Bucket(bucketUsers).Get(key(source, userID)) == nil {
 			return ErrNotFound
 		}
-		receipts := tx.Bucket(bucketReceipts)
 		var err error
 		next, err = pageBackward(tx.Bucket(bucketUserReceipts), prefix, cursor, pageSize, func(k, _ []byte) error {
 			receiptID := string(k[len(prefix)+8:])
-			var rec receiptRecord
-			if err := getJSON(receipts, key(source, receiptID), &rec); err != nil {
+			v, err := receiptView(tx, source, receiptID)
+			if err != nil {
 				return fmt.Errorf("index names receipt %s: %w", receiptID, err)
 			}
-			views = append(views, rec.View)
+			views = append(views, v)
 			return nil
 		})
 		return err

@@ -52,12 +52,22 @@
 //
 // # Cost
 //
-// Records an event changes are kept decoded in a cache across batches
-// (bounded by WithCacheBytes) and written once per commit, with
-// hand-written JSON encoders that write encoding/json's bytes; commits are
-// not fsynced (see Open for what happens after a crash). A rebuild or an
-// audit replays the log in passes sized to the cache (bulk.go), writing
-// each record once, in key order, into a scratch file.
+// Records are binary (records.go): a receipt is one record holding its
+// aggregate state (its facts without raw bodies, when each stage was first
+// received, its first and last positions), from which its view, its
+// user's totals contribution and its statistics contribution are derived;
+// users, statistics and the ledger are binary too. Records an event
+// changes are kept decoded in a cache across batches (bounded by
+// WithCacheBytes) and written once per commit; commits are not fsynced
+// (see Open for what happens after a crash). A rebuild or an audit replays
+// the log in passes sized to the cache (bulk.go), writing each record
+// once, in key order, into a scratch file.
+//
+// Audits, digests (ModelSummary) and Dump see the read models in their
+// canonical form (canon.go): the buckets and JSON values of the read
+// models before binary records, re-derived with hand-written encoders
+// that write encoding/json's bytes, so the digests of a log's read models
+// are the same whichever version built them.
 //
 // # Caveats
 //

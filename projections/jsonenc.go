@@ -104,7 +104,7 @@ func (e *enc) dec(d decimal.Decimal) {
 
 // time appends t as its MarshalJSON does.
 func (e *enc) time(t time.Time) {
-	if y := t.Year(); y < 0 || y > 9999 {
+	if !timeInJSONRange(t) {
 		e.bad = true
 	}
 	e.b = append(e.b, '"')
@@ -516,4 +516,52 @@ func putEncoded(b *bolt.Bucket, k []byte, sizeHint int, fill func(*enc), v any) 
 		return putJSON(b, k, v)
 	}
 	return b.Put(k, e.b)
+}
+
+func (e *enc) ledgerEntry(l *LedgerEntry) {
+	e.b = append(e.b, '{')
+	e.key(true, "position")
+	e.b = strconv.AppendUint(e.b, l.Position, 10)
+	e.key(false, "recorded_at")
+	e.time(l.RecordedAt)
+	e.key(false, "kind")
+	e.str(l.Kind)
+	e.key(false, "source")
+	e.str(l.Source)
+	if l.ReceiptID != "" {
+		e.key(false, "receipt_id")
+		e.str(l.ReceiptID)
+	}
+	if l.TransactionID != "" {
+		e.key(false, "transaction_id")
+		e.str(l.TransactionID)
+	}
+	e.key(false, "points")
+	e.dec(l.Points)
+	e.key(false, "total")
+	e.dec(l.Total)
+	e.key(false, "event")
+	m := &l.Event
+	e.b = append(e.b, '{')
+	first := true
+	opt := func(name, v string) {
+		if v != "" {
+			e.key(first, name)
+			e.str(v)
+			first = false
+		}
+	}
+	opt("provider_event_type", m.ProviderEventType)
+	opt("delivery_id", m.DeliveryID)
+	e.key(first, "received_at")
+	e.time(m.ReceivedAt)
+	first = false
+	opt("scheme", m.Scheme)
+	opt("key_id", m.KeyID)
+	opt("body_sha256", m.BodySHA256)
+	if m.Correction {
+		e.key(false, "correction")
+		e.bool(true)
+	}
+	e.b = append(e.b, '}', '}')
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -97,6 +96,15 @@ func ledgerKey(source, userID string, p eventstore.Position) []byte {
 	return append(ledgerPrefix(source, userID), encodePosition(p)...)
 }
 
+// ledgerKeyCommit returns the commit position of a ledger key's event
+// (0 for a key too short to hold one).
+func ledgerKeyCommit(k []byte) uint64 {
+	if len(k) < positionLen {
+		return 0
+	}
+	return decodePosition(k[len(k)-positionLen:]).Commit
+}
+
 func ledgerPrefix(source, userID string) []byte {
 	return append(key(source, userID), 0)
 }
@@ -114,7 +122,7 @@ func awardFor(v *aggregate.ReceiptView, user string) (decimal.Decimal, bool) {
 // the event changed through the receipt: prev is the receipt's view before
 // the event (nil for a new receipt), now after. Called after the users'
 // records were updated.
-func (a *applier) ledgerReceipt(e eventstore.RecordedEvent, d *decodedEvent, prev *aggregate.ReceiptView, now aggregate.ReceiptView) error {
+func (a *applier) ledgerReceipt(e eventstore.RecordedEvent, d *decodedEvent, prev, now *aggregate.ReceiptView) error {
 	users := []string{now.UserID}
 	if prev != nil && prev.UserID != now.UserID {
 		users = append(users, prev.UserID)
@@ -125,7 +133,7 @@ func (a *applier) ledgerReceipt(e eventstore.RecordedEvent, d *decodedEvent, pre
 			continue
 		}
 		before, had := awardFor(prev, user)
-		after, has := awardFor(&now, user)
+		after, has := awardFor(now, user)
 		var kind string
 		switch {
 		case !had && has:
@@ -181,7 +189,7 @@ func (a *applier) ledgerPut(userID string, entry LedgerEntry, ns string, p event
 		return fmt.Errorf("ledger of user %s: %w", userID, ErrNotFound)
 	}
 	entry.Total = u.rec.Totals.Points.Add(u.rec.Credited)
-	return putJSON(a.tx.Bucket(bucketLedger), ledgerKey(ns, userID, p), entry)
+	return a.tx.Bucket(bucketLedger).Put(ledgerKey(ns, userID, p), appendLedgerEntry(nil, &entry))
 }
 
 // Ledger lists the changes to a user's derived points, oldest first, a page
@@ -205,8 +213,8 @@ func (d *DB) Ledger(_ context.Context, source, userID string, pageSize int, page
 		}
 		var err error
 		next, err = pageForward(tx.Bucket(bucketLedger), prefix, cursor, pageSize, func(k, v []byte) error {
-			var entry LedgerEntry
-			if err := json.Unmarshal(v, &entry); err != nil {
+			entry, err := decodeLedgerEntry(v, ledgerKeyCommit(k))
+			if err != nil {
 				return fmt.Errorf("ledger entry %x: %w", k, err)
 			}
 			out = append(out, entry)

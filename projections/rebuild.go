@@ -57,8 +57,9 @@ func (d *DB) flushAll() error {
 		for len(all) > flushChunk {
 			c.dirtyReceipts = all[:flushChunk]
 			if err := d.bdb.Update(func(tx *bolt.Tx) error {
+				var ar arena
 				for _, r := range c.dirtyReceipts {
-					if err := r.write(tx); err != nil {
+					if err := r.write(tx, &ar); err != nil {
 						return err
 					}
 				}
@@ -375,7 +376,7 @@ func (d *DB) replaceBuckets(scratch *DB, p projection) error {
 	defer d.fileMu.RUnlock()
 	err := scratch.bdb.View(func(src *bolt.Tx) error {
 		return d.bdb.Update(func(dst *bolt.Tx) error {
-			for _, name := range p.buckets {
+			for _, name := range p.stored {
 				if err := dst.DeleteBucket(name); err != nil && !errors.Is(err, berrors.ErrBucketNotFound) {
 					return err
 				}

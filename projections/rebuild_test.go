@@ -338,11 +338,11 @@ func TestAuditFindsCorruptionAndRebuildRepairsIt(t *testing.T) {
 	}
 	live.Close()
 
-	// Corrupt two read models behind the server's back.
+	// Corrupt two read models behind the server's back: a receipt's view
+	// (its last position), a user's balance (gone).
 	corrupt(t, path, func(tx *bbolt.Tx) error {
-		b := tx.Bucket([]byte("receipts"))
-		if err := b.Put([]byte("reewild\x00r007"), []byte(`{"view":{"receipt_id":"r007","status":"COMPLETED","points":"1000000"}}`)); err != nil {
-			return err
+		if ok, err := projections.SetLastPosition(tx, "reewild", "r007", 1_000_000); err != nil || !ok {
+			return fmt.Errorf("receipt r007: %v %v", ok, err)
 		}
 		return tx.Bucket([]byte("users")).Delete([]byte("reewild\x00u2"))
 	})

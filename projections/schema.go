@@ -2,24 +2,28 @@ package projections
 
 // Every bucket of the read-model file, in one place. Keys are
 // source + 0x00 + id unless said otherwise. Positions in keys are 16 bytes:
-// commit then prepare, big-endian (encodePosition).
+// commit then prepare, big-endian (encodePosition). Records are binary
+// (records.go) unless said otherwise; audits, digests and Dump see them
+// in their canonical form (canon.go): the buckets and JSON values of
+// schema 4, which is what ModelSummary digests.
 var (
 	// bucketMeta holds keyCheckpoint (the position of the last applied
 	// event) and keySchema. It belongs to no projection: a rebuild writes
 	// its own.
 	bucketMeta = []byte("meta")
-	// bucketReceiptFacts: the receipt aggregate's distinct facts (JSON).
-	bucketReceiptFacts = []byte("receipt_facts")
-	// bucketReceipts: the resolved receipt view and its index data (JSON receiptRecord).
-	bucketReceipts = []byte("receipts")
-	// bucketUsers: a user's balance state (JSON userRecord). The source is
+	// bucketReceiptState: a receipt's aggregate state (receiptState), from
+	// which its view, its user's totals contribution and its statistics
+	// contribution are derived (schema 5). Canonically it is three
+	// buckets: bucketReceiptFacts, bucketReceipts and bucketStatsReceipts.
+	bucketReceiptState = []byte("receipt_state")
+	// bucketUsers: a user's balance state (userRecord). The source is
 	// the user id namespace: for a credit, its BalanceSource.
 	bucketUsers = []byte("users")
 	// bucketUserReceipts indexes a user's receipts, newest first when read
 	// backwards: source 0x00 user 0x00 be64(first position) receiptID → "".
 	bucketUserReceipts = []byte("user_receipts")
 	// bucketLedger lists every change to a user's derived points, oldest
-	// first: source 0x00 user 0x00 position(event) → JSON LedgerEntry
+	// first: source 0x00 user 0x00 position(event) → LedgerEntry
 	// (schema 3). One event changes a user's points at most once.
 	bucketLedger = []byte("ledger")
 	// bucketQuarantine lists quarantined deliveries: source 0x00 be64(position) → JSON.
@@ -39,44 +43,57 @@ var (
 	// EntityEvent. Both parts are fixed-length, so an entity's entries are
 	// one prefix, in log order.
 	bucketEntityTimeline = []byte("entity_timeline")
-	// bucketStatsReceipts: what each receipt contributes to the pipeline
-	// statistics and when receiptd first received each of its stages
-	// (JSON statsReceipt; schema 3).
-	bucketStatsReceipts = []byte("stats_receipts")
 	// bucketStatsDays: the pipeline statistics of the receipts that became
-	// terminal on a day (UTC): source 0x00 "2006-01-02" → JSON statsAgg.
+	// terminal on a day (UTC): source 0x00 "2006-01-02" → statsAgg.
 	bucketStatsDays = []byte("stats_days")
 	// bucketStatsTotals: the pipeline statistics of every receipt of a
-	// source, in progress included: source → JSON statsAgg.
+	// source, in progress included: source → statsAgg.
 	bucketStatsTotals = []byte("stats_totals")
 
 	allBuckets = [][]byte{
-		bucketMeta, bucketReceiptFacts, bucketReceipts, bucketUsers, bucketUserReceipts, bucketLedger,
+		bucketMeta, bucketReceiptState, bucketUsers, bucketUserReceipts, bucketLedger,
 		bucketQuarantine, bucketSkipped, bucketEntities, bucketEntityIndex, bucketEntityTimeline,
-		bucketStatsReceipts, bucketStatsDays, bucketStatsTotals,
+		bucketStatsDays, bucketStatsTotals,
 	}
 
 	keyCheckpoint = []byte("checkpoint")
 	keySchema     = []byte("schema")
 )
 
-// projection is one named read model and the buckets it owns. Every bucket
-// but bucketMeta belongs to exactly one projection. They are all written by
-// one pass over the log (an event may change several), so a projection is
-// rebuilt by replaying the whole log and keeping its buckets.
+// The canonical buckets that no stored bucket holds as such (canon.go).
+var (
+	// bucketReceiptFacts: the receipt aggregate's distinct facts (JSON).
+	bucketReceiptFacts = []byte("receipt_facts")
+	// bucketReceipts: the resolved receipt view and its index data (JSON
+	// receiptRecord).
+	bucketReceipts = []byte("receipts")
+	// bucketStatsReceipts: what each receipt contributes to the pipeline
+	// statistics and when receiptd first received each of its stages
+	// (JSON statsReceipt; schema 3).
+	bucketStatsReceipts = []byte("stats_receipts")
+)
+
+// projection is one named read model: the canonical buckets it owns (its
+// digest covers them, in this order) and the stored buckets they are
+// derived from. Every canonical bucket belongs to exactly one projection;
+// bucketReceiptState feeds two (receipts and stats), so rebuilding either
+// rewrites it. They are all written by one pass over the log (an event
+// may change several), so a projection is rebuilt by replaying the whole
+// log and keeping its stored buckets.
 type projection struct {
 	name    string
 	buckets [][]byte
+	stored  [][]byte
 }
 
 // catalog lists the projections, in the order reports show them.
 var catalog = []projection{
-	{"receipts", [][]byte{bucketReceiptFacts, bucketReceipts, bucketUserReceipts}},
-	{"balances", [][]byte{bucketUsers}},
-	{"ledger", [][]byte{bucketLedger}},
-	{"entities", [][]byte{bucketEntities, bucketEntityIndex, bucketEntityTimeline}},
-	{"quarantine", [][]byte{bucketQuarantine, bucketSkipped}},
-	{"stats", [][]byte{bucketStatsReceipts, bucketStatsDays, bucketStatsTotals}},
+	{"receipts", [][]byte{bucketReceiptFacts, bucketReceipts, bucketUserReceipts}, [][]byte{bucketReceiptState, bucketUserReceipts}},
+	{"balances", [][]byte{bucketUsers}, [][]byte{bucketUsers}},
+	{"ledger", [][]byte{bucketLedger}, [][]byte{bucketLedger}},
+	{"entities", [][]byte{bucketEntities, bucketEntityIndex, bucketEntityTimeline}, [][]byte{bucketEntities, bucketEntityIndex, bucketEntityTimeline}},
+	{"quarantine", [][]byte{bucketQuarantine, bucketSkipped}, [][]byte{bucketQuarantine, bucketSkipped}},
+	{"stats", [][]byte{bucketStatsReceipts, bucketStatsDays, bucketStatsTotals}, [][]byte{bucketReceiptState, bucketStatsDays, bucketStatsTotals}},
 }
 
 // Names returns the names of the projections (the read models a rebuild
@@ -108,5 +125,6 @@ func lookup(name string) (projection, bool) {
 // History: "1" receipts and balances; "2" credits in balances
 // (userRecord.Credited) and the entity read models; "3" the ledger and the
 // pipeline statistics; "4" amounts outside the sanity bounds flagged on
-// receipts, balances and statistics.
-const schemaVersion = "4"
+// receipts, balances and statistics; "5" binary records, one per receipt
+// (their canonical form, and so the digests, are schema 4's).
+const schemaVersion = "5"

@@ -3,8 +3,6 @@ package projections
 import (
 	"bytes"
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"maps"
 	"math/bits"
@@ -203,16 +201,16 @@ func receivedAt(e eventstore.RecordedEvent, d *decodedEvent) time.Time {
 }
 
 // contribution computes what a receipt view adds to the statistics, given
-// when its stages were first received.
-func contribution(v aggregate.ReceiptView, received map[aggregate.Stage]time.Time) statsContribution {
+// when its stages were first received (set for its reported stages).
+func contribution(v *aggregate.ReceiptView, received *[numStages]time.Time) statsContribution {
 	c := statsContribution{Status: v.Status, Points: decimal.Zero, CO2e: decimal.Zero, AmountAnomaly: v.HasAmountAnomaly()}
-	var terminal aggregate.Stage
+	var terminal int
 	switch v.Status {
 	case aggregate.StatusCompleted:
-		terminal = aggregate.StageAwarded
+		terminal = stageAwarded
 		c.Points, c.CO2e = v.Points, v.CO2e
 	case aggregate.StatusFailed:
-		terminal = aggregate.StageFailed
+		terminal = stageFailed
 		c.FailureStage = "UNKNOWN"
 		if v.Failure != nil && v.Failure.Name != "" {
 			c.FailureStage = v.Failure.Name
@@ -220,11 +218,10 @@ func contribution(v aggregate.ReceiptView, received map[aggregate.Stage]time.Tim
 	default:
 		return c
 	}
-	provider := func(s aggregate.Stage) *time.Time {
-		for _, sv := range v.Stages {
-			if sv.Stage == s && sv.Reported {
-				return sv.OccurredAt
-			}
+	// v.Stages lists every stage in aggregate.Stages order.
+	provider := func(i int) *time.Time {
+		if i < len(v.Stages) && v.Stages[i].Reported {
+			return v.Stages[i].OccurredAt
 		}
 		return nil
 	}
@@ -235,13 +232,13 @@ func contribution(v aggregate.ReceiptView, received map[aggregate.Stage]time.Tim
 	c.Day = endAt.UTC().Format(time.DateOnly)
 
 	var from, to time.Time
-	upProvider := provider(aggregate.StageUploaded)
-	upReceived, upSeen := received[aggregate.StageUploaded]
+	upProvider := provider(stageUploaded)
+	upSeen := stageUploaded < len(v.Stages) && v.Stages[stageUploaded].Reported
 	switch {
 	case upProvider != nil && endByProvider:
 		from, to, c.ProviderTimed = *upProvider, endAt, true
 	case upSeen:
-		from, to = upReceived, received[terminal]
+		from, to = received[stageUploaded], received[terminal]
 	default:
 		return c
 	}
@@ -250,38 +247,38 @@ func contribution(v aggregate.ReceiptView, received map[aggregate.Stage]time.Tim
 	return c
 }
 
-// receiptStats updates the statistics for a receipt event: the stage's
-// first received time, and the receipt's contribution if it changed.
-func (a *applier) receiptStats(e eventstore.RecordedEvent, d *decodedEvent, re *receiptEntry, f aggregate.StageRecorded) error {
-	sr := &re.stats
-	if sr.Received == nil {
-		sr.Received = map[aggregate.Stage]time.Time{}
+// Indexes in aggregate.Stages.
+const (
+	stageUploaded = 0
+	stageAwarded  = 5
+	stageFailed   = 6
+)
+
+// receiptStats updates the statistics for a changed receipt: its
+// contribution, if it changed.
+func (a *applier) receiptStats(source string, re *receiptEntry) error {
+	c := contribution(&re.view, &re.received)
+	if re.counted.Status != "" && sameContribution(&re.counted, &c) {
+		return nil
 	}
-	at := receivedAt(e, d)
-	if t, ok := sr.Received[f.Stage]; !ok || at.Before(t) {
-		sr.Received[f.Stage] = at
-	}
-	c := contribution(re.rec.View, sr.Received)
-	if sr.Counted == nil || !sameContribution(*sr.Counted, c) {
-		if sr.Counted != nil {
-			if err := a.statsAdd(f.Source, *sr.Counted, -1); err != nil {
-				return err
-			}
-		}
-		if err := a.statsAdd(f.Source, c, +1); err != nil {
+	if re.counted.Status != "" {
+		if err := a.statsAdd(source, re.counted, -1); err != nil {
 			return err
 		}
-		sr.Counted = &c
 	}
+	if err := a.statsAdd(source, c, +1); err != nil {
+		return err
+	}
+	re.counted = c
 	return nil
 }
 
 // sameContribution reports whether two contributions encode alike.
-func sameContribution(a, b statsContribution) bool {
+func sameContribution(a, b *statsContribution) bool {
 	return a.Status == b.Status && a.Day == b.Day && a.FailureStage == b.FailureStage &&
 		a.ProviderTimed == b.ProviderTimed && a.AmountAnomaly == b.AmountAnomaly &&
 		(a.DurationMS == nil) == (b.DurationMS == nil) && (a.DurationMS == nil || *a.DurationMS == *b.DurationMS) &&
-		a.Points.String() == b.Points.String() && a.CO2e.String() == b.CO2e.String()
+		a.Points.Equal(b.Points) && a.CO2e.Equal(b.CO2e)
 }
 
 // statsAdd adds (or removes) a contribution to its source's totals and,
@@ -459,8 +456,11 @@ func (d *DB) Stats(_ context.Context, q StatsQuery) (Stats, error) {
 		for _, src := range sources {
 			ss := SourceStats{Source: src}
 			all := newStatsAgg()
-			if err := getJSON(totals, []byte(src), &all); err != nil && !errors.Is(err, ErrNotFound) {
-				return fmt.Errorf("totals of %s: %w", src, err)
+			if raw := totals.Get([]byte(src)); raw != nil {
+				var err error
+				if all, err = decodeStatsAgg(raw); err != nil {
+					return fmt.Errorf("totals of %s: %w", src, err)
+				}
 			}
 			ss.InProgress = all.InProgress
 			sum := newStatsAgg()
@@ -469,8 +469,8 @@ func (d *DB) Stats(_ context.Context, q StatsQuery) (Stats, error) {
 				c := days.Cursor()
 				end := key(src, out.To)
 				for k, v := c.Seek(key(src, out.From)); k != nil && bytes.HasPrefix(k, prefix) && bytes.Compare(k, end) <= 0; k, v = c.Next() {
-					day := newStatsAgg()
-					if err := json.Unmarshal(v, &day); err != nil {
+					day, err := decodeStatsAgg(v)
+					if err != nil {
 						return fmt.Errorf("stats day %q: %w", k, err)
 					}
 					sum.merge(day)
@@ -531,8 +531,8 @@ func (d *DB) StatsTotals(_ context.Context) ([]SourceTotals, error) {
 	var out []SourceTotals
 	err := d.view(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketStatsTotals).ForEach(func(k, v []byte) error {
-			agg := newStatsAgg()
-			if err := json.Unmarshal(v, &agg); err != nil {
+			agg, err := decodeStatsAgg(v)
+			if err != nil {
 				return fmt.Errorf("totals of %q: %w", k, err)
 			}
 			out = append(out, SourceTotals{

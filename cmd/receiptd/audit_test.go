@@ -2,6 +2,7 @@ package main_test
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -81,8 +82,11 @@ func stopServer(t *testing.T, s *server) {
 	}
 }
 
-// corruptReceipt overwrites a receipt's stored view in the read-model
-// file of a stopped server: 1 000 000 points, behind receiptd's back.
+// corruptReceipt changes a receipt's stored record in the read-model
+// file of a stopped server, behind receiptd's back: its last position,
+// which only its view shows. (The record starts with a format byte and the
+// uvarints of its source's length, its first and its last position: see
+// projections/records.go.)
 func corruptReceipt(t *testing.T, dataDir, receiptID string) {
 	t.Helper()
 	db, err := bbolt.Open(filepath.Join(dataDir, "views.db"), 0o600, &bbolt.Options{Timeout: time.Second})
@@ -91,18 +95,20 @@ func corruptReceipt(t *testing.T, dataDir, receiptID string) {
 	}
 	defer db.Close()
 	err = db.Update(func(tx *bbolt.Tx) error {
-		b := tx.Bucket([]byte("receipts"))
+		b := tx.Bucket([]byte("receipt_state"))
 		k := []byte("reewild\x00" + receiptID)
-		var rec map[string]any
-		if err := json.Unmarshal(b.Get(k), &rec); err != nil {
-			return err
+		v := b.Get(k)
+		if len(v) < 4 {
+			return fmt.Errorf("receipt %s: record %x", receiptID, v)
 		}
-		rec["view"].(map[string]any)["points"] = "1000000"
-		v, err := json.Marshal(rec)
-		if err != nil {
-			return err
+		i := 1
+		for range 2 {
+			_, n := binary.Uvarint(v[i:])
+			i += n
 		}
-		return b.Put(k, v)
+		_, n := binary.Uvarint(v[i:])
+		rec := binary.AppendUvarint(append([]byte(nil), v[:i]...), 1_000_000)
+		return b.Put(k, append(rec, v[i+n:]...))
 	})
 	if err != nil {
 		t.Fatal(err)
