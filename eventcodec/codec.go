@@ -133,13 +133,13 @@ func EncodeSealed(id string, f aggregate.Fact, meta aggregate.Metadata, raw []by
 	}
 	e := aggregate.Event{ID: id, Type: typ, Data: data, Metadata: md}
 	if raw != nil {
-		if e.Body, err = compress(raw); err != nil {
-			return fail(err)
+		if s.Key == nil {
+			e.Body, err = compress(raw)
+		} else {
+			e.Body, err = compressTo(raw, func(frame []byte) ([]byte, error) { return s.Key.Seal(nil, privacy.PurposeBody, frame) })
 		}
-		if s.Key != nil {
-			if e.Body, err = s.Key.Seal(nil, privacy.PurposeBody, e.Body); err != nil {
-				return fail(err)
-			}
+		if err != nil {
+			return fail(err)
 		}
 	}
 	return e, nil
@@ -215,7 +215,7 @@ func hashInMetadata(m proto.Message, metaHash string) {
 		GetBodySha256Text() string
 	}
 	h := m.(hashed)
-	if hashText(h.GetBodySha256(), h.GetBodySha256Text()) != metaHash {
+	if !hashIs(h.GetBodySha256(), h.GetBodySha256Text(), metaHash) {
 		return
 	}
 	switch x := m.(type) {
@@ -606,6 +606,20 @@ func hashBytes(s string) ([]byte, string) {
 	return b, ""
 }
 
+// hashIs reports whether hashText(b, text) is want, without building
+// the text.
+func hashIs(b []byte, text, want string) bool {
+	if len(b) == 0 {
+		return text == want
+	}
+	if len(b) != hashLen || len(want) != hashHexLen {
+		return hashText(b, text) == want
+	}
+	var buf [hashHexLen]byte
+	hex.Encode(buf[:], b)
+	return string(buf[:]) == want
+}
+
 func hashText(b []byte, text string) string {
 	if len(b) == 0 {
 		return text
@@ -710,6 +724,11 @@ func zoneOffset(t time.Time) int { _, off := t.Zone(); return off }
 // decimalPB encodes d exactly: its coefficient and exponent, the
 // coefficient as text when it does not fit in 64 bits.
 func decimalPB(d decimal.Decimal) *eventsv2.Decimal {
+	if d.NumDigits() <= 18 {
+		// The coefficient fits in an int64: read it without copying it
+		// (Coefficient does, into a new big.Int).
+		return &eventsv2.Decimal{Unscaled: d.CoefficientInt64(), Exponent: d.Exponent()}
+	}
 	c := d.Coefficient()
 	if c.IsInt64() {
 		return &eventsv2.Decimal{Unscaled: c.Int64(), Exponent: d.Exponent()}
