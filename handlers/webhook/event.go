@@ -1,6 +1,8 @@
 package webhook
 
 import (
+	"crypto/sha1"
+
 	"github.com/google/uuid"
 )
 
@@ -14,11 +16,19 @@ var eventNamespace = uuid.MustParse("17f9f96e-7593-488d-aee6-cdeca5bd484a")
 // delivery to the same source always gets the same id; the store's event-id
 // cache is never relied on for idempotency (aggregate.Decide is).
 func EventID(source, dedupeKey, bodySHA256 string) string {
-	name := make([]byte, 0, len(source)+len(dedupeKey)+len(bodySHA256)+2)
-	name = append(name, source...)
-	name = append(name, 0)
-	name = append(name, dedupeKey...)
-	name = append(name, 0)
-	name = append(name, bodySHA256...)
-	return uuid.NewSHA1(eventNamespace, name).String()
+	// uuid.NewSHA1 (SHA-1 of the namespace and the name, with the version
+	// and variant bits set), in one buffer and without a hash.Hash: three
+	// allocations fewer a delivery.
+	buf := make([]byte, 0, len(eventNamespace)+len(source)+len(dedupeKey)+len(bodySHA256)+2)
+	buf = append(buf, eventNamespace[:]...)
+	buf = append(buf, source...)
+	buf = append(buf, 0)
+	buf = append(buf, dedupeKey...)
+	buf = append(buf, 0)
+	buf = append(buf, bodySHA256...)
+	sum := sha1.Sum(buf)
+	id := uuid.UUID(sum[:16])
+	id[6] = id[6]&0x0f | 5<<4 // version 5
+	id[8] = id[8]&0x3f | 0x80 // RFC 4122 variant
+	return id.String()
 }

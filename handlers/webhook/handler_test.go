@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/receiptd/receiptd/aggregate"
@@ -250,6 +251,22 @@ func TestEventIDIsDeterministicUUIDv5(t *testing.T) {
 	}
 	if len(a) != 36 || a[14] != '5' {
 		t.Fatalf("EventID %q is not a UUIDv5", a)
+	}
+	// Ids already in the log were derived so: they never change.
+	for _, c := range []struct{ source, key, sha, want string }{
+		{"reewild", "receipt.scored:fb2cdc63-6d13-4176-89ae-7a424b69d7b5:0c1d", "0c1d", "cb69be6b-ca15-5e36-b3d9-db55dba43d71"},
+		{"", "", "", "3391a9d5-3959-53e4-adbf-8437779ca308"},
+	} {
+		if got := webhook.EventID(c.source, c.key, c.sha); got != c.want {
+			t.Errorf("EventID(%q, %q, %q) = %s, want %s", c.source, c.key, c.sha, got, c.want)
+		}
+	}
+	ns := uuid.MustParse("17f9f96e-7593-488d-aee6-cdeca5bd484a")
+	for i := range 200 {
+		source, key, sha := fmt.Sprint("s", i%7), strings.Repeat(fmt.Sprint(i), i%50), fmt.Sprintf("%064x", i*i)
+		if got, want := webhook.EventID(source, key, sha), uuid.NewSHA1(ns, []byte(source+"\x00"+key+"\x00"+sha)).String(); got != want {
+			t.Fatalf("EventID(%q, %q, %q) = %s, uuid.NewSHA1 %s", source, key, sha, got, want)
+		}
 	}
 	for _, b := range []string{
 		webhook.EventID("reewild2", "receipt.scored:r1:abc", "abc"),

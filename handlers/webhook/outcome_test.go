@@ -2,9 +2,12 @@ package webhook
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
+	"strconv"
 	"testing"
 
 	"github.com/receiptd/receiptd/aggregate"
@@ -56,6 +59,36 @@ func TestOutcomeTable(t *testing.T) {
 		seen[info.label] = true
 		if (info.status == http.StatusOK) != (info.message == "") {
 			t.Errorf("outcome %s: status %d with message %q", info.label, info.status, info.message)
+		}
+	}
+}
+
+// TestAnswerBodies: every outcome's answer is the JSON of answerBody (the
+// 200s' written by hand) with its headers.
+func TestAnswerBodies(t *testing.T) {
+	h := &Handler{retryAfter: "5"}
+	for o := range numOutcomes {
+		for _, pos := range []eventstore.Position{{}, {Commit: 7, Prepare: 7}, {Commit: 1 << 40, Prepare: 1<<40 + 3}} {
+			info := o.info()
+			w := httptest.NewRecorder()
+			if status := h.answer(w, result{outcome: o, position: pos}); status != info.status || w.Code != info.status {
+				t.Fatalf("%s: status %d, recorded %d", info.label, status, w.Code)
+			}
+			want := answerBody{Error: info.message}
+			if info.status == http.StatusOK {
+				want = answerBody{Status: info.label, Position: pos.String()}
+				if got := w.Header().Get(PositionHeader); got != pos.String() {
+					t.Errorf("%s: %s %q", info.label, PositionHeader, got)
+				}
+			}
+			body, _ := json.Marshal(want)
+			if got := w.Body.String(); got != string(body)+"\n" {
+				t.Errorf("%s at %v: body %q, want %q", info.label, pos, got, body)
+			}
+			if ct, n := w.Header().Get("Content-Type"), w.Header().Get("Content-Length"); ct != "application/json" || n != strconv.Itoa(w.Body.Len()) ||
+				w.Header().Get("X-Content-Type-Options") != "nosniff" {
+				t.Errorf("%s: headers %v", info.label, w.Header())
+			}
 		}
 	}
 }
