@@ -250,6 +250,53 @@ func (s *FileStore) Destroy(_ context.Context, sub Subject, at time.Time) ([]Key
 	return ids, s.compact()
 }
 
+// DestroyKeys implements KeyDestroyer: one transaction, then the file is
+// compacted and the old one zeroed, as for Destroy.
+func (s *FileStore) DestroyKeys(_ context.Context, ids []KeyID, at time.Time) ([]KeyID, error) {
+	var destroyed []KeyID
+	err := s.update(func(tx *bolt.Tx) error {
+		keys, subjects := tx.Bucket(bucketKeys), tx.Bucket(bucketSubjects)
+		for _, id := range ids {
+			if keys.Get(id[:]) == nil {
+				continue
+			}
+			if err := keys.Delete(id[:]); err != nil {
+				return err
+			}
+			if err := tx.Bucket(bucketDestroyed).Put(id[:], encodeTime(at)); err != nil {
+				return err
+			}
+			destroyed = append(destroyed, id)
+		}
+		if len(destroyed) == 0 {
+			return nil
+		}
+		// A subject whose current key is one of them has none now.
+		var stale [][]byte
+		err := subjects.ForEach(func(k, v []byte) error {
+			for _, id := range destroyed {
+				if bytes.Equal(v, id[:]) {
+					stale = append(stale, bytes.Clone(k))
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, k := range stale {
+			if err := subjects.Delete(k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil || len(destroyed) == 0 {
+		return destroyed, err
+	}
+	return destroyed, s.compact()
+}
+
 // Forgotten implements Store.
 func (s *FileStore) Forgotten(_ context.Context, sub Subject) (time.Time, error) {
 	var at time.Time

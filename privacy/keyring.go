@@ -327,6 +327,27 @@ func (r *Keyring) Forget(ctx context.Context, s Subject) ([]KeyID, time.Time, er
 	return ids, at, nil
 }
 
+// DestroyKeys destroys the keys of ids the store still holds, whoever
+// they belong to, and returns those it destroyed: receiptd privacy
+// reforget passes the ids the log's subject.forgotten.v1 events name, to
+// re-apply the forgets to a key store restored from an older backup. It
+// needs a store that can (FileStore).
+func (r *Keyring) DestroyKeys(ctx context.Context, ids []KeyID) ([]KeyID, error) {
+	kd, ok := r.store.(KeyDestroyer)
+	if !ok {
+		return nil, errors.New("privacy: destroy keys: this key store cannot destroy keys by id")
+	}
+	destroyed, err := kd.DestroyKeys(ctx, ids, r.clock().UTC())
+	r.mu.Lock()
+	for _, id := range destroyed {
+		if el, ok := r.byKey[id]; ok {
+			r.remove(el)
+		}
+	}
+	r.mu.Unlock()
+	return destroyed, err
+}
+
 // Forgotten returns when the subject was last forgotten (zero if never).
 func (r *Keyring) Forgotten(ctx context.Context, s Subject) (time.Time, error) {
 	if err := s.Check(); err != nil {

@@ -555,3 +555,71 @@ func TestFileStoreRecovers(t *testing.T) {
 	}
 	s2.Close()
 }
+
+// TestDestroyKeys: a key store restored from before a forget holds the
+// forgotten key again; DestroyKeys with the ids the log recorded destroys
+// it (and the subject's claim on it), leaves the others, and the file
+// keeps no copy.
+func TestDestroyKeys(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "keys.db")
+	kek := newKEK(t)
+	s, err := privacy.OpenFileStore(path, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := privacy.NewKeyring(ctx, s, []*privacy.KEK{kek}, privacy.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice, bob := privacy.Subject{Source: "s", ID: "alice"}, privacy.Subject{Source: "s", ID: "bob"}
+	ka, _ := r.SealKey(ctx, alice)
+	kb, _ := r.SealKey(ctx, bob)
+	rec, _, _ := s.Current(ctx, alice)
+	r.Close()
+	backup, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Forget Alice, then restore the old key file.
+	s, _ = privacy.OpenFileStore(path, 0)
+	r, _ = privacy.NewKeyring(ctx, s, []*privacy.KEK{kek}, privacy.Options{})
+	ids, _, err := r.Forget(ctx, alice)
+	if err != nil || len(ids) != 1 {
+		t.Fatal(ids, err)
+	}
+	r.Close()
+	if err := os.WriteFile(path, backup, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, _ = privacy.OpenFileStore(path, 0)
+	r, err = privacy.NewKeyring(ctx, s, []*privacy.KEK{kek}, privacy.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if _, err := r.Key(ctx, ka.ID); err != nil {
+		t.Fatalf("the restored key store lacks Alice's key: %v", err)
+	}
+	destroyed, err := r.DestroyKeys(ctx, ids)
+	if err != nil || len(destroyed) != 1 || destroyed[0] != ka.ID {
+		t.Fatalf("DestroyKeys: %v %v", destroyed, err)
+	}
+	if _, err := r.Key(ctx, ka.ID); !errors.Is(err, privacy.ErrForgotten) {
+		t.Fatalf("Alice's key after DestroyKeys: %v", err)
+	}
+	if _, ok, _ := r.Current(ctx, alice); ok {
+		t.Fatal("Alice still has a current key")
+	}
+	if _, err := r.Key(ctx, kb.ID); err != nil {
+		t.Fatalf("Bob's key: %v", err)
+	}
+	if again, err := r.DestroyKeys(ctx, ids); err != nil || len(again) != 0 {
+		t.Fatalf("DestroyKeys again: %v %v", again, err)
+	}
+	raw, _ := os.ReadFile(path)
+	if bytes.Contains(raw, rec.Wrapped[9:25]) {
+		t.Fatal("the key file still holds Alice's wrapped key")
+	}
+}

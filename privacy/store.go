@@ -58,3 +58,13 @@ type Record struct {
 type Rewrapper interface {
 	Rewrap(ctx context.Context, pepper func([]byte) ([]byte, bool, error), key func(Record) ([]byte, bool, error)) (int, error)
 }
+
+// KeyDestroyer is a Store that can destroy keys by id, whoever they
+// belong to: what re-applies the forgets a log records to a key store
+// restored from a backup older than them (Keyring.DestroyKeys).
+type KeyDestroyer interface {
+	// DestroyKeys destroys those of ids the store still holds (and a
+	// subject's claim on one as its current key) so that no copy survives
+	// in the store, and returns the ids it destroyed.
+	DestroyKeys(ctx context.Context, ids []KeyID, at time.Time) ([]KeyID, error)
+}

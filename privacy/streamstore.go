@@ -264,5 +264,64 @@ func (s *StreamStore) Pepper(ctx context.Context, candidate []byte) ([]byte, err
 	}
 }
 
+// DestroyKeys implements KeyDestroyer: each key's stream is tombstoned
+// (one already tombstoned is skipped); a subject whose current key it was
+// then has none.
+func (s *StreamStore) DestroyKeys(ctx context.Context, ids []KeyID, _ time.Time) ([]KeyID, error) {
+	var destroyed []KeyID
+	for _, id := range ids {
+		err := s.log.Tombstone(ctx, KeyStream(id))
+		switch {
+		case errors.Is(err, eventstore.ErrStreamDeleted):
+		case err != nil:
+			return destroyed, err
+		default:
+			destroyed = append(destroyed, id)
+		}
+	}
+	return destroyed, nil
+}
+
+// ForgottenKeys returns the ids of every data key the log's
+// subject.forgotten.v1 events name: the keys receiptd destroyed. After a
+// key store is restored from a backup older than some forgets, passing
+// them to Keyring.DestroyKeys forgets those subjects again (receiptd
+// privacy reforget). It reads the whole log.
+func ForgottenKeys(ctx context.Context, log interface {
+	ReadAll(ctx context.Context, after eventstore.Position, limit int) ([]eventstore.RecordedEvent, error)
+}) ([]KeyID, error) {
+	var ids []KeyID
+	seen := map[KeyID]bool{}
+	for after := eventstore.Start; ; {
+		page, err := log.ReadAll(ctx, after, 1000)
+		if err != nil {
+			return ids, err
+		}
+		for _, e := range page {
+			if e.Type != aggregate.TypeSubjectForgotten {
+				continue
+			}
+			var d aggregate.SubjectForgotten
+			if err := json.Unmarshal(e.Data, &d); err != nil {
+				return ids, fmt.Errorf("privacy: %s event at %s: %w", e.Type, e.Position, err)
+			}
+			for _, k := range d.KeyIDs {
+				id, err := ParseKeyID(k)
+				if err != nil {
+					return ids, err
+				}
+				if !seen[id] {
+					seen[id] = true
+					ids = append(ids, id)
+				}
+			}
+		}
+		if len(page) < 1000 {
+			return ids, nil
+		}
+		after = page[len(page)-1].Position
+	}
+}
+
 // Close implements Store; the log is the caller's to close.
 func (s *StreamStore) Close() error { return nil }

@@ -481,3 +481,59 @@ func TestForgetSubjectKurrentDBDouble(t *testing.T) {
 		t.Fatalf("balance after forgetting, on the other server: %d %v (before %v)", code, after, before)
 	}
 }
+
+// TestReforgetAfterKeyStoreRestore: a key store restored from a backup
+// older than a forget brings the forgotten subject's key back (the export
+// shows their e-mail again); `receiptd privacy reforget` destroys again
+// every key the log records as destroyed, and the export is empty of it.
+func TestReforgetAfterKeyStoreRestore(t *testing.T) {
+	dir := t.TempDir()
+	dataDir := filepath.Join(dir, "data")
+	reapKey, reapPEM, env := allProvidersSetup(t, dir)
+	env = append(env, "E2E_PRIVACY_KEY="+alicePrivKey)
+	cfgText := privacyConfig(reapPEM)
+	serve := func() *server {
+		s := startServer(t, dataDir, cfgText, env...)
+		s.auth = "Bearer " + e2eOperatorKey
+		return s
+	}
+	s := serve()
+	sendMixed(t, s, alicesHistory(t, reapKey), 1)
+	stopServer(t, s)
+	keys := filepath.Join(dataDir, "keys.db")
+	backup, err := os.ReadFile(keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	s = serve()
+	forgetSubject(t, s, "reewild", alice)
+	stopServer(t, s)
+	if err := os.WriteFile(keys, backup, 0o600); err != nil { // the restore
+		t.Fatal(err)
+	}
+	s = serve()
+	if !strings.Contains(exportSubject(t, s, "reewild", alice), aliceEmail) {
+		t.Fatal("the restored key store did not bring Alice's key back: the test shows nothing")
+	}
+	stopServer(t, s)
+
+	cfg := filepath.Join(dir, "reforget.yaml")
+	if err := os.WriteFile(cfg, []byte(cfgText), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(receiptdBin, "privacy", "reforget", "--data-dir", dataDir, "--config", cfg)
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "1 were in the key store again") {
+		t.Fatalf("privacy reforget: %v\n%s", err, out)
+	}
+	s = serve()
+	if exp := exportSubject(t, s, "reewild", alice); strings.Contains(exp, aliceEmail) || strings.Contains(exp, aliceLast) {
+		t.Fatal("Alice's data is readable after reforget")
+	}
+	// Her other subjects (Reusely, Reap, RETM) were never forgotten here.
+	if !strings.Contains(exportSubject(t, s, "retm", aliceCustomer), alicePhone) {
+		t.Fatal("reforget destroyed a key never forgotten")
+	}
+}

@@ -18,13 +18,16 @@ import (
 )
 
 const privacyUsage = `Usage:
-  receiptd privacy seal   --data-dir DIR --config FILE   seal a log written before privacy was configured
-  receiptd privacy rewrap --data-dir DIR --config FILE   rewrap every data key under the first key-encryption key
+  receiptd privacy seal     --data-dir DIR --config FILE   seal a log written before privacy was configured
+  receiptd privacy rewrap   --data-dir DIR --config FILE   rewrap every data key under the first key-encryption key
+  receiptd privacy reforget --data-dir DIR --config FILE   destroy again every key the log records as destroyed
+                                                           (after restoring the key store from a backup)
 
-Both are offline: stop the server first. The config must hold the
-privacy section and, for seal, the sources (their secrets resolved as for
-serve: seal runs each stored delivery through its provider again to find
-whose it is).
+On the embedded store all three are offline: stop the server first
+(reforget also runs against KurrentDB, servers running). The config must
+hold the privacy section and, for seal, the sources (their secrets
+resolved as for serve: seal runs each stored delivery through its
+provider again to find whose it is).
 `
 
 // runPrivacy runs `receiptd privacy SUBCOMMAND`.
@@ -40,7 +43,7 @@ func runPrivacy(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.DataDir, "data-dir", "./data", "directory of the embedded store, the read models and the key file")
 	fs.StringVar(&cfg.File, "config", "", "YAML config file with the privacy section (and the sources, for seal)")
 	sub := args[0]
-	if sub != "seal" && sub != "rewrap" {
+	if sub != "seal" && sub != "rewrap" && sub != "reforget" {
 		fmt.Fprintf(stderr, "receiptd privacy: unknown command %q\n\n%s", sub, privacyUsage)
 		return 2
 	}
@@ -61,13 +64,16 @@ func runPrivacy(args []string, stdout, stderr io.Writer) int {
 	if cfg.Privacy == nil {
 		return fail(2, errors.New("the config has no privacy section: nothing to seal with"))
 	}
-	if cfg.Store.Kind != "embedded" {
-		return fail(2, errors.New("only the embedded store is sealed in place: a KurrentDB log cannot be rewritten (README: Personal data)"))
-	}
 	ctx, stop := signalContext()
 	defer stop()
 	mem := cfg.memory(false) // within the memory budget, as a rebuild
 	mem.apply(nil)
+	if sub == "reforget" {
+		return reforget(ctx, cfg, mem, stdout, fail)
+	}
+	if cfg.Store.Kind != "embedded" {
+		return fail(2, errors.New("only the embedded store is sealed or rewrapped in place: a KurrentDB log cannot be rewritten (README: Personal data)"))
+	}
 	keyring, err := openKeyring(ctx, cfg, nil, mem)
 	if err != nil {
 		return fail(1, fmt.Errorf("%w (is a server running on %s?)", err, cfg.DataDir))
@@ -92,6 +98,32 @@ func runPrivacy(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, "the log was rewritten in place; its old file was overwritten with zeros and removed")
 	}
 	fmt.Fprintf(stdout, "the read models were overwritten with zeros and rebuilt from the sealed log (%d events)\n", res.rebuilt)
+	return 0
+}
+
+// reforget destroys again the keys the log's subject.forgotten.v1 events
+// name: a key store restored from a backup older than a forget holds that
+// subject's key again.
+func reforget(ctx context.Context, cfg Config, mem memoryPlan, stdout io.Writer, fail func(int, error) int) int {
+	store, err := openStore(cfg, mem)
+	if err != nil {
+		return fail(1, fmt.Errorf("%w (is a server running on %s?)", err, cfg.DataDir))
+	}
+	defer store.Close()
+	keyring, err := openKeyring(ctx, cfg, store, mem)
+	if err != nil {
+		return fail(1, fmt.Errorf("%w (is a server running on %s?)", err, cfg.DataDir))
+	}
+	defer keyring.Close()
+	ids, err := privacy.ForgottenKeys(ctx, store)
+	if err != nil {
+		return fail(1, err)
+	}
+	destroyed, err := keyring.DestroyKeys(ctx, ids)
+	if err != nil {
+		return fail(1, err)
+	}
+	fmt.Fprintf(stdout, "the log records %d destroyed keys; %d were in the key store again and are destroyed now\n", len(ids), len(destroyed))
 	return 0
 }
 
