@@ -46,6 +46,11 @@ type FileStore struct {
 	mu     sync.RWMutex // write-locked while the file is swapped
 	db     *bolt.DB
 	closed bool
+
+	// Group commit of Create (see Create).
+	cmu        sync.Mutex
+	pending    []*pendingCreate
+	committing bool
 }
 
 // shredSuffix and compactSuffix name the files of a compaction.
@@ -194,20 +199,74 @@ func (s *FileStore) Get(_ context.Context, id KeyID) (Record, error) {
 	return rec, err
 }
 
-// Create implements Store: one fsynced bbolt transaction.
-func (s *FileStore) Create(_ context.Context, sub Subject, rec Record) (Record, error) {
-	out := rec
+// Create implements Store. Creations are committed in groups: the first
+// caller commits its key and every one queued while it commits in one
+// fsynced transaction, the next queued caller the ones that came
+// meanwhile, and so on; so N subjects seen at once cost about one fsync,
+// not N, and no timer is waited on.
+func (s *FileStore) Create(ctx context.Context, sub Subject, rec Record) (Record, error) {
+	c := &pendingCreate{sub: sub, rec: rec, done: make(chan struct{})}
+	s.cmu.Lock()
+	s.pending = append(s.pending, c)
+	if s.committing {
+		s.cmu.Unlock()
+		select {
+		case <-c.done:
+			return c.out, c.err
+		case <-ctx.Done():
+			// Committed or not, the caller goes; a later Create finds
+			// whatever was.
+			return Record{}, ctx.Err()
+		}
+	}
+	s.committing = true
+	for len(s.pending) > 0 {
+		batch := s.pending
+		s.pending = nil
+		s.cmu.Unlock()
+		s.commitCreates(batch)
+		s.cmu.Lock()
+	}
+	s.committing = false
+	s.cmu.Unlock()
+	return c.out, c.err
+}
+
+// pendingCreate is one Create waiting for its group's commit.
+type pendingCreate struct {
+	sub  Subject
+	rec  Record
+	out  Record
+	err  error
+	done chan struct{}
+}
+
+// commitCreates commits a group of creations in one transaction: each
+// subject gets its key unless it has one (an earlier one of the group
+// included).
+func (s *FileStore) commitCreates(batch []*pendingCreate) {
 	err := s.update(func(tx *bolt.Tx) error {
-		if cur, ok := current(tx, sub); ok {
-			out = cur
-			return nil
+		for _, c := range batch {
+			c.out = c.rec
+			if cur, ok := current(tx, c.sub); ok {
+				c.out = cur
+				continue
+			}
+			if err := tx.Bucket(bucketKeys).Put(c.rec.ID[:], c.rec.Wrapped); err != nil {
+				return err
+			}
+			if err := tx.Bucket(bucketSubjects).Put(subjectKey(c.sub), c.rec.ID[:]); err != nil {
+				return err
+			}
 		}
-		if err := tx.Bucket(bucketKeys).Put(rec.ID[:], rec.Wrapped); err != nil {
-			return err
-		}
-		return tx.Bucket(bucketSubjects).Put(subjectKey(sub), rec.ID[:])
+		return nil
 	})
-	return out, err
+	for _, c := range batch {
+		if err != nil {
+			c.out, c.err = Record{}, err
+		}
+		close(c.done)
+	}
 }
 
 func encodeTime(t time.Time) []byte { return binary.BigEndian.AppendUint64(nil, uint64(t.UnixNano())) }
