@@ -13,12 +13,26 @@ import (
 	"github.com/receiptd/receiptd/eventstore/esdb"
 )
 
-// storeMmapBytes is the embedded store's initial memory map (address space,
-// not memory): a commit that must grow the map waits for every open read
-// transaction, and an online backup holds one for as long as it streams.
-// Below this size the map never grows. (etcd maps 10 GiB for the same
-// reason.)
-const storeMmapBytes = 8 << 30
+// storeMmapBytes is the embedded store's initial memory map for the file at
+// path: address space, not memory (a page of the file is resident only
+// once read, and the store drops what it read every second). A commit that
+// must grow the map waits for every open read transaction, and new reads
+// wait behind it; an online backup holds a read transaction for as long as
+// it streams. So a remap during a backup stalls every append and read of
+// the log until the backup ends, and bbolt grows a map past 1 GiB by 1 GiB
+// at a time: at about 1 KB per event, every million events. The map is
+// therefore made large enough that it does not grow in practice: 64 GiB,
+// or twice the file if that is more (an 8 GiB map grew once the log passed
+// about 8 million events). etcd maps 10 GiB for the same reason. A process
+// whose address space is capped (ulimit -v) below this cannot open it.
+func storeMmapBytes(path string) int {
+	const least = 64 << 30
+	fi, err := os.Stat(path)
+	if err != nil {
+		return least
+	}
+	return int(max(least, 2*fi.Size()))
+}
 
 // storeOpenTimeout bounds connecting to KurrentDB at startup.
 const storeOpenTimeout = 15 * time.Second
@@ -33,7 +47,8 @@ const storeOpenTimeout = 15 * time.Second
 func openStore(cfg Config, mem memoryPlan) (eventstore.Store, error) {
 	switch cfg.Store.Kind {
 	case "embedded":
-		s, err := bolt.Open(filepath.Join(cfg.DataDir, "events.db"), bolt.Options{InitialMmapSize: storeMmapBytes, TailBytes: int(mem.Tail)})
+		path := filepath.Join(cfg.DataDir, "events.db")
+		s, err := bolt.Open(path, bolt.Options{InitialMmapSize: storeMmapBytes(path), TailBytes: int(mem.Tail)})
 		if err != nil {
 			return nil, fmt.Errorf("embedded store: %w", err)
 		}

@@ -52,8 +52,13 @@ func TestConformance(t *testing.T) {
 		// Every subscriber reads the file; or falls behind the tail often.
 		{"NoTail", bolt.Options{TailBytes: -1}},
 		{"SmallTail", bolt.Options{TailBytes: 2048}},
-		// A file in the layout written before schema 2.
+		// A file in the layouts written before schema 2 and 3.
 		{"Schema1", bolt.WithSchema1(bolt.Options{})},
+		{"Schema2", bolt.WithSchema2(bolt.Options{})},
+		// The index written with every commit; or folded in cycles of a
+		// few commits (a buffer of some 20 entries).
+		{"IndexEager", bolt.Options{IndexBufferBytes: -1}},
+		{"SmallIndexBuffer", bolt.Options{IndexBufferBytes: 4096}},
 	} {
 		t.Run(mode.name, func(t *testing.T) {
 			storetest.Run(t, storetest.Harness{

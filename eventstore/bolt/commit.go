@@ -33,10 +33,13 @@ type request struct {
 	prefix []byte // uvarint(len(stream)) ‖ stream
 	seek   []byte
 	// Schema 2: the stream's name (its names key), ord(id) (filled by
-	// apply: the id is known in the transaction), and the index values.
+	// apply: the id is known in the transaction), and the index values
+	// (also schema 3's, when the index is written with the events).
 	name    []byte
 	idKey   []byte
 	idxVals [][]byte
+	// Schema 3: h(stream).
+	hash streamHash
 
 	done chan outcome // capacity 1: the committer never blocks on it
 }
@@ -56,8 +59,9 @@ func checkStreamName(stream string) error {
 	return nil
 }
 
-// newRequest validates an append and encodes it.
-func newRequest(ctx context.Context, stream string, expected eventstore.ExpectedRevision, events []aggregate.Event, maxBytes int, v1 bool, schema int) (*request, error) {
+// newRequest validates an append and encodes it. key is the key of h
+// (schema 3).
+func newRequest(ctx context.Context, stream string, expected eventstore.ExpectedRevision, events []aggregate.Event, maxBytes int, v1 bool, schema int, key *[streamKeyLen]byte) (*request, error) {
 	invalid := func(err error) (*request, error) {
 		return nil, fmt.Errorf("bolt: append %q: %w", stream, err)
 	}
@@ -72,8 +76,11 @@ func newRequest(ctx context.Context, stream string, expected eventstore.Expected
 	}
 	n := len(events)
 	keyLen := streamPrefixLen(stream) + 8
-	if schema != schema1 {
+	switch schema {
+	case schema2:
 		keyLen = 2*maxOrd + binary.MaxVarintLen64 // index key and value
+	case schemaVersion:
+		keyLen = hashLen + maxOrd + binary.MaxVarintLen64
 	}
 	size := keyLen // seek, or name and id
 	for i, e := range events {
@@ -108,12 +115,16 @@ func newRequest(ctx context.Context, stream string, expected eventstore.Expected
 		buf = appendTo(buf)
 		return buf[start:len(buf):len(buf)]
 	}
-	if schema == schema1 {
+	switch schema {
+	case schema1:
 		r.seek = carve(func(b []byte) []byte { return appendStreamKey(b, stream, math.MaxUint64) })
 		r.prefix = r.seek[: keyLen-8 : keyLen-8]
-	} else {
+	case schema2:
 		r.name = carve(func(b []byte) []byte { return append(b, stream...) })
 		r.idKey = carve(func(b []byte) []byte { return append(b, make([]byte, maxOrd)...) })[:0]
+		r.idxVals = make([][]byte, n)
+	default:
+		r.hash = hashStream(key, stream)
 		r.idxVals = make([][]byte, n)
 	}
 	for i, e := range events {
@@ -123,11 +134,17 @@ func newRequest(ctx context.Context, stream string, expected eventstore.Expected
 			r.recs[i] = carve(func(b []byte) []byte { return appendRecord(b, stream, e) })
 		}
 		r.posKeys[i] = carve(func(b []byte) []byte { return append(b, make([]byte, 8)...) })
-		if schema == schema1 {
+		switch schema {
+		case schema1:
 			r.idxKeys[i] = carve(func(b []byte) []byte { return appendStreamKey(b, stream, 0) })
-		} else {
+		case schema2:
 			// Room to fill in apply: ord(id) ‖ ord(rev), uvarint(position).
 			r.idxKeys[i] = carve(func(b []byte) []byte { return append(b, make([]byte, 2*maxOrd)...) })[:0]
+			r.idxVals[i] = carve(func(b []byte) []byte { return append(b, make([]byte, binary.MaxVarintLen64)...) })[:0]
+		default:
+			// h ‖ ord(rev), uvarint(position), if the index is written
+			// with the events.
+			r.idxKeys[i] = carve(func(b []byte) []byte { return append(b, make([]byte, hashLen+maxOrd)...) })[:0]
 			r.idxVals[i] = carve(func(b []byte) []byte { return append(b, make([]byte, binary.MaxVarintLen64)...) })[:0]
 		}
 	}
@@ -140,9 +157,16 @@ func newRequest(ctx context.Context, stream string, expected eventstore.Expected
 // nothing and returns an error matching eventstore.ErrWrongRevision; any
 // other error may leave partial writes, so the transaction must be rolled
 // back.
-func apply(b buckets, r *request, at int64) (eventstore.AppendResult, error) {
-	if b.schema != schema1 {
+//
+// In schema 3, with ov, the index entries are recorded in ov instead (see
+// pending.go); without, they are written with the events. pend holds the
+// entries in memory of earlier commits.
+func apply(b buckets, r *request, at int64, ov overlay, pend *pendingIndex) (eventstore.AppendResult, error) {
+	switch b.schema {
+	case schema2:
 		return apply2(b, r, at)
+	case schemaVersion:
+		return apply3(b, r, at, ov, pend)
 	}
 	last, exists := lastRevision(b.streams, r.prefix, r.seek)
 	actual := eventstore.NoStream
@@ -247,6 +271,73 @@ func apply2(b buckets, r *request, at int64) (eventstore.AppendResult, error) {
 	}, nil
 }
 
+// An overlay is the index entries of one write transaction's appends, by
+// stream (schema 3): they go to the store's pendingIndex once it commits.
+type overlay map[streamHash]*pendingStream
+
+// apply3 is apply in schema 3.
+func apply3(b buckets, r *request, at int64, ov overlay, pend *pendingIndex) (eventstore.AppendResult, error) {
+	var (
+		last   uint64
+		exists bool
+	)
+	if ps := ov[r.hash]; ps != nil {
+		last, exists = ps.last(), true
+	} else if ps := pend.get(r.hash); ps != nil {
+		last, exists = ps.last(), true
+	} else {
+		var err error
+		if last, exists, err = lastRevision2(b.index, r.hash[:]); err != nil {
+			return eventstore.AppendResult{}, err
+		}
+	}
+	actual := eventstore.NoStream
+	if exists {
+		actual = eventstore.Exact(last)
+	}
+	if r.expected != eventstore.Any && r.expected != actual {
+		return eventstore.AppendResult{}, fmt.Errorf("bolt: append %q: %w", r.stream,
+			&eventstore.WrongRevisionError{Stream: r.stream, Expected: r.expected, Actual: actual})
+	}
+	var next uint64
+	if exists {
+		next = last + 1
+	}
+	pos := b.events.Sequence()
+	var ps *pendingStream
+	if ov != nil {
+		if ps = ov[r.hash]; ps == nil {
+			ps = &pendingStream{first: next}
+			ov[r.hash] = ps
+		}
+	}
+	for i, rec := range r.recs {
+		pos++
+		rev := next + uint64(i)
+		stampRecord(rec, rev, at)
+		binary.BigEndian.PutUint64(r.posKeys[i], pos)
+		if err := b.events.Put(r.posKeys[i], rec); err != nil {
+			return eventstore.AppendResult{}, fmt.Errorf("put event %d: %w", pos, err)
+		}
+		if ps != nil {
+			ps.pos = append(ps.pos, pos)
+			continue
+		}
+		r.idxKeys[i] = appendOrd(append(r.idxKeys[i][:0], r.hash[:]...), rev)
+		r.idxVals[i] = binary.AppendUvarint(r.idxVals[i][:0], pos)
+		if err := b.index.Put(r.idxKeys[i], r.idxVals[i]); err != nil {
+			return eventstore.AppendResult{}, fmt.Errorf("put index of event %d: %w", pos, err)
+		}
+	}
+	if err := b.events.SetSequence(pos); err != nil {
+		return eventstore.AppendResult{}, fmt.Errorf("set sequence %d: %w", pos, err)
+	}
+	return eventstore.AppendResult{
+		NextRevision: next + uint64(len(r.recs)) - 1,
+		Position:     eventstore.Position{Commit: pos, Prepare: pos},
+	}, nil
+}
+
 // runCommitter is the committer goroutine: it commits whatever is queued,
 // one write transaction at a time, until Close has been called and the
 // queue is empty.
@@ -262,6 +353,9 @@ func (s *Store) runCommitter() {
 			continue
 		}
 		if closing {
+			// An index the fold could not write (a full disk) is read
+			// again from the events by the next Open: nothing is lost.
+			_ = s.foldAll()
 			return
 		}
 		select {
@@ -333,7 +427,16 @@ func answerCancelled(batch []*request) []*request {
 // each request's outcome. bad >= 0 means live[bad] failed midway: the
 // transaction was rolled back and nothing is written. err means the
 // transaction could not begin or commit.
+//
+// In schema 3 the transaction also folds index entries held in memory into
+// the index (see pending.go), and the entries of its appends join them
+// once it has committed.
 func (s *Store) tryCommit(live []*request) (outs []outcome, bad int, err error) {
+	if s.pendingErr != nil {
+		if s.reloadPending(); s.pendingErr != nil {
+			return nil, -1, fmt.Errorf("index entries in memory: %w", s.pendingErr)
+		}
+	}
 	tx, err := s.db.Begin(true)
 	if err != nil {
 		return nil, -1, err
@@ -350,10 +453,25 @@ func (s *Store) tryCommit(live []*request) (outs []outcome, bad int, err error) 
 		_ = tx.Rollback()
 		return nil, -1, err
 	}
-	outs, written, bad := applyAll(b, live, time.Now().UnixNano())
+	var ov overlay
+	if s.schema == schemaVersion && s.opts.IndexBufferBytes >= 0 {
+		ov = overlay{}
+	}
+	outs, written, bad := applyAll(b, live, time.Now().UnixNano(), ov, &s.pending)
 	if bad >= 0 || written == 0 {
 		_ = tx.Rollback() // a partial write, or nothing to make durable
 		return outs, bad, nil
+	}
+	var f fold
+	if s.schema == schemaVersion {
+		n := 0
+		for _, ps := range ov {
+			n += len(ps.pos)
+		}
+		if f, err = s.pending.fold(b, tx.Bucket(bucketMeta), s.pending.foldParts(n, s.opts.IndexBufferBytes)); err != nil {
+			_ = tx.Rollback()
+			return nil, -1, err
+		}
 	}
 	head := b.events.Sequence()
 	if s.opts.beforeCommit != nil {
@@ -363,18 +481,106 @@ func (s *Store) tryCommit(live []*request) (outs []outcome, bad int, err error) 
 		return nil, -1, err
 	}
 	s.stats.commits.Add(1)
+	if s.schema == schemaVersion {
+		s.pendingCommitted(f, ov, head)
+	}
 	s.publishCommitted(live, outs, head)
 	return outs, -1, nil
+}
+
+// pendingCommitted updates the index entries held in memory once the
+// commit that folded f and appended ov is durable: the folded ones go,
+// ov's join.
+func (s *Store) pendingCommitted(f fold, ov overlay, head uint64) {
+	p := &s.pending
+	p.mu.Lock()
+	p.folded(f, head)
+	var err error
+	for h, ps := range ov {
+		if err = p.add(h, ps.first, ps.pos); err != nil {
+			break
+		}
+	}
+	p.mu.Unlock()
+	if err != nil {
+		// Never: the appends saw the entries they follow. Read them again
+		// from the file rather than go on with a wrong revision.
+		s.reloadPending()
+	}
+}
+
+// reloadPending reads the index entries held in memory again from the
+// file (committer only): after a commit that failed, which may or may not
+// have reached it. If that fails too, no later commit can trust the
+// entries: appends fail until it succeeds.
+func (s *Store) reloadPending() {
+	if s.schema != schemaVersion {
+		return
+	}
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		b, err := openBuckets(tx, s.schema)
+		if err != nil {
+			return err
+		}
+		head, err := lastPosition(tx)
+		if err != nil {
+			return err
+		}
+		return s.pending.load(tx, b, &s.streamKey, head, s.opts.noScanAdvice)
+	})
+	s.pendingErr = err
+}
+
+// foldAll folds every index entry held in memory into the index, and
+// writes the head as the indexed position (when the store closes: the next
+// Open reads no event again). It sweeps the whole hash space anew in
+// closeFoldParts transactions, so that no commit frees (and leaves free
+// in the file) more than a slice of the index's pages.
+func (s *Store) foldAll() error {
+	if s.schema != schemaVersion || s.pendingErr != nil {
+		return nil
+	}
+	p := &s.pending
+	head := s.head.Load()
+	if p.entries == 0 && p.indexed == head {
+		return nil
+	}
+	p.next, p.cycleHead = 0, head
+	for {
+		tx, err := s.db.Begin(true)
+		if err != nil {
+			return fmt.Errorf("bolt: close %s: fold index: %w", s.path, err)
+		}
+		b, err := openBuckets(tx, s.schema)
+		var f fold
+		if err == nil {
+			f, err = p.fold(b, tx.Bucket(bucketMeta), nParts/closeFoldParts)
+		}
+		if err == nil {
+			err = tx.Commit()
+		} else {
+			_ = tx.Rollback()
+		}
+		if err != nil {
+			return fmt.Errorf("bolt: close %s: fold index: %w", s.path, err)
+		}
+		p.mu.Lock()
+		p.folded(f, head)
+		p.mu.Unlock()
+		if f.endCycle {
+			return nil
+		}
+	}
 }
 
 // applyAll applies every request in b, each seeing the ones before it, and
 // returns their outcomes and how many were written. It stops at the first
 // that fails other than by its expected revision: bad is its index (-1 when
 // none did).
-func applyAll(b buckets, live []*request, at int64) (outs []outcome, written, bad int) {
+func applyAll(b buckets, live []*request, at int64, ov overlay, pend *pendingIndex) (outs []outcome, written, bad int) {
 	outs = make([]outcome, 0, len(live))
 	for i, r := range live {
-		res, err := apply(b, r, at)
+		res, err := apply(b, r, at, ov, pend)
 		if err != nil && !errors.Is(err, eventstore.ErrWrongRevision) {
 			return append(outs, outcome{err: unavailable(r.stream, err)}), written, i
 		}
@@ -439,4 +645,6 @@ func (s *Store) failAll(live []*request, err error) {
 	}) == nil {
 		s.publish(head)
 	}
+	// Likewise the index entries held in memory.
+	s.reloadPending()
 }

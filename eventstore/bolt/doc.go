@@ -14,6 +14,16 @@
 // Position.Prepare) and by revision from 0 within their stream. The file
 // layout (buckets, keys, record encoding) is in schema.go and record.go.
 //
+// A stream's events are found through an index of (stream, revision) ->
+// position, which is derived from the events: each event record names its
+// stream and revision. The index is written lazily (pending.go): the
+// entries of recent appends are held in memory, bounded by
+// Options.IndexBufferBytes, and each commit writes those of a slice of the
+// index's key space, so that an index page is written once for many
+// entries instead of once per append (a random page for nearly every
+// append, when streams are appended to in no particular order). Open reads
+// the events whose entries were still in memory at a crash again.
+//
 // Appends are group-committed: a single committer goroutine takes every
 // Append queued while its previous transaction was committing, applies them
 // in order in one bbolt write transaction (each checked against its expected
@@ -62,9 +72,17 @@
 // Events are never deleted; the file only grows. Every event is a separate
 // bbolt value, and one of a few KiB takes a page of its own. Records of
 // version 1 (written before events had a Body) are read as they are, never
-// rewritten; new records are version 2. Likewise a file created before
-// streams had ids (schema 1) keeps its stream index layout; a new file is
-// created in schema 2 (see schema.go).
+// rewritten; new records are version 2. Likewise a file created in an
+// earlier schema (1: stream names in every index key; 2: stream ids, the
+// index written with every commit) keeps its layout; a new file is created
+// in schema 3 (see schema.go).
+//
+// Open after a crash reads the events appended since the index's last
+// complete sweep, up to about two sweeps of IndexBufferBytes' worth of
+// entries (with the default, on the bench's deliveries, about 40,000
+// events read in 0.07 s with the file in the page cache and 0.28 s
+// without; BenchmarkOpenAfterCrash). Close writes every entry, so a clean
+// Open reads none.
 //
 // bbolt disables readahead on its memory map (MADV_RANDOM); a scan asks for
 // it itself (see Memory), so a cold ReadAll from Start reads ahead. Random

@@ -52,7 +52,7 @@ func appendDirect(s *Store, r *request, update func(func(*bbolt.Tx) error) error
 	err := update(func(tx *bbolt.Tx) error {
 		b, err := openBuckets(tx, s.schema)
 		if err == nil {
-			res, err = apply(b, r, time.Now().UnixNano())
+			res, err = apply(b, r, time.Now().UnixNano(), nil, &s.pending)
 		}
 		if err == nil && (last == nil || last.Swap(tx) != tx) {
 			tx.OnCommit(func() { s.stats.commits.Add(1) })
@@ -122,6 +122,25 @@ func WithSchema1(o Options) Options {
 	return o
 }
 
+// WithSchema2 makes a new file in schema 2, as the store did before schema
+// 3.
+func WithSchema2(o Options) Options {
+	o.schema2 = true
+	return o
+}
+
+// IndexedPosition returns the file's indexed position as the store knows
+// it (schema 3): Open reads the events after it.
+func IndexedPosition(s *Store) uint64 { return s.pending.indexed }
+
+// PendingEntries returns the number of index entries the store holds in
+// memory (schema 3).
+func PendingEntries(s *Store) int {
+	s.pending.mu.Lock()
+	defer s.pending.mu.Unlock()
+	return s.pending.entries
+}
+
 // QueueLen returns the number of appends waiting for the committer.
 func QueueLen(s *Store) int {
 	s.mu.Lock()
@@ -151,13 +170,17 @@ func Verify(path string) error {
 		if err != nil {
 			return fmt.Errorf("verify %s: %w", path, err)
 		}
-		schema := int(binary.BigEndian.Uint64(tx.Bucket(bucketMeta).Get(keySchema)))
+		fm, err := readMeta(tx.Bucket(bucketMeta))
+		if err != nil {
+			return fmt.Errorf("verify %s: %w", path, err)
+		}
+		schema := fm.schema
 		b, err := openBuckets(tx, schema)
 		if err != nil {
 			return err
 		}
 		next := map[string]uint64{}
-		var want uint64
+		var want, indexed uint64
 		err = b.events.ForEach(func(k, v []byte) error {
 			want++
 			pos := binary.BigEndian.Uint64(k)
@@ -173,14 +196,24 @@ func Verify(path string) error {
 			}
 			next[ev.Stream]++
 			var idx []byte
-			if schema == schema1 {
+			switch schema {
+			case schema1:
 				idx = b.streams.Get(appendStreamKey(nil, ev.Stream, ev.Revision))
-			} else if id := b.names.Get([]byte(ev.Stream)); id != nil {
-				idx = b.index.Get(appendOrd(append([]byte(nil), id...), ev.Revision))
+			case schema2:
+				if id := b.names.Get([]byte(ev.Stream)); id != nil {
+					idx = b.index.Get(appendOrd(append([]byte(nil), id...), ev.Revision))
+				}
+			default:
+				h := hashStream(&fm.streamKey, ev.Stream)
+				idx = b.index.Get(appendOrd(h[:], ev.Revision))
+				if idx == nil && pos > fm.indexed {
+					return nil // its entry was in memory
+				}
 			}
 			if got, ok := indexPosition(schema, idx); !ok || got != pos {
 				return fmt.Errorf("index of %s@%d points at %x, the event is at %d", ev.Stream, ev.Revision, idx, pos)
 			}
+			indexed++
 			return nil
 		})
 		if err != nil {
@@ -192,12 +225,15 @@ func Verify(path string) error {
 		index := b.streams
 		if schema != schema1 {
 			index = b.index
+		}
+		if schema == schema2 {
 			if n := b.names.Stats().KeyN; n != len(next) {
 				return fmt.Errorf("verify %s: %d stream ids for %d streams", path, n, len(next))
 			}
 		}
-		if n := uint64(index.Stats().KeyN); n != want {
-			return fmt.Errorf("verify %s: %d index entries for %d events", path, n, want)
+		// Every entry is an event's (which each found its own).
+		if n := uint64(index.Stats().KeyN); n != indexed {
+			return fmt.Errorf("verify %s: %d index entries for %d events indexed", path, n, indexed)
 		}
 		return nil
 	})

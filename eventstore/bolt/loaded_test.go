@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -24,7 +25,10 @@ import (
 	"github.com/receiptd/receiptd/handlers/webhook/reewild"
 )
 
-var loadedProfile = flag.String("loaded.profile", "", "BenchmarkAppendLoaded: write a CPU profile of each mode's last measured phase to this path + \".\" + mode")
+var (
+	loadedProfile = flag.String("loaded.profile", "", "BenchmarkAppendLoaded: write a CPU profile of each mode's last measured phase to this path + \".\" + mode")
+	loadedOnly    = flag.String("loaded.modes", "", "BenchmarkAppendLoaded: run only these modes (comma-separated)")
+)
 
 var (
 	sequenceMu     sync.Mutex
@@ -103,6 +107,7 @@ func cpuTime(tb testing.TB) time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
+// copyFile copies src to dst, synced (so that evict can drop its pages).
 func copyFile(tb testing.TB, dst, src string) {
 	tb.Helper()
 	in, err := os.Open(src)
@@ -115,6 +120,9 @@ func copyFile(tb testing.TB, dst, src string) {
 		tb.Fatal(err)
 	}
 	if _, err := io.Copy(out, in); err != nil {
+		tb.Fatal(err)
+	}
+	if err := out.Sync(); err != nil {
 		tb.Fatal(err)
 	}
 	if err := out.Close(); err != nil {
@@ -132,26 +140,35 @@ const (
 )
 
 // loadedModes are the store configurations BenchmarkAppendLoaded compares.
-var loadedModes = []struct {
+type loadedMode struct {
 	name string
 	opts bolt.Options
-}{
-	{"grow16MiB", bolt.WithGrowBy(bolt.Options{}, 16<<20)},
-	{"current", bolt.Options{}},
+}
+
+var loadedModes = []loadedMode{
+	{"schema2", bolt.WithSchema2(bolt.Options{})},
+	{"eager", bolt.Options{IndexBufferBytes: -1}},
+	{"lazy", bolt.Options{}},
+	{"lazy-nofreelistsync", bolt.Options{NoFreelistSync: true}},
 }
 
 // BenchmarkAppendLoaded measures the committer where production runs it:
-// a log of the bench's first 300,000 distinct deliveries (v2 events, about
-// 230,000 streams, so the pages of the stream index that an append dirties
+// a log of the bench's first 300,000 distinct deliveries (v2 events,
+// 187,719 streams, so the pages of the stream index that an append dirties
 // are random ones), appended by 64 writers, then 30,000 more appended by 64
 // writers and measured: the process's CPU time (user + system, getrusage)
 // per append, appends per commit, pages written per commit (bbolt's
 // counter, the meta page included), and the file's size per event after
-// the fill beside the mean delivered body. Each mode fills its own file
-// once; every round appends to a fresh copy of it, the modes alternating,
-// three rounds; the figures are the medians. The map is sized as the
-// server sizes it (8 GiB). The machine may be busy: CPU time per append is
-// the figure to compare, wall time is not.
+// the fill (as ls sees it, the store closed) beside the mean delivered
+// body. Each mode fills its own file once and copies it as a crash would
+// leave it (so that a lazy index starts the measured appends with the
+// entries in memory of a running store); every round appends to a fresh
+// copy of that, the modes alternating, three rounds; the figures are the
+// medians. The map is sized as the server sizes it (64 GiB). The machine
+// may be busy: CPU time per append is the figure to compare, wall time is
+// not. Modes: schema2 (the layout before schema 3), eager (schema 3, the
+// index written with every commit), lazy (schema 3 as the server runs it)
+// and lazy-nofreelistsync (bbolt's freelist not written per commit).
 //
 //	go test -run '^$' -bench AppendLoaded -benchtime 1x -timeout 1h ./eventstore/bolt/
 //
@@ -161,25 +178,36 @@ func BenchmarkAppendLoaded(b *testing.B) {
 	evs := benchSequence(b, loadedFill+loadedMeasure)
 	fill, measure := evs[:loadedFill], evs[loadedFill:]
 	dir := b.TempDir()
-	const mmap = 8 << 30
-	templates := make([]string, len(loadedModes))
-	for i, m := range loadedModes {
+	const mmap = 64 << 30
+	modes := loadedModes
+	if *loadedOnly != "" {
+		only := strings.Split(*loadedOnly, ",")
+		modes = slices.DeleteFunc(slices.Clone(modes), func(m loadedMode) bool { return !slices.Contains(only, m.name) })
+	}
+	templates := make([]string, len(modes))
+	for i, m := range modes {
 		opts := m.opts
 		opts.InitialMmapSize = mmap
+		filled := filepath.Join(dir, m.name+".filled.db")
 		templates[i] = filepath.Join(dir, m.name+".template.db")
 		start := time.Now()
-		appendAll(b, templates[i], opts, fill, true)
-		st, err := bolt.Space(templates[i])
+		s, err := bolt.Open(filled, opts)
 		if err != nil {
 			b.Fatal(err)
 		}
-		b.Logf("%s: filled %d events in %v: file %d B (%.0f B/event), used %d B, free pages %.1f%%",
-			m.name, len(fill), time.Since(start).Round(time.Millisecond), st.FileBytes, float64(st.FileBytes)/float64(len(fill)),
-			st.HighWater, 100*float64(st.FreeBytes)/float64(st.HighWater))
-		for _, l := range st.Buckets {
-			b.Logf("%s: %s", m.name, l)
+		appendTo(b, s, fill)
+		took := time.Since(start)
+		copyFile(b, templates[i], filled)
+		if err := s.Close(); err != nil {
+			b.Fatal(err)
 		}
-		b.Logf("%s: freelist %d B", m.name, st.FreelistBytes)
+		st, err := bolt.Space(filled)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Logf("%s: filled %d events in %v: file %d B (%.0f B/event), used %d B, free pages %.1f%%, freelist %d B; %s",
+			m.name, len(fill), took.Round(time.Millisecond), st.FileBytes, float64(st.FileBytes)/float64(len(fill)),
+			st.HighWater, 100*float64(st.FreeBytes)/float64(st.HighWater), st.FreelistBytes, strings.Join(st.Buckets, "; "))
 		b.ReportMetric(float64(st.FileBytes)/float64(len(fill)), m.name+"-file-B/event")
 	}
 	body := 0
@@ -187,11 +215,11 @@ func BenchmarkAppendLoaded(b *testing.B) {
 		body += e.body
 	}
 	b.ReportMetric(float64(body)/float64(len(fill)), "body-B")
-	type result struct{ cpuUS, perCommit, pages, rate []float64 }
-	results := make([]result, len(loadedModes))
+	type result struct{ cpuUS, perCommit, pages, rate, pending []float64 }
+	results := make([]result, len(modes))
 	for range b.N {
 		for round := range loadedRounds {
-			for i, m := range loadedModes {
+			for i, m := range modes {
 				path := filepath.Join(dir, m.name+".db")
 				copyFile(b, path, templates[i])
 				opts := m.opts
@@ -215,6 +243,7 @@ func BenchmarkAppendLoaded(b *testing.B) {
 				appendTo(b, s, measure)
 				cpu, elapsed := cpuTime(b)-cpu0, time.Since(start)
 				st, tx := s.Stats(), bolt.TxStats(s)
+				pending := bolt.PendingEntries(s)
 				if *loadedProfile != "" && round == loadedRounds-1 {
 					pprof.StopCPUProfile()
 				}
@@ -227,6 +256,7 @@ func BenchmarkAppendLoaded(b *testing.B) {
 				results[i].perCommit = append(results[i].perCommit, n/commits)
 				results[i].pages = append(results[i].pages, float64(tx.GetWrite()-tx0.GetWrite())/commits)
 				results[i].rate = append(results[i].rate, n/elapsed.Seconds())
+				results[i].pending = append(results[i].pending, float64(pending))
 				if err := os.Remove(path); err != nil {
 					b.Fatal(err)
 				}
@@ -238,12 +268,90 @@ func BenchmarkAppendLoaded(b *testing.B) {
 		slices.Sort(v)
 		return v[len(v)/2]
 	}
-	for i, m := range loadedModes {
-		b.Logf("%s: cpu-us/append %.1f, appends/commit %.1f, pages/commit %.1f, appends/s %.0f (each round)",
-			m.name, results[i].cpuUS, results[i].perCommit, results[i].pages, results[i].rate)
+	for i, m := range modes {
+		b.Logf("%s: cpu-us/append %.1f, appends/commit %.1f, pages/commit %.1f, appends/s %.0f, index entries in memory at the end %.0f (each round)",
+			m.name, results[i].cpuUS, results[i].perCommit, results[i].pages, results[i].rate, results[i].pending)
 		b.ReportMetric(median(results[i].cpuUS), m.name+"-cpu-us/append")
 		b.ReportMetric(median(results[i].perCommit), m.name+"-appends/commit")
 		b.ReportMetric(median(results[i].pages), m.name+"-pages/commit")
 		b.ReportMetric(median(results[i].rate), m.name+"-appends/s")
+	}
+}
+
+// BenchmarkOpenAfterCrash measures Open of a file as a crash leaves it: the
+// bench's first 300,000 distinct deliveries appended by 64 writers, the
+// file copied with the store still open (nothing committing). In schema 3
+// Open then reads the events whose index entries were held in memory
+// (those after the indexed position: reported as read-events); schema 2
+// reads none; with NoFreelistSync bbolt rebuilds its freelist by reading
+// every page of the file. Each round opens a fresh copy with its pages in
+// the page cache (warm) and one with them dropped (cold, fadvise); three
+// rounds, the modes alternating; medians.
+//
+//	go test ./eventstore/bolt/ -run '^$' -bench OpenAfterCrash -benchtime 1x -timeout 1h
+func BenchmarkOpenAfterCrash(b *testing.B) {
+	evs := benchSequence(b, loadedFill+loadedMeasure)[:loadedFill]
+	dir := b.TempDir()
+	modes := []loadedMode{
+		{"schema2", bolt.WithSchema2(bolt.Options{})},
+		{"lazy", bolt.Options{}},
+		{"lazy-nofreelistsync", bolt.Options{NoFreelistSync: true}},
+	}
+	images := make([]string, len(modes))
+	for i, m := range modes {
+		path := filepath.Join(dir, m.name+".db")
+		s, err := bolt.Open(path, m.opts)
+		if err != nil {
+			b.Fatal(err)
+		}
+		appendTo(b, s, evs)
+		images[i] = filepath.Join(dir, m.name+".crashed.db")
+		copyFile(b, images[i], path)
+		if strings.HasPrefix(m.name, "lazy") {
+			b.ReportMetric(float64(len(evs))-float64(bolt.IndexedPosition(s)), m.name+"-read-events")
+		}
+		if err := s.Close(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	type result struct{ warm, cold []float64 }
+	results := make([]result, len(modes))
+	open := func(m loadedMode, path string, cold bool) float64 {
+		copyFile(b, path, images[slices.IndexFunc(modes, func(x loadedMode) bool { return x.name == m.name })])
+		if cold {
+			evict(b, path)
+		}
+		start := time.Now()
+		s, err := bolt.Open(path, m.opts)
+		if err != nil {
+			b.Fatal(err)
+		}
+		ms := float64(time.Since(start).Microseconds()) / 1000
+		if err := s.Close(); err != nil {
+			b.Fatal(err)
+		}
+		if err := os.Remove(path); err != nil {
+			b.Fatal(err)
+		}
+		return ms
+	}
+	for range b.N {
+		for range loadedRounds {
+			for i, m := range modes {
+				path := filepath.Join(dir, m.name+".open.db")
+				results[i].warm = append(results[i].warm, open(m, path, false))
+				results[i].cold = append(results[i].cold, open(m, path, true))
+			}
+		}
+	}
+	median := func(v []float64) float64 {
+		v = slices.Clone(v)
+		slices.Sort(v)
+		return v[len(v)/2]
+	}
+	for i, m := range modes {
+		b.Logf("%s: open warm %v ms, cold %v ms (each round)", m.name, results[i].warm, results[i].cold)
+		b.ReportMetric(median(results[i].warm), m.name+"-warm-ms")
+		b.ReportMetric(median(results[i].cold), m.name+"-cold-ms")
 	}
 }

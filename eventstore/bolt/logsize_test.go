@@ -109,7 +109,8 @@ func encodeJSON(tb testing.TB, v any) []byte {
 // mean record), written-B (bytes written to the file, per event), beside
 // body-B, the mean delivered body. Modes: v1 (JSON events in version 1 records, as the
 // store was written before v2) and v2 (eventcodec's events in version 2
-// records). Each b.N iteration writes a new file; the figures are the
+// records; schema1 and schema2: in the index layouts written before
+// schema 3). Each b.N iteration writes a new file; the figures are the
 // last one's.
 //
 //	go test -run '^$' -bench LogSize -benchtime 1x ./eventstore/bolt/
@@ -122,6 +123,7 @@ func BenchmarkLogSize(b *testing.B) {
 	}{
 		{"v1", false, bolt.WithSchema1(bolt.WithRecordV1(bolt.Options{}))},
 		{"v2-schema1", true, bolt.WithSchema1(bolt.Options{})},
+		{"v2-schema2", true, bolt.WithSchema2(bolt.Options{})},
 		{"v2", true, bolt.Options{}},
 		{"v2-page8k", true, bolt.WithPageSize(bolt.Options{}, 8192)},
 	} {
@@ -224,7 +226,8 @@ func appendEvents(tb testing.TB, s *bolt.Store, evs []loggedEvent, v2 bool) {
 
 // BenchmarkReadStream reads whole streams (a receipt's six events, a
 // user's one) at random from a log of the bench's deliveries, in the
-// layout written before schema 2 and in schema 2, same run.
+// layouts written before schema 3 and in schema 3 (the entries held in
+// memory, then all in the index), same run.
 //
 //	go test -run '^$' -bench ReadStream -benchmem ./eventstore/bolt/
 func BenchmarkReadStream(b *testing.B) {
@@ -244,11 +247,23 @@ func BenchmarkReadStream(b *testing.B) {
 		opts bolt.Options
 	}{
 		{"schema1", bolt.WithSchema1(bolt.Options{})},
-		{"schema2", bolt.Options{}},
+		{"schema2", bolt.WithSchema2(bolt.Options{})},
+		{"schema3-memory", bolt.Options{}},
+		{"schema3", bolt.Options{}},
 	} {
 		path := filepath.Join(b.TempDir(), "events.db")
-		appendAll(b, path, m.opts, evs, true)
 		s, err := bolt.Open(path, m.opts)
+		if err != nil {
+			b.Fatal(err)
+		}
+		appendTo(b, s, evs)
+		if m.name != "schema3-memory" {
+			// Reopened: schema 3's entries are all in the index.
+			if err := s.Close(); err != nil {
+				b.Fatal(err)
+			}
+			s, err = bolt.Open(path, m.opts)
+		}
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -214,6 +214,27 @@ func stampRecord(rec []byte, rev uint64, at int64) {
 	binary.BigEndian.PutUint64(rec[9:17], uint64(at))
 }
 
+// recordStream reads the stream and revision of the record at pos, without
+// decoding the rest. The stream is a slice of rec.
+func recordStream(pos uint64, rec []byte) (stream []byte, rev uint64, err error) {
+	if len(rec) < recordHeader+1 {
+		return nil, 0, fmt.Errorf("%w: event at position %d: short record", errCorrupt, pos)
+	}
+	rest := rec[recordHeader:]
+	switch rec[0] {
+	case recordV1:
+	case recordVersion:
+		rest = rest[1:] // flags
+	default:
+		return nil, 0, fmt.Errorf("%w: event at position %d: record version %d", errCorrupt, pos, rec[0])
+	}
+	n, w := binary.Uvarint(rest)
+	if w <= 0 || n > uint64(len(rest)-w) {
+		return nil, 0, fmt.Errorf("%w: event at position %d: truncated stream", errCorrupt, pos)
+	}
+	return rest[w : w+int(n)], binary.BigEndian.Uint64(rec[1:9]), nil
+}
+
 // decodeRecord decodes the record at pos. The result shares no memory with
 // rec, which bbolt only lends for the life of a transaction.
 func decodeRecord(pos uint64, rec []byte) (eventstore.RecordedEvent, error) {

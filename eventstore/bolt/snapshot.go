@@ -1,7 +1,6 @@
 package bolt
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -88,16 +87,8 @@ func begin(db *bbolt.DB, release func() error) (*Snapshot, error) {
 
 // checkSchema checks the schema version and the head of the file tx reads.
 func checkSchema(tx *bbolt.Tx) (uint64, error) {
-	meta := tx.Bucket(bucketMeta)
-	if meta == nil {
-		return 0, fmt.Errorf("%w: no meta bucket (not a receiptd event store)", errCorrupt)
-	}
-	v := meta.Get(keySchema)
-	if len(v) != 8 {
-		return 0, fmt.Errorf("%w: malformed schema version", errCorrupt)
-	}
-	if got := binary.BigEndian.Uint64(v); got != schemaVersion {
-		return 0, fmt.Errorf("unsupported schema version %d (this build reads %d)", got, schemaVersion)
+	if _, err := readMeta(tx.Bucket(bucketMeta)); err != nil {
+		return 0, err
 	}
 	return lastPosition(tx)
 }

@@ -1,6 +1,7 @@
 package bolt
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -53,6 +54,15 @@ type Options struct {
 	// negative never.
 	TrimInterval time.Duration
 
+	// IndexBufferBytes bounds the memory that holds the stream index
+	// entries of recent appends until the committer writes them into the
+	// file's index, many to a page (see pending.go; schema 3). More makes
+	// an append cheaper on a large log, and Open slower after a crash (it
+	// reads the events whose entries were in memory: up to about twice
+	// this many bytes of entries, some 100 bytes each). Zero means 16 MiB;
+	// negative writes every entry with its event, as schema 2 did.
+	IndexBufferBytes int
+
 	// TailBytes bounds the memory that keeps the records of the latest
 	// commits for subscribers that have caught up, which then get new
 	// events without reading the file (see tail.go). Zero means 8 MiB;
@@ -74,9 +84,10 @@ type Options struct {
 	recordV1 bool
 	// pageSize is the page size of a new file (zero: the OS page size).
 	pageSize int
-	// schema1 creates a new file in schema 1 (see schema.go), as the store
-	// did before schema 2: for tests of old files and benchmarks.
-	schema1 bool
+	// schema1 and schema2 create a new file in schema 1 or 2 (see
+	// schema.go), as the store did before schema 2 or 3: for tests of old
+	// files and benchmarks.
+	schema1, schema2 bool
 	// noScanAdvice turns off the read-ahead and page dropping of scans
 	// (see scanRange), for benchmarks comparing with it.
 	noScanAdvice bool
@@ -132,6 +143,9 @@ func (o Options) withDefaults() Options {
 	if o.TrimInterval == 0 {
 		o.TrimInterval = defaultTrimInterval
 	}
+	if o.IndexBufferBytes == 0 {
+		o.IndexBufferBytes = defaultIndexBufferBytes
+	}
 	return o
 }
 
@@ -142,6 +156,11 @@ type Store struct {
 	path   string
 	opts   Options
 	schema int // of the file (see schema.go)
+	// Schema 3: the key of h, and the index entries held in memory, with
+	// the error of their last reload (see reloadPending).
+	streamKey  [streamKeyLen]byte
+	pending    pendingIndex
+	pendingErr error
 
 	// mu guards queue and closed.
 	mu     sync.Mutex
@@ -200,29 +219,39 @@ func Open(path string, opts Options) (*Store, error) {
 	}
 	var head uint64
 	newSchema := schemaVersion
-	if opts.schema1 {
+	switch {
+	case opts.schema1:
 		newSchema = schema1
+	case opts.schema2:
+		newSchema = schema2
 	}
-	schema, err := initSchema(db, newSchema)
+	fm, err := initSchema(db, newSchema)
+	s := &Store{
+		db:            db,
+		path:          path,
+		opts:          opts,
+		schema:        fm.schema,
+		streamKey:     fm.streamKey,
+		wake:          make(chan struct{}, 1),
+		closing:       make(chan struct{}),
+		committerDone: make(chan struct{}),
+		trimmerDone:   make(chan struct{}),
+	}
 	if err == nil {
 		err = db.View(func(tx *bbolt.Tx) (err error) {
-			head, err = lastPosition(tx)
-			return err
+			if head, err = lastPosition(tx); err != nil || s.schema != schemaVersion {
+				return err
+			}
+			b, err := openBuckets(tx, s.schema)
+			if err != nil {
+				return err
+			}
+			return s.pending.load(tx, b, &s.streamKey, head, opts.noScanAdvice)
 		})
 	}
 	if err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
-	}
-	s := &Store{
-		db:            db,
-		path:          path,
-		opts:          opts,
-		schema:        schema,
-		wake:          make(chan struct{}, 1),
-		closing:       make(chan struct{}),
-		committerDone: make(chan struct{}),
-		trimmerDone:   make(chan struct{}),
 	}
 	s.head.Store(head)
 	s.tail.max = opts.TailBytes
@@ -302,7 +331,7 @@ func (s *Store) Append(ctx context.Context, stream string, expected eventstore.E
 	if err := ctx.Err(); err != nil {
 		return eventstore.AppendResult{}, fmt.Errorf("bolt: append %q: %w", stream, err)
 	}
-	r, err := newRequest(ctx, stream, expected, events, s.opts.MaxAppendBytes, s.opts.recordV1, s.schema)
+	r, err := newRequest(ctx, stream, expected, events, s.opts.MaxAppendBytes, s.opts.recordV1, s.schema, &s.streamKey)
 	if err != nil {
 		return eventstore.AppendResult{}, err
 	}
@@ -389,6 +418,23 @@ func (s *Store) ReadStream(ctx context.Context, stream string, from uint64, limi
 	if err := checkStreamName(stream); err != nil {
 		return nil, fmt.Errorf("bolt: read stream %q: %w", stream, err)
 	}
+	var (
+		out []eventstore.RecordedEvent
+		err error
+	)
+	if s.schema == schemaVersion {
+		out, err = s.readStream3(ctx, stream, from, limit)
+	} else {
+		out, err = s.readStream(ctx, stream, from, limit)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("bolt: read stream %q: %w", stream, err)
+	}
+	return out, nil
+}
+
+// readStream is ReadStream in schemas 1 and 2.
+func (s *Store) readStream(ctx context.Context, stream string, from uint64, limit int) ([]eventstore.RecordedEvent, error) {
 	var out []eventstore.RecordedEvent
 	err := s.view(func(b buckets) error {
 		var (
@@ -438,10 +484,73 @@ func (s *Store) ReadStream(ctx context.Context, stream string, from uint64, limi
 		}
 		return nil
 	})
-	if err != nil {
-		return nil, fmt.Errorf("bolt: read stream %q: %w", stream, err)
-	}
-	return out, nil
+	return out, err
+}
+
+// readStream3 is ReadStream in schema 3: the stream's entries in the index,
+// then those held in memory (see pending.go), taken before the read
+// transaction begins so that none folded meanwhile is missed.
+func (s *Store) readStream3(ctx context.Context, stream string, from uint64, limit int) ([]eventstore.RecordedEvent, error) {
+	h := hashStream(&s.streamKey, stream)
+	memFirst, memPos, inMem := s.pending.snapshot(h, from)
+	var out []eventstore.RecordedEvent
+	err := s.view(func(b buckets) error {
+		var key [8]byte
+		want := from
+		read := func(pos uint64) error {
+			if len(out)%readBatch == readBatch-1 {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+			}
+			rec := b.events.Get(binary.BigEndian.AppendUint64(key[:0], pos))
+			if rec == nil {
+				return fmt.Errorf("%w: index entry without its event", errCorrupt)
+			}
+			ev, err := decodeRecord(pos, rec)
+			if err != nil {
+				return err
+			}
+			// Two streams with one h (see schema.go), or a gap.
+			if ev.Stream != stream || ev.Revision != want {
+				return fmt.Errorf("%w: index entry %s@%d leads to %s@%d at position %d", errCorrupt, stream, want, ev.Stream, ev.Revision, pos)
+			}
+			want++
+			out = append(out, ev)
+			return nil
+		}
+		c := b.index.Cursor()
+		seek := appendOrd(append(make([]byte, 0, hashLen+maxOrd), h[:]...), from)
+		for k, v := c.Seek(seek); k != nil && bytes.HasPrefix(k, h[:]); k, v = c.Next() {
+			if limit > 0 && len(out) >= limit {
+				return nil
+			}
+			rev, n, ok := parseOrd(k[hashLen:])
+			if !ok || hashLen+n != len(k) {
+				return fmt.Errorf("%w: index key %x", errCorrupt, k)
+			}
+			if inMem && rev >= memFirst {
+				break // the rest is in memory (and may be in the index too)
+			}
+			pos, ok := indexPosition(b.schema, v)
+			if !ok {
+				return fmt.Errorf("%w: index value %x", errCorrupt, v)
+			}
+			if err := read(pos); err != nil {
+				return err
+			}
+		}
+		for _, pos := range memPos {
+			if limit > 0 && len(out) >= limit {
+				return nil
+			}
+			if err := read(pos); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return out, err
 }
 
 // ReadAll implements eventstore.Store.
@@ -520,7 +629,10 @@ func (s *Store) Head(ctx context.Context) (eventstore.Position, error) {
 }
 
 // Close implements eventstore.Store. Appends already queued are committed;
-// subscribers return ErrClosed.
+// subscribers return ErrClosed. The index entries held in memory are
+// written into the file (schema 3), so that the next Open reads no event
+// again; when that fails (a full disk) it reads them again, and Close does
+// not report it.
 func (s *Store) Close() error {
 	s.mu.Lock()
 	if s.closed {
