@@ -29,11 +29,10 @@ func (m *sliceStore) ReadAll(_ context.Context, after eventstore.Position, limit
 	return m.events[i:min(i+limit, len(m.events))], nil
 }
 
-// A bulk replay through spill files gives the digests of an older
-// version's rebuild (testdata, see TestDigestsOfAnOlderVersionsLog),
-// however many partitions it uses, with a cache that fits a partition or
-// not; and it leaves no spill file behind.
-func TestReplaySpilledMatchesOlderDigests(t *testing.T) {
+// v1Log returns the log of testdata/v1log.json.gz and the digests of its
+// read models (see TestDigestsOfAnOlderVersionsLog).
+func v1Log(t *testing.T) ([]eventstore.RecordedEvent, []ModelSummary) {
+	t.Helper()
 	f, err := os.Open(filepath.Join("testdata", "v1log.json.gz"))
 	if err != nil {
 		t.Fatal(err)
@@ -55,6 +54,15 @@ func TestReplaySpilledMatchesOlderDigests(t *testing.T) {
 	if err := json.Unmarshal(raw, &want); err != nil {
 		t.Fatal(err)
 	}
+	return events, want
+}
+
+// A bulk replay through spill files gives the digests of an older
+// version's rebuild (testdata, see TestDigestsOfAnOlderVersionsLog),
+// however many partitions it uses, with a cache that fits a partition or
+// not; and it leaves no spill file behind.
+func TestReplaySpilledMatchesOlderDigests(t *testing.T) {
+	events, want := v1Log(t)
 	store := &sliceStore{events: events}
 	head, _ := store.Head(context.Background())
 	for _, tt := range []struct {

@@ -398,14 +398,21 @@ func (d *DB) Apply(events []eventstore.RecordedEvent) error {
 	}
 	d.applyMu.Lock()
 	defer d.applyMu.Unlock()
-	d.fileMu.RLock()
-	defer d.fileMu.RUnlock()
 	if cap(d.decoded) < len(events) {
 		d.decoded = make([]decodedEvent, len(events))
 	}
 	dec := d.decoded[:len(events)]
 	clear(dec)
 	decodeEvents(events, dec)
+	defer clear(dec)
+	return d.applyDecoded(events, dec)
+}
+
+// applyDecoded is Apply of events decoded in dec (decodeEvents).
+// d.applyMu is held.
+func (d *DB) applyDecoded(events []eventstore.RecordedEvent, dec []decodedEvent) error {
+	d.fileMu.RLock()
+	defer d.fileMu.RUnlock()
 	var from, last eventstore.Position
 	var touched map[Key]struct{}
 	err := d.bdb.Update(func(tx *bolt.Tx) error {
@@ -441,7 +448,6 @@ func (d *DB) Apply(events []eventstore.RecordedEvent) error {
 		}
 		return meta.Put(keyCheckpoint, encodePosition(cp))
 	})
-	clear(dec)
 	if err != nil {
 		d.cache.reset() // it may hold changes the file does not
 		return fmt.Errorf("projections: apply batch ending at %s: %w", events[len(events)-1].Position, err)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/receiptd/receiptd/eventstore"
@@ -12,20 +13,40 @@ import (
 
 // Runner follows the log from the read models' checkpoint and applies every
 // event, catching up first and then following live.
+//
+// The subscription and the applier run apart: the subscription decodes
+// each batch it receives and queues it, and the applier takes everything
+// queued at once (up to MaxGroupEvents events and MaxGroupBytes bytes of
+// events) into one transaction. While a transaction runs, the batches
+// that arrive meanwhile queue up, so the busier the log, the larger and
+// fewer the commits, and the more pages they share. A full queue holds
+// the subscription back.
 type Runner struct {
 	store  eventstore.Store
 	db     *DB
 	logger *slog.Logger
 	// RetryDelay is how long Run waits before resubscribing after an error.
 	RetryDelay time.Duration
+	// MaxGroupEvents and MaxGroupBytes bound one transaction's events and
+	// their size (data, metadata and raw body); the queue holds at most as
+	// much again.
+	MaxGroupEvents int
+	MaxGroupBytes  int
 }
+
+// Defaults of Runner.MaxGroupEvents and MaxGroupBytes.
+const (
+	DefaultMaxGroupEvents = 16384
+	DefaultMaxGroupBytes  = 16 << 20
+)
 
 // NewRunner returns a runner applying store's events to db.
 func NewRunner(store eventstore.Store, db *DB, logger *slog.Logger) *Runner {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Runner{store: store, db: db, logger: logger, RetryDelay: time.Second}
+	return &Runner{store: store, db: db, logger: logger, RetryDelay: time.Second,
+		MaxGroupEvents: DefaultMaxGroupEvents, MaxGroupBytes: DefaultMaxGroupBytes}
 }
 
 // Run applies events until ctx ends or the store closes. A failed
@@ -33,10 +54,7 @@ func NewRunner(store eventstore.Store, db *DB, logger *slog.Logger) *Runner {
 // was written with the last applied batch, so nothing is applied twice.
 func (r *Runner) Run(ctx context.Context) error {
 	for {
-		from := r.db.Checkpoint()
-		err := r.store.Subscribe(ctx, from, func(_ context.Context, batch []eventstore.RecordedEvent) error {
-			return r.db.Apply(batch)
-		})
+		err := r.follow(ctx, r.db.Checkpoint())
 		switch {
 		case ctx.Err() != nil:
 			return ctx.Err()
@@ -50,6 +68,170 @@ func (r *Runner) Run(ctx context.Context) error {
 			return ctx.Err()
 		}
 	}
+}
+
+// follow subscribes after from and applies what arrives until the
+// subscription or an apply fails. It returns once its applier has
+// stopped: what it queued and did not apply is read again from the
+// checkpoint.
+func (r *Runner) follow(ctx context.Context, from eventstore.Position) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	q := newGroupQueue(max(r.MaxGroupEvents, 1), max(r.MaxGroupBytes, 1))
+	applied := make(chan error, 1)
+	go func() {
+		err := r.applyQueued(ctx, q)
+		q.fail(err)
+		cancel() // an apply failed: end the subscription too
+		applied <- err
+	}()
+	err := r.store.Subscribe(ctx, from, func(ctx context.Context, batch []eventstore.RecordedEvent) error {
+		dec := make([]decodedEvent, len(batch))
+		decodeEvents(batch, dec)
+		return q.push(ctx, batch, dec)
+	})
+	cancel()
+	if aerr := <-applied; aerr != nil && !errors.Is(aerr, context.Canceled) {
+		return aerr
+	}
+	return err
+}
+
+// applyQueued applies queued groups until ctx ends or an apply fails.
+func (r *Runner) applyQueued(ctx context.Context, q *groupQueue) error {
+	var events []eventstore.RecordedEvent
+	var dec []decodedEvent
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		events, dec = events[:0], dec[:0]
+		batches, err := q.take(ctx)
+		if err != nil {
+			return err
+		}
+		for _, b := range batches {
+			events = append(events, b.events...)
+			dec = append(dec, b.dec...)
+		}
+		err = func() error {
+			r.db.applyMu.Lock()
+			defer r.db.applyMu.Unlock()
+			return r.db.applyDecoded(events, dec)
+		}()
+		clear(events)
+		clear(dec)
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// queuedBatch is a batch the subscription delivered, decoded.
+type queuedBatch struct {
+	events []eventstore.RecordedEvent
+	dec    []decodedEvent
+	bytes  int
+}
+
+// groupQueue holds the batches the subscription delivered and the applier
+// has not taken yet: at most maxEvents events and maxBytes bytes, unless
+// one batch alone is larger.
+type groupQueue struct {
+	maxEvents, maxBytes int
+
+	mu            sync.Mutex
+	batches       []queuedBatch
+	events, bytes int
+	err           error         // the applier stopped
+	changed       chan struct{} // closed and replaced when the queue changes
+}
+
+func newGroupQueue(maxEvents, maxBytes int) *groupQueue {
+	return &groupQueue{maxEvents: maxEvents, maxBytes: maxBytes, changed: make(chan struct{})}
+}
+
+// signal wakes whoever waits on the queue. q.mu is held.
+func (q *groupQueue) signal() {
+	close(q.changed)
+	q.changed = make(chan struct{})
+}
+
+// push queues a batch, waiting while the queue is full. It returns the
+// applier's error once it stopped.
+func (q *groupQueue) push(ctx context.Context, events []eventstore.RecordedEvent, dec []decodedEvent) error {
+	n := 0
+	for i := range events {
+		n += eventBytes(&events[i])
+	}
+	q.mu.Lock()
+	for q.err == nil && len(q.batches) > 0 && (q.events+len(events) > q.maxEvents || q.bytes+n > q.maxBytes) {
+		ch := q.changed
+		q.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		q.mu.Lock()
+	}
+	defer q.mu.Unlock()
+	if q.err != nil {
+		return q.err
+	}
+	q.batches = append(q.batches, queuedBatch{events: events, dec: dec, bytes: n})
+	q.events += len(events)
+	q.bytes += n
+	q.signal()
+	return nil
+}
+
+// take returns the queued batches, oldest first, up to maxEvents events
+// and maxBytes bytes (at least one batch), waiting for one if none is.
+func (q *groupQueue) take(ctx context.Context) ([]queuedBatch, error) {
+	q.mu.Lock()
+	for len(q.batches) == 0 {
+		ch := q.changed
+		q.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		q.mu.Lock()
+	}
+	defer q.mu.Unlock()
+	n, events, bytes := 0, 0, 0
+	for n < len(q.batches) && (n == 0 || (events+len(q.batches[n].events) <= q.maxEvents && bytes+q.batches[n].bytes <= q.maxBytes)) {
+		events += len(q.batches[n].events)
+		bytes += q.batches[n].bytes
+		n++
+	}
+	out := q.batches[:n:n]
+	q.batches = append([]queuedBatch(nil), q.batches[n:]...)
+	q.events -= events
+	q.bytes -= bytes
+	q.signal()
+	return out, nil
+}
+
+// fail records that the applier stopped with err (nil: it stopped
+// because ctx ended).
+func (q *groupQueue) fail(err error) {
+	if err == nil {
+		err = context.Canceled
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.err == nil {
+		q.err = err
+	}
+	q.signal()
+}
+
+// eventBytes is what an event holds in memory, roughly.
+func eventBytes(e *eventstore.RecordedEvent) int {
+	return len(e.Data) + len(e.Metadata) + len(e.Body) + len(e.ID) + len(e.Type) + len(e.Stream) + 128
 }
 
 // CatchUp applies every event up to the store's head at the time of the

@@ -1,0 +1,136 @@
+package projections
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/receiptd/receiptd/eventstore"
+)
+
+func batchOf(n int) []eventstore.RecordedEvent {
+	return make([]eventstore.RecordedEvent, n)
+}
+
+// The applier takes every batch queued while it was busy at once, within
+// the bounds; a full queue holds the subscription back until the applier
+// takes; an applier that stopped fails the subscription's next push.
+func TestGroupQueue(t *testing.T) {
+	ctx := context.Background()
+	q := newGroupQueue(10, 1<<20)
+	for range 3 {
+		if err := q.push(ctx, batchOf(3), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := q.take(ctx)
+	if err != nil || len(got) != 3 {
+		t.Fatalf("take: %d batches, %v; want the 3 queued", len(got), err)
+	}
+
+	// 3+3+3 events queued: a fourth batch of 3 waits for a take.
+	for range 3 {
+		if err := q.push(ctx, batchOf(3), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pushed := make(chan error, 1)
+	go func() { pushed <- q.push(ctx, batchOf(3), nil) }()
+	select {
+	case err := <-pushed:
+		t.Fatalf("a push past the bound returned %v before a take", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	if got, err := q.take(ctx); err != nil || len(got) != 3 {
+		t.Fatalf("take: %d batches, %v", len(got), err)
+	}
+	if err := <-pushed; err != nil {
+		t.Fatal(err)
+	}
+	if got, err := q.take(ctx); err != nil || len(got) != 1 {
+		t.Fatalf("take: %d batches, %v", len(got), err)
+	}
+
+	// One batch larger than the bound goes through alone.
+	if err := q.push(ctx, batchOf(25), nil); err != nil {
+		t.Fatal(err)
+	}
+	go func() { pushed <- q.push(ctx, batchOf(1), nil) }()
+	if got, err := q.take(ctx); err != nil || len(got) != 1 || len(got[0].events) != 25 {
+		t.Fatalf("take after a large batch: %d batches, %v", len(got), err)
+	}
+	if err := <-pushed; err != nil {
+		t.Fatal(err)
+	}
+	if got, err := q.take(ctx); err != nil || len(got) != 1 || len(got[0].events) != 1 {
+		t.Fatalf("take: %d batches, %v", len(got), err)
+	}
+
+	boom := errors.New("boom")
+	q.fail(boom)
+	if err := q.push(ctx, batchOf(1), nil); !errors.Is(err, boom) {
+		t.Errorf("push after the applier failed: %v", err)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	empty := newGroupQueue(10, 1<<20)
+	if _, err := empty.take(cctx); !errors.Is(err, context.Canceled) {
+		t.Errorf("take on an empty queue, context done: %v", err)
+	}
+}
+
+// oneByOne delivers a log to a subscriber one event per batch, as fast as
+// the subscriber takes them.
+type oneByOne struct {
+	sliceStore
+}
+
+func (s *oneByOne) Subscribe(ctx context.Context, after eventstore.Position, handle func(context.Context, []eventstore.RecordedEvent) error) error {
+	for _, e := range s.events {
+		if !after.Less(e.Position) {
+			continue
+		}
+		if err := handle(ctx, []eventstore.RecordedEvent{e}); err != nil {
+			return err
+		}
+	}
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+// A Runner fed one event per batch groups what queues while it applies,
+// and ends with the read models a rebuild of the log gives (the digests
+// of testdata/v1log, see TestDigestsOfAnOlderVersionsLog).
+func TestRunnerGroupsBatches(t *testing.T) {
+	events, want := v1Log(t)
+	d, err := Open(filepath.Join(t.TempDir(), "views.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	r := NewRunner(&oneByOne{sliceStore{events: events}}, d, nil)
+	r.MaxGroupEvents = 50 // several groups, of several batches each
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	wctx, wcancel := context.WithTimeout(ctx, 30*time.Second)
+	defer wcancel()
+	if err := d.WaitFor(wctx, events[len(events)-1].Position.Commit); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Errorf("Run: %v", err)
+	}
+	got, _, err := d.Summaries(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("%+v, want %+v", got[i], want[i])
+		}
+	}
+}
