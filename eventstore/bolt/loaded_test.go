@@ -146,10 +146,12 @@ type loadedMode struct {
 }
 
 var loadedModes = []loadedMode{
-	{"schema2", bolt.WithSchema2(bolt.Options{})},
-	{"eager", bolt.Options{IndexBufferBytes: -1}},
+	{"schema2", bolt.WithSchema2(bolt.WithPageSize(bolt.Options{}, 4096))},
+	{"eager-page4k", bolt.WithPageSize(bolt.Options{IndexBufferBytes: -1}, 4096)},
+	{"lazy-page4k", bolt.WithPageSize(bolt.Options{}, 4096)},
 	{"lazy", bolt.Options{}},
 	{"lazy-nofreelistsync", bolt.Options{NoFreelistSync: true}},
+	{"lazy-page16k", bolt.WithPageSize(bolt.Options{}, 16384)},
 }
 
 // BenchmarkAppendLoaded measures the committer where production runs it:
@@ -166,9 +168,11 @@ var loadedModes = []loadedMode{
 // copy of that, the modes alternating, three rounds; the figures are the
 // medians. The map is sized as the server sizes it (64 GiB). The machine
 // may be busy: CPU time per append is the figure to compare, wall time is
-// not. Modes: schema2 (the layout before schema 3), eager (schema 3, the
-// index written with every commit), lazy (schema 3 as the server runs it)
-// and lazy-nofreelistsync (bbolt's freelist not written per commit).
+// not. Modes: schema2 (the layout before schema 3, with 4 KiB pages as
+// then), eager-page4k (schema 3, the index written with every commit),
+// lazy-page4k (schema 3, 4 KiB pages), lazy (the store as the server runs
+// it: 8 KiB pages), lazy-nofreelistsync (bbolt's freelist not written per
+// commit) and lazy-page16k. -loaded.modes picks some.
 //
 //	go test -run '^$' -bench AppendLoaded -benchtime 1x -timeout 1h ./eventstore/bolt/
 //

@@ -2,6 +2,7 @@ package bolt
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -82,7 +83,7 @@ type Options struct {
 	// version 2: for benchmarks comparing the two and tests of reading old
 	// files.
 	recordV1 bool
-	// pageSize is the page size of a new file (zero: the OS page size).
+	// pageSize is the page size of a new file (zero: defaultPageSize).
 	pageSize int
 	// schema1 and schema2 create a new file in schema 1 or 2 (see
 	// schema.go), as the store did before schema 2 or 3: for tests of old
@@ -108,6 +109,15 @@ const (
 	maxBatchBytes = 32 << 20
 	// readBatch is how many events Subscribe reads per transaction.
 	readBatch = 2048
+
+	// defaultPageSize is the page size of a new file (an existing file
+	// keeps its own). Records of about 800 bytes fill a leaf of 4 KiB to
+	// 87% on average (the room left is often less than the next record);
+	// 8 KiB halves that loss, and now that the index is written a sweep at
+	// a time, not a random page per append, its larger pages cost nothing
+	// measurable (BenchmarkAppendLoaded: 32.3 against 32.0 us of CPU per
+	// append, 959 against 1,029 bytes per event; 16 KiB: 34.4 us, 922 B).
+	defaultPageSize = 8 << 10
 
 	// The file grows by growFraction of its size when a commit needs more
 	// room, at least minGrowStep and at most maxGrowStep (bbolt's default
@@ -209,7 +219,7 @@ func Open(path string, opts Options) (*Store, error) {
 		FreelistType:    bbolt.FreelistMapType,
 		InitialMmapSize: opts.InitialMmapSize,
 		MaxSize:         opts.MaxSize,
-		PageSize:        opts.pageSize,
+		PageSize:        cmp.Or(opts.pageSize, defaultPageSize),
 	})
 	if errors.Is(err, berrors.ErrTimeout) {
 		return nil, fmt.Errorf("bolt: open %s: %w", path, ErrLocked)
