@@ -36,11 +36,11 @@ func (d *DB) runTrimmer(interval time.Duration, stop, done chan struct{}) {
 // trimResident drops every page of tx's file mapping from the process
 // (MADV_DONTNEED on a read-only shared mapping loses nothing). It runs in
 // a read transaction, so the mapping cannot move meanwhile. The mapping's
-// start is found from a value read in place (the receipts bucket's, or
+// start is found from a value read in place (the receipt records', or
 // the meta bucket's), checked to lie within it.
 func trimResident(tx *bolt.Tx) {
 	var v []byte
-	for _, b := range [][]byte{bucketReceipts, bucketMeta} {
+	for _, b := range [][]byte{bucketReceiptState, bucketMeta} {
 		if bk := tx.Bucket(b); bk != nil {
 			if _, v = bk.Cursor().First(); len(v) > 0 {
 				break
