@@ -73,6 +73,7 @@ type options struct {
 	growBaseline      bool
 	profileDir        string
 	dataDir           string
+	keepGrow          bool
 	seed              uint64
 	skipRebuild       bool
 	bin               string
@@ -140,6 +141,7 @@ func parseFlags() (options, error) {
 	flag.BoolVar(&o.growBaseline, "grow-baseline", false, "with -baseline and -grow: grow the old binary too (hours at 1,000,000 receipts)")
 	flag.StringVar(&o.profileDir, "profile", "", "if set, save receiptd CPU profiles of the ingest, query and rebuild phases here")
 	flag.StringVar(&o.dataDir, "data", "", "parent of the data dirs (default: a temporary dir, removed)")
+	flag.BoolVar(&o.keepGrow, "keep-grow", false, "with -data and -grow: keep each grow data dir (its log and read models) for later runs, e.g. timing a newer binary's rebuild of the same log")
 	flag.Uint64Var(&o.seed, "seed", 1, "seed of the delivery universe and order")
 	flag.BoolVar(&o.skipRebuild, "skip-rebuild", false, "skip the rebuild phase")
 	flag.StringVar(&o.bin, "receiptd", "", "the new receiptd binary (default: build ./cmd/receiptd)")
@@ -175,6 +177,9 @@ func parseFlags() (options, error) {
 	if o.rounds < 1 {
 		return o, errors.New("-rounds must be at least 1")
 	}
+	if o.keepGrow && (o.dataDir == "" || len(o.grow) == 0) {
+		return o, errors.New("-keep-grow needs -data and -grow")
+	}
 	if o.growBaseline && o.baseline == "" {
 		return o, errors.New("-grow-baseline needs -baseline")
 	}
@@ -193,7 +198,9 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(tmp)
+	if !o.keepGrow {
+		defer os.RemoveAll(tmp)
+	}
 	if o.profileDir != "" {
 		if err := os.MkdirAll(o.profileDir, 0o750); err != nil {
 			return err

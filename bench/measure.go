@@ -275,7 +275,11 @@ type growResult struct {
 func growRun(ctx context.Context, b receiptdBin, tmp string, o options, n int) (growResult, error) {
 	u := benchdata.Universe{Seed: o.seed + uint64(n), Users: max(1, n/10), Receipts: n}
 	dir := filepath.Join(tmp, fmt.Sprintf("grow-%s-%d", b.name, n))
-	defer os.RemoveAll(dir)
+	if !o.keepGrow {
+		defer os.RemoveAll(dir)
+	} else {
+		defer logf("grow %d receipts, %s: data dir kept: %s", n, b.name, dir)
+	}
 	g := growResult{bin: b.name, receipts: n}
 	srv, err := startReceiptd(b, dir, false)
 	if err != nil {
