@@ -6,6 +6,7 @@
 //	go run ./bench                                        # the new binary alone
 //	go run ./bench -baseline /path/to/old/receiptd        # old and new side by side, 2 rounds
 //	go run ./bench -grow 10000,100000,1000000             # the "How it grows" table too
+//	go run ./bench -slow-destination 200ms                # ingest with and without slow feed consumers
 //
 // It builds cmd/receiptd (or runs -receiptd), runs it as a child process
 // on temporary data directories with one Reewild source, and drives it
@@ -39,6 +40,12 @@
 // old one only with -grow-baseline), a fresh data dir filled with every
 // delivery of that many receipts, then a cold offline rebuild and a cold
 // catch-up.
+//
+// With -slow-destination D, each round also runs the new binary's ingest
+// phase on a fresh data dir with a feed destination that answers each
+// request after D (a receiver in this process) and -slow-subscribers SSE
+// subscribers reading one event per D, and reports its rate beside the
+// same round's ingest without them (issue 15: within 10%).
 //
 // Targets are printed beside the measurements; nothing here fails on
 // them, and CI never runs this command.
@@ -86,6 +93,8 @@ type options struct {
 	target            string
 	secret            string
 	grpcTarget        string
+	slowDestination   time.Duration
+	slowSubscribers   int
 }
 
 // lines is a repeatable string flag.
@@ -153,6 +162,8 @@ func parseFlags() (options, error) {
 	flag.StringVar(&o.target, "target", "", "drive an already running receiptd at this base URL (e.g. http://127.0.0.1:8080) instead of starting one: ingest (and, with -grpc, queries) only")
 	flag.StringVar(&o.secret, "secret", benchSecret, "with -target: the Reewild source's secret (literal)")
 	flag.StringVar(&o.grpcTarget, "grpc", "", "with -target: receiptd's gRPC address, for the query phase")
+	flag.DurationVar(&o.slowDestination, "slow-destination", 0, "if set, each round also runs the new binary's ingest with a feed destination answering each request after this long and -slow-subscribers slow SSE subscribers, beside its ingest without them (issue 15)")
+	flag.IntVar(&o.slowSubscribers, "slow-subscribers", 4, "with -slow-destination: subscribers of GET /v1/feed reading one event per -slow-destination")
 	flag.BoolVar(&o.ablation, "ablation", true, "also measure the webhook handler alone, over an in-memory and over the embedded store, without read models")
 	flag.Parse()
 	if flag.NArg() > 0 {
@@ -179,6 +190,12 @@ func parseFlags() (options, error) {
 	}
 	if o.keepGrow && (o.dataDir == "" || len(o.grow) == 0) {
 		return o, errors.New("-keep-grow needs -data and -grow")
+	}
+	if o.slowDestination > 0 && o.target != "" {
+		return o, errSlowWithTarget
+	}
+	if o.slowSubscribers < 0 {
+		return o, errors.New("-slow-subscribers must not be negative")
 	}
 	if o.growBaseline && o.baseline == "" {
 		return o, errors.New("-grow-baseline needs -baseline")
@@ -212,14 +229,21 @@ func run(ctx context.Context, o options) error {
 	}
 	u := benchdata.Universe{Seed: o.seed, Users: o.users, Receipts: o.receipts}
 	rep := &report{opts: o, started: time.Now(), sizes: sizeStats(u, 20_000), bins: bins}
-	err = measureAll(ctx, o, bins, u, tmp, rep)
+	var dest *slowDestination
+	if o.slowDestination > 0 {
+		if dest, err = startSlowDestination(o.slowDestination); err != nil {
+			return err
+		}
+		defer dest.close()
+	}
+	err = measureAll(ctx, o, bins, dest, u, tmp, rep)
 	rep.print(os.Stdout)
 	return err
 }
 
-func measureAll(ctx context.Context, o options, bins []receiptdBin, u benchdata.Universe, tmp string, rep *report) error {
+func measureAll(ctx context.Context, o options, bins []receiptdBin, dest *slowDestination, u benchdata.Universe, tmp string, rep *report) error {
 	for n := 1; n <= o.rounds; n++ {
-		rd, err := runRound(ctx, o, bins, u, tmp, n)
+		rd, err := runRound(ctx, o, bins, dest, u, tmp, n)
 		rep.rounds = append(rep.rounds, rd)
 		if err != nil {
 			return err

@@ -19,6 +19,7 @@ type round struct {
 	refCPU   cpuUse
 	ablation []ablationResult // round 1 only
 	runs     []*binRun        // one per binary, in the report's order
+	slow     *slowRun         // -slow-destination: the new binary's ingest with slow feed consumers
 }
 
 // binRun is what one binary did in one round.
@@ -49,7 +50,7 @@ type rebuildSet struct {
 
 // runRound measures the reference handler, then (in round 1, with
 // -ablation) the webhook handler alone, then each binary.
-func runRound(ctx context.Context, o options, bins []receiptdBin, u benchdata.Universe, tmp string, n int) (*round, error) {
+func runRound(ctx context.Context, o options, bins []receiptdBin, dest *slowDestination, u benchdata.Universe, tmp string, n int) (*round, error) {
 	rd := &round{}
 	logf("round %d/%d: reference handler, %d connections, %v", n, o.rounds, o.conns, o.duration)
 	ref, err := startReference()
@@ -66,12 +67,20 @@ func runRound(ctx context.Context, o options, bins []receiptdBin, u benchdata.Un
 			return rd, err
 		}
 	}
+	if n%2 == 0 { // even rounds: the slow consumers' run first
+		if err := runSlow(ctx, o, bins, dest, u, tmp, n, rd); err != nil {
+			return rd, err
+		}
+	}
 	for _, b := range bins {
 		run, err := measureBinary(ctx, b, tmp, o, u, n)
 		rd.runs = append(rd.runs, run)
 		if err != nil {
 			return rd, fmt.Errorf("round %d, %s binary %s: %w", n, b.name, b.path, err)
 		}
+	}
+	if n%2 == 1 {
+		return rd, runSlow(ctx, o, bins, dest, u, tmp, n, rd)
 	}
 	return rd, nil
 }

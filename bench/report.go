@@ -67,6 +67,7 @@ func (r *report) print(w io.Writer) {
 	r.printHeader(w)
 	r.printTargets(w)
 	r.printRounds(w)
+	r.printSlow(w)
 	r.printAblation(w)
 	r.printGrow(w)
 	fmt.Fprintln(w)
