@@ -14,6 +14,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/receiptd/receiptd/handlers/api"
+	"github.com/receiptd/receiptd/internal/bytesize"
 )
 
 // Config is everything `receiptd serve` runs with: flags first, then the
@@ -40,7 +41,7 @@ type Config struct {
 	// stacks, runtime; not the files it maps): the Go runtime's memory
 	// limit is set from it, and the caches share it (see memoryPlan).
 	// Default DefaultMemoryBudget (256 MiB).
-	MemoryBudget ByteSize `yaml:"memory_budget"`
+	MemoryBudget bytesize.Size `yaml:"memory_budget"`
 }
 
 // ConsoleConfig turns on the operator console at /ui/ (handlers/console).

@@ -3,13 +3,11 @@ package main
 import (
 	"fmt"
 	"log/slog"
-	"math"
 	"os"
 	"runtime/debug"
 	"strconv"
-	"strings"
 
-	"go.yaml.in/yaml/v3"
+	"github.com/receiptd/receiptd/internal/bytesize"
 )
 
 // DefaultMemoryBudget is memory_budget's default: the anonymous memory
@@ -128,14 +126,14 @@ func (c *Config) validateMemory() []error {
 	var errs []error
 	b := int64(c.MemoryBudget)
 	if b < minMemoryBudget {
-		return []error{fmt.Errorf("memory_budget: %s is below the smallest budget, %s", ByteSize(b), ByteSize(minMemoryBudget))}
+		return []error{fmt.Errorf("memory_budget: %s is below the smallest budget, %s", bytesize.Size(b), bytesize.Size(minMemoryBudget))}
 	}
 	explicit := c.Ingest.DecisionCacheBytes
 	if c.Privacy != nil {
 		explicit += c.Privacy.CacheBytes
 	}
 	if explicit > b/2 {
-		errs = append(errs, fmt.Errorf("memory_budget: the caches sized explicitly (ingest.decision_cache_bytes, privacy.cache_bytes: %s) take more than half of the budget (%s), which the Go heap needs to work in: raise memory_budget or leave them out (the budget sizes them)", ByteSize(explicit), ByteSize(b)))
+		errs = append(errs, fmt.Errorf("memory_budget: the caches sized explicitly (ingest.decision_cache_bytes, privacy.cache_bytes: %s) take more than half of the budget (%s), which the Go heap needs to work in: raise memory_budget or leave them out (the budget sizes them)", bytesize.Size(explicit), bytesize.Size(b)))
 	}
 	return errs
 }
@@ -160,84 +158,11 @@ func (p memoryPlan) apply(logger *slog.Logger) {
 		return
 	}
 	logger.Info("memory budget",
-		"budget", ByteSize(p.Budget).String(),
-		"go_memory_limit", ByteSize(debug.SetMemoryLimit(-1)).String(), // a negative limit reads it
+		"budget", bytesize.Size(p.Budget).String(),
+		"go_memory_limit", bytesize.Size(debug.SetMemoryLimit(-1)).String(), // a negative limit reads it
 		"go_memory_limit_from", limit, "gogc", gc,
-		"decision_cache", ByteSize(p.Decisions).String(),
-		"record_cache", ByteSize(p.Records).String(),
-		"store_tail", ByteSize(p.Tail).String(),
-		"key_cache", ByteSize(p.Keys).String())
-}
-
-// ByteSize is a size in bytes, written in YAML as a number of bytes or
-// with a unit: "256MiB", "1GiB", "512KiB" (powers of 1024), "100MB",
-// "1GB" (powers of 1000), "4096B".
-type ByteSize int64
-
-// byteUnits are the units ByteSize reads, longest first.
-var byteUnits = []struct {
-	name string
-	n    int64
-}{
-	{"TiB", 1 << 40}, {"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10},
-	{"TB", 1e12}, {"GB", 1e9}, {"MB", 1e6}, {"kB", 1e3}, {"KB", 1e3}, {"B", 1},
-}
-
-// ParseByteSize reads a size as ByteSize's YAML does.
-func ParseByteSize(s string) (ByteSize, error) {
-	t := strings.TrimSpace(s)
-	mult := int64(1)
-	for _, u := range byteUnits {
-		if num, ok := strings.CutSuffix(t, u.name); ok {
-			t, mult = strings.TrimSpace(num), u.n
-			break
-		}
-	}
-	if t == "" {
-		return 0, fmt.Errorf("size %q: no number", s)
-	}
-	if n, err := strconv.ParseInt(t, 10, 64); err == nil {
-		if n < 0 {
-			return 0, fmt.Errorf("size %q: negative", s)
-		}
-		if n > math.MaxInt64/mult {
-			return 0, fmt.Errorf("size %q: too large", s)
-		}
-		return ByteSize(n * mult), nil
-	}
-	f, err := strconv.ParseFloat(t, 64)
-	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
-		return 0, fmt.Errorf("size %q: not a number of bytes, nor one with a unit (B, KiB, MiB, GiB, TiB, kB, MB, GB, TB)", s)
-	}
-	if f < 0 {
-		return 0, fmt.Errorf("size %q: negative", s)
-	}
-	if v := f * float64(mult); v < math.MaxInt64 {
-		return ByteSize(v), nil
-	}
-	return 0, fmt.Errorf("size %q: too large", s)
-}
-
-// UnmarshalYAML reads a number of bytes or a size with a unit.
-func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error {
-	if n.Kind != yaml.ScalarNode {
-		return fmt.Errorf("line %d: a size is a number of bytes or a string such as 256MiB", n.Line)
-	}
-	v, err := ParseByteSize(n.Value)
-	if err != nil {
-		return fmt.Errorf("line %d: %w", n.Line, err)
-	}
-	*b = v
-	return nil
-}
-
-// String writes b with the largest power-of-1024 unit that divides it
-// exactly ("256MiB", "1536KiB", "1000B").
-func (b ByteSize) String() string {
-	for _, u := range byteUnits[:4] {
-		if b != 0 && int64(b)%u.n == 0 {
-			return strconv.FormatInt(int64(b)/u.n, 10) + u.name
-		}
-	}
-	return strconv.FormatInt(int64(b), 10) + "B"
+		"decision_cache", bytesize.Size(p.Decisions).String(),
+		"record_cache", bytesize.Size(p.Records).String(),
+		"store_tail", bytesize.Size(p.Tail).String(),
+		"key_cache", bytesize.Size(p.Keys).String())
 }

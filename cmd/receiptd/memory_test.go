@@ -3,39 +3,9 @@ package main
 import (
 	"strings"
 	"testing"
-)
 
-func TestParseByteSize(t *testing.T) {
-	for _, c := range []struct {
-		in   string
-		want ByteSize
-	}{
-		{"268435456", 256 << 20}, {"256MiB", 256 << 20}, {"256 MiB", 256 << 20}, {"1GiB", 1 << 30},
-		{"1.5GiB", 3 << 29}, {"512KiB", 512 << 10}, {"2TiB", 2 << 40}, {"100MB", 100e6}, {"1GB", 1e9},
-		{"64kB", 64e3}, {"64KB", 64e3}, {"4096B", 4096}, {"0", 0},
-	} {
-		got, err := ParseByteSize(c.in)
-		if err != nil || got != c.want {
-			t.Errorf("ParseByteSize(%q) = %d, %v; want %d", c.in, got, err, c.want)
-		}
-	}
-	for _, in := range []string{"", "MiB", "-1", "-1MiB", "12 parsecs", "1e400", "NaN", "Inf", "9223372036854775807KiB", "1,5GiB", "0x10"} {
-		if got, err := ParseByteSize(in); err == nil {
-			t.Errorf("ParseByteSize(%q) = %d, want an error", in, got)
-		}
-	}
-	for _, c := range []struct {
-		in   ByteSize
-		want string
-	}{{256 << 20, "256MiB"}, {1 << 30, "1GiB"}, {1536 << 10, "1536KiB"}, {1000, "1000B"}, {0, "0B"}} {
-		if got := c.in.String(); got != c.want {
-			t.Errorf("ByteSize(%d).String() = %q, want %q", int64(c.in), got, c.want)
-		}
-		if back, err := ParseByteSize(c.in.String()); err != nil || back != c.in {
-			t.Errorf("%q reads back as %d, %v", c.in.String(), back, err)
-		}
-	}
-}
+	"github.com/receiptd/receiptd/internal/bytesize"
+)
 
 // TestMemoryBudgetConfig: memory_budget's default, the plan it makes for
 // the server and for the offline commands, the cache sizes set beside it,
@@ -62,7 +32,7 @@ func TestMemoryBudgetConfig(t *testing.T) {
 	// The caches' shares leave most of the budget to the heap's work.
 	p := cfg.memory(true)
 	if caches := p.Decisions + p.Records + p.Tail + b/shareKeys; caches > b/2 {
-		t.Errorf("the caches take %s of %s", ByteSize(caches), ByteSize(b))
+		t.Errorf("the caches take %s of %s", bytesize.Size(caches), bytesize.Size(b))
 	}
 
 	cfg, err = loadConfig(t, "memory_budget: 1GiB\nprivacy: {key: x}\n")
