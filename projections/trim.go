@@ -35,28 +35,42 @@ func (d *DB) runTrimmer(interval time.Duration, stop, done chan struct{}) {
 
 // trimResident drops every page of tx's file mapping from the process
 // (MADV_DONTNEED on a read-only shared mapping loses nothing). It runs in
-// a read transaction, so the mapping cannot move meanwhile. The mapping's
-// start is found from a value read in place (the receipt records', or
-// the meta bucket's), checked to lie within it.
+// a read transaction, so the mapping cannot move meanwhile.
 func trimResident(tx *bolt.Tx) {
-	var v []byte
-	for _, b := range [][]byte{bucketReceiptState, bucketMeta} {
-		if bk := tx.Bucket(b); bk != nil {
-			if _, v = bk.Cursor().First(); len(v) > 0 {
-				break
-			}
-		}
+	if p, n := residentMapping(tx); n > 0 {
+		dontNeed(p, n)
 	}
-	if len(v) == 0 {
-		return
-	}
+}
+
+// trimBuckets are the buckets whose first value residentMapping reads in
+// place, largest first: a bucket of its own pages (not inline in its
+// parent's page) holds its values in the mapping, page-aligned.
+var trimBuckets = [][]byte{bucketReceiptState, bucketLedger, bucketUsers, bucketEntities, bucketEntityTimeline, bucketStatsDays, bucketMeta}
+
+// residentMapping returns the start and the page-rounded size of tx's
+// file mapping, found from a value read in place (the first value of one
+// of trimBuckets), checked to lie within it; 0 when no bucket has a value
+// in the mapping. (A value of an inline bucket may be a copy: bbolt copies
+// an inline bucket that is not aligned.)
+func residentMapping(tx *bolt.Tx) (unsafe.Pointer, uintptr) {
 	info := tx.DB().Info()
-	p := unsafe.Pointer(&v[0])
-	off := uintptr(p) - info.Data
 	page := uintptr(osPageSize)
 	size := (uintptr(tx.Size()) + page - 1) &^ (page - 1)
-	if uintptr(p) < info.Data || off >= size {
-		return // a copy, not in the mapping
+	for _, b := range trimBuckets {
+		bk := tx.Bucket(b)
+		if bk == nil {
+			continue
+		}
+		_, v := bk.Cursor().First()
+		if len(v) == 0 {
+			continue
+		}
+		p := unsafe.Pointer(&v[0])
+		off := uintptr(p) - info.Data
+		if uintptr(p) < info.Data || off >= size {
+			continue // a copy, not in the mapping
+		}
+		return unsafe.Add(p, -int(off)), size
 	}
-	dontNeed(unsafe.Add(p, -int(off)), size)
+	return nil, 0
 }

@@ -1,0 +1,54 @@
+package projections
+
+import (
+	"path/filepath"
+	"slices"
+	"testing"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// The trimmer finds the file's mapping from buckets of the current
+// schema: it named the receipts bucket, gone since schema 5, and then
+// found the mapping only through the meta bucket's value when bbolt had
+// not copied that inline bucket, so it trimmed nothing now and then.
+func TestTrimFindsTheMapping(t *testing.T) {
+	for _, b := range trimBuckets {
+		if !slices.ContainsFunc(allBuckets, func(a []byte) bool { return string(a) == string(b) }) {
+			t.Errorf("trimBuckets names %q, not a bucket of schema %s", b, schemaVersion)
+		}
+	}
+	if string(trimBuckets[0]) != string(bucketReceiptState) {
+		t.Errorf("trimBuckets starts with %q, want the receipts' records (the largest bucket)", trimBuckets[0])
+	}
+
+	events, _ := v1Log(t)
+	d, err := Open(filepath.Join(t.TempDir(), "views.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	for len(events) > 0 {
+		n := min(len(events), 64)
+		if err := d.Apply(events[:n]); err != nil {
+			t.Fatal(err)
+		}
+		events = events[n:]
+	}
+	if err := d.view(func(tx *bolt.Tx) error {
+		if tx.Bucket(bucketReceiptState).Root() == 0 {
+			t.Fatal("the receipts' records are an inline bucket: the log is too small for this test")
+		}
+		p, n := residentMapping(tx)
+		if want := tx.DB().Info().Data; uintptr(p) != want || n < uintptr(tx.Size()) {
+			t.Errorf("residentMapping = %p, %d; want the mapping at %#x and at least its %d bytes", p, n, want, tx.Size())
+		}
+		trimResident(tx) // and reading on works
+		if tx.Bucket(bucketReceiptState).Stats().KeyN == 0 {
+			t.Error("no receipts")
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
