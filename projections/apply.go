@@ -124,8 +124,13 @@ type quarantineRecord struct {
 // of its cache (see cache) and, for the entries only ever added (indexes,
 // ledger, timelines, quarantine), to the transaction directly.
 type applier struct {
+	// tx is nil in a bulk build's workers (bulk.go), whose records are all
+	// new.
 	tx *bolt.Tx
 	c  *cache
+	// bulk, in a bulk build, collects the ledger entries (and, from its
+	// workers, the index entries) instead of tx.
+	bulk *bulkOut
 	// touched collects the keys of the receipt and balance views the
 	// events changed (or may have), for watchers.
 	touched map[Key]struct{}
@@ -310,7 +315,7 @@ func (a *applier) stageRecorded(e eventstore.RecordedEvent, d *decodedEvent, f a
 		if err := a.updateUser(f.Source, old.UserID, func(u *userRecord) { u.Totals.Add(old, -1) }); err != nil {
 			return err
 		}
-		if old.UserID != now.UserID {
+		if old.UserID != now.UserID && a.bulk == nil {
 			if err := a.tx.Bucket(bucketUserReceipts).Delete(indexKey(f.Source, old.UserID, re.first, f.ReceiptID)); err != nil {
 				return err
 			}
@@ -320,7 +325,8 @@ func (a *applier) stageRecorded(e eventstore.RecordedEvent, d *decodedEvent, f a
 		if err := a.updateUser(f.Source, now.UserID, func(u *userRecord) { u.Totals.Add(*now, +1) }); err != nil {
 			return err
 		}
-		if !existed || old.UserID != now.UserID {
+		// A bulk build indexes each receipt's final user once.
+		if (!existed || old.UserID != now.UserID) && a.bulk == nil {
 			if err := a.tx.Bucket(bucketUserReceipts).Put(indexKey(f.Source, now.UserID, re.first, f.ReceiptID), nil); err != nil {
 				return err
 			}

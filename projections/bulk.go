@@ -3,6 +3,7 @@ package projections
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -11,6 +12,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
+	"slices"
+	"sync"
 
 	"github.com/receiptd/receiptd/aggregate"
 	"github.com/receiptd/receiptd/eventstore"
@@ -18,38 +22,36 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// A rebuild's bulk replay. Replaying the whole log into a scratch file
-// through Apply keeps every record the log touches in the cache or, past
-// its budget, writes records out and reads them back as the log returns
-// to them: with a receipt's events spread across the log, that is a
-// random read and write per event. bulkReplay first replays the log in
-// one pass, holding every record in the cache and writing each once, in
-// key order, at the end. If the records outgrow the budget, it starts
-// again over a cleared file: it reads the log once more, writing each
-// event (without its raw body) to one of several spill files by its
-// stream — a receipt's or an entity's events are all in its stream — as
-// many as the share of the log the first pass held says the records
-// need, and then applies the spill files one after another, each one's
-// records written once at its end.
+// A rebuild's bulk build. Replaying the whole log into a scratch file
+// through Apply would keep every record the log touches in the cache or,
+// past its budget, write records out and read them back as the log
+// returns to them. Instead, bulkBuild reads the log once, decoding on
+// every core, and sorts its events in two:
 //
-// Partitions are exact because everything a record holds either belongs
-// to one receipt or one entity (whose events are all in one partition, in
-// log order), or is a sum over them (balances, credits, statistics: the
-// order of the partitions does not change a sum or a maximum). The one
-// exception is a ledger entry's running Total, which depends on the other
-// receipts of the user before it in the log: fixLedger recomputes every
-// Total in log order once the partitions are done. An event outside its
-// receipt's or entity's stream makes the bulk replay give way to a replay
-// in log order. TestDigestsOfAnOlderVersionsLog and
-// TestReplaySpilledMatchesOlderDigests check the result against digests
-// of an older version's rebuild.
-
-// errOverBudget: a pass's records outgrew the cache's budget.
-var errOverBudget = errors.New("projections: a pass outgrew the record cache's budget")
-
-// maxPasses bounds the passes of a bulk replay; with that many, a pass
-// that outgrows the budget writes records out instead.
-const maxPasses = 256
+//   - a receipt's events (in its own stream, valid: see validStage) become
+//     ops, compact binary copies of what applying them needs, kept in
+//     memory or, past the budget, in spill files by partition (a hash of
+//     the receipt);
+//   - every other event (enrolments, credits, entities, quarantine, events
+//     that cannot be applied) is applied as it comes, in log order, to
+//     the scratch file as Apply would.
+//
+// Then, partition by partition, it sorts the ops by receipt (a receipt's
+// ops stay in log order) and applies them receipt by receipt on every
+// core, each worker a contiguous range of receipts with its own users and
+// statistics; a receipt's record is final after its last op, and is
+// written once, in key order. Users and statistics are sums over receipts
+// (plus what the other events add), so the workers' are added to the
+// scratch file's at the end; the index holds each receipt's final user.
+// The one thing that depends on the order of receipts is a ledger entry's
+// running Total: every entry is collected and the Totals are summed in key
+// (user, log) order before they are written.
+//
+// An event outside its receipt's or entity's stream, or a receipt event
+// validStage let through that applying refuses, makes the bulk build give
+// way to a replay in log order (Apply). TestDigestsOfAnOlderVersionsLog
+// and TestBulkBuildMatchesOlderDigests check the result against digests of
+// an older version's rebuild.
 
 // bulkReplay builds s, a scratch file at the start of the log, up to and
 // including target, and returns the number of events it applied.
@@ -57,45 +59,17 @@ func bulkReplay(ctx context.Context, store eventstore.Store, s *DB, target event
 	if !s.deferWrites || s.Checkpoint() != eventstore.Start {
 		return 0, nil
 	}
-	n, at, err := s.replayPasses(ctx, store, target, 1)
-	if errors.Is(err, errOverBudget) {
-		if err := s.clear(); err != nil {
-			return 0, err
-		}
-		// The one pass held the state of the log up to at: the whole log
-		// needs about target/at times the budget (positions grow with the
-		// log on every store), with a margin for uneven shares.
-		passes := 2
-		if at.Commit > 0 && target.Commit > at.Commit {
-			need := float64(target.Commit) / float64(at.Commit) * 1.3
-			for float64(passes) < need && passes < maxPasses {
-				passes *= 2
-			}
-		}
-		n, err = s.replaySpilled(ctx, store, target, passes)
-	}
-	if errors.Is(err, errForeignStream) {
+	n, err := s.bulkBuild(ctx, store, target, 0)
+	if errors.Is(err, errForeignStream) || errors.Is(err, aggregate.ErrBadEvent) {
 		// Replay in log order instead (converge, from the start).
 		return 0, s.clear()
 	}
 	return n, err
 }
 
-// partition returns the pass an event belongs to: by its stream, which
-// is its receipt's or its entity's (checked by inOwnStream), so that a
-// pass selects its events before decoding them.
-func partition(stream string, passes int) int {
-	if passes == 1 {
-		return 0
-	}
-	h := fnv.New32a()
-	h.Write([]byte(stream))
-	return int(h.Sum32() % uint32(passes))
-}
-
 // errForeignStream: an event of a receipt or an entity in another
-// stream than the receipt's or entity's own; passes by stream would split
-// its events, so the bulk replay gives way to a replay in log order.
+// stream than the receipt's or entity's own; the bulk build gives way to
+// a replay in log order.
 var errForeignStream = errors.New("projections: an event outside its receipt's or entity's stream")
 
 // inOwnStream reports whether a decoded receipt or entity event is in
@@ -110,112 +84,766 @@ func inOwnStream(e eventstore.RecordedEvent, d *decodedEvent) bool {
 	return true
 }
 
-// replayPasses applies the log up to target in that many passes. When a
-// pass outgrows the budget (errOverBudget), it returns the position of
-// the log it had reached.
-func (s *DB) replayPasses(ctx context.Context, store eventstore.Store, target eventstore.Position, passes int) (int, eventstore.Position, error) {
-	applied, last := 0, eventstore.Start
-	for p := range passes {
-		after := eventstore.Start
-		for after.Less(target) {
-			if err := ctx.Err(); err != nil {
-				return 0, after, err
-			}
-			batch, err := store.ReadAll(ctx, after, replayBatch)
-			if err != nil {
-				return 0, after, fmt.Errorf("read the log after %s: %w", after, err)
-			}
-			cut := len(batch)
-			for i, e := range batch {
-				if target.Less(e.Position) {
-					cut = i
-					break
-				}
-			}
-			if cut == 0 {
-				break
-			}
-			n, err := s.applyPass(batch[:cut], p, passes, passes < maxPasses)
-			if err != nil {
-				return 0, after, err
-			}
-			applied += n
-			after = batch[cut-1].Position
-			if cut < len(batch) {
-				break
-			}
-		}
-		last = after
-		if err := s.flushAll(); err != nil {
-			return 0, after, err
-		}
-		s.applyMu.Lock()
-		s.cache.reset()
-		s.applyMu.Unlock()
-	}
-	if passes > 1 {
-		if err := s.fixLedger(); err != nil {
-			return 0, last, err
-		}
-	}
-	err := s.bdb.Update(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketMeta).Put(keyCheckpoint, encodePosition(last))
-	})
-	if err != nil {
-		return 0, last, err
-	}
-	s.advance(eventstore.Start, last, nil)
-	return applied, last, nil
+// validStage reports whether applying a receipt event cannot fail as a
+// bad event (aggregate.ErrBadEvent): the checks stageRecorded and
+// aggregate.Receipt.Add make before they change anything.
+func validStage(e eventstore.RecordedEvent, d *decodedEvent) bool {
+	f := d.stage
+	return f.Source != "" && f.ReceiptID != "" && stageIndex(f.Stage) >= 0 && f.BodySHA256 != "" &&
+		(f.OccurredAt == nil || timeInJSONRange(*f.OccurredAt)) && timeInJSONRange(receivedAt(e, d)) && ledgerTimesInRange(e, d)
 }
 
-// applyPass applies the events of a batch that belong to pass p, without
-// the checkpoint (the passes read the log again from its start). It
-// returns how many it applied, or errOverBudget when the cache outgrew
-// its budget and there may be more passes.
-func (s *DB) applyPass(events []eventstore.RecordedEvent, p, passes int, abortOverBudget bool) (int, error) {
-	s.applyMu.Lock()
-	defer s.applyMu.Unlock()
-	if passes > 1 {
-		mine := make([]eventstore.RecordedEvent, 0, len(events)/passes+16)
-		for _, e := range events {
-			if partition(e.Stream, passes) == p {
-				mine = append(mine, e)
-			}
+// bulkOut collects what a bulk build's appliers would write to buckets
+// whose keys do not follow the receipts': ledger entries (their Totals
+// summed at the end) and the index.
+type bulkOut struct {
+	ledger []keyValue
+	index  [][]byte
+	bytes  int64
+}
+
+type keyValue struct{ k, v []byte }
+
+func (o *bulkOut) addLedger(k []byte, e *LedgerEntry) {
+	v := appendLedgerEntry(nil, e)
+	o.ledger = append(o.ledger, keyValue{k, v})
+	o.bytes += int64(len(k) + len(v) + 48)
+}
+
+// The op of a receipt event: the receipt's source and id, the event's
+// position and recorded time, its stage and fact (benc.fact), and the
+// metadata a ledger entry shows (EventMeta), or none.
+const (
+	opMeta = 1 << iota
+	opCorrection
+	opMetaHash
+)
+
+// appendOp appends e's op to b, length-prefixed.
+func appendOp(b []byte, e *eventstore.RecordedEvent, d *decodedEvent) []byte {
+	start := len(b)
+	b = append(b, 0, 0, 0, 0) // the length, filled in below
+	w := benc{b: b, strs: make([]string, 0, 8)}
+	f := d.stage
+	w.str(f.Source)
+	w.str(f.ReceiptID)
+	w.uvarint(e.Position.Commit)
+	w.uvarint(e.Position.Prepare)
+	w.time(e.RecordedAt)
+	w.byte(byte(stageIndex(f.Stage)))
+	w.fact(f)
+	var flags uint64
+	if d.metaErr == nil {
+		flags |= opMeta
+		if d.meta.Correction {
+			flags |= opCorrection
 		}
-		events = mine
+		if d.meta.BodySHA256 != "" {
+			flags |= opMetaHash
+		}
 	}
-	if cap(s.decoded) < len(events) {
-		s.decoded = make([]decodedEvent, len(events))
+	w.uvarint(flags)
+	if flags&opMeta != 0 {
+		m := &d.meta
+		w.str(m.ProviderEventType)
+		w.str(m.DeliveryID)
+		w.time(m.ReceivedAt)
+		w.str(m.Scheme)
+		w.str(m.KeyID)
+		if flags&opMetaHash != 0 {
+			w.hash(m.BodySHA256)
+		}
 	}
-	dec := s.decoded[:len(events)]
-	clear(dec)
-	defer clear(dec)
-	decodeEvents(events, dec)
-	err := s.bdb.Update(func(tx *bolt.Tx) error {
-		a := applier{tx: tx, c: s.cache}
-		for i, e := range events {
-			if !inOwnStream(e, &dec[i]) {
-				return fmt.Errorf("%s event %s at %s in stream %s: %w", e.Type, e.ID, e.Position, e.Stream, errForeignStream)
-			}
-			if err := a.apply(e, &dec[i]); err != nil {
-				if !errors.Is(err, aggregate.ErrBadEvent) {
-					return err
-				}
-				if err := a.skip(e, err); err != nil {
-					return err
-				}
+	binary.LittleEndian.PutUint32(w.b[start:], uint32(len(w.b)-start-4))
+	return w.b
+}
+
+// op is an op in a partition's buffer: its receipt's key, its place in
+// the log, and where its fields start.
+type op struct {
+	key  string // source 0x00 receipt id
+	seq  int    // order of arrival (log order)
+	body []byte // the op without its length
+}
+
+// decodeOp decodes an op into what stageRecorded takes.
+func decodeOp(o *op, e *eventstore.RecordedEvent, d *decodedEvent, f *aggregate.StageRecorded) error {
+	r := newBdec(o.body)
+	r.strs = make([]string, 0, 8)
+	*f = aggregate.StageRecorded{Source: r.str(), ReceiptID: r.str()}
+	e.Position.Commit, e.Position.Prepare = r.uvarint(), r.uvarint()
+	e.RecordedAt = r.time()
+	si := int(r.byte())
+	if si >= numStages {
+		r.fail()
+		si = 0
+	}
+	f.Stage = aggregate.Stages[si]
+	r.fact(f)
+	*d = decodedEvent{stage: f, metaErr: errNoMeta}
+	flags := r.uvarint()
+	if flags&opMeta != 0 {
+		m := &d.meta
+		d.metaErr = nil
+		m.Correction = flags&opCorrection != 0
+		m.ProviderEventType, m.DeliveryID = r.str(), r.str()
+		m.ReceivedAt = r.time()
+		m.Scheme, m.KeyID = r.str(), r.str()
+		if flags&opMetaHash != 0 {
+			m.BodySHA256 = r.hash()
+		}
+	}
+	if r.err == nil && !r.done() {
+		r.fail()
+	}
+	return r.err
+}
+
+// errNoMeta stands for the metadata an op's event did not decode.
+var errNoMeta = errors.New("projections: no metadata")
+
+// opKey returns the key of an op's receipt (source 0x00 receipt id),
+// reading only its first two fields.
+func opKey(body []byte) (string, error) {
+	r := newBdec(body)
+	source, id := r.str(), r.str()
+	if r.err != nil {
+		return "", r.err
+	}
+	return source + "\x00" + id, nil
+}
+
+// partitionOf returns the partition of a receipt's ops.
+func partitionOf(hash uint32, parts int) int { return int(hash % uint32(parts)) }
+
+func keyHash(source, receiptID string) uint32 {
+	h := fnv.New32a()
+	h.Write([]byte(source))
+	h.Write([]byte{0})
+	h.Write([]byte(receiptID))
+	return h.Sum32()
+}
+
+// opPartition holds a partition's ops: in memory, or past the budget in a
+// spill file beside the scratch file.
+type opPartition struct {
+	buf  []byte
+	file *os.File
+	w    *bufio.Writer
+}
+
+func (p *opPartition) add(o []byte) error {
+	if p.w != nil {
+		_, err := p.w.Write(o)
+		return err
+	}
+	p.buf = append(p.buf, o...)
+	return nil
+}
+
+// spill moves the partition to a new spill file beside path.
+func (p *opPartition) spill(path string) error {
+	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+scratchSuffix+"spill-*")
+	if err != nil {
+		return fmt.Errorf("create a spill file: %w", err)
+	}
+	p.file, p.w = f, bufio.NewWriterSize(f, 256<<10)
+	if _, err := p.w.Write(p.buf); err != nil {
+		return fmt.Errorf("write a spill file: %w", err)
+	}
+	p.buf = nil
+	return nil
+}
+
+// load returns the partition's ops, reading its spill file.
+func (p *opPartition) load() ([]byte, error) {
+	if p.file == nil {
+		return p.buf, nil
+	}
+	if err := p.w.Flush(); err != nil {
+		return nil, fmt.Errorf("write a spill file: %w", err)
+	}
+	if _, err := p.file.Seek(0, io.SeekStart); err != nil {
+		return nil, err
+	}
+	b, err := io.ReadAll(p.file)
+	if err != nil {
+		return nil, fmt.Errorf("read a spill file: %w", err)
+	}
+	return b, nil
+}
+
+func (p *opPartition) remove() {
+	if p.file != nil {
+		p.file.Close()
+		os.Remove(p.file.Name())
+		p.file, p.w = nil, nil
+	}
+	p.buf = nil
+}
+
+// bulkJob is a batch of the log on its way through the bulk build's
+// decoders.
+type bulkJob struct {
+	events []eventstore.RecordedEvent
+	dec    []decodedEvent
+	// ops holds the ops of the batch's receipt events, one after another;
+	// opAt[i] is the end of event i's op in ops (equal to the previous
+	// end: no op), hashes[i] its receipt's hash.
+	ops    []byte
+	opAt   []int
+	hashes []uint32
+	err    error
+	done   chan struct{}
+}
+
+// prepare decodes a batch and makes the ops of its receipt events.
+func (j *bulkJob) prepare() {
+	defer close(j.done)
+	j.dec = make([]decodedEvent, len(j.events))
+	j.opAt = make([]int, len(j.events))
+	j.hashes = make([]uint32, len(j.events))
+	for i := range j.events {
+		e, d := &j.events[i], &j.dec[i]
+		decodeEvent(*e, d)
+		if d.err == nil && !inOwnStream(*e, d) {
+			j.err = fmt.Errorf("%s event %s at %s in stream %s: %w", e.Type, e.ID, e.Position, e.Stream, errForeignStream)
+			return
+		}
+		if d.err == nil && d.stage != nil && validStage(*e, d) {
+			j.ops = appendOp(j.ops, e, d)
+			j.hashes[i] = keyHash(d.stage.Source, d.stage.ReceiptID)
+			d.stage, d.meta = nil, aggregate.Metadata{} // the op holds them now
+		}
+		j.opAt[i] = len(j.ops)
+	}
+}
+
+// bulkBuild builds the scratch file s from the start of the log up to and
+// including target (see the notes above), with the ops in at least parts
+// partitions (0: as the budget needs), and returns the number of events
+// it applied.
+func (s *DB) bulkBuild(ctx context.Context, store eventstore.Store, target eventstore.Position, parts int) (int, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	b := &bulkBuilder{s: s, budget: s.cache.budget, out: &bulkOut{}}
+	b.parts = make([]*opPartition, max(parts, 1))
+	for i := range b.parts {
+		b.parts[i] = &opPartition{}
+	}
+	defer func() {
+		for _, p := range b.parts {
+			p.remove()
+		}
+	}()
+	if parts > 1 {
+		for _, p := range b.parts {
+			if err := p.spill(s.path); err != nil {
+				return 0, err
 			}
 		}
-		if s.cache.size > s.cache.budget && abortOverBudget {
-			return errOverBudget
+		b.spilled = true
+	}
+
+	// Read the log in one goroutine, decode in as many as there are cores,
+	// and take the batches in log order here.
+	jobs := make(chan *bulkJob, runtime.GOMAXPROCS(0))
+	ordered := make(chan *bulkJob, 2*runtime.GOMAXPROCS(0))
+	readErr := make(chan error, 1)
+	go func() {
+		defer close(ordered)
+		defer close(jobs)
+		readErr <- readLog(ctx, store, target, func(batch []eventstore.RecordedEvent) error {
+			j := &bulkJob{events: batch, done: make(chan struct{})}
+			select {
+			case jobs <- j:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			select {
+			case ordered <- j:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			return nil
+		})
+	}()
+	var wg sync.WaitGroup
+	for range runtime.GOMAXPROCS(0) {
+		wg.Go(func() {
+			for j := range jobs {
+				j.prepare()
+			}
+		})
+	}
+	defer wg.Wait()
+	n, last := 0, eventstore.Start
+	var err error
+	for j := range ordered {
+		<-j.done
+		if err == nil {
+			err = j.err
 		}
-		return s.cache.shrink(tx)
-	})
+		if err == nil {
+			err = b.take(j, target)
+		}
+		if err != nil {
+			cancel()
+			continue // drain
+		}
+		n += len(j.events)
+		last = j.events[len(j.events)-1].Position
+	}
+	if rerr := <-readErr; err == nil && rerr != nil {
+		err = rerr
+	}
 	if err != nil {
 		s.cache.reset()
 		return 0, err
 	}
-	return len(events), nil
+	if err := b.applyOps(ctx); err != nil {
+		s.cache.reset()
+		return 0, err
+	}
+	if err := b.finish(last); err != nil {
+		s.cache.reset()
+		return 0, err
+	}
+	return n, nil
+}
+
+// readLog calls fn with the log's events after the start up to and
+// including target, a batch at a time.
+func readLog(ctx context.Context, store eventstore.Store, target eventstore.Position, fn func([]eventstore.RecordedEvent) error) error {
+	after := eventstore.Start
+	for after.Less(target) {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		batch, err := store.ReadAll(ctx, after, replayBatch)
+		if err != nil {
+			return fmt.Errorf("read the log after %s: %w", after, err)
+		}
+		cut := len(batch)
+		for i, e := range batch {
+			if target.Less(e.Position) {
+				cut = i
+				break
+			}
+		}
+		if cut == 0 {
+			return nil
+		}
+		if err := fn(batch[:cut]); err != nil {
+			return err
+		}
+		after = batch[cut-1].Position
+		if cut < len(batch) {
+			return nil
+		}
+	}
+	return nil
+}
+
+// bulkBuilder is the state of a bulk build.
+type bulkBuilder struct {
+	s       *DB
+	budget  int64
+	parts   []*opPartition
+	spilled bool
+	opBytes int64
+	// out collects the ledger and the index; ledgerWritten is set once
+	// entries had to be written before the end (their Totals are then
+	// fixed in the file: fixLedger).
+	out           *bulkOut
+	ledgerWritten bool
+}
+
+// take routes a decoded batch: its receipt ops to their partitions, its
+// other events applied to the scratch file now, in log order.
+func (b *bulkBuilder) take(j *bulkJob, target eventstore.Position) error {
+	from := 0
+	var rest []int
+	for i := range j.events {
+		if j.opAt[i] == from {
+			rest = append(rest, i)
+			continue
+		}
+		if err := b.parts[partitionOf(j.hashes[i], len(b.parts))].add(j.ops[from:j.opAt[i]]); err != nil {
+			return err
+		}
+		from = j.opAt[i]
+	}
+	b.opBytes += int64(len(j.ops))
+	if len(rest) > 0 {
+		s := b.s
+		s.applyMu.Lock()
+		err := s.bdb.Update(func(tx *bolt.Tx) error {
+			a := applier{tx: tx, c: s.cache, bulk: b.out}
+			for _, i := range rest {
+				if err := a.apply(j.events[i], &j.dec[i]); err != nil {
+					if !errors.Is(err, aggregate.ErrBadEvent) {
+						return err
+					}
+					if err := a.skip(j.events[i], err); err != nil {
+						return err
+					}
+				}
+			}
+			return s.cache.shrink(tx)
+		})
+		s.applyMu.Unlock()
+		if err != nil {
+			return err
+		}
+	}
+	if err := b.writeOutIfLarge(); err != nil {
+		return err
+	}
+	if !b.spilled && b.opBytes > b.budget {
+		return b.spill(j.events[len(j.events)-1].Position, target)
+	}
+	return nil
+}
+
+// spill moves the ops to spill files, in as many partitions as the part
+// of the log read so far (up to at) says the whole log needs.
+func (b *bulkBuilder) spill(at, target eventstore.Position) error {
+	parts := 2
+	if at.Commit > 0 && target.Commit > at.Commit {
+		need := float64(target.Commit) / float64(at.Commit) * float64(b.opBytes) / float64(b.budget) * 1.3
+		for float64(parts) < need && parts < maxParts {
+			parts *= 2
+		}
+	}
+	old := b.parts[0].buf
+	b.parts[0].buf = nil
+	b.parts = make([]*opPartition, parts)
+	for i := range b.parts {
+		b.parts[i] = &opPartition{}
+		if err := b.parts[i].spill(b.s.path); err != nil {
+			return err
+		}
+	}
+	b.spilled = true
+	for len(old) > 0 {
+		n := int(binary.LittleEndian.Uint32(old))
+		o := old[:4+n]
+		old = old[4+n:]
+		r := newBdec(o[4:])
+		source, id := r.str(), r.str()
+		if r.err != nil {
+			return fmt.Errorf("an op: %w", r.err)
+		}
+		if err := b.parts[partitionOf(keyHash(source, id), parts)].add(o); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// maxParts bounds the partitions of a bulk build.
+const maxParts = 256
+
+// applyOps applies every partition's ops, receipt by receipt, and writes
+// their records.
+func (b *bulkBuilder) applyOps(ctx context.Context) error {
+	for _, p := range b.parts {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		buf, err := p.load()
+		if err != nil {
+			return err
+		}
+		if err := b.applyPartition(buf); err != nil {
+			return err
+		}
+		p.remove()
+	}
+	return nil
+}
+
+// applyPartition applies one partition's ops on every core.
+func (b *bulkBuilder) applyPartition(buf []byte) error {
+	var ops []op
+	for i := 0; len(buf) > 0; i++ {
+		if len(buf) < 4 {
+			return fmt.Errorf("an op: %w", errCorrupt)
+		}
+		n := int(binary.LittleEndian.Uint32(buf))
+		if n > len(buf)-4 {
+			return fmt.Errorf("an op: %w", errCorrupt)
+		}
+		body := buf[4 : 4+n]
+		k, err := opKey(body)
+		if err != nil {
+			return fmt.Errorf("an op: %w", err)
+		}
+		ops = append(ops, op{key: k, seq: i, body: body})
+		buf = buf[4+n:]
+	}
+	if len(ops) == 0 {
+		return nil
+	}
+	slices.SortFunc(ops, func(x, y op) int {
+		if c := cmp.Compare(x.key, y.key); c != 0 {
+			return c
+		}
+		return cmp.Compare(x.seq, y.seq)
+	})
+	// Contiguous ranges of receipts, one per worker.
+	workers := min(runtime.GOMAXPROCS(0), max(len(ops)/1024, 1))
+	bounds := []int{0}
+	for w := 1; w < workers; w++ {
+		i := max(len(ops)*w/workers, bounds[len(bounds)-1])
+		for i < len(ops) && i > 0 && ops[i].key == ops[i-1].key {
+			i++
+		}
+		bounds = append(bounds, i)
+	}
+	bounds = append(bounds, len(ops))
+	results := make([]*bulkWorker, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		results[w] = &bulkWorker{c: newCache(1 << 62), out: &bulkOut{}}
+		wg.Go(func() { results[w].run(ops[bounds[w]:bounds[w+1]]) })
+	}
+	wg.Wait()
+	for _, w := range results {
+		if w.err != nil {
+			return w.err
+		}
+	}
+	// The records, in key order, a chunk per transaction.
+	s := b.s
+	for _, w := range results {
+		for len(w.records) > 0 {
+			chunk := w.records[:min(len(w.records), flushChunk)]
+			w.records = w.records[len(chunk):]
+			if err := s.bdb.Update(func(tx *bolt.Tx) error {
+				bk := tx.Bucket(bucketReceiptState)
+				if !b.spilled || len(b.parts) == 1 {
+					bk.FillPercent = 0.95 // keys arrive in order
+				}
+				for _, kv := range chunk {
+					if err := bk.Put(kv.k, kv.v); err != nil {
+						return err
+					}
+				}
+				return nil
+			}); err != nil {
+				return err
+			}
+		}
+	}
+	// The workers' users and statistics, added to the scratch file's.
+	s.applyMu.Lock()
+	defer s.applyMu.Unlock()
+	err := s.bdb.Update(func(tx *bolt.Tx) error {
+		a := applier{tx: tx, c: s.cache, bulk: b.out}
+		for _, w := range results {
+			for _, u := range w.c.dirtyUsers {
+				dst, err := a.userByKey(u.key)
+				if err != nil {
+					return err
+				}
+				mergeTotals(&dst.rec.Totals, &u.rec.Totals)
+				if r := u.rec.Reported; r != nil && (dst.rec.Reported == nil || r.Newer(*dst.rec.Reported)) {
+					dst.rec.Reported = r
+				}
+				a.c.changedUser(dst)
+			}
+			for _, e := range w.c.dirtyStats {
+				agg, err := a.statsRecord(e.bucket, e.key)
+				if err != nil {
+					return err
+				}
+				agg.merge(e.agg)
+			}
+			b.out.ledger = append(b.out.ledger, w.out.ledger...)
+			b.out.index = append(b.out.index, w.out.index...)
+			b.out.bytes += w.out.bytes
+		}
+		return s.cache.shrink(tx)
+	})
+	if err != nil {
+		return err
+	}
+	return b.writeOutIfLarge()
+}
+
+// mergeTotals adds every count and sum of t to s.
+func mergeTotals(s, t *aggregate.Totals) {
+	s.Completed += t.Completed
+	s.Failed += t.Failed
+	s.InProgress += t.InProgress
+	s.Points = s.Points.Add(t.Points)
+	s.CO2e = s.CO2e.Add(t.CO2e)
+	s.GreenProducts += t.GreenProducts
+	s.HealthPoints = s.HealthPoints.Add(t.HealthPoints)
+	s.AmountAnomalies += t.AmountAnomalies
+}
+
+// bulkWorker applies a range of a partition's receipts.
+type bulkWorker struct {
+	c       *cache
+	out     *bulkOut
+	records []keyValue
+	err     error
+}
+
+func (w *bulkWorker) run(ops []op) {
+	a := applier{c: w.c, bulk: w.out}
+	var ar arena
+	var e eventstore.RecordedEvent
+	var d decodedEvent
+	var f aggregate.StageRecorded
+	for i := 0; i < len(ops); {
+		j := i
+		for j < len(ops) && ops[j].key == ops[i].key {
+			j++
+		}
+		for k := i; k < j; k++ {
+			if err := decodeOp(&ops[k], &e, &d, &f); err != nil {
+				w.err = fmt.Errorf("an op: %w", err)
+				return
+			}
+			if err := a.stageRecorded(e, &d, f); err != nil {
+				// ErrBadEvent: validStage missed a check; the caller
+				// replays in log order instead, which skips the event.
+				w.err = err
+				return
+			}
+		}
+		// The receipt is complete: its record and its index entry.
+		re := w.c.receipts[ops[i].key]
+		if re == nil {
+			w.err = fmt.Errorf("receipt %q: %w", ops[i].key, ErrNotFound)
+			return
+		}
+		delete(w.c.receipts, ops[i].key)
+		w.c.dirtyReceipts = w.c.dirtyReceipts[:0]
+		w.c.size -= re.size
+		v := ar.add(func(b []byte) []byte { return appendReceiptState(b, &re.receiptState) })
+		w.records = append(w.records, keyValue{re.key, v})
+		if re.view.UserID != "" {
+			w.out.index = append(w.out.index, indexKey(f.Source, re.view.UserID, re.first, f.ReceiptID))
+			w.out.bytes += int64(len(f.Source) + len(re.view.UserID) + len(f.ReceiptID) + 48)
+		}
+		i = j
+	}
+}
+
+// writeOutIfLarge writes the collected ledger and index entries when they
+// have outgrown a quarter of the budget: the index as it is, the ledger
+// with Totals to be fixed at the end (fixLedger).
+func (b *bulkBuilder) writeOutIfLarge() error {
+	if b.out.bytes <= b.budget/4 {
+		return nil
+	}
+	if err := b.writeIndex(); err != nil {
+		return err
+	}
+	if len(b.out.ledger) > 0 {
+		b.ledgerWritten = true
+		if err := b.writeSorted(bucketLedger, b.out.ledger); err != nil {
+			return err
+		}
+		b.out.ledger = nil
+	}
+	b.out.bytes = 0
+	return nil
+}
+
+func (b *bulkBuilder) writeIndex() error {
+	kvs := make([]keyValue, len(b.out.index))
+	for i, k := range b.out.index {
+		kvs[i] = keyValue{k: k}
+	}
+	b.out.index = nil
+	return b.writeSorted(bucketUserReceipts, kvs)
+}
+
+// writeSorted writes key-values to a bucket in key order, flushChunk*4 a
+// transaction.
+func (b *bulkBuilder) writeSorted(bucket []byte, kvs []keyValue) error {
+	slices.SortFunc(kvs, func(x, y keyValue) int { return bytes.Compare(x.k, y.k) })
+	for len(kvs) > 0 {
+		chunk := kvs[:min(len(kvs), 4*flushChunk)]
+		kvs = kvs[len(chunk):]
+		if err := b.s.bdb.Update(func(tx *bolt.Tx) error {
+			bk := tx.Bucket(bucket)
+			for _, kv := range chunk {
+				if err := bk.Put(kv.k, kv.v); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// finish writes the index and the ledger (with its running Totals), every
+// record of the scratch file's cache, and the checkpoint last.
+func (b *bulkBuilder) finish(last eventstore.Position) error {
+	if err := b.writeIndex(); err != nil {
+		return err
+	}
+	if !b.ledgerWritten {
+		setLedgerTotals(b.out.ledger)
+		if err := b.writeSorted(bucketLedger, b.out.ledger); err != nil {
+			return err
+		}
+	} else {
+		if err := b.writeSorted(bucketLedger, b.out.ledger); err != nil {
+			return err
+		}
+		if err := b.s.fixLedger(); err != nil {
+			return err
+		}
+	}
+	b.out.ledger = nil
+	s := b.s
+	if err := s.flushAll(); err != nil {
+		return err
+	}
+	s.applyMu.Lock()
+	s.cache.reset()
+	s.applyMu.Unlock()
+	if err := s.bdb.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketMeta).Put(keyCheckpoint, encodePosition(last))
+	}); err != nil {
+		return err
+	}
+	s.advance(eventstore.Start, last, nil)
+	return nil
+}
+
+// setLedgerTotals sorts ledger entries by key and sets each one's Total
+// to the sum of its user's changes up to it.
+func setLedgerTotals(kvs []keyValue) {
+	slices.SortFunc(kvs, func(x, y keyValue) int { return bytes.Compare(x.k, y.k) })
+	var prefix []byte
+	total := decimal.Zero
+	for i := range kvs {
+		k := kvs[i].k
+		if p := k[:len(k)-positionLen]; !bytes.Equal(p, prefix) {
+			prefix, total = p, decimal.Zero
+		}
+		e, err := decodeLedgerEntry(kvs[i].v, 0)
+		if err != nil {
+			continue // cannot be: appendLedgerEntry wrote it
+		}
+		total = total.Add(e.Points)
+		if !e.Total.Equal(total) {
+			e.Total = total
+			kvs[i].v = appendLedgerEntry(nil, &e)
+		}
+	}
 }
 
 // clear empties a scratch file and its cache.
@@ -276,8 +904,7 @@ func (s *DB) fixLedgerChunk(from []byte, n int) ([]byte, error) {
 			}
 			k, v = c.Seek(from)
 		}
-		type update struct{ k, v []byte }
-		var updates []update
+		var updates []keyValue
 		for i := 0; k != nil; k, v = c.Next() {
 			if i == n {
 				next = bytes.Clone(k)
@@ -299,7 +926,7 @@ func (s *DB) fixLedgerChunk(from []byte, n int) ([]byte, error) {
 				continue
 			}
 			e.Total = total
-			updates = append(updates, update{bytes.Clone(k), appendLedgerEntry(nil, &e)})
+			updates = append(updates, keyValue{bytes.Clone(k), appendLedgerEntry(nil, &e)})
 		}
 		for _, u := range updates {
 			if err := b.Put(u.k, u.v); err != nil {
@@ -309,202 +936,4 @@ func (s *DB) fixLedgerChunk(from []byte, n int) ([]byte, error) {
 		return nil
 	})
 	return next, err
-}
-
-// replaySpilled reads the log up to target once, writing each event
-// (without its raw body, which applying never reads) to the spill file of
-// its partition beside the scratch file, then applies the partitions one
-// after another: each event is read from the log once, and each
-// partition's records are written once, in key order, at its end. A
-// partition that still outgrows the budget writes records out as it goes.
-func (s *DB) replaySpilled(ctx context.Context, store eventstore.Store, target eventstore.Position, passes int) (int, error) {
-	files := make([]*spillFile, passes)
-	defer func() {
-		for _, f := range files {
-			if f != nil {
-				f.remove()
-			}
-		}
-	}()
-	for i := range files {
-		f, err := newSpillFile(s.path)
-		if err != nil {
-			return 0, err
-		}
-		files[i] = f
-	}
-	last := eventstore.Start
-	for last.Less(target) {
-		if err := ctx.Err(); err != nil {
-			return 0, err
-		}
-		batch, err := store.ReadAll(ctx, last, replayBatch)
-		if err != nil {
-			return 0, fmt.Errorf("read the log after %s: %w", last, err)
-		}
-		cut := len(batch)
-		for i, e := range batch {
-			if target.Less(e.Position) {
-				cut = i
-				break
-			}
-		}
-		if cut == 0 {
-			break
-		}
-		for _, e := range batch[:cut] {
-			if err := files[partition(e.Stream, passes)].write(e); err != nil {
-				return 0, err
-			}
-		}
-		last = batch[cut-1].Position
-		if cut < len(batch) {
-			break
-		}
-	}
-	applied := 0
-	for i, f := range files {
-		if err := f.rewind(); err != nil {
-			return 0, err
-		}
-		for {
-			if err := ctx.Err(); err != nil {
-				return 0, err
-			}
-			batch, err := f.read(replayBatch)
-			if err != nil {
-				return 0, err
-			}
-			if len(batch) == 0 {
-				break
-			}
-			n, err := s.applyPass(batch, 0, 1, false)
-			if err != nil {
-				return 0, err
-			}
-			applied += n
-		}
-		f.remove()
-		files[i] = nil
-		if err := s.flushAll(); err != nil {
-			return 0, err
-		}
-		s.applyMu.Lock()
-		s.cache.reset()
-		s.applyMu.Unlock()
-	}
-	if err := s.fixLedger(); err != nil {
-		return 0, err
-	}
-	if err := s.bdb.Update(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketMeta).Put(keyCheckpoint, encodePosition(last))
-	}); err != nil {
-		return 0, err
-	}
-	s.advance(eventstore.Start, last, nil)
-	return applied, nil
-}
-
-// spillFile holds one partition's events for a bulk replay, in log
-// order: per event, its fields length-prefixed (uvarint).
-type spillFile struct {
-	f *os.File
-	w *bufio.Writer
-	r *bufio.Reader
-}
-
-func newSpillFile(path string) (*spillFile, error) {
-	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+scratchSuffix+"spill-*")
-	if err != nil {
-		return nil, fmt.Errorf("create a spill file: %w", err)
-	}
-	return &spillFile{f: f, w: bufio.NewWriterSize(f, 256<<10)}, nil
-}
-
-func (f *spillFile) remove() {
-	f.f.Close()
-	os.Remove(f.f.Name())
-}
-
-func (f *spillFile) write(e eventstore.RecordedEvent) error {
-	at, err := e.RecordedAt.MarshalBinary()
-	if err != nil {
-		return fmt.Errorf("spill event %s: %w", e.ID, err)
-	}
-	var buf [binary.MaxVarintLen64]byte
-	field := func(b []byte) {
-		f.w.Write(buf[:binary.PutUvarint(buf[:], uint64(len(b)))])
-		f.w.Write(b)
-	}
-	num := func(n uint64) { f.w.Write(buf[:binary.PutUvarint(buf[:], n)]) }
-	field([]byte(e.ID))
-	field([]byte(e.Type))
-	field(e.Data)
-	field(e.Metadata)
-	field([]byte(e.Stream))
-	num(e.Revision)
-	num(e.Position.Commit)
-	num(e.Position.Prepare)
-	field(at)
-	return nil
-}
-
-func (f *spillFile) rewind() error {
-	if err := f.w.Flush(); err != nil {
-		return fmt.Errorf("write a spill file: %w", err)
-	}
-	if _, err := f.f.Seek(0, io.SeekStart); err != nil {
-		return err
-	}
-	f.r = bufio.NewReaderSize(f.f, 256<<10)
-	return nil
-}
-
-// read returns up to n events, none at the end.
-func (f *spillFile) read(n int) ([]eventstore.RecordedEvent, error) {
-	var out []eventstore.RecordedEvent
-	for len(out) < n {
-		var e eventstore.RecordedEvent
-		id, err := f.field()
-		if err == io.EOF {
-			return out, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		e.ID = string(id)
-		fields := [][]byte{nil, nil, nil, nil}
-		for i := range fields {
-			if fields[i], err = f.field(); err != nil {
-				return nil, err
-			}
-		}
-		e.Type, e.Data, e.Metadata, e.Stream = string(fields[0]), fields[1], fields[2], string(fields[3])
-		for _, p := range []*uint64{&e.Revision, &e.Position.Commit, &e.Position.Prepare} {
-			if *p, err = binary.ReadUvarint(f.r); err != nil {
-				return nil, fmt.Errorf("read a spill file: %w", err)
-			}
-		}
-		at, err := f.field()
-		if err != nil {
-			return nil, err
-		}
-		if err := e.RecordedAt.UnmarshalBinary(at); err != nil {
-			return nil, fmt.Errorf("read a spill file: %w", err)
-		}
-		out = append(out, e)
-	}
-	return out, nil
-}
-
-func (f *spillFile) field() ([]byte, error) {
-	n, err := binary.ReadUvarint(f.r)
-	if err != nil {
-		return nil, err // io.EOF at an event's start: the end
-	}
-	b := make([]byte, n)
-	if _, err := io.ReadFull(f.r, b); err != nil {
-		return nil, fmt.Errorf("read a spill file: %w", err)
-	}
-	return b, nil
 }

@@ -100,7 +100,7 @@ func (a *applier) receipt(source, receiptID string) (*receiptEntry, error) {
 		return r, nil
 	}
 	r := &receiptEntry{key: k}
-	if raw := a.tx.Bucket(bucketReceiptState).Get(k); raw != nil {
+	if raw := a.get(bucketReceiptState, k); raw != nil {
 		st, err := decodeReceiptState(raw, source, receiptID)
 		if err != nil {
 			return nil, err
@@ -116,6 +116,15 @@ func (a *applier) receipt(source, receiptID string) (*receiptEntry, error) {
 	a.c.size += r.size
 	a.c.receipts[string(k)] = r
 	return r, nil
+}
+
+// get reads a stored record (none without a transaction: a bulk build's
+// workers build new records only).
+func (a *applier) get(bucket, k []byte) []byte {
+	if a.tx == nil {
+		return nil
+	}
+	return a.tx.Bucket(bucket).Get(k)
 }
 
 // changedReceipt marks r to be written.
@@ -166,15 +175,19 @@ type userEntry struct {
 // is empty). An event touches its user's state several times, and a batch
 // often holds several events of one user.
 func (a *applier) user(source, userID string) (*userEntry, error) {
-	k := key(source, userID)
+	return a.userByKey(key(source, userID))
+}
+
+// userByKey is user by the user's key.
+func (a *applier) userByKey(k []byte) (*userEntry, error) {
 	if u, ok := a.c.users[string(k)]; ok {
 		return u, nil
 	}
 	u := &userEntry{key: k, rec: newUserRecord()}
-	if raw := a.tx.Bucket(bucketUsers).Get(k); raw != nil {
+	if raw := a.get(bucketUsers, k); raw != nil {
 		rec, err := decodeUserRecord(raw)
 		if err != nil {
-			return nil, fmt.Errorf("user %s/%s: %w", source, userID, err)
+			return nil, fmt.Errorf("user %q: %w", k, err)
 		}
 		u.rec, u.existed = rec, true
 	}
@@ -204,7 +217,7 @@ func (a *applier) statsRecord(bucket, k []byte) (*statsAgg, error) {
 	e, ok := a.c.stats[ck]
 	if !ok {
 		e = &statsEntry{bucket: bucket, key: append([]byte(nil), k...), agg: newStatsAgg()}
-		if raw := a.tx.Bucket(bucket).Get(k); raw != nil {
+		if raw := a.get(bucket, k); raw != nil {
 			agg, err := decodeStatsAgg(raw)
 			if err != nil {
 				return nil, fmt.Errorf("stats %q: %w", k, err)

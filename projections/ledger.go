@@ -189,6 +189,10 @@ func (a *applier) ledgerPut(userID string, entry LedgerEntry, ns string, p event
 		return fmt.Errorf("ledger of user %s: %w", userID, ErrNotFound)
 	}
 	entry.Total = u.rec.Totals.Points.Add(u.rec.Credited)
+	if a.bulk != nil {
+		a.bulk.addLedger(ledgerKey(ns, userID, p), &entry)
+		return nil
+	}
 	return a.tx.Bucket(bucketLedger).Put(ledgerKey(ns, userID, p), appendLedgerEntry(nil, &entry))
 }
 
