@@ -83,6 +83,7 @@ type options struct {
 	keepGrow          bool
 	seed              uint64
 	skipRebuild       bool
+	skipQueries       bool
 	bin               string
 	baseline          string
 	rounds            int
@@ -153,6 +154,7 @@ func parseFlags() (options, error) {
 	flag.BoolVar(&o.keepGrow, "keep-grow", false, "with -data and -grow: keep each grow data dir (its log and read models) for later runs, e.g. timing a newer binary's rebuild of the same log")
 	flag.Uint64Var(&o.seed, "seed", 1, "seed of the delivery universe and order")
 	flag.BoolVar(&o.skipRebuild, "skip-rebuild", false, "skip the rebuild phase")
+	flag.BoolVar(&o.skipQueries, "skip-queries", false, "skip the gRPC query phases (with -slow-destination: more rounds of ingest in the same time)")
 	flag.StringVar(&o.bin, "receiptd", "", "the new receiptd binary (default: build ./cmd/receiptd)")
 	flag.StringVar(&o.baseline, "baseline", "", "an older receiptd binary to measure in the same run, alternating with the new one")
 	flag.IntVar(&o.rounds, "rounds", 0, "rounds of every measured phase (default: 2 with -baseline, else 1)")

@@ -122,7 +122,11 @@ func measureBinary(ctx context.Context, b receiptdBin, tmp string, o options, u 
 	defer func() { srv.kill() }()
 	s := &session{o: o, name: name, srv: srv, seq: newSequence(u, o.dup, o.seed), kn: &known{u: u},
 		url: "http://" + srv.httpAddr + "/webhooks/reewild", sign: newSigner([]byte(benchSecret))}
-	for _, phase := range []func(context.Context, *binRun) error{s.ingest, s.queries, s.memory} {
+	phases := []func(context.Context, *binRun) error{s.ingest, s.queries, s.memory}
+	if o.skipQueries {
+		phases = []func(context.Context, *binRun) error{s.ingest, s.memory}
+	}
+	for _, phase := range phases {
 		if err := phase(ctx, run); err != nil {
 			return run, err
 		}
