@@ -137,13 +137,17 @@ type AuditReport struct {
 }
 
 // Clean reports whether every live read model matches its rebuild.
-func (r AuditReport) Clean() bool {
+func (r AuditReport) Clean() bool { return r.Differing() == 0 }
+
+// Differing is how many read models differ from their rebuild.
+func (r AuditReport) Differing() int {
+	n := 0
 	for _, m := range r.Models {
 		if !m.Matches {
-			return false
+			n++
 		}
 	}
-	return true
+	return n
 }
 
 // Audit rebuilds the read models from the log into a scratch file,

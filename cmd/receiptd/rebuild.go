@@ -15,7 +15,6 @@ import (
 	"runtime/pprof"
 	"strings"
 	"syscall"
-	"text/tabwriter"
 	"time"
 
 	"google.golang.org/grpc"
@@ -266,21 +265,6 @@ func runRebuild(args []string, stdout, stderr io.Writer) int {
 		}
 		return 0
 	}
-	printRebuild(stdout, res)
+	_ = res.WriteText(stdout)
 	return 0
-}
-
-func printRebuild(w io.Writer, res projections.RebuildResult) {
-	what := "every read model"
-	if res.Projection != "" {
-		what = "read model " + res.Projection
-	}
-	fmt.Fprintf(w, "rebuilt %s from the log: %d events replayed in %s, swapped in at position %s\n\n",
-		what, res.Events, res.Took.Round(time.Millisecond), res.Position)
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "READ MODEL\tKEYS\tDIGEST (SHA-256, at position %s)\n", res.SummaryPosition)
-	for _, m := range res.Models {
-		fmt.Fprintf(tw, "%s\t%d\t%s\n", m.Name, m.Keys, m.Digest)
-	}
-	tw.Flush()
 }
