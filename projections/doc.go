@@ -47,7 +47,10 @@
 // the Runner; the *DB stays the same value, so the API, WaitFor waiters,
 // watchers and the Runner carry across. DB.Audit rebuilds into a scratch
 // file and compares it key by key with the live read models. Admin wraps
-// both for the API. DB.Mark and DB.WaitChange tell a watcher when the view
+// both for the API, and AuditMetrics (auditmetrics.go) wraps Admin to
+// export what the server's last audit found as Prometheus gauges.
+// AuditReport.WriteText and RebuildResult.WriteText (report.go) print them
+// as `receiptd audit` and `receiptd rebuild` do. DB.Mark and DB.WaitChange tell a watcher when the view
 // it follows may have changed.
 //
 // # Cost

@@ -190,7 +190,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	// Audits and online rebuilds work on the live read models: a rebuild
 	// swaps a new file in under the same *projections.DB, which the
 	// services above and the runner go on using.
-	auditSvc, err := api.NewAuditService(newAuditMetrics(projections.NewAdmin(views, store), reg), sources, append(apiOpts, api.WithQuarantine(hooks))...)
+	auditSvc, err := api.NewAuditService(projections.NewAuditMetrics(projections.NewAdmin(views, store), reg), sources, append(apiOpts, api.WithQuarantine(hooks))...)
 	if err != nil {
 		return err
 	}

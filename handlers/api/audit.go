@@ -23,7 +23,10 @@ type Auditor interface {
 	WaitFor(ctx context.Context, position uint64) error
 }
 
-var _ Auditor = (*projections.Admin)(nil)
+var (
+	_ Auditor = (*projections.Admin)(nil)
+	_ Auditor = (*projections.AuditMetrics)(nil)
+)
 
 // AuditService implements receiptdv1.AuditServiceServer over an Auditor.
 // Its RPCs are administrative (the access rules give them the admin

@@ -1,17 +1,14 @@
-package main
+package projections
 
 import (
 	"context"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/receiptd/receiptd/handlers/api"
-	"github.com/receiptd/receiptd/projections"
 )
 
-// auditMetrics is the Auditor the AuditService runs, exporting what the
-// server's last audit found (deploy/prometheus/alerts.yaml pages on them):
+// AuditMetrics is an Admin that exports what the server's last audit
+// found (deploy/prometheus/alerts.yaml pages on them):
 //
 //	receiptd_audit_last_run_timestamp_seconds  when the last audit finished (0: none since the start)
 //	receiptd_audit_models_differing            read models that differed from their rebuild (0 after a full rebuild)
@@ -19,15 +16,17 @@ import (
 //
 // An audit runs only when asked (`receiptd audit --server`, GET /v1/audit,
 // the console; deploy/systemd has a daily timer), so these are as fresh as
-// the last one. Offline audits (no server) do not reach them.
-type auditMetrics struct {
-	api.Auditor
+// the last one. Offline audits (DB.Audit, no server) do not reach them.
+type AuditMetrics struct {
+	*Admin
 	lastRun, differing, unreconciled prometheus.Gauge
 }
 
-func newAuditMetrics(a api.Auditor, reg prometheus.Registerer) *auditMetrics {
-	m := &auditMetrics{
-		Auditor: a,
+// NewAuditMetrics returns a's AuditMetrics, its gauges registered with
+// reg (which panics if they already are, as prometheus.MustRegister).
+func NewAuditMetrics(a *Admin, reg prometheus.Registerer) *AuditMetrics {
+	m := &AuditMetrics{
+		Admin: a,
 		lastRun: prometheus.NewGauge(prometheus.GaugeOpts{Name: "receiptd_audit_last_run_timestamp_seconds",
 			Help: "When the server's last audit of the read models finished (Unix time; 0: none since the server started)."}),
 		differing: prometheus.NewGauge(prometheus.GaugeOpts{Name: "receiptd_audit_models_differing",
@@ -39,19 +38,13 @@ func newAuditMetrics(a api.Auditor, reg prometheus.Registerer) *auditMetrics {
 	return m
 }
 
-// Audit implements api.Auditor.
-func (m *auditMetrics) Audit(ctx context.Context, opts projections.AuditOptions) (projections.AuditReport, error) {
-	rep, err := m.Auditor.Audit(ctx, opts)
+// Audit audits as Admin.Audit does and sets the gauges from its report.
+func (m *AuditMetrics) Audit(ctx context.Context, opts AuditOptions) (AuditReport, error) {
+	rep, err := m.Admin.Audit(ctx, opts)
 	if err != nil {
 		return rep, err
 	}
-	differ := 0
-	for _, c := range rep.Models {
-		if !c.Matches {
-			differ++
-		}
-	}
-	m.differing.Set(float64(differ))
+	m.differing.Set(float64(rep.Differing()))
 	if opts.Source == "" {
 		m.unreconciled.Set(float64(rep.UnreconciledTotal))
 	}
@@ -59,9 +52,10 @@ func (m *auditMetrics) Audit(ctx context.Context, opts projections.AuditOptions)
 	return rep, nil
 }
 
-// Rebuild implements api.Auditor.
-func (m *auditMetrics) Rebuild(ctx context.Context, opts projections.RebuildOptions) (projections.RebuildResult, error) {
-	res, err := m.Auditor.Rebuild(ctx, opts)
+// Rebuild rebuilds as Admin.Rebuild does; a full rebuild leaves no read
+// model differing.
+func (m *AuditMetrics) Rebuild(ctx context.Context, opts RebuildOptions) (RebuildResult, error) {
+	res, err := m.Admin.Rebuild(ctx, opts)
 	if err == nil && opts.Projection == "" {
 		m.differing.Set(0)
 	}
