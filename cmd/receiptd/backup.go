@@ -1,183 +1,21 @@
 package main
 
 import (
-	"bytes"
-	"crypto/sha256"
-	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
-	"hash"
 	"io"
-	"os"
 	"path/filepath"
 	"time"
 
+	"github.com/receiptd/receiptd/backup"
 	"github.com/receiptd/receiptd/eventstore"
 	"github.com/receiptd/receiptd/eventstore/bolt"
 	receiptdv1 "github.com/receiptd/receiptd/gen/go/receiptd/v1"
 	"github.com/receiptd/receiptd/handlers/api"
 )
-
-// A backup file is a fixed header followed by the embedded store's file
-// (events.db as of one read transaction), byte for byte:
-//
-//	offset size
-//	0      16   magic "receiptd-backup\n"
-//	16     4    version, big-endian (1)
-//	20     4    data format, big-endian (1: bolt, the embedded store's bbolt file)
-//	24     8    head: commit position of the last event in the backup
-//	32     8    data length in bytes
-//	40     8    taken at, Unix nanoseconds (the server's clock)
-//	48     32   SHA-256 of bytes 0..47 of the header followed by the data
-//	80          data
-//
-// The checksum covers the header's fields too, so a changed head or length
-// fails it as a changed byte of data does. A restore reads the header,
-// checks the file's length against it, and hashes the data as it copies it.
-const (
-	backupMagic      = "receiptd-backup\n"
-	backupVersion    = 1
-	backupFormatBolt = 1
-	backupHeaderLen  = 80
-	backupSumAt      = 48
-)
-
-// backupHeader is the header of a backup file.
-type backupHeader struct {
-	Head    uint64
-	Size    uint64
-	TakenAt time.Time
-	Sum     [sha256.Size]byte
-}
-
-// fields encodes the header up to its checksum.
-func (h backupHeader) fields() []byte {
-	b := make([]byte, 0, backupHeaderLen)
-	b = append(b, backupMagic...)
-	b = binary.BigEndian.AppendUint32(b, backupVersion)
-	b = binary.BigEndian.AppendUint32(b, backupFormatBolt)
-	b = binary.BigEndian.AppendUint64(b, h.Head)
-	b = binary.BigEndian.AppendUint64(b, h.Size)
-	return binary.BigEndian.AppendUint64(b, uint64(h.TakenAt.UnixNano()))
-}
-
-// Errors of reading a backup file.
-var (
-	errNotBackup     = errors.New("not a receiptd backup")
-	errBackupDamaged = errors.New("the backup is damaged or was altered")
-)
-
-// readBackupHeader reads and checks the header of a backup file.
-func readBackupHeader(r io.Reader) (backupHeader, error) {
-	var b [backupHeaderLen]byte
-	if n, err := io.ReadFull(r, b[:]); err != nil {
-		if n >= len(backupMagic) && string(b[:len(backupMagic)]) == backupMagic {
-			return backupHeader{}, fmt.Errorf("%w: truncated within its %d-byte header", errBackupDamaged, backupHeaderLen)
-		}
-		return backupHeader{}, fmt.Errorf("%w: %d bytes, shorter than a backup's header", errNotBackup, n)
-	}
-	if string(b[:len(backupMagic)]) != backupMagic {
-		return backupHeader{}, fmt.Errorf("%w: it does not start with %q", errNotBackup, backupMagic)
-	}
-	if v := binary.BigEndian.Uint32(b[16:]); v != backupVersion {
-		return backupHeader{}, fmt.Errorf("backup format version %d: this receiptd reads version %d", v, backupVersion)
-	}
-	if f := binary.BigEndian.Uint32(b[20:]); f != backupFormatBolt {
-		return backupHeader{}, fmt.Errorf("%w: unknown data format %d", errBackupDamaged, f)
-	}
-	h := backupHeader{
-		Head:    binary.BigEndian.Uint64(b[24:]),
-		Size:    binary.BigEndian.Uint64(b[32:]),
-		TakenAt: time.Unix(0, int64(binary.BigEndian.Uint64(b[40:]))).UTC(),
-	}
-	copy(h.Sum[:], b[backupSumAt:])
-	return h, nil
-}
-
-// backupWriter writes a backup file: a temporary file beside the target,
-// renamed over it once whole and synced, so a failed or interrupted backup
-// never leaves a file by the target's name.
-type backupWriter struct {
-	to   string
-	f    *os.File
-	hdr  backupHeader
-	sum  hash.Hash // the file's checksum: header fields, then data
-	data hash.Hash // the data alone, to compare with the server's
-	n    uint64
-}
-
-func createBackup(to string, hdr backupHeader) (*backupWriter, error) {
-	f, err := os.CreateTemp(filepath.Dir(to), filepath.Base(to)+".partial-*")
-	if err != nil {
-		return nil, err
-	}
-	w := &backupWriter{to: to, f: f, hdr: hdr, sum: sha256.New(), data: sha256.New()}
-	fields := hdr.fields()
-	w.sum.Write(fields)
-	// The checksum is written once the data is: zeros until then.
-	if _, err := f.Write(append(fields, make([]byte, sha256.Size)...)); err != nil {
-		w.abort()
-		return nil, err
-	}
-	return w, nil
-}
-
-func (w *backupWriter) Write(p []byte) (int, error) {
-	if w.n+uint64(len(p)) > w.hdr.Size {
-		return 0, fmt.Errorf("more than the %d bytes announced", w.hdr.Size)
-	}
-	n, err := w.f.Write(p)
-	w.sum.Write(p[:n])
-	w.data.Write(p[:n])
-	w.n += uint64(n)
-	return n, err
-}
-
-// finish checks the length, writes the checksum, syncs the file and renames
-// it into place.
-func (w *backupWriter) finish() (backupHeader, error) {
-	if w.n != w.hdr.Size {
-		w.abort()
-		return backupHeader{}, fmt.Errorf("received %d bytes of the %d announced", w.n, w.hdr.Size)
-	}
-	copy(w.hdr.Sum[:], w.sum.Sum(nil))
-	if _, err := w.f.WriteAt(w.hdr.Sum[:], backupSumAt); err != nil {
-		w.abort()
-		return backupHeader{}, err
-	}
-	if err := w.f.Sync(); err != nil {
-		w.abort()
-		return backupHeader{}, err
-	}
-	if err := w.f.Close(); err != nil {
-		os.Remove(w.f.Name())
-		return backupHeader{}, err
-	}
-	if err := os.Rename(w.f.Name(), w.to); err != nil {
-		os.Remove(w.f.Name())
-		return backupHeader{}, err
-	}
-	return w.hdr, syncDir(filepath.Dir(w.to))
-}
-
-// abort removes the temporary file.
-func (w *backupWriter) abort() {
-	w.f.Close()
-	os.Remove(w.f.Name())
-}
-
-// syncDir makes a rename in dir durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
 
 const backupUsage = `Usage: receiptd backup --to FILE [--data-dir DIR] [--config FILE] [--json]
        receiptd backup --server HOST:PORT --to FILE [--api-key REF] [--tls | --ca-file PEM] [--json]
@@ -241,7 +79,7 @@ func runBackup(args []string, stdout, stderr io.Writer) int {
 	defer stop()
 
 	start := time.Now()
-	var hdr backupHeader
+	var hdr backup.Header
 	if a.server != "" {
 		conn, withAuth, err := dialServer(&a)
 		if err != nil {
@@ -251,7 +89,7 @@ func runBackup(args []string, stdout, stderr io.Writer) int {
 		defer conn.Close()
 		stream, err := receiptdv1.NewBackupServiceClient(conn).Backup(withAuth(ctx), &receiptdv1.BackupRequest{})
 		if err == nil {
-			hdr, err = receiveBackup(stream, to)
+			hdr, err = backup.Receive(stream, to)
 		}
 		if err != nil {
 			fmt.Fprintf(stderr, "receiptd backup: %s: %v\n", a.server, err)
@@ -295,67 +133,14 @@ func backupSnapshotter(store eventstore.Store) api.Snapshotter {
 }
 
 // backupOffline copies the events.db of a stopped server.
-func backupOffline(cfg Config, to string) (backupHeader, error) {
+func backupOffline(cfg Config, to string) (backup.Header, error) {
 	if cfg.Store.Kind != "embedded" {
-		return backupHeader{}, fmt.Errorf("the log is in %s: back it up with the cluster's own backup (README, \"Operating receiptd\")", cfg.Store.Kind)
+		return backup.Header{}, fmt.Errorf("the log is in %s: back it up with the cluster's own backup (README, \"Operating receiptd\")", cfg.Store.Kind)
 	}
 	path := filepath.Join(cfg.DataDir, "events.db")
-	sn, err := bolt.OpenSnapshot(path, time.Second)
+	hdr, err := backup.Offline(path, to)
 	if errors.Is(err, bolt.ErrLocked) {
-		return backupHeader{}, fmt.Errorf("the embedded store %s is %w: back it up online instead, through that server: `receiptd backup --server HOST:GRPC_PORT --to %s` (gRPC receiptd.v1.BackupService/Backup)", path, errServerRunning, to)
+		return backup.Header{}, fmt.Errorf("the embedded store %s is %w: back it up online instead, through that server: `receiptd backup --server HOST:GRPC_PORT --to %s` (gRPC receiptd.v1.BackupService/Backup)", path, errServerRunning, to)
 	}
-	if err != nil {
-		return backupHeader{}, err
-	}
-	defer sn.Close()
-	w, err := createBackup(to, backupHeader{Head: sn.Head(), Size: uint64(sn.Size()), TakenAt: time.Now().UTC()})
-	if err != nil {
-		return backupHeader{}, err
-	}
-	if _, err := sn.WriteTo(w); err != nil {
-		w.abort()
-		return backupHeader{}, err
-	}
-	return w.finish()
-}
-
-// receiveBackup writes a Backup stream to the file to.
-func receiveBackup(stream receiptdv1.BackupService_BackupClient, to string) (backupHeader, error) {
-	first, err := stream.Recv()
-	if err != nil {
-		return backupHeader{}, err
-	}
-	h := first.GetHeader()
-	if h == nil {
-		return backupHeader{}, errors.New("the stream did not start with a header")
-	}
-	if h.GetFormat() != api.BackupFormat {
-		return backupHeader{}, fmt.Errorf("the server sends data of format %q; this receiptd writes %q", h.GetFormat(), api.BackupFormat)
-	}
-	w, err := createBackup(to, backupHeader{Head: h.GetHeadPosition(), Size: h.GetSizeBytes(), TakenAt: h.GetTakenAt().AsTime().UTC()})
-	if err != nil {
-		return backupHeader{}, err
-	}
-	for {
-		m, err := stream.Recv()
-		if err == io.EOF {
-			w.abort()
-			return backupHeader{}, errors.New("the stream ended without its trailer")
-		}
-		if err != nil {
-			w.abort()
-			return backupHeader{}, err
-		}
-		if t := m.GetTrailer(); t != nil {
-			if !bytes.Equal(t.GetSha256(), w.data.Sum(nil)) {
-				w.abort()
-				return backupHeader{}, fmt.Errorf("the data received does not match the server's SHA-256 %x", t.GetSha256())
-			}
-			return w.finish()
-		}
-		if _, err := w.Write(m.GetData()); err != nil {
-			w.abort()
-			return backupHeader{}, err
-		}
-	}
+	return hdr, err
 }

@@ -22,6 +22,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 
+	"github.com/receiptd/receiptd/backup"
 	"github.com/receiptd/receiptd/eventstore"
 	"github.com/receiptd/receiptd/eventstore/bolt"
 	receiptdv1 "github.com/receiptd/receiptd/gen/go/receiptd/v1"
@@ -91,7 +92,7 @@ func (a *adminFlags) parse(fs *flag.FlagSet, args []string) error {
 }
 
 // errServerRunning: the offline path found the data in use by a server.
-var errServerRunning = errors.New("in use by a running receiptd")
+var errServerRunning = backup.ErrServerRunning
 
 // openOffline opens the log and the read models directly, for a rebuild or
 // an audit with no server running. The embedded store and the read-model

@@ -1,24 +1,18 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
-	bbolt "go.etcd.io/bbolt"
-	berrors "go.etcd.io/bbolt/errors"
-
-	"github.com/receiptd/receiptd/eventstore/bolt"
+	"github.com/receiptd/receiptd/backup"
 	"github.com/receiptd/receiptd/projections"
 )
 
@@ -112,111 +106,15 @@ func restore(ctx context.Context, cfg Config, from string, force bool) (restoreR
 	if cfg.Store.Kind != "embedded" {
 		return restoreResult{}, fmt.Errorf("the configured log is in %s: restore it with the cluster's own tools (README, \"Operating receiptd\"); receiptd restores the embedded store only", cfg.Store.Kind)
 	}
-	src, err := os.Open(from)
-	if err != nil {
-		return restoreResult{}, err
-	}
-	defer src.Close()
-	hdr, err := readBackupHeader(src)
-	if err != nil {
-		return restoreResult{}, fmt.Errorf("%s: %w", from, err)
-	}
-	fi, err := src.Stat()
-	if err != nil {
-		return restoreResult{}, err
-	}
-	switch have := uint64(fi.Size()) - backupHeaderLen; {
-	case have < hdr.Size:
-		return restoreResult{}, fmt.Errorf("%s: %w: truncated: %d bytes of log where its header says %d", from, errBackupDamaged, have, hdr.Size)
-	case have > hdr.Size:
-		return restoreResult{}, fmt.Errorf("%s: %w: %d bytes after the %d bytes of log its header says", from, errBackupDamaged, have-hdr.Size, hdr.Size)
-	}
-
-	// The data directory: created if missing; not empty only with
-	// --force, and never under a running server.
 	dir := cfg.DataDir
-	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return restoreResult{}, fmt.Errorf("data dir: %w", err)
+	r, err := backup.Restore(ctx, from, dir, force)
+	if errors.Is(err, backup.ErrNotEmpty) {
+		return restoreResult{}, fmt.Errorf("%w: restore into an empty one, or pass --force to replace its log and read models", err)
 	}
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return restoreResult{}, fmt.Errorf("data dir: %w", err)
-	}
-	if len(entries) > 0 && !force {
-		names := make([]string, 0, 5)
-		for _, e := range entries[:min(len(entries), 5)] {
-			names = append(names, e.Name())
-		}
-		more := ""
-		if len(entries) > 5 {
-			more = fmt.Sprintf(" and %d more", len(entries)-5)
-		}
-		return restoreResult{}, fmt.Errorf("data dir %s is not empty (%s%s): restore into an empty one, or pass --force to replace its log and read models", dir, strings.Join(names, ", "), more)
-	}
-	eventsPath, viewsPath := filepath.Join(dir, "events.db"), filepath.Join(dir, "views.db")
-	for _, p := range []string{eventsPath, viewsPath} {
-		if err := checkNotHeld(p); err != nil {
-			return restoreResult{}, err
-		}
-	}
-
-	// The log, copied beside its place and checked before anything is
-	// replaced.
-	tmp, err := os.CreateTemp(dir, "events.db.restore-*")
 	if err != nil {
 		return restoreResult{}, err
 	}
-	placed := false
-	defer func() {
-		if !placed {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	sum := sha256.New()
-	sum.Write(hdr.fields())
-	if _, err := io.Copy(io.MultiWriter(tmp, sum), io.LimitReader(&ctxReader{ctx: ctx, r: src}, int64(hdr.Size))); err != nil {
-		return restoreResult{}, fmt.Errorf("copy the log out of %s: %w", from, err)
-	}
-	if got := sum.Sum(nil); !bytes.Equal(got, hdr.Sum[:]) {
-		return restoreResult{}, fmt.Errorf("%s: %w: checksum mismatch: the SHA-256 of its header and log is %x, its header records %x", from, errBackupDamaged, got, hdr.Sum)
-	}
-	if err := tmp.Sync(); err != nil {
-		return restoreResult{}, err
-	}
-	if err := tmp.Close(); err != nil {
-		return restoreResult{}, err
-	}
-	if head, err := bolt.CheckFile(tmp.Name()); err != nil {
-		return restoreResult{}, fmt.Errorf("%s: the log in it fails its check: %w", from, err)
-	} else if head != hdr.Head {
-		return restoreResult{}, fmt.Errorf("%s: %w: the log in it ends at %d, its header says %d", from, errBackupDamaged, head, hdr.Head)
-	}
-
-	// Read models of the log being replaced must never meet the new
-	// one: they go first. Should the restore stop after that, a server
-	// started on the directory builds them from the new log.
-	var replaced []string
-	for _, p := range []string{viewsPath, viewsPath + "-unsynced", eventsPath} {
-		if _, err := os.Stat(p); err == nil {
-			replaced = append(replaced, filepath.Base(p))
-		}
-	}
-	for _, p := range []string{viewsPath, viewsPath + "-unsynced"} {
-		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return restoreResult{}, err
-		}
-	}
-	if err := projections.RemoveScratch(viewsPath); err != nil {
-		return restoreResult{}, err
-	}
-	if err := os.Rename(tmp.Name(), eventsPath); err != nil {
-		return restoreResult{}, err
-	}
-	placed = true
-	if err := syncDir(dir); err != nil {
-		return restoreResult{}, err
-	}
+	hdr := r.Header
 
 	// The read models, rebuilt from it, within the memory budget.
 	mem := cfg.memory(false)
@@ -226,7 +124,7 @@ func restore(ctx context.Context, cfg Config, from string, force bool) (restoreR
 		return restoreResult{}, fmt.Errorf("open the restored log: %w", err)
 	}
 	defer store.Close()
-	views, err := projections.Open(viewsPath, projections.WithCacheBytes(mem.Records))
+	views, err := projections.Open(filepath.Join(dir, "views.db"), projections.WithCacheBytes(mem.Records))
 	if err != nil {
 		return restoreResult{}, err
 	}
@@ -237,37 +135,6 @@ func restore(ctx context.Context, cfg Config, from string, force bool) (restoreR
 	}
 	return restoreResult{
 		DataDir: dir, Head: hdr.Head, Bytes: hdr.Size, TakenAt: hdr.TakenAt, SHA256: hex.EncodeToString(hdr.Sum[:]),
-		Rebuild: rb, Replaced: replaced, Took: time.Since(start).Round(time.Millisecond).String(),
+		Rebuild: rb, Replaced: r.Replaced, Took: time.Since(start).Round(time.Millisecond).String(),
 	}, nil
-}
-
-// checkNotHeld fails when a process (a server) holds the bbolt file at
-// path open. A missing file is not held.
-func checkNotHeld(path string) error {
-	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	db, err := bbolt.Open(path, 0o600, &bbolt.Options{ReadOnly: true, Timeout: time.Second})
-	if errors.Is(err, berrors.ErrTimeout) {
-		return fmt.Errorf("%s is %w: stop it before restoring into its data directory", path, errServerRunning)
-	}
-	if err != nil {
-		// Not a bbolt file, or unreadable: --force replaces it.
-		return nil
-	}
-	return db.Close()
-}
-
-// ctxReader reads r until ctx ends: a restore interrupted by a signal
-// stops copying.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c *ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }
