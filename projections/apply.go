@@ -134,6 +134,9 @@ type applier struct {
 	// touched collects the keys of the receipt and balance views the
 	// events changed (or may have), for watchers.
 	touched map[Key]struct{}
+	// fd, if not nil, collects the feed events the event being applied
+	// causes (feedapply.go).
+	fd *feedDraft
 }
 
 func (a *applier) touch(k Key) {
@@ -237,7 +240,19 @@ func decodeEvents(events []eventstore.RecordedEvent, out []decodedEvent) {
 	wg.Wait()
 }
 
+// apply applies one event, and stores the feed events it causes.
 func (a *applier) apply(e eventstore.RecordedEvent, d *decodedEvent) error {
+	if a.fd == nil {
+		return a.applyEvent(e, d)
+	}
+	a.fd.reset()
+	if err := a.applyEvent(e, d); err != nil {
+		return err
+	}
+	return a.feedEnd(e, d)
+}
+
+func (a *applier) applyEvent(e eventstore.RecordedEvent, d *decodedEvent) error {
 	if d.err != nil {
 		return d.err
 	}
@@ -347,6 +362,11 @@ func (a *applier) stageRecorded(e eventstore.RecordedEvent, d *decodedEvent, f a
 	var prev *aggregate.ReceiptView
 	if existed {
 		prev = &old
+	}
+	if a.fd != nil {
+		if err := a.fd.feedReceipt(&f, prev, now, e.RecordedAt); err != nil {
+			return err
+		}
 	}
 	if err := a.ledgerReceipt(e, d, prev, now); err != nil {
 		return err
@@ -475,6 +495,11 @@ func (a *applier) entityEvent(e eventstore.RecordedEvent, f aggregate.EntityEven
 		v.UserID = f.UserID
 	}
 	a.c.changedEntity(ent)
+	if a.fd != nil {
+		if err := a.fd.feedEntity(e, &f, v); err != nil {
+			return err
+		}
+	}
 
 	// The timeline: this event at the end, the oldest out past MaxTimeline.
 	// Events are applied in log order, so the entity's keys stay sorted.
@@ -528,6 +553,9 @@ func (a *applier) updateUser(source, userID string, change func(*userRecord)) er
 	u, err := a.user(source, userID)
 	if err != nil {
 		return err
+	}
+	if a.fd != nil {
+		a.fd.feedUser(source, userID, u)
 	}
 	change(&u.rec)
 	a.c.changedUser(u)

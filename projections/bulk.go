@@ -327,6 +327,8 @@ func (s *DB) bulkBuild(ctx context.Context, store eventstore.Store, target event
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	b := &bulkBuilder{s: s, budget: s.cache.budget, out: &bulkOut{}}
+	s.startBulkFeed()
+	defer s.dropBulkFeed()
 	b.parts = make([]*opPartition, max(parts, 1))
 	for i := range b.parts {
 		b.parts[i] = &opPartition{}
@@ -479,7 +481,7 @@ func (b *bulkBuilder) take(j *bulkJob, target eventstore.Position) error {
 		s := b.s
 		s.applyMu.Lock()
 		err := s.bdb.Update(func(tx *bolt.Tx) error {
-			a := applier{tx: tx, c: s.cache, bulk: b.out}
+			a := applier{tx: tx, c: s.cache, bulk: b.out, fd: s.bulkFeedDraft()}
 			for _, i := range rest {
 				if err := a.apply(j.events[i], &j.dec[i]); err != nil {
 					if !errors.Is(err, aggregate.ErrBadEvent) {
@@ -606,13 +608,18 @@ func (b *bulkBuilder) applyPartition(buf []byte) error {
 	results := make([]*bulkWorker, workers)
 	var wg sync.WaitGroup
 	for w := range workers {
-		results[w] = &bulkWorker{c: newCache(1 << 62), out: &bulkOut{}}
+		results[w] = &bulkWorker{c: newCache(1 << 62), out: &bulkOut{}, feed: b.s.workerFeed(workers)}
 		wg.Go(func() { results[w].run(ops[bounds[w]:bounds[w+1]]) })
 	}
 	wg.Wait()
 	for _, w := range results {
 		if w.err != nil {
 			return w.err
+		}
+	}
+	for _, w := range results {
+		if err := b.s.takeWorkerFeed(w.feed); err != nil {
+			return err
 		}
 	}
 	// The records, in key order, a chunk per transaction.
@@ -690,11 +697,13 @@ type bulkWorker struct {
 	c       *cache
 	out     *bulkOut
 	records []keyValue
-	err     error
+	// feed takes the feed of its receipts (feedrun.go).
+	feed *feedOut
+	err  error
 }
 
 func (w *bulkWorker) run(ops []op) {
-	a := applier{c: w.c, bulk: w.out}
+	a := applier{c: w.c, bulk: w.out, fd: &feedDraft{out: w.feed}}
 	var ar arena
 	var e eventstore.RecordedEvent
 	var d decodedEvent
@@ -709,9 +718,14 @@ func (w *bulkWorker) run(ops []op) {
 				w.err = fmt.Errorf("an op: %w", err)
 				return
 			}
+			a.fd.reset()
 			if err := a.stageRecorded(e, &d, f); err != nil {
 				// ErrBadEvent: validStage missed a check; the caller
 				// replays in log order instead, which skips the event.
+				w.err = err
+				return
+			}
+			if err := a.feedEnd(e, &d); err != nil {
 				w.err = err
 				return
 			}
@@ -808,6 +822,9 @@ func (b *bulkBuilder) finish(last eventstore.Position) error {
 	}
 	b.out.ledger = nil
 	s := b.s
+	if err := s.finishBulkFeed(); err != nil {
+		return err
+	}
 	if err := s.flushAll(); err != nil {
 		return err
 	}

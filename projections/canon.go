@@ -48,6 +48,7 @@ var canonBuckets = []canonBucket{
 	{bucketStatsReceipts, bucketReceiptState, canonStatsReceipt},
 	{bucketStatsDays, bucketStatsDays, canonStatsAgg},
 	{bucketStatsTotals, bucketStatsTotals, canonStatsAgg},
+	{bucketFeed, bucketFeed, canonFeed},
 }
 
 // canonical returns the canonical bucket called name.

@@ -21,7 +21,10 @@ import (
 // record cache and the hand-written encoders (commit 4ef7f21). Rebuilding
 // it now, or applying it as a live Runner would in batches of any size,
 // must give the same digests: an audit of read models built by one
-// version against a rebuild by another finds nothing.
+// version against a rebuild by another finds nothing. The feed's digest
+// is not in that file (the feed came later, schema 6): every rebuild and
+// apply here must give the one the first rebuild gives, including
+// rebuilds whose records and feed spill (the second budget).
 func TestDigestsOfAnOlderVersionsLog(t *testing.T) {
 	f, err := os.Open(filepath.Join("testdata", "v1log.json.gz"))
 	if err != nil {
@@ -44,18 +47,23 @@ func TestDigestsOfAnOlderVersionsLog(t *testing.T) {
 	if err := json.Unmarshal(raw, &want); err != nil {
 		t.Fatal(err)
 	}
+	want = append(want, projections.ModelSummary{Name: "feed"})
 	check := func(what string, got []projections.ModelSummary) {
 		t.Helper()
 		if len(got) != len(want) {
 			t.Fatalf("%s: %d models, want %d", what, len(got), len(want))
 		}
 		for i := range want {
+			if want[i].Name == "feed" && want[i].Keys == 0 && got[i].Name == "feed" && got[i].Keys > 0 {
+				want[i] = got[i] // the first digest of the feed is the one the others must give
+			}
 			if got[i] != want[i] {
 				t.Errorf("%s: %+v, want %+v", what, got[i], want[i])
 			}
 		}
 	}
 
+	defer projections.SetFeedSpillBytes(16 << 10)()                           // the feed's records spill too
 	for _, budget := range []int64{projections.DefaultCacheBytes, 64 << 10} { // the second spills records
 		db, err := projections.Open(filepath.Join(t.TempDir(), "views.db"), projections.WithCacheBytes(budget))
 		if err != nil {

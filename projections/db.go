@@ -56,9 +56,14 @@ type DB struct {
 	// is Apply's buffer. With deferWrites (a scratch file), changed
 	// records are written when they leave the cache or by flushAll, not
 	// at every commit.
-	cache       *cache
-	decoded     []decodedEvent
-	deferWrites bool
+	cache   *cache
+	decoded []decodedEvent
+	// feedDraft is Apply's (feedapply.go), kept for its buffers;
+	// bulkFeed a bulk build's feed (feedrun.go).
+	feedDraft      feedDraft
+	bulkFeed       *feedOut
+	bulkFeedDraftV feedDraft
+	deferWrites    bool
 
 	// The trimmer (runTrimmer) runs until stopTrim is closed.
 	stopTrim, trimDone chan struct{}
@@ -419,7 +424,7 @@ func (d *DB) applyDecoded(events []eventstore.RecordedEvent, dec []decodedEvent)
 		meta := tx.Bucket(bucketMeta)
 		cp := decodePosition(meta.Get(keyCheckpoint))
 		from = cp
-		a := applier{tx: tx, c: d.cache, touched: make(map[Key]struct{})}
+		a := applier{tx: tx, c: d.cache, touched: make(map[Key]struct{}), fd: &d.feedDraft}
 		for i, e := range events {
 			if !cp.Less(e.Position) {
 				continue

@@ -53,7 +53,7 @@ var (
 	allBuckets = [][]byte{
 		bucketMeta, bucketReceiptState, bucketUsers, bucketUserReceipts, bucketLedger,
 		bucketQuarantine, bucketSkipped, bucketEntities, bucketEntityIndex, bucketEntityTimeline,
-		bucketStatsDays, bucketStatsTotals,
+		bucketStatsDays, bucketStatsTotals, bucketFeed,
 	}
 
 	keyCheckpoint = []byte("checkpoint")
@@ -94,6 +94,7 @@ var catalog = []projection{
 	{"entities", [][]byte{bucketEntities, bucketEntityIndex, bucketEntityTimeline}, [][]byte{bucketEntities, bucketEntityIndex, bucketEntityTimeline}},
 	{"quarantine", [][]byte{bucketQuarantine, bucketSkipped}, [][]byte{bucketQuarantine, bucketSkipped}},
 	{"stats", [][]byte{bucketStatsReceipts, bucketStatsDays, bucketStatsTotals}, [][]byte{bucketReceiptState, bucketStatsDays, bucketStatsTotals}},
+	{"feed", [][]byte{bucketFeed}, [][]byte{bucketFeed}},
 }
 
 // Names returns the names of the projections (the read models a rebuild
@@ -126,5 +127,6 @@ func lookup(name string) (projection, bool) {
 // (userRecord.Credited) and the entity read models; "3" the ledger and the
 // pipeline statistics; "4" amounts outside the sanity bounds flagged on
 // receipts, balances and statistics; "5" binary records, one per receipt
-// (their canonical form, and so the digests, are schema 4's).
-const schemaVersion = "5"
+// (their canonical form, and so the digests, are schema 4's); "6" the feed
+// (bucketFeed, feedapply.go; the other read models as in 5).
+const schemaVersion = "6"

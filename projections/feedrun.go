@@ -1,0 +1,411 @@
+package projections
+
+import (
+	"bufio"
+	"cmp"
+	"container/heap"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+
+	"github.com/receiptd/receiptd/aggregate"
+	"github.com/receiptd/receiptd/feed"
+	bolt "go.etcd.io/bbolt"
+)
+
+// A bulk build's feed (see feedapply.go). Its appliers apply receipts out
+// of log order, so they give their feed to a feedOut instead of the feed
+// bucket: the receipt and entity events as feed.Marshal wrote them, and
+// each user change as a userOp, at the position of its slot. A feedOut
+// holds its records in memory up to its budget, then sorts them by
+// position and spills them to a run file. writeFeed merges every run by
+// position, replays each user's ops in log order from an empty record
+// (the events Apply gives: userOp.events) and writes the feed bucket once,
+// in key order.
+
+// Kinds of feed records.
+const (
+	runEvent  = 0
+	runUserOp = 1
+)
+
+// feedRecord is one record of a run: a feed event (at its position) or
+// a user's change (at the position of its slot).
+type feedRecord struct {
+	kind byte
+	pos  uint64
+	body []byte
+}
+
+// feedRecordOverhead is what a record costs in memory beyond its body.
+const feedRecordOverhead = 48
+
+// feedOut collects a bulk build's feed records; one per goroutine.
+type feedOut struct {
+	// dir and prefix name its run files; budget bounds its records in
+	// memory, in bytes.
+	dir, prefix string
+	budget      int64
+	recs        []feedRecord
+	bytes       int64
+	runs        []string
+}
+
+func newFeedOut(dir, prefix string, budget int64) *feedOut {
+	return &feedOut{dir: dir, prefix: prefix, budget: budget}
+}
+
+func (o *feedOut) add(kind byte, pos uint64, body []byte) error {
+	o.recs = append(o.recs, feedRecord{kind: kind, pos: pos, body: body})
+	o.bytes += int64(len(body)) + feedRecordOverhead
+	if o.bytes > o.budget {
+		return o.spill()
+	}
+	return nil
+}
+
+// event records a feed event at pos (its stored form, which o keeps).
+func (o *feedOut) event(pos uint64, v []byte) error { return o.add(runEvent, pos, v) }
+
+// userOp records a user's change by the log event at commit.
+func (o *feedOut) userOp(commit uint64, source, userID string, op *userOp) error {
+	return o.add(runUserOp, feed.Pos(commit, op.slot), appendUserOp(nil, source, userID, op))
+}
+
+func (o *feedOut) sort() {
+	slices.SortFunc(o.recs, func(x, y feedRecord) int { return cmp.Compare(x.pos, y.pos) })
+}
+
+// spill writes o's records, sorted, to a new run file.
+func (o *feedOut) spill() error {
+	if len(o.recs) == 0 {
+		return nil
+	}
+	o.sort()
+	f, err := os.CreateTemp(o.dir, o.prefix+"feed-*")
+	if err != nil {
+		return fmt.Errorf("create a feed run: %w", err)
+	}
+	o.runs = append(o.runs, f.Name())
+	w := bufio.NewWriterSize(f, 256<<10)
+	var head [binary.MaxVarintLen64 + 9]byte
+	for _, r := range o.recs {
+		n := binary.PutUvarint(head[:], uint64(len(r.body)))
+		head[n] = r.kind
+		binary.BigEndian.PutUint64(head[n+1:], r.pos)
+		w.Write(head[:n+9])
+		w.Write(r.body)
+	}
+	err = w.Flush()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("write a feed run: %w", err)
+	}
+	clear(o.recs)
+	o.recs, o.bytes = o.recs[:0], 0
+	return nil
+}
+
+// remove removes o's run files and drops its records.
+func (o *feedOut) remove() {
+	for _, name := range o.runs {
+		os.Remove(name)
+	}
+	o.runs, o.recs, o.bytes = nil, nil, 0
+}
+
+// feedRun reads one sorted run: a file's or a feedOut's records in memory.
+type feedRun struct {
+	f    *os.File
+	r    *bufio.Reader
+	mem  []feedRecord
+	next feedRecord
+}
+
+// read reads the next record into r.next; false at the end.
+func (r *feedRun) read() (bool, error) {
+	if r.f == nil {
+		if len(r.mem) == 0 {
+			return false, nil
+		}
+		r.next, r.mem = r.mem[0], r.mem[1:]
+		return true, nil
+	}
+	n, err := binary.ReadUvarint(r.r)
+	if errors.Is(err, io.EOF) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("read a feed run: %w", err)
+	}
+	var head [9]byte
+	if _, err := io.ReadFull(r.r, head[:]); err != nil {
+		return false, fmt.Errorf("read a feed run: %w", err)
+	}
+	body := make([]byte, n)
+	if _, err := io.ReadFull(r.r, body); err != nil {
+		return false, fmt.Errorf("read a feed run: %w", err)
+	}
+	r.next = feedRecord{kind: head[0], pos: binary.BigEndian.Uint64(head[1:]), body: body}
+	return true, nil
+}
+
+// runHeap orders runs by their next record's position.
+type runHeap []*feedRun
+
+func (h runHeap) Len() int           { return len(h) }
+func (h runHeap) Less(i, j int) bool { return h[i].next.pos < h[j].next.pos }
+func (h runHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *runHeap) Push(x any)        { *h = append(*h, x.(*feedRun)) }
+func (h *runHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}
+
+// writeFeedBatch is how many feed events writeFeed writes per
+// transaction.
+const writeFeedBatch = 8192
+
+// writeFeed merges the records of outs by position into s's feed bucket
+// (empty: a bulk build starts at the start of the log): their events as
+// they are, and each user's ops replayed in log order from an empty
+// record, giving the events Apply gives. It holds each user's record
+// while it merges. outs' files are removed.
+func (s *DB) writeFeed(outs []*feedOut) error {
+	var runs []*feedRun
+	defer func() {
+		for _, r := range runs {
+			if r.f != nil {
+				r.f.Close()
+			}
+		}
+		for _, o := range outs {
+			o.remove()
+		}
+	}()
+	for _, o := range outs {
+		for _, name := range o.runs {
+			f, err := os.Open(name)
+			if err != nil {
+				return fmt.Errorf("open a feed run: %w", err)
+			}
+			runs = append(runs, &feedRun{f: f, r: bufio.NewReaderSize(f, 64<<10)})
+		}
+		o.sort()
+		runs = append(runs, &feedRun{mem: o.recs})
+	}
+	h := make(runHeap, 0, len(runs))
+	for _, r := range runs {
+		ok, err := r.read()
+		if err != nil {
+			return err
+		}
+		if ok {
+			h = append(h, r)
+		}
+	}
+	heap.Init(&h)
+
+	users := map[string]userRecord{}
+	var pending []feedKV
+	flush := func() error {
+		if len(pending) == 0 {
+			return nil
+		}
+		err := s.bdb.Update(func(tx *bolt.Tx) error {
+			b := tx.Bucket(bucketFeed)
+			b.FillPercent = 1
+			for _, p := range pending {
+				if err := b.Put(p.k, p.v); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		clear(pending)
+		pending = pending[:0]
+		return err
+	}
+	put := func(pos uint64, v []byte) {
+		pending = append(pending, feedKV{binary.BigEndian.AppendUint64(nil, pos), v})
+	}
+	var last uint64
+	for n := 0; h.Len() > 0; n++ {
+		r := h[0]
+		rec := r.next
+		if n > 0 && rec.pos <= last {
+			return fmt.Errorf("feed records out of order: %d after %d", rec.pos, last)
+		}
+		last = rec.pos
+		switch rec.kind {
+		case runEvent:
+			put(rec.pos, rec.body)
+		case runUserOp:
+			source, userID, op, err := decodeUserOp(rec.body)
+			if err != nil {
+				return fmt.Errorf("feed record at %d: %w", rec.pos, err)
+			}
+			k := string(key(source, userID))
+			before, ok := users[k]
+			if !ok {
+				before = newUserRecord()
+			}
+			after := before
+			op.apply(&after)
+			users[k] = after
+			commit := feed.LogPosition(rec.pos)
+			err = putUserEvents(func(slot int, ev *feed.Event) error {
+				ev.Position = feed.Pos(commit, slot)
+				v, err := feed.Marshal(*ev)
+				if err != nil {
+					return err
+				}
+				put(ev.Position, v)
+				return nil
+			}, &op, source, userID, commit, &before, &after)
+			if err != nil {
+				return err
+			}
+		default:
+			return fmt.Errorf("feed record at %d: kind %d", rec.pos, rec.kind)
+		}
+		if len(pending) >= writeFeedBatch {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+		ok, err := r.read()
+		if err != nil {
+			return err
+		}
+		if ok {
+			heap.Fix(&h, 0)
+		} else {
+			heap.Pop(&h)
+		}
+	}
+	return flush()
+}
+
+// appendUserOp encodes a user's change for a feed run: the user, the
+// slot, the times, the credit's anomaly, then the delta as a user record.
+func appendUserOp(b []byte, source, userID string, op *userOp) []byte {
+	w := benc{b: b}
+	w.str(source)
+	w.str(userID)
+	w.uvarint(uint64(op.slot))
+	w.time(op.recordedAt)
+	w.bool(op.occurredAt != nil)
+	if op.occurredAt != nil {
+		w.time(*op.occurredAt)
+	}
+	w.bool(op.credit != nil)
+	if op.credit != nil {
+		w.str(op.credit.Kind)
+		w.str(op.credit.Detail)
+	}
+	return appendUserRecord(w.b, &op.delta)
+}
+
+// decodeUserOp decodes appendUserOp's encoding.
+func decodeUserOp(raw []byte) (source, userID string, op userOp, err error) {
+	r := newBdec(raw)
+	source, userID = r.str(), r.str()
+	op.slot = int(r.uvarint())
+	op.recordedAt = r.time()
+	if r.bool() {
+		t := r.time()
+		op.occurredAt = &t
+	}
+	if r.bool() {
+		op.credit = &aggregate.Anomaly{Kind: r.str(), Detail: r.str()}
+	}
+	if r.err != nil {
+		return "", "", userOp{}, r.err
+	}
+	op.delta, err = decodeUserRecord(r.b[r.i:])
+	return source, userID, op, err
+}
+
+// feedSpillBytes, if not 0, is a bulk build's budget for its feed
+// records in memory (tests set it to force runs); otherwise it is a
+// quarter of the record cache's budget.
+var feedSpillBytes int64
+
+// startBulkFeed starts a bulk build's feed: s's appliers give theirs to
+// s.bulkFeed (bulkFeedDraft), its workers to their own (workerFeed,
+// takeWorkerFeed), until finishBulkFeed or dropBulkFeed.
+func (s *DB) startBulkFeed() {
+	s.dropBulkFeed()
+	dir, prefix := filepath.Dir(s.path), filepath.Base(s.path)+"."
+	s.bulkFeed = newFeedOut(dir, prefix, s.feedBudget()/2)
+	s.bulkFeedDraftV = feedDraft{out: s.bulkFeed}
+}
+
+// feedBudget is a bulk build's budget for its feed records in memory.
+func (s *DB) feedBudget() int64 {
+	if feedSpillBytes != 0 {
+		return feedSpillBytes
+	}
+	return max(s.cache.budget/4, 1<<20)
+}
+
+// bulkFeedDraft is the feed draft of an applier of a bulk build in log
+// order (nil outside a bulk build).
+func (s *DB) bulkFeedDraft() *feedDraft {
+	if s.bulkFeed == nil {
+		return nil
+	}
+	return &s.bulkFeedDraftV
+}
+
+// workerFeed is the feedOut of one of a bulk build's workers: half the
+// budget shared among them.
+func (s *DB) workerFeed(workers int) *feedOut {
+	return newFeedOut(s.bulkFeed.dir, s.bulkFeed.prefix, s.feedBudget()/2/int64(max(workers, 1)))
+}
+
+// takeWorkerFeed moves a worker's feed records and runs to s.bulkFeed.
+func (s *DB) takeWorkerFeed(w *feedOut) error {
+	o := s.bulkFeed
+	o.runs = append(o.runs, w.runs...)
+	w.runs = nil
+	for _, r := range w.recs {
+		if err := o.add(r.kind, r.pos, r.body); err != nil {
+			return err
+		}
+	}
+	w.recs = nil
+	return nil
+}
+
+// finishBulkFeed writes a bulk build's feed (writeFeed).
+func (s *DB) finishBulkFeed() error {
+	o := s.bulkFeed
+	if o == nil {
+		return nil
+	}
+	s.bulkFeed = nil
+	if err := s.writeFeed([]*feedOut{o}); err != nil {
+		return fmt.Errorf("write the feed: %w", err)
+	}
+	return nil
+}
+
+// dropBulkFeed drops a bulk build's feed (a failed or restarted build).
+func (s *DB) dropBulkFeed() {
+	if s.bulkFeed != nil {
+		s.bulkFeed.remove()
+		s.bulkFeed = nil
+	}
+}
+
+type feedKV struct{ k, v []byte }
