@@ -323,7 +323,7 @@ func TestOnlineAuditAndRebuild(t *testing.T) {
 	}
 	json.NewDecoder(resp.Body).Decode(&rebuilt)
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || len(rebuilt.Models) != 6 || rebuilt.Events == "0" {
+	if resp.StatusCode != http.StatusOK || len(rebuilt.Models) != 7 || rebuilt.Events == "0" {
 		t.Fatalf("POST /v1/rebuild: %d %+v", resp.StatusCode, rebuilt)
 	}
 	readErrs.Range(func(k, v any) bool {

@@ -476,7 +476,7 @@ func TestConsolePages(t *testing.T) {
 	store := textOf(t, ctx, "#store")
 	models := eval[int](t, ctx, `document.querySelectorAll("#projections tbody tr").length`)
 	lags := eval[[]string](t, ctx, `[...new Set([...document.querySelectorAll("#projections td.lag")].map(e => e.textContent))]`)
-	if !strings.Contains(store, "embedded") || !strings.Contains(store, "ready") || models != 6 || len(lags) != 1 || lags[0] != "0 (caught up)" {
+	if !strings.Contains(store, "embedded") || !strings.Contains(store, "ready") || models != 7 || len(lags) != 1 || lags[0] != "0 (caught up)" {
 		t.Errorf("health: store %q, %d models, lags %q", store, models, lags)
 	}
 	screenshot(t, ctx, "health", false)
