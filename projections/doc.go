@@ -50,7 +50,10 @@
 // both for the API, and AuditMetrics (auditmetrics.go) wraps Admin to
 // export what the server's last audit found as Prometheus gauges.
 // AuditReport.WriteText and RebuildResult.WriteText (report.go) print them
-// as `receiptd audit` and `receiptd rebuild` do. DB.Mark and DB.WaitChange tell a watcher when the view
+// as `receiptd audit` and `receiptd rebuild` do.
+// DB.RebuildIfAhead (resume.go), run before a server serves, rebuilds
+// read models whose checkpoint is past the log's head (a log restored
+// from a backup). DB.Mark and DB.WaitChange tell a watcher when the view
 // it follows may have changed.
 //
 // # Cost

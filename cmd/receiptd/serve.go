@@ -76,7 +76,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	}
 	// Read models past the log's head were built from a log that has
 	// since gone back in time (a restored backup): never serve them.
-	if err := rebuildIfAhead(ctx, store, views, logger); err != nil {
+	if err := views.RebuildIfAhead(ctx, store, logger); err != nil {
 		return err
 	}
 
