@@ -63,7 +63,9 @@
 // # Caveats
 //
 // The file is locked by the process that opened it: one Store per file
-// (Open of a file another Store holds fails with ErrLocked).
+// (Open of a file another Store holds fails with ErrLocked; CheckNotLocked
+// tells whether any bbolt file is held without opening a Store, as a
+// restore does before it replaces a data directory's files).
 //
 // An Append whose commit failed with ErrUnavailable may still be in the file
 // (bbolt can have written its meta page when the last fsync fails), like an
