@@ -8,6 +8,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strconv"
 	"strings"
@@ -249,4 +250,37 @@ func readOneSSE(t *testing.T, r *bufio.Reader) sseEvent {
 		t.Fatal("no SSE event within 10s")
 	}
 	return sseEvent{}
+}
+
+// TestFeedSSEOutlivesServerTimeouts: GET /v1/feed lasts longer than the
+// HTTP server's read and write timeouts (an idle feed sends nothing for
+// as long as nothing happens), like a watch.
+func TestFeedSSEOutlivesServerTimeouts(t *testing.T) {
+	env := newFeedEnv(t)
+	const timeout = 150 * time.Millisecond
+	srv := httptest.NewUnstartedServer(env.rest.Config.Handler)
+	srv.Config.ReadTimeout, srv.Config.WriteTimeout = timeout, timeout
+	srv.Start()
+	t.Cleanup(srv.Close)
+	env.rest.Close()
+	env.rest = srv
+	all := env.fill(t, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	resp, r := env.openSSE(t, ctx, "")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	for range all {
+		readOneSSE(t, r)
+	}
+	<-time.After(3 * timeout) // both server timeouts pass while the feed is idle
+	more := env.fill(t, 100)
+	ev := readOneSSE(t, r)
+	for ev.event == feed.KindCheckpoint {
+		ev = readOneSSE(t, r)
+	}
+	if ev.id != strconv.FormatUint(more[0].Position, 10) {
+		t.Fatalf("after the server's timeouts: %+v, want the event at %d", ev, more[0].Position)
+	}
 }
