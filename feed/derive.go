@@ -36,11 +36,19 @@ func ReceiptEvents(prev, next *aggregate.ReceiptView, occurredAt *time.Time, rec
 		before.Status = aggregate.StatusInProgress
 	}
 	var out []Event
-	event := func(kind string, parts ...string) *Event {
+	var users []string // shared by the events, read-only
+	if next.UserID != "" {
+		users = []string{next.UserID}
+	}
+	occurred := cloneTime(occurredAt) // shared too
+	event := func(kind, part string) *Event {
+		id := EventID(kind, next.Source, next.ReceiptID)
+		if part != "" {
+			id = EventID(kind, next.Source, next.ReceiptID, part)
+		}
 		out = append(out, Event{
-			ID: EventID(kind, next.Source, append([]string{next.ReceiptID}, parts...)...), Kind: kind,
-			Source: next.Source, ReceiptID: next.ReceiptID, UserID: next.UserID,
-			OccurredAt: cloneTime(occurredAt), RecordedAt: recordedAt, ViewOf: ViewReceipt,
+			ID: id, Kind: kind, Source: next.Source, UserIDs: users, ReceiptID: next.ReceiptID, UserID: next.UserID,
+			OccurredAt: occurred, RecordedAt: recordedAt, ViewOf: ViewReceipt,
 		})
 		return &out[len(out)-1]
 	}
@@ -52,9 +60,9 @@ func ReceiptEvents(prev, next *aggregate.ReceiptView, occurredAt *time.Time, rec
 	if next.Status != before.Status {
 		switch next.Status {
 		case aggregate.StatusCompleted:
-			event(KindReceiptCompleted)
+			event(KindReceiptCompleted, "")
 		case aggregate.StatusFailed:
-			event(KindReceiptFailed)
+			event(KindReceiptFailed, "")
 		}
 	}
 	had := anomalyKeys(&before)
@@ -62,11 +70,6 @@ func ReceiptEvents(prev, next *aggregate.ReceiptView, occurredAt *time.Time, rec
 	for i, a := range next.Anomalies {
 		if !slices.Contains(had, keys[i]) {
 			event(KindAnomalyDetected, keys[i]).Anomalies = []aggregate.Anomaly{a}
-		}
-	}
-	if next.UserID != "" {
-		for i := range out {
-			out[i].UserIDs = []string{next.UserID}
 		}
 	}
 	return out

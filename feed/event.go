@@ -129,13 +129,17 @@ func HeadAt(logCommit uint64) uint64 { return logCommit<<IndexBits | (MaxPerLogE
 // source and parts: a function of them only, so a rebuild, a replay or a
 // re-delivery gives the same id. "evt_" and 32 hex digits.
 func EventID(kind, source string, parts ...string) string {
-	h := sha256.New()
-	var n [binary.MaxVarintLen64]byte
-	for _, p := range append([]string{kind, source}, parts...) {
-		h.Write(n[:binary.PutUvarint(n[:], uint64(len(p)))]) // each part length-prefixed: no two lists hash alike
-		h.Write([]byte(p))
+	// Each part length-prefixed: no two lists hash alike.
+	var buf [160]byte
+	b := appendString(appendString(buf[:0], kind), source)
+	for _, p := range parts {
+		b = appendString(b, p)
 	}
-	return "evt_" + hex.EncodeToString(h.Sum(nil)[:16])
+	sum := sha256.Sum256(b)
+	var out [4 + 32]byte
+	copy(out[:], "evt_")
+	hex.Encode(out[4:], sum[:16])
+	return string(out[:])
 }
 
 // eventFormat is the first byte of a stored event (Marshal), so that a
@@ -146,11 +150,33 @@ const eventFormat = 1
 // its key): a compact binary form, deterministic (the same event, the
 // same bytes; times in UTC), with View as it is.
 func Marshal(e Event) ([]byte, error) {
-	b := make([]byte, 0, 128+len(e.View))
-	b = append(b, eventFormat)
-	for _, s := range []string{e.ID, e.Kind, e.Source, e.ReceiptID, e.UserID, e.EntityKind, e.EntityID, string(e.Stage), e.ViewOf} {
-		b = appendString(b, s)
+	return AppendMarshal(make([]byte, 0, MarshalSize(&e)), &e), nil
+}
+
+// MarshalSize is at least the length of e's encoding (Marshal).
+func MarshalSize(e *Event) int {
+	n := 160 + len(e.ID) + len(e.Kind) + len(e.Source) + len(e.ReceiptID) + len(e.UserID) + len(e.EntityKind) + len(e.EntityID) + len(e.Stage) + len(e.ViewOf) + len(e.View)
+	for _, u := range e.UserIDs {
+		n += binary.MaxVarintLen64 + len(u)
 	}
+	for _, a := range e.Anomalies {
+		n += 2*binary.MaxVarintLen64 + len(a.Kind) + len(a.Detail)
+	}
+	return n
+}
+
+// AppendMarshal appends e's encoding (Marshal) to b.
+func AppendMarshal(b []byte, e *Event) []byte {
+	b = append(b, eventFormat)
+	b = appendString(b, e.ID)
+	b = appendString(b, e.Kind)
+	b = appendString(b, e.Source)
+	b = appendString(b, e.ReceiptID)
+	b = appendString(b, e.UserID)
+	b = appendString(b, e.EntityKind)
+	b = appendString(b, e.EntityID)
+	b = appendString(b, string(e.Stage))
+	b = appendString(b, e.ViewOf)
 	b = binary.AppendUvarint(b, uint64(len(e.UserIDs)))
 	for _, u := range e.UserIDs {
 		b = appendString(b, u)
@@ -165,8 +191,8 @@ func Marshal(e Event) ([]byte, error) {
 		b = append(b, 0)
 	}
 	b = appendTime(b, e.RecordedAt)
-	b = appendString(b, string(e.View))
-	return b, nil
+	b = binary.AppendUvarint(b, uint64(len(e.View)))
+	return append(b, e.View...)
 }
 
 func appendString(b []byte, s string) []byte {

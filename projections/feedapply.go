@@ -19,13 +19,13 @@ import (
 // feed positions, so the feed and the other read models are always at one
 // checkpoint.
 //
-// Positions within a log event are fixed slots, so that they do not
-// depend on what else the read models hold: a receipt's events
-// (feed.ReceiptEvents: at most six) from slot 0, an entity's at 0; each
-// user whose balance state the event changed, in key order, gets slots
-// 8+2i (balance.changed.v1) and 9+2i (user.enrolled.v1, or the
-// anomaly.detected.v1 of a credit out of bounds). Slots left empty are
-// gaps: feed positions increase, they are not dense.
+// A log event's feed events come in a fixed order of slots: a receipt's
+// events (feed.ReceiptEvents: at most six) from slot 0, an entity's at 0;
+// each user whose balance state the event changed, in key order, gets
+// slots 8+2i (balance.changed.v1) and 9+2i (user.enrolled.v1, or the
+// anomaly.detected.v1 of a credit out of bounds). Their feed positions are
+// the log event's (feed.Pos) with their index among its events: dense, in
+// slot order.
 //
 // Every event is a function of the log up to its log event: a receipt's
 // and an entity's events depend only on its own events (all in its
@@ -53,7 +53,10 @@ type feedDraft struct {
 	// out, in a bulk build, takes the events and users' ops instead of
 	// the feed bucket (feedrun.go).
 	out *feedOut
-	buf []byte
+	// buf is the key's buffer, view the receipt view's (the events hold
+	// it until feedEnd encodes them), arena the stored events' (a
+	// transaction holds them until it commits: only ever appended to).
+	buf, view, arena []byte
 }
 
 // feedUser is a user an event changed, with the record before the event.
@@ -91,8 +94,9 @@ func (fd *feedDraft) feedReceipt(f *aggregate.StageRecorded, prev, now *aggregat
 	if len(evs) == 0 {
 		return nil
 	}
-	e := enc{b: make([]byte, 0, 1024)}
+	e := enc{b: fd.view[:0]}
 	e.receiptView(now)
+	fd.view = e.b
 	view := e.b
 	if e.bad {
 		var err error
@@ -178,15 +182,26 @@ func (a *applier) feedEnd(e eventstore.RecordedEvent, d *decodedEvent) error {
 }
 
 // feedPut returns the function that stores a feed event of the log event
-// at commit at a slot.
+// at commit at a slot: in the feed bucket at the next index of the log
+// event's events (positions are dense), or in a bulk build's feedOut at
+// its slot (writeFeed numbers them as densely).
 func (a *applier) feedPut(commit uint64) func(int, *feed.Event) error {
 	fd := a.fd
+	index := 0
 	return func(slot int, ev *feed.Event) error {
-		ev.Position = feed.Pos(commit, slot)
-		v, err := feed.Marshal(*ev)
-		if err != nil {
-			return err
+		if fd.out != nil {
+			ev.Position = feed.Pos(commit, slot)
+		} else {
+			ev.Position = feed.Pos(commit, index)
+			index++
 		}
+		n := feed.MarshalSize(ev)
+		if cap(fd.arena)-len(fd.arena) < n {
+			fd.arena = make([]byte, 0, max(n, 64<<10))
+		}
+		start := len(fd.arena)
+		fd.arena = feed.AppendMarshal(fd.arena, ev)
+		v := fd.arena[start:len(fd.arena):len(fd.arena)]
 		if fd.out != nil {
 			return fd.out.event(ev.Position, v)
 		}

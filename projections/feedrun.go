@@ -234,8 +234,16 @@ func (s *DB) writeFeed(outs []*feedOut) error {
 		pending = pending[:0]
 		return err
 	}
+	// Records are at their slots' positions; the feed's are dense: the
+	// index among the log event's events (feedPut).
+	var commit uint64
+	index := 0
 	put := func(pos uint64, v []byte) {
-		pending = append(pending, feedKV{binary.BigEndian.AppendUint64(nil, pos), v})
+		if c := feed.LogPosition(pos); c != commit {
+			commit, index = c, 0
+		}
+		pending = append(pending, feedKV{binary.BigEndian.AppendUint64(nil, feed.Pos(commit, index)), v})
+		index++
 	}
 	var last uint64
 	for n := 0; h.Len() > 0; n++ {
