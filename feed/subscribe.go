@@ -115,6 +115,13 @@ func Subscribe(ctx context.Context, src Source, o SubscribeOptions, send func(*E
 	told := after    // the subscriber knows the feed up to here
 	lastMsg := now() // when the subscriber was last sent something
 	for {
+		// A Source need not heed ctx (the read models' does not), and send
+		// need not either (a gRPC stream's Send heeds its own context, not
+		// a server's lifetime): a subscriber catching up checks it here,
+		// or it would end only once caught up.
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("feed: subscribe: %w", err)
+		}
 		events, upTo, err := src.ReadFeed(ctx, after, batch)
 		if err != nil {
 			return fmt.Errorf("feed: subscribe after %d: %w", after, err)
@@ -126,6 +133,9 @@ func Subscribe(ctx context.Context, src Source, o SubscribeOptions, send func(*E
 			after = events[i].Position
 			if !o.Filter.Match(&events[i]) {
 				continue
+			}
+			if err := ctx.Err(); err != nil {
+				return fmt.Errorf("feed: subscribe: %w", err)
 			}
 			if err := send(&events[i]); err != nil {
 				return err

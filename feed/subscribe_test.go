@@ -297,3 +297,36 @@ func TestSubscribeSourceError(t *testing.T) {
 		t.Fatalf("got %v, want boom", err)
 	}
 }
+
+// deafSource is a Source that does not heed its context, as the read
+// models' does not.
+type deafSource struct{ *feeddouble.Source }
+
+func (d deafSource) ReadFeed(_ context.Context, after uint64, max int) ([]feed.Event, uint64, error) {
+	return d.Source.ReadFeed(context.Background(), after, max)
+}
+
+// TestSubscribeEndsWhileCatchingUp: a subscription whose context ends
+// while it catches up ends then, not once caught up, over a Source and a
+// send that do not heed the context (the read models, a gRPC stream's
+// Send when the server's lifetime ends).
+func TestSubscribeEndsWhileCatchingUp(t *testing.T) {
+	src := feeddouble.New()
+	all := fill(src, 1, 2000)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sent := 0
+	err := feed.Subscribe(ctx, deafSource{src}, feed.SubscribeOptions{Batch: 8}, func(*feed.Event) error {
+		sent++
+		if sent == 10 {
+			cancel() // the server starts shutting down
+		}
+		return nil
+	}, func(uint64) error { return nil })
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("Subscribe ended with %v, want context.Canceled", err)
+	}
+	if sent != 10 {
+		t.Fatalf("%d of %d events sent after the context ended at the 10th", sent, len(all))
+	}
+}
