@@ -47,6 +47,12 @@ import (
 // running Total: every entry is collected and the Totals are summed in key
 // (user, log) order before they are written.
 //
+// Per-receipt derivations keyed by the log position (the feed's events,
+// issue 15) plug in where a worker applies an op (bulkWorker.run): the op
+// restores the event's position and recorded time (decodeOp), and what a
+// worker derives is collected per worker, as its ledger entries are
+// (bulkOut), and written in key order at the end.
+//
 // An event outside its receipt's or entity's stream, or a receipt event
 // validStage let through that applying refuses, makes the bulk build give
 // way to a replay in log order (Apply). TestDigestsOfAnOlderVersionsLog
@@ -714,6 +720,9 @@ func (w *bulkWorker) run(ops []op) {
 			j++
 		}
 		for k := i; k < j; k++ {
+			// e is the op's event: its position (e.Position, in log
+			// order within the receipt) and recorded time; no type, id,
+			// stream or data.
 			if err := decodeOp(&ops[k], &e, &d, &f); err != nil {
 				w.err = fmt.Errorf("an op: %w", err)
 				return
