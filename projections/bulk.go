@@ -47,11 +47,12 @@ import (
 // running Total: every entry is collected and the Totals are summed in key
 // (user, log) order before they are written.
 //
-// Per-receipt derivations keyed by the log position (the feed's events,
-// issue 15) plug in where a worker applies an op (bulkWorker.run): the op
-// restores the event's position and recorded time (decodeOp), and what a
-// worker derives is collected per worker, as its ledger entries are
-// (bulkOut), and written in key order at the end.
+// Per-receipt derivations keyed by the log position are made where a
+// worker applies an op (bulkWorker.run): the op restores the event's
+// position and recorded time (decodeOp), and what a worker derives is
+// collected per worker, as its ledger entries are (bulkOut), and written
+// in key order at the end; the feed's events (issue 15) are made there
+// (feedEnd, feedrun.go).
 //
 // An event outside its receipt's or entity's stream, or a receipt event
 // validStage let through that applying refuses, makes the bulk build give
