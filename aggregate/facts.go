@@ -60,6 +60,13 @@ type StageRecorded struct {
 	// Raw is the provider's body (compacted JSON), so a rebuild can
 	// re-derive everything with newer code.
 	Raw json.RawMessage `json:"raw,omitempty"`
+
+	// RecordedAt is when receiptd received the delivery (its event's
+	// metadata received_at), where the caller knows it. It is not part of
+	// the event's data (the metadata holds it): the read models set it
+	// from the metadata before adding the fact to a Receipt, whose view
+	// shows each stage's earliest (StageView.RecordedAt).
+	RecordedAt *time.Time `json:"-"`
 }
 
 // Award is what rewards.awarded states about the receipt and its user.

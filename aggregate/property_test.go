@@ -49,6 +49,10 @@ func randomReceipt(rng *rand.Rand) []delivery {
 				t := base.Add(time.Duration(rng.IntN(3)) * time.Hour) // ties happen
 				f.OccurredAt = &t
 			}
+			// When receiptd recorded the delivery: every fact has one (the
+			// read models set it from the event's metadata); ties happen.
+			rec := base.Add(time.Duration(rng.IntN(48)) * 30 * time.Minute)
+			f.RecordedAt = &rec
 			if rng.IntN(3) == 0 {
 				f.Merchant = []string{"Tesco", "TESCO", "Sainsbury's"}[rng.IntN(3)]
 				a := decimal.New(rng.Int64N(100000), -2)
@@ -235,6 +239,102 @@ func TestViewIndependentOfOrder(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestRecordedAtIsAMin: a stage's recorded_at is the earliest RecordedAt
+// of the events that reported it, whatever their order, including a fact
+// the log holds twice (the same body recorded again at another time, as
+// two nodes racing on one delivery may append it): the read models add
+// every event of the log, duplicates included, and the view must not
+// depend on which of them came first.
+func TestRecordedAtIsAMin(t *testing.T) {
+	rng := rand.New(rand.NewPCG(20261207, 16))
+	base := time.Date(2025, 10, 8, 11, 0, 0, 0, time.UTC)
+	for i := range 200 {
+		events := randomReceipt(rng)
+		for range 1 + rng.IntN(len(events)+1) { // the same body recorded again, at another time
+			d := events[rng.IntN(len(events))]
+			rec := base.Add(time.Duration(rng.IntN(48)-8) * 30 * time.Minute)
+			d.fact.RecordedAt = &rec
+			events = append(events, d)
+		}
+		want := map[aggregate.Stage]time.Time{}
+		for _, d := range events {
+			if w, ok := want[d.fact.Stage]; !ok || d.fact.RecordedAt.Before(w) {
+				want[d.fact.Stage] = *d.fact.RecordedAt
+			}
+		}
+		var first string
+		for p := range 50 {
+			rng.Shuffle(len(events), func(a, b int) { events[a], events[b] = events[b], events[a] })
+			r := aggregate.NewReceipt("reewild", "r1")
+			for _, d := range events {
+				if _, err := r.Add(d.fact); err != nil {
+					t.Fatal(err)
+				}
+			}
+			v := r.View()
+			for _, s := range v.Stages {
+				w, ok := want[s.Stage]
+				if ok != (s.RecordedAt != nil) || (ok && !s.RecordedAt.Equal(w)) {
+					t.Fatalf("receipt %d, permutation %d: %s recorded_at %v, want %v (reported %v)", i, p, s.Stage, s.RecordedAt, w, ok)
+				}
+			}
+			// The aggregate's persisted facts restore the same view.
+			again := aggregate.NewReceipt("reewild", "r1")
+			for _, f := range r.Facts() {
+				if _, err := again.Add(f); err != nil {
+					t.Fatal(err)
+				}
+			}
+			b, _ := json.Marshal(v)
+			if b2, _ := json.Marshal(again.View()); string(b2) != string(b) {
+				t.Fatalf("receipt %d: restored from Facts\n got  %s\n want %s", i, b2, b)
+			}
+			if p == 0 {
+				first = string(b)
+			} else if string(b) != first {
+				t.Fatalf("receipt %d, permutation %d: view differs\nfirst: %s\nthis:  %s", i, p, first, b)
+			}
+		}
+	}
+}
+
+// TestOverdue: a receipt in progress is overdue strictly after the window
+// from its first recorded delivery; a terminal one never is.
+func TestOverdue(t *testing.T) {
+	t0 := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	t1 := t0.Add(2 * time.Hour)
+	r := aggregate.NewReceipt("reewild", "r1")
+	for _, f := range []aggregate.StageRecorded{
+		{ReceiptID: "r1", Stage: aggregate.StageExtracted, BodySHA256: "b", RecordedAt: &t1},
+		{ReceiptID: "r1", Stage: aggregate.StageUploaded, BodySHA256: "a", RecordedAt: &t0},
+	} {
+		if _, err := r.Add(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	v := r.View()
+	if first, ok := v.FirstRecorded(); !ok || !first.Equal(t0) {
+		t.Fatalf("FirstRecorded %v %v, want %v", first, ok, t0)
+	}
+	w := aggregate.DefaultOverdueAfter
+	if v.Overdue(t0.Add(w), w) || !v.Overdue(t0.Add(w+time.Nanosecond), w) || v.Overdue(t0.Add(time.Hour*1000), 0) {
+		t.Fatal("overdue boundary wrong")
+	}
+	c := v
+	if !c.MarkOverdue(t0.Add(24*time.Hour), w) || len(c.Anomalies) != 1 || c.Anomalies[0].Kind != aggregate.AnomalyOverdue {
+		t.Fatalf("MarkOverdue: %+v", c.Anomalies)
+	}
+	if len(v.Anomalies) != 0 {
+		t.Fatal("MarkOverdue changed the original view's anomalies")
+	}
+	if _, err := r.Add(aggregate.StageRecorded{ReceiptID: "r1", Stage: aggregate.StageFailed, BodySHA256: "c", RecordedAt: &t1}); err != nil {
+		t.Fatal(err)
+	}
+	if v := r.View(); v.Overdue(t0.Add(1000*time.Hour), w) {
+		t.Fatal("a failed receipt is overdue")
 	}
 }
 

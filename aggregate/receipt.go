@@ -24,6 +24,10 @@ type Receipt struct {
 	// facts by stage (index in Stages), each body hash once, in body
 	// hash order.
 	facts [numStages][]StageRecorded
+	// recorded is, per stage, the earliest RecordedAt of the facts added
+	// for it, exact re-deliveries included (zero if none had one): a min,
+	// so it does not depend on the order facts are added in.
+	recorded [numStages]time.Time
 }
 
 const numStages = 7
@@ -71,12 +75,16 @@ func (r *Receipt) Add(f StageRecorded) (bool, error) {
 	if f.BodySHA256 == "" {
 		return false, fmt.Errorf("aggregate: add %s fact to receipt %s: no body hash: %w", f.Stage, r.id, ErrBadEvent)
 	}
+	if t := f.RecordedAt; t != nil && (r.recorded[si].IsZero() || t.Before(r.recorded[si])) {
+		r.recorded[si] = *t
+	}
 	fs := r.facts[si]
 	i, found := slices.BinarySearchFunc(fs, f.BodySHA256, func(g StageRecorded, h string) int { return strings.Compare(g.BodySHA256, h) })
 	if found {
 		return false, nil
 	}
-	f.Raw = nil // the view never needs the raw body; the log keeps it
+	f.Raw = nil        // the view never needs the raw body; the log keeps it
+	f.RecordedAt = nil // kept per stage (recorded)
 	r.facts[si] = slices.Insert(fs, i, f)
 	return true, nil
 }
@@ -89,6 +97,11 @@ func (r *Receipt) Source() string { return r.source }
 // caller must not modify it, and it is valid until the next Add.
 func (r *Receipt) StageFacts(i int) []StageRecorded { return r.facts[i] }
 
+// StageRecordedAt returns when receiptd first recorded the stage
+// Stages[i]: the earliest RecordedAt of its facts (exact re-deliveries
+// included); zero if none had one.
+func (r *Receipt) StageRecordedAt(i int) time.Time { return r.recorded[i] }
+
 // Len returns the number of distinct facts.
 func (r *Receipt) Len() int {
 	n := 0
@@ -100,11 +113,18 @@ func (r *Receipt) Len() int {
 
 // Facts returns every distinct fact, in a canonical order (stage order, then
 // body hash), without raw bodies: the aggregate's state, as a projection may
-// persist it. Adding them to a new Receipt restores the same aggregate.
+// persist it. Adding them to a new Receipt restores the same aggregate
+// (each carries its stage's StageRecordedAt as RecordedAt, if known).
 func (r *Receipt) Facts() []StageRecorded {
 	var out []StageRecorded
-	for _, fs := range r.facts {
+	for i, fs := range r.facts {
+		n := len(out)
 		out = append(out, fs...)
+		if t := r.recorded[i]; !t.IsZero() {
+			for j := n; j < len(out); j++ {
+				out[j].RecordedAt = &t
+			}
+		}
 	}
 	return out
 }
@@ -155,6 +175,9 @@ func (r *Receipt) View() ReceiptView {
 		sv := StageView{Stage: s, Reported: ok}
 		if ok {
 			sv.OccurredAt = cloneTime(f.OccurredAt)
+			if t := r.recorded[i]; !t.IsZero() {
+				sv.RecordedAt = &t
+			}
 			sv.Corrections = n - 1
 			if n > 1 {
 				v.Anomalies = append(v.Anomalies, Anomaly{Kind: AnomalyCorrection, Detail: correctionDetail(s, r.facts[i])})

@@ -1,6 +1,8 @@
 package aggregate
 
 import (
+	"fmt"
+	"slices"
 	"time"
 
 	"github.com/shopspring/decimal"
@@ -29,7 +31,19 @@ const (
 	// kept as sent — the log records what was sent, and a COMPLETED
 	// receipt's points still count — but flagged (see AmountInBounds).
 	AnomalyAmountOutOfBounds = "amount_out_of_bounds"
+	// AnomalyOverdue: the receipt is still in progress after its source's
+	// whole retry window, counted from its first recorded delivery (see
+	// ReceiptView.Overdue). It depends on the time of the read, so it is
+	// never part of Receipt.View: a reader adds it (MarkOverdue) with the
+	// time its clock gives.
+	AnomalyOverdue = "overdue"
 )
+
+// DefaultOverdueAfter is the retry window after which a receipt still in
+// progress is overdue, unless its source's configuration says otherwise:
+// Reewild's last retry comes 23 h 05 min after the first attempt (5 min,
+// 1 h, 6 h and 16 h apart).
+const DefaultOverdueAfter = 23*time.Hour + 5*time.Minute
 
 // StageView is one stage of a receipt as the view shows it.
 type StageView struct {
@@ -39,6 +53,9 @@ type StageView struct {
 	OccurredAt *time.Time `json:"occurred_at,omitempty"`
 	// Corrections counts the further, different bodies reported for the stage.
 	Corrections int `json:"corrections,omitempty"`
+	// RecordedAt is when receiptd first recorded the stage: the earliest
+	// RecordedAt among the facts that reported it (nil if none had one).
+	RecordedAt *time.Time `json:"recorded_at,omitempty"`
 }
 
 // Anomaly is something about a receipt an operator or auditor should see.
@@ -76,4 +93,45 @@ type ReceiptView struct {
 	UserIDs []string `json:"user_ids,omitempty"`
 	// Snapshot is the newest user balance snapshot among its AWARDED facts.
 	Snapshot *Snapshot `json:"snapshot,omitempty"`
+}
+
+// FirstRecorded returns when receiptd first recorded any stage of the
+// receipt: the earliest of its stages' RecordedAt; false if none has one.
+func (v *ReceiptView) FirstRecorded() (time.Time, bool) {
+	var first time.Time
+	ok := false
+	for _, s := range v.Stages {
+		if s.RecordedAt != nil && (!ok || s.RecordedAt.Before(first)) {
+			first, ok = *s.RecordedAt, true
+		}
+	}
+	return first, ok
+}
+
+// Overdue reports whether the receipt is still in progress more than
+// window after its first recorded delivery, at time now: its provider's
+// retries are over, so nothing more is coming unless someone replays it.
+// A window of zero or less never makes a receipt overdue.
+func (v *ReceiptView) Overdue(now time.Time, window time.Duration) bool {
+	if v.Status != StatusInProgress || window <= 0 {
+		return false
+	}
+	first, ok := v.FirstRecorded()
+	return ok && now.Sub(first) > window
+}
+
+// MarkOverdue adds the overdue anomaly to v if it is Overdue at now, and
+// reports whether it did. v must be a view of its own (its Anomalies are
+// appended to).
+func (v *ReceiptView) MarkOverdue(now time.Time, window time.Duration) bool {
+	if !v.Overdue(now, window) {
+		return false
+	}
+	first, _ := v.FirstRecorded()
+	v.Anomalies = append(slices.Clip(v.Anomalies), Anomaly{
+		Kind: AnomalyOverdue,
+		Detail: fmt.Sprintf("still in progress %s after its first delivery was recorded (%s): past the source's retry window of %s",
+			now.Sub(first).Round(time.Second), first.UTC().Format(time.RFC3339), window),
+	})
+	return true
 }

@@ -294,12 +294,15 @@ func (a *applier) stageRecorded(e eventstore.RecordedEvent, d *decodedEvent, f a
 	}
 	si := stageIndex(f.Stage)
 	hadStage := si >= 0 && len(re.agg.StageFacts(si)) > 0
+	f.RecordedAt = &at
 	added, err := re.agg.Add(f) // an unknown stage is its error
 	if err != nil {
 		return err
 	}
-	if !added {
-		return nil // the same fact twice in the log: the view is unchanged
+	if !added && !at.Before(re.received[si]) {
+		// The same fact twice in the log, recorded no earlier: the view is
+		// unchanged. (Recorded earlier, it moves the stage's recorded_at.)
+		return nil
 	}
 	existed := re.existed
 	if !existed {
@@ -367,6 +370,9 @@ func (a *applier) stageRecorded(e eventstore.RecordedEvent, d *decodedEvent, f a
 		if err := a.fd.feedReceipt(&f, prev, now, e.RecordedAt); err != nil {
 			return err
 		}
+	}
+	if err := a.indexInProgress(f.Source, f.ReceiptID, prev, now); err != nil {
+		return err
 	}
 	if err := a.ledgerReceipt(e, d, prev, now); err != nil {
 		return err

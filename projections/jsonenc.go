@@ -279,6 +279,10 @@ func (e *enc) receiptView(v *aggregate.ReceiptView) {
 				e.key(false, "corrections")
 				e.int(int64(s.Corrections))
 			}
+			if s.RecordedAt != nil {
+				e.key(false, "recorded_at")
+				e.time(*s.RecordedAt)
+			}
 			e.b = append(e.b, '}')
 		}
 		e.b = append(e.b, ']')

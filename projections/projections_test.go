@@ -144,6 +144,20 @@ func TestApplyIsIdempotentAndOrderFree(t *testing.T) {
 		t.Fatal(err)
 	}
 	v2, _ := db2.Receipt(context.Background(), "reewild", "r1")
+	// Each stage's recorded_at is when receiptd recorded its earliest
+	// event: here the logs record the same facts at other times (their
+	// positions), so it is compared apart.
+	if at := v.Stages[0].RecordedAt; at == nil || !at.Equal(recordedAt(1)) {
+		t.Fatalf("UPLOADED recorded at %v, want %v (its first event's, not the re-delivery's)", at, recordedAt(1))
+	}
+	if at := v2.Stages[5].RecordedAt; at == nil || !at.Equal(recordedAt(1)) {
+		t.Fatalf("AWARDED recorded at %v, want %v (the earliest of its two facts)", at, recordedAt(1))
+	}
+	for _, w := range []*aggregate.ReceiptView{&v, &v2} {
+		for i := range w.Stages {
+			w.Stages[i].RecordedAt = nil
+		}
+	}
 	a, _ := json.Marshal(v)
 	c, _ := json.Marshal(v2)
 	if string(a) != string(c) {

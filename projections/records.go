@@ -205,7 +205,7 @@ func decodeReceiptState(raw []byte, source, receiptID string) (receiptState, err
 		}
 		s.received[i] = r.time()
 		for range n {
-			f := aggregate.StageRecorded{Source: source, ReceiptID: receiptID, Stage: aggregate.Stages[i]}
+			f := aggregate.StageRecorded{Source: source, ReceiptID: receiptID, Stage: aggregate.Stages[i], RecordedAt: &s.received[i]}
 			r.fact(&f)
 			if r.err != nil {
 				break
