@@ -375,6 +375,7 @@ var keyLayouts = map[string]string{
 	string(bucketStatsReceipts):  "sr",
 	string(bucketStatsDays):      "sr",
 	string(bucketStatsTotals):    "r",
+	string(bucketInProgress):     "str",
 }
 
 // formatKey renders a key of a bucket for a person: its parts joined by
@@ -404,6 +405,11 @@ func formatKey(bucket, k []byte) string {
 				return strconv.Quote(string(k))
 			}
 			parts, rest = append(parts, "@"+strconv.FormatUint(binary.BigEndian.Uint64(rest[:8]), 10)), rest[n:]
+		case 't':
+			if len(rest) < inProgressTimeLen {
+				return strconv.Quote(string(k))
+			}
+			parts, rest = append(parts, decodeIndexTime(rest).Format(time.RFC3339Nano)), rest[inProgressTimeLen:]
 		case 'r':
 			parts, rest = append(parts, string(rest)), nil
 		}

@@ -49,6 +49,7 @@ var canonBuckets = []canonBucket{
 	{bucketStatsDays, bucketStatsDays, canonStatsAgg},
 	{bucketStatsTotals, bucketStatsTotals, canonStatsAgg},
 	{bucketFeed, bucketFeed, canonFeed},
+	{bucketInProgress, bucketInProgress, nil},
 }
 
 // canonical returns the canonical bucket called name.

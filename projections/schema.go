@@ -49,11 +49,15 @@ var (
 	// bucketStatsTotals: the pipeline statistics of every receipt of a
 	// source, in progress included: source → statsAgg.
 	bucketStatsTotals = []byte("stats_totals")
+	// bucketInProgress indexes the receipts in progress, longest waiting
+	// first: source 0x00 time(first recorded delivery; 12 bytes, see
+	// appendIndexTime) receiptID → "" (schema 6; overdue.go).
+	bucketInProgress = []byte("receipts_in_progress")
 
 	allBuckets = [][]byte{
 		bucketMeta, bucketReceiptState, bucketUsers, bucketUserReceipts, bucketLedger,
 		bucketQuarantine, bucketSkipped, bucketEntities, bucketEntityIndex, bucketEntityTimeline,
-		bucketStatsDays, bucketStatsTotals, bucketFeed,
+		bucketStatsDays, bucketStatsTotals, bucketFeed, bucketInProgress,
 	}
 
 	keyCheckpoint = []byte("checkpoint")
@@ -88,7 +92,7 @@ type projection struct {
 
 // catalog lists the projections, in the order reports show them.
 var catalog = []projection{
-	{"receipts", [][]byte{bucketReceiptFacts, bucketReceipts, bucketUserReceipts}, [][]byte{bucketReceiptState, bucketUserReceipts}},
+	{"receipts", [][]byte{bucketReceiptFacts, bucketReceipts, bucketUserReceipts, bucketInProgress}, [][]byte{bucketReceiptState, bucketUserReceipts, bucketInProgress}},
 	{"balances", [][]byte{bucketUsers}, [][]byte{bucketUsers}},
 	{"ledger", [][]byte{bucketLedger}, [][]byte{bucketLedger}},
 	{"entities", [][]byte{bucketEntities, bucketEntityIndex, bucketEntityTimeline}, [][]byte{bucketEntities, bucketEntityIndex, bucketEntityTimeline}},
@@ -128,5 +132,7 @@ func lookup(name string) (projection, bool) {
 // pipeline statistics; "4" amounts outside the sanity bounds flagged on
 // receipts, balances and statistics; "5" binary records, one per receipt
 // (their canonical form, and so the digests, are schema 4's); "6" the feed
-// (bucketFeed, feedapply.go; the other read models as in 5).
-const schemaVersion = "6"
+// (bucketFeed, feedapply.go; the other read models as in 5); "7" the
+// index of receipts in progress (bucketInProgress, overdue.go) and each
+// stage's recorded_at in the canonical receipt view.
+const schemaVersion = "7"

@@ -314,6 +314,17 @@ type StatsQuery struct {
 	// days before To. A range longer than MaxStatsDays, or From after To,
 	// is ErrBadQuery.
 	From, To string
+	// Overdue, if not nil, has the answer count each source's overdue
+	// receipts (SourceStats.Overdue).
+	Overdue *OverdueQuery
+}
+
+// OverdueQuery asks for the receipts in progress first recorded more than
+// their source's retry window (After) before Now: the reader's clock, as
+// the read models hold no clock reading.
+type OverdueQuery struct {
+	Now   time.Time
+	After func(source string) time.Duration
 }
 
 // DurationStats is the distribution of the time from UPLOADED to terminal
@@ -353,6 +364,9 @@ type SourceStats struct {
 	// InProgress is the number of the source's receipts not yet terminal,
 	// now (it does not depend on the range).
 	InProgress int64
+	// Overdue is how many of those are overdue at StatsQuery.Now (0
+	// without StatsQuery.OverdueAfter).
+	Overdue int64
 	// Total is over the range; Days lists the days of the range that have
 	// terminal receipts, oldest first.
 	Total PipelineStats
@@ -463,6 +477,9 @@ func (d *DB) Stats(_ context.Context, q StatsQuery) (Stats, error) {
 				}
 			}
 			ss.InProgress = all.InProgress
+			if o := q.Overdue; o != nil && o.After != nil {
+				ss.Overdue = countOverdue(tx, src, o.Now, o.After(src))
+			}
 			sum := newStatsAgg()
 			if out.From != "" {
 				prefix := append([]byte(src), 0)
