@@ -83,6 +83,9 @@ func stageViewToProto(sv aggregate.StageView) (*receiptdv1.StageProgress, error)
 	if sv.OccurredAt != nil {
 		sp.OccurredAt = timestamppb.New(*sv.OccurredAt)
 	}
+	if sv.RecordedAt != nil {
+		sp.RecordedAt = timestamppb.New(*sv.RecordedAt)
+	}
 	return sp, nil
 }
 
@@ -436,7 +439,11 @@ func statsToProto(st projections.Stats) (*receiptdv1.Stats, error) {
 		if err != nil {
 			return fail(err)
 		}
-		ss := &receiptdv1.SourceStats{Source: s.Source, Total: total, InProgress: inProgress, Days: make([]*receiptdv1.DayStats, 0, len(s.Days))}
+		overdue, err := toInt32("overdue receipts", s.Overdue)
+		if err != nil {
+			return fail(err)
+		}
+		ss := &receiptdv1.SourceStats{Source: s.Source, Total: total, InProgress: inProgress, Overdue: overdue, Days: make([]*receiptdv1.DayStats, 0, len(s.Days))}
 		for _, d := range s.Days {
 			day, err := pipelineStatsToProto(d.PipelineStats)
 			if err != nil {

@@ -248,6 +248,7 @@ func dec(s string) decimal.Decimal { return decimal.RequireFromString(s) }
 // corrected once and whose ENRICHED stage was never reported.
 func completedReceipt() aggregate.ReceiptView {
 	at := time.Date(2025, 3, 1, 12, 30, 0, 0, time.UTC)
+	recorded := at.Add(1500 * time.Millisecond)
 	amount := dec("23.40")
 	return aggregate.ReceiptView{
 		ReceiptID:     "fb2c91",
@@ -265,7 +266,7 @@ func completedReceipt() aggregate.ReceiptView {
 		Amount:        &amount,
 		Stages: []aggregate.StageView{
 			{Stage: aggregate.StageUploaded, Reported: true, OccurredAt: &at},
-			{Stage: aggregate.StageExtracted, Reported: true, OccurredAt: &at, Corrections: 1},
+			{Stage: aggregate.StageExtracted, Reported: true, OccurredAt: &at, Corrections: 1, RecordedAt: &recorded},
 			{Stage: aggregate.StageEnriched},
 			{Stage: aggregate.StageValidated, Reported: true},
 			{Stage: aggregate.StageScored, Reported: true},

@@ -17,6 +17,7 @@ func TestGatewayRoutes(t *testing.T) {
 	want := map[string]route{
 		"GET /v1/receipts/*":            {rpc: receiptdv1.ReceiptService_GetReceipt_FullMethodName},
 		"GET /v1/users/*/receipts":      {rpc: receiptdv1.ReceiptService_ListUserReceipts_FullMethodName},
+		"GET /v1/receipts":              {rpc: receiptdv1.ReceiptService_ListReceipts_FullMethodName},
 		"GET /v1/users/*/balance":       {rpc: receiptdv1.ReceiptService_GetBalance_FullMethodName},
 		"GET /v1/entities/*/*":          {rpc: receiptdv1.ReceiptService_GetEntity_FullMethodName},
 		"GET /v1/entities/*":            {rpc: receiptdv1.ReceiptService_ListEntities_FullMethodName},

@@ -106,9 +106,10 @@ func TestRESTGetReceipt(t *testing.T) {
 		t.Fatalf("stages = %v, want %d", r["stages"], len(aggregate.Stages))
 	}
 	extracted, _ := stages[1].(map[string]any)
-	wantKeys(t, "stages[1]", extracted, "stage", "reported", "occurredAt", "corrections")
+	wantKeys(t, "stages[1]", extracted, "stage", "reported", "occurredAt", "corrections", "recordedAt")
 	wantFields(t, "stages[1]", extracted, map[string]any{
 		"stage": "STAGE_EXTRACTED", "reported": true, "occurredAt": "2025-03-01T12:30:00Z", "corrections": 1,
+		"recordedAt": "2025-03-01T12:30:01.500Z",
 	})
 	enriched, _ := stages[2].(map[string]any)
 	wantFields(t, "stages[2]", enriched, map[string]any{

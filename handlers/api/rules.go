@@ -114,6 +114,7 @@ var rules = map[string]Rule{
 	// their own receipts, balance, ledger.
 	receiptdv1.ReceiptService_GetReceipt_FullMethodName:        usersOwnReceipt,
 	receiptdv1.ReceiptService_ListUserReceipts_FullMethodName:  usersOwnUserID,
+	receiptdv1.ReceiptService_ListReceipts_FullMethodName:      backend, // a source's receipts across users: not a user's call
 	receiptdv1.ReceiptService_GetBalance_FullMethodName:        usersOwnUserID,
 	receiptdv1.ReceiptService_GetEntity_FullMethodName:         backend,
 	receiptdv1.ReceiptService_ListEntities_FullMethodName:      backend,

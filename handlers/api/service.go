@@ -100,6 +100,8 @@ type options struct {
 	// namespaces maps a source to its user id namespace where that is
 	// another source's (PrivacyService).
 	namespaces map[string]string
+	// overdue tells overdue receipts (receipts.go); nil: none is.
+	overdue *Overdue
 }
 
 func newOptions(what string, opts []Option) (options, error) {
@@ -269,7 +271,7 @@ func (s *ReceiptService) GetReceipt(ctx context.Context, req *receiptdv1.GetRece
 		func(ctx context.Context) (aggregate.ReceiptView, error) {
 			return s.reader.Receipt(ctx, source, req.GetReceiptId())
 		},
-		receiptToProto)
+		s.receiptToProtoNow)
 }
 
 // ListUserReceipts implements receiptdv1.ReceiptServiceServer.
@@ -282,7 +284,7 @@ func (s *ReceiptService) ListUserReceipts(ctx context.Context, req *receiptdv1.L
 	receipts, next, err := list(ctx, &s.service, op, fmt.Sprintf("receipts of user %q of source %q", req.GetUserId(), source), req.GetMinPosition(),
 		func(ctx context.Context) ([]aggregate.ReceiptView, string, error) {
 			return s.reader.UserReceipts(ctx, source, req.GetUserId(), size, req.GetPageToken())
-		}, receiptToProto)
+		}, s.receiptToProtoNow)
 	if err != nil {
 		return nil, err
 	}

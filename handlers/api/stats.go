@@ -68,6 +68,10 @@ func (s *StatsService) GetStats(ctx context.Context, req *receiptdv1.GetStatsReq
 	}
 	return query(ctx, &s.service, op, subject, req.GetMinPosition(),
 		func(ctx context.Context) (projections.Stats, error) {
-			return s.reader.Stats(ctx, projections.StatsQuery{Source: source, From: req.GetFrom(), To: req.GetTo()})
+			q := projections.StatsQuery{Source: source, From: req.GetFrom(), To: req.GetTo()}
+			if s.overdue != nil {
+				q.Overdue = &projections.OverdueQuery{Now: s.overdue.Now(), After: s.overdue.After}
+			}
+			return s.reader.Stats(ctx, q)
 		}, statsToProto)
 }

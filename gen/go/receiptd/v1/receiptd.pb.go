@@ -437,6 +437,154 @@ func (x *ListUserReceiptsResponse) GetNextPageToken() string {
 	return ""
 }
 
+// Request of ListReceipts.
+type ListReceiptsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The configured source (provider) name. Empty selects the server's
+	// default source.
+	Source string `protobuf:"bytes,1,opt,name=source,proto3" json:"source,omitempty"`
+	// Which receipts: "overdue" (in progress after the source's retry
+	// window, counted from the receipt's first recorded delivery: 23h5m
+	// for Reewild unless the source's overdue_after says otherwise) or
+	// "in_progress" (every receipt not yet terminal). Case-insensitive.
+	// Required: anything else is INVALID_ARGUMENT.
+	Status string `protobuf:"bytes,2,opt,name=status,proto3" json:"status,omitempty"`
+	// The maximum number of receipts to return: 50 if zero, at most 500
+	// (larger values are treated as 500). Negative is INVALID_ARGUMENT.
+	PageSize int32 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// A next_page_token from an earlier response for the same source, to
+	// get the following page; empty for the first page. Any other token is
+	// INVALID_ARGUMENT.
+	PageToken string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// If not zero, a commit position returned by a webhook append: the
+	// server answers only after its read models have applied that position,
+	// or UNAVAILABLE if they do not within its bounded wait.
+	MinPosition   uint64 `protobuf:"varint,5,opt,name=min_position,json=minPosition,proto3" json:"min_position,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListReceiptsRequest) Reset() {
+	*x = ListReceiptsRequest{}
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListReceiptsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListReceiptsRequest) ProtoMessage() {}
+
+func (x *ListReceiptsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListReceiptsRequest.ProtoReflect.Descriptor instead.
+func (*ListReceiptsRequest) Descriptor() ([]byte, []int) {
+	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *ListReceiptsRequest) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *ListReceiptsRequest) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+func (x *ListReceiptsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListReceiptsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+func (x *ListReceiptsRequest) GetMinPosition() uint64 {
+	if x != nil {
+		return x.MinPosition
+	}
+	return 0
+}
+
+// Response of ListReceipts.
+type ListReceiptsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// One page of the receipts, the longest waiting first.
+	Receipts []*Receipt `protobuf:"bytes,1,rep,name=receipts,proto3" json:"receipts,omitempty"`
+	// The token to pass as page_token for the next page; empty on the last
+	// page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListReceiptsResponse) Reset() {
+	*x = ListReceiptsResponse{}
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListReceiptsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListReceiptsResponse) ProtoMessage() {}
+
+func (x *ListReceiptsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListReceiptsResponse.ProtoReflect.Descriptor instead.
+func (*ListReceiptsResponse) Descriptor() ([]byte, []int) {
+	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *ListReceiptsResponse) GetReceipts() []*Receipt {
+	if x != nil {
+		return x.Receipts
+	}
+	return nil
+}
+
+func (x *ListReceiptsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
 // Request of GetBalance.
 type GetBalanceRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -455,7 +603,7 @@ type GetBalanceRequest struct {
 
 func (x *GetBalanceRequest) Reset() {
 	*x = GetBalanceRequest{}
-	mi := &file_receiptd_v1_receiptd_proto_msgTypes[3]
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -467,7 +615,7 @@ func (x *GetBalanceRequest) String() string {
 func (*GetBalanceRequest) ProtoMessage() {}
 
 func (x *GetBalanceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_receiptd_v1_receiptd_proto_msgTypes[3]
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -480,7 +628,7 @@ func (x *GetBalanceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetBalanceRequest.ProtoReflect.Descriptor instead.
 func (*GetBalanceRequest) Descriptor() ([]byte, []int) {
-	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{3}
+	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *GetBalanceRequest) GetUserId() string {
@@ -526,7 +674,7 @@ type GetEntityRequest struct {
 
 func (x *GetEntityRequest) Reset() {
 	*x = GetEntityRequest{}
-	mi := &file_receiptd_v1_receiptd_proto_msgTypes[4]
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -538,7 +686,7 @@ func (x *GetEntityRequest) String() string {
 func (*GetEntityRequest) ProtoMessage() {}
 
 func (x *GetEntityRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_receiptd_v1_receiptd_proto_msgTypes[4]
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -551,7 +699,7 @@ func (x *GetEntityRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEntityRequest.ProtoReflect.Descriptor instead.
 func (*GetEntityRequest) Descriptor() ([]byte, []int) {
-	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{4}
+	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *GetEntityRequest) GetKind() string {
@@ -607,7 +755,7 @@ type ListEntitiesRequest struct {
 
 func (x *ListEntitiesRequest) Reset() {
 	*x = ListEntitiesRequest{}
-	mi := &file_receiptd_v1_receiptd_proto_msgTypes[5]
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -619,7 +767,7 @@ func (x *ListEntitiesRequest) String() string {
 func (*ListEntitiesRequest) ProtoMessage() {}
 
 func (x *ListEntitiesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_receiptd_v1_receiptd_proto_msgTypes[5]
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -632,7 +780,7 @@ func (x *ListEntitiesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEntitiesRequest.ProtoReflect.Descriptor instead.
 func (*ListEntitiesRequest) Descriptor() ([]byte, []int) {
-	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{5}
+	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ListEntitiesRequest) GetKind() string {
@@ -684,7 +832,7 @@ type ListEntitiesResponse struct {
 
 func (x *ListEntitiesResponse) Reset() {
 	*x = ListEntitiesResponse{}
-	mi := &file_receiptd_v1_receiptd_proto_msgTypes[6]
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -696,7 +844,7 @@ func (x *ListEntitiesResponse) String() string {
 func (*ListEntitiesResponse) ProtoMessage() {}
 
 func (x *ListEntitiesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_receiptd_v1_receiptd_proto_msgTypes[6]
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -709,7 +857,7 @@ func (x *ListEntitiesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEntitiesResponse.ProtoReflect.Descriptor instead.
 func (*ListEntitiesResponse) Descriptor() ([]byte, []int) {
-	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{6}
+	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ListEntitiesResponse) GetEntities() []*Entity {
@@ -783,7 +931,7 @@ type Receipt struct {
 
 func (x *Receipt) Reset() {
 	*x = Receipt{}
-	mi := &file_receiptd_v1_receiptd_proto_msgTypes[7]
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -795,7 +943,7 @@ func (x *Receipt) String() string {
 func (*Receipt) ProtoMessage() {}
 
 func (x *Receipt) ProtoReflect() protoreflect.Message {
-	mi := &file_receiptd_v1_receiptd_proto_msgTypes[7]
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -808,7 +956,7 @@ func (x *Receipt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Receipt.ProtoReflect.Descriptor instead.
 func (*Receipt) Descriptor() ([]byte, []int) {
-	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{7}
+	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Receipt) GetReceiptId() string {
@@ -942,14 +1090,19 @@ type StageProgress struct {
 	OccurredAt *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=occurred_at,json=occurredAt,proto3" json:"occurred_at,omitempty"`
 	// How many further, different bodies the provider reported for the stage
 	// (each also listed as a correction anomaly). The view shows the latest.
-	Corrections   int32 `protobuf:"varint,4,opt,name=corrections,proto3" json:"corrections,omitempty"`
+	Corrections int32 `protobuf:"varint,4,opt,name=corrections,proto3" json:"corrections,omitempty"`
+	// When receiptd first recorded the stage: the earliest time it received
+	// an event reporting it (whatever the arrival order); null if the stage
+	// was not reported. Set even where the provider's payload carries no
+	// timestamp (most Reewild stages).
+	RecordedAt    *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=recorded_at,json=recordedAt,proto3" json:"recorded_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StageProgress) Reset() {
 	*x = StageProgress{}
-	mi := &file_receiptd_v1_receiptd_proto_msgTypes[8]
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -961,7 +1114,7 @@ func (x *StageProgress) String() string {
 func (*StageProgress) ProtoMessage() {}
 
 func (x *StageProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_receiptd_v1_receiptd_proto_msgTypes[8]
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -974,7 +1127,7 @@ func (x *StageProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StageProgress.ProtoReflect.Descriptor instead.
 func (*StageProgress) Descriptor() ([]byte, []int) {
-	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{8}
+	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *StageProgress) GetStage() Stage {
@@ -1005,6 +1158,13 @@ func (x *StageProgress) GetCorrections() int32 {
 	return 0
 }
 
+func (x *StageProgress) GetRecordedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RecordedAt
+	}
+	return nil
+}
+
 // Why a receipt failed, as the provider reported it.
 type Failure struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1020,7 +1180,7 @@ type Failure struct {
 
 func (x *Failure) Reset() {
 	*x = Failure{}
-	mi := &file_receiptd_v1_receiptd_proto_msgTypes[9]
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1032,7 +1192,7 @@ func (x *Failure) String() string {
 func (*Failure) ProtoMessage() {}
 
 func (x *Failure) ProtoReflect() protoreflect.Message {
-	mi := &file_receiptd_v1_receiptd_proto_msgTypes[9]
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1045,7 +1205,7 @@ func (x *Failure) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Failure.ProtoReflect.Descriptor instead.
 func (*Failure) Descriptor() ([]byte, []int) {
-	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{9}
+	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Failure) GetCode() int32 {
@@ -1077,7 +1237,10 @@ type Anomaly struct {
 	// "user_mismatch" (the events name different users) or
 	// "amount_out_of_bounds" (an award's points, bonus points, health points,
 	// CO2e or green products negative or above 10,000,000, or a negative
-	// money amount: kept as sent, counted, flagged). New kinds may be added.
+	// money amount: kept as sent, counted, flagged) or "overdue" (still in
+	// progress after the source's whole retry window, counted from the
+	// receipt's first recorded delivery; it depends on the time of the
+	// read, not on the events). New kinds may be added.
 	Kind string `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
 	// A human-readable explanation.
 	Detail        string `protobuf:"bytes,2,opt,name=detail,proto3" json:"detail,omitempty"`
@@ -1087,7 +1250,7 @@ type Anomaly struct {
 
 func (x *Anomaly) Reset() {
 	*x = Anomaly{}
-	mi := &file_receiptd_v1_receiptd_proto_msgTypes[10]
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1099,7 +1262,7 @@ func (x *Anomaly) String() string {
 func (*Anomaly) ProtoMessage() {}
 
 func (x *Anomaly) ProtoReflect() protoreflect.Message {
-	mi := &file_receiptd_v1_receiptd_proto_msgTypes[10]
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1112,7 +1275,7 @@ func (x *Anomaly) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Anomaly.ProtoReflect.Descriptor instead.
 func (*Anomaly) Descriptor() ([]byte, []int) {
-	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{10}
+	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Anomaly) GetKind() string {
@@ -1198,7 +1361,7 @@ type Balance struct {
 
 func (x *Balance) Reset() {
 	*x = Balance{}
-	mi := &file_receiptd_v1_receiptd_proto_msgTypes[11]
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1210,7 +1373,7 @@ func (x *Balance) String() string {
 func (*Balance) ProtoMessage() {}
 
 func (x *Balance) ProtoReflect() protoreflect.Message {
-	mi := &file_receiptd_v1_receiptd_proto_msgTypes[11]
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1223,7 +1386,7 @@ func (x *Balance) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Balance.ProtoReflect.Descriptor instead.
 func (*Balance) Descriptor() ([]byte, []int) {
-	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{11}
+	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Balance) GetUserId() string {
@@ -1419,7 +1582,7 @@ type Entity struct {
 
 func (x *Entity) Reset() {
 	*x = Entity{}
-	mi := &file_receiptd_v1_receiptd_proto_msgTypes[12]
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1431,7 +1594,7 @@ func (x *Entity) String() string {
 func (*Entity) ProtoMessage() {}
 
 func (x *Entity) ProtoReflect() protoreflect.Message {
-	mi := &file_receiptd_v1_receiptd_proto_msgTypes[12]
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1444,7 +1607,7 @@ func (x *Entity) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Entity.ProtoReflect.Descriptor instead.
 func (*Entity) Descriptor() ([]byte, []int) {
-	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{12}
+	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Entity) GetKind() string {
@@ -1593,7 +1756,7 @@ type EntityEvent struct {
 
 func (x *EntityEvent) Reset() {
 	*x = EntityEvent{}
-	mi := &file_receiptd_v1_receiptd_proto_msgTypes[13]
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1605,7 +1768,7 @@ func (x *EntityEvent) String() string {
 func (*EntityEvent) ProtoMessage() {}
 
 func (x *EntityEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_receiptd_v1_receiptd_proto_msgTypes[13]
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1618,7 +1781,7 @@ func (x *EntityEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EntityEvent.ProtoReflect.Descriptor instead.
 func (*EntityEvent) Descriptor() ([]byte, []int) {
-	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{13}
+	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *EntityEvent) GetEventType() string {
@@ -1729,7 +1892,7 @@ type ListReceiptEventsRequest struct {
 
 func (x *ListReceiptEventsRequest) Reset() {
 	*x = ListReceiptEventsRequest{}
-	mi := &file_receiptd_v1_receiptd_proto_msgTypes[14]
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1741,7 +1904,7 @@ func (x *ListReceiptEventsRequest) String() string {
 func (*ListReceiptEventsRequest) ProtoMessage() {}
 
 func (x *ListReceiptEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_receiptd_v1_receiptd_proto_msgTypes[14]
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1754,7 +1917,7 @@ func (x *ListReceiptEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListReceiptEventsRequest.ProtoReflect.Descriptor instead.
 func (*ListReceiptEventsRequest) Descriptor() ([]byte, []int) {
-	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{14}
+	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ListReceiptEventsRequest) GetReceiptId() string {
@@ -1806,7 +1969,7 @@ type ListReceiptEventsResponse struct {
 
 func (x *ListReceiptEventsResponse) Reset() {
 	*x = ListReceiptEventsResponse{}
-	mi := &file_receiptd_v1_receiptd_proto_msgTypes[15]
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1818,7 +1981,7 @@ func (x *ListReceiptEventsResponse) String() string {
 func (*ListReceiptEventsResponse) ProtoMessage() {}
 
 func (x *ListReceiptEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_receiptd_v1_receiptd_proto_msgTypes[15]
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1831,7 +1994,7 @@ func (x *ListReceiptEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListReceiptEventsResponse.ProtoReflect.Descriptor instead.
 func (*ListReceiptEventsResponse) Descriptor() ([]byte, []int) {
-	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{15}
+	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ListReceiptEventsResponse) GetEvents() []*ReceiptEvent {
@@ -1875,7 +2038,7 @@ type Delivery struct {
 
 func (x *Delivery) Reset() {
 	*x = Delivery{}
-	mi := &file_receiptd_v1_receiptd_proto_msgTypes[16]
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1887,7 +2050,7 @@ func (x *Delivery) String() string {
 func (*Delivery) ProtoMessage() {}
 
 func (x *Delivery) ProtoReflect() protoreflect.Message {
-	mi := &file_receiptd_v1_receiptd_proto_msgTypes[16]
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1900,7 +2063,7 @@ func (x *Delivery) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Delivery.ProtoReflect.Descriptor instead.
 func (*Delivery) Descriptor() ([]byte, []int) {
-	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{16}
+	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Delivery) GetProviderEventType() string {
@@ -1989,7 +2152,7 @@ type ReceiptEvent struct {
 
 func (x *ReceiptEvent) Reset() {
 	*x = ReceiptEvent{}
-	mi := &file_receiptd_v1_receiptd_proto_msgTypes[17]
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2001,7 +2164,7 @@ func (x *ReceiptEvent) String() string {
 func (*ReceiptEvent) ProtoMessage() {}
 
 func (x *ReceiptEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_receiptd_v1_receiptd_proto_msgTypes[17]
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2014,7 +2177,7 @@ func (x *ReceiptEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReceiptEvent.ProtoReflect.Descriptor instead.
 func (*ReceiptEvent) Descriptor() ([]byte, []int) {
-	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{17}
+	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ReceiptEvent) GetPosition() uint64 {
@@ -2125,7 +2288,7 @@ type ListUserLedgerRequest struct {
 
 func (x *ListUserLedgerRequest) Reset() {
 	*x = ListUserLedgerRequest{}
-	mi := &file_receiptd_v1_receiptd_proto_msgTypes[18]
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2137,7 +2300,7 @@ func (x *ListUserLedgerRequest) String() string {
 func (*ListUserLedgerRequest) ProtoMessage() {}
 
 func (x *ListUserLedgerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_receiptd_v1_receiptd_proto_msgTypes[18]
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2150,7 +2313,7 @@ func (x *ListUserLedgerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUserLedgerRequest.ProtoReflect.Descriptor instead.
 func (*ListUserLedgerRequest) Descriptor() ([]byte, []int) {
-	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{18}
+	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ListUserLedgerRequest) GetUserId() string {
@@ -2202,7 +2365,7 @@ type ListUserLedgerResponse struct {
 
 func (x *ListUserLedgerResponse) Reset() {
 	*x = ListUserLedgerResponse{}
-	mi := &file_receiptd_v1_receiptd_proto_msgTypes[19]
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2214,7 +2377,7 @@ func (x *ListUserLedgerResponse) String() string {
 func (*ListUserLedgerResponse) ProtoMessage() {}
 
 func (x *ListUserLedgerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_receiptd_v1_receiptd_proto_msgTypes[19]
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2227,7 +2390,7 @@ func (x *ListUserLedgerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUserLedgerResponse.ProtoReflect.Descriptor instead.
 func (*ListUserLedgerResponse) Descriptor() ([]byte, []int) {
-	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{19}
+	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ListUserLedgerResponse) GetEntries() []*LedgerEntry {
@@ -2273,7 +2436,7 @@ type LedgerEntry struct {
 
 func (x *LedgerEntry) Reset() {
 	*x = LedgerEntry{}
-	mi := &file_receiptd_v1_receiptd_proto_msgTypes[20]
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2285,7 +2448,7 @@ func (x *LedgerEntry) String() string {
 func (*LedgerEntry) ProtoMessage() {}
 
 func (x *LedgerEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_receiptd_v1_receiptd_proto_msgTypes[20]
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2298,7 +2461,7 @@ func (x *LedgerEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LedgerEntry.ProtoReflect.Descriptor instead.
 func (*LedgerEntry) Descriptor() ([]byte, []int) {
-	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{20}
+	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *LedgerEntry) GetPosition() uint64 {
@@ -2385,7 +2548,7 @@ type WatchReceiptRequest struct {
 
 func (x *WatchReceiptRequest) Reset() {
 	*x = WatchReceiptRequest{}
-	mi := &file_receiptd_v1_receiptd_proto_msgTypes[21]
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2397,7 +2560,7 @@ func (x *WatchReceiptRequest) String() string {
 func (*WatchReceiptRequest) ProtoMessage() {}
 
 func (x *WatchReceiptRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_receiptd_v1_receiptd_proto_msgTypes[21]
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2410,7 +2573,7 @@ func (x *WatchReceiptRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchReceiptRequest.ProtoReflect.Descriptor instead.
 func (*WatchReceiptRequest) Descriptor() ([]byte, []int) {
-	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{21}
+	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *WatchReceiptRequest) GetReceiptId() string {
@@ -2462,7 +2625,7 @@ type WatchUserRequest struct {
 
 func (x *WatchUserRequest) Reset() {
 	*x = WatchUserRequest{}
-	mi := &file_receiptd_v1_receiptd_proto_msgTypes[22]
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2474,7 +2637,7 @@ func (x *WatchUserRequest) String() string {
 func (*WatchUserRequest) ProtoMessage() {}
 
 func (x *WatchUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_receiptd_v1_receiptd_proto_msgTypes[22]
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2487,7 +2650,7 @@ func (x *WatchUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchUserRequest.ProtoReflect.Descriptor instead.
 func (*WatchUserRequest) Descriptor() ([]byte, []int) {
-	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{22}
+	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *WatchUserRequest) GetUserId() string {
@@ -2541,7 +2704,7 @@ type GetStatsRequest struct {
 
 func (x *GetStatsRequest) Reset() {
 	*x = GetStatsRequest{}
-	mi := &file_receiptd_v1_receiptd_proto_msgTypes[23]
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2553,7 +2716,7 @@ func (x *GetStatsRequest) String() string {
 func (*GetStatsRequest) ProtoMessage() {}
 
 func (x *GetStatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_receiptd_v1_receiptd_proto_msgTypes[23]
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2566,7 +2729,7 @@ func (x *GetStatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatsRequest.ProtoReflect.Descriptor instead.
 func (*GetStatsRequest) Descriptor() ([]byte, []int) {
-	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{23}
+	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *GetStatsRequest) GetSource() string {
@@ -2615,7 +2778,7 @@ type Stats struct {
 
 func (x *Stats) Reset() {
 	*x = Stats{}
-	mi := &file_receiptd_v1_receiptd_proto_msgTypes[24]
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2627,7 +2790,7 @@ func (x *Stats) String() string {
 func (*Stats) ProtoMessage() {}
 
 func (x *Stats) ProtoReflect() protoreflect.Message {
-	mi := &file_receiptd_v1_receiptd_proto_msgTypes[24]
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2640,7 +2803,7 @@ func (x *Stats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Stats.ProtoReflect.Descriptor instead.
 func (*Stats) Descriptor() ([]byte, []int) {
-	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{24}
+	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *Stats) GetFrom() string {
@@ -2684,14 +2847,17 @@ type SourceStats struct {
 	Days []*DayStats `protobuf:"bytes,3,rep,name=days,proto3" json:"days,omitempty"`
 	// The number of the source's receipts not yet terminal, now (whatever
 	// the range).
-	InProgress    int32 `protobuf:"varint,4,opt,name=in_progress,json=inProgress,proto3" json:"in_progress,omitempty"`
+	InProgress int32 `protobuf:"varint,4,opt,name=in_progress,json=inProgress,proto3" json:"in_progress,omitempty"`
+	// How many of those are overdue now: in progress after the source's
+	// whole retry window (see ListReceiptsRequest.status).
+	Overdue       int32 `protobuf:"varint,5,opt,name=overdue,proto3" json:"overdue,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SourceStats) Reset() {
 	*x = SourceStats{}
-	mi := &file_receiptd_v1_receiptd_proto_msgTypes[25]
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2703,7 +2869,7 @@ func (x *SourceStats) String() string {
 func (*SourceStats) ProtoMessage() {}
 
 func (x *SourceStats) ProtoReflect() protoreflect.Message {
-	mi := &file_receiptd_v1_receiptd_proto_msgTypes[25]
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2716,7 +2882,7 @@ func (x *SourceStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SourceStats.ProtoReflect.Descriptor instead.
 func (*SourceStats) Descriptor() ([]byte, []int) {
-	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{25}
+	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *SourceStats) GetSource() string {
@@ -2747,6 +2913,13 @@ func (x *SourceStats) GetInProgress() int32 {
 	return 0
 }
 
+func (x *SourceStats) GetOverdue() int32 {
+	if x != nil {
+		return x.Overdue
+	}
+	return 0
+}
+
 // The statistics of the receipts that became terminal on one day.
 type DayStats struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2762,7 +2935,7 @@ type DayStats struct {
 
 func (x *DayStats) Reset() {
 	*x = DayStats{}
-	mi := &file_receiptd_v1_receiptd_proto_msgTypes[26]
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2774,7 +2947,7 @@ func (x *DayStats) String() string {
 func (*DayStats) ProtoMessage() {}
 
 func (x *DayStats) ProtoReflect() protoreflect.Message {
-	mi := &file_receiptd_v1_receiptd_proto_msgTypes[26]
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2787,7 +2960,7 @@ func (x *DayStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DayStats.ProtoReflect.Descriptor instead.
 func (*DayStats) Descriptor() ([]byte, []int) {
-	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{26}
+	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *DayStats) GetDay() string {
@@ -2827,7 +3000,7 @@ type PipelineStats struct {
 
 func (x *PipelineStats) Reset() {
 	*x = PipelineStats{}
-	mi := &file_receiptd_v1_receiptd_proto_msgTypes[27]
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2839,7 +3012,7 @@ func (x *PipelineStats) String() string {
 func (*PipelineStats) ProtoMessage() {}
 
 func (x *PipelineStats) ProtoReflect() protoreflect.Message {
-	mi := &file_receiptd_v1_receiptd_proto_msgTypes[27]
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2852,7 +3025,7 @@ func (x *PipelineStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PipelineStats.ProtoReflect.Descriptor instead.
 func (*PipelineStats) Descriptor() ([]byte, []int) {
-	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{27}
+	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *PipelineStats) GetCompleted() int32 {
@@ -2924,7 +3097,7 @@ type TimeToTerminal struct {
 
 func (x *TimeToTerminal) Reset() {
 	*x = TimeToTerminal{}
-	mi := &file_receiptd_v1_receiptd_proto_msgTypes[28]
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2936,7 +3109,7 @@ func (x *TimeToTerminal) String() string {
 func (*TimeToTerminal) ProtoMessage() {}
 
 func (x *TimeToTerminal) ProtoReflect() protoreflect.Message {
-	mi := &file_receiptd_v1_receiptd_proto_msgTypes[28]
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2949,7 +3122,7 @@ func (x *TimeToTerminal) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TimeToTerminal.ProtoReflect.Descriptor instead.
 func (*TimeToTerminal) Descriptor() ([]byte, []int) {
-	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{28}
+	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *TimeToTerminal) GetCount() int32 {
@@ -3014,7 +3187,7 @@ type AuditRequest struct {
 
 func (x *AuditRequest) Reset() {
 	*x = AuditRequest{}
-	mi := &file_receiptd_v1_receiptd_proto_msgTypes[29]
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3026,7 +3199,7 @@ func (x *AuditRequest) String() string {
 func (*AuditRequest) ProtoMessage() {}
 
 func (x *AuditRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_receiptd_v1_receiptd_proto_msgTypes[29]
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3039,7 +3212,7 @@ func (x *AuditRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditRequest.ProtoReflect.Descriptor instead.
 func (*AuditRequest) Descriptor() ([]byte, []int) {
-	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{29}
+	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *AuditRequest) GetSource() string {
@@ -3100,7 +3273,7 @@ type AuditReport struct {
 
 func (x *AuditReport) Reset() {
 	*x = AuditReport{}
-	mi := &file_receiptd_v1_receiptd_proto_msgTypes[30]
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3112,7 +3285,7 @@ func (x *AuditReport) String() string {
 func (*AuditReport) ProtoMessage() {}
 
 func (x *AuditReport) ProtoReflect() protoreflect.Message {
-	mi := &file_receiptd_v1_receiptd_proto_msgTypes[30]
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3125,7 +3298,7 @@ func (x *AuditReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditReport.ProtoReflect.Descriptor instead.
 func (*AuditReport) Descriptor() ([]byte, []int) {
-	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{30}
+	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *AuditReport) GetPosition() uint64 {
@@ -3242,7 +3415,7 @@ type ModelCheck struct {
 
 func (x *ModelCheck) Reset() {
 	*x = ModelCheck{}
-	mi := &file_receiptd_v1_receiptd_proto_msgTypes[31]
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3254,7 +3427,7 @@ func (x *ModelCheck) String() string {
 func (*ModelCheck) ProtoMessage() {}
 
 func (x *ModelCheck) ProtoReflect() protoreflect.Message {
-	mi := &file_receiptd_v1_receiptd_proto_msgTypes[31]
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3267,7 +3440,7 @@ func (x *ModelCheck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ModelCheck.ProtoReflect.Descriptor instead.
 func (*ModelCheck) Descriptor() ([]byte, []int) {
-	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{31}
+	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ModelCheck) GetName() string {
@@ -3328,7 +3501,7 @@ type ModelSummary struct {
 
 func (x *ModelSummary) Reset() {
 	*x = ModelSummary{}
-	mi := &file_receiptd_v1_receiptd_proto_msgTypes[32]
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3340,7 +3513,7 @@ func (x *ModelSummary) String() string {
 func (*ModelSummary) ProtoMessage() {}
 
 func (x *ModelSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_receiptd_v1_receiptd_proto_msgTypes[32]
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3353,7 +3526,7 @@ func (x *ModelSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ModelSummary.ProtoReflect.Descriptor instead.
 func (*ModelSummary) Descriptor() ([]byte, []int) {
-	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{32}
+	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ModelSummary) GetName() string {
@@ -3395,7 +3568,7 @@ type KeyDifference struct {
 
 func (x *KeyDifference) Reset() {
 	*x = KeyDifference{}
-	mi := &file_receiptd_v1_receiptd_proto_msgTypes[33]
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3407,7 +3580,7 @@ func (x *KeyDifference) String() string {
 func (*KeyDifference) ProtoMessage() {}
 
 func (x *KeyDifference) ProtoReflect() protoreflect.Message {
-	mi := &file_receiptd_v1_receiptd_proto_msgTypes[33]
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3420,7 +3593,7 @@ func (x *KeyDifference) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyDifference.ProtoReflect.Descriptor instead.
 func (*KeyDifference) Descriptor() ([]byte, []int) {
-	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{33}
+	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *KeyDifference) GetBucket() string {
@@ -3478,7 +3651,7 @@ type UnreconciledUser struct {
 
 func (x *UnreconciledUser) Reset() {
 	*x = UnreconciledUser{}
-	mi := &file_receiptd_v1_receiptd_proto_msgTypes[34]
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3490,7 +3663,7 @@ func (x *UnreconciledUser) String() string {
 func (*UnreconciledUser) ProtoMessage() {}
 
 func (x *UnreconciledUser) ProtoReflect() protoreflect.Message {
-	mi := &file_receiptd_v1_receiptd_proto_msgTypes[34]
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3503,7 +3676,7 @@ func (x *UnreconciledUser) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnreconciledUser.ProtoReflect.Descriptor instead.
 func (*UnreconciledUser) Descriptor() ([]byte, []int) {
-	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{34}
+	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *UnreconciledUser) GetSource() string {
@@ -3581,7 +3754,7 @@ type AnomalousReceipt struct {
 
 func (x *AnomalousReceipt) Reset() {
 	*x = AnomalousReceipt{}
-	mi := &file_receiptd_v1_receiptd_proto_msgTypes[35]
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3593,7 +3766,7 @@ func (x *AnomalousReceipt) String() string {
 func (*AnomalousReceipt) ProtoMessage() {}
 
 func (x *AnomalousReceipt) ProtoReflect() protoreflect.Message {
-	mi := &file_receiptd_v1_receiptd_proto_msgTypes[35]
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3606,7 +3779,7 @@ func (x *AnomalousReceipt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AnomalousReceipt.ProtoReflect.Descriptor instead.
 func (*AnomalousReceipt) Descriptor() ([]byte, []int) {
-	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{35}
+	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *AnomalousReceipt) GetSource() string {
@@ -3670,7 +3843,7 @@ type QuarantinedDelivery struct {
 
 func (x *QuarantinedDelivery) Reset() {
 	*x = QuarantinedDelivery{}
-	mi := &file_receiptd_v1_receiptd_proto_msgTypes[36]
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3682,7 +3855,7 @@ func (x *QuarantinedDelivery) String() string {
 func (*QuarantinedDelivery) ProtoMessage() {}
 
 func (x *QuarantinedDelivery) ProtoReflect() protoreflect.Message {
-	mi := &file_receiptd_v1_receiptd_proto_msgTypes[36]
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3695,7 +3868,7 @@ func (x *QuarantinedDelivery) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QuarantinedDelivery.ProtoReflect.Descriptor instead.
 func (*QuarantinedDelivery) Descriptor() ([]byte, []int) {
-	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{36}
+	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *QuarantinedDelivery) GetSource() string {
@@ -3769,7 +3942,7 @@ type ListQuarantinedRequest struct {
 
 func (x *ListQuarantinedRequest) Reset() {
 	*x = ListQuarantinedRequest{}
-	mi := &file_receiptd_v1_receiptd_proto_msgTypes[37]
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3781,7 +3954,7 @@ func (x *ListQuarantinedRequest) String() string {
 func (*ListQuarantinedRequest) ProtoMessage() {}
 
 func (x *ListQuarantinedRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_receiptd_v1_receiptd_proto_msgTypes[37]
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3794,7 +3967,7 @@ func (x *ListQuarantinedRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListQuarantinedRequest.ProtoReflect.Descriptor instead.
 func (*ListQuarantinedRequest) Descriptor() ([]byte, []int) {
-	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{37}
+	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ListQuarantinedRequest) GetSource() string {
@@ -3831,7 +4004,7 @@ type ListQuarantinedResponse struct {
 
 func (x *ListQuarantinedResponse) Reset() {
 	*x = ListQuarantinedResponse{}
-	mi := &file_receiptd_v1_receiptd_proto_msgTypes[38]
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3843,7 +4016,7 @@ func (x *ListQuarantinedResponse) String() string {
 func (*ListQuarantinedResponse) ProtoMessage() {}
 
 func (x *ListQuarantinedResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_receiptd_v1_receiptd_proto_msgTypes[38]
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3856,7 +4029,7 @@ func (x *ListQuarantinedResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListQuarantinedResponse.ProtoReflect.Descriptor instead.
 func (*ListQuarantinedResponse) Descriptor() ([]byte, []int) {
-	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{38}
+	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *ListQuarantinedResponse) GetDeliveries() []*QuarantinedDelivery {
@@ -3887,7 +4060,7 @@ type ReprocessQuarantinedRequest struct {
 
 func (x *ReprocessQuarantinedRequest) Reset() {
 	*x = ReprocessQuarantinedRequest{}
-	mi := &file_receiptd_v1_receiptd_proto_msgTypes[39]
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3899,7 +4072,7 @@ func (x *ReprocessQuarantinedRequest) String() string {
 func (*ReprocessQuarantinedRequest) ProtoMessage() {}
 
 func (x *ReprocessQuarantinedRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_receiptd_v1_receiptd_proto_msgTypes[39]
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3912,7 +4085,7 @@ func (x *ReprocessQuarantinedRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReprocessQuarantinedRequest.ProtoReflect.Descriptor instead.
 func (*ReprocessQuarantinedRequest) Descriptor() ([]byte, []int) {
-	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{39}
+	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *ReprocessQuarantinedRequest) GetSource() string {
@@ -3943,7 +4116,7 @@ type ReprocessQuarantinedResponse struct {
 
 func (x *ReprocessQuarantinedResponse) Reset() {
 	*x = ReprocessQuarantinedResponse{}
-	mi := &file_receiptd_v1_receiptd_proto_msgTypes[40]
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3955,7 +4128,7 @@ func (x *ReprocessQuarantinedResponse) String() string {
 func (*ReprocessQuarantinedResponse) ProtoMessage() {}
 
 func (x *ReprocessQuarantinedResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_receiptd_v1_receiptd_proto_msgTypes[40]
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3968,7 +4141,7 @@ func (x *ReprocessQuarantinedResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReprocessQuarantinedResponse.ProtoReflect.Descriptor instead.
 func (*ReprocessQuarantinedResponse) Descriptor() ([]byte, []int) {
-	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{40}
+	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ReprocessQuarantinedResponse) GetResults() []*ReprocessedDelivery {
@@ -4009,7 +4182,7 @@ type ReprocessedDelivery struct {
 
 func (x *ReprocessedDelivery) Reset() {
 	*x = ReprocessedDelivery{}
-	mi := &file_receiptd_v1_receiptd_proto_msgTypes[41]
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4021,7 +4194,7 @@ func (x *ReprocessedDelivery) String() string {
 func (*ReprocessedDelivery) ProtoMessage() {}
 
 func (x *ReprocessedDelivery) ProtoReflect() protoreflect.Message {
-	mi := &file_receiptd_v1_receiptd_proto_msgTypes[41]
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4034,7 +4207,7 @@ func (x *ReprocessedDelivery) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReprocessedDelivery.ProtoReflect.Descriptor instead.
 func (*ReprocessedDelivery) Descriptor() ([]byte, []int) {
-	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{41}
+	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *ReprocessedDelivery) GetQuarantinedPosition() uint64 {
@@ -4098,7 +4271,7 @@ type SkippedEvent struct {
 
 func (x *SkippedEvent) Reset() {
 	*x = SkippedEvent{}
-	mi := &file_receiptd_v1_receiptd_proto_msgTypes[42]
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4110,7 +4283,7 @@ func (x *SkippedEvent) String() string {
 func (*SkippedEvent) ProtoMessage() {}
 
 func (x *SkippedEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_receiptd_v1_receiptd_proto_msgTypes[42]
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4123,7 +4296,7 @@ func (x *SkippedEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SkippedEvent.ProtoReflect.Descriptor instead.
 func (*SkippedEvent) Descriptor() ([]byte, []int) {
-	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{42}
+	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *SkippedEvent) GetPosition() uint64 {
@@ -4178,7 +4351,7 @@ type RebuildRequest struct {
 
 func (x *RebuildRequest) Reset() {
 	*x = RebuildRequest{}
-	mi := &file_receiptd_v1_receiptd_proto_msgTypes[43]
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4190,7 +4363,7 @@ func (x *RebuildRequest) String() string {
 func (*RebuildRequest) ProtoMessage() {}
 
 func (x *RebuildRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_receiptd_v1_receiptd_proto_msgTypes[43]
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4203,7 +4376,7 @@ func (x *RebuildRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RebuildRequest.ProtoReflect.Descriptor instead.
 func (*RebuildRequest) Descriptor() ([]byte, []int) {
-	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{43}
+	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *RebuildRequest) GetProjection() string {
@@ -4243,7 +4416,7 @@ type RebuildResponse struct {
 
 func (x *RebuildResponse) Reset() {
 	*x = RebuildResponse{}
-	mi := &file_receiptd_v1_receiptd_proto_msgTypes[44]
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4255,7 +4428,7 @@ func (x *RebuildResponse) String() string {
 func (*RebuildResponse) ProtoMessage() {}
 
 func (x *RebuildResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_receiptd_v1_receiptd_proto_msgTypes[44]
+	mi := &file_receiptd_v1_receiptd_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4268,7 +4441,7 @@ func (x *RebuildResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RebuildResponse.ProtoReflect.Descriptor instead.
 func (*RebuildResponse) Descriptor() ([]byte, []int) {
-	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{44}
+	return file_receiptd_v1_receiptd_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *RebuildResponse) GetProjection() string {
@@ -4332,6 +4505,16 @@ const file_receiptd_v1_receiptd_proto_rawDesc = "" +
 	"\fmin_position\x18\x05 \x01(\x04R\vminPosition\"t\n" +
 	"\x18ListUserReceiptsResponse\x120\n" +
 	"\breceipts\x18\x01 \x03(\v2\x14.receiptd.v1.ReceiptR\breceipts\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xa4\x01\n" +
+	"\x13ListReceiptsRequest\x12\x16\n" +
+	"\x06source\x18\x01 \x01(\tR\x06source\x12\x16\n" +
+	"\x06status\x18\x02 \x01(\tR\x06status\x12\x1b\n" +
+	"\tpage_size\x18\x03 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x04 \x01(\tR\tpageToken\x12!\n" +
+	"\fmin_position\x18\x05 \x01(\x04R\vminPosition\"p\n" +
+	"\x14ListReceiptsResponse\x120\n" +
+	"\breceipts\x18\x01 \x03(\v2\x14.receiptd.v1.ReceiptR\breceipts\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"g\n" +
 	"\x11GetBalanceRequest\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x16\n" +
@@ -4373,13 +4556,15 @@ const file_receiptd_v1_receiptd_proto_rawDesc = "" +
 	"\fbonus_points\x18\x0f \x01(\tR\vbonusPoints\x12%\n" +
 	"\x0egreen_products\x18\x10 \x01(\x05R\rgreenProducts\x12%\n" +
 	"\x0etransaction_id\x18\x11 \x01(\tR\rtransactionIdB\t\n" +
-	"\a_amount\"\xb4\x01\n" +
+	"\a_amount\"\xf1\x01\n" +
 	"\rStageProgress\x12(\n" +
 	"\x05stage\x18\x01 \x01(\x0e2\x12.receiptd.v1.StageR\x05stage\x12\x1a\n" +
 	"\breported\x18\x02 \x01(\bR\breported\x12;\n" +
 	"\voccurred_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"occurredAt\x12 \n" +
-	"\vcorrections\x18\x04 \x01(\x05R\vcorrections\"K\n" +
+	"\vcorrections\x18\x04 \x01(\x05R\vcorrections\x12;\n" +
+	"\vrecorded_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"recordedAt\"K\n" +
 	"\aFailure\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\x05R\x04code\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x18\n" +
@@ -4539,13 +4724,14 @@ const file_receiptd_v1_receiptd_proto_rawDesc = "" +
 	"\x04from\x18\x01 \x01(\tR\x04from\x12\x0e\n" +
 	"\x02to\x18\x02 \x01(\tR\x02to\x122\n" +
 	"\asources\x18\x03 \x03(\v2\x18.receiptd.v1.SourceStatsR\asources\x12\x1a\n" +
-	"\bposition\x18\x04 \x01(\x04R\bposition\"\xa3\x01\n" +
+	"\bposition\x18\x04 \x01(\x04R\bposition\"\xbd\x01\n" +
 	"\vSourceStats\x12\x16\n" +
 	"\x06source\x18\x01 \x01(\tR\x06source\x120\n" +
 	"\x05total\x18\x02 \x01(\v2\x1a.receiptd.v1.PipelineStatsR\x05total\x12)\n" +
 	"\x04days\x18\x03 \x03(\v2\x15.receiptd.v1.DayStatsR\x04days\x12\x1f\n" +
 	"\vin_progress\x18\x04 \x01(\x05R\n" +
-	"inProgress\"N\n" +
+	"inProgress\x12\x18\n" +
+	"\aoverdue\x18\x05 \x01(\x05R\aoverdue\"N\n" +
 	"\bDayStats\x12\x10\n" +
 	"\x03day\x18\x01 \x01(\tR\x03day\x120\n" +
 	"\x05stats\x18\x02 \x01(\v2\x1a.receiptd.v1.PipelineStatsR\x05stats\"\xdc\x02\n" +
@@ -4695,11 +4881,12 @@ const file_receiptd_v1_receiptd_proto_rawDesc = "" +
 	"\x17LEDGER_ENTRY_KIND_AWARD\x10\x01\x12%\n" +
 	"!LEDGER_ENTRY_KIND_AWARD_CORRECTED\x10\x02\x12!\n" +
 	"\x1dLEDGER_ENTRY_KIND_AWARD_MOVED\x10\x03\x12\x1c\n" +
-	"\x18LEDGER_ENTRY_KIND_CREDIT\x10\x042\xdc\x05\n" +
+	"\x18LEDGER_ENTRY_KIND_CREDIT\x10\x042\xb1\x06\n" +
 	"\x0eReceiptService\x12B\n" +
 	"\n" +
 	"GetReceipt\x12\x1e.receiptd.v1.GetReceiptRequest\x1a\x14.receiptd.v1.Receipt\x12_\n" +
-	"\x10ListUserReceipts\x12$.receiptd.v1.ListUserReceiptsRequest\x1a%.receiptd.v1.ListUserReceiptsResponse\x12B\n" +
+	"\x10ListUserReceipts\x12$.receiptd.v1.ListUserReceiptsRequest\x1a%.receiptd.v1.ListUserReceiptsResponse\x12S\n" +
+	"\fListReceipts\x12 .receiptd.v1.ListReceiptsRequest\x1a!.receiptd.v1.ListReceiptsResponse\x12B\n" +
 	"\n" +
 	"GetBalance\x12\x1e.receiptd.v1.GetBalanceRequest\x1a\x14.receiptd.v1.Balance\x12?\n" +
 	"\tGetEntity\x12\x1d.receiptd.v1.GetEntityRequest\x1a\x13.receiptd.v1.Entity\x12S\n" +
@@ -4729,7 +4916,7 @@ func file_receiptd_v1_receiptd_proto_rawDescGZIP() []byte {
 }
 
 var file_receiptd_v1_receiptd_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_receiptd_v1_receiptd_proto_msgTypes = make([]protoimpl.MessageInfo, 47)
+var file_receiptd_v1_receiptd_proto_msgTypes = make([]protoimpl.MessageInfo, 49)
 var file_receiptd_v1_receiptd_proto_goTypes = []any{
 	(ReceiptStatus)(0),                   // 0: receiptd.v1.ReceiptStatus
 	(Stage)(0),                           // 1: receiptd.v1.Stage
@@ -4737,140 +4924,146 @@ var file_receiptd_v1_receiptd_proto_goTypes = []any{
 	(*GetReceiptRequest)(nil),            // 3: receiptd.v1.GetReceiptRequest
 	(*ListUserReceiptsRequest)(nil),      // 4: receiptd.v1.ListUserReceiptsRequest
 	(*ListUserReceiptsResponse)(nil),     // 5: receiptd.v1.ListUserReceiptsResponse
-	(*GetBalanceRequest)(nil),            // 6: receiptd.v1.GetBalanceRequest
-	(*GetEntityRequest)(nil),             // 7: receiptd.v1.GetEntityRequest
-	(*ListEntitiesRequest)(nil),          // 8: receiptd.v1.ListEntitiesRequest
-	(*ListEntitiesResponse)(nil),         // 9: receiptd.v1.ListEntitiesResponse
-	(*Receipt)(nil),                      // 10: receiptd.v1.Receipt
-	(*StageProgress)(nil),                // 11: receiptd.v1.StageProgress
-	(*Failure)(nil),                      // 12: receiptd.v1.Failure
-	(*Anomaly)(nil),                      // 13: receiptd.v1.Anomaly
-	(*Balance)(nil),                      // 14: receiptd.v1.Balance
-	(*Entity)(nil),                       // 15: receiptd.v1.Entity
-	(*EntityEvent)(nil),                  // 16: receiptd.v1.EntityEvent
-	(*ListReceiptEventsRequest)(nil),     // 17: receiptd.v1.ListReceiptEventsRequest
-	(*ListReceiptEventsResponse)(nil),    // 18: receiptd.v1.ListReceiptEventsResponse
-	(*Delivery)(nil),                     // 19: receiptd.v1.Delivery
-	(*ReceiptEvent)(nil),                 // 20: receiptd.v1.ReceiptEvent
-	(*ListUserLedgerRequest)(nil),        // 21: receiptd.v1.ListUserLedgerRequest
-	(*ListUserLedgerResponse)(nil),       // 22: receiptd.v1.ListUserLedgerResponse
-	(*LedgerEntry)(nil),                  // 23: receiptd.v1.LedgerEntry
-	(*WatchReceiptRequest)(nil),          // 24: receiptd.v1.WatchReceiptRequest
-	(*WatchUserRequest)(nil),             // 25: receiptd.v1.WatchUserRequest
-	(*GetStatsRequest)(nil),              // 26: receiptd.v1.GetStatsRequest
-	(*Stats)(nil),                        // 27: receiptd.v1.Stats
-	(*SourceStats)(nil),                  // 28: receiptd.v1.SourceStats
-	(*DayStats)(nil),                     // 29: receiptd.v1.DayStats
-	(*PipelineStats)(nil),                // 30: receiptd.v1.PipelineStats
-	(*TimeToTerminal)(nil),               // 31: receiptd.v1.TimeToTerminal
-	(*AuditRequest)(nil),                 // 32: receiptd.v1.AuditRequest
-	(*AuditReport)(nil),                  // 33: receiptd.v1.AuditReport
-	(*ModelCheck)(nil),                   // 34: receiptd.v1.ModelCheck
-	(*ModelSummary)(nil),                 // 35: receiptd.v1.ModelSummary
-	(*KeyDifference)(nil),                // 36: receiptd.v1.KeyDifference
-	(*UnreconciledUser)(nil),             // 37: receiptd.v1.UnreconciledUser
-	(*AnomalousReceipt)(nil),             // 38: receiptd.v1.AnomalousReceipt
-	(*QuarantinedDelivery)(nil),          // 39: receiptd.v1.QuarantinedDelivery
-	(*ListQuarantinedRequest)(nil),       // 40: receiptd.v1.ListQuarantinedRequest
-	(*ListQuarantinedResponse)(nil),      // 41: receiptd.v1.ListQuarantinedResponse
-	(*ReprocessQuarantinedRequest)(nil),  // 42: receiptd.v1.ReprocessQuarantinedRequest
-	(*ReprocessQuarantinedResponse)(nil), // 43: receiptd.v1.ReprocessQuarantinedResponse
-	(*ReprocessedDelivery)(nil),          // 44: receiptd.v1.ReprocessedDelivery
-	(*SkippedEvent)(nil),                 // 45: receiptd.v1.SkippedEvent
-	(*RebuildRequest)(nil),               // 46: receiptd.v1.RebuildRequest
-	(*RebuildResponse)(nil),              // 47: receiptd.v1.RebuildResponse
-	nil,                                  // 48: receiptd.v1.EntityEvent.AttributesEntry
-	nil,                                  // 49: receiptd.v1.PipelineStats.FailedByStageEntry
-	(*timestamppb.Timestamp)(nil),        // 50: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),          // 51: google.protobuf.Duration
+	(*ListReceiptsRequest)(nil),          // 6: receiptd.v1.ListReceiptsRequest
+	(*ListReceiptsResponse)(nil),         // 7: receiptd.v1.ListReceiptsResponse
+	(*GetBalanceRequest)(nil),            // 8: receiptd.v1.GetBalanceRequest
+	(*GetEntityRequest)(nil),             // 9: receiptd.v1.GetEntityRequest
+	(*ListEntitiesRequest)(nil),          // 10: receiptd.v1.ListEntitiesRequest
+	(*ListEntitiesResponse)(nil),         // 11: receiptd.v1.ListEntitiesResponse
+	(*Receipt)(nil),                      // 12: receiptd.v1.Receipt
+	(*StageProgress)(nil),                // 13: receiptd.v1.StageProgress
+	(*Failure)(nil),                      // 14: receiptd.v1.Failure
+	(*Anomaly)(nil),                      // 15: receiptd.v1.Anomaly
+	(*Balance)(nil),                      // 16: receiptd.v1.Balance
+	(*Entity)(nil),                       // 17: receiptd.v1.Entity
+	(*EntityEvent)(nil),                  // 18: receiptd.v1.EntityEvent
+	(*ListReceiptEventsRequest)(nil),     // 19: receiptd.v1.ListReceiptEventsRequest
+	(*ListReceiptEventsResponse)(nil),    // 20: receiptd.v1.ListReceiptEventsResponse
+	(*Delivery)(nil),                     // 21: receiptd.v1.Delivery
+	(*ReceiptEvent)(nil),                 // 22: receiptd.v1.ReceiptEvent
+	(*ListUserLedgerRequest)(nil),        // 23: receiptd.v1.ListUserLedgerRequest
+	(*ListUserLedgerResponse)(nil),       // 24: receiptd.v1.ListUserLedgerResponse
+	(*LedgerEntry)(nil),                  // 25: receiptd.v1.LedgerEntry
+	(*WatchReceiptRequest)(nil),          // 26: receiptd.v1.WatchReceiptRequest
+	(*WatchUserRequest)(nil),             // 27: receiptd.v1.WatchUserRequest
+	(*GetStatsRequest)(nil),              // 28: receiptd.v1.GetStatsRequest
+	(*Stats)(nil),                        // 29: receiptd.v1.Stats
+	(*SourceStats)(nil),                  // 30: receiptd.v1.SourceStats
+	(*DayStats)(nil),                     // 31: receiptd.v1.DayStats
+	(*PipelineStats)(nil),                // 32: receiptd.v1.PipelineStats
+	(*TimeToTerminal)(nil),               // 33: receiptd.v1.TimeToTerminal
+	(*AuditRequest)(nil),                 // 34: receiptd.v1.AuditRequest
+	(*AuditReport)(nil),                  // 35: receiptd.v1.AuditReport
+	(*ModelCheck)(nil),                   // 36: receiptd.v1.ModelCheck
+	(*ModelSummary)(nil),                 // 37: receiptd.v1.ModelSummary
+	(*KeyDifference)(nil),                // 38: receiptd.v1.KeyDifference
+	(*UnreconciledUser)(nil),             // 39: receiptd.v1.UnreconciledUser
+	(*AnomalousReceipt)(nil),             // 40: receiptd.v1.AnomalousReceipt
+	(*QuarantinedDelivery)(nil),          // 41: receiptd.v1.QuarantinedDelivery
+	(*ListQuarantinedRequest)(nil),       // 42: receiptd.v1.ListQuarantinedRequest
+	(*ListQuarantinedResponse)(nil),      // 43: receiptd.v1.ListQuarantinedResponse
+	(*ReprocessQuarantinedRequest)(nil),  // 44: receiptd.v1.ReprocessQuarantinedRequest
+	(*ReprocessQuarantinedResponse)(nil), // 45: receiptd.v1.ReprocessQuarantinedResponse
+	(*ReprocessedDelivery)(nil),          // 46: receiptd.v1.ReprocessedDelivery
+	(*SkippedEvent)(nil),                 // 47: receiptd.v1.SkippedEvent
+	(*RebuildRequest)(nil),               // 48: receiptd.v1.RebuildRequest
+	(*RebuildResponse)(nil),              // 49: receiptd.v1.RebuildResponse
+	nil,                                  // 50: receiptd.v1.EntityEvent.AttributesEntry
+	nil,                                  // 51: receiptd.v1.PipelineStats.FailedByStageEntry
+	(*timestamppb.Timestamp)(nil),        // 52: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),          // 53: google.protobuf.Duration
 }
 var file_receiptd_v1_receiptd_proto_depIdxs = []int32{
-	10, // 0: receiptd.v1.ListUserReceiptsResponse.receipts:type_name -> receiptd.v1.Receipt
-	15, // 1: receiptd.v1.ListEntitiesResponse.entities:type_name -> receiptd.v1.Entity
-	0,  // 2: receiptd.v1.Receipt.status:type_name -> receiptd.v1.ReceiptStatus
-	11, // 3: receiptd.v1.Receipt.stages:type_name -> receiptd.v1.StageProgress
-	12, // 4: receiptd.v1.Receipt.failure:type_name -> receiptd.v1.Failure
-	13, // 5: receiptd.v1.Receipt.anomalies:type_name -> receiptd.v1.Anomaly
-	1,  // 6: receiptd.v1.StageProgress.stage:type_name -> receiptd.v1.Stage
-	50, // 7: receiptd.v1.StageProgress.occurred_at:type_name -> google.protobuf.Timestamp
-	50, // 8: receiptd.v1.Balance.forgotten_at:type_name -> google.protobuf.Timestamp
-	50, // 9: receiptd.v1.Entity.status_at:type_name -> google.protobuf.Timestamp
-	50, // 10: receiptd.v1.Entity.first_seen:type_name -> google.protobuf.Timestamp
-	50, // 11: receiptd.v1.Entity.last_seen:type_name -> google.protobuf.Timestamp
-	16, // 12: receiptd.v1.Entity.timeline:type_name -> receiptd.v1.EntityEvent
-	50, // 13: receiptd.v1.EntityEvent.status_at:type_name -> google.protobuf.Timestamp
-	50, // 14: receiptd.v1.EntityEvent.occurred_at:type_name -> google.protobuf.Timestamp
-	48, // 15: receiptd.v1.EntityEvent.attributes:type_name -> receiptd.v1.EntityEvent.AttributesEntry
-	50, // 16: receiptd.v1.EntityEvent.recorded_at:type_name -> google.protobuf.Timestamp
-	20, // 17: receiptd.v1.ListReceiptEventsResponse.events:type_name -> receiptd.v1.ReceiptEvent
-	50, // 18: receiptd.v1.Delivery.received_at:type_name -> google.protobuf.Timestamp
-	50, // 19: receiptd.v1.ReceiptEvent.recorded_at:type_name -> google.protobuf.Timestamp
-	19, // 20: receiptd.v1.ReceiptEvent.delivery:type_name -> receiptd.v1.Delivery
-	1,  // 21: receiptd.v1.ReceiptEvent.stage:type_name -> receiptd.v1.Stage
-	50, // 22: receiptd.v1.ReceiptEvent.occurred_at:type_name -> google.protobuf.Timestamp
-	12, // 23: receiptd.v1.ReceiptEvent.failure:type_name -> receiptd.v1.Failure
-	23, // 24: receiptd.v1.ListUserLedgerResponse.entries:type_name -> receiptd.v1.LedgerEntry
-	2,  // 25: receiptd.v1.LedgerEntry.kind:type_name -> receiptd.v1.LedgerEntryKind
-	50, // 26: receiptd.v1.LedgerEntry.recorded_at:type_name -> google.protobuf.Timestamp
-	19, // 27: receiptd.v1.LedgerEntry.delivery:type_name -> receiptd.v1.Delivery
-	28, // 28: receiptd.v1.Stats.sources:type_name -> receiptd.v1.SourceStats
-	30, // 29: receiptd.v1.SourceStats.total:type_name -> receiptd.v1.PipelineStats
-	29, // 30: receiptd.v1.SourceStats.days:type_name -> receiptd.v1.DayStats
-	30, // 31: receiptd.v1.DayStats.stats:type_name -> receiptd.v1.PipelineStats
-	49, // 32: receiptd.v1.PipelineStats.failed_by_stage:type_name -> receiptd.v1.PipelineStats.FailedByStageEntry
-	31, // 33: receiptd.v1.PipelineStats.time_to_terminal:type_name -> receiptd.v1.TimeToTerminal
-	51, // 34: receiptd.v1.TimeToTerminal.p50:type_name -> google.protobuf.Duration
-	51, // 35: receiptd.v1.TimeToTerminal.p90:type_name -> google.protobuf.Duration
-	51, // 36: receiptd.v1.TimeToTerminal.p99:type_name -> google.protobuf.Duration
-	34, // 37: receiptd.v1.AuditReport.models:type_name -> receiptd.v1.ModelCheck
-	37, // 38: receiptd.v1.AuditReport.unreconciled_users:type_name -> receiptd.v1.UnreconciledUser
-	38, // 39: receiptd.v1.AuditReport.anomalous_receipts:type_name -> receiptd.v1.AnomalousReceipt
-	39, // 40: receiptd.v1.AuditReport.quarantined:type_name -> receiptd.v1.QuarantinedDelivery
-	45, // 41: receiptd.v1.AuditReport.skipped:type_name -> receiptd.v1.SkippedEvent
-	51, // 42: receiptd.v1.AuditReport.took:type_name -> google.protobuf.Duration
-	36, // 43: receiptd.v1.ModelCheck.first_difference:type_name -> receiptd.v1.KeyDifference
-	35, // 44: receiptd.v1.ModelCheck.live:type_name -> receiptd.v1.ModelSummary
-	35, // 45: receiptd.v1.ModelCheck.rebuilt:type_name -> receiptd.v1.ModelSummary
-	0,  // 46: receiptd.v1.AnomalousReceipt.status:type_name -> receiptd.v1.ReceiptStatus
-	13, // 47: receiptd.v1.AnomalousReceipt.anomalies:type_name -> receiptd.v1.Anomaly
-	50, // 48: receiptd.v1.QuarantinedDelivery.received_at:type_name -> google.protobuf.Timestamp
-	39, // 49: receiptd.v1.ListQuarantinedResponse.deliveries:type_name -> receiptd.v1.QuarantinedDelivery
-	44, // 50: receiptd.v1.ReprocessQuarantinedResponse.results:type_name -> receiptd.v1.ReprocessedDelivery
-	35, // 51: receiptd.v1.RebuildResponse.models:type_name -> receiptd.v1.ModelSummary
-	51, // 52: receiptd.v1.RebuildResponse.took:type_name -> google.protobuf.Duration
-	3,  // 53: receiptd.v1.ReceiptService.GetReceipt:input_type -> receiptd.v1.GetReceiptRequest
-	4,  // 54: receiptd.v1.ReceiptService.ListUserReceipts:input_type -> receiptd.v1.ListUserReceiptsRequest
-	6,  // 55: receiptd.v1.ReceiptService.GetBalance:input_type -> receiptd.v1.GetBalanceRequest
-	7,  // 56: receiptd.v1.ReceiptService.GetEntity:input_type -> receiptd.v1.GetEntityRequest
-	8,  // 57: receiptd.v1.ReceiptService.ListEntities:input_type -> receiptd.v1.ListEntitiesRequest
-	17, // 58: receiptd.v1.ReceiptService.ListReceiptEvents:input_type -> receiptd.v1.ListReceiptEventsRequest
-	21, // 59: receiptd.v1.ReceiptService.ListUserLedger:input_type -> receiptd.v1.ListUserLedgerRequest
-	24, // 60: receiptd.v1.ReceiptService.WatchReceipt:input_type -> receiptd.v1.WatchReceiptRequest
-	25, // 61: receiptd.v1.ReceiptService.WatchUser:input_type -> receiptd.v1.WatchUserRequest
-	26, // 62: receiptd.v1.StatsService.GetStats:input_type -> receiptd.v1.GetStatsRequest
-	32, // 63: receiptd.v1.AuditService.Audit:input_type -> receiptd.v1.AuditRequest
-	46, // 64: receiptd.v1.AuditService.Rebuild:input_type -> receiptd.v1.RebuildRequest
-	40, // 65: receiptd.v1.AuditService.ListQuarantined:input_type -> receiptd.v1.ListQuarantinedRequest
-	42, // 66: receiptd.v1.AuditService.ReprocessQuarantined:input_type -> receiptd.v1.ReprocessQuarantinedRequest
-	10, // 67: receiptd.v1.ReceiptService.GetReceipt:output_type -> receiptd.v1.Receipt
-	5,  // 68: receiptd.v1.ReceiptService.ListUserReceipts:output_type -> receiptd.v1.ListUserReceiptsResponse
-	14, // 69: receiptd.v1.ReceiptService.GetBalance:output_type -> receiptd.v1.Balance
-	15, // 70: receiptd.v1.ReceiptService.GetEntity:output_type -> receiptd.v1.Entity
-	9,  // 71: receiptd.v1.ReceiptService.ListEntities:output_type -> receiptd.v1.ListEntitiesResponse
-	18, // 72: receiptd.v1.ReceiptService.ListReceiptEvents:output_type -> receiptd.v1.ListReceiptEventsResponse
-	22, // 73: receiptd.v1.ReceiptService.ListUserLedger:output_type -> receiptd.v1.ListUserLedgerResponse
-	10, // 74: receiptd.v1.ReceiptService.WatchReceipt:output_type -> receiptd.v1.Receipt
-	14, // 75: receiptd.v1.ReceiptService.WatchUser:output_type -> receiptd.v1.Balance
-	27, // 76: receiptd.v1.StatsService.GetStats:output_type -> receiptd.v1.Stats
-	33, // 77: receiptd.v1.AuditService.Audit:output_type -> receiptd.v1.AuditReport
-	47, // 78: receiptd.v1.AuditService.Rebuild:output_type -> receiptd.v1.RebuildResponse
-	41, // 79: receiptd.v1.AuditService.ListQuarantined:output_type -> receiptd.v1.ListQuarantinedResponse
-	43, // 80: receiptd.v1.AuditService.ReprocessQuarantined:output_type -> receiptd.v1.ReprocessQuarantinedResponse
-	67, // [67:81] is the sub-list for method output_type
-	53, // [53:67] is the sub-list for method input_type
-	53, // [53:53] is the sub-list for extension type_name
-	53, // [53:53] is the sub-list for extension extendee
-	0,  // [0:53] is the sub-list for field type_name
+	12, // 0: receiptd.v1.ListUserReceiptsResponse.receipts:type_name -> receiptd.v1.Receipt
+	12, // 1: receiptd.v1.ListReceiptsResponse.receipts:type_name -> receiptd.v1.Receipt
+	17, // 2: receiptd.v1.ListEntitiesResponse.entities:type_name -> receiptd.v1.Entity
+	0,  // 3: receiptd.v1.Receipt.status:type_name -> receiptd.v1.ReceiptStatus
+	13, // 4: receiptd.v1.Receipt.stages:type_name -> receiptd.v1.StageProgress
+	14, // 5: receiptd.v1.Receipt.failure:type_name -> receiptd.v1.Failure
+	15, // 6: receiptd.v1.Receipt.anomalies:type_name -> receiptd.v1.Anomaly
+	1,  // 7: receiptd.v1.StageProgress.stage:type_name -> receiptd.v1.Stage
+	52, // 8: receiptd.v1.StageProgress.occurred_at:type_name -> google.protobuf.Timestamp
+	52, // 9: receiptd.v1.StageProgress.recorded_at:type_name -> google.protobuf.Timestamp
+	52, // 10: receiptd.v1.Balance.forgotten_at:type_name -> google.protobuf.Timestamp
+	52, // 11: receiptd.v1.Entity.status_at:type_name -> google.protobuf.Timestamp
+	52, // 12: receiptd.v1.Entity.first_seen:type_name -> google.protobuf.Timestamp
+	52, // 13: receiptd.v1.Entity.last_seen:type_name -> google.protobuf.Timestamp
+	18, // 14: receiptd.v1.Entity.timeline:type_name -> receiptd.v1.EntityEvent
+	52, // 15: receiptd.v1.EntityEvent.status_at:type_name -> google.protobuf.Timestamp
+	52, // 16: receiptd.v1.EntityEvent.occurred_at:type_name -> google.protobuf.Timestamp
+	50, // 17: receiptd.v1.EntityEvent.attributes:type_name -> receiptd.v1.EntityEvent.AttributesEntry
+	52, // 18: receiptd.v1.EntityEvent.recorded_at:type_name -> google.protobuf.Timestamp
+	22, // 19: receiptd.v1.ListReceiptEventsResponse.events:type_name -> receiptd.v1.ReceiptEvent
+	52, // 20: receiptd.v1.Delivery.received_at:type_name -> google.protobuf.Timestamp
+	52, // 21: receiptd.v1.ReceiptEvent.recorded_at:type_name -> google.protobuf.Timestamp
+	21, // 22: receiptd.v1.ReceiptEvent.delivery:type_name -> receiptd.v1.Delivery
+	1,  // 23: receiptd.v1.ReceiptEvent.stage:type_name -> receiptd.v1.Stage
+	52, // 24: receiptd.v1.ReceiptEvent.occurred_at:type_name -> google.protobuf.Timestamp
+	14, // 25: receiptd.v1.ReceiptEvent.failure:type_name -> receiptd.v1.Failure
+	25, // 26: receiptd.v1.ListUserLedgerResponse.entries:type_name -> receiptd.v1.LedgerEntry
+	2,  // 27: receiptd.v1.LedgerEntry.kind:type_name -> receiptd.v1.LedgerEntryKind
+	52, // 28: receiptd.v1.LedgerEntry.recorded_at:type_name -> google.protobuf.Timestamp
+	21, // 29: receiptd.v1.LedgerEntry.delivery:type_name -> receiptd.v1.Delivery
+	30, // 30: receiptd.v1.Stats.sources:type_name -> receiptd.v1.SourceStats
+	32, // 31: receiptd.v1.SourceStats.total:type_name -> receiptd.v1.PipelineStats
+	31, // 32: receiptd.v1.SourceStats.days:type_name -> receiptd.v1.DayStats
+	32, // 33: receiptd.v1.DayStats.stats:type_name -> receiptd.v1.PipelineStats
+	51, // 34: receiptd.v1.PipelineStats.failed_by_stage:type_name -> receiptd.v1.PipelineStats.FailedByStageEntry
+	33, // 35: receiptd.v1.PipelineStats.time_to_terminal:type_name -> receiptd.v1.TimeToTerminal
+	53, // 36: receiptd.v1.TimeToTerminal.p50:type_name -> google.protobuf.Duration
+	53, // 37: receiptd.v1.TimeToTerminal.p90:type_name -> google.protobuf.Duration
+	53, // 38: receiptd.v1.TimeToTerminal.p99:type_name -> google.protobuf.Duration
+	36, // 39: receiptd.v1.AuditReport.models:type_name -> receiptd.v1.ModelCheck
+	39, // 40: receiptd.v1.AuditReport.unreconciled_users:type_name -> receiptd.v1.UnreconciledUser
+	40, // 41: receiptd.v1.AuditReport.anomalous_receipts:type_name -> receiptd.v1.AnomalousReceipt
+	41, // 42: receiptd.v1.AuditReport.quarantined:type_name -> receiptd.v1.QuarantinedDelivery
+	47, // 43: receiptd.v1.AuditReport.skipped:type_name -> receiptd.v1.SkippedEvent
+	53, // 44: receiptd.v1.AuditReport.took:type_name -> google.protobuf.Duration
+	38, // 45: receiptd.v1.ModelCheck.first_difference:type_name -> receiptd.v1.KeyDifference
+	37, // 46: receiptd.v1.ModelCheck.live:type_name -> receiptd.v1.ModelSummary
+	37, // 47: receiptd.v1.ModelCheck.rebuilt:type_name -> receiptd.v1.ModelSummary
+	0,  // 48: receiptd.v1.AnomalousReceipt.status:type_name -> receiptd.v1.ReceiptStatus
+	15, // 49: receiptd.v1.AnomalousReceipt.anomalies:type_name -> receiptd.v1.Anomaly
+	52, // 50: receiptd.v1.QuarantinedDelivery.received_at:type_name -> google.protobuf.Timestamp
+	41, // 51: receiptd.v1.ListQuarantinedResponse.deliveries:type_name -> receiptd.v1.QuarantinedDelivery
+	46, // 52: receiptd.v1.ReprocessQuarantinedResponse.results:type_name -> receiptd.v1.ReprocessedDelivery
+	37, // 53: receiptd.v1.RebuildResponse.models:type_name -> receiptd.v1.ModelSummary
+	53, // 54: receiptd.v1.RebuildResponse.took:type_name -> google.protobuf.Duration
+	3,  // 55: receiptd.v1.ReceiptService.GetReceipt:input_type -> receiptd.v1.GetReceiptRequest
+	4,  // 56: receiptd.v1.ReceiptService.ListUserReceipts:input_type -> receiptd.v1.ListUserReceiptsRequest
+	6,  // 57: receiptd.v1.ReceiptService.ListReceipts:input_type -> receiptd.v1.ListReceiptsRequest
+	8,  // 58: receiptd.v1.ReceiptService.GetBalance:input_type -> receiptd.v1.GetBalanceRequest
+	9,  // 59: receiptd.v1.ReceiptService.GetEntity:input_type -> receiptd.v1.GetEntityRequest
+	10, // 60: receiptd.v1.ReceiptService.ListEntities:input_type -> receiptd.v1.ListEntitiesRequest
+	19, // 61: receiptd.v1.ReceiptService.ListReceiptEvents:input_type -> receiptd.v1.ListReceiptEventsRequest
+	23, // 62: receiptd.v1.ReceiptService.ListUserLedger:input_type -> receiptd.v1.ListUserLedgerRequest
+	26, // 63: receiptd.v1.ReceiptService.WatchReceipt:input_type -> receiptd.v1.WatchReceiptRequest
+	27, // 64: receiptd.v1.ReceiptService.WatchUser:input_type -> receiptd.v1.WatchUserRequest
+	28, // 65: receiptd.v1.StatsService.GetStats:input_type -> receiptd.v1.GetStatsRequest
+	34, // 66: receiptd.v1.AuditService.Audit:input_type -> receiptd.v1.AuditRequest
+	48, // 67: receiptd.v1.AuditService.Rebuild:input_type -> receiptd.v1.RebuildRequest
+	42, // 68: receiptd.v1.AuditService.ListQuarantined:input_type -> receiptd.v1.ListQuarantinedRequest
+	44, // 69: receiptd.v1.AuditService.ReprocessQuarantined:input_type -> receiptd.v1.ReprocessQuarantinedRequest
+	12, // 70: receiptd.v1.ReceiptService.GetReceipt:output_type -> receiptd.v1.Receipt
+	5,  // 71: receiptd.v1.ReceiptService.ListUserReceipts:output_type -> receiptd.v1.ListUserReceiptsResponse
+	7,  // 72: receiptd.v1.ReceiptService.ListReceipts:output_type -> receiptd.v1.ListReceiptsResponse
+	16, // 73: receiptd.v1.ReceiptService.GetBalance:output_type -> receiptd.v1.Balance
+	17, // 74: receiptd.v1.ReceiptService.GetEntity:output_type -> receiptd.v1.Entity
+	11, // 75: receiptd.v1.ReceiptService.ListEntities:output_type -> receiptd.v1.ListEntitiesResponse
+	20, // 76: receiptd.v1.ReceiptService.ListReceiptEvents:output_type -> receiptd.v1.ListReceiptEventsResponse
+	24, // 77: receiptd.v1.ReceiptService.ListUserLedger:output_type -> receiptd.v1.ListUserLedgerResponse
+	12, // 78: receiptd.v1.ReceiptService.WatchReceipt:output_type -> receiptd.v1.Receipt
+	16, // 79: receiptd.v1.ReceiptService.WatchUser:output_type -> receiptd.v1.Balance
+	29, // 80: receiptd.v1.StatsService.GetStats:output_type -> receiptd.v1.Stats
+	35, // 81: receiptd.v1.AuditService.Audit:output_type -> receiptd.v1.AuditReport
+	49, // 82: receiptd.v1.AuditService.Rebuild:output_type -> receiptd.v1.RebuildResponse
+	43, // 83: receiptd.v1.AuditService.ListQuarantined:output_type -> receiptd.v1.ListQuarantinedResponse
+	45, // 84: receiptd.v1.AuditService.ReprocessQuarantined:output_type -> receiptd.v1.ReprocessQuarantinedResponse
+	70, // [70:85] is the sub-list for method output_type
+	55, // [55:70] is the sub-list for method input_type
+	55, // [55:55] is the sub-list for extension type_name
+	55, // [55:55] is the sub-list for extension extendee
+	0,  // [0:55] is the sub-list for field type_name
 }
 
 func init() { file_receiptd_v1_receiptd_proto_init() }
@@ -4878,17 +5071,17 @@ func file_receiptd_v1_receiptd_proto_init() {
 	if File_receiptd_v1_receiptd_proto != nil {
 		return
 	}
-	file_receiptd_v1_receiptd_proto_msgTypes[7].OneofWrappers = []any{}
-	file_receiptd_v1_receiptd_proto_msgTypes[12].OneofWrappers = []any{}
-	file_receiptd_v1_receiptd_proto_msgTypes[13].OneofWrappers = []any{}
-	file_receiptd_v1_receiptd_proto_msgTypes[17].OneofWrappers = []any{}
+	file_receiptd_v1_receiptd_proto_msgTypes[9].OneofWrappers = []any{}
+	file_receiptd_v1_receiptd_proto_msgTypes[14].OneofWrappers = []any{}
+	file_receiptd_v1_receiptd_proto_msgTypes[15].OneofWrappers = []any{}
+	file_receiptd_v1_receiptd_proto_msgTypes[19].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_receiptd_v1_receiptd_proto_rawDesc), len(file_receiptd_v1_receiptd_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   47,
+			NumMessages:   49,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

@@ -27,6 +27,7 @@ const _ = grpc.SupportPackageIsVersion9
 const (
 	ReceiptService_GetReceipt_FullMethodName        = "/receiptd.v1.ReceiptService/GetReceipt"
 	ReceiptService_ListUserReceipts_FullMethodName  = "/receiptd.v1.ReceiptService/ListUserReceipts"
+	ReceiptService_ListReceipts_FullMethodName      = "/receiptd.v1.ReceiptService/ListReceipts"
 	ReceiptService_GetBalance_FullMethodName        = "/receiptd.v1.ReceiptService/GetBalance"
 	ReceiptService_GetEntity_FullMethodName         = "/receiptd.v1.ReceiptService/GetEntity"
 	ReceiptService_ListEntities_FullMethodName      = "/receiptd.v1.ReceiptService/ListEntities"
@@ -61,6 +62,15 @@ type ReceiptServiceClient interface {
 	// Returns one page of the receipts of the user, in the order of the read
 	// model. Pass next_page_token as page_token to get the next page.
 	ListUserReceipts(ctx context.Context, in *ListUserReceiptsRequest, opts ...grpc.CallOption) (*ListUserReceiptsResponse, error)
+	// List a source's stuck receipts.
+	//
+	// Returns one page of the source's receipts still in progress, the
+	// longest waiting first (by when receiptd first recorded one of their
+	// deliveries). status "overdue" lists only those in progress after the
+	// source's whole retry window (each with an "overdue" anomaly);
+	// "in_progress" lists them all. A backend or operator call (API key), not
+	// a user's.
+	ListReceipts(ctx context.Context, in *ListReceiptsRequest, opts ...grpc.CallOption) (*ListReceiptsResponse, error)
 	// Get a user's balance.
 	//
 	// Returns the balance the provider last reported beside the balance
@@ -144,6 +154,16 @@ func (c *receiptServiceClient) ListUserReceipts(ctx context.Context, in *ListUse
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ListUserReceiptsResponse)
 	err := c.cc.Invoke(ctx, ReceiptService_ListUserReceipts_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *receiptServiceClient) ListReceipts(ctx context.Context, in *ListReceiptsRequest, opts ...grpc.CallOption) (*ListReceiptsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListReceiptsResponse)
+	err := c.cc.Invoke(ctx, ReceiptService_ListReceipts_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -263,6 +283,15 @@ type ReceiptServiceServer interface {
 	// Returns one page of the receipts of the user, in the order of the read
 	// model. Pass next_page_token as page_token to get the next page.
 	ListUserReceipts(context.Context, *ListUserReceiptsRequest) (*ListUserReceiptsResponse, error)
+	// List a source's stuck receipts.
+	//
+	// Returns one page of the source's receipts still in progress, the
+	// longest waiting first (by when receiptd first recorded one of their
+	// deliveries). status "overdue" lists only those in progress after the
+	// source's whole retry window (each with an "overdue" anomaly);
+	// "in_progress" lists them all. A backend or operator call (API key), not
+	// a user's.
+	ListReceipts(context.Context, *ListReceiptsRequest) (*ListReceiptsResponse, error)
 	// Get a user's balance.
 	//
 	// Returns the balance the provider last reported beside the balance
@@ -338,6 +367,9 @@ func (UnimplementedReceiptServiceServer) GetReceipt(context.Context, *GetReceipt
 func (UnimplementedReceiptServiceServer) ListUserReceipts(context.Context, *ListUserReceiptsRequest) (*ListUserReceiptsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListUserReceipts not implemented")
 }
+func (UnimplementedReceiptServiceServer) ListReceipts(context.Context, *ListReceiptsRequest) (*ListReceiptsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListReceipts not implemented")
+}
 func (UnimplementedReceiptServiceServer) GetBalance(context.Context, *GetBalanceRequest) (*Balance, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetBalance not implemented")
 }
@@ -412,6 +444,24 @@ func _ReceiptService_ListUserReceipts_Handler(srv interface{}, ctx context.Conte
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(ReceiptServiceServer).ListUserReceipts(ctx, req.(*ListUserReceiptsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ReceiptService_ListReceipts_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListReceiptsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ReceiptServiceServer).ListReceipts(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ReceiptService_ListReceipts_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ReceiptServiceServer).ListReceipts(ctx, req.(*ListReceiptsRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -542,6 +592,10 @@ var ReceiptService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListUserReceipts",
 			Handler:    _ReceiptService_ListUserReceipts_Handler,
+		},
+		{
+			MethodName: "ListReceipts",
+			Handler:    _ReceiptService_ListReceipts_Handler,
 		},
 		{
 			MethodName: "GetBalance",
