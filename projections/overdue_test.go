@@ -2,10 +2,12 @@ package projections_test
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/receiptd/receiptd/aggregate"
 	"github.com/receiptd/receiptd/eventstore"
 	"github.com/receiptd/receiptd/projections"
@@ -126,5 +128,54 @@ func TestOverdueIndex(t *testing.T) {
 	c2, _ := rb.OverdueCounts(ctx, now, win)
 	if c2["reewild"] != 2 {
 		t.Fatalf("rebuilt counts %v", c2)
+	}
+}
+
+// TestOverdueSweep: the sweep counts at its clock's now and exports the
+// counts; a fake clock stands in for 23 hours.
+func TestOverdueSweep(t *testing.T) {
+	var l log
+	l.stage("r1", "u1", aggregate.StageUploaded, "a")
+	l.stage("r2", "u1", aggregate.StageUploaded, "b")
+	db := openDB(t)
+	if err := db.Apply(l.events); err != nil {
+		t.Fatal(err)
+	}
+	now := recordedAt(1)
+	sw := projections.NewOverdueSweep(db, []string{"reewild"}, func() time.Time { return now },
+		func(string) time.Duration { return aggregate.DefaultOverdueAfter }, nil)
+	metric := func() string {
+		reg := prometheus.NewPedanticRegistry()
+		reg.MustRegister(sw)
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() == "receiptd_receipts_overdue" {
+				return fmt.Sprint(mf.GetMetric()[0].GetGauge().GetValue())
+			}
+		}
+		return "none"
+	}
+	if got := metric(); got != "0" {
+		t.Fatalf("before a sweep: %s, want a configured source's 0", got)
+	}
+	for _, step := range []struct {
+		at   time.Time
+		want int64
+	}{
+		{recordedAt(1).Add(time.Hour), 0},
+		{recordedAt(1).Add(aggregate.DefaultOverdueAfter + time.Second), 1},
+		{recordedAt(2).Add(aggregate.DefaultOverdueAfter + time.Second), 2},
+	} {
+		now = step.at
+		got, err := sw.Sweep(context.Background())
+		if err != nil || got["reewild"] != step.want {
+			t.Fatalf("at %v: %v %v, want %d", step.at, got, err, step.want)
+		}
+		if m := metric(); m != fmt.Sprint(step.want) {
+			t.Fatalf("at %v: metric %s, want %d", step.at, m, step.want)
+		}
 	}
 }

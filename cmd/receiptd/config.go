@@ -104,6 +104,11 @@ type SourceConfig struct {
 	// Insecure accepts deliveries without verification. Development only;
 	// a source with no verifier configured refuses to start without it.
 	Insecure bool `yaml:"insecure"`
+	// OverdueAfter is the source's whole retry window: a receipt still in
+	// progress this long after its first recorded delivery is overdue
+	// (default 23h5m, Reewild's last retry after the first attempt; 0
+	// turns it off for the source).
+	OverdueAfter *Duration `yaml:"overdue_after"`
 }
 
 // IngestConfig tunes POST /webhooks/{source}.

@@ -83,6 +83,10 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(projections.NewCollector(views, store, logger))
+	// Stuck receipts: the sweep and the API read the same clock.
+	overdue := overdueConfig(cfg)
+	overdueSweep := projections.NewOverdueSweep(views, querySources(cfg), overdue.Now, overdue.After, logger)
+	reg.MustRegister(overdueSweep)
 
 	access, err := newAccess(cfg, logger)
 	if err != nil {
@@ -121,6 +125,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	var runnerWG sync.WaitGroup
 	var runnerErr error
 	runnerWG.Go(func() { runnerErr = runner.Run(runCtx) })
+	runnerWG.Go(func() { overdueSweep.Run(runCtx, overdueSweepEvery) })
 	// The feed's destinations are pushed to until the runner stops.
 	var subjects api.Subjects
 	if keyring != nil {
@@ -175,7 +180,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	if keyring != nil {
 		privacyOpts = append(privacyOpts, api.WithSubjects(keyring))
 	}
-	svc, err := api.NewReceiptService(views, sources, slices.Concat(apiOpts, privacyOpts, []api.Option{api.WithEventLog(projections.NewHistory(store))})...)
+	svc, err := api.NewReceiptService(views, sources, slices.Concat(apiOpts, privacyOpts, []api.Option{api.WithEventLog(projections.NewHistory(store)), api.WithOverdue(overdue)})...)
 	if err != nil {
 		return err
 	}
@@ -183,7 +188,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	statsSvc, err := api.NewStatsService(views, sources, apiOpts...)
+	statsSvc, err := api.NewStatsService(views, sources, append(slices.Clip(apiOpts), api.WithOverdue(overdue))...)
 	if err != nil {
 		return err
 	}

@@ -28,6 +28,10 @@ type InProgressReader interface {
 	InProgress(ctx context.Context, source string, before time.Time, pageSize int, pageToken string) ([]aggregate.ReceiptView, string, error)
 }
 
+// DefaultOverdueAfter is the retry window of a source whose config does
+// not say (aggregate.DefaultOverdueAfter: Reewild's 23h5m).
+const DefaultOverdueAfter = aggregate.DefaultOverdueAfter
+
 // Overdue is how the services tell an overdue receipt: Now is the clock
 // (time.Now in receiptd; a fake in tests) and After each source's retry
 // window (aggregate.DefaultOverdueAfter unless the source's overdue_after
