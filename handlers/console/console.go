@@ -226,6 +226,7 @@ func (c *Console) Handler() http.Handler {
 	mux.HandleFunc("GET "+Prefix+"deliveries/{source}/{position}/raw", c.page(c.quarantineRaw))
 	mux.HandleFunc("POST "+Prefix+"deliveries/reprocess", c.action(c.reprocess))
 	mux.HandleFunc("GET "+Prefix+"health", c.page(c.healthPage))
+	mux.HandleFunc("GET "+Prefix+"overdue", c.page(c.overduePage))
 	mux.HandleFunc("POST "+Prefix+"destinations/{name}/{action}", c.action(c.destinationAction))
 	mux.HandleFunc("GET "+Prefix+"send", c.page(c.sendPage))
 	mux.HandleFunc("POST "+Prefix+"send", c.action(c.send))

@@ -12,6 +12,8 @@
 //   - Deliveries: webhook outcomes per source over time (sampled from the
 //     ingest counters into a bounded in-memory ring: the log does not hold
 //     refused deliveries), and the quarantine list with a re-process action.
+//   - Overdue: a source's receipts in progress past its retry window
+//     (ListReceipts, status "overdue"), the longest waiting first.
 //   - Health: store, read model checkpoint and lag, version.
 //   - Send test event: sign an example payload with a source's scheme and
 //     deliver it to this server over loopback HTTP (see Signing).

@@ -6,6 +6,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -101,6 +102,17 @@ func (a *apiDouble) Invoke(ctx context.Context, method string, args, reply any, 
 		out = b
 	case receiptdv1.ReceiptService_ListUserLedger_FullMethodName:
 		out = &receiptdv1.ListUserLedgerResponse{}
+	case receiptdv1.ReceiptService_ListReceipts_FullMethodName:
+		// The double's receipts of the source with an overdue anomaly, by id.
+		req := args.(*receiptdv1.ListReceiptsRequest)
+		resp := &receiptdv1.ListReceiptsResponse{}
+		for _, id := range slices.Sorted(maps.Keys(a.receipts)) {
+			r := a.receipts[id]
+			if r.GetSource() == req.GetSource() && slices.ContainsFunc(r.GetAnomalies(), func(an *receiptdv1.Anomaly) bool { return an.GetKind() == req.GetStatus() }) {
+				resp.Receipts = append(resp.Receipts, r)
+			}
+		}
+		out = resp
 	case receiptdv1.ReceiptService_ListUserReceipts_FullMethodName:
 		out = &receiptdv1.ListUserReceiptsResponse{}
 	case receiptdv1.PrivacyService_ForgetSubject_FullMethodName:

@@ -20,7 +20,7 @@ import (
 
 // pageNames are the templates besides the layout; each defines "content"
 // (and "title").
-var pageNames = []string{"login", "live", "receipt", "user", "deliveries", "health", "send", "error", "forget"}
+var pageNames = []string{"login", "live", "receipt", "user", "deliveries", "health", "send", "error", "forget", "overdue"}
 
 var funcs = template.FuncMap{
 	"status":     statusName,
