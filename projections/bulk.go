@@ -106,7 +106,10 @@ func validStage(e eventstore.RecordedEvent, d *decodedEvent) bool {
 type bulkOut struct {
 	ledger []keyValue
 	index  [][]byte
-	bytes  int64
+	// inProgress holds the keys of bucketInProgress (overdue.go): each
+	// receipt's final view's, if it is in progress.
+	inProgress [][]byte
+	bytes      int64
 }
 
 type keyValue struct{ k, v []byte }
@@ -677,6 +680,7 @@ func (b *bulkBuilder) applyPartition(buf []byte) error {
 			}
 			b.out.ledger = append(b.out.ledger, w.out.ledger...)
 			b.out.index = append(b.out.index, w.out.index...)
+			b.out.inProgress = append(b.out.inProgress, w.out.inProgress...)
 			b.out.bytes += w.out.bytes
 		}
 		return s.cache.shrink(tx)
@@ -755,6 +759,10 @@ func (w *bulkWorker) run(ops []op) {
 			w.out.index = append(w.out.index, indexKey(f.Source, re.view.UserID, re.first, f.ReceiptID))
 			w.out.bytes += int64(len(f.Source) + len(re.view.UserID) + len(f.ReceiptID) + 48)
 		}
+		if k := inProgressKey(f.Source, f.ReceiptID, &re.view); k != nil {
+			w.out.inProgress = append(w.out.inProgress, k)
+			w.out.bytes += int64(len(k) + 24)
+		}
 		i = j
 	}
 }
@@ -781,12 +789,20 @@ func (b *bulkBuilder) writeOutIfLarge() error {
 }
 
 func (b *bulkBuilder) writeIndex() error {
-	kvs := make([]keyValue, len(b.out.index))
-	for i, k := range b.out.index {
-		kvs[i] = keyValue{k: k}
+	for _, ix := range []struct {
+		bucket []byte
+		keys   *[][]byte
+	}{{bucketUserReceipts, &b.out.index}, {bucketInProgress, &b.out.inProgress}} {
+		kvs := make([]keyValue, len(*ix.keys))
+		for i, k := range *ix.keys {
+			kvs[i] = keyValue{k: k}
+		}
+		*ix.keys = nil
+		if err := b.writeSorted(ix.bucket, kvs); err != nil {
+			return err
+		}
 	}
-	b.out.index = nil
-	return b.writeSorted(bucketUserReceipts, kvs)
+	return nil
 }
 
 // writeSorted writes key-values to a bucket in key order, flushChunk*4 a

@@ -70,8 +70,8 @@ func inProgressKey(source, receiptID string, v *aggregate.ReceiptView) []byte {
 // its old view (nil for a new receipt) put it to where its new view puts
 // it.
 func (a *applier) indexInProgress(source, receiptID string, old, now *aggregate.ReceiptView) error {
-	if a.tx == nil {
-		return nil // a bulk build's worker: the builder indexes final views (inProgressKey)
+	if a.bulk != nil {
+		return nil // a bulk build: its workers index each receipt's final view (inProgressKey)
 	}
 	ok, nk := inProgressKey(source, receiptID, old), inProgressKey(source, receiptID, now)
 	if bytes.Equal(ok, nk) {
