@@ -46,7 +46,7 @@ func (s *ReceiptService) WatchReceipt(req *receiptdv1.WatchReceiptRequest, strea
 			if err := AuthorizeOwner(ctx, v.UserID); err != nil {
 				return nil, err
 			}
-			return receiptToProto(v)
+			return s.receiptToProtoNow(v) // overdue as of this read (receipts.go)
 		},
 		func(r *receiptdv1.Receipt) bool {
 			return r.GetStatus() == receiptdv1.ReceiptStatus_RECEIPT_STATUS_COMPLETED || r.GetStatus() == receiptdv1.ReceiptStatus_RECEIPT_STATUS_FAILED
