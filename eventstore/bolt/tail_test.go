@@ -94,7 +94,10 @@ func TestSubscribeBehindTail(t *testing.T) {
 // file; the tail is emptied, and a live subscriber gets from the file
 // exactly what a reader finds there.
 func TestSubscribeAfterFailedCommit(t *testing.T) {
-	s, _ := openStore(t, bolt.Options{MaxSize: 1 << 20})
+	// 4 KiB pages: the small append after the failed ones must fit in
+	// what the 64 KiB blobs left of the 1 MiB; with 8 KiB pages (the
+	// default for new files) the few pages it dirties sometimes did not.
+	s, _ := openStore(t, bolt.WithPageSize(bolt.Options{MaxSize: 1 << 20}, 4096))
 	ctx := deadline(t)
 	got := follow(t, s, eventstore.Start)
 	data := []byte(`{"blob":"` + strings.Repeat("x", 64<<10) + `"}`)
