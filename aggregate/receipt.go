@@ -169,14 +169,19 @@ func (r *Receipt) View() ReceiptView {
 		Stages:       make([]StageView, 0, len(Stages)),
 	}
 	var chosen [numStages]*StageRecorded
+	var recorded *[numStages]time.Time
 	for i, s := range Stages {
 		f, n, ok := r.chosen(s)
 		chosen[i] = f
 		sv := StageView{Stage: s, Reported: ok}
 		if ok {
 			sv.OccurredAt = cloneTime(f.OccurredAt)
-			if t := r.recorded[i]; !t.IsZero() {
-				sv.RecordedAt = &t
+			if !r.recorded[i].IsZero() {
+				if recorded == nil { // one allocation for every stage's time
+					recorded = new([numStages]time.Time)
+				}
+				recorded[i] = r.recorded[i]
+				sv.RecordedAt = &recorded[i]
 			}
 			sv.Corrections = n - 1
 			if n > 1 {

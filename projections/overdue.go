@@ -53,10 +53,7 @@ func inProgressPrefix(source string) []byte {
 // recorded times, which a rebuild replaces). The bulk build calls it with
 // each receipt's final view; the live applier through indexInProgress.
 func inProgressKey(source, receiptID string, v *aggregate.ReceiptView) []byte {
-	if v == nil || v.Status != aggregate.StatusInProgress {
-		return nil
-	}
-	first, ok := v.FirstRecorded()
+	first, ok := inProgressAt(v)
 	if !ok {
 		return nil
 	}
@@ -66,6 +63,15 @@ func inProgressKey(source, receiptID string, v *aggregate.ReceiptView) []byte {
 	return append(k, receiptID...)
 }
 
+// inProgressAt returns the time a view's entry in bucketInProgress is
+// keyed by, and false if it has none (see inProgressKey).
+func inProgressAt(v *aggregate.ReceiptView) (time.Time, bool) {
+	if v == nil || v.Status != aggregate.StatusInProgress {
+		return time.Time{}, false
+	}
+	return v.FirstRecorded()
+}
+
 // indexInProgress moves a receipt's entry in bucketInProgress from where
 // its old view (nil for a new receipt) put it to where its new view puts
 // it.
@@ -73,10 +79,13 @@ func (a *applier) indexInProgress(source, receiptID string, old, now *aggregate.
 	if a.bulk != nil {
 		return nil // a bulk build: its workers index each receipt's final view (inProgressKey)
 	}
-	ok, nk := inProgressKey(source, receiptID, old), inProgressKey(source, receiptID, now)
-	if bytes.Equal(ok, nk) {
+	// Most events leave the entry where it is: compare before building keys.
+	ot, oin := inProgressAt(old)
+	nt, nin := inProgressAt(now)
+	if oin == nin && (!oin || ot.Equal(nt)) {
 		return nil
 	}
+	ok, nk := inProgressKey(source, receiptID, old), inProgressKey(source, receiptID, now)
 	b := a.tx.Bucket(bucketInProgress)
 	if ok != nil {
 		if err := b.Delete(ok); err != nil {
