@@ -420,20 +420,3 @@ func (e *enc) balance(b *Balance) {
 	e.int(b.AmountAnomalies)
 	e.b = append(e.b, '}')
 }
-
-// canonFeed is a feed event's canonical value: its JSON (feed.Event's
-// fields; its position is the key).
-func canonFeed(buf, k, v []byte) ([]byte, error) {
-	if len(k) != 8 {
-		return nil, errCorrupt
-	}
-	e, err := feed.Unmarshal(binary.BigEndian.Uint64(k), v)
-	if err != nil {
-		return nil, errCorrupt
-	}
-	b, err := json.Marshal(e)
-	if err != nil {
-		return nil, fmt.Errorf("feed event %x: %w", k, errNoJSON)
-	}
-	return append(buf, b...), nil
-}

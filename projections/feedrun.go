@@ -126,6 +126,9 @@ type feedRun struct {
 	r    *bufio.Reader
 	mem  []feedRecord
 	next feedRecord
+	// arena holds the bodies read from f (a record is kept until the
+	// transaction that writes it commits: only ever appended to).
+	arena []byte
 }
 
 // read reads the next record into r.next; false at the end.
@@ -148,7 +151,12 @@ func (r *feedRun) read() (bool, error) {
 	if _, err := io.ReadFull(r.r, head[:]); err != nil {
 		return false, fmt.Errorf("read a feed run: %w", err)
 	}
-	body := make([]byte, n)
+	if n > uint64(cap(r.arena)-len(r.arena)) {
+		r.arena = make([]byte, 0, max(n, 256<<10))
+	}
+	start := len(r.arena)
+	r.arena = r.arena[:start+int(n)]
+	body := r.arena[start:len(r.arena):len(r.arena)]
 	if _, err := io.ReadFull(r.r, body); err != nil {
 		return false, fmt.Errorf("read a feed run: %w", err)
 	}
@@ -215,7 +223,7 @@ func (s *DB) writeFeed(outs []*feedOut) error {
 	heap.Init(&h)
 
 	users := map[string]userRecord{}
-	var pending []feedKV
+	var pending []feedPending
 	flush := func() error {
 		if len(pending) == 0 {
 			return nil
@@ -223,8 +231,10 @@ func (s *DB) writeFeed(outs []*feedOut) error {
 		err := s.bdb.Update(func(tx *bolt.Tx) error {
 			b := tx.Bucket(bucketFeed)
 			b.FillPercent = 1
+			var k [8]byte // bolt copies keys
 			for _, p := range pending {
-				if err := b.Put(p.k, p.v); err != nil {
+				binary.BigEndian.PutUint64(k[:], p.pos)
+				if err := b.Put(k[:], p.v); err != nil {
 					return err
 				}
 			}
@@ -242,7 +252,7 @@ func (s *DB) writeFeed(outs []*feedOut) error {
 		if c := feed.LogPosition(pos); c != commit {
 			commit, index = c, 0
 		}
-		pending = append(pending, feedKV{binary.BigEndian.AppendUint64(nil, feed.Pos(commit, index)), v})
+		pending = append(pending, feedPending{feed.Pos(commit, index), v})
 		index++
 	}
 	var last uint64
@@ -416,4 +426,8 @@ func (s *DB) dropBulkFeed() {
 	}
 }
 
-type feedKV struct{ k, v []byte }
+// feedPending is a feed event writeFeed is about to write.
+type feedPending struct {
+	pos uint64
+	v   []byte
+}
