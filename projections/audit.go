@@ -11,9 +11,11 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/receiptd/receiptd/aggregate"
@@ -536,9 +538,60 @@ func findings(tx *bolt.Tx, source string, limit int, rep *AuditReport) error {
 // is at: two read models with equal summaries hold the same keys and
 // values.
 func (d *DB) Summaries(_ context.Context) ([]ModelSummary, eventstore.Position, error) {
-	var out []ModelSummary
+	out, at, err := d.summaries()
+	if err != nil {
+		return nil, eventstore.Start, fmt.Errorf("projections: summaries: %w", err)
+	}
+	return out, at, nil
+}
+
+// summaries digests every read model of the catalog, one model per core at
+// a time, each in a read transaction of its own (a bbolt transaction is
+// not for concurrent use, and one goroutine holding two can deadlock with
+// a writer remapping the file). The transactions must all see one state:
+// if a commit came between them (their ids differ), the digests are taken
+// again one after another in one transaction.
+func (d *DB) summaries() ([]ModelSummary, eventstore.Position, error) {
+	d.fileMu.RLock()
+	defer d.fileMu.RUnlock()
+	type part struct {
+		s    ModelSummary
+		txid int
+		at   eventstore.Position
+		err  error
+	}
+	parts := make([]part, len(catalog))
+	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
+	var wg sync.WaitGroup
+	for i, p := range catalog {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			parts[i].err = d.bdb.View(func(tx *bolt.Tx) error {
+				parts[i].txid = tx.ID()
+				parts[i].at = decodePosition(tx.Bucket(bucketMeta).Get(keyCheckpoint))
+				var err error
+				parts[i].s, err = summarize(tx, p)
+				return err
+			})
+		})
+	}
+	wg.Wait()
+	out := make([]ModelSummary, 0, len(catalog))
+	same := true
+	for _, pt := range parts {
+		if pt.err != nil {
+			return nil, eventstore.Start, pt.err
+		}
+		same = same && pt.txid == parts[0].txid
+		out = append(out, pt.s)
+	}
+	if same {
+		return out, parts[0].at, nil
+	}
+	out = out[:0]
 	var at eventstore.Position
-	err := d.view(func(tx *bolt.Tx) error {
+	err := d.bdb.View(func(tx *bolt.Tx) error {
 		at = decodePosition(tx.Bucket(bucketMeta).Get(keyCheckpoint))
 		for _, p := range catalog {
 			s, err := summarize(tx, p)
@@ -549,10 +602,7 @@ func (d *DB) Summaries(_ context.Context) ([]ModelSummary, eventstore.Position, 
 		}
 		return nil
 	})
-	if err != nil {
-		return nil, eventstore.Start, fmt.Errorf("projections: summaries: %w", err)
-	}
-	return out, at, nil
+	return out, at, err
 }
 
 // Dump writes every key and value of every bucket of the canonical form

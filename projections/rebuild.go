@@ -310,17 +310,7 @@ func (d *DB) Rebuild(ctx context.Context, store eventstore.Store, opts RebuildOp
 	}
 	res.Events = int64(replayed)
 
-	err = d.view(func(tx *bolt.Tx) error {
-		res.SummaryPosition = decodePosition(tx.Bucket(bucketMeta).Get(keyCheckpoint))
-		for _, p := range catalog {
-			s, err := summarize(tx, p)
-			if err != nil {
-				return err
-			}
-			res.Models = append(res.Models, s)
-		}
-		return nil
-	})
+	res.Models, res.SummaryPosition, err = d.summaries()
 	if err != nil {
 		return fail(err)
 	}
