@@ -3,7 +3,9 @@ package main_test
 import (
 	"bufio"
 	"encoding/json"
+	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"regexp"
 	"slices"
@@ -67,7 +69,14 @@ var notExportedYet = map[string]string{
 // Grafana dashboard query is one a running server exports (after a few
 // deliveries, so the statistics' series exist), or one of notExportedYet.
 func TestDeployNamesExportedMetrics(t *testing.T) {
-	s := startOperatorServer(t, t.TempDir())
+	// A feed destination (a receiver here that takes everything), so that
+	// the destinations' series exist too.
+	dest := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer dest.Close()
+	s := startServer(t, t.TempDir(), reewildConfig()+operatorAccess()+
+		fmt.Sprintf("destinations:\n  - {name: ledger, url: %q, secret: whsec_YWJjZGVmZ2hpamtsbW5vcHFyc3R1dnd4}\n", dest.URL),
+		"E2E_REEWILD_SECRET="+e2eSecret)
+	s.auth = "Bearer " + e2eOperatorKey
 	sendFixture(t, s, 7)
 	caughtUp(t, s)
 
