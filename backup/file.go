@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/receiptd/receiptd/internal/filesync"
 )
 
 // A backup file is a fixed header followed by the embedded store's file
@@ -167,21 +169,11 @@ func (w *Writer) Finish() (Header, error) {
 		os.Remove(w.f.Name())
 		return Header{}, err
 	}
-	return w.hdr, SyncDir(filepath.Dir(w.to))
+	return w.hdr, filesync.SyncDir(filepath.Dir(w.to))
 }
 
 // Abort removes the temporary file.
 func (w *Writer) Abort() {
 	w.f.Close()
 	os.Remove(w.f.Name())
-}
-
-// SyncDir makes a rename in dir durable.
-func SyncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

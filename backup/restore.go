@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/receiptd/receiptd/eventstore/bolt"
+	"github.com/receiptd/receiptd/internal/filesync"
 	"github.com/receiptd/receiptd/projections"
 )
 
@@ -153,7 +154,7 @@ func Restore(ctx context.Context, from, dir string, replace bool) (Restored, err
 		return Restored{}, err
 	}
 	placed = true
-	if err := SyncDir(dir); err != nil {
+	if err := filesync.SyncDir(dir); err != nil {
 		return Restored{}, err
 	}
 	return Restored{Header: hdr, Replaced: replaced}, nil

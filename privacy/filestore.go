@@ -6,11 +6,12 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/receiptd/receiptd/internal/filesync"
 
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
@@ -133,7 +134,7 @@ func (s *FileStore) recover() error {
 		}
 		return err
 	}
-	return zeroAndRemove(shred)
+	return filesync.ZeroAndRemove(shred)
 }
 
 func subjectKey(sub Subject) []byte {
@@ -474,7 +475,7 @@ func (s *FileStore) compactLocked() error {
 		os.Remove(tmp)
 		return err
 	}
-	if err := syncDir(s.path); err != nil {
+	if err := filesync.SyncDir(filepath.Dir(s.path)); err != nil {
 		return err
 	}
 	if err := s.db.Close(); err != nil {
@@ -484,10 +485,10 @@ func (s *FileStore) compactLocked() error {
 	if err := os.Rename(tmp, s.path); err != nil {
 		return err
 	}
-	if err := syncDir(s.path); err != nil {
+	if err := filesync.SyncDir(filepath.Dir(s.path)); err != nil {
 		return err
 	}
-	if err := zeroAndRemove(shred); err != nil {
+	if err := filesync.ZeroAndRemove(shred); err != nil {
 		return err
 	}
 	db, err := s.open()
@@ -502,45 +503,7 @@ func (s *FileStore) compactLocked() error {
 // what receiptd does to a file that held personal data in the clear (the
 // read models of a log sealed in place by receiptd privacy seal). As with
 // FileStore, what lies below the file system is out of its reach.
-func Shred(path string) error { return zeroAndRemove(path) }
-
-// zeroAndRemove overwrites path with zeros, syncs it and removes it.
-func zeroAndRemove(path string) error {
-	f, err := os.OpenFile(path, os.O_WRONLY, 0)
-	if err != nil {
-		return err
-	}
-	fi, err := f.Stat()
-	if err == nil {
-		_, err = io.CopyN(f, zeroReader{}, fi.Size())
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return err
-	}
-	if err := os.Remove(path); err != nil {
-		return err
-	}
-	return syncDir(path)
-}
-
-type zeroReader struct{}
-
-func (zeroReader) Read(p []byte) (int, error) { clear(p); return len(p), nil }
-
-func syncDir(path string) error {
-	d, err := os.Open(filepath.Dir(path))
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
+func Shred(path string) error { return filesync.ZeroAndRemove(path) }
 
 // Close implements Store.
 func (s *FileStore) Close() error {

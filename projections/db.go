@@ -17,6 +17,7 @@ import (
 
 	"github.com/receiptd/receiptd/aggregate"
 	"github.com/receiptd/receiptd/eventstore"
+	"github.com/receiptd/receiptd/internal/filesync"
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
 )
@@ -211,7 +212,7 @@ func writeSynced(path string, b []byte) error {
 	if err := f.Close(); err != nil {
 		return err
 	}
-	return syncDir(filepath.Dir(path))
+	return filesync.SyncDir(filepath.Dir(path))
 }
 
 // WithCacheBytes sets the budget, in bytes, of the cache of decoded
@@ -289,7 +290,7 @@ func (d *DB) Close() error {
 	if err := os.Remove(unsyncedPath(d.path)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("projections: close %s: %w", d.path, err)
 	}
-	return syncDir(filepath.Dir(d.path))
+	return filesync.SyncDir(filepath.Dir(d.path))
 }
 
 // view runs fn in a read transaction of the current file.

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/receiptd/receiptd/eventstore"
+	"github.com/receiptd/receiptd/internal/filesync"
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
 )
@@ -337,7 +338,7 @@ func (d *DB) adopt(scratch *DB) error {
 	d.publishSwap(scratch.Checkpoint())
 	d.fileMu.Unlock()
 	// The old file is unlinked; its handle closes now that no read holds it.
-	syncErr := syncDir(filepath.Dir(d.path))
+	syncErr := filesync.SyncDir(filepath.Dir(d.path))
 	if err := old.Close(); err != nil {
 		return fmt.Errorf("close the replaced read models: %w", err)
 	}
@@ -388,18 +389,6 @@ func (d *DB) replaceBuckets(scratch *DB, p projection) error {
 		return fmt.Errorf("copy %s into the live read models: %w", p.name, err)
 	}
 	d.publishSwap(d.applied)
-	return nil
-}
-
-func syncDir(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
 	return nil
 }
 

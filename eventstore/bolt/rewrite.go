@@ -4,13 +4,13 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"time"
 
 	"github.com/receiptd/receiptd/aggregate"
 	"github.com/receiptd/receiptd/eventstore"
+	"github.com/receiptd/receiptd/internal/filesync"
 	bbolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
 )
@@ -187,16 +187,16 @@ func compactAndShred(db *bbolt.DB, path string) error {
 	if err := db.Close(); err != nil {
 		return err
 	}
-	if err := syncDir(path); err != nil {
+	if err := filesync.SyncDir(filepath.Dir(path)); err != nil {
 		return err
 	}
 	if err := os.Rename(tmp, path); err != nil {
 		return err
 	}
-	if err := syncDir(path); err != nil {
+	if err := filesync.SyncDir(filepath.Dir(path)); err != nil {
 		return err
 	}
-	return zeroAndRemove(shred)
+	return filesync.ZeroAndRemove(shred)
 }
 
 // finishShred completes a compaction a crash interrupted: a shred link to
@@ -216,43 +216,5 @@ func finishShred(path string) error {
 	if pi, err := os.Stat(path); err == nil && os.SameFile(si, pi) {
 		return os.Remove(shred)
 	}
-	return zeroAndRemove(shred)
-}
-
-// zeroAndRemove overwrites path with zeros, syncs it and removes it.
-func zeroAndRemove(path string) error {
-	f, err := os.OpenFile(path, os.O_WRONLY, 0)
-	if err != nil {
-		return err
-	}
-	fi, err := f.Stat()
-	if err == nil {
-		_, err = io.CopyN(f, zeros{}, fi.Size())
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return err
-	}
-	if err := os.Remove(path); err != nil {
-		return err
-	}
-	return syncDir(path)
-}
-
-type zeros struct{}
-
-func (zeros) Read(p []byte) (int, error) { clear(p); return len(p), nil }
-
-func syncDir(path string) error {
-	d, err := os.Open(filepath.Dir(path))
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return filesync.ZeroAndRemove(shred)
 }
