@@ -169,18 +169,9 @@ func apply(b buckets, r *request, at int64, ov overlay, pend *pendingIndex) (eve
 		return apply3(b, r, at, ov, pend)
 	}
 	last, exists := lastRevision(b.streams, r.prefix, r.seek)
-	actual := eventstore.NoStream
-	if exists {
-		actual = eventstore.Exact(last)
-	}
-	ok := r.expected == eventstore.Any || r.expected == actual
-	if !ok {
-		return eventstore.AppendResult{}, fmt.Errorf("bolt: append %q: %w", r.stream,
-			&eventstore.WrongRevisionError{Stream: r.stream, Expected: r.expected, Actual: actual})
-	}
-	var next uint64
-	if exists {
-		next = last + 1
+	next, err := r.nextRevision(last, exists)
+	if err != nil {
+		return eventstore.AppendResult{}, err
 	}
 	pos := b.events.Sequence()
 	for i, rec := range r.recs {
@@ -226,19 +217,11 @@ func apply2(b buckets, r *request, at int64) (eventstore.AppendResult, error) {
 			return eventstore.AppendResult{}, fmt.Errorf("%w: stream %q has an id and no events", errCorrupt, r.stream)
 		}
 	}
-	actual := eventstore.NoStream
-	if exists {
-		actual = eventstore.Exact(last)
+	next, err := r.nextRevision(last, exists)
+	if err != nil {
+		return eventstore.AppendResult{}, err
 	}
-	if r.expected != eventstore.Any && r.expected != actual {
-		return eventstore.AppendResult{}, fmt.Errorf("bolt: append %q: %w", r.stream,
-			&eventstore.WrongRevisionError{Stream: r.stream, Expected: r.expected, Actual: actual})
-	}
-	var next uint64
-	if exists {
-		next = last + 1
-	} else {
-		var err error
+	if !exists {
 		if id, err = b.names.NextSequence(); err != nil {
 			return eventstore.AppendResult{}, fmt.Errorf("new stream id: %w", err)
 		}
@@ -291,17 +274,9 @@ func apply3(b buckets, r *request, at int64, ov overlay, pend *pendingIndex) (ev
 			return eventstore.AppendResult{}, err
 		}
 	}
-	actual := eventstore.NoStream
-	if exists {
-		actual = eventstore.Exact(last)
-	}
-	if r.expected != eventstore.Any && r.expected != actual {
-		return eventstore.AppendResult{}, fmt.Errorf("bolt: append %q: %w", r.stream,
-			&eventstore.WrongRevisionError{Stream: r.stream, Expected: r.expected, Actual: actual})
-	}
-	var next uint64
-	if exists {
-		next = last + 1
+	next, err := r.nextRevision(last, exists)
+	if err != nil {
+		return eventstore.AppendResult{}, err
 	}
 	pos := b.events.Sequence()
 	var ps *pendingStream
@@ -647,4 +622,21 @@ func (s *Store) failAll(live []*request, err error) {
 	}
 	// Likewise the index entries held in memory.
 	s.reloadPending()
+}
+
+// nextRevision checks r's expected revision against the stream's (last,
+// if it exists) and returns the revision r's first event gets.
+func (r *request) nextRevision(last uint64, exists bool) (uint64, error) {
+	actual := eventstore.NoStream
+	if exists {
+		actual = eventstore.Exact(last)
+	}
+	if r.expected != eventstore.Any && r.expected != actual {
+		return 0, fmt.Errorf("bolt: append %q: %w", r.stream,
+			&eventstore.WrongRevisionError{Stream: r.stream, Expected: r.expected, Actual: actual})
+	}
+	if !exists {
+		return 0, nil
+	}
+	return last + 1, nil
 }
