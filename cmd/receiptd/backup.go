@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/receiptd/receiptd/backup"
+	"github.com/receiptd/receiptd/config"
 	"github.com/receiptd/receiptd/eventstore"
 	"github.com/receiptd/receiptd/eventstore/bolt"
 	receiptdv1 "github.com/receiptd/receiptd/gen/go/receiptd/v1"
@@ -133,7 +134,7 @@ func backupSnapshotter(store eventstore.Store) api.Snapshotter {
 }
 
 // backupOffline copies the events.db of a stopped server.
-func backupOffline(cfg Config, to string) (backup.Header, error) {
+func backupOffline(cfg config.Config, to string) (backup.Header, error) {
 	if cfg.Store.Kind != "embedded" {
 		return backup.Header{}, fmt.Errorf("the log is in %s: back it up with the cluster's own backup (README, \"Operating receiptd\")", cfg.Store.Kind)
 	}

@@ -6,18 +6,17 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/netip"
 	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 
+	"github.com/receiptd/receiptd/config"
 	"github.com/receiptd/receiptd/eventstore"
 	"github.com/receiptd/receiptd/examples"
 	"github.com/receiptd/receiptd/handlers/console"
 	"github.com/receiptd/receiptd/handlers/webhook"
-	"github.com/receiptd/receiptd/internal/secret"
 	"github.com/receiptd/receiptd/internal/tlsreload"
 	"github.com/receiptd/receiptd/privacy"
 	"github.com/receiptd/receiptd/projections"
@@ -40,29 +39,17 @@ type consoleDeps struct {
 // newConsole builds the operator console (config section console:). Its
 // sign-in checks keys with the access section's credentials; Validate has
 // made sure one of them holds the admin scope.
-func newConsole(cfg Config, d consoleDeps) (*console.Console, error) {
-	creds, err := cfg.Access.credentials()
+func newConsole(cfg config.Config, d consoleDeps) (*console.Console, error) {
+	creds, err := cfg.Access.Credentials()
 	if err != nil {
 		return nil, fmt.Errorf("console: %w", err)
 	}
-	var sources []console.Source
-	for _, s := range cfg.Sources {
-		cs := console.Source{Name: s.Name, Kind: s.Kind, Algorithm: s.Algorithm, Encoding: s.Encoding}
-		refs := s.Secrets
-		if s.Kind == "reward" || s.Kind == "retm" {
-			refs = s.Tokens
-		}
-		if s.Kind != "reap" && len(refs) > 0 {
-			key, err := secret.Resolve(refs[0])
-			if err != nil {
-				return nil, fmt.Errorf("console: source %s: %w", s.Name, err)
-			}
-			cs.Key = key
-		}
-		sources = append(sources, cs)
+	sources, err := cfg.ConsoleSources()
+	if err != nil {
+		return nil, err
 	}
 	started := time.Now()
-	base := loopbackURL(d.httpAddr)
+	base := console.LoopbackURL(d.httpAddr)
 	var client *http.Client
 	if d.certs != nil {
 		base = "https" + strings.TrimPrefix(base, "http")
@@ -89,28 +76,11 @@ func newConsole(cfg Config, d consoleDeps) (*console.Console, error) {
 		WebhookClient: client,
 		// The cookie is Secure over TLS, and behind a proxy that
 		// terminates TLS (tls.behind_proxy).
-		SecureCookie: cfg.TLS.secureCookie(),
+		SecureCookie: cfg.TLS.SecureCookie(),
 		Examples:     examples.Payloads,
 		SessionTTL:   time.Duration(cfg.Console.SessionTTL),
 		SampleEvery:  time.Duration(cfg.Console.SampleEvery),
 		Lifetime:     d.lifetime,
 		Logger:       d.logger,
 	})
-}
-
-// loopbackURL is the base URL this process reaches its own HTTP listener
-// at: an unspecified host (":8080", "0.0.0.0") becomes loopback.
-func loopbackURL(a net.Addr) string {
-	ap, err := netip.ParseAddrPort(a.String())
-	if err != nil {
-		return "http://" + a.String()
-	}
-	if ap.Addr().IsUnspecified() {
-		lo := netip.AddrFrom4([4]byte{127, 0, 0, 1})
-		if ap.Addr().Is6() && !ap.Addr().Is4In6() {
-			lo = netip.IPv6Loopback()
-		}
-		ap = netip.AddrPortFrom(lo, ap.Port())
-	}
-	return "http://" + ap.String()
 }

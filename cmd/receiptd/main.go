@@ -30,6 +30,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/receiptd/receiptd/config"
 )
 
 const usage = `receiptd: receipt and rewards webhooks into a trustworthy, queryable history.
@@ -61,10 +63,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	switch args[0] {
 	case "serve":
-		var cfg Config
+		var cfg config.Config
 		fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 		fs.SetOutput(stderr)
-		cfg.AddFlags(fs)
+		addServeFlags(fs, &cfg)
 		startPprof := addPprofFlag(fs)
 		if err := fs.Parse(args[1:]); err != nil {
 			return 2
@@ -108,4 +110,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "receiptd: unknown command %q\n\n%s", args[0], usage)
 		return 2
 	}
+}
+
+// addServeFlags registers the serve flags on fs.
+func addServeFlags(fs *flag.FlagSet, c *config.Config) {
+	fs.StringVar(&c.DataDir, "data-dir", "./data", "directory of the embedded store and the read models")
+	fs.StringVar(&c.HTTPAddr, "http-addr", ":8080", "listen address for webhooks, REST, health and metrics")
+	fs.StringVar(&c.GRPCAddr, "grpc-addr", ":9090", "listen address for gRPC")
+	fs.StringVar(&c.File, "config", "", "YAML config file (sources, store, limits)")
 }

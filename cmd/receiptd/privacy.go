@@ -2,114 +2,29 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"path/filepath"
 	"time"
 
+	"github.com/receiptd/receiptd/config"
 	"github.com/receiptd/receiptd/eventstore"
-	"github.com/receiptd/receiptd/internal/secret"
+	"github.com/receiptd/receiptd/internal/membudget"
 	"github.com/receiptd/receiptd/privacy"
 )
-
-// PrivacyConfig turns on sealing of personal data (package privacy, the
-// README's "Personal data"). Without it, personal data is stored in the
-// clear, as before.
-type PrivacyConfig struct {
-	// Key is the key-encryption key that wraps every data key: a secret
-	// reference (env:NAME, file:PATH or a literal) to 32 bytes, 64 hex
-	// digits or the base64 of 32 bytes (`openssl rand -hex 32`). Keys
-	// lists several instead, for rotation: the first wraps new data keys,
-	// every one unwraps; `receiptd privacy rewrap` moves every data key to
-	// the first, after which the others may go. Give Key or Keys.
-	Key  string   `yaml:"key"`
-	Keys []string `yaml:"keys"`
-	// KeyFile is the embedded store's key file (default
-	// {data-dir}/keys.db). It is never part of a log backup; put it on
-	// another volume than the data dir to keep it out of the data dir's
-	// own backups too. With kurrentdb the keys are streams of the cluster
-	// (privacy.StreamStore) and KeyFile is not used.
-	KeyFile string `yaml:"key_file"`
-	// CacheBytes bounds the data keys kept unwrapped in memory (about
-	// 1 KiB a subject). Default: its share of memory_budget (1/32: 8 MiB
-	// of 256 MiB).
-	CacheBytes int64 `yaml:"cache_bytes"`
-}
 
 // kurrentRecheck is how long a node trusts a cached data key on KurrentDB
 // before it asks the cluster again whether it was destroyed (another node
 // may have forgotten its subject).
 const kurrentRecheck = 5 * time.Second
 
-func (p *PrivacyConfig) refs() []string {
-	if p.Key != "" {
-		return append([]string{p.Key}, p.Keys...)
-	}
-	return p.Keys
-}
-
-func (p *PrivacyConfig) validate() []error {
-	var errs []error
-	switch {
-	case p.Key == "" && len(p.Keys) == 0:
-		errs = append(errs, errors.New("privacy: needs a key (or keys, for rotation): the key-encryption key"))
-	case p.Key != "" && len(p.Keys) > 0:
-		errs = append(errs, errors.New("privacy: give key or keys, not both"))
-	}
-	if p.CacheBytes < 0 {
-		errs = append(errs, errors.New("privacy: cache_bytes must be positive"))
-	}
-	return errs
-}
-
-// keyFile is where the embedded store's data keys live.
-func (c *Config) keyFile() string {
-	if c.Privacy != nil && c.Privacy.KeyFile != "" {
-		return c.Privacy.KeyFile
-	}
-	return filepath.Join(c.DataDir, "keys.db")
-}
-
-// parseKEKs resolves and parses the configured key-encryption keys.
-func (p *PrivacyConfig) parseKEKs() ([]*privacy.KEK, error) {
-	var keks []*privacy.KEK
-	for i, ref := range p.refs() {
-		v, err := secret.Resolve(ref)
-		if err != nil {
-			return nil, fmt.Errorf("privacy: keys[%d]: %w", i, err)
-		}
-		k, err := privacy.ParseKEK(v)
-		clear(v)
-		if err != nil {
-			return nil, fmt.Errorf("privacy: keys[%d]: %w", i, err)
-		}
-		keks = append(keks, k)
-	}
-	return keks, nil
-}
-
-// userNamespaces maps each source whose user ids are another source's
-// (user_namespace) to that source: a privacy request naming it is about
-// the other's subject, as its deliveries are sealed.
-func userNamespaces(cfg Config) map[string]string {
-	m := map[string]string{}
-	for _, s := range cfg.Sources {
-		if s.UserNamespace != "" && s.UserNamespace != s.Name {
-			m[s.Name] = s.UserNamespace
-		}
-	}
-	return m
-}
-
 // openKeyring opens the data keys beside the log: the key file for the
 // embedded store, the key streams for kurrentdb. Nil without a privacy
 // section.
-func openKeyring(ctx context.Context, cfg Config, store eventstore.Store, mem memoryPlan) (*privacy.Keyring, error) {
+func openKeyring(ctx context.Context, cfg config.Config, store eventstore.Store, mem membudget.Plan) (*privacy.Keyring, error) {
 	p := cfg.Privacy
 	if p == nil {
 		return nil, nil
 	}
-	keks, err := p.parseKEKs()
+	keks, err := p.KEKs()
 	if err != nil {
 		return nil, err
 	}
@@ -123,7 +38,7 @@ func openKeyring(ctx context.Context, cfg Config, store eventstore.Store, mem me
 		}
 		ks, opts.Recheck = privacy.NewStreamStore(log), kurrentRecheck
 	default:
-		fs, err := privacy.OpenFileStore(cfg.keyFile(), 0)
+		fs, err := privacy.OpenFileStore(cfg.KeyFile(), 0)
 		if err != nil {
 			return nil, err
 		}

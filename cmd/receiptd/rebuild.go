@@ -23,6 +23,7 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	"github.com/receiptd/receiptd/backup"
+	"github.com/receiptd/receiptd/config"
 	"github.com/receiptd/receiptd/eventstore"
 	"github.com/receiptd/receiptd/eventstore/bolt"
 	receiptdv1 "github.com/receiptd/receiptd/gen/go/receiptd/v1"
@@ -34,7 +35,7 @@ import (
 // adminFlags are the flags `receiptd rebuild` and `receiptd audit` share:
 // where the data is (offline), or which server to ask (online).
 type adminFlags struct {
-	cfg        Config
+	cfg        config.Config
 	server     string
 	apiKey     string
 	tls        bool
@@ -98,13 +99,13 @@ var errServerRunning = backup.ErrServerRunning
 // an audit with no server running. The embedded store and the read-model
 // file are locked by the server that has them open; then it says to ask
 // that server instead (the online path).
-func openOffline(cfg Config, command string) (eventstore.Store, *projections.DB, func(), error) {
+func openOffline(cfg config.Config, command string) (eventstore.Store, *projections.DB, func(), error) {
 	online := fmt.Sprintf("%s: %%w: %s online instead, through that server: `receiptd %s --server HOST:GRPC_PORT` (gRPC receiptd.v1.AuditService/%s) or %s",
 		command, command, command, strings.ToUpper(command[:1])+command[1:], restRoute(command))
 	// This process runs within the memory budget too (the rebuild
 	// builds a second set of read models beside the live one).
-	mem := cfg.memory(false)
-	mem.apply(nil)
+	mem := cfg.Memory(false)
+	mem.Apply(nil)
 	// The read models first: every server, whatever its store, holds
 	// them, and a short wait tells.
 	path := filepath.Join(cfg.DataDir, "views.db")

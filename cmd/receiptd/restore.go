@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/receiptd/receiptd/backup"
+	"github.com/receiptd/receiptd/config"
 	"github.com/receiptd/receiptd/projections"
 )
 
@@ -46,7 +47,7 @@ type restoreResult struct {
 // runRestore is `receiptd restore`: 0 restored, 1 failed (nothing is
 // changed when the backup is refused), 2 usage.
 func runRestore(args []string, stdout, stderr io.Writer) int {
-	var cfg Config
+	var cfg config.Config
 	var from string
 	var force, asJSON bool
 	fs := flag.NewFlagSet("restore", flag.ContinueOnError)
@@ -101,7 +102,7 @@ func runRestore(args []string, stdout, stderr io.Writer) int {
 }
 
 // restore does `receiptd restore`.
-func restore(ctx context.Context, cfg Config, from string, force bool) (restoreResult, error) {
+func restore(ctx context.Context, cfg config.Config, from string, force bool) (restoreResult, error) {
 	start := time.Now()
 	if cfg.Store.Kind != "embedded" {
 		return restoreResult{}, fmt.Errorf("the configured log is in %s: restore it with the cluster's own tools (README, \"Operating receiptd\"); receiptd restores the embedded store only", cfg.Store.Kind)
@@ -117,8 +118,8 @@ func restore(ctx context.Context, cfg Config, from string, force bool) (restoreR
 	hdr := r.Header
 
 	// The read models, rebuilt from it, within the memory budget.
-	mem := cfg.memory(false)
-	mem.apply(nil)
+	mem := cfg.Memory(false)
+	mem.Apply(nil)
 	store, err := openStore(cfg, mem)
 	if err != nil {
 		return restoreResult{}, fmt.Errorf("open the restored log: %w", err)

@@ -11,8 +11,10 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/receiptd/receiptd/config"
 	"github.com/receiptd/receiptd/eventstore/bolt"
 	"github.com/receiptd/receiptd/handlers/webhook"
+	"github.com/receiptd/receiptd/internal/membudget"
 	"github.com/receiptd/receiptd/privacy"
 	"github.com/receiptd/receiptd/projections"
 )
@@ -36,7 +38,7 @@ func runPrivacy(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stderr, privacyUsage)
 		return 2
 	}
-	var cfg Config
+	var cfg config.Config
 	fs := flag.NewFlagSet("privacy "+args[0], flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, privacyUsage); fs.PrintDefaults() }
@@ -66,8 +68,8 @@ func runPrivacy(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signalContext()
 	defer stop()
-	mem := cfg.memory(false) // within the memory budget, as a rebuild
-	mem.apply(nil)
+	mem := cfg.Memory(false) // within the memory budget, as a rebuild
+	mem.Apply(nil)
 	if sub == "reforget" {
 		return reforget(ctx, cfg, mem, stdout, fail)
 	}
@@ -104,7 +106,7 @@ func runPrivacy(args []string, stdout, stderr io.Writer) int {
 // reforget destroys again the keys the log's subject.forgotten.v1 events
 // name: a key store restored from a backup older than a forget holds that
 // subject's key again.
-func reforget(ctx context.Context, cfg Config, mem memoryPlan, stdout io.Writer, fail func(int, error) int) int {
+func reforget(ctx context.Context, cfg config.Config, mem membudget.Plan, stdout io.Writer, fail func(int, error) int) int {
 	store, err := openStore(cfg, mem)
 	if err != nil {
 		return fail(1, fmt.Errorf("%w (is a server running on %s?)", err, cfg.DataDir))
@@ -139,17 +141,17 @@ type sealResult struct {
 // revisions, times and types; the old file zeroed), then replaces the
 // read models, which may hold personal attributes in the clear, by a
 // rebuild from the sealed log.
-func sealLog(ctx context.Context, cfg Config, keys *privacy.Keyring, logger *slog.Logger) (sealResult, error) {
+func sealLog(ctx context.Context, cfg config.Config, keys *privacy.Keyring, logger *slog.Logger) (sealResult, error) {
 	start := time.Now()
 	var res sealResult
-	providers, err := buildProviders(cfg, logger)
+	providers, err := cfg.Providers(logger)
 	if err != nil {
 		return res, err
 	}
 	// Hold the read models' lock throughout: a server cannot start on
 	// the data dir meanwhile.
 	viewsPath := filepath.Join(cfg.DataDir, "views.db")
-	views, err := projections.Open(viewsPath, projections.WithLockTimeout(time.Second), projections.WithCacheBytes(cfg.memory(false).Records))
+	views, err := projections.Open(viewsPath, projections.WithLockTimeout(time.Second), projections.WithCacheBytes(cfg.Memory(false).Records))
 	if err != nil {
 		return res, fmt.Errorf("%w (is a server running on %s?)", err, cfg.DataDir)
 	}

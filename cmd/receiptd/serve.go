@@ -23,6 +23,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
 
+	"github.com/receiptd/receiptd/config"
 	receiptdv1 "github.com/receiptd/receiptd/gen/go/receiptd/v1"
 	"github.com/receiptd/receiptd/handlers/api"
 	"github.com/receiptd/receiptd/handlers/console"
@@ -32,6 +33,10 @@ import (
 	"github.com/receiptd/receiptd/projections"
 )
 
+// overdueSweepEvery is how often the overdue sweep counts the stuck
+// receipts for receiptd_receipts_overdue.
+const overdueSweepEvery = time.Minute
+
 // shutdownGrace bounds how long in-flight requests may take to finish after
 // SIGTERM before the listeners are closed hard.
 const shutdownGrace = 15 * time.Second
@@ -39,13 +44,13 @@ const shutdownGrace = 15 * time.Second
 // serve runs receiptd until ctx ends, then shuts down gracefully: in-flight
 // deliveries finish their appends (nothing acknowledged is lost), then the
 // projections stop at a checkpoint, then the store closes.
-func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
+func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
-	mem := cfg.memory(true)
-	mem.apply(logger)
-	providers, err := buildProviders(cfg, logger)
+	mem := cfg.Memory(true)
+	mem.Apply(logger)
+	providers, err := cfg.Providers(logger)
 	if err != nil {
 		return err
 	}
@@ -84,11 +89,11 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(projections.NewCollector(views, store, logger))
 	// Stuck receipts: the sweep and the API read the same clock.
-	overdue := overdueConfig(cfg)
-	overdueSweep := projections.NewOverdueSweep(views, querySources(cfg), overdue.Now, overdue.After, logger)
+	overdue := cfg.Overdue(time.Now)
+	overdueSweep := projections.NewOverdueSweep(views, cfg.QuerySources(), overdue.Now, overdue.After, logger)
 	reg.MustRegister(overdueSweep)
 
-	access, err := newAccess(cfg, logger)
+	access, err := cfg.NewAccess(logger)
 	if err != nil {
 		return err
 	}
@@ -110,7 +115,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		DecisionCacheBytes: mem.Decisions,
 		Logger:             logger,
 		Metrics:            webhook.NewMetrics(reg),
-		SourceLimit:        access.ingestLimit,
+		SourceLimit:        access.IngestLimit,
 		Keys:               keys,
 	})
 	if err != nil {
@@ -140,7 +145,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	// TLS on both listeners, if configured: the certificate is read now
 	// and again on SIGHUP.
 	var certs *tlsreload.Reloader
-	if cfg.TLS.enabled() {
+	if cfg.TLS.Enabled() {
 		if certs, err = tlsreload.New(cfg.TLS.CertFile, cfg.TLS.KeyFile); err != nil {
 			return err
 		}
@@ -173,7 +178,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	watchCtx, stopWatches := context.WithCancel(context.Background())
 	defer stopWatches()
 	apiOpts := []api.Option{api.WithMaxWait(time.Duration(cfg.Query.MaxWait)), api.WithLogger(logger), api.WithLifetime(watchCtx)}
-	sources := querySources(cfg)
+	sources := cfg.QuerySources()
 	// With privacy, the API opens sealed personal fields and shows
 	// forgotten subjects as such.
 	var privacyOpts []api.Option
@@ -184,7 +189,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	privacySvc, err := api.NewPrivacyService(store, views, sources, slices.Concat(apiOpts, privacyOpts, []api.Option{api.WithUserNamespaces(userNamespaces(cfg))})...)
+	privacySvc, err := api.NewPrivacyService(store, views, sources, slices.Concat(apiOpts, privacyOpts, []api.Option{api.WithUserNamespaces(cfg.UserNamespaces())})...)
 	if err != nil {
 		return err
 	}
@@ -226,13 +231,13 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	// may send (a quarantine page with raw bodies; the default 4 MiB did
 	// not hold five 900 KB deliveries), and sends nothing the server would
 	// refuse.
-	conn, err := grpc.NewClient("passthrough:///receiptd-gateway", grpc.WithContextDialer(access.gateway.DialContext), grpc.WithTransportCredentials(insecure.NewCredentials()),
+	conn, err := grpc.NewClient("passthrough:///receiptd-gateway", grpc.WithContextDialer(access.Gateway.DialContext), grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(cfg.GRPC.MaxSendMsgBytes), grpc.MaxCallSendMsgSize(cfg.GRPC.MaxRecvMsgBytes)))
 	if err != nil {
 		return fmt.Errorf("gateway dial: %w", err)
 	}
 	defer conn.Close()
-	gw, err := api.NewGateway(ctx, conn, api.GatewayOptions{Access: access.api, MaxBodyBytes: cfg.Query.MaxBodyBytes, Logger: logger})
+	gw, err := api.NewGateway(ctx, conn, api.GatewayOptions{Access: access.API, MaxBodyBytes: cfg.Query.MaxBodyBytes, Logger: logger})
 	if err != nil {
 		return err
 	}
@@ -279,7 +284,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 
 	errc := make(chan error, 3)
 	go func() { errc <- fmt.Errorf("grpc: %w", gs.Serve(grpcLis)) }()
-	go func() { errc <- fmt.Errorf("grpc (gateway): %w", gws.Serve(access.gateway)) }()
+	go func() { errc <- fmt.Errorf("grpc (gateway): %w", gws.Serve(access.Gateway)) }()
 	go func() {
 		if certs != nil {
 			errc <- fmt.Errorf("https: %w", httpSrv.ServeTLS(httpLis, "", ""))
@@ -324,17 +329,4 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	}
 	logger.Info("stopped", "checkpoint", views.Checkpoint().String())
 	return serveErr
-}
-
-// querySources lists the sources the query API serves, the default first.
-// With none configured, queries default to the primary provider's usual name.
-func querySources(cfg Config) []string {
-	var names []string
-	for _, s := range cfg.Sources {
-		names = append(names, s.Name)
-	}
-	if len(names) == 0 {
-		names = []string{"reewild"}
-	}
-	return names
 }

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/keepalive"
 
+	"github.com/receiptd/receiptd/config"
 	"github.com/receiptd/receiptd/handlers/api"
 	"github.com/receiptd/receiptd/internal/ratelimit"
 	"github.com/receiptd/receiptd/internal/tlsreload"
@@ -29,11 +30,11 @@ import (
 // connection, and the HTTP listener bounds those.
 // With certs, the --grpc-addr server speaks TLS; the gateway's in-process
 // connection stays plain.
-func grpcServerOptions(cfg Config, a *access, rec api.Recovery, certs *tlsreload.Reloader) (tcp, gateway []grpc.ServerOption) {
+func grpcServerOptions(cfg config.Config, a *config.Access, rec api.Recovery, certs *tlsreload.Reloader) (tcp, gateway []grpc.ServerOption) {
 	g := cfg.GRPC
 	common := []grpc.ServerOption{
-		grpc.ChainUnaryInterceptor(rec.Unary, a.unary),
-		grpc.ChainStreamInterceptor(rec.Stream, a.stream),
+		grpc.ChainUnaryInterceptor(rec.Unary, a.API.Unary),
+		grpc.ChainStreamInterceptor(rec.Stream, a.API.Stream),
 		grpc.MaxRecvMsgSize(g.MaxRecvMsgBytes),
 		grpc.MaxSendMsgSize(g.MaxSendMsgBytes),
 		grpc.MaxHeaderListSize(uint32(cfg.HTTP.MaxHeaderBytes)),
@@ -61,7 +62,7 @@ func grpcServerOptions(cfg Config, a *access, rec api.Recovery, certs *tlsreload
 
 // newHTTPServer is the server of the HTTP listener; with certs it is to
 // serve TLS (ServeTLS with no file names).
-func newHTTPServer(cfg Config, h http.Handler, certs *tlsreload.Reloader, logger *slog.Logger) *http.Server {
+func newHTTPServer(cfg config.Config, h http.Handler, certs *tlsreload.Reloader, logger *slog.Logger) *http.Server {
 	c := cfg.HTTP
 	var tc *tls.Config
 	if certs != nil {

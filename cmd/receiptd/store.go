@@ -8,9 +8,11 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/receiptd/receiptd/config"
 	"github.com/receiptd/receiptd/eventstore"
 	"github.com/receiptd/receiptd/eventstore/bolt"
 	"github.com/receiptd/receiptd/eventstore/esdb"
+	"github.com/receiptd/receiptd/internal/membudget"
 )
 
 // storeMmapBytes is the embedded store's initial memory map for the file at
@@ -44,7 +46,7 @@ const storeOpenTimeout = 15 * time.Second
 // on disk. The read models stay local (views.db under --data-dir), caught up
 // from $all from their own checkpoint, so any number of receiptd processes
 // can share one cluster, each with its own data dir.
-func openStore(cfg Config, mem memoryPlan) (eventstore.Store, error) {
+func openStore(cfg config.Config, mem membudget.Plan) (eventstore.Store, error) {
 	switch cfg.Store.Kind {
 	case "embedded":
 		path := filepath.Join(cfg.DataDir, "events.db")

@@ -1,4 +1,4 @@
-package main
+package config
 
 import (
 	"strings"
@@ -36,7 +36,7 @@ func TestDestinationsConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ds, err := cfg.destinations()
+	ds, err := cfg.FeedDestinations()
 	if err != nil || len(ds) != 2 {
 		t.Fatalf("%v %v", ds, err)
 	}
@@ -53,11 +53,11 @@ func TestDestinationsConfig(t *testing.T) {
 func TestExampleDestinationsConfig(t *testing.T) {
 	t.Setenv("REEWILD_SECRET", "dev-secret")
 	t.Setenv("FEED_SECRET", "whsec_ZXhhbXBsZSBmZWVkIGtleQ==")
-	cfg := Config{File: "../../examples/feed/destinations.yaml"}
+	cfg := Config{File: "../examples/feed/destinations.yaml"}
 	if err := cfg.Load(); err != nil {
 		t.Fatal(err)
 	}
-	ds, err := cfg.destinations()
+	ds, err := cfg.FeedDestinations()
 	if err != nil || len(ds) != 2 || ds[1].Retry.MaxAttempts != 10 || len(ds[1].Kinds) != 2 {
 		t.Fatalf("%+v %v", ds, err)
 	}

@@ -1,4 +1,4 @@
-package main
+package config
 
 import (
 	"strings"
@@ -29,7 +29,7 @@ func TestServerLimitsConfig(t *testing.T) {
 	}
 	// A larger ingest body limit raises the default answer limit with it.
 	cfg, err = loadConfig(t, "ingest: {max_body_bytes: 20971520}\n")
-	if err != nil || int64(cfg.GRPC.MaxSendMsgBytes) < cfg.minSendMsgBytes() {
+	if err != nil || int64(cfg.GRPC.MaxSendMsgBytes) < cfg.MinSendMsgBytes() {
 		t.Errorf("ingest 20 MiB: grpc %+v, %v", cfg.GRPC, err)
 	}
 	for _, c := range []struct{ name, yaml, want string }{

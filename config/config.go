@@ -1,9 +1,8 @@
-package main
+package config
 
 import (
 	"bytes"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/receiptd/receiptd/handlers/api"
 	"github.com/receiptd/receiptd/internal/bytesize"
+	"github.com/receiptd/receiptd/internal/membudget"
 )
 
 // Config is everything `receiptd serve` runs with: flags first, then the
@@ -39,8 +39,8 @@ type Config struct {
 	Destinations []DestinationConfig `yaml:"destinations"`
 	// MemoryBudget bounds the process's anonymous memory (Go heap,
 	// stacks, runtime; not the files it maps): the Go runtime's memory
-	// limit is set from it, and the caches share it (see memoryPlan).
-	// Default DefaultMemoryBudget (256 MiB).
+	// limit is set from it, and the caches share it (internal/membudget).
+	// Default membudget.Default (256 MiB).
 	MemoryBudget bytesize.Size `yaml:"memory_budget"`
 }
 
@@ -206,10 +206,10 @@ type GRPCConfig struct {
 	MaxSendMsgBytes int `yaml:"max_send_msg_bytes"`
 }
 
-// minSendMsgBytes is the smallest answer limit that holds every answer the
+// MinSendMsgBytes is the smallest answer limit that holds every answer the
 // server may send: a full quarantine page plus one delivery at ingest's
 // body limit, and room for the fields around them.
-func (c *Config) minSendMsgBytes() int64 {
+func (c *Config) MinSendMsgBytes() int64 {
 	return api.MaxQuarantinePageBytes + c.Ingest.MaxBodyBytes + 64<<10
 }
 
@@ -231,14 +231,6 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	}
 	*d = Duration(v)
 	return nil
-}
-
-// AddFlags registers the serve flags on fs.
-func (c *Config) AddFlags(fs *flag.FlagSet) {
-	fs.StringVar(&c.DataDir, "data-dir", "./data", "directory of the embedded store and the read models")
-	fs.StringVar(&c.HTTPAddr, "http-addr", ":8080", "listen address for webhooks, REST, health and metrics")
-	fs.StringVar(&c.GRPCAddr, "grpc-addr", ":9090", "listen address for gRPC")
-	fs.StringVar(&c.File, "config", "", "YAML config file (sources, store, limits)")
 }
 
 // Load reads the YAML file named by c.File, if any, then applies defaults
@@ -264,7 +256,7 @@ func (c *Config) defaults() {
 		c.Store.Kind = "embedded"
 	}
 	if c.MemoryBudget == 0 {
-		c.MemoryBudget = DefaultMemoryBudget
+		c.MemoryBudget = membudget.Default
 	}
 	if c.Ingest.MaxBodyBytes == 0 {
 		c.Ingest.MaxBodyBytes = 1 << 20
@@ -308,7 +300,7 @@ func (c *Config) defaults() {
 		c.GRPC.MaxRecvMsgBytes = 64 << 10
 	}
 	if c.GRPC.MaxSendMsgBytes == 0 {
-		c.GRPC.MaxSendMsgBytes = int(max(16<<20, c.minSendMsgBytes()))
+		c.GRPC.MaxSendMsgBytes = int(max(16<<20, c.MinSendMsgBytes()))
 	}
 }
 
@@ -348,11 +340,11 @@ func (c *Config) Validate() error {
 	if c.GRPC.KeepaliveTime < Duration(time.Second) {
 		errs = append(errs, errors.New("grpc: keepalive_time must be at least 1s"))
 	}
-	errs = append(errs, c.TLS.validate()...)
+	errs = append(errs, c.TLS.Validate()...)
 	if c.GRPC.MaxRecvMsgBytes < 1<<10 {
 		errs = append(errs, errors.New("grpc: max_recv_msg_bytes must be at least 1024"))
 	}
-	if need := c.minSendMsgBytes(); int64(c.GRPC.MaxSendMsgBytes) < need {
+	if need := c.MinSendMsgBytes(); int64(c.GRPC.MaxSendMsgBytes) < need {
 		errs = append(errs, fmt.Errorf("grpc: max_send_msg_bytes %d is less than the largest answer, a quarantine page with a delivery at ingest.max_body_bytes: at least %d", c.GRPC.MaxSendMsgBytes, need))
 	}
 	if c.Ingest.DecisionCacheBytes < 0 {
@@ -376,7 +368,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	if c.Access != nil {
-		errs = append(errs, c.Access.validate(querySources(*c))...)
+		errs = append(errs, c.Access.validate(c.QuerySources())...)
 	}
 	if c.Privacy != nil {
 		errs = append(errs, c.Privacy.validate()...)
@@ -402,4 +394,17 @@ func (a *AccessConfig) hasAdminKey() bool {
 		}
 	}
 	return false
+}
+
+// QuerySources lists the sources the query API serves, the default first.
+// With none configured, queries default to the primary provider's usual name.
+func (c *Config) QuerySources() []string {
+	var names []string
+	for _, s := range c.Sources {
+		names = append(names, s.Name)
+	}
+	if len(names) == 0 {
+		names = []string{"reewild"}
+	}
+	return names
 }

@@ -1,4 +1,4 @@
-package main
+package config
 
 import (
 	"bytes"
@@ -75,15 +75,15 @@ func TestNewAccessResolvesSecrets(t *testing.T) {
 		t.Fatal(err)
 	}
 	var logs bytes.Buffer
-	a, err := newAccess(cfg, slog.New(slog.NewTextHandler(&logs, nil)))
+	a, err := cfg.NewAccess(slog.New(slog.NewTextHandler(&logs, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a.gateway == nil || a.unary == nil || a.stream == nil {
+	if a.Gateway == nil || a.API == nil {
 		t.Fatalf("incomplete access: %+v", a)
 	}
-	if a.ingestLimit != nil { // off by default, and then a nil interface
-		t.Errorf("an ingest limit without ingest_per_source: %+v", a.ingestLimit)
+	if a.IngestLimit != nil { // off by default, and then a nil interface
+		t.Errorf("an ingest limit without ingest_per_source: %+v", a.IngestLimit)
 	}
 	if !strings.Contains(logs.String(), "access control on") || strings.Contains(logs.String(), "loopback clients only") {
 		t.Errorf("start log: %s", logs.String())
@@ -97,12 +97,12 @@ func TestNewAccessResolvesSecrets(t *testing.T) {
 	// A reference that does not resolve, or a hash file holding garbage,
 	// stops the start with an error naming the key, not the value.
 	t.Setenv("ACCESS_TEST_HASH", "not-a-hash-but-maybe-a-key")
-	if _, err := newAccess(cfg, slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), "api key env") || strings.Contains(err.Error(), "not-a-hash") {
+	if _, err := cfg.NewAccess(slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), "api key env") || strings.Contains(err.Error(), "not-a-hash") {
 		t.Errorf("bad env hash: %v", err)
 	}
 	cfg.Access.Users = []UserTokenConfig{{Issuer: "i", Audience: "r", JWKS: "file:" + filepath.Join(dir, "missing.json")}}
 	t.Setenv("ACCESS_TEST_HASH", api.HashAPIKey("env-key"))
-	if _, err := newAccess(cfg, slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), "users i: jwks") {
+	if _, err := cfg.NewAccess(slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), "users i: jwks") {
 		t.Errorf("missing JWKS file: %v", err)
 	}
 }
@@ -117,7 +117,7 @@ func TestNewAccessLoopbackDefault(t *testing.T) {
 			t.Fatal(err)
 		}
 		var logs bytes.Buffer
-		if _, err := newAccess(cfg, slog.New(slog.NewTextHandler(&logs, nil))); err != nil {
+		if _, err := cfg.NewAccess(slog.New(slog.NewTextHandler(&logs, nil))); err != nil {
 			t.Fatal(err)
 		}
 		if !strings.Contains(logs.String(), "level=WARN") || !strings.Contains(logs.String(), "loopback clients only") {
@@ -127,7 +127,7 @@ func TestNewAccessLoopbackDefault(t *testing.T) {
 }
 
 func TestExampleAccessYAMLLoads(t *testing.T) {
-	raw, err := os.ReadFile("../../examples/access.yaml")
+	raw, err := os.ReadFile("../examples/access.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}

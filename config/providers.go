@@ -1,4 +1,4 @@
-package main
+package config
 
 import (
 	"crypto/rand"
@@ -18,11 +18,11 @@ import (
 	"github.com/receiptd/receiptd/internal/secret"
 )
 
-// buildProviders makes one verifier per configured source. A source with no
+// Providers makes one verifier per configured source. A source with no
 // verifier refuses to start unless it is marked insecure.
-func buildProviders(cfg Config, logger *slog.Logger) ([]webhook.Provider, error) {
+func (c *Config) Providers(logger *slog.Logger) ([]webhook.Provider, error) {
 	var out []webhook.Provider
-	for _, s := range cfg.Sources {
+	for _, s := range c.Sources {
 		p, err := buildProvider(s)
 		if err != nil {
 			return nil, fmt.Errorf("source %s (%s): %w", s.Name, s.Kind, err)
@@ -39,8 +39,8 @@ func buildProviders(cfg Config, logger *slog.Logger) ([]webhook.Provider, error)
 	return out, nil
 }
 
-// errNoVerifier: a source configured with nothing to verify deliveries with.
-var errNoVerifier = errors.New("nothing to verify deliveries with: a source must be verifiable (configure its secrets, tokens or public keys, or insecure: true for development)")
+// ErrNoVerifier: a source configured with nothing to verify deliveries with.
+var ErrNoVerifier = errors.New("nothing to verify deliveries with: a source must be verifiable (configure its secrets, tokens or public keys, or insecure: true for development)")
 
 func buildProvider(s SourceConfig) (webhook.Provider, error) {
 	// credentials resolves the source's secrets, tokens or keys. With none
@@ -53,7 +53,7 @@ func buildProvider(s SourceConfig) (webhook.Provider, error) {
 		}
 		if len(vals) == 0 {
 			if !s.Insecure {
-				return nil, errNoVerifier
+				return nil, ErrNoVerifier
 			}
 			vals = [][]byte{[]byte(rand.Text())}
 		}
@@ -111,7 +111,7 @@ func buildProvider(s SourceConfig) (webhook.Provider, error) {
 			return nil, fmt.Errorf("public_keys%w", err)
 		}
 		if len(pems) == 0 {
-			return nil, errNoVerifier
+			return nil, ErrNoVerifier
 		}
 		keys, err := reap.ParsePublicKeys(pems...)
 		if err != nil {

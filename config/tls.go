@@ -1,4 +1,4 @@
-package main
+package config
 
 import "errors"
 
@@ -18,14 +18,15 @@ type TLSConfig struct {
 	BehindProxy bool `yaml:"behind_proxy"`
 }
 
-// enabled reports whether receiptd terminates TLS itself.
-func (t TLSConfig) enabled() bool { return t.CertFile != "" }
+// Enabled reports whether receiptd terminates TLS itself.
+func (t TLSConfig) Enabled() bool { return t.CertFile != "" }
 
-// secureCookie reports whether the console's cookie must be Secure on
+// SecureCookie reports whether the console's cookie must be Secure on
 // every request.
-func (t TLSConfig) secureCookie() bool { return t.enabled() || t.BehindProxy }
+func (t TLSConfig) SecureCookie() bool { return t.Enabled() || t.BehindProxy }
 
-func (t TLSConfig) validate() []error {
+// Validate checks that the certificate and its key come together.
+func (t TLSConfig) Validate() []error {
 	if (t.CertFile == "") != (t.KeyFile == "") {
 		return []error{errors.New("tls: give both cert_file and key_file, or neither")}
 	}

@@ -1,45 +1,34 @@
-package main
+package config
 
 import (
 	"strings"
 	"testing"
 
-	"github.com/receiptd/receiptd/internal/bytesize"
+	"github.com/receiptd/receiptd/internal/membudget"
 )
 
-// TestMemoryBudgetConfig: memory_budget's default, the plan it makes for
-// the server and for the offline commands, the cache sizes set beside it,
-// and the mistakes the config refuses.
+// TestMemoryBudgetConfig: memory_budget's default, the plan it asks for
+// (the shares themselves are internal/membudget's test), the cache sizes
+// set beside it, and the mistakes the config refuses.
 func TestMemoryBudgetConfig(t *testing.T) {
 	cfg, err := loadConfig(t, "sources:\n  - {name: reewild, kind: reewild, secrets: [x]}\n")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.MemoryBudget != DefaultMemoryBudget {
-		t.Fatalf("default budget %d, want %d", cfg.MemoryBudget, DefaultMemoryBudget)
+	if cfg.MemoryBudget != membudget.Default {
+		t.Fatalf("default budget %d, want %d", cfg.MemoryBudget, membudget.Default)
 	}
-	check := func(name string, p memoryPlan, want memoryPlan) {
-		t.Helper()
-		if p != want {
-			t.Errorf("%s: plan %+v, want %+v", name, p, want)
-		}
+	if got, want := cfg.Memory(true), membudget.New(membudget.Request{Budget: membudget.Default, Serving: true}); got != want {
+		t.Errorf("serve: %+v, want %+v", got, want)
 	}
-	const b = DefaultMemoryBudget
-	check("serve", cfg.memory(true), memoryPlan{Budget: b, GoLimit: b - b/goLimitMargin, GCPercent: gcPercent,
-		Decisions: b / shareDecisions, Records: b / shareRecords, Tail: b / shareTail})
-	check("offline", cfg.memory(false), memoryPlan{Budget: b, GoLimit: b - b/goLimitMargin, GCPercent: gcPercent,
-		Records: b / offlineShareRecords})
-	// The caches' shares leave most of the budget to the heap's work.
-	p := cfg.memory(true)
-	if caches := p.Decisions + p.Records + p.Tail + b/shareKeys; caches > b/2 {
-		t.Errorf("the caches take %s of %s", bytesize.Size(caches), bytesize.Size(b))
+	if got, want := cfg.Memory(false), membudget.New(membudget.Request{Budget: membudget.Default}); got != want {
+		t.Errorf("offline: %+v, want %+v", got, want)
 	}
-
 	cfg, err = loadConfig(t, "memory_budget: 1GiB\nprivacy: {key: x}\n")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p := cfg.memory(true); p.Budget != 1<<30 || p.Records != (1<<30)/shareRecords || p.Keys != (1<<30)/shareKeys || p.GoLimit != (1<<30)-(1<<30)/goLimitMargin {
+	if p := cfg.Memory(true); p.Budget != 1<<30 || p.Keys == 0 {
 		t.Errorf("1GiB with privacy: %+v", p)
 	}
 	// Sizes set explicitly are kept.
@@ -47,7 +36,7 @@ func TestMemoryBudgetConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p := cfg.memory(true); p.Decisions != 1<<20 || p.Keys != 2<<20 || p.Records != (512<<20)/shareRecords {
+	if p := cfg.Memory(true); p.Decisions != 1<<20 || p.Keys != 2<<20 || p.Budget != 512<<20 {
 		t.Errorf("explicit sizes: %+v", p)
 	}
 	if cfg, err = loadConfig(t, "memory_budget: 268435456\n"); err != nil || cfg.MemoryBudget != 256<<20 {

@@ -1,7 +1,6 @@
-package main
+package membudget
 
 import (
-	"fmt"
 	"log/slog"
 	"os"
 	"runtime/debug"
@@ -10,17 +9,17 @@ import (
 	"github.com/receiptd/receiptd/internal/bytesize"
 )
 
-// DefaultMemoryBudget is memory_budget's default: the anonymous memory
-// (Go heap, stacks, runtime) a receiptd process may use, whatever the size
-// of its log and read models.
-const DefaultMemoryBudget = 256 << 20
+// Default is memory_budget's default: the anonymous memory (Go heap,
+// stacks, runtime) a receiptd process may use, whatever the size of its
+// log and read models.
+const Default = 256 << 20
 
-// minMemoryBudget is the smallest memory_budget accepted: below it the
-// fixed costs (the runtime, connections' buffers, bbolt transactions)
-// leave the caches nothing.
-const minMemoryBudget = 64 << 20
+// Min is the smallest budget accepted: below it the fixed costs (the
+// runtime, connections' buffers, bbolt transactions) leave the caches
+// nothing.
+const Min = 64 << 20
 
-// memoryPlan is how a memory budget is spent: the Go runtime's soft
+// Plan is how a memory budget is spent: the Go runtime's soft
 // memory limit and GC target, and the budgets of the caches, each
 // counted by its owner in estimated heap bytes.
 //
@@ -32,7 +31,7 @@ const minMemoryBudget = 64 << 20
 // live/(limit - live)); the larger, the fewer reads of the log and of
 // the read-model file (a decision cache miss cost 1.2-2.5% of the
 // server's CPU in the runs below, the record cache's 3-4%).
-type memoryPlan struct {
+type Plan struct {
 	Budget int64
 	// GoLimit is the runtime's soft memory limit (debug.SetMemoryLimit):
 	// the budget less a margin for what the runtime does not count
@@ -88,12 +87,26 @@ const (
 	gcPercent     = 200
 )
 
-// memory returns the plan of c's memory budget for `receiptd serve`
-// (serving) or an offline command. Cache sizes set explicitly in the
-// config (ingest.decision_cache_bytes, privacy.cache_bytes) are kept.
-func (c *Config) memory(serving bool) memoryPlan {
-	b := int64(c.MemoryBudget)
-	p := memoryPlan{
+// Request is what a plan is made for.
+type Request struct {
+	// Budget is the whole budget, in bytes.
+	Budget int64
+	// Serving is true for `receiptd serve`, false for an offline command
+	// (audit, rebuild, restore, privacy), which runs no ingest.
+	Serving bool
+	// DecisionCacheBytes and KeyCacheBytes are cache sizes set
+	// explicitly (ingest.decision_cache_bytes, privacy.cache_bytes);
+	// 0 lets the budget size them.
+	DecisionCacheBytes int64
+	KeyCacheBytes      int64
+	// Keys is true when the process keeps a keyring (privacy configured).
+	Keys bool
+}
+
+// New returns the plan of r. Cache sizes set explicitly are kept.
+func New(r Request) Plan {
+	b := r.Budget
+	p := Plan{
 		Budget:    b,
 		GoLimit:   b - b/goLimitMargin,
 		GCPercent: gcPercent,
@@ -101,15 +114,15 @@ func (c *Config) memory(serving bool) memoryPlan {
 		Records:   b / shareRecords,
 		Tail:      b / shareTail,
 	}
-	if !serving {
+	if !r.Serving {
 		p.Decisions, p.Tail = 0, 0
 		p.Records = b / offlineShareRecords
 	}
-	if c.Ingest.DecisionCacheBytes > 0 {
-		p.Decisions = c.Ingest.DecisionCacheBytes
+	if r.DecisionCacheBytes > 0 {
+		p.Decisions = r.DecisionCacheBytes
 	}
-	if c.Privacy != nil {
-		p.Keys = cmpOr(c.Privacy.CacheBytes, b/shareKeys)
+	if r.Keys {
+		p.Keys = cmpOr(r.KeyCacheBytes, b/shareKeys)
 	}
 	return p
 }
@@ -121,28 +134,15 @@ func cmpOr(v, def int64) int64 {
 	return def
 }
 
-// validateMemory checks memory_budget and the cache sizes set beside it.
-func (c *Config) validateMemory() []error {
-	var errs []error
-	b := int64(c.MemoryBudget)
-	if b < minMemoryBudget {
-		return []error{fmt.Errorf("memory_budget: %s is below the smallest budget, %s", bytesize.Size(b), bytesize.Size(minMemoryBudget))}
-	}
-	explicit := c.Ingest.DecisionCacheBytes
-	if c.Privacy != nil {
-		explicit += c.Privacy.CacheBytes
-	}
-	if explicit > b/2 {
-		errs = append(errs, fmt.Errorf("memory_budget: the caches sized explicitly (ingest.decision_cache_bytes, privacy.cache_bytes: %s) take more than half of the budget (%s), which the Go heap needs to work in: raise memory_budget or leave them out (the budget sizes them)", bytesize.Size(explicit), bytesize.Size(b)))
-	}
-	return errs
-}
+// MaxExplicit is the most the caches sized explicitly may take of a
+// budget: half; the Go heap needs the rest to work in.
+func MaxExplicit(budget int64) int64 { return budget / 2 }
 
-// apply sets the Go runtime's memory limit and GC target from the plan,
+// Apply sets the Go runtime's memory limit and GC target from the plan,
 // unless the environment sets them (GOMEMLIMIT, GOGC: an operator's
 // override, which the runtime has already applied), and logs the plan
 // (unless logger is nil).
-func (p memoryPlan) apply(logger *slog.Logger) {
+func (p Plan) Apply(logger *slog.Logger) {
 	limit, gc := "memory_budget", strconv.Itoa(p.GCPercent)
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(p.GoLimit)

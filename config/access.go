@@ -1,13 +1,15 @@
-package main
+package config
 
 import (
 	"fmt"
+	"log/slog"
 	"math"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/receiptd/receiptd/handlers/api"
+	"github.com/receiptd/receiptd/handlers/webhook"
 	"github.com/receiptd/receiptd/internal/ratelimit"
 	"github.com/receiptd/receiptd/internal/secret"
 )
@@ -92,8 +94,8 @@ var (
 	defaultPerAPIKey = RateConfig{PerSecond: 100, Burst: 200}
 )
 
-// principals reports whether the section configures anyone who may query.
-func (a *AccessConfig) principals() bool {
+// Principals reports whether the section configures anyone who may query.
+func (a *AccessConfig) Principals() bool {
 	return a != nil && (len(a.APIKeys) > 0 || len(a.Users) > 0)
 }
 
@@ -172,9 +174,9 @@ func isNameRune(r rune) bool {
 	return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-'
 }
 
-// credentials resolves the secrets and keys and returns the authenticator.
+// Credentials resolves the secrets and keys and returns the authenticator.
 // Errors name the key or issuer and the reference, never a secret.
-func (a *AccessConfig) credentials() (*api.Credentials, error) {
+func (a *AccessConfig) Credentials() (*api.Credentials, error) {
 	var c api.CredentialsConfig
 	for _, k := range a.APIKeys {
 		raw, err := secret.Resolve(k.SHA256)
@@ -237,4 +239,78 @@ func (r *RateConfig) limiter(def RateConfig) (*ratelimit.Keyed, error) {
 		return nil, fmt.Errorf("access: rate_limits: %w", err)
 	}
 	return l, nil
+}
+
+// Access decides who may query, in one place: the gRPC interceptors of
+// handlers/api and its rule table. Both doors pass through them: gRPC
+// clients directly, REST clients through the gateway, which reaches the
+// gRPC server over gateway (an in-memory listener), so the interceptors
+// judge a REST call by the HTTP client's address (the x-forwarded-for entry
+// the gateway appends, trusted on that listener only) and a gRPC call by
+// its TCP peer.
+type Access struct {
+	// API is the interceptors' access control (API.Unary, API.Stream),
+	// which the REST gateway also asks before it reads a request's body
+	// (api.GatewayOptions).
+	API *api.Access
+	// Gateway carries the REST gateway's connection: serve the gRPC server
+	// on it and dial the gateway's conn with Gateway.DialContext.
+	Gateway *api.GatewayListener
+	// IngestLimit is the per-source rate limit of webhook deliveries
+	// (webhook.Options.SourceLimit); nil when it is off.
+	IngestLimit webhook.Limiter
+}
+
+// NewAccess builds the access control from the config's access section.
+// Without one (or without API keys and token issuers in it) only loopback
+// clients may query, and only read (admin RPCs need an admin API key,
+// always), and a warning says so.
+func (c *Config) NewAccess(logger *slog.Logger) (*Access, error) {
+	ac := c.Access
+	if ac == nil {
+		ac = &AccessConfig{}
+	}
+	sources := c.QuerySources()
+	o := api.AccessOptions{Gateway: api.NewGatewayListener(), DefaultSource: sources[0], Logger: logger}
+	var err error
+	if o.PerIP, err = ac.RateLimits.PerIP.limiter(RateConfig{}); err != nil {
+		return nil, err
+	}
+	if ac.Principals() {
+		creds, err := ac.Credentials()
+		if err != nil {
+			return nil, err
+		}
+		o.Authenticator = creds
+		if o.PerUser, err = ac.RateLimits.PerUser.limiter(defaultPerUser); err != nil {
+			return nil, err
+		}
+		if o.PerAPIKey, err = ac.RateLimits.PerAPIKey.limiter(defaultPerAPIKey); err != nil {
+			return nil, err
+		}
+		var keys, issuers []string
+		for _, k := range ac.APIKeys {
+			keys = append(keys, k.Name+"="+strings.Join(k.Scopes, "+"))
+		}
+		for _, u := range ac.Users {
+			issuers = append(issuers, u.Issuer)
+		}
+		logger.Info("access control on: queries need an API key or a user token", "api_keys", keys, "token_issuers", issuers,
+			"per_user_limit", o.PerUser != nil, "per_api_key_limit", o.PerAPIKey != nil, "per_ip_limit", o.PerIP != nil)
+	} else {
+		logger.Warn("no API keys or token issuers in the config (access section): the query API answers loopback clients only, and only their reads: admin RPCs (audit, rebuild, quarantine) need an API key with the admin scope")
+	}
+	a, err := api.NewAccess(o)
+	if err != nil {
+		return nil, err
+	}
+	out := &Access{API: a, Gateway: o.Gateway}
+	ingestLimit, err := ac.RateLimits.IngestPerSource.limiter(RateConfig{})
+	if err != nil {
+		return nil, err
+	}
+	if ingestLimit != nil { // not a nil *Keyed in a non-nil interface
+		out.IngestLimit = ingestLimit
+	}
+	return out, nil
 }

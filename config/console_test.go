@@ -1,7 +1,6 @@
-package main
+package config
 
 import (
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -36,23 +35,6 @@ func TestConsoleConfig(t *testing.T) {
 			t.Errorf("%s: enabled", c.name)
 		case c.name == "on with an admin key" && (time.Duration(cfg.Console.SessionTTL) != time.Hour || time.Duration(cfg.Console.SampleEvery) != 30*time.Second):
 			t.Errorf("%s: %+v", c.name, cfg.Console)
-		}
-	}
-}
-
-func TestLoopbackURL(t *testing.T) {
-	for in, want := range map[string]string{
-		"127.0.0.1:8080": "http://127.0.0.1:8080",
-		"0.0.0.0:8080":   "http://127.0.0.1:8080",
-		"[::]:8080":      "http://[::1]:8080",
-		"10.1.2.3:80":    "http://10.1.2.3:80",
-	} {
-		a, err := net.ResolveTCPAddr("tcp", in)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := loopbackURL(a); got != want {
-			t.Errorf("loopbackURL(%s) = %s, want %s", in, got, want)
 		}
 	}
 }
