@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/receiptd/receiptd/datadir"
 	receiptdv1 "github.com/receiptd/receiptd/gen/go/receiptd/v1"
 	"github.com/receiptd/receiptd/handlers/api"
 	"github.com/receiptd/receiptd/projections"
@@ -85,7 +86,7 @@ func runAudit(args []string, stdout, stderr io.Writer) int {
 			return auditFailed
 		}
 	} else {
-		store, views, closeAll, err := openOffline(a.cfg, "audit")
+		store, views, closeAll, err := datadir.OpenOffline(a.cfg, "audit")
 		if err != nil {
 			fmt.Fprintf(stderr, "receiptd %v\n", err)
 			return auditFailed

@@ -7,15 +7,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"path/filepath"
 	"time"
 
 	"github.com/receiptd/receiptd/backup"
-	"github.com/receiptd/receiptd/config"
-	"github.com/receiptd/receiptd/eventstore"
-	"github.com/receiptd/receiptd/eventstore/bolt"
+	"github.com/receiptd/receiptd/datadir"
 	receiptdv1 "github.com/receiptd/receiptd/gen/go/receiptd/v1"
-	"github.com/receiptd/receiptd/handlers/api"
 )
 
 const backupUsage = `Usage: receiptd backup --to FILE [--data-dir DIR] [--config FILE] [--json]
@@ -97,7 +93,7 @@ func runBackup(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 	} else {
-		if hdr, err = backupOffline(a.cfg, to); err != nil {
+		if hdr, err = datadir.BackupOffline(a.cfg, to); err != nil {
 			fmt.Fprintf(stderr, "receiptd backup: %v\n", err)
 			return 1
 		}
@@ -115,33 +111,4 @@ func runBackup(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "backed up the log, events 1 to %d (%d bytes, taken at %s), to %s in %s\nsha256 %s\n",
 		res.Head, res.Bytes, res.TakenAt.Format(time.RFC3339), res.File, res.Took, res.SHA256)
 	return 0
-}
-
-// backupSnapshotter is what the Backup RPC copies: the embedded store's
-// snapshots; nil for another log (the RPC then refuses).
-func backupSnapshotter(store eventstore.Store) api.Snapshotter {
-	s, ok := store.(*bolt.Store)
-	if !ok {
-		return nil
-	}
-	return func() (api.Snapshot, error) {
-		sn, err := s.Snapshot()
-		if err != nil {
-			return nil, err
-		}
-		return sn, nil
-	}
-}
-
-// backupOffline copies the events.db of a stopped server.
-func backupOffline(cfg config.Config, to string) (backup.Header, error) {
-	if cfg.Store.Kind != "embedded" {
-		return backup.Header{}, fmt.Errorf("the log is in %s: back it up with the cluster's own backup (README, \"Operating receiptd\")", cfg.Store.Kind)
-	}
-	path := filepath.Join(cfg.DataDir, "events.db")
-	hdr, err := backup.Offline(path, to)
-	if errors.Is(err, bolt.ErrLocked) {
-		return backup.Header{}, fmt.Errorf("the embedded store %s is %w: back it up online instead, through that server: `receiptd backup --server HOST:GRPC_PORT --to %s` (gRPC receiptd.v1.BackupService/Backup)", path, errServerRunning, to)
-	}
-	return hdr, err
 }

@@ -11,21 +11,17 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"runtime/pprof"
 	"strings"
 	"syscall"
-	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 
-	"github.com/receiptd/receiptd/backup"
 	"github.com/receiptd/receiptd/config"
-	"github.com/receiptd/receiptd/eventstore"
-	"github.com/receiptd/receiptd/eventstore/bolt"
+	"github.com/receiptd/receiptd/datadir"
 	receiptdv1 "github.com/receiptd/receiptd/gen/go/receiptd/v1"
 	"github.com/receiptd/receiptd/handlers/api"
 	"github.com/receiptd/receiptd/internal/secret"
@@ -90,52 +86,6 @@ func (a *adminFlags) parse(fs *flag.FlagSet, args []string) error {
 		return errors.New("--api-key, --tls and --ca-file go with --server")
 	}
 	return a.cfg.Load()
-}
-
-// errServerRunning: the offline path found the data in use by a server.
-var errServerRunning = backup.ErrServerRunning
-
-// openOffline opens the log and the read models directly, for a rebuild or
-// an audit with no server running. The embedded store and the read-model
-// file are locked by the server that has them open; then it says to ask
-// that server instead (the online path).
-func openOffline(cfg config.Config, command string) (eventstore.Store, *projections.DB, func(), error) {
-	online := fmt.Sprintf("%s: %%w: %s online instead, through that server: `receiptd %s --server HOST:GRPC_PORT` (gRPC receiptd.v1.AuditService/%s) or %s",
-		command, command, command, strings.ToUpper(command[:1])+command[1:], restRoute(command))
-	// This process runs within the memory budget too (the rebuild
-	// builds a second set of read models beside the live one).
-	mem := cfg.Memory(false)
-	mem.Apply(nil)
-	// The read models first: every server, whatever its store, holds
-	// them, and a short wait tells.
-	path := filepath.Join(cfg.DataDir, "views.db")
-	views, err := projections.Open(path, projections.WithLockTimeout(time.Second), projections.WithCacheBytes(mem.Records))
-	if errors.Is(err, projections.ErrLocked) {
-		return nil, nil, nil, fmt.Errorf(online, fmt.Errorf("the read models %s are %w", path, errServerRunning))
-	}
-	if err != nil {
-		return nil, nil, nil, fmt.Errorf("%s: %w", command, err)
-	}
-	store, err := openStore(cfg, mem)
-	if errors.Is(err, bolt.ErrLocked) {
-		views.Close()
-		return nil, nil, nil, fmt.Errorf(online, fmt.Errorf("the embedded store under %s is %w", cfg.DataDir, errServerRunning))
-	}
-	if err != nil {
-		views.Close()
-		return nil, nil, nil, fmt.Errorf("%s: %w", command, err)
-	}
-	// Holding the read models' lock, no one else is rebuilding them: what
-	// scratch files there are, a crash left behind.
-	_ = projections.RemoveScratch(path)
-	return store, views, func() { views.Close(); store.Close() }, nil
-}
-
-func restRoute(command string) string {
-	if command == "rebuild" {
-		return "POST /v1/rebuild"
-	}
-	return "GET /v1/audit"
 }
 
 // dialServer connects to a running receiptd's gRPC port, sending the API
@@ -238,7 +188,7 @@ func runRebuild(args []string, stdout, stderr io.Writer) int {
 		}
 		res = api.RebuildResultFromProto(resp)
 	} else {
-		store, views, closeAll, err := openOffline(a.cfg, "rebuild")
+		store, views, closeAll, err := datadir.OpenOffline(a.cfg, "rebuild")
 		if err != nil {
 			fmt.Fprintf(stderr, "receiptd %v\n", err)
 			return 1

@@ -1,10 +1,7 @@
 package main
 
 import (
-	"context"
-	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -12,9 +9,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/receiptd/receiptd/backup"
 	"github.com/receiptd/receiptd/config"
-	"github.com/receiptd/receiptd/projections"
+	"github.com/receiptd/receiptd/datadir"
 )
 
 const restoreUsage = `Usage: receiptd restore --from FILE [--data-dir DIR] [--config FILE] [--force] [--json]
@@ -31,18 +27,6 @@ server on it is never overwritten. The embedded store only: a KurrentDB log
 is restored with the cluster's own tools (README, "Operating receiptd").
 
 `
-
-// restoreResult is what `receiptd restore --json` prints.
-type restoreResult struct {
-	DataDir  string                    `json:"data_dir"`
-	Head     uint64                    `json:"head"`
-	Bytes    uint64                    `json:"bytes"`
-	TakenAt  time.Time                 `json:"taken_at"`
-	SHA256   string                    `json:"sha256"`
-	Rebuild  projections.RebuildResult `json:"rebuild"`
-	Replaced []string                  `json:"replaced,omitempty"`
-	Took     string                    `json:"took"`
-}
 
 // runRestore is `receiptd restore`: 0 restored, 1 failed (nothing is
 // changed when the backup is refused), 2 usage.
@@ -78,7 +62,7 @@ func runRestore(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signalContext()
 	defer stop()
-	res, err := restore(ctx, cfg, from, force)
+	res, err := datadir.Restore(ctx, cfg, from, force)
 	if err != nil {
 		fmt.Fprintf(stderr, "receiptd restore: %v\n", err)
 		return 1
@@ -99,43 +83,4 @@ func runRestore(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "rebuilt the read models from it: %d events replayed; took %s in all\n", res.Rebuild.Events, res.Took)
 	return 0
-}
-
-// restore does `receiptd restore`.
-func restore(ctx context.Context, cfg config.Config, from string, force bool) (restoreResult, error) {
-	start := time.Now()
-	if cfg.Store.Kind != "embedded" {
-		return restoreResult{}, fmt.Errorf("the configured log is in %s: restore it with the cluster's own tools (README, \"Operating receiptd\"); receiptd restores the embedded store only", cfg.Store.Kind)
-	}
-	dir := cfg.DataDir
-	r, err := backup.Restore(ctx, from, dir, force)
-	if errors.Is(err, backup.ErrNotEmpty) {
-		return restoreResult{}, fmt.Errorf("%w: restore into an empty one, or pass --force to replace its log and read models", err)
-	}
-	if err != nil {
-		return restoreResult{}, err
-	}
-	hdr := r.Header
-
-	// The read models, rebuilt from it, within the memory budget.
-	mem := cfg.Memory(false)
-	mem.Apply(nil)
-	store, err := openStore(cfg, mem)
-	if err != nil {
-		return restoreResult{}, fmt.Errorf("open the restored log: %w", err)
-	}
-	defer store.Close()
-	views, err := projections.Open(filepath.Join(dir, "views.db"), projections.WithCacheBytes(mem.Records))
-	if err != nil {
-		return restoreResult{}, err
-	}
-	defer views.Close()
-	rb, err := views.Rebuild(ctx, store, projections.RebuildOptions{})
-	if err != nil {
-		return restoreResult{}, fmt.Errorf("the log is restored; rebuilding the read models failed (a server started on %s builds them): %w", dir, err)
-	}
-	return restoreResult{
-		DataDir: dir, Head: hdr.Head, Bytes: hdr.Size, TakenAt: hdr.TakenAt, SHA256: hex.EncodeToString(hdr.Sum[:]),
-		Rebuild: rb, Replaced: r.Replaced, Took: time.Since(start).Round(time.Millisecond).String(),
-	}, nil
 }

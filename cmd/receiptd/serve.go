@@ -24,6 +24,7 @@ import (
 	"google.golang.org/grpc/reflection"
 
 	"github.com/receiptd/receiptd/config"
+	"github.com/receiptd/receiptd/datadir"
 	receiptdv1 "github.com/receiptd/receiptd/gen/go/receiptd/v1"
 	"github.com/receiptd/receiptd/handlers/api"
 	"github.com/receiptd/receiptd/handlers/console"
@@ -54,7 +55,7 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	store, err := openStore(cfg, mem)
+	store, err := datadir.OpenStore(cfg, mem)
 	if err != nil {
 		return err
 	}
@@ -99,7 +100,7 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	}
 	// The data keys personal data is sealed under (privacy: in the
 	// config); without it, everything is stored in the clear.
-	keyring, err := openKeyring(ctx, cfg, store, mem)
+	keyring, err := datadir.OpenKeyring(ctx, cfg, store, mem)
 	if err != nil {
 		return err
 	}
@@ -204,7 +205,7 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	backupSvc, err := api.NewBackupService(backupSnapshotter(store), apiOpts...)
+	backupSvc, err := api.NewBackupService(datadir.Snapshotter(store), apiOpts...)
 	if err != nil {
 		return err
 	}

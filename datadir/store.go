@@ -1,4 +1,4 @@
-package main
+package datadir
 
 import (
 	"context"
@@ -39,14 +39,14 @@ func storeMmapBytes(path string) int {
 // storeOpenTimeout bounds connecting to KurrentDB at startup.
 const storeOpenTimeout = 15 * time.Second
 
-// openStore chooses the log with a switch on the config; mem sizes the
+// OpenStore chooses the log with a switch on the config; mem sizes the
 // embedded store's tail.
 //
 // With kurrentdb the log is the cluster's: this process keeps nothing of it
 // on disk. The read models stay local (views.db under --data-dir), caught up
 // from $all from their own checkpoint, so any number of receiptd processes
 // can share one cluster, each with its own data dir.
-func openStore(cfg config.Config, mem membudget.Plan) (eventstore.Store, error) {
+func OpenStore(cfg config.Config, mem membudget.Plan) (eventstore.Store, error) {
 	switch cfg.Store.Kind {
 	case "embedded":
 		path := filepath.Join(cfg.DataDir, "events.db")

@@ -1,4 +1,4 @@
-package main
+package datadir
 
 import (
 	"context"
@@ -29,7 +29,7 @@ func TestOpenKeyring(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg.DataDir = t.TempDir()
-	r, err := openKeyring(context.Background(), cfg, nil, cfg.Memory(true))
+	r, err := OpenKeyring(context.Background(), cfg, nil, cfg.Memory(true))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,13 +42,13 @@ func TestOpenKeyring(t *testing.T) {
 	}
 
 	t.Setenv("TEST_PRIVACY_KEK", "not a key")
-	_, err = openKeyring(context.Background(), cfg, nil, cfg.Memory(true))
+	_, err = OpenKeyring(context.Background(), cfg, nil, cfg.Memory(true))
 	if !errors.Is(err, privacy.ErrBadKEK) || strings.Contains(err.Error(), "not a key") {
 		t.Errorf("a bad key: %v, want ErrBadKEK without the value", err)
 	}
 	// Without the section: no keyring, nothing sealed.
 	cfg.Privacy = nil
-	if r, err := openKeyring(context.Background(), cfg, nil, cfg.Memory(true)); r != nil || err != nil {
+	if r, err := OpenKeyring(context.Background(), cfg, nil, cfg.Memory(true)); r != nil || err != nil {
 		t.Errorf("without privacy: %v %v", r, err)
 	}
 }
