@@ -23,7 +23,8 @@ func embedded(t *testing.T, dir string) config.Config {
 
 // TestOpenOfflineRefusesAHeldDataDir: with the read models or the log held
 // by another process (a server), the offline path says to ask that server
-// instead, naming the command's RPC and REST route; once free, it opens.
+// instead, naming the command's RPC and REST route; once free, a rebuild
+// (of all the read models or one) and an audit run.
 func TestOpenOfflineRefusesAHeldDataDir(t *testing.T) {
 	cfg := embedded(t, t.TempDir())
 	views, err := projections.Open(filepath.Join(cfg.DataDir, "views.db"))
@@ -46,14 +47,19 @@ func TestOpenOfflineRefusesAHeldDataDir(t *testing.T) {
 	}
 	store.Close()
 
-	s, v, closeAll, err := OpenOffline(cfg, "rebuild")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := v.Rebuild(context.Background(), s, projections.RebuildOptions{}); err != nil {
+	ctx := context.Background()
+	if _, err := Rebuild(ctx, cfg, ""); err != nil {
 		t.Error(err)
 	}
-	closeAll()
+	if _, err := Rebuild(ctx, cfg, projections.Names()[0]); err != nil {
+		t.Error(err)
+	}
+	if _, err := Rebuild(ctx, cfg, "nope"); err == nil || !strings.HasPrefix(err.Error(), "rebuild: ") {
+		t.Errorf("an unknown read model: %v", err)
+	}
+	if rep, err := Audit(ctx, cfg, projections.AuditOptions{}); err != nil || !rep.Clean() {
+		t.Errorf("audit: %+v %v", rep, err)
+	}
 }
 
 // TestBackupAndRestore: an offline backup of a stopped server's log

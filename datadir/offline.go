@@ -1,6 +1,7 @@
 package datadir
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -52,6 +53,44 @@ func OpenOffline(cfg config.Config, command string) (eventstore.Store, *projecti
 	// scratch files there are, a crash left behind.
 	_ = projections.RemoveScratch(path)
 	return store, views, func() { views.Close(); store.Close() }, nil
+}
+
+// Rebuild rebuilds the read models of a data directory no server holds
+// (OpenOffline): all of them, or the one named projection, copied at the
+// others' position once they are brought to the log's head, as a server
+// would. Errors begin with "rebuild: ".
+func Rebuild(ctx context.Context, cfg config.Config, projection string) (projections.RebuildResult, error) {
+	store, views, closeAll, err := OpenOffline(cfg, "rebuild")
+	if err != nil {
+		return projections.RebuildResult{}, err
+	}
+	defer closeAll()
+	if projection != "" {
+		if err := projections.NewRunner(store, views, nil).CatchUp(ctx); err != nil {
+			return projections.RebuildResult{}, fmt.Errorf("rebuild: catch the read models up to the log (rebuild them all if they cannot be): %w", err)
+		}
+	}
+	res, err := views.Rebuild(ctx, store, projections.RebuildOptions{Projection: projection})
+	if err != nil {
+		return res, fmt.Errorf("rebuild: %w", err)
+	}
+	return res, nil
+}
+
+// Audit audits the read models of a data directory no server holds
+// (OpenOffline) against a rebuild from its log. Errors begin with
+// "audit: ".
+func Audit(ctx context.Context, cfg config.Config, opts projections.AuditOptions) (projections.AuditReport, error) {
+	store, views, closeAll, err := OpenOffline(cfg, "audit")
+	if err != nil {
+		return projections.AuditReport{}, err
+	}
+	defer closeAll()
+	rep, err := views.Audit(ctx, store, opts)
+	if err != nil {
+		return rep, fmt.Errorf("audit: %w", err)
+	}
+	return rep, nil
 }
 
 func restRoute(command string) string {

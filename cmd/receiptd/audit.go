@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -69,8 +68,8 @@ func runAudit(args []string, stdout, stderr io.Writer) int {
 	defer stop()
 
 	var rep projections.AuditReport
-	if a.server != "" {
-		conn, withAuth, err := dialServer(&a)
+	if a.Server != "" {
+		conn, withAuth, err := a.Dial()
 		if err != nil {
 			fmt.Fprintf(stderr, "receiptd audit: %v\n", err)
 			return auditFailed
@@ -78,22 +77,16 @@ func runAudit(args []string, stdout, stderr io.Writer) int {
 		defer conn.Close()
 		resp, err := receiptdv1.NewAuditServiceClient(conn).Audit(withAuth(ctx), &receiptdv1.AuditRequest{Source: source, Limit: int32(min(limit, projections.MaxAuditLimit))})
 		if err != nil {
-			fmt.Fprintf(stderr, "receiptd audit: %s: %v\n", a.server, err)
+			fmt.Fprintf(stderr, "receiptd audit: %s: %v\n", a.Server, err)
 			return auditFailed
 		}
 		if rep, err = api.AuditReportFromProto(resp); err != nil {
-			fmt.Fprintf(stderr, "receiptd audit: %s: %v\n", a.server, err)
+			fmt.Fprintf(stderr, "receiptd audit: %s: %v\n", a.Server, err)
 			return auditFailed
 		}
 	} else {
-		store, views, closeAll, err := datadir.OpenOffline(a.cfg, "audit")
-		if err != nil {
+		if rep, err = datadir.Audit(ctx, a.cfg, projections.AuditOptions{Source: source, Limit: limit}); err != nil {
 			fmt.Fprintf(stderr, "receiptd %v\n", err)
-			return auditFailed
-		}
-		defer closeAll()
-		if rep, err = views.Audit(ctx, store, projections.AuditOptions{Source: source, Limit: limit}); err != nil {
-			fmt.Fprintf(stderr, "receiptd audit: %v\n", err)
 			return auditFailed
 		}
 	}
@@ -103,9 +96,7 @@ func runAudit(args []string, stdout, stderr io.Writer) int {
 			Clean bool `json:"clean"`
 			projections.AuditReport
 		}{rep.Clean(), rep}
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(out); err != nil {
+		if err := printJSON(stdout, out); err != nil {
 			fmt.Fprintf(stderr, "receiptd audit: %v\n", err)
 			return auditFailed
 		}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -77,8 +76,8 @@ func runBackup(args []string, stdout, stderr io.Writer) int {
 
 	start := time.Now()
 	var hdr backup.Header
-	if a.server != "" {
-		conn, withAuth, err := dialServer(&a)
+	if a.Server != "" {
+		conn, withAuth, err := a.Dial()
 		if err != nil {
 			fmt.Fprintf(stderr, "receiptd backup: %v\n", err)
 			return 2
@@ -89,7 +88,7 @@ func runBackup(args []string, stdout, stderr io.Writer) int {
 			hdr, err = backup.Receive(stream, to)
 		}
 		if err != nil {
-			fmt.Fprintf(stderr, "receiptd backup: %s: %v\n", a.server, err)
+			fmt.Fprintf(stderr, "receiptd backup: %s: %v\n", a.Server, err)
 			return 1
 		}
 	} else {
@@ -100,9 +99,7 @@ func runBackup(args []string, stdout, stderr io.Writer) int {
 	}
 	res := backupResult{File: to, Head: hdr.Head, Bytes: hdr.Size, TakenAt: hdr.TakenAt, SHA256: hex.EncodeToString(hdr.Sum[:]), Took: time.Since(start).Round(time.Millisecond).String()}
 	if a.json {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(res); err != nil {
+		if err := printJSON(stdout, res); err != nil {
 			fmt.Fprintf(stderr, "receiptd backup: %v\n", err)
 			return 1
 		}

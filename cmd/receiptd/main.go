@@ -22,6 +22,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -118,4 +119,12 @@ func addServeFlags(fs *flag.FlagSet, c *config.Config) {
 	fs.StringVar(&c.HTTPAddr, "http-addr", ":8080", "listen address for webhooks, REST, health and metrics")
 	fs.StringVar(&c.GRPCAddr, "grpc-addr", ":9090", "listen address for gRPC")
 	fs.StringVar(&c.File, "config", "", "YAML config file (sources, store, limits)")
+}
+
+// printJSON prints v as the --json output of a command: indented, one
+// value.
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -68,9 +67,7 @@ func runRestore(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	if asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(res); err != nil {
+		if err := printJSON(stdout, res); err != nil {
 			fmt.Fprintf(stderr, "receiptd restore: %v\n", err)
 			return 1
 		}
