@@ -14,8 +14,10 @@
 // it writes anything, refuses a data directory a running server holds
 // (bolt.CheckNotLocked), removes the read models of the log it replaces
 // and puts the log in place; the caller rebuilds the read models from it.
-// `receiptd backup` and `receiptd restore` (cmd/receiptd) are the flags
-// and the output around these.
+// Package datadir calls these with the data directory the config names
+// (datadir.BackupOffline, datadir.Restore, which then rebuilds the read
+// models); `receiptd backup` and `receiptd restore` (cmd/receiptd) are
+// the flags and the output around them.
 //
 // # Why a package of its own, at the top level
 //
@@ -25,7 +27,7 @@
 // handlers/api). Under eventstore/bolt it would make the store's subtree
 // import the read models and the API; in cmd/receiptd no test outside a
 // process could reach it. Here it imports all three and none imports it
-// but cmd/receiptd.
+// but datadir and cmd/receiptd.
 //
 // # Caveats
 //

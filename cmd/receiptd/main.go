@@ -12,12 +12,16 @@
 // audit and rebuild open the data directly when no server runs on it, or
 // ask a running server with --server HOST:GRPC_PORT.
 //
-// This package is wiring only: flags, config, construction and lifecycle,
-// and the audit and rebuild commands' output. What it wires lives beside
-// the code it belongs to: the quarantine and the ingest rate limit in
-// handlers/webhook, the read models' metrics in projections (Collector),
-// the proto conversions in handlers/api, the certificate reloading in
-// internal/tlsreload. It imports no aggregate; nothing imports it.
+// This package is wiring only: flags, construction and lifecycle, and the
+// commands' output. What it wires lives beside the code it belongs to: the
+// config file (schema, defaults, validation, each section's conversion) in
+// config, the memory budget's plan in internal/membudget, opening a data
+// directory and the offline audit, rebuild, backup, restore, seal and
+// reforget in datadir, the --server client in internal/adminclient, the
+// quarantine and the ingest rate limit in handlers/webhook, the read
+// models' metrics in projections (Collector), the proto conversions in
+// handlers/api, the certificate reloading in internal/tlsreload. It
+// imports no aggregate; nothing imports it.
 package main
 
 import (

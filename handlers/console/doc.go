@@ -83,5 +83,6 @@
 // It imports gen, handlers/api (the Authenticator, limits),
 // handlers/webhook/signer, aggregate (stream ids), eventstore (types of
 // the log) and eventcodec (a raw body as the log keeps it); nothing
-// imports it but cmd/receiptd.
+// imports it but cmd/receiptd and config (the sources' signing keys,
+// ConsoleSources).
 package console
