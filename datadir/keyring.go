@@ -43,6 +43,13 @@ func OpenKeyring(ctx context.Context, cfg config.Config, store eventstore.Store,
 			return nil, err
 		}
 		ks = fs
+		// With the log (the server, reforget): new subjects take keys
+		// from a pool created ahead of need, their claims committed in
+		// the background and recovered from the log after a crash. Not
+		// for privacy seal, which rewrites the log in place.
+		if store != nil {
+			opts.Log = store
+		}
 	}
 	r, err := privacy.NewKeyring(ctx, ks, keks, opts)
 	if err != nil {

@@ -10,19 +10,30 @@ import (
 	"github.com/receiptd/receiptd/privacy"
 )
 
-// BenchmarkSealKeyNew times creating a new subject's key in a key file
-// (an fsynced commit), one caller at a time and with 64 callers at once
-// (a server's connections), whose creations are committed in groups:
+// BenchmarkSealKeyNew times giving a new subject a key, one caller at a
+// time and with 64 callers at once (a server's connections): without the
+// pool, created in the key file by an fsynced commit (concurrent
+// creations committed in groups); with it (the server's way, Options.Log),
+// taken from the keys created ahead of need, the claim committed in the
+// background every 50 ms and the pool refilled there:
 //
-//	go test -run '^$' -bench SealKeyNew -benchtime 2000x ./privacy/
+//	go test -run '^$' -bench SealKeyNew -benchmem -benchtime 20000x ./privacy/
 func BenchmarkSealKeyNew(b *testing.B) {
-	for _, par := range []int{1, 64} {
-		b.Run(fmt.Sprintf("callers=%d", par), func(b *testing.B) {
+	for _, bc := range []struct {
+		pool bool
+		par  int
+	}{{false, 1}, {false, 64}, {true, 1}, {true, 64}} {
+		b.Run(fmt.Sprintf("pool=%v/callers=%d", bc.pool, bc.par), func(b *testing.B) {
+			par := bc.par
 			s, err := privacy.OpenFileStore(filepath.Join(b.TempDir(), "keys.db"), 0)
 			if err != nil {
 				b.Fatal(err)
 			}
-			r, err := privacy.NewKeyring(context.Background(), s, []*privacy.KEK{newKEK(b)}, privacy.Options{})
+			opts := privacy.Options{}
+			if bc.pool {
+				opts.Log = &seqLog{}
+			}
+			r, err := privacy.NewKeyring(context.Background(), s, []*privacy.KEK{newKEK(b)}, opts)
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -27,6 +27,13 @@
 // under a random pepper kept wrapped in the key store). It keeps unwrapped
 // keys in a bounded cache.
 //
+// A new subject's key is created durably before anything is sealed under
+// it. With Options.Log (the server), a Keyring over a FileStore keeps a
+// pool of keys created ahead of need and gives a new subject one at once;
+// the claim is committed in the background, and until it is, what is
+// sealed under the key names the subject inside the ciphertext, so that
+// after a crash NewKeyring recovers the claim from the log (pool.go).
+//
 // The keys live in a Store: FileStore, a small bbolt file beside the
 // embedded log (compacted and the old file zeroed whenever a key is
 // destroyed, since bbolt keeps freed pages' old bytes), or StreamStore,

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/receiptd/receiptd/eventstore"
 	"github.com/receiptd/receiptd/internal/filesync"
 
 	bolt "go.etcd.io/bbolt"
@@ -23,8 +24,11 @@ var (
 	bucketSubjects  = []byte("subjects")  // source \0 id -> current key id
 	bucketDestroyed = []byte("destroyed") // key id -> when destroyed (unix ns, big endian)
 	bucketForgotten = []byte("forgotten") // source \0 id -> when last forgotten
-	bucketMeta      = []byte("meta")      // "pepper" -> wrapped pepper
+	bucketMeta      = []byte("meta")      // "pepper" -> wrapped pepper, "watermark" -> log position
+	bucketPool      = []byte("pool")      // key id -> nil: created ahead of need, no subject's yet (see Keyring's pool)
+	bucketAlso      = []byte("also")      // source \0 id \0 key id -> nil: a subject's keys besides its current one
 	keyPepper       = []byte("pepper")
+	keyWatermark    = []byte("watermark")
 )
 
 // FileStore keeps the data keys of the embedded store in a small bbolt
@@ -91,7 +95,7 @@ func (s *FileStore) open() (*bolt.DB, error) {
 		return nil, fmt.Errorf("privacy: open key file %s: %w", s.path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketKeys, bucketSubjects, bucketDestroyed, bucketForgotten, bucketMeta} {
+		for _, b := range [][]byte{bucketKeys, bucketSubjects, bucketDestroyed, bucketForgotten, bucketMeta, bucketPool, bucketAlso} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -289,13 +293,34 @@ func (s *FileStore) Destroy(_ context.Context, sub Subject, at time.Time) ([]Key
 			var k KeyID
 			copy(k[:], id)
 			ids = append(ids, k)
+			if err := tx.Bucket(bucketSubjects).Delete(sk); err != nil {
+				return err
+			}
+		}
+		// The keys a crash's recovery found the subject also had (see
+		// commitPool).
+		also := tx.Bucket(bucketAlso)
+		prefix := append(bytes.Clone(sk), 0)
+		var stale [][]byte
+		c := also.Cursor()
+		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+			if len(k) == len(prefix)+len(KeyID{}) {
+				var id KeyID
+				copy(id[:], k[len(prefix):])
+				ids = append(ids, id)
+			}
+			stale = append(stale, bytes.Clone(k))
+		}
+		for _, k := range stale {
+			if err := also.Delete(k); err != nil {
+				return err
+			}
+		}
+		for _, k := range ids {
 			if err := tx.Bucket(bucketKeys).Delete(k[:]); err != nil {
 				return err
 			}
 			if err := tx.Bucket(bucketDestroyed).Put(k[:], encodeTime(at)); err != nil {
-				return err
-			}
-			if err := tx.Bucket(bucketSubjects).Delete(sk); err != nil {
 				return err
 			}
 		}
@@ -330,6 +355,26 @@ func (s *FileStore) DestroyKeys(_ context.Context, ids []KeyID, at time.Time) ([
 		}
 		if len(destroyed) == 0 {
 			return nil
+		}
+		// Nor is any of them in the pool, or a subject's other key.
+		for _, b := range []*bolt.Bucket{tx.Bucket(bucketPool), tx.Bucket(bucketAlso)} {
+			var gone [][]byte
+			err := b.ForEach(func(k, _ []byte) error {
+				for _, id := range destroyed {
+					if bytes.HasSuffix(k, id[:]) {
+						gone = append(gone, bytes.Clone(k))
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			for _, k := range gone {
+				if err := b.Delete(k); err != nil {
+					return err
+				}
+			}
 		}
 		// A subject whose current key is one of them has none now.
 		var stale [][]byte
@@ -517,4 +562,85 @@ func (s *FileStore) Close() error {
 		return nil
 	}
 	return s.db.Close()
+}
+
+// poolClaim is a subject's claim on a key of the pool.
+type poolClaim struct {
+	sub Subject
+	id  KeyID
+}
+
+// poolState implements poolStore: the log position recorded by the last
+// commitPool (Start if none) and the keys of the pool.
+func (s *FileStore) poolState() (eventstore.Position, []Record, error) {
+	var (
+		wm   eventstore.Position
+		recs []Record
+	)
+	err := s.view(func(tx *bolt.Tx) error {
+		if b := tx.Bucket(bucketMeta).Get(keyWatermark); len(b) == 16 {
+			wm = eventstore.Position{Commit: binary.BigEndian.Uint64(b), Prepare: binary.BigEndian.Uint64(b[8:])}
+		}
+		keys := tx.Bucket(bucketKeys)
+		return tx.Bucket(bucketPool).ForEach(func(k, _ []byte) error {
+			w := keys.Get(k)
+			if len(k) != len(KeyID{}) || w == nil {
+				return nil
+			}
+			var rec Record
+			copy(rec.ID[:], k)
+			rec.Wrapped = bytes.Clone(w)
+			recs = append(recs, rec)
+			return nil
+		})
+	})
+	return wm, recs, err
+}
+
+// commitPool implements poolStore: in one fsynced transaction it adds
+// keys to the pool, records claims (a claimed key leaves the pool and
+// becomes its subject's current key, or one of its keys besides the
+// current one if it has another; a key destroyed meanwhile is not
+// claimed), drops orphans from the pool (keys never to be handed out
+// again) and records the log position wm.
+func (s *FileStore) commitPool(add []Record, claims []poolClaim, orphans []KeyID, wm eventstore.Position) error {
+	return s.update(func(tx *bolt.Tx) error {
+		keys, pool := tx.Bucket(bucketKeys), tx.Bucket(bucketPool)
+		subjects, also := tx.Bucket(bucketSubjects), tx.Bucket(bucketAlso)
+		for _, rec := range add {
+			if err := keys.Put(rec.ID[:], rec.Wrapped); err != nil {
+				return err
+			}
+			if err := pool.Put(rec.ID[:], nil); err != nil {
+				return err
+			}
+		}
+		for _, c := range claims {
+			if err := pool.Delete(c.id[:]); err != nil {
+				return err
+			}
+			if keys.Get(c.id[:]) == nil {
+				continue
+			}
+			sk := subjectKey(c.sub)
+			cur := subjects.Get(sk)
+			switch {
+			case cur == nil:
+				if err := subjects.Put(sk, c.id[:]); err != nil {
+					return err
+				}
+			case !bytes.Equal(cur, c.id[:]):
+				if err := also.Put(append(append(sk, 0), c.id[:]...), nil); err != nil {
+					return err
+				}
+			}
+		}
+		for _, id := range orphans {
+			if err := pool.Delete(id[:]); err != nil {
+				return err
+			}
+		}
+		b := binary.BigEndian.AppendUint64(nil, wm.Commit)
+		return tx.Bucket(bucketMeta).Put(keyWatermark, binary.BigEndian.AppendUint64(b, wm.Prepare))
+	})
 }

@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -30,6 +31,22 @@ type Options struct {
 	Recheck time.Duration
 	// Clock stamps forgets. Default time.Now.
 	Clock func() time.Time
+
+	// Log, given with a FileStore, turns on the key pool (see pool.go):
+	// new subjects get keys created ahead of need, their claims committed
+	// in the background, and NewKeyring first recovers from the log the
+	// claims a crash left uncommitted. Give it only where the keys seal
+	// events appended to that log after the Keyring opens (the server),
+	// not where they seal a log rewritten in place.
+	Log ClaimLog
+	// PoolSize is the number of keys the pool keeps ready (default
+	// DefaultPoolSize, at most an eighth of what CacheBytes holds: about
+	// 1 KiB each); ClaimInterval how often claims are committed (default
+	// DefaultClaimInterval).
+	PoolSize      int
+	ClaimInterval time.Duration
+	// Logger reports the pool's background failures and recoveries.
+	Logger *slog.Logger
 }
 
 // DefaultCacheBytes is Options.CacheBytes' default.
@@ -56,6 +73,8 @@ type Keyring struct {
 	bySubject map[Subject]*list.Element
 	maxKeys   int
 	creating  map[Subject]*creation
+
+	pool *pool // nil without Options.Log and a FileStore
 }
 
 type cached struct {
@@ -110,6 +129,11 @@ func NewKeyring(ctx context.Context, store Store, keks []*KEK, opts Options) (*K
 	if r.pepper, err = unwrap(keks, wrapped, pepperAAD); err != nil {
 		return nil, fmt.Errorf("privacy: new keyring: the pepper: %w", err)
 	}
+	if ps, ok := store.(poolStore); ok && opts.Log != nil {
+		if err := r.startPool(ctx, ps, opts); err != nil {
+			return nil, fmt.Errorf("privacy: new keyring: %w", err)
+		}
+	}
 	return r, nil
 }
 
@@ -153,6 +177,12 @@ func (r *Keyring) SealKey(ctx context.Context, s Subject) (*Key, error) {
 			return c.key, nil
 		}
 	}
+	if r.pool != nil {
+		if k, ok := r.pool.pending[s]; ok {
+			r.mu.Unlock()
+			return k, nil
+		}
+	}
 	if c, ok := r.creating[s]; ok {
 		r.mu.Unlock()
 		select {
@@ -187,6 +217,14 @@ func (r *Keyring) loadOrCreate(ctx context.Context, s Subject) (*Key, error) {
 		return nil, fmt.Errorf("privacy: key of subject %s: %w", s, err)
 	}
 	if !ok {
+		if r.pool != nil {
+			r.mu.Lock()
+			k := r.pool.claim(s)
+			r.mu.Unlock()
+			if k != nil {
+				return k, nil
+			}
+		}
 		if rec, err = r.create(ctx, s); err != nil {
 			return nil, fmt.Errorf("privacy: create a key for subject %s: %w", s, err)
 		}
@@ -309,6 +347,10 @@ func (r *Keyring) Forget(ctx context.Context, s Subject) ([]KeyID, time.Time, er
 	if err := s.Check(); err != nil {
 		return nil, time.Time{}, err
 	}
+	// A claim on a pooled key must be in the store to be destroyed.
+	if err := r.flush(ctx); err != nil {
+		return nil, time.Time{}, fmt.Errorf("privacy: forget subject %s: %w", s, err)
+	}
 	at := r.clock().UTC()
 	ids, err := r.store.Destroy(ctx, s, at)
 	r.mu.Lock()
@@ -337,6 +379,9 @@ func (r *Keyring) DestroyKeys(ctx context.Context, ids []KeyID) ([]KeyID, error)
 	if !ok {
 		return nil, errors.New("privacy: destroy keys: this key store cannot destroy keys by id")
 	}
+	if err := r.flush(ctx); err != nil {
+		return nil, err
+	}
 	destroyed, err := kd.DestroyKeys(ctx, ids, r.clock().UTC())
 	r.mu.Lock()
 	for _, id := range destroyed {
@@ -360,6 +405,14 @@ func (r *Keyring) Forgotten(ctx context.Context, s Subject) (time.Time, error) {
 func (r *Keyring) Current(ctx context.Context, s Subject) (KeyID, bool, error) {
 	if err := s.Check(); err != nil {
 		return KeyID{}, false, err
+	}
+	if r.pool != nil {
+		r.mu.Lock()
+		k, ok := r.pool.pending[s]
+		r.mu.Unlock()
+		if ok {
+			return k.ID, true, nil
+		}
 	}
 	rec, ok, err := r.store.Current(ctx, s)
 	return rec.ID, ok, err
@@ -392,8 +445,9 @@ func (r *Keyring) Rewrap(ctx context.Context) (int, error) {
 		func(rec Record) ([]byte, bool, error) { return redo(rec.Wrapped, dataKeyAAD(rec.ID)) })
 }
 
-// Close closes the store.
+// Close commits the key pool's pending claims and closes the store.
 func (r *Keyring) Close() error {
+	err := r.stopPool()
 	clear(r.pepper)
-	return r.store.Close()
+	return errors.Join(err, r.store.Close())
 }

@@ -5,10 +5,12 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 )
 
 // Errors of the package; match them with errors.Is.
@@ -99,6 +101,10 @@ func (s Subject) Check() error {
 type Key struct {
 	ID   KeyID
 	aead cipher.AEAD
+	// claim, while the key's claim by its subject is not durable in the
+	// key store yet (a key taken from the Keyring's pool), is the subject
+	// encoded for a claim box (see claimMagic); nil otherwise.
+	claim atomic.Pointer[[]byte]
 }
 
 // newKey returns the Key of 32 bytes of key material.
@@ -136,8 +142,18 @@ const (
 // magic, the key id and the purpose. The magic cannot begin a zstd frame
 // (28 B5 2F FD) or a protobuf message of the log's, so a reader tells a
 // sealed body from a clear one by its first bytes.
+//
+// A claim box (claimMagic) is a box sealed under a key whose claim by its
+// subject was not yet durable in the key store when it was sealed (a key
+// the Keyring took from its pool): its plaintext starts with the subject
+// (source and id, each a uvarint length and the bytes), so that after a
+// crash the Keyring finds, in the log, which subject each such key was
+// given to (see Options.Log). Open returns what follows the subject, so
+// readers see no difference. The subject is sealed with the rest: it is
+// gone with the key.
 const (
 	boxMagic    = "\x00rk1"
+	claimMagic  = "\x00rk2"
 	nonceLen    = 12
 	tagLen      = 16
 	boxHeader   = len(boxMagic) + len(KeyID{}) + nonceLen
@@ -146,7 +162,13 @@ const (
 
 // IsSealed reports whether b is a sealed value (it starts with the box
 // magic).
-func IsSealed(b []byte) bool { return len(b) >= BoxOverhead && string(b[:len(boxMagic)]) == boxMagic }
+func IsSealed(b []byte) bool {
+	if len(b) < BoxOverhead {
+		return false
+	}
+	m := string(b[:len(boxMagic)])
+	return m == boxMagic || m == claimMagic
+}
 
 // SealedKeyID returns the key id a sealed value names.
 func SealedKeyID(box []byte) (KeyID, bool) {
@@ -158,16 +180,41 @@ func SealedKeyID(box []byte) (KeyID, bool) {
 	return id, true
 }
 
-func boxAAD(id KeyID, p Purpose) []byte {
-	aad := make([]byte, 0, len(boxMagic)+len(id)+1)
-	return append(append(append(aad, boxMagic...), id[:]...), byte(p))
+// encodeClaim is the subject's prefix of a claim box's plaintext.
+func encodeClaim(s Subject) []byte {
+	b := make([]byte, 0, 2*binary.MaxVarintLen16+len(s.Source)+len(s.ID))
+	b = binary.AppendUvarint(b, uint64(len(s.Source)))
+	b = append(b, s.Source...)
+	b = binary.AppendUvarint(b, uint64(len(s.ID)))
+	return append(b, s.ID...)
+}
+
+// decodeClaim splits a claim box's plaintext into its subject and the
+// value.
+func decodeClaim(b []byte) (Subject, []byte, bool) {
+	var parts [2]string
+	for i := range parts {
+		n, w := binary.Uvarint(b)
+		if w <= 0 || n > uint64(len(b)-w) {
+			return Subject{}, nil, false
+		}
+		parts[i] = string(b[w : w+int(n)])
+		b = b[w+int(n):]
+	}
+	return Subject{Source: parts[0], ID: parts[1]}, b, true
 }
 
 // Seal appends the sealed form of plaintext to dst and returns it: the
-// magic, k's id, a random nonce, the ciphertext and its tag.
+// magic, k's id, a random nonce, the ciphertext and its tag (a claim box
+// while k's claim is not durable; see claimMagic).
 func (k *Key) Seal(dst []byte, p Purpose, plaintext []byte) ([]byte, error) {
+	magic := boxMagic
+	if claim := k.claim.Load(); claim != nil {
+		magic = claimMagic
+		plaintext = append(append(make([]byte, 0, len(*claim)+len(plaintext)), *claim...), plaintext...)
+	}
 	n := len(dst)
-	dst = append(dst, boxMagic...)
+	dst = append(dst, magic...)
 	dst = append(dst, k.ID[:]...)
 	dst = append(dst, make([]byte, nonceLen)...)
 	nonce := dst[len(dst)-nonceLen:]
@@ -182,19 +229,38 @@ func (k *Key) Seal(dst []byte, p Purpose, plaintext []byte) ([]byte, error) {
 
 // Open appends the plaintext of box, sealed under k for p, to dst.
 func (k *Key) Open(dst []byte, p Purpose, box []byte) ([]byte, error) {
+	out, _, err := k.open(dst, p, box)
+	return out, err
+}
+
+// open is Open, also returning the subject a claim box names (ok false
+// for a plain box).
+func (k *Key) open(dst []byte, p Purpose, box []byte) (out []byte, claim Subject, err error) {
 	id, ok := SealedKeyID(box)
 	if !ok {
-		return nil, fmt.Errorf("privacy: open: not a sealed value: %w", ErrTampered)
+		return nil, Subject{}, fmt.Errorf("privacy: open: not a sealed value: %w", ErrTampered)
 	}
 	if id != k.ID {
-		return nil, fmt.Errorf("privacy: open: value sealed under key %s, not %s: %w", id, k.ID, ErrTampered)
+		return nil, Subject{}, fmt.Errorf("privacy: open: value sealed under key %s, not %s: %w", id, k.ID, ErrTampered)
 	}
+	var aad [len(boxMagic) + 16 + 1]byte
+	copy(aad[:], box[:len(boxMagic)+16])
+	aad[len(aad)-1] = byte(p)
 	nonce := box[len(boxMagic)+len(id) : boxHeader]
-	out, err := k.aead.Open(dst, nonce, box[boxHeader:], boxAAD(id, p))
+	n := len(dst)
+	out, err = k.aead.Open(dst, nonce, box[boxHeader:], aad[:])
 	if err != nil {
-		return nil, fmt.Errorf("privacy: open value sealed under key %s: %w", id, ErrTampered)
+		return nil, Subject{}, fmt.Errorf("privacy: open value sealed under key %s: %w", id, ErrTampered)
 	}
-	return out, nil
+	if string(box[:len(claimMagic)]) != claimMagic {
+		return out, Subject{}, nil
+	}
+	claim, rest, ok := decodeClaim(out[n:])
+	if !ok {
+		return nil, Subject{}, fmt.Errorf("privacy: open value sealed under key %s: a malformed claim: %w", id, ErrTampered)
+	}
+	m := copy(out[n:], rest)
+	return out[:n+m], claim, nil
 }
 
 // Opener finds the data key a sealed value names. A Keyring is one.

@@ -1,0 +1,13 @@
+package privacy
+
+// Crash stops r's background commits without committing the claims
+// pending and closes its store: the key file as a crash leaves it.
+func (r *Keyring) Crash() {
+	if p := r.pool; p != nil {
+		p.stopOnce.Do(func() {
+			close(p.stop)
+			<-p.stopped
+		})
+	}
+	r.store.Close()
+}
