@@ -8,6 +8,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"hash"
 	"io"
@@ -258,11 +259,28 @@ func (g *digester) summary(name string) ModelSummary {
 	return ModelSummary{Name: name, Keys: g.keys, Digest: hex.EncodeToString(g.h.Sum(nil))}
 }
 
-// summarize describes read model p in tx: a digest of its canonical form.
-func summarize(tx *bolt.Tx, p projection) (ModelSummary, error) {
+// summarize describes read model p in tx: a digest of its canonical form,
+// hashing pre's (a bulk build's, at tx's checkpoint) instead of reading
+// what it holds, if not nil.
+func summarize(tx *bolt.Tx, p projection, pre *bulkDigests) (ModelSummary, error) {
+	if pre != nil {
+		if s, ok := pre.models[p.name]; ok {
+			return s, nil
+		}
+	}
 	g := newDigester()
 	for _, name := range p.buckets {
 		g.bucket(name)
+		if pre != nil {
+			if spools, ok := pre.spools[string(name)]; ok {
+				for _, sp := range spools {
+					if err := sp.hashInto(g); err != nil {
+						return ModelSummary{}, err
+					}
+				}
+				continue
+			}
+		}
 		if err := forEachCanonical(tx, canonical(name), func(k, v []byte) error { g.kv(k, v); return nil }); err != nil {
 			return ModelSummary{}, err
 		}
@@ -538,7 +556,7 @@ func findings(tx *bolt.Tx, source string, limit int, rep *AuditReport) error {
 // is at: two read models with equal summaries hold the same keys and
 // values.
 func (d *DB) Summaries(_ context.Context) ([]ModelSummary, eventstore.Position, error) {
-	out, at, err := d.summaries()
+	out, at, err := d.summaries(nil)
 	if err != nil {
 		return nil, eventstore.Start, fmt.Errorf("projections: summaries: %w", err)
 	}
@@ -551,9 +569,21 @@ func (d *DB) Summaries(_ context.Context) ([]ModelSummary, eventstore.Position, 
 // a writer remapping the file). The transactions must all see one state:
 // if a commit came between them (their ids differ), the digests are taken
 // again one after another in one transaction.
-func (d *DB) summaries() ([]ModelSummary, eventstore.Position, error) {
+//
+// pre, if not nil, is what the bulk build of the file digested: used if
+// the file is still at its checkpoint (bulkdigest.go).
+func (d *DB) summaries(pre *bulkDigests) ([]ModelSummary, eventstore.Position, error) {
 	d.fileMu.RLock()
 	defer d.fileMu.RUnlock()
+	out, at, err := d.summariesLocked(pre)
+	if errors.Is(err, errStaleDigests) {
+		return d.summariesLocked(nil)
+	}
+	return out, at, err
+}
+
+// summariesLocked is summaries with d.fileMu held.
+func (d *DB) summariesLocked(pre *bulkDigests) ([]ModelSummary, eventstore.Position, error) {
 	type part struct {
 		s    ModelSummary
 		txid int
@@ -570,8 +600,11 @@ func (d *DB) summaries() ([]ModelSummary, eventstore.Position, error) {
 			parts[i].err = d.bdb.View(func(tx *bolt.Tx) error {
 				parts[i].txid = tx.ID()
 				parts[i].at = decodePosition(tx.Bucket(bucketMeta).Get(keyCheckpoint))
+				if pre != nil && parts[i].at != pre.at {
+					return errStaleDigests
+				}
 				var err error
-				parts[i].s, err = summarize(tx, p)
+				parts[i].s, err = summarize(tx, p, pre)
 				return err
 			})
 		})
@@ -594,7 +627,7 @@ func (d *DB) summaries() ([]ModelSummary, eventstore.Position, error) {
 	err := d.bdb.View(func(tx *bolt.Tx) error {
 		at = decodePosition(tx.Bucket(bucketMeta).Get(keyCheckpoint))
 		for _, p := range catalog {
-			s, err := summarize(tx, p)
+			s, err := summarize(tx, p, nil)
 			if err != nil {
 				return err
 			}

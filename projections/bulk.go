@@ -69,6 +69,8 @@ func bulkReplay(ctx context.Context, store eventstore.Store, s *DB, target event
 	n, err := s.bulkBuild(ctx, store, target, 0)
 	if errors.Is(err, errForeignStream) || errors.Is(err, aggregate.ErrBadEvent) {
 		// Replay in log order instead (converge, from the start).
+		s.digests.remove()
+		s.digests = nil
 		return 0, s.clear()
 	}
 	return n, err
@@ -337,6 +339,17 @@ func (s *DB) bulkBuild(ctx context.Context, store eventstore.Store, target event
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	b := &bulkBuilder{s: s, budget: s.cache.budget, out: &bulkOut{}}
+	s.digests.remove()
+	s.digests = nil
+	if s.wantDigests {
+		b.dg = newBulkDigests()
+		b.receiptChanges = s.cache.receiptChanges
+		defer func() {
+			if s.digests != b.dg {
+				b.dg.remove()
+			}
+		}()
+	}
 	s.startBulkFeed()
 	defer s.dropBulkFeed()
 	b.parts = make([]*opPartition, max(parts, 1))
@@ -421,6 +434,10 @@ func (s *DB) bulkBuild(ctx context.Context, store eventstore.Store, target event
 		s.cache.reset()
 		return 0, err
 	}
+	if b.dg != nil {
+		b.dg.at = last
+		s.digests = b.dg
+	}
 	return n, nil
 }
 
@@ -469,6 +486,10 @@ type bulkBuilder struct {
 	// fixed in the file: fixLedger).
 	out           *bulkOut
 	ledgerWritten bool
+	// dg, if not nil, takes the digests of what the build writes
+	// (bulkdigest.go).
+	dg             *bulkDigests
+	receiptChanges int64 // s.cache.receiptChanges at the start
 }
 
 // take routes a decoded batch: its receipt ops to their partitions, its
@@ -504,6 +525,11 @@ func (b *bulkBuilder) take(j *bulkJob, target eventstore.Position) error {
 			}
 			return s.cache.shrink(tx)
 		})
+		if b.dg != nil && !b.dg.noReceipts && s.cache.receiptChanges > b.receiptChanges {
+			// A receipt's record changed here (validStage missed a
+			// check): the records are not the workers' alone.
+			b.dg.dropReceipts()
+		}
 		s.applyMu.Unlock()
 		if err != nil {
 			return err
@@ -616,12 +642,37 @@ func (b *bulkBuilder) applyPartition(buf []byte) error {
 	}
 	bounds = append(bounds, len(ops))
 	results := make([]*bulkWorker, workers)
-	var wg sync.WaitGroup
+	digest := b.dg != nil && !b.dg.noReceipts
+	if digest && len(b.parts) > 1 {
+		// The partitions' receipts are not in key order one after another.
+		b.dg.dropReceipts()
+		digest = false
+	}
 	for w := range workers {
 		results[w] = &bulkWorker{c: newCache(1 << 62), out: &bulkOut{}, feed: b.s.workerFeed(workers)}
+		if digest {
+			dg, err := newWorkerDigest(b.s.path)
+			if err != nil {
+				for _, r := range results[:w] {
+					r.dg.remove()
+				}
+				return err
+			}
+			results[w].dg = dg
+		}
+	}
+	var wg sync.WaitGroup
+	for w := range workers {
 		wg.Go(func() { results[w].run(ops[bounds[w]:bounds[w+1]]) })
 	}
 	wg.Wait()
+	if digest {
+		dgs := make([]*workerDigest, workers)
+		for w, r := range results {
+			dgs[w] = r.dg
+		}
+		b.dg.takeWorkers(dgs)
+	}
 	for _, w := range results {
 		if w.err != nil {
 			return w.err
@@ -710,7 +761,9 @@ type bulkWorker struct {
 	records []keyValue
 	// feed takes the feed of its receipts (feedrun.go).
 	feed *feedOut
-	err  error
+	// dg, if not nil, takes the canonical values of its records.
+	dg  *workerDigest
+	err error
 }
 
 func (w *bulkWorker) run(ops []op) {
@@ -755,6 +808,9 @@ func (w *bulkWorker) run(ops []op) {
 		w.c.size -= re.size
 		v := ar.add(func(b []byte) []byte { return appendReceiptState(b, &re.receiptState) })
 		w.records = append(w.records, keyValue{re.key, v})
+		if w.dg != nil {
+			w.dg.record(re.key, v)
+		}
 		if re.view.UserID != "" {
 			w.out.index = append(w.out.index, indexKey(f.Source, re.view.UserID, re.first, f.ReceiptID))
 			w.out.bytes += int64(len(f.Source) + len(re.view.UserID) + len(f.ReceiptID) + 48)
@@ -848,8 +904,16 @@ func (b *bulkBuilder) finish(last eventstore.Position) error {
 	}
 	b.out.ledger = nil
 	s := b.s
-	if err := s.finishBulkFeed(); err != nil {
+	var g *digester
+	if b.dg != nil {
+		g = newDigester()
+		g.bucket(bucketFeed)
+	}
+	if err := s.finishBulkFeed(g); err != nil {
 		return err
+	}
+	if g != nil {
+		b.dg.models["feed"] = g.summary("feed")
 	}
 	if err := s.flushAll(); err != nil {
 		return err

@@ -31,7 +31,7 @@ func (m *sliceStore) ReadAll(_ context.Context, after eventstore.Position, limit
 
 // v1Log returns the log of testdata/v1log.json.gz and the digests of its
 // read models (see TestDigestsOfAnOlderVersionsLog).
-func v1Log(t *testing.T) ([]eventstore.RecordedEvent, []ModelSummary) {
+func v1Log(t testing.TB) ([]eventstore.RecordedEvent, []ModelSummary) {
 	t.Helper()
 	f, err := os.Open(filepath.Join("testdata", "v1log.json.gz"))
 	if err != nil {
@@ -100,5 +100,109 @@ func TestBulkBuildMatchesOlderDigests(t *testing.T) {
 		if left, _ := filepath.Glob(filepath.Join(dir, "*spill*")); len(left) > 0 {
 			t.Errorf("spill files left: %v", left)
 		}
+	}
+}
+
+// What a bulk build digests as it writes (bulkdigest.go) is what the
+// summaries read back from the file give: the feed's summary, and the
+// receipt records' canonical values in key order when the ops were in one
+// partition (none otherwise). Its spool files are gone with the scratch
+// file.
+func TestBulkDigestsMatchTheFile(t *testing.T) {
+	events, want := v1Log(t)
+	store := &sliceStore{events: events}
+	head, _ := store.Head(context.Background())
+	defer SetFeedSpillBytes(16 << 10)() // the feed's records spill too
+	for _, tt := range []struct {
+		parts  int
+		budget int64
+		spools bool
+	}{{0, DefaultCacheBytes, true}, {1, DefaultCacheBytes, true}, {3, DefaultCacheBytes, false}, {0, 16 << 10, false}} {
+		dir := t.TempDir()
+		d, err := Open(filepath.Join(dir, "views.db"), WithCacheBytes(tt.budget))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := d.openScratch("test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.wantDigests = true
+		if _, err := s.bulkBuild(context.Background(), store, head, tt.parts); err != nil {
+			t.Fatal(err)
+		}
+		pre := s.digests
+		if pre == nil || pre.at != head {
+			t.Fatalf("%d parts, budget %d: digests %+v, want some at %s", tt.parts, tt.budget, pre, head)
+		}
+		if _, ok := pre.models["feed"]; !ok {
+			t.Errorf("%d parts, budget %d: no feed summary", tt.parts, tt.budget)
+		}
+		if got := len(pre.spools) > 0; got != tt.spools {
+			t.Errorf("%d parts, budget %d: receipt spools %v, want %v", tt.parts, tt.budget, got, tt.spools)
+		}
+		fromFile, at, err := s.summaries(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, at2, err := s.summaries(pre)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if at != head || at2 != head {
+			t.Errorf("summaries at %s and %s, want %s", at, at2, head)
+		}
+		for i := range fromFile {
+			if got[i] != fromFile[i] {
+				t.Errorf("%d parts, budget %d: digested while writing %+v, from the file %+v", tt.parts, tt.budget, got[i], fromFile[i])
+			}
+			if i < len(want) && got[i] != want[i] {
+				t.Errorf("%d parts, budget %d: %+v, want %+v", tt.parts, tt.budget, got[i], want[i])
+			}
+		}
+		s.discard()
+		d.Close()
+		if left, _ := filepath.Glob(filepath.Join(dir, "*")); len(left) != 1 {
+			t.Errorf("files left: %v", left)
+		}
+	}
+}
+
+// BenchmarkSummaries digests the read models of testdata/v1log's rebuild
+// reading them back from the file (file), and from what the bulk build
+// digested as it wrote (bulk: the feed's summary, the receipt records'
+// spools).
+//
+//	go test -run '^$' -bench Summaries -benchmem ./projections/
+func BenchmarkSummaries(b *testing.B) {
+	events, _ := v1Log(b)
+	store := &sliceStore{events: events}
+	head, _ := store.Head(context.Background())
+	d, err := Open(filepath.Join(b.TempDir(), "views.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer d.Close()
+	s, err := d.openScratch("bench")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.discard()
+	s.wantDigests = true
+	if _, err := s.bulkBuild(context.Background(), store, head, 0); err != nil {
+		b.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		pre  *bulkDigests
+	}{{"file", nil}, {"bulk", s.digests}} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, _, err := s.summaries(c.pre); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

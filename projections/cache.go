@@ -43,6 +43,11 @@ type cache struct {
 	dirtyUsers    []*userEntry
 	dirtyStats    []*statsEntry
 	dirtyEntities []*entityEntry
+
+	// receiptChanges counts changedReceipt's calls since the cache was
+	// made (a bulk build's digests need the receipts' records to be its
+	// workers' alone: bulkdigest.go).
+	receiptChanges int64
 }
 
 func newCache(budget int64) *cache {
@@ -129,6 +134,7 @@ func (a *applier) get(bucket, k []byte) []byte {
 
 // changedReceipt marks r to be written.
 func (c *cache) changedReceipt(r *receiptEntry) {
+	c.receiptChanges++
 	if s := r.estimate(); s != r.size {
 		c.size += s - r.size
 		r.size = s

@@ -124,16 +124,22 @@ func canonStatsReceipt(buf, k, v []byte) ([]byte, error) {
 		return nil, err
 	}
 	view := st.agg.View()
-	c := contribution(&view, &st.received)
+	e := enc{b: buf}
+	statsReceiptOf(&e, &st, &view)
+	return e.finish("statistics of receipt", k)
+}
+
+// statsReceiptOf encodes the statistics record of a receipt's record
+// whose view is view.
+func statsReceiptOf(e *enc, st *receiptState, view *aggregate.ReceiptView) {
+	c := contribution(view, &st.received)
 	sr := statsReceipt{Received: map[aggregate.Stage]time.Time{}, Counted: &c}
 	for i, s := range aggregate.Stages {
 		if len(st.agg.StageFacts(i)) > 0 {
 			sr.Received[s] = st.received[i]
 		}
 	}
-	e := enc{b: buf}
 	e.statsReceipt(&sr)
-	return e.finish("statistics of receipt", k)
 }
 
 func canonUser(buf, k, v []byte) ([]byte, error) {

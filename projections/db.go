@@ -65,6 +65,10 @@ type DB struct {
 	bulkFeed       *feedOut
 	bulkFeedDraftV feedDraft
 	deferWrites    bool
+	// wantDigests asks a bulk build of a scratch file to digest what it
+	// writes; digests is what it digested (bulkdigest.go).
+	wantDigests bool
+	digests     *bulkDigests
 
 	// The trimmer (runTrimmer) runs until stopTrim is closed.
 	stopTrim, trimDone chan struct{}

@@ -187,7 +187,11 @@ const writeFeedBatch = 8192
 // they are, and each user's ops replayed in log order from an empty
 // record, giving the events Apply gives. It holds each user's record
 // while it merges. outs' files are removed.
-func (s *DB) writeFeed(outs []*feedOut) error {
+//
+// With g, it also hashes every key and value it writes into g, in order.
+// The merge, the writes and the hashing each run in a goroutine of their
+// own, a batch of writeFeedBatch events apart (two batches in flight).
+func (s *DB) writeFeed(outs []*feedOut, g *digester) error {
 	var runs []*feedRun
 	defer func() {
 		for _, r := range runs {
@@ -210,6 +214,80 @@ func (s *DB) writeFeed(outs []*feedOut) error {
 		o.sort()
 		runs = append(runs, &feedRun{mem: o.recs})
 	}
+
+	batches := make(chan []feedPending, 2)
+	stop := make(chan struct{})
+	merged := make(chan error, 1)
+	go func() {
+		defer close(batches)
+		merged <- mergeFeed(runs, func(b []feedPending) bool {
+			select {
+			case batches <- b:
+				return true
+			case <-stop:
+				return false
+			}
+		})
+	}()
+	var hashed chan []feedPending
+	hashDone := make(chan struct{})
+	if g != nil {
+		hashed = make(chan []feedPending, 2)
+		go func() {
+			defer close(hashDone)
+			var k [8]byte
+			for b := range hashed {
+				for _, p := range b {
+					binary.BigEndian.PutUint64(k[:], p.pos)
+					g.kv(k[:], p.v)
+				}
+			}
+		}()
+	}
+	var werr error
+	for b := range batches {
+		if werr != nil {
+			continue // drain
+		}
+		werr = s.bdb.Update(func(tx *bolt.Tx) error {
+			bk := tx.Bucket(bucketFeed)
+			bk.FillPercent = 1
+			var k [8]byte // bolt copies keys
+			for _, p := range b {
+				binary.BigEndian.PutUint64(k[:], p.pos)
+				if err := bk.Put(k[:], p.v); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if werr != nil {
+			close(stop)
+		} else if hashed != nil {
+			hashed <- b
+		}
+	}
+	if hashed != nil {
+		close(hashed)
+		<-hashDone
+	}
+	merr := <-merged
+	if werr != nil {
+		return werr
+	}
+	if errors.Is(merr, errFeedStopped) {
+		merr = nil
+	}
+	return merr
+}
+
+// errFeedStopped: mergeFeed's batches were refused.
+var errFeedStopped = errors.New("projections: the feed's writer stopped")
+
+// mergeFeed merges runs by position (see writeFeed) and gives their feed
+// events to emit, writeFeedBatch at a time, in key order; emit returns
+// false to stop it (errFeedStopped). A batch and its values are emit's.
+func mergeFeed(runs []*feedRun, emit func([]feedPending) bool) error {
 	h := make(runHeap, 0, len(runs))
 	for _, r := range runs {
 		ok, err := r.read()
@@ -223,26 +301,16 @@ func (s *DB) writeFeed(outs []*feedOut) error {
 	heap.Init(&h)
 
 	users := map[string]userRecord{}
-	var pending []feedPending
+	pending := make([]feedPending, 0, writeFeedBatch)
 	flush := func() error {
 		if len(pending) == 0 {
 			return nil
 		}
-		err := s.bdb.Update(func(tx *bolt.Tx) error {
-			b := tx.Bucket(bucketFeed)
-			b.FillPercent = 1
-			var k [8]byte // bolt copies keys
-			for _, p := range pending {
-				binary.BigEndian.PutUint64(k[:], p.pos)
-				if err := b.Put(k[:], p.v); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-		clear(pending)
-		pending = pending[:0]
-		return err
+		if !emit(pending) {
+			return errFeedStopped
+		}
+		pending = make([]feedPending, 0, writeFeedBatch)
+		return nil
 	}
 	// Records are at their slots' positions; the feed's are dense: the
 	// index among the log event's events (feedPut).
@@ -405,14 +473,15 @@ func (s *DB) takeWorkerFeed(w *feedOut) error {
 	return nil
 }
 
-// finishBulkFeed writes a bulk build's feed (writeFeed).
-func (s *DB) finishBulkFeed() error {
+// finishBulkFeed writes a bulk build's feed (writeFeed, digested into g
+// if not nil).
+func (s *DB) finishBulkFeed(g *digester) error {
 	o := s.bulkFeed
 	if o == nil {
 		return nil
 	}
 	s.bulkFeed = nil
-	if err := s.writeFeed([]*feedOut{o}); err != nil {
+	if err := s.writeFeed([]*feedOut{o}, g); err != nil {
 		return fmt.Errorf("write the feed: %w", err)
 	}
 	return nil

@@ -85,6 +85,8 @@ const flushChunk = 8192
 
 // discard closes a scratch file and removes it.
 func (s *DB) discard() {
+	s.digests.remove()
+	s.digests = nil
 	s.stopTrimmer()
 	if s.bdb != nil {
 		s.bdb.Close()
@@ -264,7 +266,13 @@ func (d *DB) Rebuild(ctx context.Context, store eventstore.Store, opts RebuildOp
 			return head
 		}
 	}
+	// Every read model rebuilt, the bulk build's digests are the new
+	// file's, unless more is applied to it (summaries checks).
+	scratch.wantDigests = only == nil
 	bulk, err := bulkReplay(ctx, store, scratch, target())
+	digests := scratch.digests
+	scratch.digests = nil
+	defer digests.remove()
 	if err != nil {
 		return fail(err)
 	}
@@ -311,7 +319,7 @@ func (d *DB) Rebuild(ctx context.Context, store eventstore.Store, opts RebuildOp
 	}
 	res.Events = int64(replayed)
 
-	res.Models, res.SummaryPosition, err = d.summaries()
+	res.Models, res.SummaryPosition, err = d.summaries(digests)
 	if err != nil {
 		return fail(err)
 	}
