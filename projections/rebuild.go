@@ -217,6 +217,11 @@ type RebuildResult struct {
 // One rebuild or audit runs at a time (ErrBusy). When ctx ends first, the
 // current read models are left untouched and the scratch file removed.
 func (d *DB) Rebuild(ctx context.Context, store eventstore.Store, opts RebuildOptions) (RebuildResult, error) {
+	return d.rebuild(ctx, store, opts, true)
+}
+
+// rebuild is Rebuild; without summarize, its result has no Models.
+func (d *DB) rebuild(ctx context.Context, store eventstore.Store, opts RebuildOptions, summarize bool) (RebuildResult, error) {
 	start := time.Now()
 	res := RebuildResult{Projection: opts.Projection}
 	fail := func(err error) (RebuildResult, error) {
@@ -268,7 +273,7 @@ func (d *DB) Rebuild(ctx context.Context, store eventstore.Store, opts RebuildOp
 	}
 	// Every read model rebuilt, the bulk build's digests are the new
 	// file's, unless more is applied to it (summaries checks).
-	scratch.wantDigests = only == nil
+	scratch.wantDigests = only == nil && summarize
 	bulk, err := bulkReplay(ctx, store, scratch, target())
 	digests := scratch.digests
 	scratch.digests = nil
@@ -319,9 +324,11 @@ func (d *DB) Rebuild(ctx context.Context, store eventstore.Store, opts RebuildOp
 	}
 	res.Events = int64(replayed)
 
-	res.Models, res.SummaryPosition, err = d.summaries(digests)
-	if err != nil {
-		return fail(err)
+	if summarize {
+		res.Models, res.SummaryPosition, err = d.summaries(digests)
+		if err != nil {
+			return fail(err)
+		}
 	}
 	res.Took = time.Since(start)
 	return res, nil

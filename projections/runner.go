@@ -32,12 +32,16 @@ type Runner struct {
 	// much again.
 	MaxGroupEvents int
 	MaxGroupBytes  int
+	// BulkFrom is the least log head (commit position) at which Run
+	// builds empty read models in bulk (see Run); 0: never.
+	BulkFrom uint64
 }
 
-// Defaults of Runner.MaxGroupEvents and MaxGroupBytes.
+// Defaults of Runner.MaxGroupEvents, MaxGroupBytes and BulkFrom.
 const (
 	DefaultMaxGroupEvents = 16384
 	DefaultMaxGroupBytes  = 16 << 20
+	DefaultBulkFrom       = replayBatch
 )
 
 // NewRunner returns a runner applying store's events to db.
@@ -46,13 +50,17 @@ func NewRunner(store eventstore.Store, db *DB, logger *slog.Logger) *Runner {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	return &Runner{store: store, db: db, logger: logger, RetryDelay: time.Second,
-		MaxGroupEvents: DefaultMaxGroupEvents, MaxGroupBytes: DefaultMaxGroupBytes}
+		MaxGroupEvents: DefaultMaxGroupEvents, MaxGroupBytes: DefaultMaxGroupBytes, BulkFrom: DefaultBulkFrom}
 }
 
 // Run applies events until ctx ends or the store closes. A failed
 // subscription or apply is logged and resumed from the checkpoint, which
 // was written with the last applied batch, so nothing is applied twice.
+//
+// Empty read models (a new file, or one Open discarded) with a log whose
+// head is at least BulkFrom are first built in bulk (bulkCatchUp).
 func (r *Runner) Run(ctx context.Context) error {
+	r.bulkCatchUp(ctx)
 	for {
 		err := r.follow(ctx, r.db.Checkpoint())
 		switch {
@@ -232,6 +240,34 @@ func (q *groupQueue) fail(err error) {
 // eventBytes is what an event holds in memory, roughly.
 func eventBytes(e *eventstore.RecordedEvent) int {
 	return len(e.Data) + len(e.Metadata) + len(e.Body) + len(e.ID) + len(e.Type) + len(e.Stream) + 128
+}
+
+// bulkCatchUp builds empty read models (at the start of the log: a new
+// read-model file, or one Open discarded) as a rebuild does, in bulk up to
+// the log's head and swapped in (Rebuild: bulk.go), instead of applying
+// every event in log order: the bulk build reads the log once, decodes on
+// every core and writes each record once, where applying in log order
+// reads and rewrites a receipt's records at each of its events. Until the
+// swap, reads answer from the empty read models (and min_position waits),
+// as they would while the events were applied. If it fails, Run applies
+// the log event by event instead.
+func (r *Runner) bulkCatchUp(ctx context.Context) {
+	if r.BulkFrom == 0 || r.db.Checkpoint() != eventstore.Start {
+		return
+	}
+	head, err := r.store.Head(ctx)
+	if err != nil || head.Commit < r.BulkFrom {
+		return
+	}
+	start := time.Now()
+	res, err := r.db.rebuild(ctx, r.store, RebuildOptions{}, false)
+	if err != nil {
+		if ctx.Err() == nil {
+			r.logger.Warn("projections: building the empty read models in bulk failed; applying the log event by event", "err", err)
+		}
+		return
+	}
+	r.logger.Info("projections: built the empty read models in bulk", "events", res.Events, "position", res.Position.String(), "took", time.Since(start).Round(time.Millisecond).String())
 }
 
 // CatchUp applies every event up to the store's head at the time of the

@@ -1,9 +1,12 @@
 package projections
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -134,3 +137,54 @@ func TestRunnerGroupsBatches(t *testing.T) {
 		}
 	}
 }
+
+// A Runner starting on empty read models builds them in bulk (as a
+// rebuild does) up to the log's head, then follows the log from there;
+// the read models are the ones applying the log gives (the digests of
+// testdata/v1log).
+func TestRunnerBuildsEmptyReadModelsInBulk(t *testing.T) {
+	events, want := v1Log(t)
+	d, err := Open(filepath.Join(t.TempDir(), "views.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	// The store's head is two thirds of the way: the rest is followed.
+	store := &oneByOne{sliceStore{events: events}}
+	headed := &headAt{oneByOne: store, head: events[len(events)*2/3].Position}
+	var logs bytes.Buffer
+	r := NewRunner(headed, d, slog.New(slog.NewTextHandler(&logs, nil)))
+	r.BulkFrom = 1
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	wctx, wcancel := context.WithTimeout(ctx, 30*time.Second)
+	defer wcancel()
+	if err := d.WaitFor(wctx, events[len(events)-1].Position.Commit); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Errorf("Run: %v", err)
+	}
+	if !strings.Contains(logs.String(), "built the empty read models in bulk") || !strings.Contains(logs.String(), "position="+headed.head.String()) {
+		t.Errorf("no bulk build to %s logged:\n%s", headed.head, logs.String())
+	}
+	got, _, err := d.Summaries(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("%+v, want %+v", got[i], want[i])
+		}
+	}
+}
+
+// headAt is a store whose head is at head (a log that grows after it).
+type headAt struct {
+	*oneByOne
+	head eventstore.Position
+}
+
+func (h *headAt) Head(context.Context) (eventstore.Position, error) { return h.head, nil }
