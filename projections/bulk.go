@@ -8,7 +8,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"io"
 	"os"
 	"path/filepath"
@@ -170,6 +169,9 @@ func appendOp(b []byte, e *eventstore.RecordedEvent, d *decodedEvent) []byte {
 	return w.b
 }
 
+// opEstimate is about the size of an op in bytes (the bench's log: 213).
+const opEstimate = 256
+
 // op is an op in a partition's buffer: its receipt's key, its place in
 // the log, and where its fields start.
 type op struct {
@@ -215,41 +217,84 @@ func decodeOp(o *op, e *eventstore.RecordedEvent, d *decodedEvent, f *aggregate.
 var errNoMeta = errors.New("projections: no metadata")
 
 // opKey returns the key of an op's receipt (source 0x00 receipt id),
-// reading only its first two fields.
+// reading only its first two fields (as bdec.str reads them, without
+// copying the op).
 func opKey(body []byte) (string, error) {
-	r := newBdec(body)
-	source, id := r.str(), r.str()
-	if r.err != nil {
-		return "", r.err
+	source, n := opStr(body, nil)
+	if n < 0 {
+		return "", fmt.Errorf("%w: op key", errCorrupt)
 	}
-	return source + "\x00" + id, nil
+	id, m := opStr(body[n:], source)
+	if m < 0 {
+		return "", fmt.Errorf("%w: op key", errCorrupt)
+	}
+	return string(source) + "\x00" + string(id), nil
+}
+
+// opStr reads a string of benc.str at the start of b, where the one
+// string before it (if any) was prev, and returns it and the bytes it
+// took (-1: corrupt).
+func opStr(b, prev []byte) ([]byte, int) {
+	x, n := binary.Uvarint(b)
+	if n <= 0 {
+		return nil, -1
+	}
+	if x&1 == 1 {
+		if x>>1 != 0 || len(prev) == 0 {
+			return nil, -1
+		}
+		return prev, n
+	}
+	if x>>1 > uint64(len(b)-n) {
+		return nil, -1
+	}
+	return b[n : n+int(x>>1)], n + int(x>>1)
 }
 
 // partitionOf returns the partition of a receipt's ops.
 func partitionOf(hash uint32, parts int) int { return int(hash % uint32(parts)) }
 
 func keyHash(source, receiptID string) uint32 {
-	h := fnv.New32a()
-	h.Write([]byte(source))
-	h.Write([]byte{0})
-	h.Write([]byte(receiptID))
-	return h.Sum32()
+	return keyHashBytes([]byte(source), []byte(receiptID))
 }
 
-// opPartition holds a partition's ops: in memory, or past the budget in a
-// spill file beside the scratch file.
+// keyHashBytes is keyHash of source and receiptID's bytes: FNV-1a of
+// source 0x00 receipt id.
+func keyHashBytes(source, receiptID []byte) uint32 {
+	const prime = 16777619
+	h := uint32(2166136261)
+	for _, c := range source {
+		h = (h ^ uint32(c)) * prime
+	}
+	h *= prime // ^ 0
+	for _, c := range receiptID {
+		h = (h ^ uint32(c)) * prime
+	}
+	return h
+}
+
+// opPartition holds a partition's ops: in memory, in chunks of about
+// opChunk bytes (never copied to grow), or past the budget in a spill file
+// beside the scratch file.
 type opPartition struct {
-	buf  []byte
+	bufs [][]byte
 	file *os.File
 	w    *bufio.Writer
 }
+
+// opChunk is the size of an in-memory partition's chunks.
+const opChunk = 1 << 20
 
 func (p *opPartition) add(o []byte) error {
 	if p.w != nil {
 		_, err := p.w.Write(o)
 		return err
 	}
-	p.buf = append(p.buf, o...)
+	if n := len(p.bufs); n == 0 || cap(p.bufs[n-1])-len(p.bufs[n-1]) < len(o) {
+		p.bufs = append(p.bufs, make([]byte, 0, max(opChunk, len(o))))
+	}
+	last := &p.bufs[len(p.bufs)-1]
+	*last = append(*last, o...)
 	return nil
 }
 
@@ -260,17 +305,20 @@ func (p *opPartition) spill(path string) error {
 		return fmt.Errorf("create a spill file: %w", err)
 	}
 	p.file, p.w = f, bufio.NewWriterSize(f, 256<<10)
-	if _, err := p.w.Write(p.buf); err != nil {
-		return fmt.Errorf("write a spill file: %w", err)
+	for _, b := range p.bufs {
+		if _, err := p.w.Write(b); err != nil {
+			return fmt.Errorf("write a spill file: %w", err)
+		}
 	}
-	p.buf = nil
+	p.bufs = nil
 	return nil
 }
 
-// load returns the partition's ops, reading its spill file.
-func (p *opPartition) load() ([]byte, error) {
+// load returns the partition's ops, reading its spill file: chunks of
+// whole ops.
+func (p *opPartition) load() ([][]byte, error) {
 	if p.file == nil {
-		return p.buf, nil
+		return p.bufs, nil
 	}
 	if err := p.w.Flush(); err != nil {
 		return nil, fmt.Errorf("write a spill file: %w", err)
@@ -282,7 +330,7 @@ func (p *opPartition) load() ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read a spill file: %w", err)
 	}
-	return b, nil
+	return [][]byte{b}, nil
 }
 
 func (p *opPartition) remove() {
@@ -291,7 +339,7 @@ func (p *opPartition) remove() {
 		os.Remove(p.file.Name())
 		p.file, p.w = nil, nil
 	}
-	p.buf = nil
+	p.bufs = nil
 }
 
 // bulkJob is a batch of the log on its way through the bulk build's
@@ -315,6 +363,7 @@ func (j *bulkJob) prepare() {
 	j.dec = make([]decodedEvent, len(j.events))
 	j.opAt = make([]int, len(j.events))
 	j.hashes = make([]uint32, len(j.events))
+	j.ops = make([]byte, 0, len(j.events)*opEstimate)
 	for i := range j.events {
 		e, d := &j.events[i], &j.dec[i]
 		decodeEvent(*e, d)
@@ -554,8 +603,8 @@ func (b *bulkBuilder) spill(at, target eventstore.Position) error {
 			parts *= 2
 		}
 	}
-	old := b.parts[0].buf
-	b.parts[0].buf = nil
+	old := b.parts[0].bufs
+	b.parts[0].bufs = nil
 	b.parts = make([]*opPartition, parts)
 	for i := range b.parts {
 		b.parts[i] = &opPartition{}
@@ -564,17 +613,22 @@ func (b *bulkBuilder) spill(at, target eventstore.Position) error {
 		}
 	}
 	b.spilled = true
-	for len(old) > 0 {
-		n := int(binary.LittleEndian.Uint32(old))
-		o := old[:4+n]
-		old = old[4+n:]
-		r := newBdec(o[4:])
-		source, id := r.str(), r.str()
-		if r.err != nil {
-			return fmt.Errorf("an op: %w", r.err)
-		}
-		if err := b.parts[partitionOf(keyHash(source, id), parts)].add(o); err != nil {
-			return err
+	for _, buf := range old {
+		for len(buf) > 0 {
+			n := int(binary.LittleEndian.Uint32(buf))
+			o := buf[:4+n]
+			buf = buf[4+n:]
+			source, i := opStr(o[4:], nil)
+			if i < 0 {
+				return fmt.Errorf("an op: %w", errCorrupt)
+			}
+			id, j := opStr(o[4+i:], source)
+			if j < 0 {
+				return fmt.Errorf("an op: %w", errCorrupt)
+			}
+			if err := b.parts[partitionOf(keyHashBytes(source, id), parts)].add(o); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
@@ -602,24 +656,35 @@ func (b *bulkBuilder) applyOps(ctx context.Context) error {
 	return nil
 }
 
-// applyPartition applies one partition's ops on every core.
-func (b *bulkBuilder) applyPartition(buf []byte) error {
-	var ops []op
-	for i := 0; len(buf) > 0; i++ {
-		if len(buf) < 4 {
-			return fmt.Errorf("an op: %w", errCorrupt)
+// applyPartition applies one partition's ops (chunks of whole ops) on
+// every core.
+func (b *bulkBuilder) applyPartition(bufs [][]byte) error {
+	count := 0
+	for _, buf := range bufs {
+		for len(buf) >= 4 {
+			count++
+			buf = buf[min(len(buf), 4+int(binary.LittleEndian.Uint32(buf))):]
 		}
-		n := int(binary.LittleEndian.Uint32(buf))
-		if n > len(buf)-4 {
-			return fmt.Errorf("an op: %w", errCorrupt)
+	}
+	ops := make([]op, 0, count)
+	i := 0
+	for _, buf := range bufs {
+		for ; len(buf) > 0; i++ {
+			if len(buf) < 4 {
+				return fmt.Errorf("an op: %w", errCorrupt)
+			}
+			n := int(binary.LittleEndian.Uint32(buf))
+			if n > len(buf)-4 {
+				return fmt.Errorf("an op: %w", errCorrupt)
+			}
+			body := buf[4 : 4+n]
+			k, err := opKey(body)
+			if err != nil {
+				return fmt.Errorf("an op: %w", err)
+			}
+			ops = append(ops, op{key: k, seq: i, body: body})
+			buf = buf[4+n:]
 		}
-		body := buf[4 : 4+n]
-		k, err := opKey(body)
-		if err != nil {
-			return fmt.Errorf("an op: %w", err)
-		}
-		ops = append(ops, op{key: k, seq: i, body: body})
-		buf = buf[4+n:]
 	}
 	if len(ops) == 0 {
 		return nil
@@ -809,7 +874,7 @@ func (w *bulkWorker) run(ops []op) {
 		v := ar.add(func(b []byte) []byte { return appendReceiptState(b, &re.receiptState) })
 		w.records = append(w.records, keyValue{re.key, v})
 		if w.dg != nil {
-			w.dg.record(re.key, v)
+			w.dg.record(re.key, &re.receiptState, &re.view)
 		}
 		if re.view.UserID != "" {
 			w.out.index = append(w.out.index, indexKey(f.Source, re.view.UserID, re.first, f.ReceiptID))
@@ -870,6 +935,7 @@ func (b *bulkBuilder) writeSorted(bucket []byte, kvs []keyValue) error {
 		kvs = kvs[len(chunk):]
 		if err := b.s.bdb.Update(func(tx *bolt.Tx) error {
 			bk := tx.Bucket(bucket)
+			bk.FillPercent = 0.9 // keys arrive in order
 			for _, kv := range chunk {
 				if err := bk.Put(kv.k, kv.v); err != nil {
 					return err

@@ -4,6 +4,7 @@ import (
 	"compress/gzip"
 	"context"
 	"encoding/json"
+	"hash/fnv"
 	"os"
 	"path/filepath"
 	"testing"
@@ -204,5 +205,32 @@ func BenchmarkSummaries(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// keyHashBytes is FNV-1a of source 0x00 receipt id, and opKey reads an
+// op's receipt as decodeOp does.
+func TestOpKeyAndHash(t *testing.T) {
+	for _, c := range [][2]string{{"reewild", "fb2c"}, {"a", ""}, {"", "b"}, {"same", "same"}, {"", ""}} {
+		h := fnv.New32a()
+		h.Write([]byte(c[0] + "\x00" + c[1]))
+		if got := keyHash(c[0], c[1]); got != h.Sum32() {
+			t.Errorf("keyHash(%q, %q) = %x, want %x", c[0], c[1], got, h.Sum32())
+		}
+		w := benc{}
+		w.str(c[0])
+		w.str(c[1])
+		w.uvarint(7)
+		k, err := opKey(w.b)
+		if err != nil || k != c[0]+"\x00"+c[1] {
+			t.Errorf("opKey of %q/%q: %q, %v", c[0], c[1], k, err)
+		}
+		r := newBdec(w.b)
+		if s, id := r.str(), r.str(); r.err != nil || s != c[0] || id != c[1] {
+			t.Errorf("bdec of %q/%q: %q/%q, %v", c[0], c[1], s, id, r.err)
+		}
+	}
+	if _, err := opKey([]byte{3}); err == nil {
+		t.Error("opKey of a back reference first: no error")
 	}
 }

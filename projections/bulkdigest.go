@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/receiptd/receiptd/aggregate"
 	"github.com/receiptd/receiptd/eventstore"
 )
 
@@ -24,16 +25,21 @@ import (
 //     empty bucket): the feed model's summary, whole;
 //   - the receipt records, when the ops were in one partition (the
 //     workers' ranges of receipts follow one another in key order): each
-//     worker decodes the record it just encoded, once, and appends its
-//     three canonical values, framed as the digester hashes them, to a
-//     spool file per canonical bucket. A model's digest hashes its
-//     buckets one after another (receipt_facts whole, then receipts), so
-//     the values wait in the spools; the summaries hash the spools in
-//     worker order instead of reading the bucket.
+//     worker encodes the three canonical values of each receipt it
+//     completes, from the state it holds, and appends them, framed as the
+//     digester hashes them, to a spool file per canonical bucket. A
+//     model's digest hashes its buckets one after another (receipt_facts
+//     whole, then receipts), so the values wait in the spools; the
+//     summaries hash the spools in worker order instead of reading the
+//     bucket.
 //
-// The values are the ones forEachCanonical gives for the same records
-// (the same functions over the same bytes), so the digests are too
-// (TestBulkDigestsMatchTheFile). The rest (users, ledger, index,
+// The values are the ones forEachCanonical gives for the same records:
+// a worker's receipt state is what decoding its record gives (its facts
+// and times came through the same binary encoding, in the op; the
+// aggregate does not depend on the order of its facts, and its recorded
+// times are the records' received times, both the earliest of the
+// stage's deliveries), and its view is the aggregate's. So the digests
+// are too (TestBulkDigestsMatchTheFile). The rest (users, ledger, index,
 // statistics by day, entities, quarantine) is small and read back from
 // the file. The digests hold only at the bulk build's checkpoint: once
 // anything else is applied to the file, Rebuild digests the file.
@@ -84,28 +90,25 @@ func (g *bulkDigests) remove() {
 // (bucketReceiptState), in the order receiptCanonValues gives them.
 var receiptCanon = []canonBucket{canonical(bucketReceiptFacts), canonical(bucketReceipts), canonical(bucketStatsReceipts)}
 
-// receiptCanonValues appends the canonical values of a stored receipt
-// record (k, v) to bufs[i], one per receiptCanon bucket, decoding it once:
-// what canonFacts, canonReceipt and canonStatsReceipt give.
-func receiptCanonValues(bufs *[3][]byte, k, v []byte) error {
-	st, err := receiptOf(k, v)
-	if err != nil {
-		return err
-	}
+// receiptCanonValues sets bufs[i] to the canonical values of the record
+// (at key k) of receipt state st, whose aggregate's view is view, one per
+// receiptCanon bucket: what canonFacts, canonReceipt and
+// canonStatsReceipt give for the stored record.
+func receiptCanonValues(bufs *[3][]byte, k []byte, st *receiptState, view *aggregate.ReceiptView) error {
+	var err error
 	e := enc{b: bufs[0][:0]}
 	e.facts(st.agg.Facts())
 	if bufs[0], err = e.finish("facts of receipt", k); err != nil {
 		return err
 	}
-	view := st.agg.View()
-	rec := receiptRecord{View: view, FirstPosition: st.first, LastPosition: st.last}
+	rec := receiptRecord{View: *view, FirstPosition: st.first, LastPosition: st.last}
 	e = enc{b: bufs[1][:0]}
 	e.receiptRecord(&rec)
 	if bufs[1], err = e.finish("receipt", k); err != nil {
 		return err
 	}
 	e = enc{b: bufs[2][:0]}
-	statsReceiptOf(&e, &st, &view)
+	statsReceiptOf(&e, st, view)
 	bufs[2], err = e.finish("statistics of receipt", k)
 	return err
 }
@@ -116,7 +119,7 @@ type canonSpool struct {
 	f    *os.File
 	w    *bufio.Writer
 	keys int64
-	head [2 * binary.MaxVarintLen64]byte
+	buf  []byte
 }
 
 func newCanonSpool(path string) (*canonSpool, error) {
@@ -127,16 +130,15 @@ func newCanonSpool(path string) (*canonSpool, error) {
 	return &canonSpool{f: f, w: bufio.NewWriterSize(f, 256<<10)}, nil
 }
 
-func (s *canonSpool) field(b []byte) {
-	s.w.Write(s.head[:binary.PutUvarint(s.head[:], uint64(len(b)))])
-	s.w.Write(b)
-}
-
-// kv adds a key and its canonical value (as digester.kv hashes them).
+// kv adds a key and its canonical value (as digester.kv hashes them:
+// each a field, its length as a uvarint then its bytes).
 func (s *canonSpool) kv(k, v []byte) {
 	s.keys++
-	s.field(k)
-	s.field(v)
+	b := binary.AppendUvarint(s.buf[:0], uint64(len(k)))
+	b = append(b, k...)
+	b = binary.AppendUvarint(b, uint64(len(v)))
+	s.buf = append(b, v...)
+	s.w.Write(s.buf)
 }
 
 // finish flushes s: its file is complete.
@@ -190,12 +192,13 @@ func newWorkerDigest(path string) (*workerDigest, error) {
 	return w, nil
 }
 
-// record adds the canonical values of a receipt record the worker wrote.
-func (w *workerDigest) record(k, v []byte) {
+// record adds the canonical values of the record of a receipt the worker
+// completed (see receiptCanonValues).
+func (w *workerDigest) record(k []byte, st *receiptState, view *aggregate.ReceiptView) {
 	if w.err != nil {
 		return
 	}
-	if err := receiptCanonValues(&w.bufs, k, v); err != nil {
+	if err := receiptCanonValues(&w.bufs, k, st, view); err != nil {
 		w.err = err
 		return
 	}
