@@ -15,7 +15,7 @@ import (
 // pool, created in the key file by an fsynced commit (concurrent
 // creations committed in groups); with it (the server's way, Options.Log),
 // taken from the keys created ahead of need (a pool large enough for the
-// run), the claims committed in the background every 200 ms:
+// run), the claims committed in the background every 500 ms:
 //
 //	go test -run '^$' -bench SealKeyNew -benchmem -benchtime 20000x ./privacy/
 func BenchmarkSealKeyNew(b *testing.B) {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -24,11 +25,14 @@ var (
 	bucketSubjects  = []byte("subjects")  // source \0 id -> current key id
 	bucketDestroyed = []byte("destroyed") // key id -> when destroyed (unix ns, big endian)
 	bucketForgotten = []byte("forgotten") // source \0 id -> when last forgotten
-	bucketMeta      = []byte("meta")      // "pepper" -> wrapped pepper, "watermark" -> log position
-	bucketPool      = []byte("pool")      // key id -> nil: created ahead of need, no subject's yet (see Keyring's pool)
+	bucketMeta      = []byte("meta")      // "pepper" -> wrapped pepper, "watermark" -> log position, "pool" -> key ids
 	bucketAlso      = []byte("also")      // source \0 id \0 key id -> nil: a subject's keys besides its current one
 	keyPepper       = []byte("pepper")
 	keyWatermark    = []byte("watermark")
+	// keyPool lists the keys created ahead of need, no subject's yet (see
+	// Keyring's pool), as one value of their ids: rewritten whole by each
+	// commit, a few KiB, rather than as many random inserts and deletes.
+	keyPool = []byte("pool")
 )
 
 // FileStore keeps the data keys of the embedded store in a small bbolt
@@ -95,7 +99,7 @@ func (s *FileStore) open() (*bolt.DB, error) {
 		return nil, fmt.Errorf("privacy: open key file %s: %w", s.path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketKeys, bucketSubjects, bucketDestroyed, bucketForgotten, bucketMeta, bucketPool, bucketAlso} {
+		for _, b := range [][]byte{bucketKeys, bucketSubjects, bucketDestroyed, bucketForgotten, bucketMeta, bucketAlso} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -357,28 +361,30 @@ func (s *FileStore) DestroyKeys(_ context.Context, ids []KeyID, at time.Time) ([
 			return nil
 		}
 		// Nor is any of them in the pool, or a subject's other key.
-		for _, b := range []*bolt.Bucket{tx.Bucket(bucketPool), tx.Bucket(bucketAlso)} {
-			var gone [][]byte
-			err := b.ForEach(func(k, _ []byte) error {
-				for _, id := range destroyed {
-					if bytes.HasSuffix(k, id[:]) {
-						gone = append(gone, bytes.Clone(k))
-					}
+		if err := putPool(tx, poolIDs(tx), nil, destroyed); err != nil {
+			return err
+		}
+		also := tx.Bucket(bucketAlso)
+		var gone [][]byte
+		err := also.ForEach(func(k, _ []byte) error {
+			for _, id := range destroyed {
+				if bytes.HasSuffix(k, id[:]) {
+					gone = append(gone, bytes.Clone(k))
 				}
-				return nil
-			})
-			if err != nil {
-				return err
 			}
-			for _, k := range gone {
-				if err := b.Delete(k); err != nil {
-					return err
-				}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, k := range gone {
+			if err := also.Delete(k); err != nil {
+				return err
 			}
 		}
 		// A subject whose current key is one of them has none now.
 		var stale [][]byte
-		err := subjects.ForEach(func(k, v []byte) error {
+		err = subjects.ForEach(func(k, v []byte) error {
 			for _, id := range destroyed {
 				if bytes.Equal(v, id[:]) {
 					stale = append(stale, bytes.Clone(k))
@@ -570,6 +576,36 @@ type poolClaim struct {
 	id  KeyID
 }
 
+// poolIDs returns the ids of the pool's keys.
+func poolIDs(tx *bolt.Tx) []KeyID {
+	b := tx.Bucket(bucketMeta).Get(keyPool)
+	ids := make([]KeyID, 0, len(b)/len(KeyID{}))
+	for ; len(b) >= len(KeyID{}); b = b[len(KeyID{}):] {
+		var id KeyID
+		copy(id[:], b)
+		ids = append(ids, id)
+	}
+	return ids
+}
+
+// putPool writes the pool's ids: ids, less those of gone, and add.
+func putPool(tx *bolt.Tx, ids []KeyID, add []Record, gone []KeyID) error {
+	drop := make(map[KeyID]bool, len(gone))
+	for _, id := range gone {
+		drop[id] = true
+	}
+	v := make([]byte, 0, (len(ids)+len(add))*len(KeyID{}))
+	for _, id := range ids {
+		if !drop[id] {
+			v = append(v, id[:]...)
+		}
+	}
+	for _, rec := range add {
+		v = append(v, rec.ID[:]...)
+	}
+	return tx.Bucket(bucketMeta).Put(keyPool, v)
+}
+
 // poolState implements poolStore: the log position recorded by the last
 // commitPool (Start if none) and the keys of the pool.
 func (s *FileStore) poolState() (eventstore.Position, []Record, error) {
@@ -582,17 +618,12 @@ func (s *FileStore) poolState() (eventstore.Position, []Record, error) {
 			wm = eventstore.Position{Commit: binary.BigEndian.Uint64(b), Prepare: binary.BigEndian.Uint64(b[8:])}
 		}
 		keys := tx.Bucket(bucketKeys)
-		return tx.Bucket(bucketPool).ForEach(func(k, _ []byte) error {
-			w := keys.Get(k)
-			if len(k) != len(KeyID{}) || w == nil {
-				return nil
+		for _, id := range poolIDs(tx) {
+			if w := keys.Get(id[:]); w != nil {
+				recs = append(recs, Record{ID: id, Wrapped: bytes.Clone(w)})
 			}
-			var rec Record
-			copy(rec.ID[:], k)
-			rec.Wrapped = bytes.Clone(w)
-			recs = append(recs, rec)
-			return nil
-		})
+		}
+		return nil
 	})
 	return wm, recs, err
 }
@@ -602,43 +633,47 @@ func (s *FileStore) poolState() (eventstore.Position, []Record, error) {
 // becomes its subject's current key, or one of its keys besides the
 // current one if it has another; a key destroyed meanwhile is not
 // claimed), drops orphans from the pool (keys never to be handed out
-// again) and records the log position wm.
+// again) and records the log position wm. Inserts go in key order (the
+// ids and subjects are random: a leaf page at a time).
 func (s *FileStore) commitPool(add []Record, claims []poolClaim, orphans []KeyID, wm eventstore.Position) error {
+	add = slices.Clone(add)
+	slices.SortFunc(add, func(a, b Record) int { return bytes.Compare(a.ID[:], b.ID[:]) })
+	type keyed struct {
+		sk []byte
+		id KeyID
+	}
+	cs := make([]keyed, len(claims))
+	for i, c := range claims {
+		cs[i] = keyed{subjectKey(c.sub), c.id}
+	}
+	slices.SortFunc(cs, func(a, b keyed) int { return bytes.Compare(a.sk, b.sk) })
 	return s.update(func(tx *bolt.Tx) error {
-		keys, pool := tx.Bucket(bucketKeys), tx.Bucket(bucketPool)
-		subjects, also := tx.Bucket(bucketSubjects), tx.Bucket(bucketAlso)
+		keys, subjects, also := tx.Bucket(bucketKeys), tx.Bucket(bucketSubjects), tx.Bucket(bucketAlso)
 		for _, rec := range add {
 			if err := keys.Put(rec.ID[:], rec.Wrapped); err != nil {
 				return err
 			}
-			if err := pool.Put(rec.ID[:], nil); err != nil {
-				return err
-			}
 		}
-		for _, c := range claims {
-			if err := pool.Delete(c.id[:]); err != nil {
-				return err
-			}
+		gone := slices.Clone(orphans)
+		for _, c := range cs {
+			gone = append(gone, c.id)
 			if keys.Get(c.id[:]) == nil {
 				continue
 			}
-			sk := subjectKey(c.sub)
-			cur := subjects.Get(sk)
+			cur := subjects.Get(c.sk)
 			switch {
 			case cur == nil:
-				if err := subjects.Put(sk, c.id[:]); err != nil {
+				if err := subjects.Put(c.sk, c.id[:]); err != nil {
 					return err
 				}
 			case !bytes.Equal(cur, c.id[:]):
-				if err := also.Put(append(append(sk, 0), c.id[:]...), nil); err != nil {
+				if err := also.Put(append(append(c.sk, 0), c.id[:]...), nil); err != nil {
 					return err
 				}
 			}
 		}
-		for _, id := range orphans {
-			if err := pool.Delete(id[:]); err != nil {
-				return err
-			}
+		if err := putPool(tx, poolIDs(tx), add, gone); err != nil {
+			return err
 		}
 		b := binary.BigEndian.AppendUint64(nil, wm.Commit)
 		return tx.Bucket(bucketMeta).Put(keyWatermark, binary.BigEndian.AppendUint64(b, wm.Prepare))

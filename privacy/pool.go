@@ -48,7 +48,7 @@ type poolStore interface {
 // what Options.CacheBytes holds, whichever is fewer.
 const (
 	DefaultPoolSize      = 1024
-	DefaultClaimInterval = 200 * time.Millisecond
+	DefaultClaimInterval = 500 * time.Millisecond
 	// idleWatermark: with no claim to commit and a full pool, the
 	// recorded log position still moves on this often, so that a
 	// recovery reads little of the log.
