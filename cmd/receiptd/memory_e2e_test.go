@@ -16,8 +16,8 @@ func TestMemoryBudgetServer(t *testing.T) {
 	clean := []string{"E2E_SECRET=" + e2eSecret, "GOMEMLIMIT=", "GOGC="}
 	s := startServer(t, t.TempDir(), base+"memory_budget: 128MiB\n", clean...)
 	m := scrape(t, s, "go_gc_gomemlimit_bytes", "go_gc_gogc_percent")
-	if m["go_gc_gomemlimit_bytes"] != 120<<20 || m["go_gc_gogc_percent"] != 200 {
-		t.Errorf("memory_budget 128MiB: %v, want a limit of 120 MiB (15/16) and GOGC 200", m)
+	if m["go_gc_gomemlimit_bytes"] != 120<<20 || m["go_gc_gogc_percent"] != 400 {
+		t.Errorf("memory_budget 128MiB: %v, want a limit of 120 MiB (15/16) and GOGC 400", m)
 	}
 	if !strings.Contains(s.logs.String(), `"msg":"memory budget","budget":"128MiB"`) {
 		t.Errorf("no memory budget line in the logs")

@@ -23,14 +23,13 @@ const Min = 64 << 20
 // memory limit and GC target, and the budgets of the caches, each
 // counted by its owner in estimated heap bytes.
 //
-// The caches are given about a third of the budget (shares below); the
+// The caches are given about an eighth of the budget (shares below); the
 // rest is the Go heap's room to work: what requests, appends, commits
 // and projection batches allocate between two collections. The smaller
-// the caches' share, the less often the collector runs (near the limit
-// it runs when the heap reaches it, so its CPU cost goes with
-// live/(limit - live)); the larger, the fewer reads of the log and of
-// the read-model file (a decision cache miss cost 1.2-2.5% of the
-// server's CPU in the runs below, the record cache's 3-4%).
+// the caches' share, the less the collector costs (each cycle marks the
+// live heap, and near the limit a cycle starts when the heap reaches it,
+// so its CPU cost goes with live/(limit - live)); the larger, the fewer
+// reads of the log and of the read-model file.
 type Plan struct {
 	Budget int64
 	// GoLimit is the runtime's soft memory limit (debug.SetMemoryLimit):
@@ -71,11 +70,36 @@ type Plan struct {
 // target (three times the live heap) is about the limit, so the limit
 // rarely has to force a collection, and a smaller working set keeps a
 // smaller heap (GOGC off would sit at the limit).
+//
+// Since (issue 13, 2026-12-07): the collector was still 30-35% of the
+// server's CPU under that ingest (gctrace: ~72 us of GC CPU per delivery,
+// ~49 KB allocated per delivery, live heap ~82 MB of a ~200 MB target),
+// so the caches' share went from 66 MiB (a quarter) to 31 MiB (an
+// eighth) and the serving GC target to 400, which leaves the limit to
+// pace the collector on a smaller live heap. Two servers at once, each
+// driven by its own generator with the bench's load (64 connections,
+// 25 s measured, 3 rounds alternating which starts first; machine load
+// 12-15 from other work), server CPU per delivery, medians:
+//
+//	caches 66 MiB, GOGC 200 (before)          229.6-236.1 us   RssAnon 206-217 MiB
+//	caches 31 MiB, GOGC 200                   218.3 us (x0.925)  RssAnon  99-101 MiB
+//	caches 31 MiB, GOGC 400 (these)           207.2 us (x0.902)  RssAnon 174-198 MiB
+//	caches 31 MiB, GOGC off                   x0.997 of GOGC 400 RssAnon 223-224 MiB
+//	caches 15 MiB, GOGC 400                   x0.986 of 31 MiB   RssAnon 121-131 MiB
+//
+// (each ratio against a run of the line it names, at the same time;
+// an A/A run of one binary against itself gave x0.964 and x1.007), and
+// with this change on main (27c4c16) against main: x0.899 (rounds
+// x0.934, x0.892, x0.909; 207.7 -> 186.6 us). The decision cache
+// answered 20-22% of lookups at 8 MiB, 24-26% at 16 MiB, 13% at 4 MiB:
+// the bench's 275,000 streams outnumber any of these caches, so a hit is
+// a delivery close in time to its receipt's last one, which the smaller
+// cache keeps too.
 const (
-	shareDecisions = 16 // 16 MiB of 256 MiB: ~22,000 receipt streams
-	shareRecords   = 6  // 42 MiB of 256 MiB
-	shareTail      = 32 // 8 MiB of 256 MiB (the store's own default)
-	shareKeys      = 32 // 8 MiB of 256 MiB: ~8,000 data keys
+	shareDecisions = 32  // 8 MiB of 256 MiB: ~11,000 receipt streams
+	shareRecords   = 12  // 21 MiB of 256 MiB
+	shareTail      = 128 // 2 MiB of 256 MiB: ~1,700 events the subscribers have not read (they read the file past it)
+	shareKeys      = 32  // 8 MiB of 256 MiB: ~8,000 data keys
 	// offlineShareRecords is the records' share for audit, rebuild and
 	// restore, which run no ingest: the live file's cache and the
 	// rebuilt one's, each this much.
@@ -84,7 +108,10 @@ const (
 	// divisor: 1/16, for what the runtime does not count (the binary's
 	// data) and pages it has not yet returned.
 	goLimitMargin = 16
-	gcPercent     = 200
+	// gcPercent is the GC target of an offline command; gcPercentServing
+	// that of `receiptd serve` (see above).
+	gcPercent        = 200
+	gcPercentServing = 400
 )
 
 // Request is what a plan is made for.
@@ -114,7 +141,9 @@ func New(r Request) Plan {
 		Records:   b / shareRecords,
 		Tail:      b / shareTail,
 	}
-	if !r.Serving {
+	if r.Serving {
+		p.GCPercent = gcPercentServing
+	} else {
 		p.Decisions, p.Tail = 0, 0
 		p.Records = b / offlineShareRecords
 	}

@@ -17,7 +17,7 @@ func TestPlan(t *testing.T) {
 			t.Errorf("%s: plan %+v, want %+v", name, p, want)
 		}
 	}
-	check("serve", New(Request{Budget: b, Serving: true}), Plan{Budget: b, GoLimit: b - b/goLimitMargin, GCPercent: gcPercent,
+	check("serve", New(Request{Budget: b, Serving: true}), Plan{Budget: b, GoLimit: b - b/goLimitMargin, GCPercent: gcPercentServing,
 		Decisions: b / shareDecisions, Records: b / shareRecords, Tail: b / shareTail})
 	check("offline", New(Request{Budget: b}), Plan{Budget: b, GoLimit: b - b/goLimitMargin, GCPercent: gcPercent,
 		Records: b / offlineShareRecords})
