@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/receiptd/receiptd/aggregate"
 	"github.com/receiptd/receiptd/eventstore"
 )
 
@@ -232,5 +233,17 @@ func TestOpKeyAndHash(t *testing.T) {
 	}
 	if _, err := opKey([]byte{3}); err == nil {
 		t.Error("opKey of a back reference first: no error")
+	}
+}
+
+// isStream is stream == aggregate.StreamID(category, source, id).
+func TestIsStream(t *testing.T) {
+	for _, c := range [][3]string{{"receipt", "reewild", "fb2c"}, {"receipt", "", ""}, {"offer", "reusely", "9.3-0"}, {"", "a", "b"}} {
+		want := aggregate.StreamID(c[0], c[1], c[2])
+		for _, stream := range []string{want, want + "x", want[:len(want)-1], "x" + want[1:], "receipt-reewild-fb2c", ""} {
+			if got := isStream(stream, c[0], c[1], c[2]); got != (stream == want) {
+				t.Errorf("isStream(%q, %q, %q, %q) = %v", stream, c[0], c[1], c[2], got)
+			}
+		}
 	}
 }

@@ -323,6 +323,9 @@ func mergeFeed(runs []*feedRun, emit func([]feedPending) bool) error {
 		pending = append(pending, feedPending{feed.Pos(commit, index), v})
 		index++
 	}
+	// arena holds the users' events (a batch holds them until it is
+	// written and hashed: only ever appended to).
+	var arena []byte
 	var last uint64
 	for n := 0; h.Len() > 0; n++ {
 		r := h[0]
@@ -350,11 +353,13 @@ func mergeFeed(runs []*feedRun, emit func([]feedPending) bool) error {
 			commit := feed.LogPosition(rec.pos)
 			err = putUserEvents(func(slot int, ev *feed.Event) error {
 				ev.Position = feed.Pos(commit, slot)
-				v, err := feed.Marshal(*ev)
-				if err != nil {
-					return err
+				n := feed.MarshalSize(ev)
+				if cap(arena)-len(arena) < n {
+					arena = make([]byte, 0, max(n, 256<<10))
 				}
-				put(ev.Position, v)
+				start := len(arena)
+				arena = feed.AppendMarshal(arena, ev)
+				put(ev.Position, arena[start:len(arena):len(arena)])
 				return nil
 			}, &op, source, userID, commit, &before, &after)
 			if err != nil {
