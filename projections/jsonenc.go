@@ -98,9 +98,56 @@ func (e *enc) bool(v bool) { e.b = strconv.AppendBool(e.b, v) }
 // dec appends a decimal as its MarshalJSON does: the quoted String().
 func (e *enc) dec(d decimal.Decimal) {
 	e.b = append(e.b, '"')
-	e.b = append(e.b, d.String()...)
+	e.b = appendDecimal(e.b, d)
 	e.b = append(e.b, '"')
 }
+
+// appendDecimal appends d.String() to b; without making big.Int text when
+// d's coefficient fits in 18 digits and its exponent is in -18..0 (every
+// amount a provider sends), with String's defaults (trailing zeros of
+// the fraction trimmed, no scientific notation). TestAppendDecimal checks
+// it against String.
+func appendDecimal(b []byte, d decimal.Decimal) []byte {
+	exp := d.Exponent()
+	if exp > 0 || exp < -18 || !decimal.TrimTrailingZeros || decimal.UseScientificNotation || d.NumDigits() > 18 {
+		return append(b, d.String()...)
+	}
+	c := d.CoefficientInt64()
+	if exp == 0 {
+		return strconv.AppendInt(b, c, 10)
+	}
+	u := uint64(c)
+	if c < 0 {
+		b = append(b, '-')
+		u = uint64(-c)
+	}
+	p := pow10u[-exp]
+	b = strconv.AppendUint(b, u/p, 10)
+	frac := u % p
+	if frac == 0 {
+		return b
+	}
+	var digits [18]byte
+	n := int(-exp)
+	for i := n - 1; i >= 0; i-- {
+		digits[i] = byte('0' + frac%10)
+		frac /= 10
+	}
+	for n > 0 && digits[n-1] == '0' {
+		n--
+	}
+	b = append(b, '.')
+	return append(b, digits[:n]...)
+}
+
+// pow10u[i] is 10^i.
+var pow10u = func() (p [19]uint64) {
+	p[0] = 1
+	for i := 1; i < len(p); i++ {
+		p[i] = p[i-1] * 10
+	}
+	return p
+}()
 
 // time appends t as its MarshalJSON does.
 func (e *enc) time(t time.Time) {

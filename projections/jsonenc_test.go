@@ -140,3 +140,49 @@ func TestRecordEncodersMatchEncodingJSON(t *testing.T) {
 		check(fmt.Sprintf("stats agg %d", i), e.b, s)
 	}
 }
+
+// appendDecimal writes what decimal.Decimal.String writes, for
+// coefficients of every length and sign and exponents of every range.
+func TestAppendDecimal(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	var ds []decimal.Decimal
+	for _, s := range []string{"0", "-0", "1656.54", "-0.001", "100", "1e3", "1.50", "-1.50", "0.000000000000000001",
+		"123456789012345678", "-123456789012345678", "1234567890123456789", "0.1234567890123456789", "9223372036854775807", "-9223372036854775808"} {
+		d, err := decimal.NewFromString(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ds = append(ds, d)
+	}
+	for range 20000 {
+		c := rng.Int64N(1 << uint(rng.IntN(63)))
+		if rng.IntN(2) == 0 {
+			c = -c
+		}
+		ds = append(ds, decimal.New(c, int32(rng.IntN(44)-22)))
+	}
+	for _, d := range ds {
+		if got, want := string(appendDecimal([]byte("x"), d)), "x"+d.String(); got != want {
+			t.Fatalf("appendDecimal(%s e%d) = %q, want %q", d.Coefficient(), d.Exponent(), got, want)
+		}
+	}
+}
+
+// BenchmarkAppendDecimal: appendDecimal against the String it replaces.
+func BenchmarkAppendDecimal(b *testing.B) {
+	d := decimal.RequireFromString("1656.54")
+	b.Run("append", func(b *testing.B) {
+		b.ReportAllocs()
+		var buf []byte
+		for b.Loop() {
+			buf = appendDecimal(buf[:0], d)
+		}
+	})
+	b.Run("String", func(b *testing.B) {
+		b.ReportAllocs()
+		var buf []byte
+		for b.Loop() {
+			buf = append(buf[:0], d.String()...)
+		}
+	})
+}
