@@ -188,3 +188,79 @@ type headAt struct {
 }
 
 func (h *headAt) Head(context.Context) (eventstore.Position, error) { return h.head, nil }
+
+// chanStore delivers to a subscriber the batches sent on batches, as they
+// come.
+type chanStore struct {
+	sliceStore
+	batches chan []eventstore.RecordedEvent
+}
+
+func (s *chanStore) Subscribe(ctx context.Context, after eventstore.Position, handle func(context.Context, []eventstore.RecordedEvent) error) error {
+	for {
+		select {
+		case b := <-s.batches:
+			if err := handle(ctx, b); err != nil {
+				return err
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// While the log is busy (the last group held several batches) a Runner
+// starts its next transaction no sooner than MinGroupInterval after the
+// last one started; a lone batch after that is applied at once.
+func TestRunnerWaitsForAGroupWhileBusy(t *testing.T) {
+	events, _ := v1Log(t)
+	d, err := Open(filepath.Join(t.TempDir(), "views.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	const interval = 400 * time.Millisecond
+	store := &chanStore{sliceStore: sliceStore{events: events}, batches: make(chan []eventstore.RecordedEvent)}
+	r := NewRunner(store, d, nil)
+	r.BulkFrom = 0
+	r.MinGroupInterval = interval
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	send := func(i int) { store.batches <- events[i : i+1] }
+	applied := func(i int) time.Time {
+		t.Helper()
+		wctx, wcancel := context.WithTimeout(ctx, 30*time.Second)
+		defer wcancel()
+		if err := d.WaitFor(wctx, events[i].Position.Commit); err != nil {
+			t.Fatal(err)
+		}
+		return time.Now()
+	}
+
+	// Batches queued while a transaction runs (held here by the apply
+	// lock) make a group of several batches: the log is busy. That group
+	// starts after busySince.
+	busySince := time.Now()
+	d.applyMu.Lock()
+	for i := range 6 {
+		send(i)
+	}
+	d.applyMu.Unlock()
+	applied(5)
+	send(6)
+	if took := applied(6).Sub(busySince); took < interval {
+		t.Errorf("a batch after a busy group was applied %v after it started, want at least %v", took, interval)
+	}
+	// That group held one batch: the next is applied at once.
+	sent := time.Now()
+	send(7)
+	if took := applied(7).Sub(sent); took >= interval {
+		t.Errorf("a lone batch on a quiet log was applied after %v", took)
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Errorf("Run: %v", err)
+	}
+}
