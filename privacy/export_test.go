@@ -1,5 +1,7 @@
 package privacy
 
+import "context"
+
 // Crash stops r's background commits without committing the claims
 // pending and closes its store: the key file as a crash leaves it.
 func (r *Keyring) Crash() {
@@ -11,3 +13,6 @@ func (r *Keyring) Crash() {
 	}
 	r.store.Close()
 }
+
+// Flush commits the pool's pending claims now.
+func (r *Keyring) Flush() error { return r.flush(context.Background()) }

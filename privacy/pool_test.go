@@ -272,3 +272,42 @@ func TestKeyPoolCrashThenOtherKey(t *testing.T) {
 		}
 	}
 }
+
+// TestKeyPoolCrashAfterCommit: Alice's claim is committed (with the log's
+// head at the time), Bob's is not when the process dies; Bob's event
+// comes after the recorded head, so the next start reads it and finds
+// his claim; Alice's events, before and after the commit, open.
+func TestKeyPoolCrashAfterCommit(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "keys.db")
+	kek := newKEK(t)
+	log := &seqLog{}
+	alice, bob := privacy.Subject{Source: "s", ID: "alice"}, privacy.Subject{Source: "s", ID: "bob"}
+	r, s := pooled(t, path, kek, log)
+	ka, _ := r.SealKey(ctx, alice)
+	log.append(seal(t, ka, "alice 1"))
+	if err := r.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if id, ok := current(t, s, alice); !ok || id != ka.ID {
+		t.Fatal("Alice's claim is not committed by Flush")
+	}
+	kb, _ := r.SealKey(ctx, bob)
+	log.append(seal(t, kb, "bob 1"))
+	log.append(seal(t, ka, "alice 2"))
+	r.Crash()
+
+	r, s = pooled(t, path, kek, log)
+	defer r.Close()
+	if id, ok := current(t, s, bob); !ok || id != kb.ID {
+		t.Fatalf("Bob's key after the crash: %v %v, want %v", id, ok, kb.ID)
+	}
+	for i, want := range []string{"alice 1", "bob 1", "alice 2"} {
+		opens(t, r, log.events[i].Body, want)
+	}
+	ids, _, err := r.Forget(ctx, bob)
+	if err != nil || !slices.Equal(ids, []privacy.KeyID{kb.ID}) {
+		t.Fatalf("Forget(bob) = %v, %v; want %v", ids, err, kb.ID)
+	}
+	opens(t, r, log.events[0].Body, "alice 1")
+}
