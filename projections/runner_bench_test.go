@@ -2,11 +2,7 @@ package projections_test
 
 import (
 	"fmt"
-	"path/filepath"
-	"runtime"
 	"testing"
-
-	"github.com/receiptd/receiptd/projections"
 )
 
 // BenchmarkApplyGroups is BenchmarkApplyLarge's load (v2 events of 40,000
@@ -24,30 +20,7 @@ func BenchmarkApplyGroups(b *testing.B) {
 	const warm = 120_000
 	for _, group := range []int{27, 400} {
 		b.Run(fmt.Sprintf("group=%d", group), func(b *testing.B) {
-			if b.N > len(events)-warm {
-				b.Fatalf("b.N %d: at most %d events", b.N, len(events)-warm)
-			}
-			db, err := projections.Open(filepath.Join(b.TempDir(), "views.db"), projections.WithCacheBytes(21<<20))
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer db.Close()
-			for i := 0; i < warm; i += 4096 {
-				if err := db.Apply(events[i:min(i+4096, warm)]); err != nil {
-					b.Fatal(err)
-				}
-			}
-			runtime.GC()
-			b.ReportAllocs()
-			b.ResetTimer()
-			cpu0 := cpuTime()
-			rest := events[warm : warm+b.N]
-			for i := 0; i < len(rest); i += group {
-				if err := db.Apply(rest[i:min(i+group, len(rest))]); err != nil {
-					b.Fatal(err)
-				}
-			}
-			b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
+			benchApplyAfter(b, events, warm, 21<<20, group)
 		})
 	}
 }
