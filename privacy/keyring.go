@@ -225,28 +225,54 @@ func (r *Keyring) loadOrCreate(ctx context.Context, s Subject) (*Key, error) {
 				return k, nil
 			}
 		}
-		if rec, err = r.create(ctx, s); err != nil {
+		k, err := r.create(ctx, s)
+		if err != nil {
 			return nil, fmt.Errorf("privacy: create a key for subject %s: %w", s, err)
 		}
+		return k, nil
 	}
 	return r.unwrapRecord(rec)
 }
 
-func (r *Keyring) create(ctx context.Context, s Subject) (Record, error) {
+// create makes a fresh key s's current one in the store, durably, and
+// returns s's current key: the fresh one, or the one another writer
+// created first.
+func (r *Keyring) create(ctx context.Context, s Subject) (*Key, error) {
+	rec, k, err := r.newRecord()
+	if err != nil {
+		return nil, err
+	}
+	cur, err := r.store.Create(ctx, s, rec)
+	if err != nil {
+		return nil, err
+	}
+	if cur.ID == k.ID {
+		return k, nil
+	}
+	return r.unwrapRecord(cur)
+}
+
+// newRecord makes a fresh data key: its record (wrapped by the first KEK)
+// and the key itself.
+func (r *Keyring) newRecord() (Record, *Key, error) {
 	id, err := newKeyID()
 	if err != nil {
-		return Record{}, err
+		return Record{}, nil, err
 	}
 	material := make([]byte, dataKeyLen)
 	defer clear(material)
 	if _, err := rand.Read(material); err != nil {
-		return Record{}, err
+		return Record{}, nil, err
 	}
 	w, err := r.keks[0].wrap(material, dataKeyAAD(id))
 	if err != nil {
-		return Record{}, err
+		return Record{}, nil, err
 	}
-	return r.store.Create(ctx, s, Record{ID: id, Wrapped: w})
+	k, err := newKey(id, material)
+	if err != nil {
+		return Record{}, nil, err
+	}
+	return Record{ID: id, Wrapped: w}, k, nil
 }
 
 func (r *Keyring) unwrapRecord(rec Record) (*Key, error) {

@@ -2,7 +2,6 @@ package privacy
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -268,29 +267,6 @@ func (r *Keyring) flush(ctx context.Context) error {
 	p.free = append(p.free, fresh...)
 	r.mu.Unlock()
 	return nil
-}
-
-// newRecord makes a fresh data key: its record (wrapped by the first KEK)
-// and the key itself.
-func (r *Keyring) newRecord() (Record, *Key, error) {
-	id, err := newKeyID()
-	if err != nil {
-		return Record{}, nil, err
-	}
-	material := make([]byte, dataKeyLen)
-	defer clear(material)
-	if _, err := rand.Read(material); err != nil {
-		return Record{}, nil, err
-	}
-	w, err := r.keks[0].wrap(material, dataKeyAAD(id))
-	if err != nil {
-		return Record{}, nil, err
-	}
-	k, err := newKey(id, material)
-	if err != nil {
-		return Record{}, nil, err
-	}
-	return Record{ID: id, Wrapped: w}, k, nil
 }
 
 // stopPool stops the background commits and commits what is pending.
