@@ -59,9 +59,10 @@ const (
 	// DefaultMinGroupInterval is Runner.MinGroupInterval's default. The
 	// read models may lag this much more under load: a read with
 	// min_position waits for it (within the API's bounded wait).
-	// Measured (issue 13, 2026-12-07): two servers at once under the
-	// bench's ingest, each with its own generator, 3 rounds of 25 s,
-	// machine load 13-17: server CPU per delivery x0.946 with 100 ms
+	// Measured (issue 13, 2026-12-07, with a throwaway script outside
+	// the repository; BenchmarkApplyGroups measures the per-event cost):
+	// two servers at once under the bench's ingest, each with its own
+	// generator, 3 rounds of 25 s, machine load 13-17: server CPU per delivery x0.946 with 100 ms
 	// (rounds x0.997 x0.955 x0.946), x0.952 with 200 ms, against 0; at
 	// 200 ms the groups held 300-450 events instead of ~27, and the
 	// server allocated ~18% less per delivery.

@@ -79,7 +79,9 @@ type Plan struct {
 // pace the collector on a smaller live heap. Two servers at once, each
 // driven by its own generator with the bench's load (64 connections,
 // 25 s measured, 3 rounds alternating which starts first; machine load
-// 12-15 from other work), server CPU per delivery, medians:
+// 12-15 from other work; a throwaway script outside the repository:
+// `bench -target` generators, CPU read from /proc), server CPU per
+// delivery, medians:
 //
 //	caches 66 MiB, GOGC 200 (before)          229.6-236.1 us   RssAnon 206-217 MiB
 //	caches 31 MiB, GOGC 200                   218.3 us (x0.925)  RssAnon  99-101 MiB
