@@ -46,7 +46,7 @@ const (
 	// would take it past this, and holds at least one. So the largest
 	// answer is this plus one delivery (at most ingest's body limit, plus
 	// its fields): the server's send limit and the gateway's receive
-	// limit must allow that (cmd/receiptd checks it).
+	// limit must allow that (package config checks it: Config.MinSendMsgBytes).
 	MaxQuarantinePageBytes = 4 << 20
 	// quarantineBatch is how many records ListQuarantined reads at a time,
 	// so that a page of small deliveries takes few reads while the
