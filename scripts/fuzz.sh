@@ -49,7 +49,7 @@ fuzz_one() {
 		fi
 		if grep -q 'context deadline exceeded' "$out" &&
 			! grep -qE 'Failing input written|panic:' "$out" &&
-			! grep -qE '^\s+[a-z_]+_test\.go:[0-9]+:' "$out" &&
+			! grep -qE '^\s+[A-Za-z0-9_]+_test\.go:[0-9]+:' "$out" &&
 			[ -z "$(git status --porcelain -- "$dir/testdata/fuzz/$name" 2>/dev/null)" ]; then
 			echo "fuzz: ./$dir $name: the fuzz-coordinator deadline race (go.dev/issue/75804), no input written; run $attempt of 3" >&2
 			continue
