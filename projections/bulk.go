@@ -14,6 +14,7 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/receiptd/receiptd/aggregate"
 	"github.com/receiptd/receiptd/eventstore"
@@ -398,7 +399,7 @@ func (j *bulkJob) prepare() {
 func (s *DB) bulkBuild(ctx context.Context, store eventstore.Store, target eventstore.Position, parts int) (int, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	b := &bulkBuilder{s: s, budget: s.cache.budget, out: &bulkOut{}}
+	b := &bulkBuilder{s: s, budget: s.cache.budget, out: &bulkOut{}, pt: startPhase()}
 	s.digests.remove()
 	s.digests = nil
 	if s.wantDigests {
@@ -464,14 +465,20 @@ func (s *DB) bulkBuild(ctx context.Context, store eventstore.Store, target event
 	defer wg.Wait()
 	n, last := 0, eventstore.Start
 	var err error
+	var waited, taking time.Duration // traced (trace.go)
+	t := time.Now()
 	for j := range ordered {
 		<-j.done
+		waited += time.Since(t)
+		t = time.Now()
 		if err == nil {
 			err = j.err
 		}
 		if err == nil {
 			err = b.take(j, target)
 		}
+		taking += time.Since(t)
+		t = time.Now()
 		if err != nil {
 			cancel()
 			continue // drain
@@ -486,6 +493,12 @@ func (s *DB) bulkBuild(ctx context.Context, store eventstore.Store, target event
 		s.cache.reset()
 		return 0, err
 	}
+	if traceRebuild {
+		traceMu.Lock()
+		fmt.Fprintf(os.Stderr, "rebuild-trace read: the taker waited %.1f ms for decoded batches, took them in %.1f ms\n", ms1(waited), ms1(taking))
+		traceMu.Unlock()
+	}
+	b.pt.end("read+decode+take")
 	if err := b.applyOps(ctx); err != nil {
 		s.cache.reset()
 		return 0, err
@@ -550,6 +563,8 @@ type bulkBuilder struct {
 	// (bulkdigest.go).
 	dg             *bulkDigests
 	receiptChanges int64 // s.cache.receiptChanges at the start
+	// pt times the build's phases (trace.go).
+	pt phaseTimer
 }
 
 // take routes a decoded batch: its receipt ops to their partitions, its
@@ -706,6 +721,7 @@ func (b *bulkBuilder) applyPartition(bufs [][]byte) error {
 		}
 		return cmp.Compare(x.seq, y.seq)
 	})
+	b.pt.end("ops: index+sort")
 	// Contiguous ranges of receipts, one per worker.
 	workers := min(runtime.GOMAXPROCS(0), max(len(ops)/1024, 1))
 	bounds := []int{0}
@@ -742,6 +758,7 @@ func (b *bulkBuilder) applyPartition(bufs [][]byte) error {
 		wg.Go(func() { results[w].run(ops[bounds[w]:bounds[w+1]]) })
 	}
 	wg.Wait()
+	b.pt.end("ops: workers")
 	if digest {
 		dgs := make([]*workerDigest, workers)
 		for w, r := range results {
@@ -759,6 +776,7 @@ func (b *bulkBuilder) applyPartition(bufs [][]byte) error {
 			return err
 		}
 	}
+	b.pt.end("ops: take worker feeds")
 	// The records, in key order, a chunk per transaction.
 	s := b.s
 	for _, w := range results {
@@ -781,6 +799,7 @@ func (b *bulkBuilder) applyPartition(bufs [][]byte) error {
 			}
 		}
 	}
+	b.pt.end("ops: write records")
 	// The workers' users and statistics, added to the scratch file's.
 	s.applyMu.Lock()
 	defer s.applyMu.Unlock()
@@ -815,7 +834,10 @@ func (b *bulkBuilder) applyPartition(bufs [][]byte) error {
 	if err != nil {
 		return err
 	}
-	return b.writeOutIfLarge()
+	b.pt.end("ops: merge users+stats")
+	err = b.writeOutIfLarge()
+	b.pt.end("ops: write out if large")
+	return err
 }
 
 // mergeTotals adds every count and sum of t to s.
@@ -972,6 +994,7 @@ func (b *bulkBuilder) finish(last eventstore.Position) error {
 	if err := b.writeIndex(); err != nil {
 		return err
 	}
+	b.pt.end("finish: index")
 	if !b.ledgerWritten {
 		setLedgerTotals(b.out.ledger)
 		if err := b.writeSorted(bucketLedger, b.out.ledger); err != nil {
@@ -986,6 +1009,7 @@ func (b *bulkBuilder) finish(last eventstore.Position) error {
 		}
 	}
 	b.out.ledger = nil
+	b.pt.end("finish: ledger")
 	s := b.s
 	var g *digester
 	if b.dg != nil {
@@ -998,9 +1022,11 @@ func (b *bulkBuilder) finish(last eventstore.Position) error {
 	if g != nil {
 		b.dg.models["feed"] = g.summary("feed")
 	}
+	b.pt.end("finish: feed")
 	if err := s.flushAll(); err != nil {
 		return err
 	}
+	b.pt.end("finish: flush cache")
 	s.applyMu.Lock()
 	s.cache.reset()
 	s.applyMu.Unlock()
@@ -1010,6 +1036,7 @@ func (b *bulkBuilder) finish(last eventstore.Position) error {
 		return err
 	}
 	s.advance(eventstore.Start, last, nil)
+	b.pt.end("finish: checkpoint")
 	return nil
 }
 

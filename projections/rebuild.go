@@ -223,6 +223,7 @@ func (d *DB) Rebuild(ctx context.Context, store eventstore.Store, opts RebuildOp
 // rebuild is Rebuild; without summarize, its result has no Models.
 func (d *DB) rebuild(ctx context.Context, store eventstore.Store, opts RebuildOptions, summarize bool) (RebuildResult, error) {
 	start := time.Now()
+	pt := startPhase()
 	res := RebuildResult{Projection: opts.Projection}
 	fail := func(err error) (RebuildResult, error) {
 		what := "every read model"
@@ -281,11 +282,13 @@ func (d *DB) rebuild(ctx context.Context, store eventstore.Store, opts RebuildOp
 	if err != nil {
 		return fail(err)
 	}
+	pt.end("bulk build")
 	replayed, err := converge(ctx, store, scratch, target)
 	replayed += bulk
 	if err != nil {
 		return fail(err)
 	}
+	pt.end("converge")
 
 	// Pause the Runner: the live position stays put until the swap.
 	err = func() error {
@@ -306,9 +309,11 @@ func (d *DB) rebuild(ctx context.Context, store eventstore.Store, opts RebuildOp
 		if err := scratch.flushAll(); err != nil {
 			return err
 		}
+		pt.end("flush")
 		if err := scratch.bdb.Sync(); err != nil {
 			return fmt.Errorf("sync %s: %w", scratch.path, err)
 		}
+		pt.end("sync")
 		res.Position = scratch.Checkpoint()
 		if only == nil {
 			if err := d.adopt(scratch); err != nil {
@@ -323,6 +328,7 @@ func (d *DB) rebuild(ctx context.Context, store eventstore.Store, opts RebuildOp
 		return fail(err)
 	}
 	res.Events = int64(replayed)
+	pt.end("swap")
 
 	if summarize {
 		res.Models, res.SummaryPosition, err = d.summaries(digests)
@@ -330,6 +336,7 @@ func (d *DB) rebuild(ctx context.Context, store eventstore.Store, opts RebuildOp
 			return fail(err)
 		}
 	}
+	pt.end("summaries")
 	res.Took = time.Since(start)
 	return res, nil
 }
