@@ -466,19 +466,26 @@ func (s *DB) bulkBuild(ctx context.Context, store eventstore.Store, target event
 	n, last := 0, eventstore.Start
 	var err error
 	var waited, taking time.Duration // traced (trace.go)
-	t := time.Now()
+	var t time.Time
+	if traceRebuild {
+		t = time.Now()
+	}
 	for j := range ordered {
 		<-j.done
-		waited += time.Since(t)
-		t = time.Now()
+		if traceRebuild {
+			waited += time.Since(t)
+			t = time.Now()
+		}
 		if err == nil {
 			err = j.err
 		}
 		if err == nil {
 			err = b.take(j, target)
 		}
-		taking += time.Since(t)
-		t = time.Now()
+		if traceRebuild {
+			taking += time.Since(t)
+			t = time.Now()
+		}
 		if err != nil {
 			cancel()
 			continue // drain
