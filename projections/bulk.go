@@ -1017,7 +1017,16 @@ func (b *bulkBuilder) finish(last eventstore.Position) error {
 	}
 	b.out.ledger = nil
 	b.pt.end("finish: ledger")
+	// The cache's records are final: written and dropped before the
+	// feed, whose merge needs the heap (its users' records, its batches).
 	s := b.s
+	if err := s.flushAll(); err != nil {
+		return err
+	}
+	s.applyMu.Lock()
+	s.cache.reset()
+	s.applyMu.Unlock()
+	b.pt.end("finish: flush cache")
 	var g *digester
 	if b.dg != nil {
 		g = newDigester()
@@ -1030,13 +1039,6 @@ func (b *bulkBuilder) finish(last eventstore.Position) error {
 		b.dg.models["feed"] = g.summary("feed")
 	}
 	b.pt.end("finish: feed")
-	if err := s.flushAll(); err != nil {
-		return err
-	}
-	b.pt.end("finish: flush cache")
-	s.applyMu.Lock()
-	s.cache.reset()
-	s.applyMu.Unlock()
 	if err := s.bdb.Update(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketMeta).Put(keyCheckpoint, encodePosition(last))
 	}); err != nil {

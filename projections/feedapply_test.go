@@ -35,3 +35,27 @@ func TestBalanceEncoderMatchesEncodingJSON(t *testing.T) {
 		}
 	}
 }
+
+// A merge of run files holds at most the feed's budget in read buffers,
+// however many runs there are: writeFeed merges at most feedFanIn runs at
+// once, each with a runBuffer.
+func TestFeedMergeBuffersWithinBudget(t *testing.T) {
+	for _, budget := range []int64{4 << 10, 16 << 10, 1 << 20, 5 << 20, 16 << 20, 64 << 20} {
+		fan := feedFanIn(budget)
+		if fan < 2 {
+			t.Fatalf("budget %d: fan-in %d", budget, fan)
+		}
+		for _, n := range []int{1, 2, 3, fan / 2, fan - 1, fan} {
+			if n < 1 || n > fan {
+				continue
+			}
+			size := runBuffer(budget, n)
+			if size < minRunBuffer || size > maxRunBuffer {
+				t.Errorf("budget %d, %d runs: buffer %d outside [%d, %d]", budget, n, size, minRunBuffer, maxRunBuffer)
+			}
+			if total := int64(n) * int64(size); total > max(budget, 2*minRunBuffer) {
+				t.Errorf("budget %d, %d runs: %d bytes of buffers", budget, n, total)
+			}
+		}
+	}
+}

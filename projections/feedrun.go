@@ -92,13 +92,8 @@ func (o *feedOut) spill() error {
 	}
 	o.runs = append(o.runs, f.Name())
 	w := bufio.NewWriterSize(f, 256<<10)
-	var head [binary.MaxVarintLen64 + 9]byte
 	for _, r := range o.recs {
-		n := binary.PutUvarint(head[:], uint64(len(r.body)))
-		head[n] = r.kind
-		binary.BigEndian.PutUint64(head[n+1:], r.pos)
-		w.Write(head[:n+9])
-		w.Write(r.body)
+		writeRecord(w, r)
 	}
 	err = w.Flush()
 	if cerr := f.Close(); err == nil {
@@ -110,6 +105,16 @@ func (o *feedOut) spill() error {
 	clear(o.recs)
 	o.recs, o.bytes = o.recs[:0], 0
 	return nil
+}
+
+// writeRecord writes a record of a run file (its errors are w's).
+func writeRecord(w *bufio.Writer, r feedRecord) {
+	var head [binary.MaxVarintLen64 + 9]byte
+	n := binary.PutUvarint(head[:], uint64(len(r.body)))
+	head[n] = r.kind
+	binary.BigEndian.PutUint64(head[n+1:], r.pos)
+	w.Write(head[:n+9])
+	w.Write(r.body)
 }
 
 // remove removes o's run files and drops its records.
@@ -126,9 +131,52 @@ type feedRun struct {
 	r    *bufio.Reader
 	mem  []feedRecord
 	next feedRecord
-	// arena holds the bodies read from f (a record is kept until the
-	// transaction that writes it commits: only ever appended to).
-	arena []byte
+	// buf holds the body of next when it was read from f: reused, so a
+	// body read from a file is good until the run's next read (whoever
+	// keeps it copies it).
+	buf []byte
+}
+
+// A merge of run files gives each file a read buffer of the feed's
+// budget divided among them, between minRunBuffer and maxRunBuffer; it
+// merges at most feedFanIn(budget) files at once (a budget's worth of
+// the smallest buffers), so the memory it holds is bounded by the budget
+// whatever the number of runs. Past that many runs, writeFeed first
+// merges groups of runs into larger ones (mergeRunFiles). The tests that
+// set feedSpillBytes to a few KiB merge two to four runs at once, so
+// they merge merges.
+//
+// A bulk build's feed records are about a kilobyte each and its runs a
+// few megabytes (feedBudget divided among the workers): at 1,000,000
+// receipts (8.9 million feed events) a rebuild had ~2,300 runs, and each
+// had held a 64 KiB reader and a 256 KiB arena of bodies, ~750 MB in all
+// under a 256 MiB memory_budget, with the collector running back to back.
+const (
+	minRunBuffer = 4 << 10
+	maxRunBuffer = 64 << 10
+	// maxFeedRecord bounds a run record's length (a larger one is a
+	// corrupt run file, not a record to allocate for).
+	maxFeedRecord = 1 << 30
+)
+
+// feedFanIn is how many run files a merge reads at once within budget.
+func feedFanIn(budget int64) int {
+	return int(max(budget/minRunBuffer, 2))
+}
+
+// runBuffer is the read buffer of each of n run files merged within
+// budget.
+func runBuffer(budget int64, n int) int {
+	return int(min(max(budget/int64(max(n, 1)), minRunBuffer), maxRunBuffer))
+}
+
+// openRun opens a run file with a read buffer of size bytes.
+func openRun(name string, size int) (*feedRun, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, fmt.Errorf("open a feed run: %w", err)
+	}
+	return &feedRun{f: f, r: bufio.NewReaderSize(f, size)}, nil
 }
 
 // read reads the next record into r.next; false at the end.
@@ -151,12 +199,13 @@ func (r *feedRun) read() (bool, error) {
 	if _, err := io.ReadFull(r.r, head[:]); err != nil {
 		return false, fmt.Errorf("read a feed run: %w", err)
 	}
-	if n > uint64(cap(r.arena)-len(r.arena)) {
-		r.arena = make([]byte, 0, max(n, 256<<10))
+	if n > maxFeedRecord {
+		return false, fmt.Errorf("read a feed run: a record of %d bytes: %w", n, errCorrupt)
 	}
-	start := len(r.arena)
-	r.arena = r.arena[:start+int(n)]
-	body := r.arena[start:len(r.arena):len(r.arena)]
+	if n > uint64(cap(r.buf)) {
+		r.buf = make([]byte, n, max(n, 2<<10))
+	}
+	body := r.buf[:n]
 	if _, err := io.ReadFull(r.r, body); err != nil {
 		return false, fmt.Errorf("read a feed run: %w", err)
 	}
@@ -178,9 +227,74 @@ func (h *runHeap) Pop() any {
 	return x
 }
 
+// mergeRunFiles merges run files, each sorted by position, into a new
+// run file in dir (named with prefix), reading each with a buffer of
+// size bytes, and returns its name. The records are copied as they are:
+// only writeFeed's last merge makes feed events of them.
+func mergeRunFiles(names []string, dir, prefix string, size int) (name string, err error) {
+	h := make(runHeap, 0, len(names))
+	defer func() {
+		for _, r := range h {
+			r.f.Close()
+		}
+	}()
+	for _, n := range names {
+		r, err := openRun(n, size)
+		if err != nil {
+			return "", err
+		}
+		ok, err := r.read()
+		if err != nil {
+			r.f.Close()
+			return "", err
+		}
+		if !ok {
+			r.f.Close()
+			continue
+		}
+		h = append(h, r)
+	}
+	heap.Init(&h)
+	f, err := os.CreateTemp(dir, prefix+"feed-*")
+	if err != nil {
+		return "", fmt.Errorf("create a feed run: %w", err)
+	}
+	defer func() {
+		if cerr := f.Close(); err == nil && cerr != nil {
+			err = fmt.Errorf("write a feed run: %w", cerr)
+		}
+		if err != nil {
+			os.Remove(f.Name())
+		}
+	}()
+	w := bufio.NewWriterSize(f, 256<<10)
+	for h.Len() > 0 {
+		r := h[0]
+		writeRecord(w, r.next)
+		ok, err := r.read()
+		if err != nil {
+			return "", err
+		}
+		if ok {
+			heap.Fix(&h, 0)
+		} else {
+			r.f.Close()
+			heap.Pop(&h)
+		}
+	}
+	if err := w.Flush(); err != nil {
+		return "", fmt.Errorf("write a feed run: %w", err)
+	}
+	return f.Name(), nil
+}
+
 // writeFeedBatch is how many feed events writeFeed writes per
-// transaction.
-const writeFeedBatch = 8192
+// transaction. Up to seven batches are held at once (merged, queued,
+// written, hashed), each ~1 KB per event: with 8,192 that was ~50 MB the
+// collector had to make room for beside the users' records, and a
+// rebuild's feed took 5.6-6.4 s at 610,000 events with a 64 MiB
+// memory_budget; with 512-2,048 it took 3.0-3.7 s.
+const writeFeedBatch = 1024
 
 // writeFeed merges the records of outs by position into s's feed bucket
 // (empty: a bulk build starts at the start of the log): their events as
@@ -203,14 +317,38 @@ func (s *DB) writeFeed(outs []*feedOut, g *digester) error {
 			o.remove()
 		}
 	}()
-	for _, o := range outs {
-		for _, name := range o.runs {
-			f, err := os.Open(name)
-			if err != nil {
-				return fmt.Errorf("open a feed run: %w", err)
-			}
-			runs = append(runs, &feedRun{f: f, r: bufio.NewReaderSize(f, 64<<10)})
+	budget := s.feedBudget()
+	var files, premerged []string
+	defer func() {
+		for _, name := range premerged {
+			os.Remove(name)
 		}
+	}()
+	for _, o := range outs {
+		files = append(files, o.runs...)
+	}
+	// Merge groups of runs until one merge can read them all.
+	for fan := feedFanIn(budget); len(files) > fan; {
+		g := min(fan, len(files)-fan+1)
+		name, err := mergeRunFiles(files[:g], filepath.Dir(s.path), filepath.Base(s.path)+".", runBuffer(budget, g))
+		if err != nil {
+			return err
+		}
+		premerged = append(premerged, name)
+		for _, f := range files[:g] {
+			os.Remove(f) // merged: the disk holds each record once
+		}
+		files = append(files[g:], name)
+	}
+	size := runBuffer(budget, len(files))
+	for _, name := range files {
+		r, err := openRun(name, size)
+		if err != nil {
+			return err
+		}
+		runs = append(runs, r)
+	}
+	for _, o := range outs {
 		o.sort()
 		runs = append(runs, &feedRun{mem: o.recs})
 	}
@@ -323,8 +461,9 @@ func mergeFeed(runs []*feedRun, emit func([]feedPending) bool) error {
 		pending = append(pending, feedPending{feed.Pos(commit, index), v})
 		index++
 	}
-	// arena holds the users' events (a batch holds them until it is
-	// written and hashed: only ever appended to).
+	// arena holds the users' events and the bodies read from run files
+	// (a batch holds them until it is written and hashed: only ever
+	// appended to).
 	var arena []byte
 	var last uint64
 	for n := 0; h.Len() > 0; n++ {
@@ -336,7 +475,16 @@ func mergeFeed(runs []*feedRun, emit func([]feedPending) bool) error {
 		last = rec.pos
 		switch rec.kind {
 		case runEvent:
-			put(rec.pos, rec.body)
+			v := rec.body
+			if r.f != nil { // r's buffer: the batch keeps a copy
+				if cap(arena)-len(arena) < len(v) {
+					arena = make([]byte, 0, max(len(v), 256<<10))
+				}
+				start := len(arena)
+				arena = append(arena, v...)
+				v = arena[start:len(arena):len(arena)]
+			}
+			put(rec.pos, v)
 		case runUserOp:
 			source, userID, op, err := decodeUserOp(rec.body)
 			if err != nil {
