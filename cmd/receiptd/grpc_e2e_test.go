@@ -2,6 +2,8 @@ package main_test
 
 import (
 	"context"
+	"encoding/json"
+	"net/http"
 	"testing"
 	"time"
 
@@ -80,5 +82,50 @@ func TestReflection(t *testing.T) {
 	}
 	if !found {
 		t.Fatalf("reflection lists %v, not receiptd.v1.ReceiptService", resp.GetListServicesResponse().GetService())
+	}
+}
+
+// TestCallsAnsweredWhileWatchesHoldEveryStreamWorker: the gRPC servers run
+// calls on a pool of 64 stream workers (servers.go), and a watch holds its
+// worker for its whole life. With more watches open than there are
+// workers, a call is answered at once (it runs on a goroutine of its
+// own), and every watch still sees the next change.
+func TestCallsAnsweredWhileWatchesHoldEveryStreamWorker(t *testing.T) {
+	s := startServer(t, t.TempDir(), reewildConfig(), "E2E_REEWILD_SECRET="+e2eSecret)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	const receipt, user, watches = "5c1e0a77-pool-4a95-ad87-2ae6de6e8df0", "u-pool", 80
+	c := receiptdv1.NewReceiptServiceClient(dialGRPC(t, s))
+	streams := make([]grpc.ServerStreamingClient[receiptdv1.Receipt], watches)
+	for i := range streams {
+		w, err := c.WatchReceipt(ctx, &receiptdv1.WatchReceiptRequest{ReceiptId: receipt, AllowMissing: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.Header(); err != nil { // sent once the watch is established
+			t.Fatalf("watch %d: %v", i, err)
+		}
+		streams[i] = w
+	}
+
+	callCtx, callCancel := context.WithTimeout(ctx, 5*time.Second)
+	defer callCancel()
+	if _, err := c.GetReceipt(callCtx, &receiptdv1.GetReceiptRequest{ReceiptId: receipt}); status.Code(err) != codes.NotFound {
+		t.Fatalf("GetReceipt with %d watches open: %v, want NotFound", watches, err)
+	}
+
+	body := mustJSON(map[string]any{"eventType": "receipt.validated", "data": map[string]any{
+		"applicationDetails": app(), "userID": user, "receiptID": receipt, "currency": "GBP", "subTotal": json.Number("6.33")}})
+	if code, _ := s.post(t, "reewild", body, sign(body), "application/json"); code != http.StatusOK {
+		t.Fatalf("delivery answered %d", code)
+	}
+	for i, w := range streams {
+		got, err := w.Recv()
+		if err != nil {
+			t.Fatalf("watch %d: %v", i, err)
+		}
+		if got.GetReceiptId() != receipt {
+			t.Fatalf("watch %d saw receipt %q", i, got.GetReceiptId())
+		}
 	}
 }
