@@ -59,3 +59,21 @@ func TestFeedMergeBuffersWithinBudget(t *testing.T) {
 		}
 	}
 }
+
+// TestSortedTransactionsWithinBudget: writeSorted's transactions dirty at
+// most an eighth of the budget of pages (txPageCost each), within its
+// bounds of 1,024 and 32,768 keys.
+func TestSortedTransactionsWithinBudget(t *testing.T) {
+	for _, budget := range []int64{4 << 10, 1 << 20, 64 << 20, 256 << 20, 1 << 30, 8 << 30} {
+		n := sortedTxKeys(budget)
+		if n < 1024 || n > 4*flushChunk {
+			t.Errorf("budget %d: %d keys a transaction, outside [1024, %d]", budget, n, 4*flushChunk)
+		}
+		if n > 1024 && int64(n)*txPageCost > budget/8 {
+			t.Errorf("budget %d: %d keys a transaction may dirty %d bytes of pages", budget, n, int64(n)*txPageCost)
+		}
+	}
+	if got := sortedTxKeys(256 << 20); got != 4096 {
+		t.Errorf("256 MiB: %d keys a transaction, want 4096", got)
+	}
+}
