@@ -156,7 +156,11 @@ func Open(path string, opts ...OpenOption) (*DB, error) {
 	}
 	d.commit.Store(d.applied.Commit)
 	d.stopTrim, d.trimDone = make(chan struct{}), make(chan struct{})
-	go d.runTrimmer(TrimInterval, d.stopTrim, d.trimDone)
+	interval := TrimInterval
+	if o.scratch {
+		interval = ScratchTrimInterval
+	}
+	go d.runTrimmer(interval, d.stopTrim, d.trimDone)
 	return d, nil
 }
 
