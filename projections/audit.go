@@ -584,6 +584,8 @@ func (d *DB) summaries(pre *bulkDigests) ([]ModelSummary, eventstore.Position, e
 
 // summariesLocked is summaries with d.fileMu held.
 func (d *DB) summariesLocked(pre *bulkDigests) ([]ModelSummary, eventstore.Position, error) {
+	d.readingAll.Add(1) // the trimmer keeps up with a read of every page
+	defer d.readingAll.Add(-1)
 	type part struct {
 		s    ModelSummary
 		txid int

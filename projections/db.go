@@ -70,8 +70,12 @@ type DB struct {
 	wantDigests bool
 	digests     *bulkDigests
 
-	// The trimmer (runTrimmer) runs until stopTrim is closed.
+	// The trimmer (runTrimmer) runs until stopTrim is closed; while
+	// readingAll is above 0 it trims every ScratchTrimInterval. trims
+	// counts its trims.
 	stopTrim, trimDone chan struct{}
+	readingAll         atomic.Int32
+	trims              atomic.Int64
 }
 
 // Open opens (creating if needed) the read-model file at path.

@@ -4,6 +4,7 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -50,5 +51,31 @@ func TestTrimFindsTheMapping(t *testing.T) {
 		return nil
 	}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// While a reader of the whole file runs (summaries: a rebuild's or an
+// audit's), the trimmer of a server's read models trims every
+// ScratchTrimInterval instead of every TrimInterval, and goes back to
+// TrimInterval after it.
+func TestTrimKeepsUpWithAWholeFileRead(t *testing.T) {
+	d, err := Open(filepath.Join(t.TempDir(), "views.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	count := func(within time.Duration) int64 {
+		from := d.trims.Load()
+		time.Sleep(within)
+		return d.trims.Load() - from
+	}
+	d.readingAll.Add(1)
+	fast := count(TrimInterval)
+	d.readingAll.Add(-1)
+	if min := int64(TrimInterval/ScratchTrimInterval) / 2; fast < min {
+		t.Errorf("%d trims in %v while the whole file is read, want at least %d", fast, TrimInterval, min)
+	}
+	if slow := count(TrimInterval + TrimInterval/2); slow > 2 {
+		t.Errorf("%d trims in %v after the read, want 1 or 2", slow, TrimInterval+TrimInterval/2)
 	}
 }
