@@ -1010,7 +1010,7 @@ func (b *bulkBuilder) writeSorted(bucket []byte, kvs []keyValue) error {
 // every key of a sorted chunk may land on a page of its own, and bbolt
 // keeps each page a transaction dirties in the heap until it commits.
 // At 1,000,000 receipts, 32,768 keys a transaction took the offline
-// rebuild's anonymous memory from ~230 to 319-325 MiB under a 256 MiB
+// rebuild's anonymous memory from ~230 to 319-323 MiB under a 256 MiB
 // budget while the last partitions were written.
 func sortedTxKeys(budget int64) int {
 	return int(min(max(budget/8/txPageCost, 1024), 4*flushChunk))

@@ -34,7 +34,7 @@ import (
 // Both run calls on a pool of stream workers (streamWorkers) rather than
 // a new goroutine per call: a call's stack (interceptors, the handler, a
 // read transaction's B-tree search) outgrows a new goroutine's, and
-// growing it was ~9% of the server's CPU under gRPC reads.
+// growing it was 6-11% of the server's CPU in the bench's query phase.
 func grpcServerOptions(cfg config.Config, a *config.Access, rec api.Recovery, certs *tlsreload.Reloader) (tcp, gateway []grpc.ServerOption) {
 	g := cfg.GRPC
 	common := []grpc.ServerOption{
