@@ -38,9 +38,10 @@ type Config struct {
 	// Destinations receive the feed as signed webhooks (feed.go).
 	Destinations []DestinationConfig `yaml:"destinations"`
 	// MemoryBudget bounds the process's anonymous memory (Go heap,
-	// stacks, runtime; not the files it maps): the Go runtime's memory
-	// limit is set from it, and the caches share it (internal/membudget).
-	// Default membudget.Default (256 MiB).
+	// stacks, runtime): the Go runtime's memory limit is set from it, and
+	// the caches share it (internal/membudget). The pages of the files
+	// the process maps (the log, the read models) are kept under half of
+	// it besides. Default membudget.Default (256 MiB).
 	MemoryBudget bytesize.Size `yaml:"memory_budget"`
 }
 

@@ -33,7 +33,7 @@ func OpenOffline(cfg config.Config, command string) (eventstore.Store, *projecti
 	// The read models first: every server, whatever its store, holds
 	// them, and a short wait tells.
 	path := filepath.Join(cfg.DataDir, "views.db")
-	views, err := projections.Open(path, projections.WithLockTimeout(time.Second), projections.WithCacheBytes(mem.Records))
+	views, err := projections.Open(path, projections.WithLockTimeout(time.Second), projections.WithCacheBytes(mem.Records), projections.WithMappedLimit(mem.Mapped))
 	if errors.Is(err, projections.ErrLocked) {
 		return nil, nil, nil, fmt.Errorf(online, fmt.Errorf("the read models %s are %w", path, ErrServerRunning))
 	}

@@ -54,7 +54,7 @@ func Restore(ctx context.Context, cfg config.Config, from string, force bool) (R
 		return RestoreResult{}, fmt.Errorf("open the restored log: %w", err)
 	}
 	defer store.Close()
-	views, err := projections.Open(filepath.Join(dir, "views.db"), projections.WithCacheBytes(mem.Records))
+	views, err := projections.Open(filepath.Join(dir, "views.db"), projections.WithCacheBytes(mem.Records), projections.WithMappedLimit(mem.Mapped))
 	if err != nil {
 		return RestoreResult{}, err
 	}

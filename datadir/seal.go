@@ -67,7 +67,7 @@ func Seal(ctx context.Context, cfg config.Config, keys *privacy.Keyring, logger 
 	// Hold the read models' lock throughout: a server cannot start on
 	// the data dir meanwhile.
 	viewsPath := filepath.Join(cfg.DataDir, "views.db")
-	views, err := projections.Open(viewsPath, projections.WithLockTimeout(time.Second), projections.WithCacheBytes(cfg.Memory(false).Records))
+	views, err := projections.Open(viewsPath, projections.WithLockTimeout(time.Second), projections.WithCacheBytes(cfg.Memory(false).Records), projections.WithMappedLimit(cfg.Memory(false).Mapped))
 	if err != nil {
 		return res, fmt.Errorf("%w (is a server running on %s?)", err, cfg.DataDir)
 	}

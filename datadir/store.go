@@ -50,7 +50,7 @@ func OpenStore(cfg config.Config, mem membudget.Plan) (eventstore.Store, error) 
 	switch cfg.Store.Kind {
 	case "embedded":
 		path := filepath.Join(cfg.DataDir, "events.db")
-		s, err := bolt.Open(path, bolt.Options{InitialMmapSize: storeMmapBytes(path), TailBytes: int(mem.Tail)})
+		s, err := bolt.Open(path, bolt.Options{InitialMmapSize: storeMmapBytes(path), TailBytes: int(mem.Tail), MappedLimit: mem.Mapped})
 		if err != nil {
 			return nil, fmt.Errorf("embedded store: %w", err)
 		}

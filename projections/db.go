@@ -76,6 +76,8 @@ type DB struct {
 	stopTrim, trimDone chan struct{}
 	readingAll         atomic.Int32
 	trims              atomic.Int64
+	// mappedLimit is WithMappedLimit's, passed on to scratch files.
+	mappedLimit int64
 }
 
 // Open opens (creating if needed) the read-model file at path.
@@ -164,7 +166,8 @@ func Open(path string, opts ...OpenOption) (*DB, error) {
 	if o.scratch {
 		interval = ScratchTrimInterval
 	}
-	go d.runTrimmer(interval, d.stopTrim, d.trimDone)
+	d.mappedLimit = o.mappedLimit
+	go d.runTrimmer(interval, o.mappedLimit, d.stopTrim, d.trimDone)
 	return d, nil
 }
 
@@ -190,6 +193,7 @@ type openOptions struct {
 	lockTimeout time.Duration
 	cacheBytes  int64
 	scratch     bool // a rebuild's or audit's file: no marker, no fsync
+	mappedLimit int64
 }
 
 // unsyncedPath is the marker of an open file whose commits are not
@@ -235,6 +239,19 @@ func WithCacheBytes(n int64) OpenOption {
 	return func(o *openOptions) {
 		if n > 0 {
 			o.cacheBytes = n
+		}
+	}
+}
+
+// WithMappedLimit bounds the process's resident pages of mapped files
+// (membudget.Plan.Mapped): the file's trimmer drops its pages whenever
+// they pass n, besides its regular trims (TrimInterval), and so does the
+// trimmer of a rebuild's or an audit's scratch file. 0 (the default): no
+// limit.
+func WithMappedLimit(n int64) OpenOption {
+	return func(o *openOptions) {
+		if n > 0 {
+			o.mappedLimit = n
 		}
 	}
 }

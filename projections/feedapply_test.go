@@ -77,3 +77,25 @@ func TestSortedTransactionsWithinBudget(t *testing.T) {
 		t.Errorf("256 MiB: %d keys a transaction, want 4096", got)
 	}
 }
+
+// TestMappedTransactionsWithinLimit: a bulk build's transactions into
+// buckets holding other partitions' keys touch at most half the mapped
+// limit of pages (faultAround a key), at least 256 keys, and are not
+// bounded without a limit.
+func TestMappedTransactionsWithinLimit(t *testing.T) {
+	if got := mappedTxKeys(0); got < 4*flushChunk {
+		t.Errorf("no limit: %d keys a transaction, want no bound", got)
+	}
+	for _, limit := range []int64{1 << 20, 32 << 20, 128 << 20, 1 << 30} {
+		n := mappedTxKeys(limit)
+		if n < 256 {
+			t.Errorf("limit %d: %d keys a transaction, want at least 256", limit, n)
+		}
+		if n > 256 && int64(n)*faultAround > limit/2 {
+			t.Errorf("limit %d: %d keys a transaction may map %d bytes", limit, n, int64(n)*faultAround)
+		}
+	}
+	if got := mappedTxKeys(128 << 20); got != 1024 {
+		t.Errorf("128 MiB (a 256 MiB budget): %d keys a transaction, want 1024", got)
+	}
+}

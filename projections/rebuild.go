@@ -36,7 +36,7 @@ const scratchSuffix = ".scratch-"
 // caller removes it with discard unless it was swapped in.
 func (d *DB) openScratch(purpose string) (*DB, error) {
 	path := d.path + scratchSuffix + purpose + "-" + rand.Text()[:8]
-	s, err := Open(path, WithCacheBytes(d.cache.budget), func(o *openOptions) { o.scratch = true })
+	s, err := Open(path, WithCacheBytes(d.cache.budget), WithMappedLimit(d.mappedLimit), func(o *openOptions) { o.scratch = true })
 	if err != nil {
 		return nil, err
 	}

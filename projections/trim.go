@@ -5,6 +5,8 @@ import (
 	"unsafe"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/receiptd/receiptd/internal/membudget"
 )
 
 // TrimInterval is how often an open read-model file's pages are dropped
@@ -22,12 +24,18 @@ const TrimInterval = time.Second
 const ScratchTrimInterval = 100 * time.Millisecond
 
 // runTrimmer drops the file's pages from resident memory every interval
-// until stop is closed, and every ScratchTrimInterval while a reader of
-// the whole file runs (readingAll: the summaries of a rebuild or an
-// audit read ~1 GB a second at 1,000,000 receipts).
-func (d *DB) runTrimmer(interval time.Duration, stop, done chan struct{}) {
+// until stop is closed, every ScratchTrimInterval while a reader of the
+// whole file runs (readingAll: the summaries of a rebuild or an audit
+// read ~1 GB a second at 1,000,000 receipts), and whenever the process's
+// resident file pages pass mappedLimit (WithMappedLimit; polled every
+// membudget.MappedPollInterval; 0: no limit).
+func (d *DB) runTrimmer(interval time.Duration, mappedLimit int64, stop, done chan struct{}) {
 	defer close(done)
-	t := time.NewTicker(min(interval, ScratchTrimInterval))
+	tick := min(interval, ScratchTrimInterval)
+	if mappedLimit > 0 {
+		tick = min(tick, membudget.MappedPollInterval)
+	}
+	t := time.NewTicker(tick)
 	defer t.Stop()
 	last := time.Now()
 	for {
@@ -35,7 +43,10 @@ func (d *DB) runTrimmer(interval time.Duration, stop, done chan struct{}) {
 		case <-stop:
 			return
 		case now := <-t.C:
-			if now.Sub(last) < interval && d.readingAll.Load() == 0 {
+			// (Half a tick early counts as on time: ticks jitter.)
+			since := now.Sub(last) + tick/2
+			due := since >= interval || d.readingAll.Load() > 0 && since >= ScratchTrimInterval
+			if !due && !membudget.OverMapped(mappedLimit) {
 				continue
 			}
 			last = now

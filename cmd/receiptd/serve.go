@@ -61,7 +61,7 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	}
 	defer store.Close()
 	viewsPath := filepath.Join(cfg.DataDir, "views.db")
-	views, err := projections.Open(viewsPath, projections.WithCacheBytes(mem.Records))
+	views, err := projections.Open(viewsPath, projections.WithCacheBytes(mem.Records), projections.WithMappedLimit(mem.Mapped))
 	if errors.Is(err, projections.ErrLocked) {
 		return fmt.Errorf("%w (is another receiptd running on --data-dir %s?)", err, cfg.DataDir)
 	}

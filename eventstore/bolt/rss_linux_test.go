@@ -15,6 +15,7 @@ import (
 
 	"github.com/receiptd/receiptd/eventstore"
 	"github.com/receiptd/receiptd/eventstore/bolt"
+	"github.com/receiptd/receiptd/internal/membudget"
 )
 
 // memStatus returns RssAnon and RssFile of this process, in bytes, from
@@ -201,5 +202,57 @@ func BenchmarkFollowRSS(b *testing.B) {
 		b.ReportMetric(median(results[i].rssMB), m.name+"-RssFile-MB")
 		b.ReportMetric(median(results[i].idleMB), m.name+"-idle-RssFile-MB")
 		b.ReportMetric(median(results[i].tailShare), m.name+"-from-tail")
+	}
+}
+
+// With Options.MappedLimit, the trimmer drops the file's pages as soon as
+// the process's resident file pages pass the limit, not at its next
+// regular trim (TrimInterval, a second): reading every stream of a log
+// (random reads through the map, as deciding on a cache miss does)
+// leaves at most a few polls' worth resident. Without a limit the pages
+// stay until the regular trim, which the test checks first so that it
+// can fail.
+func TestTrimKeepsMappedPagesUnderTheLimit(t *testing.T) {
+	if _, ok := membudget.ResidentMapped(); !ok {
+		t.Skip("the process's resident file pages cannot be read here (/proc/self/statm)")
+	}
+	evs := benchLog(t, 2000)
+	path := filepath.Join(t.TempDir(), "events.db")
+	appendAll(t, path, bolt.Options{}, evs, true)
+	streams := map[string]bool{}
+	for _, e := range evs {
+		streams[e.stream] = true
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	grown := func(limit int64) int64 {
+		t.Helper()
+		s, err := bolt.Open(path, bolt.Options{MappedLimit: limit, TailBytes: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		_, file0 := memStatus(t)
+		start := time.Now()
+		for stream := range streams {
+			if _, err := s.ReadStream(context.Background(), stream, 0, 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+		time.Sleep(5 * membudget.MappedPollInterval)
+		_, file1 := memStatus(t)
+		if time.Since(start) > 700*time.Millisecond {
+			t.Skipf("reading %d streams and waiting took %v: too slow a machine to tell a regular trim from the limit's", len(streams), time.Since(start))
+		}
+		return file1 - file0
+	}
+	if grew := grown(0); grew < fi.Size()/4 {
+		t.Fatalf("without a limit, reading every stream of a %d MiB log left only %d MiB more resident: the test cannot tell the limit's trims", fi.Size()>>20, grew>>20)
+	}
+	_, base := memStatus(t)
+	if grew := grown(base + 4<<20); grew > 12<<20 {
+		t.Errorf("with a limit 4 MiB above what was resident, reading every stream of a %d MiB log left %d MiB more resident", fi.Size()>>20, grew>>20)
 	}
 }

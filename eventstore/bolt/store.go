@@ -13,6 +13,7 @@ import (
 
 	"github.com/receiptd/receiptd/aggregate"
 	"github.com/receiptd/receiptd/eventstore"
+	"github.com/receiptd/receiptd/internal/membudget"
 	bbolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
 )
@@ -54,6 +55,12 @@ type Options struct {
 	// process's RSS, up to the whole file. Zero means every second;
 	// negative never.
 	TrimInterval time.Duration
+
+	// MappedLimit bounds the process's resident pages of mapped files
+	// (membudget.Plan.Mapped): the trimmer also drops the file's pages
+	// whenever they pass it (polled every membudget.MappedPollInterval).
+	// Zero means no limit; a negative TrimInterval turns this off too.
+	MappedLimit int64
 
 	// IndexBufferBytes bounds the memory that holds the stream index
 	// entries of recent appends until the committer writes them into the
@@ -273,7 +280,7 @@ func Open(path string, opts Options) (*Store, error) {
 		go s.runCommitter()
 	}
 	if opts.TrimInterval > 0 {
-		go s.runTrimmer(opts.TrimInterval)
+		go s.runTrimmer(opts.TrimInterval, opts.MappedLimit)
 	} else {
 		close(s.trimmerDone)
 	}
@@ -281,16 +288,27 @@ func Open(path string, opts Options) (*Store, error) {
 }
 
 // runTrimmer drops the file's pages from the process's resident memory
-// every interval until the store closes.
-func (s *Store) runTrimmer(interval time.Duration) {
+// every interval, and whenever the process's resident file pages pass
+// mappedLimit (0: no limit), until the store closes.
+func (s *Store) runTrimmer(interval time.Duration, mappedLimit int64) {
 	defer close(s.trimmerDone)
-	t := time.NewTicker(interval)
+	tick := interval
+	if mappedLimit > 0 {
+		tick = min(tick, membudget.MappedPollInterval)
+	}
+	t := time.NewTicker(tick)
 	defer t.Stop()
+	last := time.Now()
 	for {
 		select {
 		case <-s.closing:
 			return
-		case <-t.C:
+		case now := <-t.C:
+			// (Half a tick early counts as on time: ticks jitter.)
+			if now.Sub(last)+tick/2 < interval && !membudget.OverMapped(mappedLimit) {
+				continue
+			}
+			last = now
 			_ = s.viewTx(func(tx *bbolt.Tx, _ buckets) error {
 				trimResident(tx)
 				return nil

@@ -50,6 +50,13 @@ type Plan struct {
 	// Keys is the privacy keyring's cache of data keys
 	// (privacy.Options.CacheBytes); 0 without a privacy section.
 	Keys int64
+	// Mapped bounds the pages of mapped files (the log, the read models,
+	// a rebuild's scratch file) that the process keeps resident, which
+	// ps and a container's limit count beside the anonymous memory: each
+	// file's trimmer drops its mapping's pages as soon as the process's
+	// resident file pages (ResidentMapped) pass it, besides its regular
+	// trims (bolt.Options.MappedLimit, projections.WithMappedLimit).
+	Mapped int64
 }
 
 // Shares of the budget, as divisors, and the GC target, measured under
@@ -106,6 +113,16 @@ const (
 	// restore, which run no ingest: the live file's cache and the
 	// rebuilt one's, each this much.
 	offlineShareRecords = 4
+	// shareMapped is the mapped files' share: half the budget, so that
+	// anonymous and file-backed memory together stay near 1.5 times it
+	// (384 MiB at 256 MiB; the binary's own pages count as file pages
+	// too). With trims only on a timer (every second; every 100 ms for
+	// a rebuild's scratch file) the offline rebuild at 1,000,000
+	// receipts peaked at a VmHWM of 759-770 MiB, file pages 522-540
+	// MiB; with this limit (and the bulk build's transactions sized by
+	// it) 401-409 MiB, file pages 175-182 MiB, in two pairs run in
+	// turn (issue 13, 2026-12-07).
+	shareMapped = 2
 	// goLimitMargin is what the Go limit leaves of the budget, as a
 	// divisor: 1/16, for what the runtime does not count (the binary's
 	// data) and pages it has not yet returned.
@@ -142,6 +159,7 @@ func New(r Request) Plan {
 		Decisions: b / shareDecisions,
 		Records:   b / shareRecords,
 		Tail:      b / shareTail,
+		Mapped:    b / shareMapped,
 	}
 	if r.Serving {
 		p.GCPercent = gcPercentServing
@@ -195,5 +213,6 @@ func (p Plan) Apply(logger *slog.Logger) {
 		"decision_cache", bytesize.Size(p.Decisions).String(),
 		"record_cache", bytesize.Size(p.Records).String(),
 		"store_tail", bytesize.Size(p.Tail).String(),
-		"key_cache", bytesize.Size(p.Keys).String())
+		"key_cache", bytesize.Size(p.Keys).String(),
+		"mapped_limit", bytesize.Size(p.Mapped).String())
 }

@@ -1,0 +1,56 @@
+package membudget
+
+import (
+	"bytes"
+	"os"
+	"strconv"
+	"time"
+)
+
+// MappedPollInterval is how often a trimmer with a limit (Plan.Mapped)
+// reads ResidentMapped. A bulk build faults in file pages at up to ~1.3
+// GB/s, so a poll every 10 ms lets the resident pages pass the limit by
+// ~13 MB; a poll costs a few microseconds.
+const MappedPollInterval = 10 * time.Millisecond
+
+// ResidentMapped returns how much of the files the process maps is
+// resident in its memory, in bytes (RssFile and RssShmem: the third field
+// of /proc/self/statm, in pages), and false where it cannot be read (not
+// Linux).
+func ResidentMapped() (int64, bool) {
+	var buf [128]byte
+	f, err := os.Open("/proc/self/statm")
+	if err != nil {
+		return 0, false
+	}
+	n, err := f.Read(buf[:])
+	f.Close()
+	if err != nil {
+		return 0, false
+	}
+	return parseStatmShared(buf[:n], int64(os.Getpagesize()))
+}
+
+// parseStatmShared returns the third field of a statm line ("size
+// resident shared text lib data dt", in pages) times page.
+func parseStatmShared(line []byte, page int64) (int64, bool) {
+	fields := bytes.Fields(line)
+	if len(fields) < 3 {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(string(fields[2]), 10, 64)
+	if err != nil || n < 0 {
+		return 0, false
+	}
+	return n * page, true
+}
+
+// OverMapped reports whether the process's resident file pages are above
+// limit (false with no limit, or where they cannot be read).
+func OverMapped(limit int64) bool {
+	if limit <= 0 {
+		return false
+	}
+	n, ok := ResidentMapped()
+	return ok && n > limit
+}
