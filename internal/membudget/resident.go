@@ -10,7 +10,7 @@ import (
 // MappedPollInterval is how often a trimmer with a limit (Plan.Mapped)
 // reads ResidentMapped; a read costs a few microseconds. Polls are not
 // enough on their own: a bulk build's commit into buckets full of other
-// keys mapped ~200 MiB of file pages within 50 ms (5 ms samples, 1,000,000
+// keys mapped ~210 MiB of file pages within 90 ms (5 ms samples, 1,000,000
 // receipts), so its transactions are sized to the limit too
 // (projections). With trims at most every 100 ms instead of at every poll
 // over the limit, that build peaked at a VmHWM of 568 MiB against 401-409.
