@@ -31,32 +31,15 @@ const ScratchTrimInterval = 100 * time.Millisecond
 // membudget.MappedPollInterval; 0: no limit).
 func (d *DB) runTrimmer(interval time.Duration, mappedLimit int64, stop, done chan struct{}) {
 	defer close(done)
-	tick := min(interval, ScratchTrimInterval)
-	if mappedLimit > 0 {
-		tick = min(tick, membudget.MappedPollInterval)
-	}
-	t := time.NewTicker(tick)
-	defer t.Stop()
-	last := time.Now()
-	for {
-		select {
-		case <-stop:
-			return
-		case now := <-t.C:
-			// (Half a tick early counts as on time: ticks jitter.)
-			since := now.Sub(last) + tick/2
-			due := since >= interval || d.readingAll.Load() > 0 && since >= ScratchTrimInterval
-			if !due && !membudget.OverMapped(mappedLimit) {
-				continue
-			}
-			last = now
-			_ = d.view(func(tx *bolt.Tx) error {
-				trimResident(tx)
-				return nil
-			})
-			d.trims.Add(1)
-		}
-	}
+	sched := membudget.TrimSchedule{Interval: interval, Fast: ScratchTrimInterval, Limit: mappedLimit,
+		Hurry: func() bool { return d.readingAll.Load() > 0 }}
+	membudget.RunTrims(stop, sched, func() {
+		_ = d.view(func(tx *bolt.Tx) error {
+			trimResident(tx)
+			return nil
+		})
+		d.trims.Add(1)
+	})
 }
 
 // trimResident drops every page of tx's file mapping from the process

@@ -292,29 +292,12 @@ func Open(path string, opts Options) (*Store, error) {
 // mappedLimit (0: no limit), until the store closes.
 func (s *Store) runTrimmer(interval time.Duration, mappedLimit int64) {
 	defer close(s.trimmerDone)
-	tick := interval
-	if mappedLimit > 0 {
-		tick = min(tick, membudget.MappedPollInterval)
-	}
-	t := time.NewTicker(tick)
-	defer t.Stop()
-	last := time.Now()
-	for {
-		select {
-		case <-s.closing:
-			return
-		case now := <-t.C:
-			// (Half a tick early counts as on time: ticks jitter.)
-			if now.Sub(last)+tick/2 < interval && !membudget.OverMapped(mappedLimit) {
-				continue
-			}
-			last = now
-			_ = s.viewTx(func(tx *bbolt.Tx, _ buckets) error {
-				trimResident(tx)
-				return nil
-			})
-		}
-	}
+	membudget.RunTrims(s.closing, membudget.TrimSchedule{Interval: interval, Limit: mappedLimit}, func() {
+		_ = s.viewTx(func(tx *bbolt.Tx, _ buckets) error {
+			trimResident(tx)
+			return nil
+		})
+	})
 }
 
 // Path returns the file the store is in.

@@ -16,6 +16,47 @@ import (
 // over the limit, that build peaked at a VmHWM of 568 MiB against 401-409.
 const MappedPollInterval = 10 * time.Millisecond
 
+// TrimSchedule says when a mapped file's trimmer drops the file's pages
+// from the process's resident memory: every Interval; every Fast while
+// Hurry reports true (nil: never); and, with a Limit (Plan.Mapped),
+// whenever the process's resident file pages pass it, polled every
+// MappedPollInterval.
+type TrimSchedule struct {
+	Interval time.Duration
+	Fast     time.Duration
+	Hurry    func() bool
+	Limit    int64
+}
+
+// RunTrims calls trim on s's schedule until stop is closed.
+func RunTrims(stop <-chan struct{}, s TrimSchedule, trim func()) {
+	tick := s.Interval
+	if s.Hurry != nil {
+		tick = min(tick, s.Fast)
+	}
+	if s.Limit > 0 {
+		tick = min(tick, MappedPollInterval)
+	}
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	last := time.Now()
+	for {
+		select {
+		case <-stop:
+			return
+		case now := <-t.C:
+			// (Half a tick early counts as on time: ticks jitter.)
+			since := now.Sub(last) + tick/2
+			due := since >= s.Interval || s.Hurry != nil && s.Hurry() && since >= s.Fast
+			if !due && !OverMapped(s.Limit) {
+				continue
+			}
+			last = now
+			trim()
+		}
+	}
+}
+
 // ResidentMapped returns how much of the files the process maps is
 // resident in its memory, in bytes (RssFile and RssShmem: the third field
 // of /proc/self/statm, in pages), and false where it cannot be read (not
