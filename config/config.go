@@ -121,7 +121,7 @@ type IngestConfig struct {
 	StoreDeadline Duration `yaml:"store_deadline"`
 	// DecisionCacheBytes bounds the decision state kept of recently used
 	// streams (see webhook.Options.DecisionCacheBytes). Default: its
-	// share of memory_budget (1/16: 16 MiB of 256 MiB).
+	// share of memory_budget (1/32: 8 MiB of 256 MiB).
 	DecisionCacheBytes int64 `yaml:"decision_cache_bytes"`
 }
 
