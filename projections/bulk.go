@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -401,6 +400,10 @@ func (s *DB) bulkBuild(ctx context.Context, store eventstore.Store, target event
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	b := &bulkBuilder{s: s, budget: s.cache.budget, out: &bulkOut{}, pt: startPhase()}
+	for _, r := range []*kvRuns{&b.records, &b.index, &b.inProgress, &b.ledger} {
+		r.path = s.path
+	}
+	defer b.removeRuns()
 	s.digests.remove()
 	s.digests = nil
 	if s.wantDigests {
@@ -562,11 +565,13 @@ type bulkBuilder struct {
 	parts   []*opPartition
 	spilled bool
 	opBytes int64
-	// out collects the ledger and the index; ledgerWritten is set once
-	// entries had to be written before the end (their Totals are then
-	// fixed in the file: fixLedger).
-	out           *bulkOut
-	ledgerWritten bool
+	// out collects the ledger and the index; past a quarter of the
+	// budget they go to sorted runs (writeOutIfLarge), as the receipts'
+	// records of a spilled build do, partition by partition: the end of
+	// the build writes each of those buckets once, in key order
+	// (kvrun.go).
+	out                                *bulkOut
+	records, index, inProgress, ledger kvRuns
 	// dg, if not nil, takes the digests of what the build writes
 	// (bulkdigest.go).
 	dg             *bulkDigests
@@ -792,31 +797,34 @@ func (b *bulkBuilder) applyPartition(bufs [][]byte) error {
 		}
 	}
 	b.pt.end("ops: take worker feeds")
-	// The records, in key order, a chunk per transaction.
-	s := b.s
-	perTx := min(flushChunk, mappedTxKeys(s.mappedLimit))
-	for _, w := range results {
-		for len(w.records) > 0 {
-			chunk := w.records[:min(len(w.records), perTx)]
-			w.records = w.records[len(chunk):]
-			if err := s.bdb.Update(func(tx *bolt.Tx) error {
-				bk := tx.Bucket(bucketReceiptState)
-				if !b.spilled || len(b.parts) == 1 {
-					bk.FillPercent = 0.95 // keys arrive in order
+	// The records, in key order: a spilled build's as a sorted run (the
+	// workers' ranges follow one another in key order), merged with the
+	// other partitions' at the end (finish); one partition's into the
+	// bucket now.
+	lists := make([][]keyValue, len(results))
+	for w, r := range results {
+		lists[w], r.records = r.records, nil
+	}
+	if b.spilled && len(b.parts) > 1 {
+		if err := b.records.add(lists...); err != nil {
+			return err
+		}
+	} else {
+		bw := newBucketWriter(b.s.bdb, bucketReceiptState, 0.95)
+		for _, kvs := range lists {
+			for _, kv := range kvs {
+				if err := bw.put(kv.k, kv.v); err != nil {
+					return err
 				}
-				for _, kv := range chunk {
-					if err := bk.Put(kv.k, kv.v); err != nil {
-						return err
-					}
-				}
-				return nil
-			}); err != nil {
-				return err
 			}
+		}
+		if err := bw.flush(); err != nil {
+			return err
 		}
 	}
 	b.pt.end("ops: write records")
 	// The workers' users and statistics, added to the scratch file's.
+	s := b.s
 	s.applyMu.Lock()
 	defer s.applyMu.Unlock()
 	err := s.bdb.Update(func(tx *bolt.Tx) error {
@@ -935,136 +943,138 @@ func (w *bulkWorker) run(ops []op) {
 		}
 		i = j
 	}
-	// Sorted here, on every core, what writeSorted sorts again is runs
-	// of sorted keys.
+	// Sorted here, on every core: what writeOutIfLarge and writeRuns sort
+	// again is runs of sorted keys (a stable sort merges them in about n
+	// comparisons).
 	slices.SortFunc(w.out.index, bytes.Compare)
 	slices.SortFunc(w.out.inProgress, bytes.Compare)
 	slices.SortFunc(w.out.ledger, compareKVs)
 }
 
-// writeOutIfLarge writes the collected ledger and index entries when they
-// have outgrown a quarter of the budget: the index as it is, the ledger
-// with Totals to be fixed at the end (fixLedger).
+// writeOutIfLarge writes the collected ledger and index entries to
+// sorted runs when they have outgrown a quarter of the budget (the ledger
+// with Totals that the end of the build sets: writeRuns).
 func (b *bulkBuilder) writeOutIfLarge() error {
 	if b.out.bytes <= b.budget/4 {
 		return nil
 	}
-	if err := b.writeIndex(); err != nil {
-		return err
-	}
-	if len(b.out.ledger) > 0 {
-		b.ledgerWritten = true
-		if err := b.writeSorted(bucketLedger, b.out.ledger); err != nil {
+	for _, x := range []struct {
+		runs *kvRuns
+		keys *[][]byte
+	}{{&b.index, &b.out.index}, {&b.inProgress, &b.out.inProgress}} {
+		kvs := keysOnly(*x.keys)
+		*x.keys = nil
+		sortKVs(kvs)
+		if err := x.runs.add(kvs); err != nil {
 			return err
 		}
-		b.out.ledger = nil
 	}
+	sortKVs(b.out.ledger)
+	if err := b.ledger.add(b.out.ledger); err != nil {
+		return err
+	}
+	b.out.ledger = nil
 	b.out.bytes = 0
 	return nil
 }
 
-func (b *bulkBuilder) writeIndex() error {
-	for _, ix := range []struct {
-		bucket []byte
-		keys   *[][]byte
-	}{{bucketUserReceipts, &b.out.index}, {bucketInProgress, &b.out.inProgress}} {
-		kvs := make([]keyValue, len(*ix.keys))
-		for i, k := range *ix.keys {
-			kvs[i] = keyValue{k: k}
-		}
-		*ix.keys = nil
-		if err := b.writeSorted(ix.bucket, kvs); err != nil {
-			return err
-		}
+// keysOnly returns key-values of keys with no values.
+func keysOnly(keys [][]byte) []keyValue {
+	kvs := make([]keyValue, len(keys))
+	for i, k := range keys {
+		kvs[i] = keyValue{k: k}
 	}
-	return nil
+	return kvs
 }
 
-// writeSorted writes key-values to a bucket in key order, sortedTxKeys a
-// transaction. They are mostly runs of sorted keys (each worker's): a
-// stable sort takes about n comparisons to merge them.
-func (b *bulkBuilder) writeSorted(bucket []byte, kvs []keyValue) error {
-	slices.SortStableFunc(kvs, compareKVs)
-	perTx := min(sortedTxKeys(b.budget), mappedTxKeys(b.s.mappedLimit))
-	for len(kvs) > 0 {
-		chunk := kvs[:min(len(kvs), perTx)]
-		kvs = kvs[len(chunk):]
-		if err := b.s.bdb.Update(func(tx *bolt.Tx) error {
-			bk := tx.Bucket(bucket)
-			bk.FillPercent = 0.9 // keys arrive in order
-			for _, kv := range chunk {
-				if err := bk.Put(kv.k, kv.v); err != nil {
-					return err
-				}
+// removeRuns removes the build's sorted runs.
+func (b *bulkBuilder) removeRuns() {
+	for _, r := range []*kvRuns{&b.records, &b.index, &b.inProgress, &b.ledger} {
+		r.remove()
+	}
+}
+
+// writeRuns writes the receipts' records, the index, the in-progress
+// index and the ledger: each bucket once, in key order, merging its
+// sorted runs with what is left in memory; each ledger entry with its
+// running Total, the sum of its user's changes up to it.
+func (b *bulkBuilder) writeRuns() error {
+	defer b.removeRuns()
+	budget := b.budget / 4
+	write := func(runs *kvRuns, mem []keyValue, bucket []byte, fill float64, fix func(k, v []byte) []byte) error {
+		sortKVs(mem)
+		bw := newBucketWriter(b.s.bdb, bucket, fill)
+		err := runs.merge(mem, budget, func(k, v []byte) error {
+			if fix != nil {
+				v = fix(k, v)
 			}
-			return nil
-		}); err != nil {
-			return err
+			return bw.put(k, v)
+		})
+		if err == nil {
+			err = bw.flush()
 		}
+		runs.remove()
+		return err
 	}
-	return nil
-}
-
-// sortedTxKeys is how many keys writeSorted puts in one transaction: as
-// many as an eighth of the budget holds at txPageCost a key, 1,024 to
-// 32,768. Into a bucket that already holds other partitions' keys (a
-// spilled build writes each partition's index and ledger as it goes)
-// every key of a sorted chunk may land on a page of its own, and bbolt
-// keeps each page a transaction dirties in the heap until it commits.
-// At 1,000,000 receipts, 32,768 keys a transaction took the offline
-// rebuild's anonymous memory from ~230 to 319-323 MiB under a 256 MiB
-// budget while the last partitions were written.
-func sortedTxKeys(budget int64) int {
-	return int(min(max(budget/8/txPageCost, 1024), 4*flushChunk))
-}
-
-// mappedTxKeys is how many keys a bulk build puts in one transaction
-// into a bucket that holds other partitions' keys (the receipts' records,
-// the index, the ledger), so that the pages it touches stay within half of
-// the mapped limit (WithMappedLimit; no bound without one). Every key may
-// land on a leaf of its own, and the kernel maps the 16 pages around each
-// page a read faults in when they are in the page cache, as a file just
-// written is (fault-around): at 1,000,000 receipts, a transaction of
-// ~7,700 records mapped ~300 MiB of the scratch file, ~40 KiB a key,
-// most of it as the commit sorted the dirty leaves by their first keys.
-func mappedTxKeys(limit int64) int {
-	if limit <= 0 {
-		return math.MaxInt
+	if err := write(&b.records, nil, bucketReceiptState, 0.95, nil); err != nil {
+		return err
 	}
-	return int(max(limit/2/faultAround, 256))
-}
-
-// faultAround is what the kernel maps for one page fault on a file
-// mapping whose pages are cached (fault_around_bytes, 64 KiB by default).
-const faultAround = 64 << 10
-
-// txPageCost is what a page a transaction dirties costs in the heap until
-// the commit: the node read from it (an inode per key) and the buffer it
-// is spilled to.
-const txPageCost = 8 << 10
-
-// finish writes the index and the ledger (with its running Totals), every
-// record of the scratch file's cache, and the checkpoint last.
-func (b *bulkBuilder) finish(last eventstore.Position) error {
-	if err := b.writeIndex(); err != nil {
+	b.pt.end("finish: records")
+	index, inProgress := keysOnly(b.out.index), keysOnly(b.out.inProgress)
+	b.out.index, b.out.inProgress = nil, nil
+	if err := write(&b.index, index, bucketUserReceipts, 0.9, nil); err != nil {
+		return err
+	}
+	if err := write(&b.inProgress, inProgress, bucketInProgress, 0.9, nil); err != nil {
 		return err
 	}
 	b.pt.end("finish: index")
-	if !b.ledgerWritten {
-		setLedgerTotals(b.out.ledger)
-		if err := b.writeSorted(bucketLedger, b.out.ledger); err != nil {
-			return err
-		}
-	} else {
-		if err := b.writeSorted(bucketLedger, b.out.ledger); err != nil {
-			return err
-		}
-		if err := b.s.fixLedger(); err != nil {
-			return err
-		}
-	}
+	ledger := b.out.ledger
 	b.out.ledger = nil
+	var lt ledgerTotals
+	if err := write(&b.ledger, ledger, bucketLedger, 0.9, lt.fix); err != nil {
+		return err
+	}
 	b.pt.end("finish: ledger")
+	return nil
+}
+
+// ledgerTotals sets the running Totals of ledger entries that come in key
+// order (user, then log position).
+type ledgerTotals struct {
+	prefix []byte
+	total  decimal.Decimal
+	buf    []byte
+}
+
+// fix returns the entry v at key k with its Total the sum of its user's
+// changes up to it (in a buffer of its own, good until the next fix).
+func (t *ledgerTotals) fix(k, v []byte) []byte {
+	if len(k) < positionLen {
+		return v // cannot be: ledgerKey made it
+	}
+	if p := k[:len(k)-positionLen]; !bytes.Equal(p, t.prefix) {
+		t.prefix, t.total = append(t.prefix[:0], p...), decimal.Zero
+	}
+	e, err := decodeLedgerEntry(v, 0)
+	if err != nil {
+		return v // cannot be: appendLedgerEntry wrote it
+	}
+	t.total = t.total.Add(e.Points)
+	if e.Total.Equal(t.total) {
+		return v
+	}
+	e.Total = t.total
+	t.buf = appendLedgerEntry(t.buf[:0], &e)
+	return t.buf
+}
+
+// finish writes the records, the index and the ledger (writeRuns), every
+// record of the scratch file's cache, the feed, and the checkpoint last.
+func (b *bulkBuilder) finish(last eventstore.Position) error {
+	if err := b.writeRuns(); err != nil {
+		return err
+	}
 	// The cache's records are final: written and dropped before the
 	// feed, whose merge needs the heap (its users' records, its batches).
 	s := b.s
@@ -1097,29 +1107,6 @@ func (b *bulkBuilder) finish(last eventstore.Position) error {
 	return nil
 }
 
-// setLedgerTotals sorts ledger entries by key and sets each one's Total
-// to the sum of its user's changes up to it.
-func setLedgerTotals(kvs []keyValue) {
-	slices.SortStableFunc(kvs, compareKVs)
-	var prefix []byte
-	total := decimal.Zero
-	for i := range kvs {
-		k := kvs[i].k
-		if p := k[:len(k)-positionLen]; !bytes.Equal(p, prefix) {
-			prefix, total = p, decimal.Zero
-		}
-		e, err := decodeLedgerEntry(kvs[i].v, 0)
-		if err != nil {
-			continue // cannot be: appendLedgerEntry wrote it
-		}
-		total = total.Add(e.Points)
-		if !e.Total.Equal(total) {
-			e.Total = total
-			kvs[i].v = appendLedgerEntry(nil, &e)
-		}
-	}
-}
-
 // clear empties a scratch file and its cache.
 func (s *DB) clear() error {
 	s.applyMu.Lock()
@@ -1136,78 +1123,4 @@ func (s *DB) clear() error {
 		}
 		return tx.Bucket(bucketMeta).Put(keySchema, []byte(schemaVersion))
 	})
-}
-
-// fixLedger recomputes every ledger entry's running Total in log order:
-// the sum of the user's changes up to it.
-func (s *DB) fixLedger() error {
-	var from []byte
-	for {
-		next, err := s.fixLedgerChunk(from, 8192)
-		if err != nil {
-			return fmt.Errorf("recompute the ledger's totals: %w", err)
-		}
-		if next == nil {
-			return nil
-		}
-		from = next
-	}
-}
-
-// fixLedgerChunk fixes up to n entries from key from (nil: the first),
-// continuing the running total of from's user from the entry before it,
-// and returns the key to continue at (nil when done).
-func (s *DB) fixLedgerChunk(from []byte, n int) ([]byte, error) {
-	var next []byte
-	err := s.bdb.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketLedger)
-		c := b.Cursor()
-		var prefix []byte
-		total := decimal.Zero
-		k, v := c.First()
-		if from != nil {
-			// Resume: the user's total so far is the Total of the entry
-			// before from, already fixed, if it is the same user's.
-			k, v = c.Seek(from)
-			if pk, pv := c.Prev(); pk != nil && len(pk) > positionLen && bytes.Equal(pk[:len(pk)-positionLen], from[:len(from)-positionLen]) {
-				prev, err := decodeLedgerEntry(pv, ledgerKeyCommit(pk))
-				if err != nil {
-					return fmt.Errorf("entry %x: %w", pk, err)
-				}
-				prefix, total = pk[:len(pk)-positionLen], prev.Total
-			}
-			k, v = c.Seek(from)
-		}
-		var updates []keyValue
-		for i := 0; k != nil; k, v = c.Next() {
-			if i == n {
-				next = bytes.Clone(k)
-				break
-			}
-			i++
-			if len(k) <= positionLen {
-				return fmt.Errorf("entry %x: short key", k)
-			}
-			if p := k[:len(k)-positionLen]; !bytes.Equal(p, prefix) {
-				prefix, total = bytes.Clone(p), decimal.Zero
-			}
-			e, err := decodeLedgerEntry(v, ledgerKeyCommit(k))
-			if err != nil {
-				return fmt.Errorf("entry %x: %w", k, err)
-			}
-			total = total.Add(e.Points)
-			if e.Total.Equal(total) {
-				continue
-			}
-			e.Total = total
-			updates = append(updates, keyValue{bytes.Clone(k), appendLedgerEntry(nil, &e)})
-		}
-		for _, u := range updates {
-			if err := b.Put(u.k, u.v); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	return next, err
 }

@@ -62,8 +62,9 @@ func v1Log(t testing.TB) ([]eventstore.RecordedEvent, []ModelSummary) {
 // A bulk build gives the digests of an older version's rebuild (testdata,
 // see TestDigestsOfAnOlderVersionsLog), with its ops in memory or spilled
 // to files in any number of partitions, with a budget that holds them or
-// not (then the ledger and index are written out early and the ledger's
-// Totals fixed in the file); and it leaves no spill file behind.
+// not (then the ledger and index go to sorted runs early, and the
+// ledger's Totals are set as the runs are merged); and it leaves no spill
+// file or sorted run behind.
 func TestBulkBuildMatchesOlderDigests(t *testing.T) {
 	events, want := v1Log(t)
 	store := &sliceStore{events: events}
@@ -99,8 +100,10 @@ func TestBulkBuildMatchesOlderDigests(t *testing.T) {
 		}
 		s.discard()
 		d.Close()
-		if left, _ := filepath.Glob(filepath.Join(dir, "*spill*")); len(left) > 0 {
-			t.Errorf("spill files left: %v", left)
+		for _, pattern := range []string{"*spill*", "*run-*"} {
+			if left, _ := filepath.Glob(filepath.Join(dir, pattern)); len(left) > 0 {
+				t.Errorf("%d parts, budget %d: files left: %v", tt.parts, tt.budget, left)
+			}
 		}
 	}
 }
