@@ -89,6 +89,9 @@ func TestBulkBuildMatchesOlderDigests(t *testing.T) {
 		if got := s.Checkpoint(); got != head || n != len(events) {
 			t.Errorf("%d parts: checkpoint %s after %d events, want %s after %d", tt.parts, got, n, head, len(events))
 		}
+		if s.bulkFeed != nil || s.bulkFeedDraftV.out != nil {
+			t.Errorf("%d parts, budget %d: the build's feed (and its chunks) still held", tt.parts, tt.budget)
+		}
 		got, _, err := s.Summaries(context.Background())
 		if err != nil {
 			t.Fatal(err)

@@ -54,8 +54,9 @@ type feedDraft struct {
 	// the feed bucket (feedrun.go).
 	out *feedOut
 	// buf is the key's buffer, view the receipt view's (the events hold
-	// it until feedEnd encodes them), arena the stored events' (a
-	// transaction holds them until it commits: only ever appended to).
+	// it until feedEnd encodes them), arena the stored events' outside a
+	// bulk build (a transaction holds them until it commits: only ever
+	// appended to; a bulk build's are in out's chunks).
 	buf, view, arena []byte
 }
 
@@ -196,15 +197,17 @@ func (a *applier) feedPut(commit uint64) func(int, *feed.Event) error {
 			index++
 		}
 		n := feed.MarshalSize(ev)
+		if fd.out != nil {
+			c := fd.out.room(n)
+			start := len(c)
+			return fd.out.event(ev.Position, fd.out.took(feed.AppendMarshal(c, ev), start))
+		}
 		if cap(fd.arena)-len(fd.arena) < n {
 			fd.arena = make([]byte, 0, max(n, 64<<10))
 		}
 		start := len(fd.arena)
 		fd.arena = feed.AppendMarshal(fd.arena, ev)
 		v := fd.arena[start:len(fd.arena):len(fd.arena)]
-		if fd.out != nil {
-			return fd.out.event(ev.Position, v)
-		}
 		b := a.tx.Bucket(bucketFeed)
 		b.FillPercent = 1 // in log order, keys are only ever appended
 		fd.buf = binary.BigEndian.AppendUint64(fd.buf[:0], ev.Position)

@@ -175,3 +175,50 @@ func TestLedgerTotals(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkKVRunsMerge merges 64 sorted runs of 2,000 key-values of ~1
+// KB (a spilled bulk build's records, one run a partition) into an empty
+// bucket, and reports key-values/s.
+//
+//	go test -run '^$' -bench KVRunsMerge -benchmem ./projections/
+func BenchmarkKVRunsMerge(b *testing.B) {
+	const parts, per = 64, 2000
+	dir := b.TempDir()
+	runs := kvRuns{path: filepath.Join(dir, "views.db.scratch-bench")}
+	defer runs.remove()
+	v := bytes.Repeat([]byte("v"), 1000)
+	for p := range parts {
+		kvs := make([]keyValue, per)
+		for i := range kvs {
+			kvs[i] = keyValue{k: fmt.Appendf(nil, "src\x00%08d", i*parts+p), v: v}
+		}
+		if err := runs.add(kvs); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		b.StopTimer()
+		db, err := bolt.Open(filepath.Join(dir, fmt.Sprintf("b%d.db", i)), 0o600, &bolt.Options{NoSync: true})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := db.Update(func(tx *bolt.Tx) error { _, err := tx.CreateBucket(bucketReceiptState); return err }); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		w := newBucketWriter(db, bucketReceiptState, 0.95)
+		if err := mergeKVRuns(runs.names, nil, runBuffer(64<<20, parts), w.put); err != nil {
+			b.Fatal(err)
+		}
+		if err := w.flush(); err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		db.Close()
+		os.Remove(db.Path())
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(parts*per)*float64(b.N)/b.Elapsed().Seconds(), "kv/s")
+}
