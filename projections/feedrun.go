@@ -163,22 +163,16 @@ func (o *feedOut) spill() error {
 		return nil
 	}
 	o.sort()
-	f, err := os.CreateTemp(o.dir, o.prefix+"feed-*")
+	name, err := writeRunFile(o.dir, o.prefix+"feed-*", "a feed run", func(w *bufio.Writer) error {
+		for _, r := range o.recs {
+			writeRecord(w, r)
+		}
+		return nil
+	})
 	if err != nil {
-		return fmt.Errorf("create a feed run: %w", err)
+		return err
 	}
-	o.runs = append(o.runs, f.Name())
-	w := bufio.NewWriterSize(f, 256<<10)
-	for _, r := range o.recs {
-		writeRecord(w, r)
-	}
-	err = w.Flush()
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("write a feed run: %w", err)
-	}
+	o.runs = append(o.runs, name)
 	clear(o.recs)
 	o.recs, o.bytes = o.recs[:0], 0
 	o.pool.put(o.chunks)
@@ -335,37 +329,23 @@ func mergeRunFiles(names []string, dir, prefix string, size int) (name string, e
 		h = append(h, r)
 	}
 	heap.Init(&h)
-	f, err := os.CreateTemp(dir, prefix+"feed-*")
-	if err != nil {
-		return "", fmt.Errorf("create a feed run: %w", err)
-	}
-	defer func() {
-		if cerr := f.Close(); err == nil && cerr != nil {
-			err = fmt.Errorf("write a feed run: %w", cerr)
+	return writeRunFile(dir, prefix+"feed-*", "a feed run", func(w *bufio.Writer) error {
+		for h.Len() > 0 {
+			r := h[0]
+			writeRecord(w, r.next)
+			ok, err := r.read()
+			if err != nil {
+				return err
+			}
+			if ok {
+				heap.Fix(&h, 0)
+			} else {
+				r.f.Close()
+				heap.Pop(&h)
+			}
 		}
-		if err != nil {
-			os.Remove(f.Name())
-		}
-	}()
-	w := bufio.NewWriterSize(f, 256<<10)
-	for h.Len() > 0 {
-		r := h[0]
-		writeRecord(w, r.next)
-		ok, err := r.read()
-		if err != nil {
-			return "", err
-		}
-		if ok {
-			heap.Fix(&h, 0)
-		} else {
-			r.f.Close()
-			heap.Pop(&h)
-		}
-	}
-	if err := w.Flush(); err != nil {
-		return "", fmt.Errorf("write a feed run: %w", err)
-	}
-	return f.Name(), nil
+		return nil
+	})
 }
 
 // writeFeedBatch is how many feed events writeFeed writes per

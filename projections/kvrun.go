@@ -69,13 +69,20 @@ func (r *kvRuns) remove() {
 
 // writeKVRun creates a run file beside path and fills it with fill.
 func writeKVRun(path string, fill func(w *bufio.Writer) error) (name string, err error) {
-	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+scratchSuffix+"run-*")
+	return writeRunFile(filepath.Dir(path), filepath.Base(path)+scratchSuffix+"run-*", "a sorted run", fill)
+}
+
+// writeRunFile creates a file in dir (os.CreateTemp's pattern), fills it
+// through a buffered writer with fill and returns its name; the file is
+// removed if anything fails. what names the file in errors.
+func writeRunFile(dir, pattern, what string, fill func(w *bufio.Writer) error) (name string, err error) {
+	f, err := os.CreateTemp(dir, pattern)
 	if err != nil {
-		return "", fmt.Errorf("create a sorted run: %w", err)
+		return "", fmt.Errorf("create %s: %w", what, err)
 	}
 	defer func() {
 		if cerr := f.Close(); err == nil && cerr != nil {
-			err = fmt.Errorf("write a sorted run: %w", cerr)
+			err = fmt.Errorf("write %s: %w", what, cerr)
 		}
 		if err != nil {
 			os.Remove(f.Name())
@@ -86,7 +93,7 @@ func writeKVRun(path string, fill func(w *bufio.Writer) error) (name string, err
 		return "", err
 	}
 	if err := w.Flush(); err != nil {
-		return "", fmt.Errorf("write a sorted run: %w", err)
+		return "", fmt.Errorf("write %s: %w", what, err)
 	}
 	return f.Name(), nil
 }
