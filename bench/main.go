@@ -56,6 +56,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -74,6 +75,7 @@ type options struct {
 	dup               float64
 	queryConns        int
 	queryWorkers      int
+	queryIngestRate   float64
 	rssDeliveries     int
 	rebuildDeliveries int
 	grow              []int
@@ -145,6 +147,7 @@ func parseFlags() (options, error) {
 	flag.Float64Var(&o.dup, "dup", 0.2, "share of sends that are exact re-deliveries")
 	flag.IntVar(&o.queryConns, "query-conns", 4, "gRPC connections of the query phase")
 	flag.IntVar(&o.queryWorkers, "query-workers", 32, "concurrent gRPC callers of the query phase")
+	flag.Float64Var(&o.queryIngestRate, "query-ingest-rate", 0, "pace the ingest of the queries-during-ingest phase at this many deliveries/s for every binary (0: half of each binary's own ingest rate); the same load for old and new, so their reads compare")
 	flag.IntVar(&o.rssDeliveries, "rss-deliveries", 1_000_000, "deliveries the server has received when its memory is read (0: skip)")
 	flag.IntVar(&o.rebuildDeliveries, "rebuild-deliveries", 250_000, "deliveries in the log the rebuilds replay (250,000 with 20% re-deliveries: ~200,000 events)")
 	flag.StringVar(&grow, "grow", "", "comma-separated receipt counts for the How-it-grows table (e.g. 10000,100000,1000000)")
@@ -189,6 +192,9 @@ func parseFlags() (options, error) {
 	}
 	if o.rounds < 1 {
 		return o, errors.New("-rounds must be at least 1")
+	}
+	if o.queryIngestRate < 0 || math.IsNaN(o.queryIngestRate) || math.IsInf(o.queryIngestRate, 0) {
+		return o, errors.New("-query-ingest-rate must be a rate in deliveries/s, or 0 for half of each binary's own")
 	}
 	if o.keepGrow && (o.dataDir == "" || len(o.grow) == 0) {
 		return o, errors.New("-keep-grow needs -data and -grow")
@@ -316,7 +322,7 @@ func runTarget(ctx context.Context, o options) error {
 	logf("ingest: %s, %d connections, %v", url, o.conns, o.duration)
 	run.ingest = ingestLoad{url: url, seq: seq, sign: sign, conns: o.conns, warmup: o.warmup, measure: o.duration, onOK: kn.add}.run(ctx)
 	if o.grpcTarget != "" && run.ingest.ok > 0 {
-		half := run.ingest.rate() / 2
+		half := o.queryPace(run.ingest.rate())
 		logf("queries: %s, %d workers, during ingest paced at %.0f/s", o.grpcTarget, o.queryWorkers, half)
 		pctx, stopPace := context.WithCancel(ctx)
 		halfDone := make(chan *stats, 1)

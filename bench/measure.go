@@ -177,7 +177,7 @@ func (s *session) ingest(ctx context.Context, run *binRun) error {
 }
 
 // queries: gRPC reads alone, then during ingest paced at half the rate
-// ingest reached.
+// ingest reached (or at -query-ingest-rate).
 func (s *session) queries(ctx context.Context, run *binRun) error {
 	if err := waitCaughtUp(ctx, s.srv, 10*time.Minute); err != nil {
 		return err
@@ -191,7 +191,7 @@ func (s *session) queries(ctx context.Context, run *binRun) error {
 	if err != nil {
 		return err
 	}
-	half := run.ingest.rate() / 2
+	half := o.queryPace(run.ingest.rate())
 	logf("%s: gRPC queries during ingest paced at %.0f/s, %v", s.name, half, o.duration)
 	stopProfile := profile(ctx, s.srv, o, s.name+"-query", o.warmup, o.duration)
 	defer stopProfile()
@@ -321,4 +321,22 @@ func growRun(ctx context.Context, b receiptdBin, tmp string, o options, n int) (
 	logf("grow %d receipts, %s: catch-up of empty read models at server start, page cache dropped", n, b.name)
 	g.catchUp, err = catchUp(ctx, b, dir, g.events, true, o, name+"-catchup-cold")
 	return g, err
+}
+
+// queryPace is the ingest rate of the queries-during-ingest phase for a
+// binary whose closed-loop ingest reached rate: half of it, or
+// -query-ingest-rate for every binary.
+func (o options) queryPace(rate float64) float64 {
+	if o.queryIngestRate > 0 {
+		return o.queryIngestRate
+	}
+	return rate / 2
+}
+
+// queryPaceNote names that rate in the report.
+func (o options) queryPaceNote() string {
+	if o.queryIngestRate > 0 {
+		return fmt.Sprintf("paced at %s deliveries/s for every binary (-query-ingest-rate)", thousands(o.queryIngestRate))
+	}
+	return "at half the binary's own rate"
 }

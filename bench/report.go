@@ -297,7 +297,7 @@ func (r *report) rebuildRows() []row {
 
 func (r *report) queryRows() []row {
 	return []row{
-		r.figure("4", "gRPC GetReceipt/GetBalance during ingest at half the binary's own rate: req/s",
+		r.figure("4", "gRPC GetReceipt/GetBalance during ingest "+r.opts.queryPaceNote()+": req/s",
 			mQueryRate, perSecond, "≥ 20,000/s", func(v float64) bool { return v >= targetQueryRate }),
 		r.figure("4", "query p99", mQueryP99, msOf, "< 5 ms", func(v float64) bool { return v < float64(targetQueryP99) }),
 	}

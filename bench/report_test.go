@@ -134,3 +134,30 @@ func withCPU(b *binRun, server float64) *binRun {
 	b.ingestCPU.server = server
 	return b
 }
+
+// TestQueryIngestRate: the queries-during-ingest phase paces each binary's
+// ingest at half its own closed-loop rate, or, with -query-ingest-rate,
+// every binary at that rate; the targets table says which.
+func TestQueryIngestRate(t *testing.T) {
+	own := options{}
+	if got := own.queryPace(8000); got != 4000 {
+		t.Errorf("half of 8,000/s: %v", got)
+	}
+	fixed := options{queryIngestRate: 2500}
+	for _, rate := range []float64{4000, 8000} {
+		if got := fixed.queryPace(rate); got != 2500 {
+			t.Errorf("-query-ingest-rate 2500, own rate %v: paced at %v", rate, got)
+		}
+	}
+	for _, c := range []struct {
+		o    options
+		want string
+	}{{own, "at half the binary's own rate"}, {fixed, "paced at 2,500 deliveries/s for every binary"}} {
+		r := &report{opts: c.o, bins: []receiptdBin{{name: "new", path: "/new"}},
+			rounds: []*round{{ref: fakeStats(40_000, time.Millisecond), runs: []*binRun{fakeRun(8_000, 50_000)}}}}
+		rows := r.queryRows()
+		if len(rows) == 0 || !strings.Contains(rows[0].measure, c.want) {
+			t.Errorf("row 4 with %+v: %+v, want it to say %q", c.o.queryIngestRate, rows, c.want)
+		}
+	}
+}
