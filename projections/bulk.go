@@ -998,8 +998,10 @@ func (b *bulkBuilder) removeRuns() {
 // index and the ledger: each bucket once, in key order, merging its
 // sorted runs with what is left in memory; each ledger entry with its
 // running Total, the sum of its user's changes up to it.
+//
+// Each bucket's runs are removed once it is written; on an error,
+// bulkBuild removes what is left (removeRuns).
 func (b *bulkBuilder) writeRuns() error {
-	defer b.removeRuns()
 	budget := b.budget / 4
 	write := func(runs *kvRuns, mem []keyValue, bucket []byte, fill float64, fix func(k, v []byte) []byte) error {
 		sortKVs(mem)

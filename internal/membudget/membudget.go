@@ -119,10 +119,11 @@ const (
 	// too). With trims only on a timer (every second; every 100 ms for
 	// a rebuild's scratch file) the offline rebuild at 1,000,000
 	// receipts peaked at a VmHWM of 759-770 MiB, file pages 522-540
-	// MiB; with this limit (and the bulk build's transactions sized by
-	// it) 401-409 MiB, file pages 175-182 MiB, in two pairs run in
-	// turn (issue 13, 2026-12-07); since the bulk build writes each
-	// bucket once in key order from sorted runs, 281-285 MiB.
+	// MiB; with this limit (and, then, the bulk build's scattered
+	// transactions sized by it) 401-409 MiB, file pages 175-182 MiB, in
+	// two pairs run in turn (issue 13, 2026-12-07); since the bulk build
+	// writes each bucket once in key order from sorted runs (no
+	// scattered transactions), 281-285 MiB.
 	shareMapped = 2
 	// goLimitMargin is what the Go limit leaves of the budget, as a
 	// divisor: 1/16, for what the runtime does not count (the binary's

@@ -8,12 +8,14 @@ import (
 )
 
 // MappedPollInterval is how often a trimmer with a limit (Plan.Mapped)
-// reads ResidentMapped; a read costs a few microseconds. Polls are not
-// enough on their own: a bulk build's commit into buckets full of other
-// keys mapped ~210 MiB of file pages within 90 ms (5 ms samples, 1,000,000
-// receipts), so its transactions are sized to the limit too
-// (projections). With trims at most every 100 ms instead of at every poll
-// over the limit, that build peaked at a VmHWM of 568 MiB against 401-409.
+// reads ResidentMapped; a read costs a few microseconds. Polls alone
+// cannot catch a burst faster than them: a bulk build's commits into
+// buckets full of other partitions' keys once mapped ~210 MiB of file
+// pages within 90 ms (5 ms samples, 1,000,000 receipts); since it writes
+// each bucket once, in key order, from sorted runs (projections/kvrun.go),
+// it has no such commits. With trims at most every 100 ms instead of at
+// every poll over the limit, that older build peaked at a VmHWM of 568 MiB
+// against 401-409.
 const MappedPollInterval = 10 * time.Millisecond
 
 // TrimSchedule says when a mapped file's trimmer drops the file's pages
