@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -346,8 +347,16 @@ func TestOpenDiscardsOtherSchema(t *testing.T) {
 		if err := users.Put([]byte("reewild\x00u1"), []byte(`{"totals":{"points":"5"}}`)); err != nil {
 			return err
 		}
-		_, err = tx.CreateBucket([]byte("retired_bucket"))
-		return err
+		retired, err := tx.CreateBucket([]byte("retired_bucket"))
+		if err != nil {
+			return err
+		}
+		for i := range 2000 { // ~8 MiB: discarded by replacing the file, not by freeing its pages
+			if err := retired.Put(fmt.Appendf(nil, "k%05d", i), make([]byte, 4096)); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -355,6 +364,14 @@ func TestOpenDiscardsOtherSchema(t *testing.T) {
 	old.Close()
 
 	db, err := projections.Open(path)
+	if st, err := os.Stat(path); err != nil {
+		t.Error(err)
+	} else if st.Size() > 1<<20 {
+		t.Errorf("the discarded file is still %d bytes, not replaced", st.Size())
+	}
+	if m, _ := filepath.Glob(path + ".discard-*"); len(m) > 0 {
+		t.Errorf("left behind: %v", m)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
