@@ -8,7 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
+
+	"github.com/klauspost/compress/s2"
 
 	"github.com/receiptd/receiptd/aggregate"
 )
@@ -142,19 +145,40 @@ func EventID(kind, source string, parts ...string) string {
 	return string(out[:])
 }
 
-// eventFormat is the first byte of a stored event (Marshal), so that a
-// later version can read an earlier one.
-const eventFormat = 1
+// The first byte of a stored event (Marshal) is its format, so that a
+// later version can read an earlier one:
+//
+//   - formatPlain (1): the fields one after another, then View as it is
+//     (appendPlain). It is also the event's canonical form: what the read
+//     models' digests and audits hash and compare (Canonical), so they do
+//     not depend on the stored form.
+//   - formatS2 (2): formatPlain's bytes after its first, as one S2 block
+//     (github.com/klauspost/compress/s2) against the dictionary viewDict.
+//     A stored event is mostly its view's JSON, whose field names, enum
+//     values and time layouts the dictionary holds: 3–4× smaller.
+const (
+	formatPlain = 1
+	formatS2    = 2
+)
+
+// maxPlainSize bounds the plain form of a stored event that Unmarshal and
+// Canonical decompress: a corrupt block cannot make them allocate more.
+const maxPlainSize = 64 << 20
 
 // Marshal encodes an event for storage (without its Position, which is
-// its key): a compact binary form, deterministic (the same event, the
-// same bytes; times in UTC), with View as it is.
+// its key), in the compressed form (formatS2): deterministic (the same
+// event, the same bytes; times in UTC), with View as it is inside.
 func Marshal(e Event) ([]byte, error) {
 	return AppendMarshal(make([]byte, 0, MarshalSize(&e)), &e), nil
 }
 
 // MarshalSize is at least the length of e's encoding (Marshal).
 func MarshalSize(e *Event) int {
+	return 1 + s2.MaxEncodedLen(plainSize(e))
+}
+
+// plainSize is at least the length of e's plain form (appendPlain).
+func plainSize(e *Event) int {
 	n := 160 + len(e.ID) + len(e.Kind) + len(e.Source) + len(e.ReceiptID) + len(e.UserID) + len(e.EntityKind) + len(e.EntityID) + len(e.Stage) + len(e.ViewOf) + len(e.View)
 	for _, u := range e.UserIDs {
 		n += binary.MaxVarintLen64 + len(u)
@@ -165,9 +189,28 @@ func MarshalSize(e *Event) int {
 	return n
 }
 
-// AppendMarshal appends e's encoding (Marshal) to b.
+// plainPool holds the buffers AppendMarshal encodes the plain form in
+// before it compresses it, and Unmarshal decompresses into.
+var plainPool = sync.Pool{New: func() any { return new([]byte) }}
+
+// AppendMarshal appends e's encoding (Marshal) to b. With room for
+// MarshalSize(e) bytes after len(b), it appends in place.
 func AppendMarshal(b []byte, e *Event) []byte {
-	b = append(b, eventFormat)
+	buf := plainPool.Get().(*[]byte)
+	plain := appendPlain((*buf)[:0], e)
+	n := s2.MaxEncodedLen(len(plain) - 1)
+	b = slices.Grow(b, 1+n)
+	at := len(b)
+	b = append(b, formatS2)
+	out := viewDict().Encode(b[at+1:at+1+n], plain[1:])
+	*buf = plain
+	plainPool.Put(buf)
+	return b[:at+1+len(out)]
+}
+
+// appendPlain appends e's plain form (formatPlain) to b.
+func appendPlain(b []byte, e *Event) []byte {
+	b = append(b, formatPlain)
 	b = appendString(b, e.ID)
 	b = appendString(b, e.Kind)
 	b = appendString(b, e.Source)
@@ -203,13 +246,49 @@ func appendTime(b []byte, t time.Time) []byte {
 	return binary.AppendUvarint(binary.AppendVarint(b, t.Unix()), uint64(t.Nanosecond()))
 }
 
-// Unmarshal decodes a stored event; pos is its key.
-func Unmarshal(pos uint64, b []byte) (Event, error) {
-	d := decoder{b: b}
-	e := Event{Position: pos}
-	if f := d.byte(); f != eventFormat {
-		return Event{}, fmt.Errorf("feed: event at %d: format %d: %w", pos, f, ErrBadEvent)
+// Canonical appends the canonical form (formatPlain) of the stored event
+// b to dst. It checks only the compression, not the fields (Unmarshal
+// does).
+func Canonical(dst, b []byte) ([]byte, error) {
+	if len(b) == 0 {
+		return nil, ErrBadEvent
 	}
+	switch b[0] {
+	case formatPlain:
+		return append(dst, b...), nil
+	case formatS2:
+		n, err := s2.DecodedLen(b[1:])
+		if err != nil || n > maxPlainSize {
+			return nil, ErrBadEvent
+		}
+		dst = slices.Grow(dst, 1+n)
+		at := len(dst)
+		dst = append(dst, formatPlain)
+		out, err := viewDict().Decode(dst[at+1:at+1+n], b[1:])
+		if err != nil || len(out) != n {
+			return nil, ErrBadEvent
+		}
+		return dst[:at+1+n], nil
+	}
+	return nil, fmt.Errorf("format %d: %w", b[0], ErrBadEvent)
+}
+
+// Unmarshal decodes a stored event, in either format; pos is its key.
+func Unmarshal(pos uint64, b []byte) (Event, error) {
+	buf := plainPool.Get().(*[]byte)
+	defer plainPool.Put(buf)
+	plain := b
+	if len(b) == 0 || b[0] != formatPlain {
+		var err error
+		if plain, err = Canonical((*buf)[:0], b); err != nil {
+			return Event{}, fmt.Errorf("feed: event at %d: %w", pos, err)
+		}
+		if cap(plain) <= 1<<20 {
+			*buf = plain // keep the grown buffer
+		}
+	}
+	d := decoder{b: plain[1:]}
+	e := Event{Position: pos}
 	var stage string
 	for _, s := range []*string{&e.ID, &e.Kind, &e.Source, &e.ReceiptID, &e.UserID, &e.EntityKind, &e.EntityID, &stage, &e.ViewOf} {
 		*s = d.string()

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/receiptd/receiptd/aggregate"
+	"github.com/receiptd/receiptd/feed"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -48,7 +49,7 @@ var canonBuckets = []canonBucket{
 	{bucketStatsReceipts, bucketReceiptState, canonStatsReceipt},
 	{bucketStatsDays, bucketStatsDays, canonStatsAgg},
 	{bucketStatsTotals, bucketStatsTotals, canonStatsAgg},
-	{bucketFeed, bucketFeed, nil}, // feed.Marshal's form is deterministic: its own canonical form (schema 6)
+	{bucketFeed, bucketFeed, canonFeed},
 	{bucketInProgress, bucketInProgress, nil},
 }
 
@@ -95,6 +96,16 @@ func receiptOf(k, v []byte) (receiptState, error) {
 		return receiptState{}, err
 	}
 	return decodeReceiptState(v, source, id)
+}
+
+// canonFeed: a stored feed event's plain form (feed.Canonical; schema 6
+// stored it so, schema 8 compressed).
+func canonFeed(buf, k, v []byte) ([]byte, error) {
+	out, err := feed.Canonical(buf, v)
+	if err != nil {
+		return nil, fmt.Errorf("feed event %x: %w: %w", k, err, errCorrupt)
+	}
+	return out, nil
 }
 
 func canonFacts(buf, k, v []byte) ([]byte, error) {

@@ -429,16 +429,25 @@ func (s *DB) writeFeed(outs []*feedOut, g *digester) error {
 		})
 	}()
 	var hashed chan feedBatch
+	var hashErr error
 	hashDone := make(chan struct{})
 	if g != nil {
 		hashed = make(chan feedBatch, 2)
 		go func() {
 			defer close(hashDone)
 			var k [8]byte
+			var plain []byte
 			for b := range hashed {
 				for _, p := range b.events {
 					binary.BigEndian.PutUint64(k[:], p.pos)
-					g.kv(k[:], p.v)
+					// The digest is of the canonical form (canonFeed).
+					v, err := canonFeed(plain[:0], k[:], p.v)
+					if err != nil {
+						v = nil // not written by AppendMarshal: cannot happen
+						hashErr = err
+					}
+					plain = v
+					g.kv(k[:], v)
 				}
 				pool.put(b.chunks)
 			}
@@ -477,6 +486,9 @@ func (s *DB) writeFeed(outs []*feedOut, g *digester) error {
 	merr := <-merged
 	if werr != nil {
 		return werr
+	}
+	if hashErr != nil {
+		return hashErr
 	}
 	if errors.Is(merr, errFeedStopped) {
 		merr = nil

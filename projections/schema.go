@@ -134,5 +134,7 @@ func lookup(name string) (projection, bool) {
 // (their canonical form, and so the digests, are schema 4's); "6" the feed
 // (bucketFeed, feedapply.go; the other read models as in 5); "7" the
 // index of receipts in progress (bucketInProgress, overdue.go) and each
-// stage's recorded_at in the canonical receipt view.
-const schemaVersion = "7"
+// stage's recorded_at in the canonical receipt view; "8" the feed's events
+// stored compressed (feed's formatS2; their canonical form, and so the
+// digests, are schema 7's).
+const schemaVersion = "8"
