@@ -300,7 +300,7 @@ func fileSchema(bdb *bolt.DB) (string, error) {
 // rename fails (an open file cannot be renamed over on some systems),
 // it returns bdb as it was and replaced false.
 func replaceFile(bdb *bolt.DB, path string, lockTimeout time.Duration) (_ *bolt.DB, replaced bool, _ error) {
-	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".discard-*")
+	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+scratchSuffix+"discard-*") // RemoveScratch sweeps one a crash left
 	if err != nil {
 		return bdb, false, nil
 	}

@@ -369,7 +369,7 @@ func TestOpenDiscardsOtherSchema(t *testing.T) {
 	} else if st.Size() > 1<<20 {
 		t.Errorf("the discarded file is still %d bytes, not replaced", st.Size())
 	}
-	if m, _ := filepath.Glob(path + ".discard-*"); len(m) > 0 {
+	if m, _ := filepath.Glob(path + ".scratch-discard-*"); len(m) > 0 {
 		t.Errorf("left behind: %v", m)
 	}
 	if err != nil {
