@@ -301,6 +301,28 @@ func (h *runHeap) Pop() any {
 	return x
 }
 
+// advance moves h past its least run's record (which its caller has used
+// or copied: the run's next read reuses the buffer): it reads that run's
+// next record and restores the heap, or drops the run, closing its file,
+// once it has none left. Files still open when a merge ends early are
+// closed by whoever opened them.
+func (h *runHeap) advance() error {
+	r := (*h)[0]
+	ok, err := r.read()
+	if err != nil {
+		return err
+	}
+	if ok {
+		heap.Fix(h, 0)
+		return nil
+	}
+	if r.f != nil {
+		r.f.Close()
+	}
+	heap.Pop(h)
+	return nil
+}
+
 // mergeRunFiles merges run files, each sorted by position, into a new
 // run file in dir (named with prefix), reading each with a buffer of
 // size bytes, and returns its name. The records are copied as they are:
@@ -331,17 +353,9 @@ func mergeRunFiles(names []string, dir, prefix string, size int) (name string, e
 	heap.Init(&h)
 	return writeRunFile(dir, prefix+"feed-*", "a feed run", func(w *bufio.Writer) error {
 		for h.Len() > 0 {
-			r := h[0]
-			writeRecord(w, r.next)
-			ok, err := r.read()
-			if err != nil {
+			writeRecord(w, h[0].next)
+			if err := h.advance(); err != nil {
 				return err
-			}
-			if ok {
-				heap.Fix(&h, 0)
-			} else {
-				r.f.Close()
-				heap.Pop(&h)
 			}
 		}
 		return nil
@@ -619,14 +633,8 @@ func mergeFeed(runs []*feedRun, pool *chunkPool, emit func(feedBatch) bool) erro
 				return err
 			}
 		}
-		ok, err := r.read()
-		if err != nil {
+		if err := h.advance(); err != nil {
 			return err
-		}
-		if ok {
-			heap.Fix(&h, 0)
-		} else {
-			heap.Pop(&h)
 		}
 	}
 	return flush()
